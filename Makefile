@@ -1,0 +1,61 @@
+# gridgeo — two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+SAMPLE  = boundaries/sample_county.gpkg
+OUT    ?= out
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+# Debian packages some tests need (none yet); installed only when missing.
+APT_PACKAGES ?=
+
+.PHONY: all setup apt run test check lint typecheck bench sample clean
+
+all: test
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP) apt
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != "0" ]; then \
+	    echo "error: Debian packages needed:$$missing — run as root or: sudo apt-get install -y$$missing" >&2; exit 1; \
+	  fi; \
+	  apt-get update && apt-get install -y $$missing; \
+	fi
+
+# The main job on the bundled sample county: check the boundaries, build the
+# adjacency graph, then serve the layers on $(HOST):$(PORT).
+run: setup
+	@mkdir -p $(OUT)
+	$(BIN)/gridgeo check $(SAMPLE) --layer villages --id code --parent township
+	$(BIN)/gridgeo adjacency $(SAMPLE) --layer villages --id code -o $(OUT)/adjacency.json
+	$(BIN)/gridgeo serve $(SAMPLE) --host $(HOST) --port $(PORT)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check gridgeo service tests bench
+
+typecheck: setup
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+bench: setup
+	$(BIN)/python bench/bench_boundaries.py
+
+# Regenerate the committed sample county (deterministic by seed).
+sample: setup
+	$(BIN)/gridgeo synth --seed 7 --townships 23 --villages 220 --households 60000 -o $(SAMPLE)
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache *.egg-info

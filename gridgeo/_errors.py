@@ -1,0 +1,113 @@
+"""One error hierarchy for the library, the CLI and the HTTP service.
+
+Every error gridgeo raises on purpose derives from :class:`GridgeoError`.
+:data:`ERROR_TABLE` is the single place that maps an error class to a CLI
+exit code and an HTTP status, so the command line and the service never
+disagree about what a failure means.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class GridgeoError(Exception):
+    """Base class: a failure gridgeo can explain in one line.
+
+    Parameters
+    ----------
+    message
+        What is wrong, in words a GIS engineer can act on.
+    path
+        The file concerned, when there is one; it is named in ``str(err)``.
+    feature
+        The feature (id or row) concerned, when there is one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        feature: object | None = None,
+    ) -> None:
+        self.message = message
+        self.path = None if path is None else str(path)
+        self.feature = feature
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = []
+        if self.path is not None:
+            where.append(self.path)
+        if self.feature is not None:
+            where.append(f"feature {self.feature}")
+        prefix = ": ".join(where)
+        return f"{prefix}: {self.message}" if prefix else self.message
+
+
+class UsageError(GridgeoError):
+    """The caller asked for something that makes no sense (bad option, bad value)."""
+
+
+class InputError(GridgeoError):
+    """Input data cannot be used as given."""
+
+
+class FileFormatError(InputError):
+    """A file is missing, truncated, malformed or of an unknown format."""
+
+
+class LayerNotFoundError(InputError):
+    """A named layer does not exist in a multi-layer file."""
+
+
+class CRSError(InputError):
+    """The coordinate reference system is missing, unknown or contradicts the coordinates."""
+
+
+class GeometryError(InputError):
+    """A geometry is unusable and cannot be repaired."""
+
+
+class SchemaError(InputError):
+    """A required column is missing or holds values of the wrong kind."""
+
+
+class InfeasibleError(GridgeoError):
+    """The hard rules cannot all be met; the best effort carries the violations."""
+
+
+class NotFoundError(GridgeoError):
+    """A requested object (grid, collection, feature) does not exist."""
+
+
+#: error class -> (CLI exit code, HTTP status). Looked up along the MRO.
+ERROR_TABLE: dict[type[GridgeoError], tuple[int, int]] = {
+    UsageError: (2, 400),
+    FileFormatError: (1, 422),
+    LayerNotFoundError: (1, 404),
+    CRSError: (1, 422),
+    GeometryError: (1, 422),
+    SchemaError: (1, 422),
+    InputError: (1, 422),
+    InfeasibleError: (3, 409),
+    NotFoundError: (1, 404),
+    GridgeoError: (1, 500),
+}
+
+
+def exit_code(err: BaseException) -> int:
+    """Return the CLI exit code for ``err`` (1 for anything unexpected)."""
+    for cls in type(err).__mro__:
+        if cls in ERROR_TABLE:
+            return ERROR_TABLE[cls][0]
+    return 1
+
+
+def http_status(err: BaseException) -> int:
+    """Return the HTTP status for ``err`` (500 for anything unexpected)."""
+    for cls in type(err).__mro__:
+        if cls in ERROR_TABLE:
+            return ERROR_TABLE[cls][1]
+    return 500

@@ -1,0 +1,159 @@
+"""The documented schema of each input layer kind.
+
+Real inputs arrive with many column spellings (``HOUSEHOLDS``, ``hh``, ``户数``).
+:func:`normalize` maps them onto the canonical names below so that every later
+step (blocks, grids, routes) can rely on one vocabulary, the one in
+``../shared/DESIGN.md``.
+
+Layer kinds and their columns (``*`` = required; others are filled with nulls):
+
+============== =============== ==========================================================
+kind           geometry        columns
+============== =============== ==========================================================
+townships      Polygon         code*, name
+villages       Polygon         code*, name, township, kind (urban|rural), industry,
+                               population, households
+villager_groups Polygon        code*, name, village, households
+buildings      Polygon/Point   households, levels, village, name
+households     Point           households (default 1), priority (red|orange|yellow), name
+pois           Point/Polygon   category* (school|hospital|mine|gated_compound|...), name
+roads          LineString      highway* (OSM class), name
+water          Line/Polygon    waterway (river|stream|canal|lake|...), name
+places         Point           place (OSM place=*), name
+============== =============== ==========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import geopandas as gpd
+import pandas as pd
+
+from gridgeo._errors import SchemaError
+
+
+@dataclass(frozen=True)
+class Column:
+    """One canonical column: its name, pandas dtype and accepted aliases."""
+
+    name: str
+    dtype: str
+    required: bool = False
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LayerSchema:
+    """The canonical shape of one layer kind."""
+
+    kind: str
+    geometry: tuple[str, ...]
+    columns: tuple[Column, ...] = field(default_factory=tuple)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+_CODE = Column("code", "string", True, ("id", "code", "gb", "adcode", "xzqdm", "cptvid", "fid"))
+_NAME = Column("name", "string", False, ("name", "mc", "xzqmc", "vname", "名称", "name_zh"))
+_HH = Column("households", "Int64", False, ("households", "hh", "hu", "hushu", "户数", "n_households"))
+_POP = Column("population", "Int64", False, ("population", "pop", "renkou", "人口", "rk"))
+
+POLYGONS = ("Polygon", "MultiPolygon")
+LINES = ("LineString", "MultiLineString")
+POINTS = ("Point", "MultiPoint")
+
+SCHEMAS: dict[str, LayerSchema] = {
+    "townships": LayerSchema("townships", POLYGONS, (_CODE, _NAME)),
+    "villages": LayerSchema(
+        "villages",
+        POLYGONS,
+        (
+            _CODE,
+            _NAME,
+            Column("township", "string", False, ("township", "parent", "tname", "xiangzhen", "乡镇")),
+            Column("kind", "string", False, ("kind", "type", "类型")),
+            Column("industry", "string", False, ("industry", "产业")),
+            _POP,
+            _HH,
+        ),
+    ),
+    "villager_groups": LayerSchema(
+        "villager_groups",
+        POLYGONS,
+        (_CODE, _NAME, Column("village", "string", False, ("village", "parent", "村")), _HH),
+    ),
+    "buildings": LayerSchema(
+        "buildings",
+        POLYGONS + POINTS,
+        (_HH, Column("levels", "Int64", False, ("levels", "building:levels", "floors", "层数")),
+         Column("village", "string"), _NAME),
+    ),
+    "households": LayerSchema(
+        "households",
+        POINTS,
+        (_HH, Column("priority", "string", False, ("priority", "colour", "color")), _NAME),
+    ),
+    "pois": LayerSchema(
+        "pois",
+        POINTS + POLYGONS,
+        (Column("category", "string", True, ("category", "amenity", "type")), _NAME),
+    ),
+    "roads": LayerSchema("roads", LINES, (Column("highway", "string", True, ("highway", "class", "fclass")), _NAME)),
+    "water": LayerSchema("water", LINES + POLYGONS, (Column("waterway", "string", False, ("waterway", "water", "natural")), _NAME)),
+    "places": LayerSchema("places", POINTS, (Column("place", "string", True, ("place",)), _NAME)),
+}
+
+
+def _find(columns: list[str], col: Column) -> str | None:
+    lower = {c.lower(): c for c in columns}
+    for alias in (col.name, *col.aliases):
+        if alias.lower() in lower:
+            return lower[alias.lower()]
+    return None
+
+
+def normalize(
+    gdf: gpd.GeoDataFrame,
+    kind: str,
+    *,
+    mapping: dict[str, str] | None = None,
+    path: str | None = None,
+) -> gpd.GeoDataFrame:
+    """Return ``gdf`` with the canonical columns of ``kind``.
+
+    Columns are found by explicit ``mapping`` (canonical -> source), else by
+    alias; source columns are kept, canonical ones added in front. A required
+    column that cannot be found raises :class:`SchemaError` naming the file.
+    """
+    if kind not in SCHEMAS:
+        raise SchemaError(f"unknown layer kind {kind!r}; one of {', '.join(SCHEMAS)}", path=path)
+    schema = SCHEMAS[kind]
+    mapping = dict(mapping or {})
+    out = gdf.copy()
+    cols = [c for c in gdf.columns if c != gdf.geometry.name]
+    for col in schema.columns:
+        src = mapping.get(col.name) or _find(cols, col)
+        if src is not None and src not in gdf.columns:
+            raise SchemaError(f"column {src!r} (for {col.name}) not found; columns are {cols}", path=path)
+        if src is None:
+            if col.required:
+                raise SchemaError(
+                    f"{kind} layer needs a {col.name!r} column (tried {', '.join(col.aliases) or col.name}); "
+                    f"columns are {cols}",
+                    path=path,
+                )
+            out[col.name] = pd.Series(pd.NA, index=out.index, dtype=col.dtype)
+            continue
+        values = gdf[src]
+        try:
+            if col.dtype == "Int64":
+                values = pd.to_numeric(values, errors="raise").round().astype("Int64")
+            else:
+                values = values.astype("string")
+        except (ValueError, TypeError) as exc:
+            raise SchemaError(f"column {src!r} cannot be read as {col.name} ({col.dtype}): {exc}", path=path) from exc
+        out[col.name] = values
+    return out
