@@ -1,0 +1,297 @@
+"""Reading and writing layers: GeoJSON, GeoPackage, Shapefile (also zipped), OSM.
+
+Every reader failure becomes a :class:`~gridgeo._errors.FileFormatError` (or a
+subclass) with a one-line reason naming the file, so the CLI never shows a
+traceback for a bad file. Writers go through a temporary file in the target
+directory and ``os.replace`` it into place, so a failed run never leaves a
+half-written output behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pyogrio
+import pyproj
+import shapely
+
+from gridgeo import crs as _crs
+from gridgeo._errors import CRSError, FileFormatError, LayerNotFoundError, SchemaError, UsageError
+from gridgeo.schema import normalize
+
+log = logging.getLogger(__name__)
+
+VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".zip", ".fgb")
+OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".osm.pbf", ".pbf")
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for suf in sorted(OSM_SUFFIXES + VECTOR_SUFFIXES, key=len, reverse=True):
+        if name.endswith(suf):
+            return suf
+    return path.suffix.lower()
+
+
+def is_osm(path: str | Path) -> bool:
+    """True when ``path`` names an OSM XML or PBF file (by its extension)."""
+    return _suffix(Path(path)) in OSM_SUFFIXES
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _check_file(path: Path) -> str:
+    if not path.exists():
+        raise FileFormatError("no such file", path=path)
+    if path.is_dir():
+        raise FileFormatError("is a directory, not a file", path=path)
+    suf = _suffix(path)
+    if suf not in VECTOR_SUFFIXES + OSM_SUFFIXES:
+        raise FileFormatError(
+            f"unknown format {suf or '(no extension)'}; expected one of "
+            f"{', '.join(VECTOR_SUFFIXES + OSM_SUFFIXES)}",
+            path=path,
+        )
+    if path.stat().st_size == 0:
+        raise FileFormatError("file is empty", path=path)
+    if suf == ".shp":
+        missing = [s for s in (".shx", ".dbf") if not _sidecar(path, s).exists()]
+        if missing:
+            raise FileFormatError(
+                f"shapefile sidecar {' and '.join(missing)} missing (a shapefile needs .shp, .shx, .dbf)",
+                path=path,
+            )
+    if suf == ".zip":
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = [n.lower() for n in zf.namelist()]
+        except zipfile.BadZipFile as exc:
+            raise FileFormatError(f"not a valid zip archive ({_one_line(exc)})", path=path) from exc
+        shps = [n for n in names if n.endswith(".shp")]
+        if not shps and not any(n.endswith((".geojson", ".json", ".gpkg")) for n in names):
+            raise FileFormatError("zip archive holds no .shp, .geojson or .gpkg", path=path)
+        for shp in shps:
+            stem = shp[:-4]
+            missing = [s for s in (".shx", ".dbf") if stem + s not in names]
+            if missing:
+                raise FileFormatError(
+                    f"shapefile {shp} in the archive lacks {' and '.join(missing)}", path=path
+                )
+    return suf
+
+
+def _sidecar(path: Path, suffix: str) -> Path:
+    for cand in (path.with_suffix(suffix), path.with_suffix(suffix.upper())):
+        if cand.exists():
+            return cand
+    return path.with_suffix(suffix)
+
+
+def list_layers(path: str | Path) -> list[str]:
+    """Names of the layers in a vector file (one for GeoJSON/Shapefile)."""
+    p = Path(path)
+    suf = _check_file(p)
+    if suf in OSM_SUFFIXES:
+        from gridgeo import osm
+
+        return list(osm.OSM_LAYERS)
+    try:
+        return [str(name) for name, _ in pyogrio.list_layers(p)]
+    except Exception as exc:  # pyogrio raises several unrelated types
+        raise FileFormatError(f"cannot open: {_one_line(exc)}", path=p) from exc
+
+
+def read_layer(
+    path: str | Path,
+    *,
+    layer: str | None = None,
+    kind: str | None = None,
+    crs: object | None = None,
+    datum: str | None = None,
+    columns: Mapping[str, str] | None = None,
+    id_col: str | None = None,
+) -> gpd.GeoDataFrame:
+    """Read one layer into a GeoDataFrame.
+
+    Parameters
+    ----------
+    path
+        GeoJSON, GeoPackage, Shapefile (plain or zipped), FlatGeobuf, or OSM XML/PBF.
+    layer
+        Layer to read from a multi-layer file. Without it a GeoPackage with
+        several layers is read at the layer named like ``kind`` if there is one,
+        else it is an error that lists the layers. For OSM files it is one of
+        :data:`gridgeo.osm.OSM_LAYERS`.
+    kind
+        Layer kind from :data:`gridgeo.schema.SCHEMAS`; when given, canonical
+        columns are added (see :func:`gridgeo.schema.normalize`).
+    crs
+        Declared CRS. Sets the CRS of a file that has none; overrides (with a
+        warning) a file whose stored CRS is known to be wrong.
+    datum
+        ``gcj02`` or ``bd09`` to declare lon/lat traced off a Chinese web map;
+        converted to WGS84 (EPSG:4326) on reading.
+    columns
+        Explicit canonical -> source column mapping for ``kind``.
+    id_col
+        A column that must exist (the feature id); checked here so the error
+        names the file.
+
+    Returns
+    -------
+    GeoDataFrame
+        With ``attrs["source"]`` and ``attrs["layer"]`` set, in the file's CRS
+        (or WGS84 after a datum conversion).
+    """
+    p = Path(path)
+    suf = _check_file(p)
+    if suf in OSM_SUFFIXES:
+        from gridgeo import osm
+
+        osm_layer = layer or kind
+        if osm_layer is None:
+            raise UsageError(f"{p}: an OSM file needs --layer, one of {', '.join(osm.OSM_LAYERS)}")
+        gdf = osm.read_osm(p, osm_layer)
+        chosen = osm_layer
+    else:
+        chosen = _choose_layer(p, layer, kind)
+        with _gdal_errors(p):
+            gdf = pyogrio.read_dataframe(p, layer=chosen)
+        if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry is None:
+            raise FileFormatError(f"layer {chosen!r} has no geometry column", path=p)
+    if crs is not None:
+        declared = _crs.parse_crs(crs)
+        if gdf.crs is not None and not gdf.crs.equals(declared):
+            log.warning("%s: stored CRS %s overridden by declared %s", p, gdf.crs.to_string(), declared.to_string())
+        gdf = gdf.set_crs(declared, allow_override=True)
+    if datum is not None and _crs.check_datum(datum) != "wgs84":
+        gdf = _crs.datum_to_wgs84(gdf, datum)
+    if id_col is not None and id_col not in gdf.columns:
+        cols = [c for c in gdf.columns if c != gdf.geometry.name]
+        raise SchemaError(f"id column {id_col!r} not found; columns are {cols}", path=p)
+    if kind is not None:
+        gdf = normalize(gdf, kind, mapping=dict(columns or {}), path=str(p))
+    gdf.attrs["source"] = str(p)
+    gdf.attrs["layer"] = chosen
+    return gdf
+
+
+def _choose_layer(path: Path, layer: str | None, kind: str | None) -> str | None:
+    names = list_layers(path)
+    if layer is not None:
+        if layer not in names:
+            raise LayerNotFoundError(f"no layer {layer!r}; layers are {', '.join(names)}", path=path)
+        return layer
+    if len(names) <= 1:
+        return names[0] if names else None
+    if kind is not None and kind in names:
+        return kind
+    raise UsageError(f"{path}: has {len(names)} layers ({', '.join(names)}); choose one with --layer")
+
+
+@contextmanager
+def _gdal_errors(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except (FileFormatError, CRSError):
+        raise
+    except Exception as exc:
+        raise FileFormatError(f"cannot read: {_one_line(exc)}", path=path) from exc
+
+
+# --------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it into place on success.
+
+    On any exception the temporary file is removed and ``path`` is untouched.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
+    os.close(fd)
+    os.unlink(tmp)  # GDAL wants to create the file itself
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        for leftover in (tmp_path, Path(str(tmp_path) + "-journal"), Path(str(tmp_path) + "-wal")):
+            if leftover.exists():
+                leftover.unlink()
+
+
+def rfc7946(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Return ``gdf`` in EPSG:4326 with counter-clockwise exterior rings (RFC 7946)."""
+    if gdf.crs is None:
+        raise CRSError("cannot write GeoJSON: layer has no CRS")
+    out = gdf.to_crs(_crs.WGS84) if not gdf.crs.equals(_crs.WGS84) else gdf.copy()
+    out.geometry = gpd.GeoSeries(
+        shapely.orient_polygons(out.geometry.values, exterior_cw=False), index=out.index, crs=_crs.WGS84
+    )
+    return out
+
+
+def write_layers(layers: Mapping[str, gpd.GeoDataFrame], path: str | Path) -> None:
+    """Write layers to one file atomically.
+
+    A ``.gpkg`` takes every layer; a ``.geojson`` exactly one, written as
+    RFC 7946 (EPSG:4326, counter-clockwise exteriors, no ``crs`` member).
+    """
+    target = Path(path)
+    suf = target.suffix.lower()
+    if suf not in {".gpkg", ".geojson", ".json"}:
+        raise UsageError(f"{target}: output must be .gpkg or .geojson")
+    if suf != ".gpkg" and len(layers) != 1:
+        raise UsageError(f"{target}: GeoJSON holds one layer; got {len(layers)}")
+    with atomic_path(target) as tmp:
+        for name, gdf in layers.items():
+            if suf == ".gpkg":
+                pyogrio.write_dataframe(_plain(gdf), tmp, layer=name, driver="GPKG", append=tmp.exists())
+            else:
+                pyogrio.write_dataframe(
+                    _plain(rfc7946(gdf)), tmp, driver="GeoJSON", layer_options={"RFC7946": "YES"}
+                )
+
+
+def write_layer(gdf: gpd.GeoDataFrame, path: str | Path, *, layer: str = "layer") -> None:
+    """Write one layer atomically (see :func:`write_layers`)."""
+    write_layers({layer: gdf}, path)
+
+
+def _plain(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Drop what OGR cannot store (list columns become JSON text)."""
+    import json
+
+    out = gdf.copy()
+    for col in out.columns:
+        if col == out.geometry.name:
+            continue
+        if out[col].dtype == object and out[col].map(lambda v: isinstance(v, list | tuple | dict)).any():
+            out[col] = out[col].map(lambda v: json.dumps(v, ensure_ascii=False) if v is not None else None)
+    return out
+
+
+def same_crs(a: pyproj.CRS | None, b: pyproj.CRS | None) -> bool:
+    """CRS equality that treats two missing CRSs as equal."""
+    if a is None or b is None:
+        return a is b
+    return bool(a.equals(b))
+
+
+def finite_bounds(gdf: gpd.GeoDataFrame) -> np.ndarray:
+    """Per-feature bounds, NaN for null/empty geometries."""
+    return np.asarray(shapely.bounds(gdf.geometry.values), dtype=float)
