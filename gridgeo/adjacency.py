@@ -46,19 +46,15 @@ def _shared_lengths(
     exact = shapely.length(shapely.intersection(ba, bb))
     if snap <= 0:
         return exact, exact
-    best = exact.copy()
+    estimates = []
     for src, dst in ((ba, gb), (bb, ga)):
         near = shapely.intersection(src, shapely.buffer(dst, snap, quad_segs=4))
         merged = shapely.line_merge(near)
         pieces = shapely.get_num_geometries(merged)
         pieces = np.where(shapely.get_type_id(merged) == 1, 1, pieces)  # a single LineString
-        est = np.maximum(shapely.length(merged) - 2 * snap * pieces, 0.0)
-        if src is ba:
-            snapped = est
-        else:
-            snapped = np.minimum(snapped, est)  # both sides must agree
-    best = np.maximum(best, snapped)
-    return best, exact
+        estimates.append(np.maximum(shapely.length(merged) - 2 * snap * pieces, 0.0))
+    snapped = np.minimum(estimates[0], estimates[1])  # both sides must agree
+    return np.maximum(exact, snapped), exact
 
 
 def build_adjacency(

@@ -154,7 +154,7 @@ class _Ctx:
     def geoms(self) -> np.ndarray:
         return np.asarray(self.gdf.geometry.values)
 
-    def set_geom(self, i: int, geom: Any) -> None:
+    def set_geom(self, i: int | np.integer, geom: Any) -> None:
         values = self.geoms.copy()
         values[i] = geom
         self.gdf = self.gdf.set_geometry(gpd.GeoSeries(values, index=self.gdf.index, crs=self.gdf.crs))

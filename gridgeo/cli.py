@@ -50,11 +50,20 @@ def _positive(kind: type = float):  # type: ignore[no-untyped-def]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="gridgeo", description="Grid partitioning and patrol planning from boundary data.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                        help="more logging (-vv for debug)")
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="errors only")
+    parser = _Parser(prog="gridgeo", parents=[common],
+                     description="Grid partitioning and patrol planning from boundary data.")
     parser.add_argument("--version", action="version", version=f"gridgeo {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="errors only")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    _add = sub.add_parser
+
+    def add_parser(name: str, **kw: object) -> argparse.ArgumentParser:
+        return _add(name, parents=[common], **kw)  # type: ignore[arg-type,list-item]
+
+    sub.add_parser = add_parser  # type: ignore[method-assign,assignment]
 
     c = sub.add_parser("check", help="check and repair a boundary layer")
     _common_read(c)
@@ -204,12 +213,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as err:
         print(f"gridgeo: error: {err}", file=sys.stderr)
         return 2
-    _setup_logging(args.verbose, args.quiet)
+    _setup_logging(getattr(args, "verbose", 0), getattr(args, "quiet", False))
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
     try:
         return int(args.func(args))
+    except BrokenPipeError:  # e.g. piped into `head`
+        return 0
     except GridgeoError as err:
         print(f"gridgeo: error: {err}", file=sys.stderr)
         return exit_code(err)

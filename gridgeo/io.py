@@ -29,6 +29,12 @@ from gridgeo.schema import normalize
 
 log = logging.getLogger(__name__)
 
+#: which OSM layer (see :data:`gridgeo.osm.OSM_LAYERS`) feeds each layer kind
+_OSM_LAYER_FOR_KIND = {
+    "townships": "admin", "villages": "admin", "villager_groups": "admin", "places": "places",
+    "buildings": "buildings", "pois": "pois", "roads": "roads", "water": "water",
+}
+
 VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".zip", ".fgb")
 OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".osm.pbf", ".pbf")
 
@@ -159,11 +165,11 @@ def read_layer(
     if suf in OSM_SUFFIXES:
         from gridgeo import osm
 
-        osm_layer = layer or kind
+        osm_layer = layer or _OSM_LAYER_FOR_KIND.get(kind or "", kind)
         if osm_layer is None:
             raise UsageError(f"{p}: an OSM file needs --layer, one of {', '.join(osm.OSM_LAYERS)}")
         gdf = osm.read_osm(p, osm_layer)
-        chosen = osm_layer
+        chosen: str | None = osm_layer
     else:
         chosen = _choose_layer(p, layer, kind)
         with _gdal_errors(p):

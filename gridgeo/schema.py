@@ -101,8 +101,12 @@ SCHEMAS: dict[str, LayerSchema] = {
         POINTS + POLYGONS,
         (Column("category", "string", True, ("category", "amenity", "type")), _NAME),
     ),
-    "roads": LayerSchema("roads", LINES, (Column("highway", "string", True, ("highway", "class", "fclass")), _NAME)),
-    "water": LayerSchema("water", LINES + POLYGONS, (Column("waterway", "string", False, ("waterway", "water", "natural")), _NAME)),
+    "roads": LayerSchema(
+        "roads", LINES, (Column("highway", "string", True, ("highway", "class", "fclass")), _NAME)
+    ),
+    "water": LayerSchema(
+        "water", LINES + POLYGONS, (Column("waterway", "string", False, ("waterway", "water", "natural")), _NAME)
+    ),
     "places": LayerSchema("places", POINTS, (Column("place", "string", True, ("place",)), _NAME)),
 }
 

@@ -21,7 +21,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
 
-    from service.features import bp as features_bp, load_county
+    from service.features import bp as features_bp
+    from service.features import load_county
 
     app.extensions["county"] = load_county(app.config["COUNTY"]) if app.config.get("COUNTY") else {}
     app.register_blueprint(features_bp)
