@@ -149,6 +149,8 @@ class _Ctx:
     metric: pyproj.CRS | None = None
     mgeoms: np.ndarray | None = None  # metric geometries (None where not polygonal)
     to_lonlat: pyproj.Transformer | None = None
+    # slivers found by the metric rules: (problem, metric geometry, feature rows involved)
+    slivers: list[tuple[Problem, Any, list[int]]] = field(default_factory=list)
 
     @property
     def geoms(self) -> np.ndarray:
@@ -421,11 +423,14 @@ def rule_overlaps(ctx: _Ctx) -> list[Problem]:
         geom = inter[k]
         w = _width(geom)
         sliver = w < ctx.snap
-        out.append(Problem(
+        prob = Problem(
             ctx.ids[i], "sliver_overlap" if sliver else "overlap", "warning" if sliver else "error",
             f"overlaps {ctx.ids[j]} by {areas[k]:,.1f} m² (about {w:.2f} m wide)"
             + ("; thinner than the snap tolerance" if sliver else ""),
-            location=ctx.where(geom), area_m2=round(float(areas[k]), 3), other=str(ctx.ids[j])))
+            location=ctx.where(geom), area_m2=round(float(areas[k]), 3), other=str(ctx.ids[j]))
+        out.append(prob)
+        if sliver:
+            ctx.slivers.append((prob, geom, [int(i), int(j)]))
     return out
 
 
@@ -464,13 +469,56 @@ def rule_gaps(ctx: _Ctx) -> list[Problem]:
         if ctx.parents is not None:
             ps = sorted({str(ctx.parents[i]) for i in rim})
             where = f" inside parent {ps[0]}" if len(ps) == 1 else f" between parents {', '.join(ps)}"
-        out.append(Problem(
+        prob = Problem(
             rim_ids[0], "sliver_gap" if sliver else "gap", "warning",
             f"{'sliver ' if sliver else ''}gap of {area:,.1f} m² (about {w:.2f} m wide){where}, "
             f"bordered by {', '.join(rim_ids[:6])}{' ...' if len(rim_ids) > 6 else ''}",
             location=ctx.where(gap), area_m2=round(area, 3),
-            other=", ".join(rim_ids[1:6]) or None))
+            other=", ".join(rim_ids[1:6]) or None)
+        out.append(prob)
+        if sliver:
+            ctx.slivers.append((prob, gap, rim))
     return out
+
+
+def fix_slivers(ctx: _Ctx) -> None:
+    """Resolve sliver overlaps and fill sliver gaps so that the layer tiles.
+
+    An overlap narrower than ``snap`` stays with the smaller of the two features
+    (the larger loses relatively less); a gap narrower than ``snap`` joins the
+    bordering feature that shares the longest stretch of its rim. Every change
+    turns the problem's severity into ``repaired`` and names what moved. Wide
+    overlaps and real gaps are left alone: they need a person.
+    """
+    if ctx.mgeoms is None or not ctx.slivers:
+        return
+    to_src = pyproj.Transformer.from_crs(ctx.metric, ctx.crs, always_xy=True)
+    changed: dict[int, Any] = {}
+    for prob, geom, rows in ctx.slivers:
+        if prob.kind == "sliver_overlap":
+            i, j = rows
+            loser = i if shapely.area(ctx.mgeoms[i]) >= shapely.area(ctx.mgeoms[j]) else j
+            keeper = j if loser == i else i
+            new = make_valid_polygonal(shapely.difference(ctx.mgeoms[loser], ctx.mgeoms[keeper]))
+            if new is None:
+                continue
+            ctx.mgeoms[loser] = changed[loser] = new
+            prob.message += f"; removed from {ctx.ids[loser]}"
+        else:
+            rim = shapely.boundary(geom)
+            shared = [float(shapely.length(shapely.intersection(rim, shapely.buffer(ctx.mgeoms[r], 1e-3))))
+                      for r in rows]
+            taker = rows[int(np.argmax(shared))]
+            new = make_valid_polygonal(shapely.union_all([ctx.mgeoms[taker], shapely.buffer(geom, 1e-4)]))
+            if new is None:
+                continue
+            ctx.mgeoms[taker] = changed[taker] = new
+            prob.message += f"; filled into {ctx.ids[taker]}"
+        prob.severity = "repaired"
+    for row, geom in sorted(changed.items()):
+        back = shapely.transform(geom, lambda c: np.column_stack(to_src.transform(c[:, 0], c[:, 1])))
+        ctx.set_geom(row, make_valid_polygonal(back))
+        ctx.repaired[ctx.ids[row]] = None
 
 
 def rule_enclaves(ctx: _Ctx) -> list[Problem]:
@@ -530,6 +578,7 @@ def check_layer(
     snap: float = 2.0,
     path: str | None = None,
     layer: str | None = None,
+    repair_slivers: bool = False,
     rules: Sequence[Rule] | None = None,
     metric_rules: Sequence[Rule] | None = None,
 ) -> CheckResult:
@@ -551,6 +600,10 @@ def check_layer(
         the adjacency graph bridges.
     path, layer
         Named in the report.
+    repair_slivers
+        Also resolve sliver overlaps and fill sliver gaps (:func:`fix_slivers`).
+        Off by default because it moves boundaries shared by two features,
+        which changes both; the adjacency graph bridges slivers without it.
 
     Returns
     -------
@@ -580,6 +633,8 @@ def check_layer(
     _prepare_metric(ctx)
     for rule in metric_rules if metric_rules is not None else METRIC_RULES:
         problems.extend(rule(ctx))
+    if repair_slivers:
+        fix_slivers(ctx)
     if parents is not None:
         for i in np.flatnonzero([p is None for p in parents]):
             problems.append(Problem(ids[i], "no_parent", "warning", f"no value in {parent_col!r}"))
@@ -591,7 +646,8 @@ def check_layer(
         metric_crs=None if ctx.metric is None else _crs_name(ctx.metric),
         repaired=list(ctx.repaired),
         problems=problems,
-        options={"id": id_col, "parent": parent_col, "area_tol_m2": area_tol, "snap_m": snap},
+        options={"id": id_col, "parent": parent_col, "area_tol_m2": area_tol, "snap_m": snap,
+                 "repair_slivers": repair_slivers},
     )
     for p in problems:
         if p.severity in ("error", "repaired"):
@@ -615,10 +671,11 @@ def check_file(
     datum: str | None = None,
     area_tol: float = 1.0,
     snap: float = 2.0,
+    repair_slivers: bool = False,
 ) -> CheckResult:
     """Read ``path`` (see :func:`gridgeo.io.read_layer`) and :func:`check_layer` it."""
     from gridgeo.io import read_layer
 
     gdf = read_layer(path, layer=layer, crs=crs, datum=datum, id_col=id_col)
     return check_layer(gdf, id_col=id_col, parent_col=parent_col, area_tol=area_tol, snap=snap,
-                       path=str(path), layer=gdf.attrs.get("layer"))
+                       repair_slivers=repair_slivers, path=str(path), layer=gdf.attrs.get("layer"))

@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ignore overlaps/gaps/parts at or below this area, m² (default 1)")
     c.add_argument("--snap", type=_positive(), default=2.0,
                    help="gaps/overlaps narrower than this, m, are slivers (default 2)")
+    c.add_argument("--repair-slivers", action="store_true",
+                   help="also resolve sliver overlaps and fill sliver gaps (moves shared boundaries)")
     c.add_argument("--json", action="store_true", help="one JSON object on stdout")
     c.add_argument("-o", "--output", help="write the repaired layer (.gpkg or .geojson)")
     c.set_defaults(func=cmd_check)
@@ -119,7 +121,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from gridgeo.io import write_layer
 
     result = check_file(args.path, layer=args.layer, id_col=args.id_col, parent_col=args.parent_col,
-                        crs=args.crs, datum=args.datum, area_tol=args.area_tol, snap=args.snap)
+                        crs=args.crs, datum=args.datum, area_tol=args.area_tol, snap=args.snap,
+                        repair_slivers=args.repair_slivers)
     report = result.report
     if args.output:
         if not report.usable:

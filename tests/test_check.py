@@ -150,3 +150,26 @@ def test_taipei_adjacency(taipei: Path) -> None:
     # a strictly exact graph (no snapping) misses pairs that the snapped one bridges
     exact = build_adjacency(result.gdf, id_col="CPTVID", snap=0)
     assert exact.number_of_edges() < G.number_of_edges()
+
+
+@pytest.mark.parametrize("name", ["sliver_gap", "sliver_overlap"])
+def test_repair_slivers_makes_the_layer_tile(name: str) -> None:
+    import tests.catalogue as cat
+
+    case = getattr(cat, name)()
+    first = check_layer(case.gdf, id_col="code", repair_slivers=True)
+    kinds = {(p.kind, p.severity) for p in first.report.problems}
+    assert (name, "repaired") in kinds
+    assert first.report.repaired
+    again = check_layer(first.gdf, id_col="code").report
+    assert not [p for p in again.problems if p.kind in {"sliver_gap", "sliver_overlap", "gap", "overlap"}]
+    # the total area is the union's: nothing lost, nothing counted twice
+    m = first.gdf.to_crs("EPSG:4548")
+    assert m.area.sum() == pytest.approx(shapely.union_all(m.geometry.values).area, abs=0.5)
+
+
+def test_repair_slivers_leaves_real_overlaps() -> None:
+    from tests.catalogue import overlap
+
+    rep = check_layer(overlap().gdf, id_col="code", repair_slivers=True).report
+    assert not rep.usable and not rep.repaired
