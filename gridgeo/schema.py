@@ -160,4 +160,41 @@ def normalize(
         except (ValueError, TypeError) as exc:
             raise SchemaError(f"column {src!r} cannot be read as {col.name} ({col.dtype}): {exc}", path=path) from exc
         out[col.name] = values
+    if kind == "villages":
+        out["kind"] = village_kinds(out["kind"], out["name"])
     return out
+
+
+_URBAN = ("urban", "city", "town", "community", "社区", "城市", "城镇", "居委会", "居民委员会", "街道")
+_RURAL = ("rural", "village", "countryside", "农村", "乡村", "村", "村委会", "村民委员会", "嘎查")
+
+
+def _kind_of(text: object) -> str | None:
+    if text is None or pd.isna(text):
+        return None
+    t = str(text).strip().lower()
+    if not t:
+        return None
+    if t in _URBAN:
+        return "urban"
+    if t in _RURAL:
+        return "rural"
+    return None
+
+
+def village_kinds(kind: pd.Series, name: pd.Series) -> pd.Series:
+    """Canonical ``kind`` (``urban``/``rural``) from a kind column, else from the name.
+
+    Counties classify communities (社区, 居委会) as urban and villages (村, 嘎查)
+    as rural; where the data has no kind, the name's suffix says it. Values that
+    say neither stay null (and a partition treats them as their own class).
+    """
+    out = kind.map(_kind_of)
+    missing = out.isna()
+    if missing.any():
+        by_name = name[missing].map(
+            lambda n: None if n is None or pd.isna(n) else (
+                "urban" if str(n).endswith(("社区", "居委会", "居民委员会")) else
+                "rural" if str(n).endswith(("村", "村委会", "村民委员会", "嘎查")) else None))
+        out[missing] = by_name
+    return out.astype("string")

@@ -174,3 +174,15 @@ def test_osm_through_read_layer(osm_dir: Path, ext: str) -> None:
     assert (schools["category"] == "school").sum() == 4
     with pytest.raises(UsageError, match="needs --layer"):
         read_layer(path)
+
+
+def test_village_kind_from_column_or_name(tmp_path: Path) -> None:
+    gdf = gpd.GeoDataFrame(
+        {"code": ["1", "2", "3", "4", "5"], "name": ["河西社区", "东山村", "新城居委会", "石桥", "某地"],
+         "type": [None, None, None, "农村", "城市"]},
+        geometry=[box(i, 0, i + 1, 1) for i in range(5)], crs="EPSG:4326",
+    )
+    path = tmp_path / "v.geojson"
+    pyogrio.write_dataframe(gdf, path)
+    got = read_layer(path, kind="villages")
+    assert list(got["kind"]) == ["urban", "rural", "urban", "rural", "urban"]
