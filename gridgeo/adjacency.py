@@ -4,11 +4,12 @@ Two villages are neighbours when they share a stretch of boundary, not when
 they merely touch at a corner (rook, not queen, contiguity): a block joined
 only through a corner point cannot be walked. Real boundaries do not share
 vertices exactly; neighbours are separated by sliver gaps or overlap a little.
-So the shared length is measured twice and the larger kept:
+So the shared length is measured exactly, and with snapping where that falls short:
 
 * exactly, as the length of the intersection of the two boundaries (clean,
   topologically built data such as a partition gridgeo wrote itself);
-* with snapping, as the length of A's boundary that lies within ``snap``
+* with snapping (only for pairs that do not already share ``min_shared``
+  exactly), as the length of A's boundary that lies within ``snap``
   metres of B, less ``2 · snap`` per connected stretch (the ends of a stretch
   pick up about ``snap`` metres each where the boundary turns away, which is
   also exactly what a bare corner contact measures).
@@ -39,13 +40,23 @@ log = logging.getLogger(__name__)
 
 
 def _shared_lengths(
-    ga: np.ndarray, gb: np.ndarray, snap: float
+    ga: np.ndarray, gb: np.ndarray, snap: float, min_shared: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Shared boundary length of each pair (ga[k], gb[k]): (best, exact)."""
+    """Shared boundary length of each pair (ga[k], gb[k]): (best, exact).
+
+    The snapped estimate (a buffer per pair, the costly part) is computed only
+    for pairs whose exact shared length falls short of ``min_shared``; pairs
+    that already share enough exactly keep their exact length.
+    """
     ba, bb = shapely.boundary(ga), shapely.boundary(gb)
     exact = shapely.length(shapely.intersection(ba, bb))
     if snap <= 0:
         return exact, exact
+    best = exact.copy()
+    todo = np.flatnonzero(exact < min_shared)
+    if len(todo) == 0:
+        return best, exact
+    ba, bb, ga, gb = ba[todo], bb[todo], ga[todo], gb[todo]
     estimates = []
     for src, dst in ((ba, gb), (bb, ga)):
         near = shapely.intersection(src, shapely.buffer(dst, snap, quad_segs=4))
@@ -54,7 +65,8 @@ def _shared_lengths(
         pieces = np.where(shapely.get_type_id(merged) == 1, 1, pieces)  # a single LineString
         estimates.append(np.maximum(shapely.length(merged) - 2 * snap * pieces, 0.0))
     snapped = np.minimum(estimates[0], estimates[1])  # both sides must agree
-    return np.maximum(exact, snapped), exact
+    best[todo] = np.maximum(exact[todo], snapped)
+    return best, exact
 
 
 def build_adjacency(
@@ -134,7 +146,7 @@ def build_adjacency(
             data[col] = None if pd.isna(v) else (v.item() if hasattr(v, "item") else v)
         G.add_node(node, **data)
     if len(a):
-        best, exact = _shared_lengths(mg[a], mg[b], snap)
+        best, exact = _shared_lengths(mg[a], mg[b], snap, min_shared)
         for k in np.flatnonzero(best >= min_shared):
             G.add_edge(ids[a[k]], ids[b[k]], length=round(float(best[k]), 3), bridged=bool(exact[k] <= 0))
     comps = sorted((sorted(c) for c in nx.connected_components(G)), key=lambda c: (-len(c), c[0]))
