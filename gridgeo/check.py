@@ -685,10 +685,11 @@ def check_file(
     area_tol: float = 1.0,
     snap: float = 2.0,
     repair_slivers: bool = False,
+    encoding: str | None = None,
 ) -> CheckResult:
     """Read ``path`` (see :func:`gridgeo.io.read_layer`) and :func:`check_layer` it."""
     from gridgeo.io import read_layer
 
-    gdf = read_layer(path, layer=layer, crs=crs, datum=datum, id_col=id_col)
+    gdf = read_layer(path, layer=layer, crs=crs, datum=datum, id_col=id_col, encoding=encoding)
     return check_layer(gdf, id_col=id_col, parent_col=parent_col, area_tol=area_tol, snap=snap,
                        repair_slivers=repair_slivers, path=str(path), layer=gdf.attrs.get("layer"))

@@ -34,6 +34,7 @@ def _common_read(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crs", help="declare the CRS (e.g. EPSG:4490, EPSG:4549) when missing or wrong")
     p.add_argument("--datum", choices=["wgs84", "gcj02", "bd09"],
                    help="lon/lat traced off a Chinese web map: GCJ-02 (Amap, Tencent) or BD-09 (Baidu)")
+    p.add_argument("--encoding", help="Shapefile text encoding when the .cpg is missing or wrong (e.g. GBK)")
 
 
 def _positive(kind: type = float):  # type: ignore[no-untyped-def]
@@ -121,7 +122,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from gridgeo.io import write_layer
 
     result = check_file(args.path, layer=args.layer, id_col=args.id_col, parent_col=args.parent_col,
-                        crs=args.crs, datum=args.datum, area_tol=args.area_tol, snap=args.snap,
+                        crs=args.crs, datum=args.datum, encoding=args.encoding, area_tol=args.area_tol, snap=args.snap,
                         repair_slivers=args.repair_slivers)
     report = result.report
     if args.output:
@@ -149,7 +150,8 @@ def cmd_adjacency(args: argparse.Namespace) -> int:
     from gridgeo.check import check_layer
     from gridgeo.io import atomic_path, read_layer
 
-    gdf = read_layer(args.path, layer=args.layer, crs=args.crs, datum=args.datum, id_col=args.id_col)
+    gdf = read_layer(args.path, layer=args.layer, crs=args.crs, datum=args.datum, id_col=args.id_col,
+                     encoding=args.encoding)
     checked = check_layer(gdf, id_col=args.id_col, path=args.path, snap=args.snap)
     if not checked.report.usable:
         first = next(p for p in checked.report.problems if p.severity == "error")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -127,6 +128,7 @@ def read_layer(
     datum: str | None = None,
     columns: Mapping[str, str] | None = None,
     id_col: str | None = None,
+    encoding: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read one layer into a GeoDataFrame.
 
@@ -153,6 +155,11 @@ def read_layer(
     id_col
         A column that must exist (the feature id); checked here so the error
         names the file.
+    encoding
+        Text encoding of a Shapefile's attributes (e.g. ``GBK``). Without it a
+        Shapefile lacking a ``.cpg`` whose text decodes as Chinese from GB18030
+        or UTF-8 but was read as Latin-1 is re-read in that encoding, with a
+        warning: Chinese Shapefiles often come without a ``.cpg``.
 
     Returns
     -------
@@ -173,7 +180,13 @@ def read_layer(
     else:
         chosen = _choose_layer(p, layer, kind)
         with _gdal_errors(p):
-            gdf = pyogrio.read_dataframe(p, layer=chosen)
+            gdf = pyogrio.read_dataframe(p, layer=chosen, encoding=encoding)
+            if encoding is None and suf in (".shp", ".zip"):
+                guessed = _guess_encoding(gdf)
+                if guessed is not None:
+                    log.warning("%s: text looks like %s read as Latin-1 (no .cpg file?); re-read as %s "
+                                "(say --encoding to choose)", p, guessed, guessed)
+                    gdf = pyogrio.read_dataframe(p, layer=chosen, encoding=guessed)
         if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry is None:
             raise FileFormatError(f"layer {chosen!r} has no geometry column", path=p)
     if crs is not None:
@@ -191,6 +204,37 @@ def read_layer(
     gdf.attrs["source"] = str(p)
     gdf.attrs["layer"] = chosen
     return gdf
+
+
+_GB_PAIRS = re.compile(r"(?:[\x00-\x7f]|[\xa1-\xfe][\xa1-\xfe])*")
+
+
+def _has_cjk(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
+def _guess_encoding(gdf: gpd.GeoDataFrame, sample: int = 200) -> str | None:
+    """The encoding Latin-1-looking text really is in (UTF-8 or GB18030), or None."""
+    texts: list[str] = []
+    for col in gdf.columns:
+        if col == gdf.geometry.name or (gdf[col].dtype.kind not in "OSU" and str(gdf[col].dtype) != "string"):
+            continue
+        texts.extend(str(v) for v in gdf[col].dropna().head(sample) if isinstance(v, str))
+    suspicious = [t for t in texts if any("\x80" <= ch <= "\xff" for ch in t) and all(ord(ch) < 256 for ch in t)]
+    if not suspicious:
+        return None
+    for enc in ("utf-8", "gb18030"):
+        # GB2312 Chinese is pairs of bytes in A1-FE; a lone accented Latin-1 letter
+        # (Zürich) followed by ASCII is not, even though GB18030 would decode it
+        if enc == "gb18030" and not all(_GB_PAIRS.fullmatch(t) for t in suspicious):
+            continue
+        try:
+            decoded = [t.encode("latin-1").decode(enc) for t in suspicious]
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            continue
+        if sum(_has_cjk(d) for d in decoded) >= max(1, len(decoded) // 2):
+            return "UTF-8" if enc == "utf-8" else "GB18030"
+    return None
 
 
 def _choose_layer(path: Path, layer: str | None, kind: str | None) -> str | None:

@@ -186,3 +186,20 @@ def test_village_kind_from_column_or_name(tmp_path: Path) -> None:
     pyogrio.write_dataframe(gdf, path)
     got = read_layer(path, kind="villages")
     assert list(got["kind"]) == ["urban", "rural", "urban", "rural", "urban"]
+
+
+@pytest.mark.parametrize("enc", ["GBK", "UTF-8"])
+def test_shapefile_without_cpg_chinese_text(tmp_path: Path, villages: gpd.GeoDataFrame, enc: str) -> None:
+    pyogrio.write_dataframe(villages, tmp_path / "v.shp", encoding=enc)
+    (tmp_path / "v.cpg").unlink()  # as ArcGIS exports often arrive
+    got = read_layer(tmp_path / "v.shp", kind="villages")
+    assert list(got["name"]) == ["东山村", "西山村"]
+    assert list(read_layer(tmp_path / "v.shp", encoding=enc)["MC"]) == ["东山村", "西山村"]
+
+
+def test_latin1_text_is_left_alone(tmp_path: Path) -> None:
+    gdf = gpd.GeoDataFrame({"name": ["Zürich", "Málaga"]}, geometry=[box(0, 0, 1, 1), box(1, 0, 2, 1)],
+                           crs="EPSG:4326")
+    pyogrio.write_dataframe(gdf, tmp_path / "l.shp", encoding="ISO-8859-1")
+    (tmp_path / "l.cpg").unlink(missing_ok=True)
+    assert list(read_layer(tmp_path / "l.shp")["name"]) == ["Zürich", "Málaga"]
