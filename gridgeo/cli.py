@@ -103,6 +103,27 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("-o", "--output", required=True)
     v.set_defaults(func=cmd_convert)
 
+    b = sub.add_parser("blocks", help="group villages into contiguous blocks within townships (exit 3: infeasible)")
+    _common_read(b)
+    b.add_argument("-o", "--output", required=True, help="blocks layer (.geojson or .gpkg)")
+    b.add_argument("--group-by", help="column naming each village's township; blocks never cross it")
+    b.add_argument("--size-col", help="numeric column the bounds are on (default: number of villages)")
+    b.add_argument("--min", dest="min_size", type=_positive(), help="minimum block size")
+    b.add_argument("--max", dest="max_size", type=_positive(), help="maximum block size")
+    bc = b.add_mutually_exclusive_group()
+    bc.add_argument("--count", type=int, help="blocks per group (default: as many as the bounds allow)")
+    bc.add_argument("--count-col", help="column holding each group's number of blocks")
+    b.add_argument("--similar", nargs="+", action="extend", help="columns not to mix within a block (e.g. kind)")
+    b.add_argument("--lock", help="village -> block file (.json, .csv or a blocks layer) of blocks to keep")
+    b.add_argument("--previous", help="an earlier village -> block assignment: move as few villages as possible")
+    b.add_argument("--rules", help="rules file (.toml or .json) with the same options")
+    b.add_argument("--seed", type=int, help="random seed (default 0)")
+    b.add_argument("--time-limit", type=_positive(), help="safety stop in seconds")
+    b.add_argument("--min-shared", type=_positive(), default=5.0, help="minimum shared boundary, m (default 5)")
+    b.add_argument("--snap", type=_positive(), default=2.0, help="bridge gaps narrower than this, m (default 2)")
+    b.add_argument("--report", help="write the JSON report here")
+    b.set_defaults(func=cmd_blocks)
+
     sv = sub.add_parser("serve", help="serve a county GeoPackage over HTTP (waitress)")
     sv.add_argument("path", help="county GeoPackage")
     sv.add_argument("--host", default="127.0.0.1")
@@ -193,10 +214,16 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from gridgeo.io import read_layer, write_layer
 
     gdf = read_layer(args.path, layer=args.layer, kind=args.kind, crs=args.crs, datum=args.datum,
-                     id_col=args.id_col)
+                     id_col=args.id_col, encoding=args.encoding)
     write_layer(gdf, args.output, layer=args.kind or gdf.attrs.get("layer") or Path(args.path).stem)
     print(f"wrote {args.output}: {len(gdf)} features")
     return 0
+
+
+def cmd_blocks(args: argparse.Namespace) -> int:
+    from gridgeo.blocks import blocks_command
+
+    return blocks_command(args)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
