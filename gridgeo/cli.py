@@ -124,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--report", help="write the JSON report here")
     b.set_defaults(func=cmd_blocks)
 
+    from gridgeo.patrol import add_patrol_parser
+
+    add_patrol_parser(sub)
+
     sv = sub.add_parser("serve", help="serve a county GeoPackage over HTTP (waitress)")
     sv.add_argument("path", help="county GeoPackage")
     sv.add_argument("--host", default="127.0.0.1")

@@ -1,0 +1,701 @@
+"""Street networks for patrol planning: build, snap stops, shortest-path matrices, route geometry.
+
+A grid worker walks (or, on request, drives) along streets, so the distance
+between two stops is a shortest path on the street network, not a straight
+line. This module turns OSM ``highway`` ways (from an OSM file through
+:func:`gridgeo.osm.read_osm`, or any line layer with a ``highway`` column) into
+a graph in metres and answers the questions the planner asks.
+
+How the graph is made, and why
+------------------------------
+* **Which ways.** ``walk`` (the default) keeps every class a person can walk
+  on (:data:`WALK_HIGHWAYS`: footways, paths, steps, residential streets ...
+  up to primary roads) and leaves out motorways, trunk roads and ways tagged
+  ``access=private|no`` or ``foot=no`` (``foot=yes`` overrides ``access``).
+  ``drive`` keeps the classes a car uses (:data:`DRIVE_HIGHWAYS`), respects
+  ``oneway`` (``yes``/``1``/``true``, ``-1``/``reverse``; motorways are one-way
+  unless tagged otherwise) and leaves out ``access=private|no``.
+* **Nodes** are the ends of ways and every vertex shared by two ways (or
+  visited twice by one): OSM joins streets at shared nodes. Vertices are
+  matched on their metric coordinates rounded to 1 mm. Vertices in between
+  stay in the edge geometry, so the graph has few nodes and Dijkstra is fast.
+* **Near misses.** Hand-drawn or generated data (the generated county's town
+  grids among them) sometimes stops a street a metre short of another one.
+  Every *dangling* way end (a way end no other way touches) within
+  ``tolerance`` metres (default :data:`DEFAULT_TOLERANCE` = 2 m, small enough
+  not to join streets that merely pass each other across a lane) of another
+  way is joined to it: the nearest point of that way becomes a vertex and a
+  short ``connector`` edge bridges the gap.
+* **One component.** Only the largest connected component (strongly
+  connected for ``drive``, so that every kept node can be reached from every
+  other) is kept; what is dropped is logged, because a stop on a detached
+  fragment could never be reached from the station anyway.
+* **Lengths** are in metres in a metric CRS chosen once by
+  :func:`gridgeo.crs.metric_crs`.
+
+Stops are snapped to the nearest point of the nearest edge (an STRtree
+query), and the edge is split *virtually*: each shortest-path query adds the
+snapped stops as temporary nodes on their edges, so a stop in the middle of a
+300 m street is reached at its place, not at a street end. Distances between
+stops come from one :func:`scipy.sparse.csgraph.dijkstra` call with
+``indices`` set to the stops (all sources at once, in C), never pair by pair;
+its predecessors give the paths, turned back into street geometry.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+from numpy.typing import NDArray
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components, dijkstra
+from shapely.ops import substring
+
+from gridgeo._errors import InputError, SchemaError, UsageError
+from gridgeo.crs import metric_crs
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "DRIVE_HIGHWAYS",
+    "WALK_HIGHWAYS",
+    "Network",
+    "Snap",
+    "StopPaths",
+    "build_network",
+    "load_network",
+]
+
+#: Highway classes of the walking network.
+WALK_HIGHWAYS: frozenset[str] = frozenset({
+    "footway", "path", "steps", "pedestrian", "living_street", "residential", "service", "unclassified",
+    "tertiary", "tertiary_link", "secondary", "secondary_link", "primary", "primary_link", "track",
+    "cycleway", "bridleway", "road", "corridor", "crossing", "sidewalk",
+})
+#: Highway classes of the driving network.
+DRIVE_HIGHWAYS: frozenset[str] = frozenset({
+    "motorway", "motorway_link", "trunk", "trunk_link", "primary", "primary_link", "secondary",
+    "secondary_link", "tertiary", "tertiary_link", "unclassified", "residential", "living_street",
+    "service", "road",
+})
+#: Metres: dangling way ends this close to another way are joined to it.
+DEFAULT_TOLERANCE = 2.0
+
+_MODES = ("walk", "drive")
+_NO = {"no", "private"}
+_FOOT_YES = {"yes", "designated", "permissive", "official"}
+_FORWARD = {"yes", "1", "true"}
+_BACKWARD = {"-1", "reverse"}
+_BOTH = {"no", "0", "false"}
+_KEY_SCALE = 1000.0  # vertices are matched on coordinates rounded to 1 mm
+_MIN_ARC = 1e-6  # metres; csgraph must not see a zero weight as "no arc"
+
+FArray = NDArray[np.float64]
+IArray = NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Snap:
+    """Where stops meet the network (all arrays have one entry per stop).
+
+    Attributes
+    ----------
+    edge
+        Index of the edge each stop is snapped to.
+    offset
+        Metres from the start of that edge's geometry to the snapped point.
+    distance
+        Metres from the stop to the snapped point (the walk from the street to the door).
+    xy
+        The snapped points, ``(k, 2)``, in the network's CRS.
+    """
+
+    edge: IArray
+    offset: FArray
+    distance: FArray
+    xy: FArray
+
+    def __len__(self) -> int:
+        return len(self.edge)
+
+
+@dataclass
+class StopPaths:
+    """Shortest paths between snapped stops, from one multi-source Dijkstra.
+
+    Attributes
+    ----------
+    distance
+        ``(k, k)`` metres along the streets from stop ``i`` to stop ``j``
+        (``inf`` where there is no path, or none shorter than the ``limit``
+        it was computed with).
+    """
+
+    distance: FArray
+    _network: Network
+    _predecessors: NDArray[np.int32]
+    _nodes: IArray  # graph node of each stop in the augmented graph
+    _chain: dict[tuple[int, int], tuple[int, float, float]]
+    _xy: FArray  # snapped stop coordinates
+
+    def path_coords(self, i: int, j: int) -> FArray:
+        """Coordinates of the street path from stop ``i`` to stop ``j`` (network CRS).
+
+        Raises
+        ------
+        InputError
+            When there is no path (``distance[i, j]`` is infinite).
+        """
+        if i == j:
+            return np.array([self._xy[i], self._xy[i]])
+        if not np.isfinite(self.distance[i, j]):
+            raise InputError(f"no path from stop {i} to stop {j} on the network")
+        pred = self._predecessors[i]
+        nodes = [int(self._nodes[j])]
+        while nodes[-1] != self._nodes[i]:
+            nodes.append(int(pred[nodes[-1]]))
+        nodes.reverse()
+        parts = [self._arc_coords(a, b) for a, b in itertools.pairwise(nodes)]
+        out = [parts[0]]
+        for p in parts[1:]:
+            out.append(p[1:] if len(p) > 1 and np.allclose(p[0], out[-1][-1]) else p)
+        return np.concatenate(out)
+
+    def _arc_coords(self, a: int, b: int) -> FArray:
+        net = self._network
+        meta = self._chain.get((a, b))
+        if meta is not None:
+            e, s, t = meta
+            if abs(t - s) <= _MIN_ARC:
+                c = shapely.get_coordinates(shapely.line_interpolate_point(net.edge_geom[e], s))
+            else:
+                c = shapely.get_coordinates(substring(net.edge_geom[e], s, t))
+            return c if len(c) > 1 else np.vstack([c, c])
+        e, rev = net.arc(a, b)
+        c = shapely.get_coordinates(net.edge_geom[e])
+        return c[::-1] if rev else c
+
+
+@dataclass
+class Network:
+    """A street graph in metres.
+
+    Attributes
+    ----------
+    mode
+        ``"walk"`` or ``"drive"``.
+    crs
+        The metric CRS of every coordinate and length.
+    node_xy
+        ``(n, 2)`` node coordinates.
+    edge_u, edge_v
+        End nodes of each edge, in the direction of its geometry.
+    edge_length
+        Metres along each edge's geometry.
+    edge_forward, edge_backward
+        Whether the edge may be travelled ``u -> v`` and ``v -> u``.
+    edge_geom
+        One LineString per edge, from ``u`` to ``v``.
+    edge_highway
+        The OSM ``highway`` class of each edge (``connector`` for joins).
+    source
+        Where the ways came from (file name or a description).
+    dropped
+        What building the graph left out, for the log and reports.
+    """
+
+    mode: str
+    crs: pyproj.CRS
+    node_xy: FArray
+    edge_u: IArray
+    edge_v: IArray
+    edge_length: FArray
+    edge_forward: NDArray[np.bool_]
+    edge_backward: NDArray[np.bool_]
+    edge_geom: NDArray[np.object_]
+    edge_highway: NDArray[np.object_]
+    source: str = ""
+    dropped: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.node_xy)
+        fwd = self.edge_forward
+        bwd = self.edge_backward
+        eid = np.arange(len(self.edge_u))
+        i = np.r_[self.edge_u[fwd], self.edge_v[bwd]]
+        j = np.r_[self.edge_v[fwd], self.edge_u[bwd]]
+        w = np.maximum(np.r_[self.edge_length[fwd], self.edge_length[bwd]], _MIN_ARC)
+        e = np.r_[eid[fwd], eid[bwd]]
+        rev = np.r_[np.zeros(int(fwd.sum()), bool), np.ones(int(bwd.sum()), bool)]
+        keep_loop = i != j
+        i, j, w, e, rev = i[keep_loop], j[keep_loop], w[keep_loop], e[keep_loop], rev[keep_loop]
+        order = np.lexsort((w, j, i))
+        i, j, w, e, rev = i[order], j[order], w[order], e[order], rev[order]
+        first = np.r_[True, (i[1:] != i[:-1]) | (j[1:] != j[:-1])] if len(i) else np.zeros(0, bool)
+        i, j, w, e, rev = i[first], j[first], w[first], e[first], rev[first]
+        self._arc_i, self._arc_j, self._arc_w = i, j, w
+        self._arc_edge, self._arc_rev = e, rev
+        indptr = np.searchsorted(i, np.arange(n + 1)).astype(np.int64)
+        self.graph = csr_matrix((w, j, indptr), shape=(n, n))
+        self.tree = shapely.STRtree(self.edge_geom)
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def n_nodes(self) -> int:
+        """Number of nodes."""
+        return len(self.node_xy)
+
+    @property
+    def n_edges(self) -> int:
+        """Number of edges (a two-way street is one edge)."""
+        return len(self.edge_u)
+
+    @property
+    def length_km(self) -> float:
+        """Total street length in kilometres."""
+        return float(self.edge_length.sum() / 1000.0)
+
+    def arc(self, a: int, b: int) -> tuple[int, bool]:
+        """The edge of the shortest arc ``a -> b`` and whether it runs against the geometry."""
+        lo, hi = self.graph.indptr[a], self.graph.indptr[a + 1]
+        k = lo + int(np.searchsorted(self.graph.indices[lo:hi], b))
+        if k >= hi or self.graph.indices[k] != b:
+            raise InputError(f"no arc from node {a} to node {b}")
+        return int(self._arc_edge[k]), bool(self._arc_rev[k])
+
+    def edges_frame(self) -> gpd.GeoDataFrame:
+        """The edges as a GeoDataFrame (for inspection and tests)."""
+        return gpd.GeoDataFrame(
+            {
+                "u": self.edge_u,
+                "v": self.edge_v,
+                "length": self.edge_length,
+                "forward": self.edge_forward,
+                "backward": self.edge_backward,
+                "highway": self.edge_highway,
+            },
+            geometry=self.edge_geom,
+            crs=self.crs,
+        )
+
+    # ------------------------------------------------------------------ queries
+    def node_distances(self, sources: Sequence[int] | IArray, *, limit: float = np.inf) -> FArray:
+        """Shortest-path metres from each source node to every node, ``(len(sources), n)``."""
+        idx = np.asarray(sources, dtype=np.int64)
+        return np.atleast_2d(dijkstra(self.graph, directed=True, indices=idx, limit=limit))
+
+    def to_metric(self, points: gpd.GeoSeries | gpd.GeoDataFrame) -> FArray:
+        """``(k, 2)`` metric coordinates of point geometries (representative points of others)."""
+        geo = points.geometry if isinstance(points, gpd.GeoDataFrame) else points
+        if geo.crs is None:
+            raise InputError("stops have no CRS")
+        geo = geo.to_crs(self.crs)
+        pts = shapely.point_on_surface(geo.values)
+        return np.asarray(shapely.get_coordinates(pts), dtype=float).reshape(-1, 2)
+
+    def snap(
+        self,
+        xy: FArray,
+        *,
+        names: Sequence[object] | None = None,
+        max_distance: float | None = None,
+    ) -> Snap:
+        """Snap points to the nearest point of the nearest edge.
+
+        Parameters
+        ----------
+        xy
+            ``(k, 2)`` coordinates in the network's CRS.
+        names
+            Stop names used in the error message.
+        max_distance
+            Metres; a stop farther than this from every street is an error
+            (``None``: no limit; callers that report far stops themselves
+            check :attr:`Snap.distance`).
+
+        Raises
+        ------
+        InputError
+            Naming the first stop farther than ``max_distance``.
+        """
+        xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+        pts = shapely.points(xy)
+        if len(xy) == 0:
+            return Snap(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros((0, 2)))
+        hit, dist = self.tree.query_nearest(pts, return_distance=True, all_matches=False)
+        edge = np.empty(len(xy), dtype=np.int64)
+        d = np.empty(len(xy))
+        edge[hit[0]] = hit[1]
+        d[hit[0]] = dist
+        geoms = self.edge_geom[edge]
+        offset = np.asarray(shapely.line_locate_point(geoms, pts), dtype=float)
+        snapped = shapely.get_coordinates(shapely.line_interpolate_point(geoms, offset)).reshape(-1, 2)
+        if max_distance is not None:
+            far = np.flatnonzero(d > max_distance)
+            if len(far):
+                k = int(far[0])
+                who = names[k] if names is not None else k
+                raise InputError(
+                    f"stop {who} is {d[k]:.0f} m from the nearest {self.mode} street "
+                    f"(more than {max_distance:g} m)" + (f"; {len(far) - 1} more stops too far" if len(far) > 1 else "")
+                )
+        return Snap(edge, offset, d, snapped)
+
+    def stop_paths(self, snap: Snap, *, limit: float = np.inf) -> StopPaths:
+        """Shortest paths between snapped stops (one multi-source Dijkstra).
+
+        Each stop becomes a temporary node on its edge (the edge split
+        virtually at every stop on it, in order of offset, in each direction
+        the edge allows), then ``dijkstra(indices=stops)`` runs once.
+
+        Parameters
+        ----------
+        snap
+            From :meth:`snap`.
+        limit
+            Metres: paths longer than this are not followed (``inf`` in the
+            matrix), which bounds the search to what a day's budget can reach.
+        """
+        n = self.n_nodes
+        k = len(snap)
+        chain: dict[tuple[int, int], tuple[int, float, float]] = {}
+        weight: dict[tuple[int, int], float] = {}
+
+        def add(a: int, b: int, e: int, s: float, t: float) -> None:
+            w = max(abs(t - s), _MIN_ARC)
+            if (a, b) not in weight or w < weight[(a, b)]:
+                weight[(a, b)] = w
+                chain[(a, b)] = (e, s, t)
+
+        order = np.lexsort((snap.offset, snap.edge))
+        pos = 0
+        while pos < k:
+            e = int(snap.edge[order[pos]])
+            end = pos
+            while end < k and snap.edge[order[end]] == e:
+                end += 1
+            members = order[pos:end]
+            length = float(self.edge_length[e])
+            seq = [int(self.edge_u[e]), *[n + int(m) for m in members], int(self.edge_v[e])]
+            offs = [0.0, *[float(min(max(snap.offset[m], 0.0), length)) for m in members], length]
+            for a, b, s, t in zip(seq[:-1], seq[1:], offs[:-1], offs[1:], strict=True):
+                if self.edge_forward[e]:
+                    add(a, b, e, s, t)
+                if self.edge_backward[e]:
+                    add(b, a, e, t, s)
+            pos = end
+        ci = np.fromiter((p[0] for p in weight), dtype=np.int64, count=len(weight))
+        cj = np.fromiter((p[1] for p in weight), dtype=np.int64, count=len(weight))
+        cw = np.fromiter(weight.values(), dtype=float, count=len(weight))
+        m = n + k
+        g = csr_matrix(
+            (np.r_[self._arc_w, cw], (np.r_[self._arc_i, ci], np.r_[self._arc_j, cj])), shape=(m, m)
+        )
+        nodes = np.arange(n, n + k, dtype=np.int64)
+        if k == 0:
+            return StopPaths(np.zeros((0, 0)), self, np.zeros((0, m), np.int32), nodes, chain, snap.xy)
+        dist, pred = dijkstra(g, directed=True, indices=nodes, return_predecessors=True, limit=limit)
+        dist = np.atleast_2d(dist)
+        pred = np.atleast_2d(pred)
+        mat = dist[:, nodes]
+        np.fill_diagonal(mat, 0.0)
+        return StopPaths(mat, self, pred, nodes, chain, snap.xy)
+
+
+# ---------------------------------------------------------------------------------- building
+def _text(frame: pd.DataFrame, col: str) -> NDArray[np.object_]:
+    if col not in frame.columns:
+        return np.full(len(frame), None, dtype=object)
+    vals = frame[col].astype("object").where(frame[col].notna(), None)
+    return np.array([None if v is None else str(v).strip().lower() for v in vals], dtype=object)
+
+
+def _usable(roads: gpd.GeoDataFrame, mode: str) -> tuple[NDArray[np.bool_], NDArray[np.int8]]:
+    """Which rows the mode may use, and their direction (1 forward, -1 backward, 0 both)."""
+    hw = _text(roads, "highway")
+    access = _text(roads, "access")
+    classes = WALK_HIGHWAYS if mode == "walk" else DRIVE_HIGHWAYS
+    ok = np.array([h in classes for h in hw], dtype=bool)
+    if mode == "walk":
+        foot = _text(roads, "foot")
+        closed = np.array([a in _NO for a in access]) & ~np.array([f in _FOOT_YES for f in foot])
+        ok &= ~closed & ~np.array([f == "no" for f in foot])
+        return ok, np.zeros(len(roads), dtype=np.int8)
+    motor = [_text(roads, c) for c in ("motor_vehicle", "motorcar")]
+    ok &= ~np.array([a in _NO for a in access], dtype=bool)
+    for m in motor:
+        ok &= ~np.array([v in _NO for v in m], dtype=bool)
+    oneway = _text(roads, "oneway")
+    junction = _text(roads, "junction")
+    direction = np.zeros(len(roads), dtype=np.int8)
+    for r, (o, h, jn) in enumerate(zip(oneway, hw, junction, strict=True)):
+        if o in _FORWARD or (o not in _BOTH and o not in _BACKWARD and (h == "motorway" or jn == "roundabout")):
+            direction[r] = 1
+        elif o in _BACKWARD:
+            direction[r] = -1
+    return ok, direction
+
+
+def _keys(xy: FArray) -> NDArray[np.int64]:
+    return np.round(xy * _KEY_SCALE).astype(np.int64)
+
+
+def _join_dangling(
+    lines: NDArray[np.object_], direction: NDArray[np.int8], highway: NDArray[np.object_], tol: float
+) -> tuple[NDArray[np.object_], NDArray[np.int8], NDArray[np.object_], int]:
+    """Join way ends that stop within ``tol`` metres of another way (see the module docstring)."""
+    if tol <= 0 or len(lines) < 2:
+        return lines, direction, highway, 0
+    xy, li = shapely.get_coordinates(lines, return_index=True)
+    _, inv, cnt = np.unique(_keys(xy), axis=0, return_inverse=True, return_counts=True)
+    inv = inv.ravel()
+    starts = np.r_[0, np.flatnonzero(li[1:] != li[:-1]) + 1]
+    ends = np.r_[starts[1:] - 1, len(li) - 1]
+    occ = np.unique(np.r_[starts, ends])
+    dangling = occ[cnt[inv[occ]] == 1]
+    if len(dangling) == 0:
+        return lines, direction, highway, 0
+    pts = shapely.points(xy[dangling])
+    tree = shapely.STRtree(lines)
+    pi, wi = tree.query(pts, predicate="dwithin", distance=tol)
+    other = wi != li[dangling[pi]]
+    pi, wi = pi[other], wi[other]
+    if len(pi) == 0:
+        return lines, direction, highway, 0
+    d = shapely.distance(pts[pi], lines[wi])
+    order = np.lexsort((wi, d, pi))
+    pi, wi, d = pi[order], wi[order], d[order]
+    first = np.r_[True, pi[1:] != pi[:-1]]
+    pi, wi = pi[first], wi[first]
+    inserts: dict[int, list[FArray]] = {}
+    connectors: list[shapely.LineString] = []
+    for p, w in zip(pi, wi, strict=True):
+        at = float(shapely.line_locate_point(lines[w], pts[p]))
+        q = np.asarray(shapely.get_coordinates(shapely.line_interpolate_point(lines[w], at)))[0]
+        pxy = xy[dangling[p]]
+        if float(np.hypot(*(q - pxy))) < 1.0 / _KEY_SCALE:
+            q = pxy
+        else:
+            connectors.append(shapely.LineString([pxy, q]))
+        inserts.setdefault(int(w), []).append(q)
+    out = lines.copy()
+    for w, qs in inserts.items():
+        c = shapely.get_coordinates(lines[w])
+        seg = np.hypot(*np.diff(c, axis=0).T)
+        cum = np.r_[0.0, np.cumsum(seg)]
+        for q in qs:
+            if (np.abs(_keys(c) - _keys(q[None, :])).max(axis=1) == 0).any():
+                continue
+            at = float(shapely.line_locate_point(shapely.LineString(c), shapely.Point(q)))
+            k = int(np.searchsorted(cum, at, side="right"))
+            k = min(max(k, 1), len(c) - 1)
+            c = np.vstack([c[:k], q, c[k:]])
+            cum = np.r_[0.0, np.cumsum(np.hypot(*np.diff(c, axis=0).T))]
+        out[w] = shapely.LineString(c)
+    n_conn = len(connectors)
+    if n_conn:
+        out = np.r_[out, np.array(connectors, dtype=object)]
+        direction = np.r_[direction, np.zeros(n_conn, dtype=np.int8)]
+        highway = np.r_[highway, np.full(n_conn, "connector", dtype=object)]
+    return out, direction, highway, len(pi)
+
+
+def build_network(
+    roads: gpd.GeoDataFrame,
+    *,
+    mode: str = "walk",
+    tolerance: float = DEFAULT_TOLERANCE,
+    crs: pyproj.CRS | None = None,
+    source: str | None = None,
+) -> Network:
+    """Build a walking or driving network from a road layer.
+
+    Parameters
+    ----------
+    roads
+        Lines with a ``highway`` column (OSM classes), optionally ``access``,
+        ``foot``, ``oneway``, ``junction``, ``motor_vehicle``, ``motorcar``.
+    mode
+        ``"walk"`` (default) or ``"drive"``.
+    tolerance
+        Metres within which a dangling way end is joined to another way.
+    crs
+        Metric CRS to work in; by default :func:`gridgeo.crs.metric_crs` of ``roads``.
+    source
+        Name of the input for messages (defaults to ``roads.attrs["source"]``).
+
+    Raises
+    ------
+    UsageError
+        Unknown ``mode`` or negative ``tolerance``.
+    SchemaError
+        No ``highway`` column.
+    InputError
+        No way the mode may use, naming the source.
+    """
+    if mode not in _MODES:
+        raise UsageError(f"network mode must be one of {', '.join(_MODES)}, got {mode!r}")
+    if not tolerance >= 0:
+        raise UsageError(f"tolerance must be >= 0 metres, got {tolerance!r}")
+    src = source or str(roads.attrs.get("source", "road layer"))
+    if "highway" not in roads.columns:
+        raise SchemaError(f"road layer has no 'highway' column; columns are {list(roads.columns)}", path=src)
+    if roads.crs is None:
+        raise InputError("road layer has no CRS", path=src)
+    ok, direction = _usable(roads, mode)
+    kinds = "walkable" if mode == "walk" else "drivable"
+    if not ok.any():
+        found = sorted({str(h) for h in roads["highway"].dropna().unique()})[:10]
+        raise InputError(f"no {kinds} ways (highway classes found: {', '.join(found) or 'none'})", path=src)
+    used = roads.loc[ok, ["highway", roads.geometry.name]].copy()
+    used["_dir"] = direction[ok]
+    used = used[~(used.geometry.isna() | used.geometry.is_empty)]
+    target = crs if crs is not None else metric_crs(used)
+    used = used.to_crs(target).explode(index_parts=False)
+    used = used[used.geom_type == "LineString"]
+    lines = np.asarray(used.geometry.values, dtype=object)
+    if len(lines) == 0:
+        raise InputError(f"no {kinds} line geometries", path=src)
+    lines, dirs, hw, joined = _join_dangling(
+        lines, used["_dir"].to_numpy(np.int8), used["highway"].astype(object).to_numpy(), tolerance
+    )
+    if joined:
+        log.info("%s: joined %d dangling way ends within %g m", src, joined, tolerance)
+    net = _graph(lines, dirs, hw, mode, target, src)
+    log.info("%s: %s network: %d nodes, %d edges, %.1f km", src, mode, net.n_nodes, net.n_edges, net.length_km)
+    return net
+
+
+def _graph(
+    lines: NDArray[np.object_],
+    dirs: NDArray[np.int8],
+    hw: NDArray[np.object_],
+    mode: str,
+    crs: pyproj.CRS,
+    src: str,
+) -> Network:
+    xy, li = shapely.get_coordinates(lines, return_index=True)
+    _, vid, cnt = np.unique(_keys(xy), axis=0, return_inverse=True, return_counts=True)
+    vid = vid.ravel()
+    new_line = np.r_[True, li[1:] != li[:-1]]
+    last = np.r_[li[1:] != li[:-1], True]
+    occ = np.flatnonzero(new_line | last | (cnt[vid] >= 2))
+    a, b = occ[:-1], occ[1:]
+    same = li[a] == li[b]
+    a, b = a[same], b[same]
+    seg = np.r_[0.0, np.hypot(*np.diff(xy, axis=0).T)]
+    seg[new_line] = 0.0
+    cum = np.cumsum(seg)
+    length = cum[b] - cum[a]
+    keep = ~((vid[a] == vid[b]) & (length <= 1.0 / _KEY_SCALE))
+    a, b = a[keep], b[keep]
+    # nodes: the vertices at edge ends, renumbered
+    node_vid, node_of = np.unique(np.r_[vid[a], vid[b]], return_inverse=True)
+    u, v = node_of[: len(a)], node_of[len(a):]
+    first_occ = np.full(int(vid.max()) + 1, -1, dtype=np.int64)
+    first_occ[vid[::-1]] = np.arange(len(vid))[::-1]
+    node_xy = xy[first_occ[node_vid]]
+    counts = b - a + 1
+    take = np.repeat(a - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(int(counts.sum()))
+    geoms = shapely.linestrings(xy[take], indices=np.repeat(np.arange(len(a)), counts))
+    geoms = np.asarray(geoms, dtype=object)
+    elen = np.asarray(shapely.length(geoms), dtype=float)
+    d = dirs[li[a]]
+    fwd = d >= 0
+    bwd = d <= 0
+    if mode == "walk":
+        fwd[:] = True
+        bwd[:] = True
+    ehw = hw[li[a]]
+    # the largest (strongly) connected component
+    n = len(node_xy)
+    i = np.r_[u[fwd], v[bwd]]
+    j = np.r_[v[fwd], u[bwd]]
+    g = csr_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
+    ncomp, label = connected_components(g, directed=(mode == "drive"), connection="strong")
+    dropped: dict[str, float] = {"components": 0, "edges": 0, "km": 0.0}
+    if ncomp > 1:
+        big = int(np.bincount(label).argmax())
+        keep_n = label == big
+        keep_e = keep_n[u] & keep_n[v]
+        dropped = {
+            "components": float(ncomp - 1),
+            "edges": float((~keep_e).sum()),
+            "km": float(elen[~keep_e].sum() / 1000.0),
+        }
+        log.info(
+            "%s: kept the largest %sconnected component; dropped %d other components (%d edges, %.2f km)",
+            src, "strongly " if mode == "drive" else "", ncomp - 1, int((~keep_e).sum()), dropped["km"],
+        )
+        renum = np.cumsum(keep_n) - 1
+        u, v = renum[u[keep_e]], renum[v[keep_e]]
+        node_xy = node_xy[keep_n]
+        geoms, elen, fwd, bwd, ehw = geoms[keep_e], elen[keep_e], fwd[keep_e], bwd[keep_e], ehw[keep_e]
+    if len(u) == 0:
+        raise InputError(f"no {'walkable' if mode == 'walk' else 'drivable'} ways left in the largest connected "
+                         "component (isolated one-way ways?)", path=src)
+    return Network(
+        mode=mode,
+        crs=crs,
+        node_xy=np.asarray(node_xy, dtype=float),
+        edge_u=np.asarray(u, dtype=np.int64),
+        edge_v=np.asarray(v, dtype=np.int64),
+        edge_length=elen,
+        edge_forward=np.asarray(fwd, dtype=bool),
+        edge_backward=np.asarray(bwd, dtype=bool),
+        edge_geom=geoms,
+        edge_highway=np.asarray(ehw, dtype=object),
+        source=src,
+        dropped=dropped,
+    )
+
+
+def load_network(
+    path: str | Path,
+    *,
+    mode: str = "walk",
+    layer: str | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    crs: pyproj.CRS | None = None,
+) -> Network:
+    """Build a network from a file: an OSM extract (XML or PBF) or a road layer.
+
+    Parameters
+    ----------
+    path
+        ``.osm``/``.osm.bz2``/``.osm.gz``/``.osm.pbf``, or any vector file
+        :func:`gridgeo.io.read_layer` reads (a GeoPackage is read at ``layer``,
+        by default its ``roads`` layer).
+    mode, tolerance, crs
+        As in :func:`build_network`.
+
+    Raises
+    ------
+    InputError
+        The file has no ways the mode may use (the message names the file).
+    """
+    from gridgeo import io
+    from gridgeo.osm import is_osm_path, read_osm
+
+    p = Path(path)
+    if is_osm_path(p):
+        roads = read_osm(p, "roads")
+    else:
+        if layer is None and p.suffix.lower() == ".gpkg":
+            names = io.list_layers(p)
+            layer = "roads" if "roads" in names else None
+        roads = io.read_layer(p, layer=layer)
+    if len(roads) == 0 or "highway" not in roads.columns:
+        kinds = "walkable" if mode == "walk" else "drivable"
+        raise InputError(f"no {kinds} ways: no highway lines in the file", path=p)
+    return build_network(roads, mode=mode, tolerance=tolerance, crs=crs, source=str(p))

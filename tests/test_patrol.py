@@ -1,0 +1,251 @@
+"""Patrol plans: stops, daily and periodic plans on real street networks, GeoJSON, GPX, CLI, bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shapely
+
+from gridgeo._errors import InfeasibleError, InputError, UsageError
+from gridgeo.network import Network, load_network
+from gridgeo.osm import read_osm
+from gridgeo.patrol import (
+    DayPlan,
+    GridStops,
+    Stop,
+    main,
+    parse_budget,
+    plan_day,
+    plan_period,
+    prepare,
+    route_geojson,
+    route_gpx,
+)
+
+DAY = dt.date(2024, 5, 6)
+GPX = "{http://www.topografix.com/GPX/1/1}"
+
+
+def test_parse_budget() -> None:
+    assert parse_budget("4h") == 240
+    assert parse_budget("90min") == 90
+    assert parse_budget("3h30m") == 210
+    assert parse_budget("240") == 240
+    assert parse_budget("1.5h") == 90
+    for bad in ("", "4x", "-3", "0", "h"):
+        with pytest.raises(UsageError):
+            parse_budget(bad)
+
+
+def _osm_stops(path: Path, net: Network, seed: int) -> GridStops:
+    """Households on the extract's buildings with seeded priorities, a few grid points, a station."""
+    b = read_osm(path, "buildings").to_crs(net.crs)
+    xy = shapely.get_coordinates(shapely.point_on_surface(b.geometry.values))
+    rng = np.random.default_rng(seed)
+    centre = np.median(xy, axis=0)
+    near = np.argsort(np.hypot(*(xy - centre).T))[:80]
+    colours = rng.choice(["red", "orange", "yellow"], len(near), p=[0.2, 0.3, 0.5])
+    stops = [Stop(f"h{i}", "household", str(c), *map(float, xy[i]), last_visit=DAY - dt.timedelta(days=7))
+             for i, c in zip(near, colours, strict=True)]
+    stops += [Stop(f"p{k}", "grid_point", "grid_point", *map(float, xy[near[k * 10]])) for k in range(3)]
+    return GridStops("test", (float(centre[0]), float(centre[1])), stops, synthetic_priorities=True,
+                     station_given=False)
+
+
+def _check_plan(plan: DayPlan, budget: float) -> None:
+    assert plan.duration_min <= budget + 1e-6
+    line = shapely.LineString(plan.coords)
+    assert np.allclose(plan.coords[0], plan.station) and np.allclose(plan.coords[-1], plan.station)
+    for v in plan.visits:
+        assert line.distance(shapely.Point(v.xy)) < 0.01  # the stop is on the route's street geometry
+    times = [plan.start] + [t for v in plan.visits for t in (v.arrival, v.departure)] + [plan.end]
+    assert times == sorted(times)
+    # the line runs along the streets: its length is the street distance walked
+    door = sum(2 * v.snap_m for v in plan.visits)
+    assert line.length == pytest.approx(plan.distance_m - door, rel=1e-6, abs=1e-3)
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("name", ["guixi_jiangxi.osm.pbf", "beijing_haidian_cau.osm.bz2"])
+@pytest.mark.parametrize("mode", ["walk", "drive"])
+def test_daily_plan_on_osm(osm_dir: Path, name: str, mode: str) -> None:
+    path = osm_dir / name
+    net = load_network(path, mode=mode)
+    grid = _osm_stops(path, net, seed=1)
+    budget = 60.0
+    problem = prepare(net, grid, speed_kmh=4.5 if mode == "walk" else 20.0, budget_min=budget)
+    plan = plan_day(problem, DAY, budget_min=budget, seed=1)
+    _check_plan(plan, budget)
+    assert plan.visits, "something fits in an hour"
+    assert plan.due == len(grid.stops)
+    made = {v.stop.id for v in plan.visits}
+    assert len(made) + len(plan.missed) == plan.due
+    # priorities: among the visits made, reds come before lesser colours are preferred
+    reds = [s for s in grid.stops if s.priority == "red"]
+    red_made = sum(s.id in made for s in reds)
+    yellows = [s for s in grid.stops if s.priority == "yellow"]
+    assert red_made / len(reds) >= sum(s.id in made for s in yellows) / len(yellows)
+    for m in plan.missed:
+        assert m.reason
+
+
+def _line_grid(spacing: float, far: float) -> tuple[Network, GridStops]:
+    """A street 0..far metres long: reds near the station, one red far away."""
+    import geopandas as gpd
+
+    x0, y0 = 500000.0, 3000000.0
+    roads = gpd.GeoDataFrame({"highway": ["residential"]},
+                             geometry=[shapely.LineString([(x0, y0), (x0 + far + 100, y0)])], crs="EPSG:32650")
+    from gridgeo.network import build_network
+
+    net = build_network(roads)
+    stops = [Stop(f"red{i}", "household", "red", x0 + spacing * (i + 1), y0 + 10, last_visit=DAY - dt.timedelta(1))
+             for i in range(3)]
+    stops.append(Stop("redfar", "household", "red", x0 + far, y0 + 10, last_visit=DAY - dt.timedelta(1)))
+    stops += [Stop(f"y{i}", "household", "yellow", x0 + 50 + i, y0 - 5, last_visit=DAY - dt.timedelta(7))
+              for i in range(5)]
+    return net, GridStops("line", (x0, y0), stops)
+
+
+def test_period_meets_red_daily_and_reports_infeasible() -> None:
+    net, grid = _line_grid(100.0, 12_000.0)  # 24 km round trip: 5.3 h at 4.5 km/h
+    problem = prepare(net, grid, budget_min=240)
+    plans = plan_period(problem, DAY, 7, budget_min=240, seed=0)
+    assert len(plans) == 7
+    for p in plans:
+        _check_plan(p, 240)
+        made = {v.stop.id for v in p.visits}
+        assert {"red0", "red1", "red2"} <= made
+        far = [m for m in p.missed if m.stop.id == "redfar"]
+        assert len(far) == 1
+        assert "round trip alone is 5." in far[0].reason and "> 4.0 h budget" in far[0].reason
+    # yellows are due on day 1 only (weekly) and are met then
+    assert all(f"y{i}" in {v.stop.id for v in plans[0].visits} for i in range(5))
+    assert not any(v.stop.id.startswith("y") for p in plans[1:] for v in p.visits)
+    assert plans[1].date == DAY + dt.timedelta(days=1)
+    with pytest.raises(InfeasibleError, match="below the shortest round trip"):
+        plan_day(prepare(net, grid), DAY, budget_min=5, strict=True)
+
+
+def test_overdue_red_dominates() -> None:
+    net, grid = _line_grid(2000.0, 3000.0)
+    # one overdue red 3 km out; twenty yellows at the station; a budget for one or the other
+    x0, y0 = grid.station
+    stops = [Stop("late", "household", "red", x0 + 3000, y0, last_visit=DAY - dt.timedelta(days=3))]
+    stops += [Stop(f"y{i}", "household", "yellow", x0 + 30, y0 + 400, last_visit=DAY - dt.timedelta(days=9))
+              for i in range(20)]
+    problem = prepare(net, GridStops("g", grid.station, stops))
+    budget = 2 * 3000 / 75 + 10 + 1  # just the round trip to the red and its visit
+    plan = plan_day(problem, DAY, budget_min=budget)
+    assert [v.stop.id for v in plan.visits] == ["late"]
+    assert all("higher priorities" in m.reason for m in plan.missed)
+
+
+def test_far_stop_is_missed_and_far_station_is_an_error() -> None:
+    net, grid = _line_grid(100.0, 1000.0)
+    x0, y0 = grid.station
+    stops = [*grid.stops, Stop("hill", "household", "red", x0 + 500, y0 + 3000, last_visit=DAY - dt.timedelta(1))]
+    plan = plan_day(prepare(net, GridStops("g", grid.station, stops), max_snap=500), DAY)
+    reason = next(m.reason for m in plan.missed if m.stop.id == "hill")
+    assert "3000 m from the nearest street" in reason
+    with pytest.raises(InputError, match="station is 2000 m"):
+        prepare(net, GridStops("g", (x0, y0 + 2000), stops), max_snap=500)
+
+
+def test_geojson_and_gpx() -> None:
+    net, grid = _line_grid(100.0, 1000.0)
+    plans = plan_period(prepare(net, grid), DAY, 2, start_time=dt.time(8, 30))
+    fc = route_geojson(plans)
+    assert fc["type"] == "FeatureCollection" and "crs" not in fc
+    json.dumps(fc)  # plain JSON values only
+    s = fc["properties"]
+    for key in ("distance_m", "duration_min", "score", "visits_made", "visits_missed", "missed", "red_met_share"):
+        assert key in s
+    lines = [f for f in fc["features"] if f["geometry"]["type"] == "LineString"]
+    assert len(lines) == 2
+    for f in fc["features"]:
+        c = np.array(f["geometry"]["coordinates"], dtype=float).reshape(-1, 2)
+        assert (np.abs(c[:, 0]) <= 180).all() and (np.abs(c[:, 1]) <= 90).all()
+        assert 100 < c[:, 0].min() < 130 and 20 < c[:, 1].min() < 40  # lon, lat order (UTM 50N)
+    stops = [f["properties"] for f in fc["features"] if f["properties"]["kind"] == "stop"]
+    assert stops[0]["arrival"].startswith("2024-05-06T08:3") and stops[0]["arrival"].endswith("+08:00")
+    assert [p["order"] for p in stops if p["date"] == "2024-05-06"] == list(range(1, 1 + len(plans[0].visits)))
+    root = ET.fromstring(route_gpx(plans))
+    assert root.tag == f"{GPX}gpx" and root.get("version") == "1.1"
+    children = [c.tag.removeprefix(GPX) for c in root]
+    assert children[0] == "metadata"
+    assert children.index("trk") > max(i for i, t in enumerate(children) if t == "wpt")
+    wpts = root.findall(f"{GPX}wpt")
+    assert len(wpts) == sum(len(p.visits) for p in plans)
+    for w in wpts:
+        assert -90 <= float(w.get("lat", "nan")) <= 90 and -180 <= float(w.get("lon", "nan")) <= 180
+        assert w.find(f"{GPX}time") is not None and w.find(f"{GPX}name") is not None
+    trks = root.findall(f"{GPX}trk")
+    assert len(trks) == 2
+    assert all(len(t.findall(f"{GPX}trkseg/{GPX}trkpt")) >= 2 for t in trks)
+
+
+# ---------------------------------------------------------------------------------- CLI
+@pytest.fixture(scope="module")
+def county(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from gridgeo.synth import synth_county, write_county
+
+    path = tmp_path_factory.mktemp("patrol") / "county.gpkg"
+    write_county(synth_county(seed=7, townships=2, villages=6, households=600), path)
+    return path
+
+
+def _first_grid(county: Path) -> str:
+    from gridgeo.io import read_layer
+
+    return str(read_layer(county, layer="villager_groups")["code"].iloc[0])
+
+
+def test_cli_single_grid(county: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    grid = _first_grid(county)
+    out, gpx = tmp_path / "route.geojson", tmp_path / "route.gpx"
+    rc = main(["patrol", str(county), "--grid", grid, "--date", "2024-05-06", "--days", "3", "--budget", "3h30m",
+               "-o", str(out), "--gpx", str(gpx), "--seed", "2"])
+    assert rc == 0, capsys.readouterr().err
+    fc = json.loads(out.read_text(encoding="utf-8"))
+    assert fc["properties"]["synthetic_priorities"] is True
+    assert fc["properties"]["days"] == 3 and fc["properties"]["budget_min"] == 210
+    assert all(d["duration_min"] <= 210 for d in fc["properties"]["days_detail"])
+    ET.parse(gpx)
+    assert "synthetic" in capsys.readouterr().out
+
+
+def test_cli_all(county: Path, tmp_path: Path) -> None:
+    out = tmp_path / "routes"
+    assert main([str(county), "--all", "--date", "2024-05-06", "-o", str(out), "--gpx", str(tmp_path / "gpx")]) == 0
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["planned"] == summary["grids"] and summary["grids"] > 10
+    assert len(list(out.glob("*.geojson"))) == summary["grids"]
+    assert len(list((tmp_path / "gpx").glob("*.gpx"))) == summary["grids"]
+
+
+def test_cli_bad_input(county: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    grid = _first_grid(county)
+    base = [str(county), "--date", "2024-05-06", "-o", str(tmp_path / "r.geojson")]
+    assert main([*base, "--grid", "nope"]) == 1
+    err = capsys.readouterr().err
+    assert "no grid 'nope'" in err and grid in err
+    assert main([*base, "--grid", grid, "--budget", "1min"]) == 3
+    assert "below the shortest round trip" in capsys.readouterr().err
+    assert main([*base, "--grid", grid, "--budget", "soon"]) == 2
+    assert main([*base, "--grid", grid, "--date", "yesterday"]) == 2
+    import geopandas as gpd
+
+    roads = gpd.GeoDataFrame({"highway": ["motorway"], "oneway": ["yes"]},
+                             geometry=[shapely.LineString([(117.18, 28.25), (117.2, 28.25)])], crs=4326)
+    bad = tmp_path / "motorway.geojson"
+    roads.to_file(bad, driver="GeoJSON")
+    assert main([*base, "--grid", grid, "--network", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "motorway.geojson" in err and "no walkable ways" in err
+    assert not (tmp_path / "r.geojson").exists()
