@@ -7,6 +7,8 @@ SAMPLE  = boundaries/sample_county.gpkg
 OUT    ?= out
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+# a grid of the sample county to plan a week of patrols for (its villager groups stand in for grids)
+GRID   ?= 36990000100101
 # Debian packages some tests need (none yet); installed only when missing.
 APT_PACKAGES ?=
 
@@ -32,11 +34,14 @@ apt:
 	fi
 
 # The main job on the bundled sample county: check the boundaries, build the
-# adjacency graph, then serve the layers on $(HOST):$(PORT).
+# adjacency graph, plan a week of patrols for one grid, then serve the layers
+# on $(HOST):$(PORT).
 run: setup
 	@mkdir -p $(OUT)
 	$(BIN)/gridgeo check $(SAMPLE) --layer villages --id code --parent township
 	$(BIN)/gridgeo adjacency $(SAMPLE) --layer villages --id code -o $(OUT)/adjacency.json
+	$(BIN)/gridgeo patrol $(SAMPLE) --grid $(GRID) --date $$(date +%F) --days 7 \
+	    -o $(OUT)/route.geojson --gpx $(OUT)/route.gpx
 	$(BIN)/gridgeo serve $(SAMPLE) --host $(HOST) --port $(PORT)
 
 test: setup
@@ -51,7 +56,10 @@ typecheck: setup
 check: lint typecheck test
 
 bench: setup
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/bench_boundaries.py
+	$(BIN)/python bench/bench_routing.py --sets tsiligirides,chao,top --time-limit 2 --sample 3 --peers pyvrp,vroom,ortools
+	$(BIN)/python bench/bench_patrol.py
 
 # Regenerate the committed sample county (deterministic by seed).
 sample: setup
