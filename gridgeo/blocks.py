@@ -22,8 +22,8 @@ a block that continues a previous block (``previous``) keep their id; only new
 blocks take fresh numbers, after the highest one in use in their group.
 
 Output columns: ``block_id``, ``group``, ``size`` (sum of the size column, or
-the number of villages), ``n_units``, ``members`` (list of village ids; JSON
-text in files), ``polsby_popper`` (4πA/P² of the dissolved block, measured in
+the number of villages), ``n_units``, ``members`` (list of village ids: a JSON
+array in GeoJSON, JSON text in a GeoPackage), ``polsby_popper`` (4πA/P² of the dissolved block, measured in
 the metric CRS), ``locked``, ``violations`` (names of the hard rules the block
 breaks), the size column's own name when one was given, and, per
 ``similar`` column, the majority value (categorical) or the mean (numeric,
@@ -437,7 +437,7 @@ def blocks_command(args: argparse.Namespace) -> int:
     if out_path.suffix.lower() not in (".geojson", ".json", ".gpkg"):
         raise UsageError(f"{out_path}: output must be .geojson or .gpkg")
     gdf = read_layer(args.path, layer=args.layer, crs=getattr(args, "crs", None), datum=getattr(args, "datum", None),
-                     id_col=id_col)
+                     id_col=id_col, encoding=getattr(args, "encoding", None))
     locks = read_assignment(args.lock, id_col=id_col) if getattr(args, "lock", None) else None
     previous = read_assignment(args.previous, id_col=id_col) if getattr(args, "previous", None) else None
     out = make_blocks(

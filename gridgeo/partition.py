@@ -1080,6 +1080,7 @@ class Model:
                 locked_flags.append(False)
             notes.extend(out.notes)
             info[g] = out.info
+            info[g]["seconds"] = round(time.perf_counter() - now, 4)
             bar.update(gsize)
         bar.close()
         if time.perf_counter() > deadline:
