@@ -58,6 +58,7 @@ check: lint typecheck test
 bench: setup
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/bench_boundaries.py
+	$(BIN)/python bench/bench_blocks.py
 	$(BIN)/python bench/bench_routing.py --sets tsiligirides,chao,top --time-limit 2 --sample 3 --peers pyvrp,vroom,ortools
 	$(BIN)/python bench/bench_patrol.py
 
