@@ -49,7 +49,9 @@ How it searches, and why
    and staying put (:class:`Objective`). Pure Python lists in the inner loop.
 5. **Free count.** With a minimum, as many parts as the bounds allow (max-p):
    the component's ceiling ``floor(W / min)`` first, then fewer (1, 2, 4, ...
-   less, then a bisection back up) until a partition meets every bound. With
+   less, then a bisection back up) until a partition meets every bound; these
+   probes get two restarts each, and the counts just above the best one found
+   are then tried again with the full restart budget. With
    only a maximum, "as many as allowed" would be one unit per part, so the
    count is the fewest parts that fit under the maximum instead.
 
@@ -387,48 +389,59 @@ def _bisect(comp: _Comp, nodes: IArray, kk: int, lo: float, hi: float, rng: np.r
     need_bal = max(1, kk // 4)
     best_key: tuple[float, ...] | None = None
     best: tuple[int, int, list[int], list[int]] | None = None
+    if small:  # all trees' random edge weights and roots at once; candidates scored in plain Python
+        wts_all = 1.0 + rng.random((max_trees, len(r))) + 2.0 * pen
+        by_weight_all = np.argsort(wts_all, axis=1, kind="stable").tolist()
+        roots = rng.integers(m, size=max_trees).tolist()
+        codes = [c_[nodes].tolist() for c_ in comp.cats_np]
+        wl = w.tolist()
     for trial in range(max_trees):
-        wts = 1.0 + rng.random(len(r)) + 2.0 * pen
-        root = int(rng.integers(m))
         if small:
-            order_l, pred_l = _kruskal_bfs(m, rl, cl, np.argsort(wts, kind="stable").tolist(), root)
-            order = np.asarray(order_l, dtype=np.int64)
+            order_l, pred_l = _kruskal_bfs(m, rl, cl, by_weight_all[trial], roots[trial])
         else:
+            wts = 1.0 + rng.random(len(r)) + 2.0 * pen
+            root = int(rng.integers(m))
             T = minimum_spanning_tree(csr_matrix((wts, (r, c)), shape=(m, m)))
             order, pred = breadth_first_order(T, root, directed=False, return_predecessors=True)
             order_l = order.tolist()
             pred_l = pred.tolist()
         if len(order_l) != m:
             raise RuntimeError("bisect called on a disconnected set")  # an engine bug, not bad input
-        s = w.tolist()
+        s = list(wl) if small else w.tolist()
         cnt = [1] * m
         for v in reversed(order_l[1:]):
             p = pred_l[v]
             s[p] += s[v]
             cnt[p] += cnt[v]
-        cand = order[1:]
-        sa = np.asarray(s)[cand]
-        ca = np.asarray(cnt)[cand]
-        ka = np.clip(np.rint(sa / t), 1, kk - 1).astype(np.int64)
-        kb = kk - ka
-        ok = (ca >= ka) & (m - ca >= kb)
-        if not ok.any():
-            continue
-        err = np.abs(sa - ka * t) / np.minimum(ka, kb) / margin
-        bad = (err > tol).astype(float)
-        notbal = (np.minimum(ka, kb) < need_bal).astype(float)
-        if use_cross:
-            ends = np.asarray(pred_l)[cand]
-            nocross = (~comp.cross(nodes[cand], nodes[ends])).astype(float)
+        if small:
+            found = _best_cut(order_l, pred_l, s, cnt, t, kk, margin, tol, need_bal, codes)
+            if found is None:
+                continue
+            key, v_best, ka_found = found
         else:
-            nocross = np.zeros(len(cand))
-        big = 10.0 * (~ok)
-        keyarr = np.lexsort((err, notbal, nocross, bad + big))
-        i = int(keyarr[0])
-        key = (float(bad[i] + big[i]), float(nocross[i]), float(notbal[i]), float(err[i]))
+            cand = np.asarray(order_l[1:], dtype=np.int64)
+            sa = np.asarray(s)[cand]
+            ca = np.asarray(cnt)[cand]
+            ka = np.clip(np.rint(sa / t), 1, kk - 1).astype(np.int64)
+            kb = kk - ka
+            ok = (ca >= ka) & (m - ca >= kb)
+            if not ok.any():
+                continue
+            err = np.abs(sa - ka * t) / np.minimum(ka, kb) / margin
+            bad = (err > tol).astype(float)
+            notbal = (np.minimum(ka, kb) < need_bal).astype(float)
+            if use_cross:
+                ends = np.asarray(pred_l)[cand]
+                nocross = (~comp.cross(nodes[cand], nodes[ends])).astype(float)
+            else:
+                nocross = np.zeros(len(cand))
+            big = 10.0 * (~ok)
+            i = int(np.lexsort((err, notbal, nocross, bad + big))[0])
+            key = (float(bad[i] + big[i]), float(nocross[i]), float(notbal[i]), float(err[i]))
+            v_best, ka_found = int(cand[i]), int(ka[i])
         if best_key is None or key < best_key:
             best_key = key
-            best = (int(cand[i]), int(ka[i]), order_l, pred_l)
+            best = (v_best, ka_found, order_l, pred_l)
         if best_key[0] == 0 and best_key[2] == 0 and (not use_cross or best_key[1] == 0 or trial >= 3):
             break
     if best is None:  # cannot happen for kk <= m (a leaf always fits); keep the engine total
@@ -441,6 +454,30 @@ def _bisect(comp: _Comp, nodes: IArray, kk: int, lo: float, hi: float, rng: np.r
         if p >= 0 and inside[p]:
             inside[x] = True
     return np.asarray(inside), ka_best
+
+
+def _best_cut(order: list[int], pred: list[int], s: list[float], cnt: list[int], t: float, kk: int,
+              margin: float, tol: float, need_bal: int, codes: list[list[int]],
+              ) -> tuple[tuple[float, ...], int, int] | None:
+    """The best edge of one small tree (same key as the array version in :func:`_bisect`)."""
+    m = len(order)
+    best: tuple[float, ...] | None = None
+    v_best = ka_best = -1
+    for v in order[1:]:
+        sv, cv = s[v], cnt[v]
+        ka = round(sv / t)
+        ka = 1 if ka < 1 else (kk - 1 if ka > kk - 1 else ka)
+        kb = kk - ka
+        if cv < ka or m - cv < kb:
+            continue
+        low = ka if ka < kb else kb
+        e = abs(sv - ka * t) / low / margin
+        p = pred[v]
+        nocross = 0.0 if any(cd[v] != cd[p] for cd in codes) or not codes else 1.0
+        key = (1.0 if e > tol else 0.0, nocross, 1.0 if low < need_bal else 0.0, e)
+        if best is None or key < best:
+            best, v_best, ka_best = key, v, ka
+    return None if best is None else (best, v_best, ka_best)
 
 
 def _kruskal_bfs(m: int, r: list[int], c: list[int], by_weight: list[int], root: int) -> tuple[list[int], list[int]]:
@@ -703,7 +740,7 @@ class _Search:
         if self.P <= 1 or n_iter <= 0 or E == 0:
             return
         part, size, cnt, wl, nbrs, nlen = self.part, self.size, self.cnt, c.wl, c.nbrs, c.nlen
-        src, dst, viol = c.src, c.dst, self.viol
+        src, dst, lo, hi = c.src, c.dst, self.lo, self.hi
         mw = c.W / c.m
         wc = 0.05 * mw / c.mean_len
         T0, T1 = 0.5 * mw, 0.01 * mw
@@ -727,7 +764,11 @@ class _Search:
                 continue
             wu = wl[u]
             sA, sB = size[A], size[B]
-            dv = viol(sA - wu) + viol(sB + wu) - viol(sA) - viol(sB)
+            a1, b1 = sA - wu, sB + wu  # bound violations inlined: this loop is the hot spot of max-p
+            dv = ((a1 - hi if a1 > hi else (lo - a1 if a1 < lo else 0.0))
+                  + (b1 - hi if b1 > hi else (lo - b1 if b1 < lo else 0.0))
+                  - (sA - hi if sA > hi else (lo - sA if sA < lo else 0.0))
+                  - (sB - hi if sB > hi else (lo - sB if sB < lo else 0.0)))
             dcut = 0.0
             for v, L in zip(nbrs[u], nlen[u], strict=True):
                 pv = part[v]
@@ -768,7 +809,7 @@ class _Search:
         wm = obj.stay
         cats, catcnt = c.cats, self.catcnt
         nums, S1 = c.nums, self.S1
-        viol = self.viol
+        lo, hi = self.lo, self.hi
         T0, T1 = 1.0, 0.02
         alpha = (T1 / T0) ** (1.0 / n_iter)
         T = T0
@@ -788,8 +829,12 @@ class _Search:
                 continue
             wu = wl[u]
             sA, sB = size[A], size[B]
-            if viol(sA - wu) + viol(sB + wu) > viol(sA) + viol(sB) + _EPS:
-                continue
+            a1, b1 = sA - wu, sB + wu
+            if ((a1 - hi if a1 > hi else (lo - a1 if a1 < lo else 0.0))
+                    + (b1 - hi if b1 > hi else (lo - b1 if b1 < lo else 0.0))
+                    > (sA - hi if sA > hi else (lo - sA if sA < lo else 0.0))
+                    + (sB - hi if sB > hi else (lo - sB if sB < lo else 0.0)) + _EPS):
+                continue  # never increase the bound violation
             dcut = 0.0
             for v, L in zip(nbrs[u], nlen[u], strict=True):
                 pv = part[v]
@@ -1229,7 +1274,8 @@ class Model:
             s = _Search(comp, part, P, comp.lo, comp.hi, stay)
             s.repair(deadline)
             if not s.solved():
-                s.shake(self.objective.iterations * comp.m, rng, deadline)
+                # violations are local: a larger component does not need a proportionally longer shake
+                s.shake(min(self.objective.iterations * comp.m, 200_000), rng, deadline)
                 s.repair(deadline)
             if best is None or s.violation() < best.violation() - _EPS:
                 best = s
@@ -1245,12 +1291,22 @@ class Model:
         lo, hi, W, m = comp.lo, comp.hi, comp.W, comp.m
         k_min = max(1, min(m, math.ceil(W / hi - _EPS))) if math.isfinite(hi) else 1
         tries: dict[int, _Search] = {}
-        restarts = min(self.objective.restarts, max(2, 20_000 // m))  # small components: more tries are cheap
+        full = min(self.objective.restarts, max(2, 20_000 // m))  # small components: more tries are cheap
+        quick = min(2, full)
+        pushed: set[int] = set()
 
-        def attempt(k: int) -> bool:
-            if k not in tries:
+        def attempt(k: int, restarts: int = quick) -> bool:
+            if k not in tries or (restarts > quick and k not in pushed and not tries[k].solved()):
+                if restarts > quick:
+                    pushed.add(k)
                 tries[k] = self._draw(comp, k, rng, deadline, restarts, info)
             return tries[k].solved()
+
+        def push(k: int, step: int) -> int:
+            """From a feasible count, try the next ones with the full restart budget."""
+            while k_min <= k + step <= k_max and time.perf_counter() < deadline and attempt(k + step, full):
+                k += step
+            return k
 
         if lo > 0:
             k_max = max(1, min(m, math.floor(W / lo + _EPS)))
@@ -1276,7 +1332,8 @@ class Model:
                     lo_k = mid
                 else:
                     hi_k = mid
-            return tries[max(kk for kk in tries if attempt(kk))]
+            return tries[push(max(kk for kk in tries if tries[kk].solved()), 1)]
+        k_max = m
         step, k = 1, k_min
         while k <= m and not attempt(k) and time.perf_counter() < deadline:
             k, step = k + step, step * 2
@@ -1291,7 +1348,7 @@ class Model:
                 hi_k = mid
             else:
                 lo_k = mid
-        return tries[min(kk for kk in tries if attempt(kk))]
+        return tries[push(min(kk for kk in tries if tries[kk].solved()), -1)]
 
     def _from_previous(self, comp: _Comp, k: int | None, rng: np.random.Generator, deadline: float,
                        prev: list[Hashable | None]) -> tuple[list[int], list[Hashable | None], dict[str, Any]]:
