@@ -128,11 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_patrol_parser(sub)
 
+    from gridgeo.build import add_build_parser
+
+    add_build_parser(sub)
+
     sv = sub.add_parser("serve", help="serve a county GeoPackage over HTTP (waitress)")
     sv.add_argument("path", help="county GeoPackage")
-    sv.add_argument("--host", default="127.0.0.1")
-    sv.add_argument("--port", type=int, default=8000)
-    sv.add_argument("--threads", type=int, default=8)
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    sv.add_argument("--threads", type=int, default=8, help="waitress worker threads (default 8)")
     sv.set_defaults(func=cmd_serve)
     return parser
 
@@ -231,14 +235,17 @@ def cmd_blocks(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the county on waitress (a production WSGI server); the URL is logged once the data is loaded."""
     from waitress import serve
 
     from service import create_app
 
+    served = logging.getLogger("gridgeo.serve")
+    served.setLevel(logging.INFO)  # the URL is the one line a user of `make run` needs, even without -v
     app = create_app({"COUNTY": args.path})
-    url = f"http://{args.host}:{args.port}/"
-    print(f"serving {args.path} at {url} (Ctrl-C to stop)", flush=True)
-    serve(app, host=args.host, port=args.port, threads=args.threads)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    served.info("serving %s at http://%s:%d/ (map at /map, API at /api; Ctrl-C to stop)", args.path, host, args.port)
+    serve(app, host=args.host, port=args.port, threads=args.threads, ident="gridgeo")
     return 0
 
 

@@ -1,0 +1,378 @@
+"""The county pipeline (``gridgeo build``): exact tiling, every household in one point, stable codes.
+
+Generated counties come from :func:`gridgeo.synth.synth_county` (small ones,
+so the file runs in seconds); the real extracts from ``../shared/data/osm``
+(fail under CI=true when missing, see ``conftest.py``).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pyogrio
+import pytest
+import shapely
+
+from gridgeo import crs as _crs
+from gridgeo._errors import GeometryError
+from gridgeo.build import LEVELS, BuildResult, build_county
+from gridgeo.codes import reading_order
+from gridgeo.rules import CountyRules, load_county_rules
+from gridgeo.synth import synth_county, write_county
+
+TOL = 1.0  # m², the tolerance the rules state
+
+
+# --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def county(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    p = tmp_path_factory.mktemp("county") / "county.gpkg"
+    write_county(synth_county(seed=5, townships=3, villages=14, households=9000), p)
+    return p
+
+
+@pytest.fixture(scope="module")
+def built(county: Path) -> BuildResult:
+    return build_county(CountyRules(county=county), workers=2)
+
+
+@pytest.fixture(scope="module")
+def drawn(county: Path) -> BuildResult:
+    """Grids drawn by the engine (villager groups ignored)."""
+    return build_county(CountyRules(county=county, use_groups=False), workers=1)
+
+
+def _metric(res: BuildResult) -> dict[str, gpd.GeoDataFrame]:
+    m = _crs.metric_crs(res.layers["villages"])
+    return {k: v.to_crs(m) for k, v in res.layers.items() if len(v)}
+
+
+def assert_tiles(res: BuildResult) -> None:
+    """Grids + exclusive grids tile every village; points tile every grid; blocks tile townships."""
+    L = _metric(res)
+    level2 = gpd.GeoDataFrame(
+        {"code": list(L["grids"]["code"]) + list(L.get("exclusive", L["grids"].iloc[:0])["code"]),
+         "parent": list(L["grids"]["parent"]) + list(L.get("exclusive", L["grids"].iloc[:0])["parent"])},
+        geometry=list(L["grids"].geometry) + list(L.get("exclusive", L["grids"].iloc[:0]).geometry),
+        crs=L["grids"].crs)
+    for parent_layer, child, key in ((L["villages"], level2, "parent"), (L["townships"], L["villages"], "parent"),
+                                     (level2, L["points"], "parent")):
+        for code, geom in zip(parent_layer["code"], parent_layer.geometry, strict=True):
+            kids = child[child[key] == code].geometry.values
+            assert len(kids), f"{code} has no children"
+            union = shapely.union_all(kids)
+            gap = shapely.area(shapely.symmetric_difference(union, geom))
+            overlap = float(np.sum(shapely.area(kids))) - shapely.area(union)
+            assert gap < TOL, f"{code}: children leave {gap:.3f} m² uncovered or spill over"
+            assert overlap < TOL, f"{code}: children overlap by {overlap:.3f} m²"
+    if len(res.layers["blocks"]):
+        for code, geom in zip(L["townships"]["code"], L["townships"].geometry, strict=True):
+            kids = L["blocks"][L["blocks"]["parent"] == code].geometry.values
+            assert shapely.area(shapely.symmetric_difference(shapely.union_all(kids), geom)) < TOL
+
+
+def assert_households(res: BuildResult, buildings: gpd.GeoDataFrame | None = None) -> None:
+    """Every building / household point in exactly one grid point, and the counts add up."""
+    hh = res.layers["households"]
+    pts = res.layers["points"]
+    inside = hh[hh["village"].notna()]
+    assert inside["point"].notna().all()
+    assert set(inside["point"]) <= set(pts["code"])
+    per_point = inside.groupby("point")["households"].sum()
+    got = dict(zip(pts["code"], pts["households"], strict=True))
+    for code, n in per_point.items():
+        assert got[code] == n
+    assert sum(got.values()) == int(inside["households"].sum())
+    if buildings is not None:  # the building's own footprint meets its point
+        m = _crs.metric_crs(res.layers["villages"])
+        b = buildings.to_crs(m).geometry.values
+        pmap = dict(zip(pts["code"], pts.to_crs(m).geometry.values, strict=True))
+        mine = np.asarray([pmap.get(c) for c in hh["point"]], dtype=object)
+        ok = np.asarray(hh["village"].notna())
+        assert shapely.intersects(b[ok], mine[ok]).all()
+
+
+def assert_codes(res: BuildResult) -> None:
+    g, e, p, v = (res.layers[k] for k in ("grids", "exclusive", "points", "villages"))
+    for c, parent in zip(g["code"], g["parent"], strict=True):
+        assert re.fullmatch(re.escape(parent) + r"\d{2}", c), c
+    for c, parent in zip(e["code"], e["parent"], strict=True):
+        assert re.fullmatch(re.escape(parent) + r"Z\d{2}", c), c
+    for c, parent in zip(p["code"], p["parent"], strict=True):
+        assert re.fullmatch(re.escape(parent) + r"\d{3}", c), c
+    for layer in (g, e, p, v):
+        assert layer["code"].is_unique
+    assert set(g["parent"]) | set(e["parent"]) <= set(v["code"])
+
+
+# --------------------------------------------------------------------------------------
+def test_layers_and_columns(built: BuildResult) -> None:
+    for name in LEVELS:
+        assert name in built.layers
+    for name in ("townships", "blocks", "villages", "grids", "points", "exclusive"):
+        gdf = built.layers[name]
+        assert {"code", "households"} <= set(gdf.columns), name
+        assert gdf.crs.is_geographic
+    for name in ("blocks", "villages", "grids", "points", "exclusive"):
+        assert "parent" in built.layers[name].columns
+
+
+def test_tiling_exact(built: BuildResult, drawn: BuildResult) -> None:
+    assert_tiles(built)
+    assert_tiles(drawn)
+    for res in (built, drawn):
+        t = res.report["tiling"]
+        assert t["worst_gap_m2"] < TOL and t["worst_overlap_m2"] < TOL and t["worst_points_m2"] < TOL
+
+
+def test_every_household_in_one_point(built: BuildResult, drawn: BuildResult, county: Path) -> None:
+    b = gpd.read_file(county, layer="buildings")
+    assert_households(built, b)
+    assert_households(drawn, b)
+    assert built.report["households"]["total"] == int(b["households"].sum())
+    assert built.report["households"]["estimated"] == 0
+
+
+def test_codes_format_and_reading_order(built: BuildResult, drawn: BuildResult) -> None:
+    assert_codes(built)
+    assert_codes(drawn)
+    m = _crs.metric_crs(drawn.layers["villages"])
+    g = drawn.layers["grids"].to_crs(m)
+    for _, grp in g.groupby("parent"):
+        c = grp.geometry.centroid
+        order = reading_order(c.x, c.y, grp.geometry.area)
+        assert list(grp["code"].iloc[order]) == sorted(grp["code"])
+
+
+def test_grids_follow_villager_groups(built: BuildResult, county: Path) -> None:
+    groups = gpd.read_file(county, layer="villager_groups")
+    g = built.layers["grids"]
+    assert (g["source"] == "villager_group").all()
+    assert set(g["group"]) <= set(groups["code"])
+    # a group's grid is the group minus the exclusive sites in it
+    m = _crs.metric_crs(g)
+    gm = dict(zip(groups["code"], groups.to_crs(m).geometry, strict=True))
+    for code, geom in zip(g["group"], g.to_crs(m).geometry, strict=True):
+        assert shapely.area(shapely.difference(geom, gm[code])) < TOL
+
+
+def test_drawn_grids_and_points_mostly_within_bounds(drawn: BuildResult) -> None:
+    b = drawn.report["bounds"]
+    assert b["grids"]["drawn"] == len(drawn.layers["grids"])
+    assert b["grids"]["drawn_within_bounds"] >= 0.8
+    assert b["points"]["within_bounds_where_possible"] >= 0.9
+    # the report's share is what the layer says
+    pts = drawn.layers["points"]
+    assert b["points"]["within_bounds"] == pytest.approx(pts["within_bounds"].mean(), abs=1e-4)
+
+
+def test_exclusive_grids(built: BuildResult, county: Path) -> None:
+    e = built.layers["exclusive"]
+    assert len(e) > 0
+    assert set(e["category"]) <= {"school", "hospital", "mine", "gated_compound"}
+    pois = gpd.read_file(county, layer="pois")
+    sites = pois[pois["category"].isin(["school", "hospital", "mine", "gated_compound"])]
+    m = _crs.metric_crs(e)
+    em = e.to_crs(m)
+    # every site that got a grid lies in its own exclusive grid (its point, or most of its polygon)
+    tree = shapely.STRtree(em.geometry.values)
+    hit = 0
+    for geom in sites.to_crs(m).geometry:
+        probe = shapely.point_on_surface(geom)
+        hit += len(tree.query(probe, predicate="intersects")) > 0
+    assert hit >= 0.8 * len(sites)
+    dropped = built.report["exclusive"]["dropped"]
+    assert hit + len(dropped) >= len(sites) - 2  # shared footprints are merged, and reported
+
+
+def test_deterministic(county: Path, built: BuildResult) -> None:
+    again = build_county(CountyRules(county=county), workers=1)  # serial == parallel
+    for name in ("grids", "points", "exclusive", "households"):
+        a, b = built.layers[name], again.layers[name]
+        assert list(a["code" if "code" in a else "point"]) == list(b["code" if "code" in b else "point"])
+        assert all(shapely.equals_exact(x, y, 1e-9) for x, y in zip(a.geometry, b.geometry, strict=True))
+
+
+def _change_one_village(src: Path, dst: Path) -> str:
+    """Copy the county with one village's buildings thinned out (households change)."""
+    layers = {name: gpd.read_file(src, layer=name) for name, _ in pyogrio.list_layers(src)}
+    b = layers["buildings"]
+    target = str(layers["villages"]["code"].iloc[3])
+    mine = b.index[b["village"].astype(str) == target]
+    layers["buildings"] = b.drop(index=mine[::2]).reset_index(drop=True)
+    write_county(layers, dst)
+    return target
+
+
+def test_codes_stable_when_one_village_changes(county: Path, drawn: BuildResult, tmp_path: Path) -> None:
+    changed = _change_one_village(county, tmp_path / "changed.gpkg")
+    rules = CountyRules(county=tmp_path / "changed.gpkg", use_groups=False)
+    again = build_county(rules, workers=1)
+    for name in ("grids", "points", "exclusive"):
+        a, b = drawn.layers[name], again.layers[name]
+        key = "parent" if name != "points" else "village"
+        a1, b1 = a[a[key] != changed], b[b[key] != changed]
+        assert list(a1["code"]) == list(b1["code"]), name
+        assert all(shapely.equals_exact(x, y, 1e-9) for x, y in zip(a1.geometry, b1.geometry, strict=True))
+    # the changed village did change, and its household assignment is complete
+    before = drawn.layers["points"]
+    after = again.layers["points"]
+    assert before[before["village"] == changed]["households"].sum() != after[after["village"] == changed][
+        "households"].sum()
+    assert_tiles(again)
+
+
+def test_previous_build_keeps_codes_of_continuing_grids(county: Path, drawn: BuildResult, tmp_path: Path) -> None:
+    old = tmp_path / "old.gpkg"
+    from gridgeo.io import write_layers
+
+    write_layers(drawn.layers, old)
+    again = build_county(CountyRules(county=county, use_groups=False, seed=99), previous=old, workers=1)
+    # a different seed re-draws every village; grids that still cover most of an old grid keep its code
+    m = _crs.metric_crs(drawn.layers["villages"])
+    og = dict(zip(drawn.layers["grids"]["code"], drawn.layers["grids"].to_crs(m).geometry, strict=True))
+    kept = 0
+    for code, geom in zip(again.layers["grids"]["code"], again.layers["grids"].to_crs(m).geometry, strict=True):
+        if code in og:
+            inter = shapely.area(shapely.intersection(geom, og[code]))
+            union = shapely.area(shapely.union(geom, og[code]))
+            kept += inter / union >= 0.5
+    assert kept >= 1
+    assert_codes(again)
+
+
+def test_estimated_households(county: Path, tmp_path: Path) -> None:
+    layers = {name: gpd.read_file(county, layer=name) for name, _ in pyogrio.list_layers(county)}
+    b = layers["buildings"]
+    b.loc[b.index[::3], "households"] = None
+    layers["buildings"] = b
+    p = tmp_path / "est.gpkg"
+    write_county(layers, p)
+    res = build_county(CountyRules(county=p, points=True), workers=1)
+    h = res.report["households"]
+    assert h["estimated_items"] == len(b.index[::3])
+    assert h["estimated"] > 0 and h["given"] > 0
+    assert res.layers["households"]["estimated"].sum() == h["estimated_items"]
+    assert_households(res)
+
+
+def test_tiling_failure_names_the_village(county: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gridgeo.grids as G
+
+    real = G._units.street_blocks
+
+    def lossy(area: Any, barriers: Any, *, min_area: float = 1.0) -> Any:
+        faces = real(area, barriers, min_area=min_area)
+        return faces[:-1] if len(faces) > 3 else faces  # lose a face: a gap
+
+    monkeypatch.setattr(G._units, "street_blocks", lossy)
+    with pytest.raises(GeometryError, match=r"village \d{12}"):
+        build_county(CountyRules(county=county, use_groups=False), workers=1)
+
+
+# --------------------------------------------------------------------------------------
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gridgeo.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_build(county: Path, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[county]\nseed = 1\n[bounds.rural]\npoint = [8, 40]\n', encoding="utf-8")
+    out = tmp_path / "out.gpkg"
+    r = _cli("build", str(rules), "-o", str(out), "--input", str(county), "--report", str(tmp_path / "r.json"))
+    assert r.returncode == 0, r.stderr
+    assert "tiling:" in r.stdout and "points" in r.stdout
+    assert {n for n, _ in pyogrio.list_layers(out)} >= set(LEVELS)
+    assert (tmp_path / "r.json").exists()
+
+
+def test_cli_build_bad_rules(tmp_path: Path, county: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[bounds.rural]\npoints = [8, 40]\n", encoding="utf-8")
+    out = tmp_path / "out.gpkg"
+    r = _cli("build", str(rules), "-o", str(out), "--input", str(county))
+    assert r.returncode == 2
+    assert "rules.toml" in r.stderr and "points" in r.stderr
+    assert not out.exists()
+
+
+def test_cli_build_missing_input_writes_nothing(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[inputs]\ncounty = "nowhere.gpkg"\n', encoding="utf-8")
+    out = tmp_path / "out.gpkg"
+    r = _cli("build", str(rules), "-o", str(out))
+    assert r.returncode != 0
+    assert "nowhere.gpkg" in r.stderr
+    assert not out.exists()
+    assert not list(tmp_path.glob(".out.gpkg*"))
+
+
+# --------------------------------------------------------------------------------------
+# Real extracts
+# --------------------------------------------------------------------------------------
+def _osm_rules(tmp_path: Path, pbf: Path, extra: str = "") -> Path:
+    p = tmp_path / "rules.toml"
+    p.write_text(f'[county]\ncode = "360681"\n[inputs]\nosm = "{pbf.as_posix()}"\n{extra}', encoding="utf-8")
+    return p
+
+
+def test_guixi_dongmen(osm_dir: Path, tmp_path: Path) -> None:
+    pbf = osm_dir / "guixi_jiangxi.osm.pbf"
+    res = build_county(load_county_rules(_osm_rules(tmp_path, pbf)), workers=1)
+    L = res.layers
+    assert len(L["townships"]) == 1 and "东门" in str(L["townships"]["name"].iloc[0])
+    assert len(L["villages"]) >= 5
+    assert (L["villages"]["kind"] == "urban").all()  # its communities (社区)
+    assert_tiles(res)
+    assert_households(res)
+    assert_codes(res)
+    h = res.report["households"]
+    assert h["estimated_items"] > 0  # OSM buildings carry no household counts
+    # every school inside the subdistrict is an exclusive grid
+    from gridgeo.inputs import county_from_osm
+
+    raw = county_from_osm(pbf, county_code="360681")
+    schools = raw["pois"][(raw["pois"]["category"] == "school") & raw["pois"]["village"].notna()]
+    ex = L["exclusive"]
+    assert (ex["category"] == "school").sum() == len(schools)  # the extract's schools lie outside 东门
+    # a site given as a point (the subdistrict office) takes its street block or a disc of site_radius_m
+    rules = load_county_rules(_osm_rules(tmp_path, pbf, '[exclusive]\ncategories = ["school", "townhall"]\n'))
+    res2 = build_county(rules, workers=1)
+    ex2 = res2.layers["exclusive"]
+    office = raw["pois"][(raw["pois"]["category"] == "townhall") & raw["pois"]["village"].notna()]
+    assert len(office) == 1 and len(ex2) == 1
+    assert ex2["name"].iloc[0] == office["name"].iloc[0]
+    assert ex2.to_crs(4326).geometry.iloc[0].intersects(office.to_crs(4326).geometry.iloc[0])
+    m = _crs.metric_crs(ex2)
+    assert 200 <= ex2.to_crs(m).area.iloc[0] <= max(40_000, 3.2 * 60**2) + 1
+    assert_tiles(res2)
+    assert_households(res2)
+
+
+def test_beijing_compounds_and_footways(osm_dir: Path, tmp_path: Path) -> None:
+    src = osm_dir / "beijing_haidian_cau.osm.bz2"
+    highways = '", "'.join(["primary", "secondary", "tertiary", "residential", "service", "unclassified",
+                           "footway", "path", "steps", "pedestrian", "living_street"])
+    rules = load_county_rules(_osm_rules(tmp_path, src, f'[barriers]\nhighway = ["{highways}"]\n'))
+    res = build_county(rules, workers=1)
+    assert_tiles(res)
+    assert_households(res)
+    assert_codes(res)
+    ex = res.layers["exclusive"]
+    cats = ex["category"].value_counts().to_dict()
+    assert cats.get("gated_compound", 0) >= 8  # the named residential compounds (小区)
+    assert cats.get("school", 0) >= 3
+    assert cats.get("hospital", 0) >= 1
+    names = set(ex["name"])
+    assert {"富润家园", "静淑苑"} & names
+    # footways cut: more units than with roads alone
+    roads_only = build_county(replace(rules, barrier_highways=("primary", "secondary", "tertiary", "residential")),
+                              workers=1)
+    assert res.report["units"]["faces"] > roads_only.report["units"]["faces"]
