@@ -405,9 +405,9 @@ def _pairs(ctx: _Ctx, predicate: str, distance: float | None = None) -> tuple[np
     geoms = ctx.mgeoms[idx]
     tree = shapely.STRtree(geoms)
     if distance is None:
-        a, b = tree.query(geoms, predicate=predicate)
+        a, b = tree.query(geoms, predicate=predicate)  # type: ignore[call-overload]
     else:
-        a, b = tree.query(geoms, predicate=predicate, distance=distance)
+        a, b = tree.query(geoms, predicate=predicate, distance=distance)  # type: ignore[call-overload]
     keep = a < b
     return idx[a[keep]], idx[b[keep]]
 

@@ -40,7 +40,7 @@ import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import shapely
@@ -324,8 +324,8 @@ def build_village(t: VillageTask) -> VillageOut:
             model = Model(_sub_units(ip, ix, lens, base, base.tolist()), size=uw[base], min_size=lo_g or None,
                           max_size=hi_g, count=k, objective=Objective(iterations=t.iterations, restarts=t.restarts))
             res = model.solve(seed=village_seed(t.seed, t.code + "/grids"))
-            for u, k in res.assignment.items():
-                label[int(u)] = f"P{int(k):04d}"
+            for uid, part in res.assignment.items():
+                label[int(cast(int, uid))] = f"P{int(part):04d}"
             st["grids_from"] = "partition"
             st["grid_violations"] = [v.rule for v in res.violations]
     clock.lap("grids")
@@ -358,10 +358,10 @@ def build_village(t: VillageTask) -> VillageOut:
                           objective=Objective(iterations=t.iterations, restarts=t.restarts))
             res = model.solve(seed=village_seed(t.seed, t.code + "/points"))
             by_part: dict[int, list[int]] = {}
-            for u, k in res.assignment.items():
-                by_part.setdefault(int(k), []).append(int(u))
-            for k in sorted(by_part):
-                point_rows.append((res.parts[k].group, np.asarray(sorted(by_part[k]), dtype=np.int64)))
+            for uid, part in res.assignment.items():
+                by_part.setdefault(int(part), []).append(int(cast(int, uid)))
+            for part in sorted(by_part):
+                point_rows.append((res.parts[part].group, np.asarray(sorted(by_part[part]), dtype=np.int64)))
             st["point_violations"] = [v.rule for v in res.violations]
         point_rows.sort(key=lambda r: (r[0], int(r[1][0])))
     else:
@@ -420,8 +420,8 @@ def _label_by_households(base: NDArray[np.int64], item_unit: NDArray[np.int64], 
         if u in inbase and lab is not None:
             votes.setdefault(u, {})
             votes[u][lab] = votes[u].get(lab, 0) + int(w[j])
-    for u, v in votes.items():
-        label[u] = "G" + max(sorted(v), key=lambda k: v[k])
+    for u, tally in votes.items():
+        label[u] = "G" + max(sorted(tally), key=lambda k: tally[k])
     frontier = sorted(votes)
     while frontier:
         nxt: list[int] = []

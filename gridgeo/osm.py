@@ -646,7 +646,7 @@ def _one_line(exc: BaseException) -> str:
 
 def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
     """Keep the polygonal parts of a repaired geometry (a Polygon may repair to a collection)."""
-    if geom.geom_type in ("Polygon", "MultiPolygon"):
+    if shapely.get_type_id(geom) in (3, 6):  # Polygon, MultiPolygon
         return geom
     polygons: list[shapely.Polygon] = []
     for part in getattr(geom, "geoms", ()):
@@ -700,7 +700,7 @@ def _frame(layer: str, collector: _Collector, path: Path) -> gpd.GeoDataFrame:
 
     data: dict[str, Any] = {}
     for name, dtype in columns:
-        data[name] = pd.array([row[name] for row in rows], dtype=dtype)
+        data[name] = pd.array([row[name] for row in rows], dtype=dtype)  # type: ignore[call-overload]
     frame = gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"), crs="EPSG:4326")
     if len(frame):
         ids = frame["osm_id"].astype(str)

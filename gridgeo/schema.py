@@ -26,6 +26,7 @@ places         Point           place (OSM place=*), name
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import geopandas as gpd
 import pandas as pd
@@ -170,7 +171,7 @@ _RURAL = ("rural", "village", "countryside", "农村", "乡村", "村", "村委�
 
 
 def _kind_of(text: object) -> str | None:
-    if text is None or pd.isna(text):
+    if text is None or pd.isna(cast(Any, text)):
         return None
     t = str(text).strip().lower()
     if not t:

@@ -280,11 +280,11 @@ def _sample_in(
 ) -> Array:
     """``n`` random points inside ``poly`` (uniform, or with probability ∝ ``density`` ≤ 1)."""
     shapely.prepare(poly)
-    x0, y0, x1, y1 = poly.bounds
+    x0, y0, x1, y1 = shapely.bounds(poly).tolist()
     out: list[Array] = []
     have = 0
     while have < n:
-        m = max(1024, int(1.6 * (n - have) * (x1 - x0) * (y1 - y0) / max(poly.area, 1.0)))
+        m = max(1024, int(1.6 * (n - have) * (x1 - x0) * (y1 - y0) / max(float(shapely.area(poly)), 1.0)))
         x = rng.uniform(x0, x1, m)
         y = rng.uniform(y0, y1, m)
         keep = shapely.contains_xy(poly, x, y)
@@ -600,7 +600,7 @@ def _place_townships(
     xy = _snap_inside(xy, inner, cloud)
     n_sub = int((kind == 0).sum())
     # county seat: the seat nearest a point somewhat off the centre (real seats rarely sit dead centre)
-    radius = math.sqrt(inner.area / math.pi)
+    radius = math.sqrt(float(shapely.area(inner)) / math.pi)
     target = np.array(center) + rng.normal(0.0, 0.15 * radius, 2)
     chosen = [int(np.argmin(np.hypot(*(xy - target).T)))]
     dist = np.hypot(*(xy - xy[chosen[0]]).T)
@@ -884,7 +884,7 @@ def _atoms(
     territory closely while every edge is still shared exactly.  The group
     seeds are parcels too, so every group owns at least its own parcel.
     """
-    pts = _hex_grid(rng, inner.bounds, _ATOM_RURAL)
+    pts = _hex_grid(rng, tuple(shapely.bounds(inner).tolist()), _ATOM_RURAL)
     pts = pts[shapely.contains_xy(inner, pts[:, 0], pts[:, 1])]
     u_idx = np.flatnonzero(urban)
     if len(u_idx):
@@ -949,7 +949,7 @@ def _assign_groups(axy: Array, a_village: IArray, gxy: Array, g_village: IArray)
 
 def _ghosts(outline: shapely.Geometry) -> Array:
     """Seeds just outside the outline so every inside Voronoi cell is closed off by them."""
-    ring = shapely.segmentize(outline.buffer(_GHOST_SPACING / 2, quad_segs=8).exterior, _GHOST_SPACING)
+    ring = shapely.segmentize(shapely.buffer(outline, _GHOST_SPACING / 2, quad_segs=8).exterior, _GHOST_SPACING)
     return shapely.get_coordinates(ring)[:-1]
 
 
@@ -1286,7 +1286,7 @@ def synth_county(
             n_urban = int(seat_urban.sum() + extras.sum())
             area = (villages - n_urban) * _RURAL_M2 + n_urban * _URBAN_M2
             outline = _blob(rng, area, cx, cy)
-            inner = outline.buffer(-_MARGIN)
+            inner = shapely.buffer(outline, -_MARGIN)
             shapely.prepare(inner)
             radius = math.sqrt(area / math.pi)
             mountain = _Field(rng, 8, (0.25 * radius + 8000, 0.9 * radius + 30000), (cx, cy))
@@ -1511,8 +1511,8 @@ def _water(
     """Meandering rivers across the county and streams flowing towards them."""
     n_rivers = 2 + villages // 2000
     heading = rng.uniform(0, 2 * np.pi, n_rivers)
-    core = county.buffer(-0.3 * radius)
-    through = _sample_in(rng, core if core.area > 0.05 * county.area else county, n_rivers)
+    core = shapely.buffer(county, -0.3 * radius)
+    through = _sample_in(rng, core if shapely.area(core) > 0.05 * shapely.area(county) else county, n_rivers)
     span = 2.6 * radius
     start = through - span / 2 * np.c_[np.cos(heading), np.sin(heading)]
     rivers = _meander(rng, start, heading, np.full(n_rivers, span * 1.25), 100.0, (2500.0, 5000.0), 0.9)

@@ -264,15 +264,15 @@ def test_estimated_households(county: Path, tmp_path: Path) -> None:
 
 
 def test_tiling_failure_names_the_village(county: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import gridgeo.grids as G
+    import gridgeo.grids as grids_mod
 
-    real = G._units.street_blocks
+    real = grids_mod._units.street_blocks
 
     def lossy(area: Any, barriers: Any, *, min_area: float = 1.0) -> Any:
         faces = real(area, barriers, min_area=min_area)
         return faces[:-1] if len(faces) > 3 else faces  # lose a face: a gap
 
-    monkeypatch.setattr(G._units, "street_blocks", lossy)
+    monkeypatch.setattr(grids_mod._units, "street_blocks", lossy)
     with pytest.raises(GeometryError, match=r"village \d{12}"):
         build_county(CountyRules(county=county, use_groups=False), workers=1)
 
