@@ -7,7 +7,7 @@ SAMPLE  = boundaries/sample_county.gpkg
 OUT    ?= out
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
-# a grid of the sample county to plan a week of patrols for (its villager groups stand in for grids)
+# a grid of the built sample county to plan a week of patrols for
 GRID   ?= 36990000100101
 # Debian packages some tests need (none yet); installed only when missing.
 APT_PACKAGES ?=
@@ -33,16 +33,17 @@ apt:
 	  apt-get update && apt-get install -y $$missing; \
 	fi
 
-# The main job on the bundled sample county: check the boundaries, build the
-# adjacency graph, plan a week of patrols for one grid, then serve the layers
-# on $(HOST):$(PORT).
+# The main job on the bundled sample county: check the boundaries, build every
+# level (blocks, grids, grid points, exclusive grids) from the rules file, plan a
+# week of patrols for one grid of the built county, then serve it on $(HOST):$(PORT).
+RULES  ?= boundaries/sample_rules.toml
 run: setup
 	@mkdir -p $(OUT)
 	$(BIN)/gridgeo check $(SAMPLE) --layer villages --id code --parent township
-	$(BIN)/gridgeo adjacency $(SAMPLE) --layer villages --id code -o $(OUT)/adjacency.json
-	$(BIN)/gridgeo patrol $(SAMPLE) --grid $(GRID) --date $$(date +%F) --days 7 \
+	$(BIN)/gridgeo build $(RULES) -o $(OUT)/county.gpkg --report $(OUT)/build_report.json
+	$(BIN)/gridgeo patrol $(OUT)/county.gpkg --grid $(GRID) --date $$(date +%F) --days 7 \
 	    -o $(OUT)/route.geojson --gpx $(OUT)/route.gpx
-	$(BIN)/gridgeo serve $(SAMPLE) --host $(HOST) --port $(PORT)
+	$(BIN)/gridgeo serve $(OUT)/county.gpkg --host $(HOST) --port $(PORT)
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -20,8 +20,9 @@ What is written
 A GeoPackage with layers ``townships``, ``blocks``, ``villages``, ``grids``,
 ``points``, ``exclusive`` and ``households`` (one row per building or
 household point: the grid point, grid, village and township it belongs to),
-each with ``code``, ``name``, ``parent`` and ``households`` (DESIGN.md), in
-the villages' geographic CRS (EPSG:4490 for CGCS2000 inputs). The file is
+each with ``code``, ``name``, ``parent`` and ``households`` (DESIGN.md), plus
+the input ``roads`` and ``pois`` unchanged (so the file is all the patrol
+planner and the service need), in the villages' geographic CRS (EPSG:4490 for CGCS2000 inputs). The file is
 written to a temporary name and moved into place, so a failed build leaves
 no half-written output. The report (:class:`BuildResult.report`) gives counts
 per level, the share of blocks, grids and points inside their bounds, given
@@ -65,6 +66,8 @@ __all__ = ["LEVELS", "BuildResult", "build_command", "build_county", "load_input
 
 #: The layers a build writes, in order.
 LEVELS: tuple[str, ...] = ("townships", "blocks", "villages", "grids", "points", "exclusive", "households")
+#: Input layers copied into the output unchanged: the patrol planner walks the roads and visits the POIs.
+PASS_THROUGH: tuple[str, ...] = ("roads", "pois")
 _INPUT_LAYERS = ("townships", "villages", "villager_groups", "buildings", "households", "roads", "water", "pois",
                  "ridges")
 _KIND_OF = {"townships": "townships", "villages": "villages", "villager_groups": "villager_groups",
@@ -330,6 +333,9 @@ def build_county(
     report["cpu_seconds_by_stage"] = {k: round(v, 2) for k, v in sorted(stage.items())}
     t0 = time.perf_counter()
     result_layers = _assemble(towns, blocks_gdf, vil, outs, items, item_v, metric, out_crs)
+    for name in PASS_THROUGH:  # what the patrol planner and the map need besides the levels
+        if name in layers and len(layers[name]):
+            result_layers[name] = layers[name].to_crs(out_crs)
     seconds["assemble"] = time.perf_counter() - t0
     report.update(_summary(result_layers, outs, items, item_v, rules, block_report))
     seconds["total"] = time.perf_counter() - t_all

@@ -734,7 +734,8 @@ class County:
     ``villager_groups`` (a grid is often one villager group; logged). Stops:
     a ``households`` point layer with ``priority`` (red/orange/yellow or
     红/橙/黄) and optionally ``last_visit``, if present; else synthetic
-    households from ``buildings`` (see the module docstring). Grid points
+    priorities on the household counts of ``buildings``, or of the
+    ``households`` assignment a build writes (see the module docstring). Grid points
     from a ``points`` layer (``parent`` = grid code) if present, else
     synthetic. Risk points from a ``risk_points`` layer, else the ``pois``.
     The network is ``network`` (a file) or the county's ``roads`` layer.
@@ -791,13 +792,17 @@ class County:
 
         self.households: gpd.GeoDataFrame | None = None
         self.buildings: gpd.GeoDataFrame | None = None
+        counted: gpd.GeoDataFrame | None = None  # a build's household assignment: counts, no priorities
         if "households" in names:
             hh = io.read_layer(self.path, layer="households").to_crs(crs)
             if "priority" in hh.columns:
                 hh["_grid"] = locate(hh)
                 self.households = hh
-        if self.households is None and "buildings" in names:
-            b = io.read_layer(self.path, layer="buildings").to_crs(crs)
+            elif "households" in hh.columns:
+                counted = hh
+        if self.households is None and ("buildings" in names or counted is not None):
+            b = io.read_layer(self.path, layer="buildings").to_crs(crs) if "buildings" in names else counted
+            assert b is not None
             b = b[b["households"].fillna(0).astype(int) > 0] if "households" in b.columns else b.iloc[:0]
             b = b.reset_index(drop=True)
             b["_grid"] = locate(b)

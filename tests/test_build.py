@@ -376,3 +376,17 @@ def test_beijing_compounds_and_footways(osm_dir: Path, tmp_path: Path) -> None:
     roads_only = build_county(replace(rules, barrier_highways=("primary", "secondary", "tertiary", "residential")),
                               workers=1)
     assert res.report["units"]["faces"] > roads_only.report["units"]["faces"]
+
+
+def test_patrol_on_a_built_county(built: BuildResult, tmp_path: Path) -> None:
+    """The build's output is all the patrol planner needs: grids, points, households, roads."""
+    from gridgeo.io import write_layers
+
+    out = tmp_path / "built.gpkg"
+    write_layers(built.layers, out)
+    assert {"roads", "pois"} <= {n for n, _ in pyogrio.list_layers(out)}
+    grid = str(built.layers["grids"].sort_values("households")["code"].iloc[-1])
+    r = _cli("patrol", str(out), "--grid", grid, "--date", "2026-11-23", "-o", str(tmp_path / "route.geojson"))
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"(\d+)/(\d+) due visits", r.stdout + r.stderr)
+    assert m and int(m.group(2)) > 0
