@@ -143,7 +143,8 @@ def _site_footprints(t: VillageTask, stats: dict[str, Any]) -> tuple[list[int], 
                 polys.append(block)
                 stats["sites_from_block"] = stats.get("sites_from_block", 0) + 1
             else:
-                polys.append(shapely.intersection(block, shapely.buffer(pt, t.site_radius_m, quad_segs=8)))
+                disc = shapely.intersection(block, shapely.buffer(pt, t.site_radius_m, quad_segs=8))
+                polys.append(_snap_to_buildings(disc, block, t.items))
                 stats["sites_from_radius"] = stats.get("sites_from_radius", 0) + 1
         else:
             polys.append(shapely.intersection(shapely.make_valid(g), area))
@@ -162,6 +163,27 @@ def _site_footprints(t: VillageTask, stats: dict[str, Any]) -> tuple[list[int], 
         keep_poly.append(p)
         taken = p if taken is None else shapely.union(taken, p)
     return keep_idx, keep_poly
+
+
+def _snap_to_buildings(disc: Any, block: Any, items: GArray) -> Any:
+    """Move a disc footprint's edge off the buildings it would cut.
+
+    A building mostly inside the disc joins it (within its street block); one
+    mostly outside leaves it. Why: an exclusive grid's edge through a house
+    would put one household in two grids.
+    """
+    if len(items) == 0 or shapely.get_type_id(items[0]) not in (3, 6):
+        return disc
+    rim = shapely.boundary(disc)
+    hit = items[shapely.STRtree(items).query(rim, predicate="intersects")]
+    if len(hit) == 0:
+        return disc
+    inside = shapely.area(shapely.intersection(hit, disc)) >= 0.5 * shapely.area(hit)
+    add = [shapely.intersection(b, block) for b in hit[inside]]
+    out = shapely.union_all([disc, *add]) if add else disc
+    if (~inside).any():
+        out = shapely.difference(out, shapely.union_all(hit[~inside]))
+    return _polygonal(out) or disc
 
 
 def _polygonal(g: Any) -> Any:
