@@ -33,11 +33,15 @@ Barriers are cut to a box a little *larger* than the area first: a cut point
 computed on the area's boundary could land a hair inside it and leave the
 barrier dangling instead of splitting the face.
 
-Units from different calls (two villages, or a split unit and its unsplit
-neighbour) meet along the original boundary but the points where a barrier or
-split line crosses it are new vertices on one side only. :func:`unit_adjacency`
-therefore measures shared boundary with snap rounding on a 0.1 mm grid, which
-still finds those edges.
+A split unit's pieces gain vertices where split lines meet the unit's edge;
+:func:`split_heavy` inserts the same vertices into the neighbouring units it
+was given, so one village's units stay an exact coverage
+(:func:`shapely.coverage_is_valid`). Faces of *different* villages are cut in
+different calls: where a road crosses a village boundary each side computes
+its own crossing point, nanometres apart. :func:`unit_adjacency` therefore
+measures shared boundary with snap rounding on a 0.1 mm grid, which still
+finds those edges; a county-wide coverage can be made exact afterwards with
+``shapely.coverage_clean(units, snapping_distance=1e-6)``.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from numpy.typing import ArrayLike, NDArray
-from scipy.spatial import QhullError, Voronoi, cKDTree
+from scipy.spatial import Delaunay, QhullError, cKDTree
 from shapely.errors import GEOSException
 from shapely.geometry import MultiPolygon, Polygon
 
@@ -237,7 +241,7 @@ def _linear_parts(geoms: GArray) -> GArray:
     return np.asarray(shapely.force_2d(g), dtype=object)
 
 
-def _faces(area: Any, lines: GArray) -> GArray:
+def _faces(area: Any, lines: GArray, *, clean: bool = False) -> GArray:
     """Faces of ``area`` cut by ``lines``, tiling it, from one noding of all the linework.
 
     ``lines`` need not be clipped: they are cut to a box a little larger than
@@ -249,8 +253,8 @@ def _faces(area: Any, lines: GArray) -> GArray:
         return parts
     x0, y0, x1, y1 = shapely.bounds(area)
     pad = max(1.0, 1e-3 * math.hypot(x1 - x0, y1 - y0))
-    clipped = shapely.clip_by_rect(lines, x0 - pad, y0 - pad, x1 + pad, y1 + pad)
-    clipped = _linear_parts(np.asarray(clipped, dtype=object))
+    clipped = np.asarray(shapely.clip_by_rect(lines, x0 - pad, y0 - pad, x1 + pad, y1 + pad), dtype=object)
+    clipped = _linear_parts(clipped) if not clean else clipped[~shapely.is_empty(clipped)]
     if len(clipped) == 0:
         return parts
     linework = np.concatenate([shapely.get_parts(shapely.boundary(parts)), clipped])
@@ -264,6 +268,10 @@ def _faces(area: Any, lines: GArray) -> GArray:
         return parts
     faces = faces[shapely.area(faces) > 0]
     inside = _contains_points(area, shapely.point_on_surface(faces))
+    doubt = np.flatnonzero(~inside)
+    if len(doubt):  # a representative point can land on the area's own edge: judge those faces by area
+        share = shapely.area(shapely.intersection(faces[doubt], area)) / shapely.area(faces[doubt])
+        inside[doubt[share > 0.5]] = True
     return np.asarray(faces[inside], dtype=object)
 
 
@@ -621,7 +629,8 @@ def split_heavy(
     out[:] = new_units
     if pieces:
         fresh = [_new_boundary_vertices(U[u], p[0]) for u, p in sorted(pieces.items())]
-        _insert_vertices(out, np.concatenate(fresh))
+        origin = np.repeat(sorted(pieces), [len(f) for f in fresh]).astype(np.int64)
+        _insert_vertices(out, np.concatenate(fresh), origin, np.asarray(parent, dtype=np.int64))
     log.info("split_heavy: %d of %d units above %g split into %d pieces; %d units in all",
              len(pieces), len(U), max_weight, sum(len(p[0]) for p in pieces.values()), len(out))
     return out, np.asarray(parent, dtype=np.int64), new_item_unit
@@ -661,8 +670,8 @@ def _split_unit(unit: Any, geoms: GArray, w: FArray, target: float) -> tuple[GAr
     """Pieces of one heavy unit and the piece of each of its items, or None if it cannot split.
 
     The split lines are the Voronoi ridges between vertices of items in
-    different clusters (qhull via scipy: only the ridges are needed, not the
-    cells). They are noded with the unit boundary and the outlines of the
+    different clusters, read off the Delaunay triangulation (qhull via scipy:
+    only those ridges are needed, not the cells). They are noded with the unit boundary and the outlines of the
     items they cross; each face then belongs to the item it lies in, else to
     the cluster of its nearest vertex -- which is the Voronoi region it lies
     in, since no split line crosses a face.
@@ -696,17 +705,12 @@ def _split_unit(unit: Any, geoms: GArray, w: FArray, target: float) -> tuple[GAr
     reach = 4.0 * float(max(np.abs(local).max(), np.abs(ub).max())) + 10.0
     corners = np.array([[-reach, -reach], [reach, -reach], [reach, reach], [-reach, reach]])
     try:
-        vor = Voronoi(np.vstack([local, corners]))
+        tri = Delaunay(np.vstack([local, corners]))
     except QhullError:  # pragma: no cover - degenerate sites (qhull refuses); leave the unit whole
         log.warning("split_heavy: qhull could not triangulate a unit's %d vertices; unit left whole", len(coords))
         return None
-    rpts = vor.ridge_points
-    rver = np.asarray(vor.ridge_vertices, dtype=np.int64)
-    m = len(coords)
-    real = (rpts < m).all(axis=1) & (rver >= 0).all(axis=1)
-    between = real & (site_label[np.minimum(rpts[:, 0], m - 1)] != site_label[np.minimum(rpts[:, 1], m - 1)])
-    segs = vor.vertices[rver[between]] + origin
-    split_lines = np.asarray(shapely.linestrings(segs), dtype=object)
+    segs, used = _split_ridges(tri, site_label)
+    split_lines = np.asarray(shapely.linestrings(segs + origin), dtype=object)
 
     # items a split line runs through bring their outline, so they stay whole
     poly = ok & np.isin(shapely.get_type_id(geoms), (3, 6)) & (shapely.area(geoms) > 0)
@@ -714,7 +718,7 @@ def _split_unit(unit: Any, geoms: GArray, w: FArray, target: float) -> tuple[GAr
     hit = shapely.STRtree(split_lines).query(geoms[pidx], predicate="intersects")[0] if len(pidx) else []
     cut_ids = pidx[np.unique(hit)] if len(hit) else np.zeros(0, dtype=np.int64)
     lines = np.concatenate([split_lines, _linear_parts(geoms[cut_ids])]) if len(cut_ids) else split_lines
-    faces = _faces(unit, lines)
+    faces = _faces(unit, lines, clean=True)  # split lines are plain segments; outlines cleaned above
     if len(faces) < 2:
         return None
 
@@ -728,8 +732,8 @@ def _split_unit(unit: Any, geoms: GArray, w: FArray, target: float) -> tuple[GAr
         face_label[f[head]] = labels[cut_ids[c[head]]]
     rest = np.flatnonzero(face_label < 0)
     if len(rest):
-        _, nearest = cKDTree(local).query(shapely.get_coordinates(fpts[rest]) - origin)
-        face_label[rest] = site_label[nearest]
+        _, nearest = cKDTree(local[used]).query(shapely.get_coordinates(fpts[rest]) - origin)
+        face_label[rest] = site_label[used[nearest]]
 
     out: list[Any] = []
     for c in np.unique(face_label).tolist():
@@ -737,7 +741,7 @@ def _split_unit(unit: Any, geoms: GArray, w: FArray, target: float) -> tuple[GAr
         out.extend(polygonal_parts(_coverage_union(faces[sel])) if sel.sum() > 1 else faces[sel].tolist())
     pieces = np.empty(len(out), dtype=object)
     pieces[:] = out
-    place = assign_items(pieces, geoms)
+    place = _place(pieces, geoms, ok & ~np.isin(np.arange(n), cut_ids))
     held = np.bincount(place[place >= 0], minlength=len(pieces)).astype(float)
     if (held == 0).any():  # fragments holding nothing (the far side of a building) join a neighbour
         pieces, where = _merge_small(pieces, held, 1.0, "split_heavy")
@@ -757,6 +761,55 @@ def _split_unit(unit: Any, geoms: GArray, w: FArray, target: float) -> tuple[GAr
     return pieces, place
 
 
+def _place(pieces: GArray, geoms: GArray, simple: NDArray[np.bool_]) -> IArray:
+    """Piece of each item: by representative point for ``simple`` items (no split line
+    crosses them, so they lie in one piece), by :func:`assign_items` for the rest."""
+    place = np.full(len(geoms), -1, dtype=np.int64)
+    idx = np.flatnonzero(simple)
+    if len(idx):
+        i, j = shapely.STRtree(pieces).query(shapely.point_on_surface(geoms[idx]), predicate="intersects")
+        o = np.lexsort((j, i))
+        i, j = i[o], j[o]
+        head = np.r_[True, i[1:] != i[:-1]] if len(i) else np.zeros(0, dtype=bool)
+        place[idx[i[head]]] = j[head]
+    rest = np.flatnonzero(place < 0)
+    if len(rest):  # cut items, straddlers of the unit's edge, items outside it
+        place[rest] = assign_items(pieces, geoms[rest])
+    return place
+
+
+def _split_ridges(tri: Delaunay, site_label: IArray) -> tuple[FArray, IArray]:
+    """Voronoi ridges between sites of different clusters, as segments (k, 2, 2) in local coordinates.
+
+    The ridge dual to a Delaunay edge joins the circumcentres of the two
+    triangles on either side. Sites at index ``len(site_label)`` and above
+    are the frame corners and never take part. Also returns the sites the
+    triangulation used (qhull drops exact and near duplicates).
+    """
+    m = len(site_label)
+    simp = tri.simplices
+    p = tri.points[simp]  # (t, 3, 2)
+    a, b, c = p[:, 0], p[:, 1], p[:, 2]
+    d = 2.0 * (a[:, 0] * (b[:, 1] - c[:, 1]) + b[:, 0] * (c[:, 1] - a[:, 1]) + c[:, 0] * (a[:, 1] - b[:, 1]))
+    sa, sb, sc = (a * a).sum(axis=1), (b * b).sum(axis=1), (c * c).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ux = (sa * (b[:, 1] - c[:, 1]) + sb * (c[:, 1] - a[:, 1]) + sc * (a[:, 1] - b[:, 1])) / d
+        uy = (sa * (c[:, 0] - b[:, 0]) + sb * (a[:, 0] - c[:, 0]) + sc * (b[:, 0] - a[:, 0])) / d
+    cc = np.stack([ux, uy], axis=1)
+    t = np.repeat(np.arange(len(simp)), 3)
+    opp = np.tile(np.arange(3), len(simp))
+    nb = tri.neighbors.reshape(-1)
+    va, vb = simp[t, (opp + 1) % 3], simp[t, (opp + 2) % 3]
+    real = (va < m) & (vb < m)
+    lab_a = site_label[np.minimum(va, m - 1)]
+    lab_b = site_label[np.minimum(vb, m - 1)]
+    take = (nb > t) & real & (lab_a != lab_b)
+    segs = np.stack([cc[t[take]], cc[nb[take]]], axis=1)
+    segs = segs[np.isfinite(segs).all(axis=(1, 2))]
+    used = np.unique(simp)
+    return segs, used[used < m].astype(np.int64)
+
+
 #: How far (m) a vertex may lie off a ring and still be taken as on it: a few
 #: ulps of Gauss-Krüger coordinates (~7e-9 m at 4e7 m), far below any real detail.
 _ON_EDGE = 1e-6
@@ -768,28 +821,33 @@ def _new_boundary_vertices(unit: Any, pieces: GArray) -> FArray:
     They are where split lines meet the unit's edge; a neighbour sharing that
     edge must get them too, or its edge and the pieces' edges no longer match.
     """
-    pc = np.unique(shapely.get_coordinates(pieces), axis=0)
-    uc = np.unique(shapely.get_coordinates(unit), axis=0)
-    both = np.concatenate([uc, pc])
-    _, first, counts = np.unique(both, axis=0, return_index=True, return_counts=True)
-    only = both[np.sort(first[(counts == 1) & (first >= len(uc))])]
+    pc = shapely.get_coordinates(pieces)
+    uc = shapely.get_coordinates(unit)
+    key_p, key_u = pc[:, 0] + 1j * pc[:, 1], uc[:, 0] + 1j * uc[:, 1]
+    only = np.unique(key_p[~np.isin(key_p, key_u)])
     if len(only) == 0:
         return np.zeros((0, 2))
-    on = shapely.dwithin(shapely.boundary(unit), shapely.points(only), _ON_EDGE)
-    return np.asarray(only[on], dtype=float)
+    xy = np.stack([only.real, only.imag], axis=1)
+    on = shapely.dwithin(shapely.boundary(unit), shapely.points(xy), _ON_EDGE)
+    return np.asarray(xy[on], dtype=float)
 
 
-def _insert_vertices(polys: GArray, xy: FArray) -> None:
+def _insert_vertices(polys: GArray, xy: FArray, origin: IArray, parent: IArray) -> None:
     """Insert the points ``xy`` into every ring of ``polys`` they lie on (in place).
 
     A point is inserted into the ring segment it lies on (within
     :data:`_ON_EDGE`), unless the ring already has a vertex there; the shape
     does not change, but shared edges get the same vertices on both sides.
+    Pieces of the unit a point came from (``parent == origin``) have it already.
     """
     if len(xy) == 0 or len(polys) == 0:
         return
     pts = shapely.points(xy)
     p_idx, g_idx = shapely.STRtree(shapely.boundary(polys)).query(pts, predicate="dwithin", distance=_ON_EDGE)
+    if len(p_idx) == 0:
+        return
+    need = parent[g_idx] != origin[p_idx]
+    p_idx, g_idx = p_idx[need], g_idx[need]
     if len(p_idx) == 0:
         return
     order = np.lexsort((p_idx, g_idx))
