@@ -390,8 +390,12 @@ def _tasks(layers: Mapping[str, gpd.GeoDataFrame], rules: CountyRules, vil: gpd.
         gv = _group_by_village(ggeom, vgeom)
         gcodes = [str(c) for c in _col(groups, "code")]
         gnames = [str(n) if n is not None else None for n in _col(groups, "name")]
+        lead = [c for c in groups.columns if str(c).startswith("leader")]
+        gextra = [{c: v for c, v in zip(lead, vals, strict=True) if v is not None}
+                  for vals in zip(*[_col(groups, c) for c in lead], strict=True)] if lead else []
     else:
         ggeom, gv, gcodes, gnames = np.zeros(0, dtype=object), np.zeros(0, dtype=np.int64), [], []
+        gextra = []
     prev = _read_previous(previous, metric) if previous is not None else None
     by_v_items = _index_by(item_v, len(vil))
     by_v_sites = _index_by(site_v, len(vil))
@@ -420,7 +424,8 @@ def _tasks(layers: Mapping[str, gpd.GeoDataFrame], rules: CountyRules, vil: gpd.
             grid_bounds=b.grid, point_bounds=b.point, use_groups=rules.use_groups, points=rules.points,
             seed=rules.seed, min_unit_m2=rules.min_unit_m2, site_radius_m=rules.site_radius_m,
             site_max_block_m2=rules.site_max_block_m2, site_min_m2=rules.site_min_m2, iterations=rules.iterations,
-            restarts=rules.restarts, tolerance_m2=rules.tolerance_m2, previous=pv)
+            restarts=rules.restarts, tolerance_m2=rules.tolerance_m2, previous=pv,
+            group_extra=[gextra[j] for j in gi] if gextra else None)
 
 
 def _index_by(labels: NDArray[np.int64], n: int) -> list[NDArray[np.int64]]:
@@ -474,8 +479,9 @@ def _assemble(towns: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame, vil: gpd.GeoDat
     grids_rows = [dict(r, township=town_of[o.code]) for o in outs for r in o.grids]
     ex_rows = [dict(r, township=town_of[o.code]) for o in outs for r in o.exclusive]
     pt_rows = [dict(r, township=town_of[o.code]) for o in outs for r in o.points]
+    lead = sorted({k for r in grids_rows for k in r if k.startswith("leader")})
     grids = frame(grids_rows, ["code", "name", "parent", "township", "households", "kind", "source", "group",
-                               "n_points", "within_bounds"])
+                               "n_points", "within_bounds", *lead])
     excl = frame(ex_rows, ["code", "name", "parent", "township", "category", "households", "kind", "source_id",
                            "n_points"])
     points = frame(pt_rows, ["code", "parent", "village", "township", "households", "n_units", "kind",
@@ -487,6 +493,7 @@ def _assemble(towns: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame, vil: gpd.GeoDat
     v["n_points"] = [len(by_code[c].points) for c in v["code"]]
     keep = [c for c in ("code", "name", "parent", "block", "kind", "industry", "households", "households_estimated",
                         "population", "n_grids", "n_exclusive", "n_points") if c in v.columns]
+    keep += [c for c in v.columns if str(c).startswith("leader") and c not in keep]
     v = gpd.GeoDataFrame(v[keep], geometry=v.geometry.values, crs=vil.crs).to_crs(out_crs)
     t = towns.copy()
     hh = vil.groupby("township")["households"].sum()
@@ -495,6 +502,7 @@ def _assemble(towns: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame, vil: gpd.GeoDat
     t["n_blocks"] = [int((blocks["parent"] == c).sum()) if len(blocks) else 0 for c in t["code"]]
     tkeep = [c for c in ("code", "name", "kind", "households", "population", "n_blocks", "n_villages")
              if c in t.columns]
+    tkeep += [c for c in t.columns if str(c).startswith("leader") and c not in tkeep]
     t = gpd.GeoDataFrame(t[tkeep], geometry=t.geometry.values, crs=towns.crs).to_crs(out_crs)
     b = blocks.to_crs(out_crs) if len(blocks) else blocks
     # household assignment

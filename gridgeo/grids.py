@@ -90,6 +90,7 @@ class VillageTask:
     restarts: int = 4
     tolerance_m2: float = 1.0
     previous: dict[str, tuple[GArray, list[str]]] | None = None  # level -> (geoms, codes) of an earlier build
+    group_extra: list[dict[str, Any]] | None = None  # per group: leader fields to carry onto its grid
 
 
 @dataclass
@@ -410,12 +411,14 @@ def build_village(t: VillageTask) -> VillageOut:
     for lab in base_labels:
         h = ghh[lab]
         gi = int(lab[1:]) if lab.startswith("G") else None
+        extra = dict(t.group_extra[gi]) if gi is not None and t.group_extra else {}
         out.grids.append({
+            **extra,
             "code": code_of[lab],
             "name": t.group_names[gi] if gi is not None else None,
             "parent": t.code, "households": int(h), "kind": t.kind,
             "source": "villager_group" if gi is not None else st.get("grids_from", "partition"),
-            "group": t.group_codes[gi] if gi is not None else None,
+            "group": t.group_codes[gi] if gi is not None else (lab[1:] if lab.startswith("H") else None),
             "n_points": npts[code_of[lab]], "within_bounds": _within(h, lo_g, hi_g), "geometry": gpoly[lab]})
     for lab in site_labels:
         si = site_idx[int(lab[1:])]
@@ -443,7 +446,7 @@ def _label_by_households(base: NDArray[np.int64], item_unit: NDArray[np.int64], 
             votes.setdefault(u, {})
             votes[u][lab] = votes[u].get(lab, 0) + int(w[j])
     for u, tally in votes.items():
-        label[u] = "G" + max(sorted(tally), key=lambda k: tally[k])
+        label[u] = "H" + max(sorted(tally), key=lambda k: tally[k])
     frontier = sorted(votes)
     while frontier:
         nxt: list[int] = []
@@ -456,7 +459,7 @@ def _label_by_households(base: NDArray[np.int64], item_unit: NDArray[np.int64], 
         frontier = sorted(nxt)
     for u in base.tolist():  # an island with no labelled household anywhere
         if not label[u]:
-            label[u] = "G?"
+            label[u] = "H?"
 
 
 def _metric_xy(polys: Sequence[Any]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
@@ -473,7 +476,7 @@ def _grid_codes(t: VillageTask, base_labels: list[str], site_labels: list[str], 
     if base_labels:
         keep: list[str | None] = []
         for lab in base_labels:
-            gc = t.group_codes[int(lab[1:])] if lab.startswith("G") and lab[1:].isdigit() else None
+            gc = t.group_codes[int(lab[1:])] if lab.startswith("G") else (lab[1:] if lab.startswith("H") else None)
             ok = gc is not None and gc.startswith(t.code) and len(gc) == len(t.code) + 2 and gc[-2:].isdigit()
             keep.append(gc if ok else None)
         polys = [gpoly[lab] for lab in base_labels]

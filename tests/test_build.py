@@ -390,3 +390,60 @@ def test_patrol_on_a_built_county(built: BuildResult, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     m = re.search(r"(\d+)/(\d+) due visits", r.stdout + r.stderr)
     assert m and int(m.group(2)) > 0
+
+
+def test_grids_from_household_labels_and_leaders(county: Path, tmp_path: Path) -> None:
+    """Without group polygons, household points labelled with their group give the grids."""
+    layers = {name: gpd.read_file(county, layer=name) for name, _ in pyogrio.list_layers(county)}
+    groups = layers.pop("villager_groups")
+    b = layers.pop("buildings")
+    pts = gpd.GeoDataFrame({"households": b["households"]}, geometry=b.representative_point(), crs=b.crs)
+    hit = gpd.sjoin(pts, groups[["code", "geometry"]], predicate="within", how="left")
+    pts["group"] = hit[~hit.index.duplicated()]["code"]
+    layers["households"] = pts
+    layers["villages"]["leader"] = [f"书记{i}" for i in range(len(layers["villages"]))]
+    p = tmp_path / "labels.gpkg"
+    write_county(layers, p)
+    res = build_county(CountyRules(county=p), workers=1)
+    g = res.layers["grids"]
+    assert (g["source"] == "household_labels").all()
+    labelled = set(pts["group"].dropna())
+    assert set(g["group"].dropna()) <= labelled
+    # a label in the village code + 2 digits form is the grid's code
+    same = g[g["group"].notna()]
+    assert (same["code"] == same["group"]).mean() > 0.9
+    assert_tiles(res)
+    assert_households(res)
+    assert_codes(res)
+    assert res.report["households"]["source"] == "household"
+    assert "leader" in res.layers["villages"].columns
+
+
+def test_group_leaders_carried_to_grids(county: Path, tmp_path: Path) -> None:
+    layers = {name: gpd.read_file(county, layer=name) for name, _ in pyogrio.list_layers(county)}
+    layers["villager_groups"]["leader"] = [f"组长{i}" for i in range(len(layers["villager_groups"]))]
+    layers["villager_groups"]["leader_phone"] = "13800000000"
+    p = tmp_path / "leaders.gpkg"
+    write_county(layers, p)
+    res = build_county(CountyRules(county=p, points=False), workers=1)
+    g = res.layers["grids"]
+    lead = dict(zip(layers["villager_groups"]["code"], layers["villager_groups"]["leader"], strict=True))
+    assert all(lead[gc] == ld for gc, ld in zip(g["group"], g["leader"], strict=True))
+    assert (g["leader_phone"] == "13800000000").all()
+    # without points, each grid and exclusive grid is one point
+    assert len(res.layers["points"]) == len(g) + len(res.layers["exclusive"])
+
+
+def test_ridges_cut_units(county: Path, tmp_path: Path) -> None:
+    layers = {name: gpd.read_file(county, layer=name) for name, _ in pyogrio.list_layers(county)}
+    v = layers["villages"].to_crs(_crs.metric_crs(layers["villages"]))
+    lines = [shapely.LineString([(x0, (y0 + y1) / 2), (x1, (y0 + y1) / 2)]) for x0, y0, x1, y1 in v.bounds.values]
+    ridges = gpd.GeoDataFrame({"name": ["岭"] * len(lines)}, geometry=lines, crs=v.crs)
+    p = tmp_path / "ridges.geojson"
+    ridges.to_crs(4326).to_file(p, driver="GeoJSON")
+    rules = tmp_path / "rules.toml"
+    rules.write_text(f'[inputs]\ncounty = "{county.as_posix()}"\nridges = "{p.as_posix()}"\n', encoding="utf-8")
+    with_r = build_county(load_county_rules(rules), workers=1)
+    without = build_county(replace(load_county_rules(rules), ridges=False), workers=1)
+    assert with_r.report["units"]["faces"] >= without.report["units"]["faces"] + len(lines)
+    assert_tiles(with_r)
