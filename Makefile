@@ -9,8 +9,9 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 # a grid of the built sample county to plan a week of patrols for
 GRID   ?= 36990000100101
-# Debian packages some tests need (none yet); installed only when missing.
-APT_PACKAGES ?=
+# Debian packages some tests need, installed only when missing: gdal-bin (ogrinfo's OAPIF driver
+# reads the API like QGIS does).
+APT_PACKAGES ?= gdal-bin
 
 .PHONY: all setup apt run test check lint typecheck bench sample clean
 

@@ -137,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     sv.add_argument("--threads", type=int, default=8, help="waitress worker threads (default 8)")
+    sv.add_argument("--network", help="street network for /patrol: OSM file or GeoPackage with a roads layer "
+                    "(default: the county's own roads layer)")
     sv.set_defaults(func=cmd_serve)
     return parser
 
@@ -242,7 +244,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     served = logging.getLogger("gridgeo.serve")
     served.setLevel(logging.INFO)  # the URL is the one line a user of `make run` needs, even without -v
-    app = create_app({"COUNTY": args.path})
+    app = create_app({"COUNTY": args.path, "NETWORK": args.network})
     host = f"[{args.host}]" if ":" in args.host else args.host
     served.info("serving %s at http://%s:%d/ (map at /map, API at /api; Ctrl-C to stop)", args.path, host, args.port)
     serve(app, host=args.host, port=args.port, threads=args.threads, ident="gridgeo")

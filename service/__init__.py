@@ -1,43 +1,121 @@
 """The gridgeo HTTP service: ``create_app(config)`` builds the Flask app.
 
-This first version serves the layers of a county GeoPackage as RFC 7946
-GeoJSON. Views only parse the request, call :mod:`gridgeo`, and shape the
-response; errors use the one table in :mod:`gridgeo._errors`.
+Blueprints, one per API area: :mod:`service.features` (OGC API – Features
+Part 1 and 2), :mod:`service.openapi` (``/api``), :mod:`service.locate`,
+:mod:`service.patrol`, :mod:`service.pages` (``/map``). Views only parse the
+request, call :mod:`gridgeo`, and shape the response. What every response
+shares is here: errors as ``application/problem+json`` through the one table
+in :mod:`gridgeo._errors`, strong ETags with ``If-None-Match`` → 304, CORS.
 """
 
 from __future__ import annotations
 
+import gc
+import hashlib
+import logging
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
 
 from gridgeo._errors import GridgeoError, http_status
+from service.store import dumps
+
+log = logging.getLogger(__name__)
+
+PROBLEM = "application/problem+json"
+#: headers a browser client may read (CORS hides the others)
+_EXPOSE = "ETag, Content-Crs, Link, Content-Disposition"
+
+
+def problem(status: int, title: str, detail: str) -> Response:
+    """An RFC 9457 problem document."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    return Response(dumps(body), status=status, mimetype=PROBLEM)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Build the app. ``config["COUNTY"]`` is the GeoPackage to serve."""
+    """Build the app.
+
+    Parameters
+    ----------
+    config
+        ``COUNTY``: the GeoPackage to serve (read and pre-serialised once,
+        here, so no request pays for it). ``DEFAULT_LIMIT`` (10) and
+        ``MAX_LIMIT`` (10,000): items per page. ``TITLE``: the landing title.
+        ``NETWORK``: the street network for ``/patrol`` (an OSM file or a
+        GeoPackage with a ``roads`` layer) when the county has no ``roads``
+        layer, as a built county does not.
+    """
     app = Flask(__name__)
-    app.config.update(JSON_AS_ASCII=False, MAX_LIMIT=1000, DEFAULT_LIMIT=100)
+    app.config.update(JSON_AS_ASCII=False, MAX_LIMIT=10_000, DEFAULT_LIMIT=10, TITLE="gridgeo",
+                      MAX_CONTENT_LENGTH=64 * 1024 * 1024)
     app.config.update(config or {})
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
 
     from service.features import bp as features_bp
-    from service.features import load_county
+    from service.locate import Locator
+    from service.locate import bp as locate_bp
+    from service.openapi import bp as openapi_bp
+    from service.pages import bp as pages_bp
+    from service.patrol import Planner
+    from service.patrol import bp as patrol_bp
+    from service.store import County, load_county
 
-    app.extensions["county"] = load_county(app.config["COUNTY"]) if app.config.get("COUNTY") else {}
-    app.register_blueprint(features_bp)
+    path = app.config.get("COUNTY")
+    county = load_county(path) if path else County("", {}, "1970-01-01T00:00:00Z")
+    app.extensions["county"] = county
+    app.extensions["locator"] = Locator(county)
+    app.extensions["planner"] = Planner(str(path), app.config.get("NETWORK")) if path else None
+    for bp in (features_bp, openapi_bp, locate_bp, patrol_bp, pages_bp):
+        app.register_blueprint(bp)
 
     @app.errorhandler(GridgeoError)
-    def _gridgeo_error(err: GridgeoError) -> Any:
+    def _gridgeo_error(err: GridgeoError) -> Response:
         status = http_status(err)
-        body = {"type": "about:blank", "title": type(err).__name__, "status": status, "detail": str(err)}
-        resp = jsonify(body)
-        resp.status_code = status
-        resp.mimetype = "application/problem+json"
+        if status >= 500:
+            log.exception("request failed: %s", request.url)
+        return problem(status, type(err).__name__, str(err))
+
+    @app.errorhandler(HTTPException)
+    def _http_error(err: HTTPException) -> Response:
+        resp = problem(err.code or 500, err.name, err.description or err.name)
+        if err.code == 405 and err.valid_methods:  # type: ignore[attr-defined]
+            resp.headers["Allow"] = ", ".join(err.valid_methods)  # type: ignore[attr-defined]
+        return resp
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception) -> Response:
+        if isinstance(err, HTTPException):
+            return _http_error(err)
+        log.exception("internal error on %s", request.url)
+        return problem(500, "InternalError", f"{type(err).__name__}: {err}")
+
+    @app.after_request
+    def _headers(resp: Response) -> Response:
+        resp.headers["Access-Control-Allow-Origin"] = "*"
+        resp.headers["Access-Control-Expose-Headers"] = _EXPOSE
+        if request.method == "OPTIONS":
+            resp.headers["Access-Control-Allow-Methods"] = "GET, HEAD, POST, OPTIONS"
+            resp.headers["Access-Control-Allow-Headers"] = (
+                request.headers.get("Access-Control-Request-Headers") or "Accept, Content-Type, If-None-Match")
+            resp.headers["Access-Control-Max-Age"] = "86400"
+            return resp
+        if "Accept" not in resp.headers.get("Vary", ""):
+            resp.vary.add("Accept")
+        if request.method in ("GET", "HEAD") and resp.status_code == 200 and not resp.is_streamed:
+            # strong ETag over the exact bytes: a change of data, format, CRS or page changes it
+            resp.set_etag(hashlib.blake2b(resp.get_data(), digest_size=16).hexdigest())
+            resp.make_conditional(request)
         return resp
 
     @app.get("/health")
     def health() -> Any:
-        return {"status": "ok", "layers": sorted(app.extensions["county"])}
+        return {"status": "ok", "layers": list(county.collections)}
 
+    # the county is hundreds of thousands of long-lived objects; moving them out of the collector's
+    # generations keeps full collections (and so the p99 latency) from walking them on every sweep
+    gc.collect()
+    gc.freeze()
+    log.info("app ready: %d collections from %s", len(county.collections), path or "(none)")
     return app

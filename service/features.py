@@ -1,85 +1,319 @@
-"""Layers of the county as GeoJSON collections (the OGC API issue extends this)."""
+"""OGC API – Features Part 1 (core, GeoJSON, HTML) and Part 2 (CRS) over the county's layers.
+
+Views parse the request (:mod:`service.ogc`), read the pre-serialised county
+(:mod:`service.store`) and shape the response. A page of CRS84 GeoJSON is the
+stored feature bytes joined; any other CRS or a Chinese web-map datum
+re-serialises just the page.
+"""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import geopandas as gpd
+import numpy as np
 from flask import Blueprint, Response, current_app, request, url_for
 
-from gridgeo._errors import NotFoundError, UsageError
-from gridgeo.io import list_layers, read_layer, rfc7946
+from gridgeo._errors import UsageError
+from service import html
+from service.ogc import (
+    CONFORMANCE,
+    CRS84,
+    GEOJSON,
+    HTML,
+    JSON,
+    OPENAPI,
+    bbox_to_crs84,
+    check_params,
+    crs_list,
+    geographic_required,
+    int_arg,
+    link,
+    negotiate,
+    parse_bbox,
+    parse_coords,
+    parse_crs_uri,
+    storage_crs_uri,
+    transform_geoms,
+)
+from service.store import Collection, County, dumps, geojson_bytes
 
 bp = Blueprint("features", __name__)
 
+ITEMS_PARAMS = ("f", "limit", "bbox", "bbox-crs", "crs", "coords", "datetime", "after", "before")
+ITEM_PARAMS = ("f", "crs", "coords")
+FORMATS = {"json": JSON, "html": HTML}
+FEATURE_FORMATS = {"json": GEOJSON, "html": HTML}
 
-def load_county(path: str) -> dict[str, gpd.GeoDataFrame]:
-    """Read every layer of the GeoPackage once, in EPSG:4326 with CCW exteriors."""
-    return {name: rfc7946(read_layer(path, layer=name)) for name in list_layers(path)}
 
-
-def _layers() -> dict[str, gpd.GeoDataFrame]:
+def county() -> County:
+    """The county loaded at start-up."""
     return current_app.extensions["county"]  # type: ignore[no-any-return]
 
 
+def _root() -> str:
+    return url_for("features.landing", _external=True)
+
+
+def _self_links(endpoint: str, title: str, json_type: str = JSON, **values: Any) -> list[dict[str, Any]]:
+    """``self`` for the format served and ``alternate`` for the other one."""
+    fmt = negotiate(FORMATS)
+    j = link(url_for(endpoint, _external=True, f="json", **values), "self" if fmt == "json" else "alternate",
+             json_type, f"{title} as JSON")
+    h = link(url_for(endpoint, _external=True, f="html", **values), "self" if fmt == "html" else "alternate",
+             HTML, f"{title} as HTML")
+    return [j, h]
+
+
+def _json(doc: dict[str, Any], mimetype: str = JSON) -> Response:
+    return Response(dumps(doc), mimetype=mimetype)
+
+
+def _html(text: str) -> Response:
+    return Response(text, mimetype=HTML)
+
+
 @bp.get("/")
-def landing() -> Any:
+def landing() -> Response:
+    """The landing page: what the service is and where everything is."""
+    check_params(("f",))
+    fmt = negotiate(FORMATS)
+    links = [
+        *_self_links("features.landing", "This document"),
+        link(url_for("openapi.api", _external=True, f="json"), "service-desc", OPENAPI, "The API definition"),
+        link(url_for("openapi.api", _external=True, f="html"), "service-doc", HTML, "The API documentation"),
+        link(url_for("features.conformance", _external=True), "conformance", JSON, "Conformance classes"),
+        link(url_for("features.conformance", _external=True),
+             "http://www.opengis.net/def/rel/ogc/1.0/conformance", JSON, "Conformance classes"),
+        link(url_for("features.collections", _external=True), "data", JSON, "The collections"),
+        link(url_for("features.collections", _external=True),
+             "http://www.opengis.net/def/rel/ogc/1.0/data", JSON, "The collections"),
+        link(url_for("locate.locate_get", _external=True), "locate", GEOJSON,
+             "Whose grid is this point in: GET ?lon=&lat=, POST many points"),
+        link(url_for("health", _external=True), "service-status", JSON, "Health"),
+    ]
+    doc = {
+        "title": current_app.config.get("TITLE", "gridgeo"),
+        "description": "Grid governance levels (townships, blocks, villages, grids, grid points, exclusive "
+                       "grids) as OGC API – Features, point-to-grid lookup and patrol routes.",
+        "links": links,
+    }
+    if fmt == "html":
+        return _html(html.page(doc["title"], _root(), description=doc["description"], links=links))
+    return _json(doc)
+
+
+@bp.get("/conformance")
+def conformance() -> Response:
+    """The conformance classes implemented."""
+    check_params(("f",))
+    doc = {"conformsTo": list(CONFORMANCE)}
+    if negotiate(FORMATS) == "html":
+        return _html(html.page("Conformance", _root(), tables=[
+            {"caption": "Conformance classes", "header": ["class"], "rows": [[c] for c in CONFORMANCE]}]))
+    return _json(doc)
+
+
+def collection_doc(coll: Collection) -> dict[str, Any]:
+    """The description of one collection (Part 1 + Part 2 ``crs``/``storageCrs``)."""
+    w, s, e, n = coll.bbox
+    items = url_for("features.items", name=coll.id, _external=True)
     return {
-        "title": "gridgeo",
+        "id": coll.id,
+        "title": coll.title,
+        "description": f"{coll.title}: {len(coll)} features ({coll.geometry_type}); ids are "
+                       + ("row numbers" if coll.int_keys else "the hierarchical codes"),
+        "itemType": "feature",
+        "extent": {"spatial": {"bbox": [[w, s, e, n]], "crs": CRS84}},
+        "crs": crs_list(coll.storage_epsg),
+        "storageCrs": storage_crs_uri(coll.storage_epsg),
+        "itemCount": len(coll),
         "links": [
-            {"rel": "data", "href": url_for("features.collections", _external=True)},
-            {"rel": "service-status", "href": url_for("health", _external=True)},
+            link(url_for("features.collection", name=coll.id, _external=True, f="json"), "self", JSON, coll.title),
+            link(url_for("features.collection", name=coll.id, _external=True, f="html"), "alternate", HTML,
+                 coll.title),
+            link(items + "?f=json", "items", GEOJSON, f"{coll.title} as GeoJSON"),
+            link(items + "?f=html", "items", HTML, f"{coll.title} as HTML"),
         ],
     }
 
 
 @bp.get("/collections")
-def collections() -> Any:
-    return {
-        "collections": [
-            {
-                "id": name,
-                "itemCount": len(gdf),
-                "extent": {"spatial": {"bbox": [list(map(float, gdf.total_bounds))]}},
-                "links": [{"rel": "items", "href": url_for("features.items", name=name, _external=True)}],
-            }
-            for name, gdf in _layers().items()
-        ]
-    }
+def collections() -> Response:
+    """Every served layer, the six levels first."""
+    check_params(("f",))
+    colls = [collection_doc(c) for c in county().collections.values()]
+    links = _self_links("features.collections", "Collections")
+    if negotiate(FORMATS) == "html":
+        rows = [[{"text": c["id"], "href": url_for("features.collection", name=c["id"], f="html")}, c["title"],
+                 c["itemCount"], {"text": "items", "href": url_for("features.items", name=c["id"], f="html")}]
+                for c in colls]
+        return _html(html.page("Collections", _root(), links=links, tables=[
+            {"caption": "Collections", "header": ["id", "title", "features", ""], "rows": rows}]))
+    return _json({"links": links, "collections": colls, "crs": crs_list(None)})
 
 
-def _int_arg(name: str, default: int, maximum: int | None = None) -> int:
-    raw = request.args.get(name)
+@bp.get("/collections/<name>")
+def collection(name: str) -> Response:
+    """One collection's description."""
+    check_params(("f",))
+    coll = county().get(name)
+    doc = collection_doc(coll)
+    if negotiate(FORMATS) == "html":
+        w, s, e, n = coll.bbox
+        rows = [[k, v] for k, v in coll.properties.items()]
+        return _html(html.page(coll.title, _root(), description=doc["description"], links=doc["links"], tables=[
+            {"caption": "Properties", "header": ["name", "type"], "rows": rows},
+            {"caption": "Extent (CRS84)", "header": ["west", "south", "east", "north"], "rows": [[w, s, e, n]]},
+            {"caption": "CRS", "header": ["uri"], "rows": [[c] for c in doc["crs"]]}]))
+    return _json(doc)
+
+
+def _geometry_bytes(coll: Collection, pos: np.ndarray, crs: str, coords: str | None) -> list[bytes] | None:
+    """Re-serialised geometries of ``pos`` when the request needs other coordinates, else None."""
+    if crs == CRS84 and coords is None:
+        return None
+    return coll.geometry_variant((crs, coords), pos, lambda g: geojson_bytes(transform_geoms(g, crs, coords)))
+
+
+def _output_crs(coll: Collection) -> tuple[str, str | None]:
+    allowed = crs_list(coll.storage_epsg)
+    crs = parse_crs_uri(request.args["crs"], allowed) if "crs" in request.args else CRS84
+    coords = parse_coords()
+    if coords is not None:
+        geographic_required(crs)
+    return crs, coords
+
+
+def _geo_response(body: bytes, crs: str, coords: str | None) -> Response:
+    resp = Response(body, mimetype=GEOJSON)
+    if coords is None:
+        resp.headers["Content-Crs"] = f"<{crs}>"
+    return resp
+
+
+def _check_datetime(raw: str | None) -> None:
+    """Validate ``datetime`` loosely; no layer has a time, so every feature matches any interval."""
     if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise UsageError(f"{name} must be an integer, got {raw!r}") from exc
-    if value < 0 or (maximum is not None and value > maximum):
-        raise UsageError(f"{name} must be between 0 and {maximum}")
-    return value
+        return
+    from datetime import datetime
+
+    for part in raw.split("/"):
+        if part in ("", ".."):
+            continue
+        try:
+            datetime.fromisoformat(part.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise UsageError(f"datetime {raw!r}: expected an RFC 3339 instant or interval") from exc
 
 
 @bp.get("/collections/<name>/items")
 def items(name: str) -> Response:
-    layers = _layers()
-    if name not in layers:
-        raise NotFoundError(f"no collection {name!r}; collections are {', '.join(layers)}")
-    gdf = layers[name]
-    bbox = request.args.get("bbox")
-    if bbox:
-        try:
-            minx, miny, maxx, maxy = (float(v) for v in bbox.split(","))
-        except ValueError as exc:
-            raise UsageError("bbox must be minlon,minlat,maxlon,maxlat") from exc
-        gdf = gdf.cx[minx:maxx, miny:maxy]
-    limit = _int_arg("limit", current_app.config["DEFAULT_LIMIT"], current_app.config["MAX_LIMIT"])
-    offset = _int_arg("offset", 0)
-    page = gdf.iloc[offset : offset + limit]
-    fc = json.loads(page.to_json(drop_id=True))
-    fc.pop("crs", None)
-    fc["numberMatched"] = len(gdf)
-    fc["numberReturned"] = len(page)
-    return Response(json.dumps(fc, ensure_ascii=False), mimetype="application/geo+json")
+    """A page of features: bbox filter, keyset paging (``after``/``before`` a feature id), CRS, datum."""
+    check_params(ITEMS_PARAMS)
+    coll = county().get(name)
+    fmt = negotiate(FEATURE_FORMATS)
+    cfg = current_app.config
+    limit = int_arg("limit", cfg["DEFAULT_LIMIT"], 1, cfg["MAX_LIMIT"])
+    crs, coords = _output_crs(coll)
+    _check_datetime(request.args.get("datetime"))
+    bbox_crs = CRS84
+    if "bbox-crs" in request.args:
+        bbox_crs = parse_crs_uri(request.args["bbox-crs"], crs_list(coll.storage_epsg), "bbox-crs")
+    after, before = request.args.get("after"), request.args.get("before")
+    if after is not None and before is not None:
+        raise UsageError("give either after or before, not both")
+
+    matched: np.ndarray | None = None
+    if "bbox" in request.args:
+        b = bbox_to_crs84(parse_bbox(request.args["bbox"]), bbox_crs)
+        if b[1] > b[3]:
+            raise UsageError("bbox: the lower corner's latitude is above the upper corner's")
+        boxes = [b] if b[0] <= b[2] else [(b[0], b[1], 180.0, b[3]), (-180.0, b[1], b[2], b[3])]
+        matched = coll.bbox_positions(boxes)
+    n_matched = len(coll) if matched is None else len(matched)
+
+    def index_of(position: int) -> int:
+        return position if matched is None else int(np.searchsorted(matched, position, side="left"))
+
+    if after is not None:
+        lo = index_of(coll.cursor(after))
+        hi = min(n_matched, lo + limit)
+    elif before is not None:
+        hi = index_of(coll.cursor_before(before))
+        lo = max(0, hi - limit)
+    else:
+        lo, hi = 0, min(n_matched, limit)
+    pos = np.arange(lo, hi) if matched is None else matched[lo:hi]
+
+    keep = {k: v for k, v in request.args.items() if k not in ("after", "before", "f")}
+    links = []
+    for f, mtype in (("json", GEOJSON), ("html", HTML)):
+        args = dict(keep, f=f)
+        if after is not None:
+            args["after"] = after
+        if before is not None:
+            args["before"] = before
+        links.append(link(url_for("features.items", name=name, _external=True, **args),
+                          "self" if f == fmt else "alternate", mtype, f"this page as {f.upper()}"))
+    if hi < n_matched and hi > lo:
+        links.append(link(url_for("features.items", name=name, _external=True, **keep, f=fmt,
+                                  after=str(coll.keys[pos[-1]])), "next", FEATURE_FORMATS[fmt], "next page"))
+    if lo > 0 and hi > lo:
+        links.append(link(url_for("features.items", name=name, _external=True, **keep, f=fmt,
+                                  before=str(coll.keys[pos[0]])), "prev", FEATURE_FORMATS[fmt], "previous page"))
+    links.append(link(url_for("features.collection", name=name, _external=True), "collection", JSON, coll.title))
+
+    if fmt == "html":
+        return _items_html(coll, pos, links, n_matched)
+    geo = _geometry_bytes(coll, pos, crs, coords)
+    if geo is None:
+        feats = [coll.full[i] for i in pos.tolist()]
+    else:
+        feats = [coll.head[i] + g + coll.tail[i] for i, g in zip(pos.tolist(), geo, strict=True)]
+    extra = b',"coords":' + dumps(coords) if coords else b""
+    body = b"".join([
+        b'{"type":"FeatureCollection","features":[', b",".join(feats),
+        b'],"numberMatched":', str(n_matched).encode(), b',"numberReturned":', str(len(feats)).encode(),
+        b',"timeStamp":"', county().modified.encode(), b'"', extra, b',"links":', dumps(links), b"}",
+    ])
+    return _geo_response(body, crs, coords)
+
+
+def _items_html(coll: Collection, pos: np.ndarray, links: list[dict[str, Any]], n_matched: int) -> Response:
+    props = list(coll.properties)
+    rows = []
+    for i in pos.tolist():
+        key = str(coll.keys[i])
+        rec = coll.frame.iloc[i]
+        rows.append([{"text": key, "href": url_for("features.item", name=coll.id, fid=key, f="html")}]
+                    + [rec[p] for p in props])
+    title = f"{coll.title}: features {len(pos)} of {n_matched}"
+    return _html(html.page(title, _root(), links=links, tables=[
+        {"caption": "Features", "header": ["id", *props], "rows": rows}]))
+
+
+@bp.get("/collections/<name>/items/<fid>")
+def item(name: str, fid: str) -> Response:
+    """One feature by its id (the ``code``), in any offered CRS or datum."""
+    check_params(ITEM_PARAMS)
+    coll = county().get(name)
+    fmt = negotiate(FEATURE_FORMATS)
+    i = coll.locate_key(fid)
+    crs, coords = _output_crs(coll)
+    links = [
+        link(url_for("features.item", name=name, fid=fid, _external=True, f="json"),
+             "self" if fmt == "json" else "alternate", GEOJSON, "this feature as GeoJSON"),
+        link(url_for("features.item", name=name, fid=fid, _external=True, f="html"),
+             "self" if fmt == "html" else "alternate", HTML, "this feature as HTML"),
+        link(url_for("features.collection", name=name, _external=True), "collection", JSON, coll.title),
+    ]
+    if fmt == "html":
+        rec = coll.frame.iloc[i]
+        rows = [[p, rec[p]] for p in coll.properties]
+        return _html(html.page(f"{coll.title} {fid}", _root(), links=links, tables=[
+            {"caption": "Properties", "header": ["name", "value"], "rows": rows}]))
+    geo = _geometry_bytes(coll, np.array([i]), crs, coords)
+    feat = coll.full[i] if geo is None else coll.head[i] + geo[0] + coll.tail[i]
+    extra = b',"coords":' + dumps(coords) if coords else b""
+    body = feat[:-1] + extra + b',"links":' + dumps(links) + b"}"
+    return _geo_response(body, crs, coords)

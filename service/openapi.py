@@ -1,0 +1,213 @@
+"""``/api``: the OpenAPI 3.0 definition of the service (the ``oas30`` conformance class).
+
+Generated from the served county, so the ``collectionId`` enum, the CRS lists
+and the limits always match what the endpoints accept. ``coords`` is declared
+on every GeoJSON operation, because clients of Chinese web maps look for it
+there.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+
+from gridgeo import __version__
+from service import html
+from service.ogc import CRS84, GEOJSON, HTML, JSON, OPENAPI, check_params, crs_list, negotiate
+from service.store import County, dumps
+
+bp = Blueprint("openapi", __name__)
+
+
+def _p(name: str, where: str, schema: dict[str, Any], description: str, required: bool = False,
+       **extra: Any) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": required, "schema": schema, "description": description,
+            **extra}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {
+        "schema": {"$ref": "#/components/schemas/problem"}}}}
+
+
+def _doc_response(description: str, schema: str) -> dict[str, Any]:
+    return {"description": description, "content": {
+        JSON: {"schema": {"$ref": f"#/components/schemas/{schema}"}}, HTML: {"schema": {"type": "string"}}}}
+
+
+def build(county: County, server: str, default_limit: int, max_limit: int) -> dict[str, Any]:
+    """The OpenAPI 3.0.3 document for ``county`` served at ``server``."""
+    ids = list(county.collections)
+    crss = sorted({c for coll in county.collections.values() for c in crs_list(coll.storage_epsg)},
+                  key=lambda c: (c != CRS84, c))
+    f_json_html = _p("f", "query", {"type": "string", "enum": ["json", "html"]},
+                     "Output format; without it the Accept header decides (JSON by default).")
+    coll_id = _p("collectionId", "path", {"type": "string", "enum": ids}, "A collection (layer).", True)
+    coords = _p("coords", "query", {"type": "string", "enum": ["wgs84", "gcj02", "bd09"]},
+                "Shift lon/lat into the datum of a Chinese web map: gcj02 (Amap, Tencent; a few hundred "
+                "metres) or bd09 (Baidu). The geometry is then no longer CRS84, so no Content-Crs is sent; "
+                "only with a lon/lat crs.")
+    crs = _p("crs", "query", {"type": "string", "format": "uri", "enum": crss, "default": CRS84},
+             "Output CRS (OGC API – Features Part 2); coordinates in the axis order EPSG defines "
+             "(EPSG:4490 and EPSG:4326 latitude first, the Gauss-Krüger zones northing first).")
+    problems = {"400": _problem("Bad request (unknown parameter, bad value)"),
+                "404": _problem("Not found"), "500": _problem("Server error")}
+    fc_resp = {"description": "Features", "headers": {
+        "Content-Crs": {"schema": {"type": "string"}, "description": "The CRS of the coordinates, <uri>"},
+        "ETag": {"schema": {"type": "string"}}},
+        "content": {GEOJSON: {"schema": {"$ref": "#/components/schemas/featureCollectionGeoJSON"}},
+                    HTML: {"schema": {"type": "string"}}}}
+    paths: dict[str, Any] = {
+        "/": {"get": {"summary": "Landing page", "operationId": "getLandingPage", "tags": ["Capabilities"],
+                      "parameters": [f_json_html], "responses": {"200": _doc_response("Landing page", "landing"),
+                                                                   **problems}}},
+        "/conformance": {"get": {"summary": "Conformance classes", "operationId": "getConformance",
+                                 "tags": ["Capabilities"], "parameters": [f_json_html],
+                                 "responses": {"200": _doc_response("Conformance", "confClasses"), **problems}}},
+        "/api": {"get": {"summary": "This document", "operationId": "getAPI", "tags": ["Capabilities"],
+                         "parameters": [f_json_html],
+                         "responses": {"200": {"description": "OpenAPI 3.0", "content": {
+                             OPENAPI: {"schema": {"type": "object"}}, HTML: {"schema": {"type": "string"}}}}}}},
+        "/collections": {"get": {"summary": "The collections", "operationId": "getCollections",
+                                 "tags": ["Capabilities"], "parameters": [f_json_html],
+                                 "responses": {"200": _doc_response("Collections", "collections"), **problems}}},
+        "/collections/{collectionId}": {"get": {
+            "summary": "One collection", "operationId": "describeCollection", "tags": ["Capabilities"],
+            "parameters": [coll_id, f_json_html],
+            "responses": {"200": _doc_response("Collection", "collection"), **problems}}},
+        "/collections/{collectionId}/items": {"get": {
+            "summary": "Features of a collection (keyset paging: follow the next link)",
+            "operationId": "getFeatures", "tags": ["Data"],
+            "parameters": [
+                coll_id,
+                _p("limit", "query", {"type": "integer", "minimum": 1, "maximum": max_limit,
+                                      "default": default_limit},
+                   f"Features per page; above {max_limit} the maximum is used.", style="form", explode=False),
+                _p("bbox", "query", {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}},
+                   "Only features intersecting this box: lower corner, upper corner, in bbox-crs "
+                   "(default CRS84 minlon,minlat,maxlon,maxlat).", style="form", explode=False),
+                _p("bbox-crs", "query", {"type": "string", "format": "uri", "enum": crss, "default": CRS84},
+                   "CRS of bbox, axis order as EPSG defines it."),
+                crs,
+                coords,
+                _p("datetime", "query", {"type": "string"},
+                   "RFC 3339 instant or interval; the levels have no time, so every feature matches.",
+                   style="form", explode=False),
+                _p("after", "query", {"type": "string"},
+                   "Keyset cursor: features whose id sorts after this one (the next link sets it)."),
+                _p("before", "query", {"type": "string"},
+                   "Keyset cursor: the page of features whose ids sort just before this one (prev link)."),
+                _p("f", "query", {"type": "string", "enum": ["json", "html"]}, "Output format."),
+            ],
+            "responses": {"200": fc_resp, "304": {"description": "Not modified (If-None-Match)"}, **problems}}},
+        "/collections/{collectionId}/items/{featureId}": {"get": {
+            "summary": "One feature by id (its code)", "operationId": "getFeature", "tags": ["Data"],
+            "parameters": [coll_id, _p("featureId", "path", {"type": "string"}, "The feature's code.", True),
+                           crs, coords, _p("f", "query", {"type": "string", "enum": ["json", "html"]}, "Format.")],
+            "responses": {"200": {"description": "A feature", "content": {
+                GEOJSON: {"schema": {"$ref": "#/components/schemas/featureGeoJSON"}},
+                HTML: {"schema": {"type": "string"}}}},
+                "304": {"description": "Not modified (If-None-Match)"}, **problems}}},
+        "/locate": {
+            "get": {"summary": "Township, block, village, grid, grid point and exclusive grid of one place",
+                    "operationId": "locate", "tags": ["Locate"],
+                    "parameters": [
+                        _p("lon", "query", {"type": "number"}, "Longitude (or easting/x in crs).", True),
+                        _p("lat", "query", {"type": "number"}, "Latitude (or northing/y in crs).", True),
+                        _p("crs", "query", {"type": "string", "format": "uri", "enum": crss, "default": CRS84},
+                           "CRS of the place."),
+                        _p("coords", "query", {"type": "string", "enum": ["wgs84", "gcj02", "bd09"]},
+                           "Datum of the lon/lat given, and of the point returned (Amap gcj02, Baidu bd09)."),
+                    ],
+                    "responses": {"200": {"description": "A Point feature; properties township, block, "
+                                          "village, grid, point, exclusive: {code, name, leader...} or null",
+                                          "content": {GEOJSON: {"schema": {
+                                              "$ref": "#/components/schemas/featureGeoJSON"}}}}, **problems}},
+            "post": {"summary": "Locate many places (100,000+ per second)", "operationId": "locateMany",
+                     "tags": ["Locate"],
+                     "parameters": [
+                         _p("crs", "query", {"type": "string", "format": "uri", "enum": crss, "default": CRS84},
+                            "CRS of the positions (axis order as EPSG defines it)."),
+                         _p("coords", "query", {"type": "string", "enum": ["wgs84", "gcj02", "bd09"]},
+                            "Datum of the positions given and returned.")],
+                     "requestBody": {"required": True, "content": {JSON: {"schema": {"oneOf": [
+                         {"type": "object", "properties": {"points": {"type": "array", "items": {
+                             "type": "array", "minItems": 2, "maxItems": 3, "items": {"type": "number"}}}}},
+                         {"$ref": "#/components/schemas/featureCollectionGeoJSON"}]}}}},
+                     "responses": {"200": {"description": "One Point feature per place, in input order",
+                                           "content": {GEOJSON: {"schema": {
+                                               "$ref": "#/components/schemas/featureCollectionGeoJSON"}}}},
+                                   **problems}},
+        },
+        "/patrol/{gridId}": {"get": {
+            "summary": "A grid worker's patrol route for one day", "operationId": "patrol", "tags": ["Patrol"],
+            "parameters": [
+                _p("gridId", "path", {"type": "string"}, "The grid's code.", True),
+                _p("date", "query", {"type": "string", "format": "date"}, "YYYY-MM-DD (default today, UTC+8)."),
+                _p("budget", "query", {"type": "string", "default": "4h"}, "Time budget: 4h, 90min, 240."),
+                coords,
+                _p("f", "query", {"type": "string", "enum": ["json", "gpx"]}, "GeoJSON or GPX 1.1."),
+            ],
+            "responses": {"200": {"description": "The route", "content": {
+                GEOJSON: {"schema": {"$ref": "#/components/schemas/featureCollectionGeoJSON"}},
+                "application/gpx+xml": {"schema": {"type": "string"}}}},
+                "409": _problem("The budget is too small for any due visit"), **problems}}},
+    }
+    obj = {"type": "object"}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": current_app.config.get("TITLE", "gridgeo"), "version": __version__,
+                 "description": "OGC API – Features (Part 1 core, GeoJSON, HTML, OpenAPI 3.0; Part 2 CRS) for "
+                                "grid governance levels, plus locate and patrol.",
+                 "license": {"name": "MIT"}},
+        "servers": [{"url": server.rstrip("/")}],
+        "tags": [{"name": t} for t in ("Capabilities", "Data", "Locate", "Patrol")],
+        "paths": paths,
+        "components": {"schemas": {
+            "problem": {"type": "object", "properties": {
+                "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                "detail": {"type": "string"}}},
+            "link": {"type": "object", "required": ["href"], "properties": {
+                "href": {"type": "string"}, "rel": {"type": "string"}, "type": {"type": "string"},
+                "title": {"type": "string"}}},
+            "landing": {"type": "object", "required": ["links"], "properties": {
+                "title": {"type": "string"}, "description": {"type": "string"},
+                "links": {"type": "array", "items": {"$ref": "#/components/schemas/link"}}}},
+            "confClasses": {"type": "object", "required": ["conformsTo"], "properties": {
+                "conformsTo": {"type": "array", "items": {"type": "string"}}}},
+            "collection": {"type": "object", "required": ["id", "links"], "properties": {
+                "id": {"type": "string"}, "title": {"type": "string"}, "description": {"type": "string"},
+                "links": {"type": "array", "items": {"$ref": "#/components/schemas/link"}},
+                "extent": obj, "itemType": {"type": "string"},
+                "crs": {"type": "array", "items": {"type": "string"}}, "storageCrs": {"type": "string"}}},
+            "collections": {"type": "object", "required": ["links", "collections"], "properties": {
+                "links": {"type": "array", "items": {"$ref": "#/components/schemas/link"}},
+                "collections": {"type": "array", "items": {"$ref": "#/components/schemas/collection"}},
+                "crs": {"type": "array", "items": {"type": "string"}}}},
+            "featureGeoJSON": {"type": "object", "required": ["type", "geometry", "properties"], "properties": {
+                "type": {"type": "string", "enum": ["Feature"]}, "geometry": obj, "properties": obj,
+                "id": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+                "links": {"type": "array", "items": {"$ref": "#/components/schemas/link"}}}},
+            "featureCollectionGeoJSON": {"type": "object", "required": ["type", "features"], "properties": {
+                "type": {"type": "string", "enum": ["FeatureCollection"]},
+                "features": {"type": "array", "items": {"$ref": "#/components/schemas/featureGeoJSON"}},
+                "links": {"type": "array", "items": {"$ref": "#/components/schemas/link"}},
+                "timeStamp": {"type": "string", "format": "date-time"},
+                "numberMatched": {"type": "integer", "minimum": 0},
+                "numberReturned": {"type": "integer", "minimum": 0}}},
+        }},
+    }
+
+
+@bp.get("/api")
+def api() -> Response:
+    """The OpenAPI document (``f=html``: the same, readable in a browser)."""
+    check_params(("f",))
+    cfg = current_app.config
+    doc = build(current_app.extensions["county"], request.url_root, cfg["DEFAULT_LIMIT"], cfg["MAX_LIMIT"])
+    if negotiate({"json": OPENAPI, "html": HTML}) == "html":
+        return Response(html.page("API definition (OpenAPI 3.0)", request.url_root,
+                                  pre=json.dumps(doc, ensure_ascii=False, indent=1)), mimetype=HTML)
+    return Response(dumps(doc), mimetype=OPENAPI)

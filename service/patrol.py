@@ -1,0 +1,119 @@
+"""``/patrol/{grid_id}?date=YYYY-MM-DD``: a grid worker's route for one day (GeoJSON, or GPX for a phone).
+
+Planning goes through :mod:`gridgeo.patrol` exactly as ``gridgeo patrol``
+does (same defaults: 4 h on foot at 4.5 km/h from 08:30, seed 0). The street
+network and the county's stops are read once, on the first patrol request
+(reading the roads takes seconds the OGC endpoints should not wait for), and a
+day's plan is kept, since the solver takes about a second.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+import shapely
+from flask import Blueprint, Response, current_app, request
+
+from gridgeo._errors import UsageError
+from gridgeo.crs import wgs84_to_datum
+from gridgeo.patrol import CST, County, DayPlan, check_budget, parse_budget, plan_day, prepare, route_geojson, route_gpx
+from service.ogc import CRS84, GEOJSON, check_params, negotiate, parse_coords
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("patrol", __name__)
+
+GPX = "application/gpx+xml"
+_lock = threading.Lock()
+_CACHE_SIZE = 256
+
+
+class Planner:
+    """The county opened for patrol planning once, and the plans made so far (LRU)."""
+
+    def __init__(self, path: str, network: str | None = None) -> None:
+        self.path = path
+        self.network = network
+        self._county: County | None = None
+        self._plans: OrderedDict[tuple[str, dt.date, float], DayPlan] = OrderedDict()
+
+    def county(self) -> County:
+        """The :class:`gridgeo.patrol.County`, opened on first use."""
+        with _lock:
+            if self._county is None:
+                log.info("opening %s for patrol planning", self.path)
+                self._county = County(self.path, network=self.network)
+            return self._county
+
+    def plan(self, grid: str, day: dt.date, budget_min: float) -> DayPlan:
+        """The day's plan for ``grid`` (NotFoundError for an unknown grid, InfeasibleError for a tiny budget)."""
+        county = self.county()
+        county.check_grid(grid)
+        key = (grid, day, budget_min)
+        with _lock:
+            if key in self._plans:
+                self._plans.move_to_end(key)
+                return self._plans[key]
+        gs = county.grid_stops(grid, day)
+        problem = prepare(county.network, gs, speed_kmh=4.5, max_snap=1000.0, budget_min=budget_min)
+        check_budget(problem, budget_min)
+        plan = plan_day(problem, day, budget_min=budget_min, seed=0, time_limit=1.0)
+        with _lock:
+            self._plans[key] = plan
+            while len(self._plans) > _CACHE_SIZE:
+                self._plans.popitem(last=False)
+        return plan
+
+
+def _shift(doc: dict[str, Any], coords: str) -> dict[str, Any]:
+    """The route's geometries (and each stop's door ``location``) in a Chinese web-map datum."""
+    for feat in doc["features"]:
+        geom = shapely.geometry.shape(feat["geometry"])
+        feat["geometry"] = json.loads(shapely.to_geojson(wgs84_to_datum(np.array([geom]), coords)[0]))
+        loc = feat["properties"].get("location")
+        if loc is not None:
+            p = wgs84_to_datum(np.array([shapely.Point(loc)]), coords)[0]
+            feat["properties"]["location"] = [round(p.x, 7), round(p.y, 7)]
+    doc["coords"] = coords
+    return doc
+
+
+def _date() -> dt.date:
+    raw = request.args.get("date")
+    if raw is None:
+        return dt.datetime.now(CST).date()
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError as exc:
+        raise UsageError(f"date must be YYYY-MM-DD, got {raw!r}") from exc
+
+
+@bp.get("/patrol/<grid_id>")
+def patrol(grid_id: str) -> Response:
+    """The route of ``grid_id`` on ``date`` (default today, UTC+8); ``budget`` e.g. ``4h``; ``f=gpx``."""
+    check_params(("date", "budget", "coords", "f"))
+    fmt = negotiate({"json": GEOJSON, "gpx": GPX})
+    day = _date()
+    budget = parse_budget(request.args.get("budget", "4h"))
+    coords = parse_coords()
+    if coords is not None and fmt == "gpx":
+        raise UsageError("GPX is WGS84 by definition; coords applies to GeoJSON")
+    planner: Planner = current_app.extensions["planner"]
+    plan = planner.plan(grid_id, day, budget)
+    if fmt == "gpx":
+        resp = Response(route_gpx(plan), mimetype=GPX)
+        resp.headers["Content-Disposition"] = f'inline; filename="patrol-{grid_id}-{day.isoformat()}.gpx"'
+        return resp
+    doc = route_geojson(plan)
+    if coords is not None:
+        doc = _shift(doc, coords)
+    resp = Response(json.dumps(doc, ensure_ascii=False, separators=(",", ":")), mimetype=GEOJSON)
+    if coords is None:
+        resp.headers["Content-Crs"] = f"<{CRS84}>"
+    return resp

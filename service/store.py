@@ -1,0 +1,331 @@
+"""The county held in memory for serving: every layer loaded once, every feature pre-serialised.
+
+Why pre-serialise: a page of 100 polygons is mostly coordinates; turning
+geometries into JSON on every request is what makes generic servers slow.
+Here each feature's GeoJSON (CRS84, coordinates rounded to 1e-7 degree, about
+1 cm) is made once at start-up, and a page is those bytes joined. Only a
+request for another CRS or a Chinese web-map datum re-serialises, and only
+the features on its page.
+
+Paging is keyset paging: features are sorted by their id (the ``code``), a
+page starts after the last id of the previous one, found by binary search, so
+the 500th page costs what the first does. A bbox query uses an STRtree built
+on the features in that same order, so its hits are already positions in the
+sort order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import math
+import os
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+
+from gridgeo._errors import NotFoundError, UsageError
+from gridgeo.io import list_layers, read_layer, rfc7946
+
+log = logging.getLogger(__name__)
+
+#: the levels of a built county, served first and in this order
+LEVELS: tuple[str, ...] = ("townships", "blocks", "villages", "grids", "points", "exclusive")
+
+TITLES: dict[str, str] = {
+    "townships": "Townships 乡镇/街道",
+    "blocks": "Blocks 块",
+    "villages": "Villages and communities 村/社区",
+    "grids": "Grids 网格",
+    "points": "Grid points 网格点",
+    "exclusive": "Exclusive grids 专属网格",
+    "households": "Households 户",
+    "villager_groups": "Villager groups 村民小组",
+    "buildings": "Buildings 建筑",
+    "roads": "Roads 道路",
+    "water": "Water 水系",
+    "pois": "Points of interest 兴趣点",
+}
+
+_DECIMALS = 7
+#: other CRSs / datums whose serialised geometries are kept per collection
+MAX_VARIANTS = 4
+
+
+def _jsonable(value: Any) -> Any:
+    """A plain JSON value for one cell (NaN and NaT become null; numpy scalars plain numbers)."""
+    if value is None:
+        return None
+    if isinstance(value, float | np.floating):
+        f = float(value)
+        return None if math.isnan(f) or math.isinf(f) else f
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if hasattr(value, "isoformat"):  # pandas Timestamp
+        try:
+            return value.isoformat()
+        except ValueError:  # NaT
+            return None
+    if value is getattr(__import__("pandas"), "NA", object()):
+        return None
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact UTF-8 JSON (Chinese stays readable, not ``\\u`` escaped)."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def round_coords(geoms: NDArray[np.object_], decimals: int = _DECIMALS) -> NDArray[np.object_]:
+    """Geometries with coordinates rounded, so the GeoJSON carries no false precision."""
+    return np.asarray(shapely.transform(geoms, lambda c: np.round(c, decimals)))
+
+
+def geojson_bytes(geoms: NDArray[np.object_]) -> list[bytes]:
+    """Each geometry's GeoJSON as bytes (``null`` for a missing one), written by GEOS."""
+    out = shapely.to_geojson(geoms)
+    return [b"null" if s is None else s.encode("ascii") for s in out]
+
+
+@dataclass
+class Collection:
+    """One layer, sorted by feature id, with its pre-serialised features.
+
+    Attributes
+    ----------
+    keys
+        Feature ids in ascending order (``code`` strings, or row numbers for
+        layers without a unique ``code``): the keyset cursor runs on them.
+    geoms
+        Geometries in CRS84 (lon/lat, counter-clockwise exteriors), same order.
+    head, tail
+        The bytes before and after the geometry of each feature, so another
+        geometry (other CRS, GCJ-02) is spliced in without touching properties.
+    full
+        ``head + geometry + tail``: the ready CRS84 feature.
+    """
+
+    id: str
+    title: str
+    geometry_type: str
+    keys: NDArray[Any]
+    geoms: NDArray[np.object_]
+    head: list[bytes]
+    tail: list[bytes]
+    full: list[bytes]
+    properties: dict[str, str]
+    frame: gpd.GeoDataFrame
+    storage_epsg: int | None
+    bbox: tuple[float, float, float, float]
+    tree: shapely.STRtree
+    int_keys: bool
+    position: dict[Any, int] = field(default_factory=dict)
+    variants: OrderedDict[tuple[str, str | None], list[bytes | None]] = field(default_factory=OrderedDict)
+
+    def geometry_variant(self, key: tuple[str, str | None], pos: NDArray[np.int64],
+                         make: Callable[[NDArray[np.object_]], list[bytes]]) -> list[bytes]:
+        """Geometry bytes of ``pos`` in another CRS/datum ``key``, made by ``make`` once per feature.
+
+        Why: a client that asks for EPSG:4549 or GCJ-02 once keeps asking for
+        it (a map, a QGIS layer); after the first pass its pages cost what
+        CRS84 pages do. At most :data:`MAX_VARIANTS` variants are kept (LRU);
+        list slots are filled under the GIL, so threads at worst redo a feature.
+        """
+        cache = self.variants.get(key)
+        if cache is None:
+            cache = [None] * len(self.keys)
+            self.variants[key] = cache
+            while len(self.variants) > MAX_VARIANTS:
+                self.variants.popitem(last=False)
+        else:
+            with contextlib.suppress(KeyError):  # evicted by another thread meanwhile
+                self.variants.move_to_end(key)
+        plist = pos.tolist()
+        missing = [i for i in plist if cache[i] is None]
+        if missing:
+            for i, g in zip(missing, make(self.geoms[np.asarray(missing, dtype=np.int64)]), strict=True):
+                cache[i] = g
+        return [cache[i] for i in plist]  # type: ignore[misc]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def parse_key(self, text: str) -> Any:
+        """A feature id from the URL: an int for row-numbered layers, else the code string."""
+        if not self.int_keys:
+            return text
+        try:
+            return int(text)
+        except ValueError:
+            return None
+
+    def locate_key(self, fid: str) -> int:
+        """Position of feature ``fid``.
+
+        Raises
+        ------
+        NotFoundError
+            When the collection has no such feature.
+        """
+        pos = self.position.get(self.parse_key(fid))
+        if pos is None:
+            raise NotFoundError(f"no feature {fid!r} in collection {self.id!r}")
+        return pos
+
+    def cursor(self, text: str) -> int:
+        """Position of the first feature whose id sorts after ``text`` (for ``after``) — any string works."""
+        key = self.parse_key(text)
+        if key is None:
+            raise UsageError(f"cursor {text!r} is not a feature id of {self.id!r} (an integer)")
+        return int(np.searchsorted(self.keys, key, side="right"))
+
+    def cursor_before(self, text: str) -> int:
+        """Position of the first feature whose id is not below ``text`` (for ``before``)."""
+        key = self.parse_key(text)
+        if key is None:
+            raise UsageError(f"cursor {text!r} is not a feature id of {self.id!r} (an integer)")
+        return int(np.searchsorted(self.keys, key, side="left"))
+
+    def bbox_positions(self, boxes: list[tuple[float, float, float, float]]) -> NDArray[np.int64]:
+        """Sorted positions of the features whose geometry intersects any of ``boxes`` (CRS84)."""
+        hits = [self.tree.query(shapely.box(*b), predicate="intersects") for b in boxes]
+        idx = np.concatenate(hits) if hits else np.empty(0, dtype=np.int64)
+        return np.unique(idx).astype(np.int64)
+
+
+def _epsg_of(gdf_crs: Any) -> int | None:
+    if gdf_crs is None:
+        return None
+    try:
+        code = gdf_crs.to_epsg()
+    except Exception:  # pyproj raises CRSError for odd definitions
+        return None
+    return int(code) if code else None
+
+
+def _property_type(dtype: Any) -> str:
+    kind = getattr(dtype, "kind", "O")
+    return {"i": "integer", "u": "integer", "f": "number", "b": "boolean", "M": "string"}.get(kind, "string")
+
+
+def build_collection(name: str, gdf: gpd.GeoDataFrame, storage_epsg: int | None = None) -> Collection:
+    """Sort one layer (already CRS84, CCW) by its id and pre-serialise every feature.
+
+    The id is ``code`` when the layer has a unique, non-null one (codes are
+    hierarchical and stable, so links survive a rebuild), else such an ``id``
+    column; otherwise the row number from 1, which is the GeoPackage's own
+    fid for a freshly written file.
+    """
+    geom_col = gdf.geometry.name
+    props = [c for c in gdf.columns if c != geom_col]
+    int_keys = True
+    for col in ("code", "id"):
+        if col in gdf.columns and gdf[col].notna().all():
+            codes = gdf[col].astype(str)
+            if codes.is_unique:
+                int_keys = False
+                keys: NDArray[Any] = codes.to_numpy(dtype=object)
+                break
+            log.warning("layer %s: %s is not unique; not used as the feature id", name, col)
+    if int_keys:
+        keys = np.arange(1, len(gdf) + 1, dtype=np.int64)
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    if not int_keys:
+        keys = np.array([str(k) for k in keys], dtype=object)
+    frame = gdf.iloc[order].reset_index(drop=True)
+    geoms = np.asarray(frame.geometry.values, dtype=object)
+    records = frame[props].to_dict("records") if props else [{} for _ in range(len(frame))]
+    geo = geojson_bytes(round_coords(geoms))
+    head: list[bytes] = []
+    tail: list[bytes] = []
+    full: list[bytes] = []
+    for key, rec, g in zip(keys, records, geo, strict=True):
+        fid = int(key) if int_keys else str(key)
+        h = b'{"type":"Feature","id":' + dumps(fid) + b',"geometry":'
+        t = b',"properties":' + dumps({k: _jsonable(v) for k, v in rec.items()}) + b"}"
+        head.append(h)
+        tail.append(t)
+        full.append(h + g + t)
+    valid = geoms[~shapely.is_missing(geoms)]
+    bounds = tuple(float(v) for v in shapely.total_bounds(valid)) if len(valid) else (0.0, 0.0, 0.0, 0.0)
+    types = sorted({t for t in shapely.get_type_id(valid).tolist()})
+    gtype = {0: "point", 1: "linestring", 3: "polygon", 4: "multipoint", 5: "multilinestring",
+             6: "multipolygon"}.get(types[0], "geometry") if len(types) == 1 else "geometry"
+    if set(types) <= {3, 6} and types:
+        gtype = "polygon" if types == [3] else "multipolygon"
+    return Collection(
+        id=name,
+        title=TITLES.get(name, name),
+        geometry_type=gtype,
+        keys=keys,
+        geoms=geoms,
+        head=head,
+        tail=tail,
+        full=full,
+        properties={c: _property_type(frame[c].dtype) for c in props},
+        frame=frame,
+        storage_epsg=storage_epsg,
+        bbox=bounds,  # type: ignore[arg-type]
+        tree=shapely.STRtree(geoms),
+        int_keys=int_keys,
+        position={(int(k) if int_keys else str(k)): i for i, k in enumerate(keys)},
+    )
+
+
+@dataclass
+class County:
+    """All served collections, the six levels first, plus when the file was last changed."""
+
+    path: str
+    collections: dict[str, Collection]
+    modified: str
+
+    def get(self, name: str) -> Collection:
+        """The collection ``name``.
+
+        Raises
+        ------
+        NotFoundError
+            Listing the collections there are.
+        """
+        coll = self.collections.get(name)
+        if coll is None:
+            raise NotFoundError(f"no collection {name!r}; collections are {', '.join(self.collections)}")
+        return coll
+
+
+def load_county(path: str | Path) -> County:
+    """Read every layer of the GeoPackage once, in CRS84 with CCW exteriors, and pre-serialise it.
+
+    Layers without geometry (attribute tables) are skipped: OGC API – Features
+    serves features. The levels come first, the other layers in file order.
+    """
+    p = Path(path)
+    names = list_layers(p)
+    ordered = [n for n in LEVELS if n in names] + [n for n in names if n not in LEVELS]
+    out: dict[str, Collection] = {}
+    for name in ordered:
+        raw = read_layer(p, layer=name)
+        if not isinstance(raw, gpd.GeoDataFrame) or raw.geometry is None or raw.crs is None:
+            log.warning("%s: layer %s has no geometry or no CRS; not served", p, name)
+            continue
+        out[name] = build_collection(name, rfc7946(raw), _epsg_of(raw.crs))
+        log.info("loaded %s: %d features", name, len(out[name]))
+    mtime = dt.datetime.fromtimestamp(os.path.getmtime(p), tz=dt.timezone.utc)
+    return County(str(p), out, mtime.replace(microsecond=0).isoformat().replace("+00:00", "Z"))

@@ -1,0 +1,69 @@
+"""service: /patrol/{grid_id} — a day's route as GeoJSON or GPX; unknown grid 404; bad date 400."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+import shapely
+
+pytest.register_assert_rewrite("tests.service_county")
+from tests.service_county import assert_rfc7946  # noqa: E402
+
+pytest_plugins = ("tests.service_county",)
+
+DATE = "2025-03-03"
+
+
+@pytest.fixture(scope="module")
+def grid(app) -> str:
+    return app.test_client().get("/collections/grids/items?limit=1").get_json()["features"][0]["id"]
+
+
+def test_route_geojson(client, grid: str) -> None:
+    resp = client.get(f"/patrol/{grid}?date={DATE}")
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.mimetype == "application/geo+json"
+    doc = resp.get_json()
+    assert_rfc7946(doc)
+    kinds = [f["properties"]["kind"] for f in doc["features"]]
+    assert kinds[0] == "route" and "station" in kinds
+    assert doc["properties"]["grid"] == grid and doc["properties"]["date"] == DATE
+    assert doc["properties"]["duration_min"] <= 240.0 + 1e-6
+    # the route stays near its grid
+    g = client.get(f"/collections/grids/items/{grid}").get_json()
+    poly = shapely.geometry.shape(g["geometry"])
+    line = shapely.geometry.shape(doc["features"][0]["geometry"])
+    assert line.distance(poly) < 0.01
+
+
+def test_route_gpx(client, grid: str) -> None:
+    resp = client.get(f"/patrol/{grid}?date={DATE}&f=gpx")
+    assert resp.status_code == 200 and resp.mimetype == "application/gpx+xml"
+    root = ET.fromstring(resp.data)
+    ns = {"g": "http://www.topografix.com/GPX/1/1"}
+    assert root.tag.endswith("gpx") and root.findall(".//g:trkpt", ns)
+
+
+def test_route_gcj02(client, grid: str) -> None:
+    plain = client.get(f"/patrol/{grid}?date={DATE}").get_json()
+    shifted = client.get(f"/patrol/{grid}?date={DATE}&coords=gcj02").get_json()
+    assert shifted["coords"] == "gcj02"
+    a = np.asarray(plain["features"][0]["geometry"]["coordinates"])
+    b = np.asarray(shifted["features"][0]["geometry"]["coordinates"])
+    d = np.hypot((a[:, 0] - b[:, 0]) * 98_000, (a[:, 1] - b[:, 1]) * 111_000)
+    assert d.min() > 100 and d.max() < 1000
+
+
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [("/patrol/nosuchgrid?date=2025-03-03", 404), ("/patrol/{grid}?date=2025-13-01", 400),
+     ("/patrol/{grid}?date=tomorrow", 400), ("/patrol/{grid}?date=2025-03-03&foo=1", 400),
+     ("/patrol/{grid}?date=2025-03-03&f=kml", 400), ("/patrol/{grid}?date=2025-03-03&budget=abc", 400),
+     ("/patrol/{grid}?date=2025-03-03&budget=1min", 409)],
+)
+def test_patrol_errors(client, grid: str, url: str, status: int) -> None:
+    resp = client.get(url.format(grid=grid))
+    assert resp.status_code == status, resp.get_json()
+    assert resp.mimetype == "application/problem+json"
