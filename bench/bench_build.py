@@ -19,7 +19,6 @@ import argparse
 import logging
 import os
 import platform
-import re
 import sys
 import tempfile
 import time
@@ -27,14 +26,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from _readme import write_section
+
 from gridgeo.build import build_county
 from gridgeo.io import write_layers
 from gridgeo.rules import CountyRules
 from gridgeo.synth import synth_county, write_county
 
 log = logging.getLogger("bench_build")
-README = Path(__file__).resolve().parent / "README.md"
-BEGIN, END = "<!-- bench_build:begin -->", "<!-- bench_build:end -->"
 HEADER = """## County build: `gridgeo build` on 220 villages and 150,000 households (`gridgeo.build`)
 
 ```sh
@@ -126,13 +125,7 @@ def main() -> int:
     text = table(runs, meta)
     print(text)
     if args.update_readme:
-        readme = README.read_text(encoding="utf-8")
-        block = f"{BEGIN}\n{HEADER}\n{text}\n{END}"
-        if BEGIN in readme:
-            readme = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, readme, flags=re.S)
-        else:
-            readme = readme.rstrip("\n") + "\n\n" + block + "\n"
-        README.write_text(readme, encoding="utf-8")
+        write_section("bench_build", f"{HEADER}\n{text}")
     return 0
 
 

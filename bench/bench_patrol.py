@@ -15,13 +15,13 @@ import argparse
 import datetime as dt
 import logging
 import platform
-import re
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _readme import write_section
 from tqdm import tqdm
 
 from gridgeo._errors import InfeasibleError
@@ -30,8 +30,6 @@ from gridgeo.patrol import main as patrol_main
 from gridgeo.synth import synth_county, write_county
 
 log = logging.getLogger("bench_patrol")
-README = Path(__file__).resolve().parent / "README.md"
-BEGIN, END = "<!-- bench_patrol:begin -->", "<!-- bench_patrol:end -->"
 HEADER = """## Patrol: a daily plan for every grid of a generated county (`gridgeo.patrol`)
 
 ```sh
@@ -139,13 +137,7 @@ def main() -> int:
     text = table(r, args)
     print(text)
     if args.update_readme:
-        readme = README.read_text(encoding="utf-8")
-        block = f"{BEGIN}\n{HEADER}\n{text}\n{END}"
-        if BEGIN in readme:
-            readme = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, readme, flags=re.S)
-        else:
-            readme = readme.rstrip("\n") + "\n\n" + block + "\n"
-        README.write_text(readme, encoding="utf-8")
+        write_section("bench_patrol", f"{HEADER}\n{text}")
     return 0
 
 
