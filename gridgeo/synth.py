@@ -1286,7 +1286,7 @@ def synth_county(
             n_urban = int(seat_urban.sum() + extras.sum())
             area = (villages - n_urban) * _RURAL_M2 + n_urban * _URBAN_M2
             outline = _blob(rng, area, cx, cy)
-            inner = shapely.buffer(outline, -_MARGIN)
+            inner = shapely.buffer(outline, -_MARGIN, quad_segs=16)  # Geometry.buffer's default
             shapely.prepare(inner)
             radius = math.sqrt(area / math.pi)
             mountain = _Field(rng, 8, (0.25 * radius + 8000, 0.9 * radius + 30000), (cx, cy))
@@ -1511,7 +1511,7 @@ def _water(
     """Meandering rivers across the county and streams flowing towards them."""
     n_rivers = 2 + villages // 2000
     heading = rng.uniform(0, 2 * np.pi, n_rivers)
-    core = shapely.buffer(county, -0.3 * radius)
+    core = shapely.buffer(county, -0.3 * radius, quad_segs=16)  # Geometry.buffer's default
     through = _sample_in(rng, core if shapely.area(core) > 0.05 * shapely.area(county) else county, n_rivers)
     span = 2.6 * radius
     start = through - span / 2 * np.c_[np.cos(heading), np.sin(heading)]

@@ -429,3 +429,18 @@ def test_write_county_bad_arguments(county: dict[str, gpd.GeoDataFrame], tmp_pat
 def test_progress_bar_can_be_shown(capsys: pytest.CaptureFixture[str]) -> None:
     synth_county(seed=5, townships=1, villages=2, households=10, progress=True)
     assert re.search(r"synth", capsys.readouterr().err)
+
+
+def test_bundled_sample_is_what_make_sample_regenerates() -> None:
+    """``boundaries/sample_county.gpkg`` equals ``synth --seed 7 ... --households 60000`` to the byte.
+
+    Guards against an innocent-looking change to the generator (a buffer's default segment count)
+    silently drifting the sample that ``make run`` and the tests build on.
+    """
+    sample = Path(__file__).resolve().parents[1] / "boundaries" / "sample_county.gpkg"
+    fresh = synth_county(seed=7, townships=23, villages=220, households=60_000)
+    for name, _ in pyogrio.list_layers(sample):
+        old = gpd.read_file(sample, layer=name)
+        new = fresh[name].to_crs(old.crs)
+        assert len(old) == len(new), name
+        assert all(a.wkb == b.wkb for a, b in zip(old.geometry, new.geometry, strict=True)), name
