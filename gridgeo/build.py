@@ -108,11 +108,30 @@ def load_inputs(rules: CountyRules, *, county: str | Path | None = None) -> dict
     for name, spec in rules.inputs.items():
         layers[name] = _read(spec.path, spec.layer, name)
     for need in ("townships", "villages"):
+        if need == "townships" and "villages" in layers and "township" in layers["villages"].columns:
+            continue  # made from the checked villages (_prepare_villages)
         if need not in layers:
             src = rules.source or "the rules"
             raise UsageError(f"{src}: no {need} layer: give [inputs] county = FILE.gpkg, osm = FILE.osm.pbf, "
                              f"or {need} = FILE (or --input FILE.gpkg)")
     return layers
+
+
+def _townships_from_villages(villages: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Townships as the union of their villages, when only villages are given (logged).
+
+    The township column's value becomes the township's code and name: boundary
+    files of 村/里 often carry the township's name but no township layer.
+    """
+    v = villages[villages["township"].notna()]
+    geoms = [shapely.union_all(shapely.make_valid(np.asarray(g.geometry.values)))
+             for _, g in v.groupby("township", sort=True)]
+    names = sorted(v["township"].astype(str).unique())
+    log.warning("%s: no townships layer; %d townships made from the villages' township column",
+                villages.attrs.get("source", "villages"), len(names))
+    out = gpd.GeoDataFrame({"code": names, "name": names}, geometry=geoms, crs=villages.crs)
+    out.attrs["source"] = "villages (dissolved)"
+    return out
 
 
 def _read(path: Path, layer: str | None, name: str) -> gpd.GeoDataFrame:
@@ -161,8 +180,12 @@ def _prepare_villages(layers: Mapping[str, gpd.GeoDataFrame], report: dict[str, 
         gpd.GeoDataFrame, gpd.GeoDataFrame]:
     from gridgeo.schema import village_kinds
 
-    towns = layers["townships"].reset_index(drop=True)
     vil = layers["villages"].reset_index(drop=True)
+    if "townships" not in layers:
+        vil = _check_villages(vil, report)
+        towns = _townships_from_villages(vil)
+    else:
+        towns = layers["townships"].reset_index(drop=True)
     src = vil.attrs.get("source")
     if "code" not in vil.columns or vil["code"].isna().any():
         raise SchemaError("every village needs a code", path=src)
@@ -187,7 +210,8 @@ def _prepare_villages(layers: Mapping[str, gpd.GeoDataFrame], report: dict[str, 
     name = vil["name"] if "name" in vil.columns else pd.Series([None] * len(vil))
     vil["kind"] = village_kinds(vil["kind"] if "kind" in vil.columns else pd.Series([None] * len(vil)), name)
     vil["kind"] = vil["kind"].fillna("rural")
-    vil = _check_villages(vil, report)
+    if "townships" in layers:
+        vil = _check_villages(vil, report)
     return towns, vil
 
 

@@ -447,3 +447,16 @@ def test_ridges_cut_units(county: Path, tmp_path: Path) -> None:
     without = build_county(replace(load_county_rules(rules), ridges=False), workers=1)
     assert with_r.report["units"]["faces"] >= without.report["units"]["faces"] + len(lines)
     assert_tiles(with_r)
+
+
+def test_villages_only_taipei(taipei: Path, tmp_path: Path) -> None:
+    """Real 里 boundaries with nothing else: townships from the district column, repaired rings reported."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text(f'[inputs]\nvillages = "{taipei.as_posix()}"\n', encoding="utf-8")
+    res = build_county(load_county_rules(rules), workers=1)
+    assert len(res.layers["townships"]) == 12
+    assert len(res.layers["villages"]) == 456
+    assert len(res.report["repaired"]) >= 2  # the two invalid rings as shipped
+    assert_tiles(res)
+    assert_codes(res)
+    assert res.report["households"]["total"] == 0
