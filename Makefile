@@ -10,10 +10,10 @@ PORT   ?= 8000
 # a grid of the built sample county to plan a week of patrols for
 GRID   ?= 36990000100101
 # Debian packages some tests need, installed only when missing: gdal-bin (ogrinfo's OAPIF driver
-# reads the API like QGIS does).
-APT_PACKAGES ?= gdal-bin
+# reads the API like QGIS does), chromium (headless screenshots of the map page).
+APT_PACKAGES ?= gdal-bin chromium
 
-.PHONY: all setup apt run test check lint typecheck bench sample clean
+.PHONY: all setup apt run test check lint typecheck bench sample vendor clean
 
 all: test
 
@@ -63,6 +63,13 @@ bench: setup
 	$(BIN)/python bench/bench_blocks.py
 	$(BIN)/python bench/bench_routing.py --sets tsiligirides,chao,top --time-limit 2 --sample 3 --peers pyvrp,vroom,ortools
 	$(BIN)/python bench/bench_patrol.py
+	$(BIN)/python bench/bench_build.py
+	$(MAKE) apt APT_PACKAGES="wrk python3-gdal python3-venv"
+	$(BIN)/python bench/bench_service.py --setup
+
+# Refresh the vendored Leaflet in service/static/vendor from npm (package.json pins the version).
+vendor:
+	npm ci && npm run vendor && rm -rf node_modules
 
 # Regenerate the committed sample county (deterministic by seed).
 sample: setup

@@ -103,7 +103,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             return resp
         if "Accept" not in resp.headers.get("Vary", ""):
             resp.vary.add("Accept")
-        if request.method in ("GET", "HEAD") and resp.status_code == 200 and not resp.is_streamed:
+        if (request.method in ("GET", "HEAD") and resp.status_code == 200 and not resp.is_streamed
+                and not resp.direct_passthrough):  # files sent by send_file keep their own ETag
             # strong ETag over the exact bytes: a change of data, format, CRS or page changes it
             resp.set_etag(hashlib.blake2b(resp.get_data(), digest_size=16).hexdigest())
             resp.make_conditional(request)

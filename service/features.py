@@ -90,6 +90,7 @@ def landing() -> Response:
         link(url_for("locate.locate_get", _external=True), "locate", GEOJSON,
              "Whose grid is this point in: GET ?lon=&lat=, POST many points"),
         link(url_for("health", _external=True), "service-status", JSON, "Health"),
+        link(url_for("pages.map_page", _external=True), "alternate", HTML, "The map: every level, routes"),
     ]
     doc = {
         "title": current_app.config.get("TITLE", "gridgeo"),
