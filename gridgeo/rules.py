@@ -436,7 +436,7 @@ DEFAULT_BARRIER_HIGHWAYS: tuple[str, ...] = (
     "service", "track", "road",
 )
 DEFAULT_BARRIER_WATERWAYS: tuple[str, ...] = ("river", "canal", "stream", "drain", "ditch")
-DEFAULT_EXCLUSIVE: tuple[str, ...] = ("school", "hospital", "mine", "gated_compound")
+DEFAULT_EXCLUSIVE: tuple[str, ...] = ("school", "kindergarten", "hospital", "mine", "gated_compound")
 
 
 @dataclass(frozen=True)

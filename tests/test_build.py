@@ -24,7 +24,7 @@ from gridgeo import crs as _crs
 from gridgeo._errors import GeometryError
 from gridgeo.build import LEVELS, BuildResult, build_county
 from gridgeo.codes import reading_order
-from gridgeo.rules import CountyRules, load_county_rules
+from gridgeo.rules import DEFAULT_EXCLUSIVE, CountyRules, load_county_rules
 from gridgeo.synth import synth_county, write_county
 
 TOL = 1.0  # m², the tolerance the rules state
@@ -176,9 +176,9 @@ def test_drawn_grids_and_points_mostly_within_bounds(drawn: BuildResult) -> None
 def test_exclusive_grids(built: BuildResult, county: Path) -> None:
     e = built.layers["exclusive"]
     assert len(e) > 0
-    assert set(e["category"]) <= {"school", "hospital", "mine", "gated_compound"}
+    assert set(e["category"]) <= set(DEFAULT_EXCLUSIVE)
     pois = gpd.read_file(county, layer="pois")
-    sites = pois[pois["category"].isin(["school", "hospital", "mine", "gated_compound"])]
+    sites = pois[pois["category"].isin(DEFAULT_EXCLUSIVE)]
     m = _crs.metric_crs(e)
     em = e.to_crs(m)
     # every site that got a grid lies in its own exclusive grid (its point, or most of its polygon)
@@ -370,6 +370,7 @@ def test_beijing_compounds_and_footways(osm_dir: Path, tmp_path: Path) -> None:
     assert cats.get("gated_compound", 0) >= 8  # the named residential compounds (小区)
     assert cats.get("school", 0) >= 3
     assert cats.get("hospital", 0) >= 1
+    assert cats.get("kindergarten", 0) >= 1  # a kindergarten (幼儿园) is a school: its own grid by default
     names = set(ex["name"])
     assert {"富润家园", "静淑苑"} & names
     # footways cut: more units than with roads alone
