@@ -55,7 +55,7 @@ from tqdm import tqdm
 
 from gridgeo import crs as _crs
 from gridgeo import units as _units
-from gridgeo._errors import InputError, LayerNotFoundError, SchemaError, UsageError
+from gridgeo._errors import InputError, SchemaError, UsageError
 from gridgeo.grids import VillageOut, VillageTask, build_village
 from gridgeo.io import list_layers, read_layer, write_layers
 from gridgeo.rules import CountyRules, load_county_rules
@@ -70,9 +70,6 @@ LEVELS: tuple[str, ...] = ("townships", "blocks", "villages", "grids", "points",
 PASS_THROUGH: tuple[str, ...] = ("roads", "pois")
 _INPUT_LAYERS = ("townships", "villages", "villager_groups", "buildings", "households", "roads", "water", "pois",
                  "ridges")
-_KIND_OF = {"townships": "townships", "villages": "villages", "villager_groups": "villager_groups",
-            "buildings": "buildings", "households": "households", "roads": "roads", "water": "water",
-            "pois": "pois"}
 
 
 @dataclass
@@ -135,11 +132,10 @@ def _townships_from_villages(villages: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 
 def _read(path: Path, layer: str | None, name: str) -> gpd.GeoDataFrame:
-    kind = _KIND_OF.get(name)
-    try:
-        gdf = read_layer(path, layer=layer, kind=kind)
-    except LayerNotFoundError:
-        raise
+    from gridgeo.schema import SCHEMAS
+
+    # a schema's kind normalises the columns (aliases such as 户数 or tname); ridges have none
+    gdf = read_layer(path, layer=layer, kind=name if name in SCHEMAS else None)
     gdf.attrs["source"] = f"{path}" + (f" (layer {layer})" if layer else "")
     return gdf
 

@@ -561,10 +561,3 @@ def _check_tiling(t: VillageTask, out: VillageOut, units: GArray, item_unit: NDA
             out.stats["items_cut"] = int(np.sum(inside < 0.999 * ia - 1e-9))
         else:
             out.stats["items_cut"] = 0
-
-
-def bounds_share(rows: Sequence[dict[str, Any]]) -> float:
-    """Share of rows whose ``within_bounds`` is true (1.0 for none)."""
-    if not rows:
-        return 1.0
-    return sum(bool(r.get("within_bounds")) for r in rows) / len(rows)
