@@ -296,8 +296,10 @@ def build_county(
     county
         A county GeoPackage to read the inputs from (``--input``).
     previous
-        An earlier build: grids, exclusive grids and points that continue an
-        old one (intersection over union >= 0.5) keep its code.
+        An earlier build: the engine starts each village's grids and points
+        from the old ones (dynamic adjustment: as few units move as it can),
+        and a part that continues an old one (intersection over union >= 0.5)
+        keeps its code.
     workers
         Worker processes for the villages (default: the rules' ``workers``,
         else the CPU count); 1 builds in this process.

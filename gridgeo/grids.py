@@ -279,6 +279,16 @@ def _union(geoms: GArray) -> Any:
     return out
 
 
+def _previous_labels(t: VillageTask, level: str, units: NDArray[np.int64], rep: GArray) -> dict[int, str] | None:
+    """Unit -> the code of the earlier build's part it lies in (``--previous``), so the engine
+    re-draws a changed village moving as few units as it can (dynamic adjustment)."""
+    prev = (t.previous or {}).get(level)
+    if prev is None or len(prev[0]) == 0 or len(units) == 0:
+        return None
+    where = _containing(np.asarray(prev[0], dtype=object), rep[units])
+    return {int(u): prev[1][w] for u, w in zip(units.tolist(), where.tolist(), strict=True) if w >= 0} or None
+
+
 def _within(h: float, lo: float, hi: float) -> bool:
     return lo <= h <= hi
 
@@ -345,7 +355,8 @@ def build_village(t: VillageTask) -> VillageOut:
         else:
             k = min(part_count(float(uw[base].sum()), lo_g, hi_g), len(base))
             model = Model(_sub_units(ip, ix, lens, base, base.tolist()), size=uw[base], min_size=lo_g or None,
-                          max_size=hi_g, count=k, objective=Objective(iterations=t.iterations, restarts=t.restarts))
+                          max_size=hi_g, count=k, objective=Objective(iterations=t.iterations, restarts=t.restarts),
+                          previous=_previous_labels(t, "grids", base, rep))
             res = model.solve(seed=village_seed(t.seed, t.code + "/grids"))
             for uid, part in res.assignment.items():
                 label[int(cast(int, uid))] = f"P{int(part):04d}"
@@ -378,7 +389,8 @@ def build_village(t: VillageTask) -> VillageOut:
             model = Model(_sub_units(ip, ix, lens, order, order.tolist()), size=uw[order],
                           min_size={code_of[lab]: lo_p for lab, _ in engine if not lab.startswith("Z")} or None,
                           max_size=hi_p, group=groups, count={code_of[lab]: k for lab, k in engine},
-                          objective=Objective(iterations=t.iterations, restarts=t.restarts))
+                          objective=Objective(iterations=t.iterations, restarts=t.restarts),
+                          previous=_previous_labels(t, "points", order, rep))
             res = model.solve(seed=village_seed(t.seed, t.code + "/points"))
             by_part: dict[int, list[int]] = {}
             for uid, part in res.assignment.items():
@@ -427,6 +439,8 @@ def build_village(t: VillageTask) -> VillageOut:
             "households": int(ghh[lab]), "kind": "exclusive", "source_id": t.site_ids[si],
             "n_points": npts[code_of[lab]], "geometry": gpoly[lab]})
     out.item_point = [pcodes[point_of_unit[u]] if u >= 0 else None for u in item_unit.tolist()]
+    for rows in (out.grids, out.exclusive, out.points):  # code order is reading order
+        rows.sort(key=lambda r: r["code"])
     clock.lap("geometry")
     _check_tiling(t, out, units, item_unit, point_of_unit)
     clock.lap("check")
@@ -548,8 +562,8 @@ def _check_tiling(t: VillageTask, out: VillageOut, units: GArray, item_unit: NDA
     if orphans:
         raise GeometryError(f"village {t.code} {t.name}: {orphans} building(s)/household(s) in no grid point")
     if len(t.items):
-        pts = np.asarray([r["geometry"] for r in out.points], dtype=object)
-        mine = pts[point_of_unit[item_unit]]
+        by_code = {r["code"]: r["geometry"] for r in out.points}
+        mine = np.asarray([by_code[c] for c in out.item_point], dtype=object)
         bad = int(np.sum(~shapely.intersects(t.items, mine)))
         if bad:
             raise GeometryError(f"village {t.code} {t.name}: {bad} building(s)/household(s) lie outside the grid "

@@ -461,3 +461,31 @@ def test_villages_only_taipei(taipei: Path, tmp_path: Path) -> None:
     assert_tiles(res)
     assert_codes(res)
     assert res.report["households"]["total"] == 0
+
+
+def test_rebuild_with_previous_after_one_village_changes(county: Path, drawn: BuildResult, tmp_path: Path) -> None:
+    """Dynamic adjustment: unchanged villages come out identical; the changed one keeps most of its grids."""
+    from gridgeo.io import write_layers
+
+    old = tmp_path / "old.gpkg"
+    write_layers(drawn.layers, old)
+    changed = _change_one_village(county, tmp_path / "changed.gpkg")
+    again = build_county(CountyRules(county=tmp_path / "changed.gpkg", use_groups=False), previous=old, workers=1)
+    for name in ("grids", "points", "exclusive"):
+        a, b = drawn.layers[name], again.layers[name]
+        key = "parent" if name != "points" else "village"
+        a1, b1 = a[a[key] != changed], b[b[key] != changed]
+        assert list(a1["code"]) == list(b1["code"]), name
+        moved = [c for c, x, y in zip(a1["code"], a1.geometry, b1.geometry, strict=True)
+                 if not shapely.equals_exact(x, y, 1e-9)]
+        assert not moved, f"{name}: {len(moved)} parts of unchanged villages moved, e.g. {moved[:3]}"
+    m = _crs.metric_crs(drawn.layers["villages"])
+    og = drawn.layers["grids"][drawn.layers["grids"]["parent"] == changed].to_crs(m)
+    ng = again.layers["grids"][again.layers["grids"]["parent"] == changed].to_crs(m)
+    old_by = dict(zip(og["code"], og.geometry, strict=True))
+    same_code_overlap = [shapely.area(shapely.intersection(g, old_by[c])) / shapely.area(old_by[c])
+                         for c, g in zip(ng["code"], ng.geometry, strict=True) if c in old_by]
+    assert len(same_code_overlap) >= min(len(og), len(ng)) - 1
+    assert np.mean(same_code_overlap) > 0.6
+    assert_tiles(again)
+    assert_codes(again)
