@@ -56,7 +56,7 @@ from tqdm import tqdm
 from gridgeo import crs as _crs
 from gridgeo import units as _units
 from gridgeo._errors import InputError, SchemaError, UsageError
-from gridgeo.grids import VillageOut, VillageTask, build_village
+from gridgeo.grids import VillageOut, VillageTask, build_village, check_village, fingerprint
 from gridgeo.io import list_layers, read_layer, write_layers
 from gridgeo.rules import CountyRules, load_county_rules
 
@@ -296,10 +296,11 @@ def build_county(
     county
         A county GeoPackage to read the inputs from (``--input``).
     previous
-        An earlier build: the engine starts each village's grids and points
-        from the old ones (dynamic adjustment: as few units move as it can),
-        and a part that continues an old one (intersection over union >= 0.5)
-        keeps its code.
+        An earlier build. Villages whose inputs are unchanged (same
+        fingerprint) are taken from it and re-checked; the others are
+        re-drawn starting from their old grids and points (dynamic
+        adjustment: as few units move as the engine can), and a part that
+        continues an old one (intersection over union >= 0.5) keeps its code.
     workers
         Worker processes for the villages (default: the rules' ``workers``,
         else the CPU count); 1 builds in this process.
@@ -347,7 +348,12 @@ def build_county(
     seconds["tasks"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     n_workers = workers or rules.workers or (os.cpu_count() or 1)
-    outs = list(_run(tasks, n_workers, progress))
+    fps = [fingerprint(t) for t in tasks]
+    reused = _reuse(previous, metric, tasks, fps) if previous is not None else {}
+    fresh = iter(_run([t for i, t in enumerate(tasks) if i not in reused], n_workers, progress))
+    outs = [reused[i] if i in reused else next(fresh) for i in range(len(tasks))]
+    vil["build_hash"] = fps
+    report["reused_villages"] = len(reused)
     seconds["villages_wall"] = time.perf_counter() - t0
     stage: Counter[str] = Counter()
     for o in outs:
@@ -469,6 +475,61 @@ def _read_previous(path: str | Path, metric: pyproj.CRS) -> dict[str, tuple[NDAr
     return out
 
 
+def _reuse(previous: str | Path, metric: pyproj.CRS, tasks: list[VillageTask], fps: list[str]) -> dict[
+        int, VillageOut]:
+    """Villages whose inputs are unchanged since ``previous`` was built, taken from it (and re-checked).
+
+    Why: re-drawing one village of a county should not cost the whole county.
+    A village is taken only when its fingerprint (:func:`gridgeo.grids.fingerprint`:
+    its geometry, barriers, groups, buildings, sites, rules and seed) equals
+    the one the old build recorded and every building of it has its old
+    assignment; everything taken goes through the same tiling check.
+    """
+    have = set(list_layers(previous))
+    if not {"villages", "grids", "points", "exclusive", "households"} <= have:
+        return {}
+    old_v = read_layer(previous, layer="villages")
+    if "build_hash" not in old_v.columns:
+        return {}
+    old_hash = dict(zip(old_v["code"].astype(str), old_v["build_hash"].astype(str), strict=True))
+    want = [i for i, (t, fp) in enumerate(zip(tasks, fps, strict=True)) if old_hash.get(t.code) == fp]
+    if not want:
+        return {}
+    rows: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for lvl, key in (("grids", "parent"), ("exclusive", "parent"), ("points", "village")):
+        g = read_layer(previous, layer=lvl)
+        g = g.to_crs(metric) if len(g) else g
+        recs = g.drop(columns=[g.geometry.name, "township"], errors="ignore").to_dict("records")
+        for r, geom in zip(recs, g.geometry.values, strict=True):
+            clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+            clean["geometry"] = geom
+            rows.setdefault(lvl, {}).setdefault(str(r[key]), []).append(clean)
+    # the assignment rows of a village are in its items' order (the build writes them so), and an
+    # equal fingerprint means equal items in equal order: match by position (row-number ids of a
+    # file without an id column shift when another village's buildings change; positions do not)
+    hh = read_layer(previous, layer="households")
+    assign: dict[str, list[str | None]] = {}
+    for v, pt in zip(hh["village"], hh["point"], strict=True):
+        if isinstance(v, str):
+            assign.setdefault(v, []).append(pt if isinstance(pt, str) else None)
+    out: dict[int, VillageOut] = {}
+    for i in want:
+        t = tasks[i]
+        mine = assign.get(t.code, [])
+        if len(mine) != len(t.items):
+            continue
+        o = VillageOut(code=t.code, grids=rows.get("grids", {}).get(t.code, []),
+                       exclusive=rows.get("exclusive", {}).get(t.code, []),
+                       points=rows.get("points", {}).get(t.code, []), item_point=list(mine),
+                       stats={"reused": True})
+        t0 = time.perf_counter()
+        check_village(t, o)
+        o.seconds["check"] = time.perf_counter() - t0
+        out[i] = o
+    log.info("%d of %d villages unchanged since %s: taken from it", len(out), len(tasks), previous)
+    return out
+
+
 def _run(tasks: list[VillageTask], workers: int, progress: bool) -> Iterator[VillageOut]:
     bar = tqdm(total=len(tasks), desc="villages", unit="village", disable=not progress)
     try:
@@ -514,7 +575,7 @@ def _assemble(towns: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame, vil: gpd.GeoDat
     v["n_exclusive"] = [len(by_code[c].exclusive) for c in v["code"]]
     v["n_points"] = [len(by_code[c].points) for c in v["code"]]
     keep = [c for c in ("code", "name", "parent", "block", "kind", "industry", "households", "households_estimated",
-                        "population", "n_grids", "n_exclusive", "n_points") if c in v.columns]
+                        "population", "n_grids", "n_exclusive", "n_points", "build_hash") if c in v.columns]
     keep += [c for c in v.columns if str(c).startswith("leader") and c not in keep]
     v = gpd.GeoDataFrame(v[keep], geometry=v.geometry.values, crs=vil.crs).to_crs(out_crs)
     t = towns.copy()

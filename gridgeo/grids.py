@@ -34,6 +34,7 @@ Steps (all in the county's metric CRS)
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -116,6 +117,40 @@ class _Clock:
         now = time.perf_counter()
         self.out[name] = self.out.get(name, 0.0) + now - self.t
         self.t = now
+
+
+def fingerprint(t: VillageTask) -> str:
+    """A digest of everything a village's build depends on (not ``previous``).
+
+    Equal digests mean the build would come out the same, so a rebuild with
+    ``--previous`` can take the village's grids and points from the old file.
+    """
+    h = hashlib.blake2b(digest_size=16)
+
+    def put(x: object) -> None:
+        h.update(repr(x).encode())
+        h.update(b"\x00")
+
+    def geoms(a: GArray) -> None:
+        put(len(a))
+        for g in a:
+            h.update(shapely.to_wkb(g) if g is not None else b"-")
+
+    put(FINGERPRINT_VERSION)
+    for name in ("code", "name", "kind", "group_codes", "group_names", "item_labels", "site_names",
+                 "site_categories", "site_ids", "grid_bounds", "point_bounds", "use_groups", "points", "seed",
+                 "min_unit_m2", "site_radius_m", "site_max_block_m2", "site_min_m2", "iterations", "restarts",
+                 "tolerance_m2", "group_extra"):
+        put(getattr(t, name))
+    h.update(shapely.to_wkb(t.geometry))
+    for a in (t.barriers, t.group_geoms, t.items, t.site_geoms):
+        geoms(np.asarray(a, dtype=object))
+    h.update(np.asarray(t.weights, dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+#: Bump when the algorithm changes, so an old build's villages are not taken as current.
+FINGERPRINT_VERSION = 1
 
 
 def village_seed(seed: int, code: str) -> int:
@@ -442,7 +477,7 @@ def build_village(t: VillageTask) -> VillageOut:
     for rows in (out.grids, out.exclusive, out.points):  # code order is reading order
         rows.sort(key=lambda r: r["code"])
     clock.lap("geometry")
-    _check_tiling(t, out, units, item_unit, point_of_unit)
+    check_village(t, out)
     clock.lap("check")
     return out
 
@@ -533,9 +568,14 @@ def _point_codes(t: VillageTask, rows: list[tuple[str, NDArray[np.int64]]], poly
     return codes
 
 
-def _check_tiling(t: VillageTask, out: VillageOut, units: GArray, item_unit: NDArray[np.int64],
-                  point_of_unit: NDArray[np.int64]) -> None:
-    """Grids + exclusive grids tile the village; points tile their grid; every item in one point."""
+def check_village(t: VillageTask, out: VillageOut) -> None:
+    """Grids + exclusive grids tile the village; points tile their grid; every item in one point.
+
+    Raises
+    ------
+    GeometryError
+        Naming the village and what does not hold.
+    """
     tol = t.tolerance_m2
     area = float(shapely.area(t.geometry))
     level2 = [r["geometry"] for r in out.grids] + [r["geometry"] for r in out.exclusive]
@@ -558,7 +598,7 @@ def _check_tiling(t: VillageTask, out: VillageOut, units: GArray, item_unit: NDA
     if worst > tol:
         raise GeometryError(f"village {t.code} {t.name}: grid points do not tile their grid "
                             f"(worst difference {worst:.3f} m², tolerance {tol:g} m²)")
-    orphans = int(np.sum(item_unit < 0)) + int(np.sum(point_of_unit[item_unit[item_unit >= 0]] < 0))
+    orphans = sum(c is None for c in out.item_point)
     if orphans:
         raise GeometryError(f"village {t.code} {t.name}: {orphans} building(s)/household(s) in no grid point")
     if len(t.items):

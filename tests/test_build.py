@@ -471,6 +471,8 @@ def test_rebuild_with_previous_after_one_village_changes(county: Path, drawn: Bu
     write_layers(drawn.layers, old)
     changed = _change_one_village(county, tmp_path / "changed.gpkg")
     again = build_county(CountyRules(county=tmp_path / "changed.gpkg", use_groups=False), previous=old, workers=1)
+    n = len(drawn.layers["villages"])
+    assert again.report["reused_villages"] == n - 1  # only the changed village is re-drawn
     for name in ("grids", "points", "exclusive"):
         a, b = drawn.layers[name], again.layers[name]
         key = "parent" if name != "points" else "village"
@@ -489,3 +491,21 @@ def test_rebuild_with_previous_after_one_village_changes(county: Path, drawn: Bu
     assert np.mean(same_code_overlap) > 0.6
     assert_tiles(again)
     assert_codes(again)
+
+
+def test_rebuild_with_previous_unchanged_takes_everything(county: Path, drawn: BuildResult, tmp_path: Path) -> None:
+    from gridgeo.io import write_layers
+
+    old = tmp_path / "old.gpkg"
+    write_layers(drawn.layers, old)
+    again = build_county(CountyRules(county=county, use_groups=False), previous=old, workers=1)
+    assert again.report["reused_villages"] == len(drawn.layers["villages"])
+    for name in ("grids", "points", "exclusive", "households"):
+        a, b = drawn.layers[name], again.layers[name]
+        key = "code" if "code" in a.columns else "point"
+        assert list(a[key]) == list(b[key]), name
+        assert all(shapely.equals_exact(x, y, 1e-7) for x, y in zip(a.geometry, b.geometry, strict=True)), name
+    assert list(drawn.layers["points"]["households"]) == list(again.layers["points"]["households"])
+    # other rules: nothing is taken
+    other = build_county(CountyRules(county=county, use_groups=False, seed=5), previous=old, workers=1)
+    assert other.report["reused_villages"] == 0
