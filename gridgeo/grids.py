@@ -173,9 +173,9 @@ def _site_footprints(t: VillageTask, stats: dict[str, Any]) -> tuple[list[int], 
         if shapely.get_type_id(g) in (0, 4):  # Point / MultiPoint
             pt = shapely.centroid(g)
             assert blocks is not None
-            hit = [j for j, b in enumerate(blocks) if shapely.covers(b, pt)]
-            block = blocks[hit[0]] if hit else area
-            if hit and shapely.area(block) <= t.site_max_block_m2:
+            hit = int(_units.assign_items(blocks, [pt])[0])
+            block = blocks[hit] if hit >= 0 else area
+            if hit >= 0 and shapely.area(block) <= t.site_max_block_m2:
                 polys.append(block)
                 stats["sites_from_block"] = stats.get("sites_from_block", 0) + 1
             else:
@@ -240,18 +240,6 @@ def _nearest(tree_geoms: GArray, pts: GArray) -> NDArray[np.int64]:
     for a, b in zip(idx[0].tolist(), idx[1].tolist(), strict=True):
         if out[a] < 0 or b < out[a]:
             out[a] = b
-    return out
-
-
-def _containing(polys: GArray, pts: GArray) -> NDArray[np.int64]:
-    """Index of the polygon covering each point, -1 when none (lowest index on shared edges)."""
-    out = np.full(len(pts), -1, dtype=np.int64)
-    if len(polys) == 0 or len(pts) == 0:
-        return out
-    tree = shapely.STRtree(polys)
-    a, b = tree.query(pts, predicate="intersects")
-    for i, j in sorted(zip(a.tolist(), b.tolist(), strict=True), reverse=True):
-        out[i] = j
     return out
 
 
@@ -320,7 +308,7 @@ def _previous_labels(t: VillageTask, level: str, units: NDArray[np.int64], rep: 
     prev = (t.previous or {}).get(level)
     if prev is None or len(prev[0]) == 0 or len(units) == 0:
         return None
-    where = _containing(np.asarray(prev[0], dtype=object), rep[units])
+    where = _units.assign_items(np.asarray(prev[0], dtype=object), rep[units])
     return {int(u): prev[1][w] for u, w in zip(units.tolist(), where.tolist(), strict=True) if w >= 0} or None
 
 
@@ -369,7 +357,7 @@ def build_village(t: VillageTask) -> VillageOut:
     ip, ix, lens = _units.unit_adjacency(units)
     clock.lap("units")
     # classify units: site, else group label
-    site_of = _containing(np.asarray(site_polys, dtype=object), rep) if site_polys else np.full(n, -1)
+    site_of = _units.assign_items(np.asarray(site_polys, dtype=object), rep) if site_polys else np.full(n, -1)
     label = np.array([""] * n, dtype=object)
     for u in np.flatnonzero(site_of >= 0).tolist():
         label[u] = f"Z{int(site_of[u]):04d}"
@@ -377,7 +365,7 @@ def build_village(t: VillageTask) -> VillageOut:
     lo_g, hi_g = t.grid_bounds
     if len(base):
         if t.use_groups and len(t.group_geoms):
-            g = _containing(t.group_geoms, rep[base])
+            g = _units.assign_items(t.group_geoms, rep[base])
             miss = g < 0
             if miss.any():
                 g[miss] = _nearest(t.group_geoms, rep[base][miss])
