@@ -102,8 +102,8 @@ def lattice(side: int, k: int) -> Problem:
 
 
 def _from_villages(gdf: Any, id_col: str, group_col: str, size_col: str, per_part: float, name: str) -> Problem:
-    from gridgeo.adjacency import build_adjacency
-    from gridgeo.check import check_layer
+    from gridgeo.data.adjacency import build_adjacency
+    from gridgeo.data.check import check_layer
 
     checked = check_layer(gdf, id_col=id_col, parent_col=group_col)
     G = build_adjacency(checked.gdf, id_col=id_col, attrs=[size_col, group_col])
@@ -122,9 +122,9 @@ def _from_villages(gdf: Any, id_col: str, group_col: str, size_col: str, per_par
 
 
 def taipei() -> Problem:
-    from gridgeo import crs as _crs
-    from gridgeo.blocks import synthetic_households
-    from gridgeo.io import read_layer
+    from gridgeo.county.blocks import synthetic_households
+    from gridgeo.data import crs as _crs
+    from gridgeo.data.io import read_layer
 
     g = read_layer(TAIPEI, id_col="CPTVID")
     g["households"] = synthetic_households(g.to_crs(_crs.metric_crs(g)).area, seed=7)

@@ -28,13 +28,13 @@ from typing import Any
 
 from _readme import write_section
 
-from gridgeo.build import build_county
-from gridgeo.io import write_layers
-from gridgeo.rules import CountyRules
+from gridgeo.county.build import build_county
+from gridgeo.county.rules import CountyRules
+from gridgeo.data.io import write_layers
 from gridgeo.synth import synth_county, write_county
 
 log = logging.getLogger("bench_build")
-HEADER = """## County build: `gridgeo build` on 220 villages and 150,000 households (`gridgeo.build`)
+HEADER = """## County build: `gridgeo build` on 220 villages and 150,000 households (`gridgeo.county.build`)
 
 ```sh
 .venv/bin/python bench/bench_build.py --seed 11 --update-readme

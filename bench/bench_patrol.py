@@ -24,7 +24,7 @@ import numpy as np
 from _readme import write_section
 from tqdm import tqdm
 
-from gridgeo._errors import InfeasibleError
+from gridgeo.errors import InfeasibleError
 from gridgeo.patrol import County, check_budget, parse_budget, plan_day, prepare
 from gridgeo.patrol import main as patrol_main
 from gridgeo.synth import synth_county, write_county

@@ -41,7 +41,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gridgeo._errors import UsageError  # noqa: E402
+from gridgeo.errors import UsageError  # noqa: E402
 from gridgeo.routing import orienteering  # noqa: E402
 
 log = logging.getLogger("bench_routing")

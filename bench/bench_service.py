@@ -301,7 +301,7 @@ def serial_note(work: Path, params: dict[str, Any]) -> str:
                          capture_output=True, text=True, timeout=600).stdout
     pga = {m.group(1): float(m.group(2)) for m in re.finditer(r"(\w+): median ([\d.]+) ms", out)}
 
-    from service import create_app
+    from gridgeo.service import create_app
 
     client = create_app({"COUNTY": str(work / "grids.gpkg")}).test_client()
     bbox = ",".join(map(str, params["bbox"]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from gridgeo._errors import (
+from gridgeo.errors import (
     CRSError,
     FileFormatError,
     GeometryError,

@@ -5,7 +5,7 @@ Part 1 and 2), :mod:`service.openapi` (``/api``), :mod:`service.locate`,
 :mod:`service.patrol`, :mod:`service.pages` (``/map``). Views only parse the
 request, call :mod:`gridgeo`, and shape the response. What every response
 shares is here: errors as ``application/problem+json`` through the one table
-in :mod:`gridgeo._errors`, strong ETags with ``If-None-Match`` → 304, CORS.
+in :mod:`gridgeo.errors`, strong ETags with ``If-None-Match`` → 304, CORS.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from gridgeo._errors import GridgeoError, http_status
-from service.store import dumps
+from gridgeo.errors import GridgeoError, http_status
+
+from .store import dumps
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +54,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
 
-    from service.features import bp as features_bp
-    from service.locate import Locator
-    from service.locate import bp as locate_bp
-    from service.openapi import bp as openapi_bp
-    from service.pages import bp as pages_bp
-    from service.patrol import Planner
-    from service.patrol import bp as patrol_bp
-    from service.store import County, load_county
+    from .features import bp as features_bp
+    from .locate import Locator
+    from .locate import bp as locate_bp
+    from .openapi import bp as openapi_bp
+    from .pages import bp as pages_bp
+    from .patrol import Planner
+    from .patrol import bp as patrol_bp
+    from .store import County, load_county
 
     path = app.config.get("COUNTY")
     county = load_county(path) if path else County("", {}, "1970-01-01T00:00:00Z")

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 from flask import Blueprint, Response, current_app, request, url_for
 
-from gridgeo._errors import UsageError
-from service import html
-from service.ogc import (
+from gridgeo.errors import UsageError
+
+from . import html
+from .ogc import (
     CONFORMANCE,
     CRS84,
     GEOJSON,
@@ -35,7 +36,7 @@ from service.ogc import (
     storage_crs_uri,
     transform_geoms,
 )
-from service.store import Collection, County, dumps, geojson_bytes
+from .store import Collection, County, dumps, geojson_bytes
 
 bp = Blueprint("features", __name__)
 

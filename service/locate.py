@@ -21,10 +21,11 @@ import shapely
 from flask import Blueprint, Response, current_app, request
 from numpy.typing import NDArray
 
-from gridgeo._errors import UsageError
-from gridgeo.crs import bd09_to_wgs84, gcj02_to_wgs84
-from service.ogc import CRS84, GEOJSON, check_params, crs_list, parse_coords, parse_crs_uri, point_to_crs84
-from service.store import County, dumps
+from gridgeo.data.crs import bd09_to_wgs84, gcj02_to_wgs84
+from gridgeo.errors import UsageError
+
+from .ogc import CRS84, GEOJSON, check_params, crs_list, parse_coords, parse_crs_uri, point_to_crs84
+from .store import County, dumps
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ class Locator:
             cols = [c for c in coll.frame.columns if c in ("code", "name") or c.startswith("leader")
                     or c in _SUMMARY_EXTRA]
             recs = coll.frame[cols].to_dict("records")
-            from service.store import _jsonable
+            from .store import _jsonable
 
             summary = [dumps({k: _jsonable(v) for k, v in r.items()}) for r in recs] + [b"null"]
             pieces, owner = subdivide(coll.geoms)
@@ -262,7 +263,7 @@ def locate_get() -> Response:
 
 
 def _axis_order(crs: str, east: float, north: float) -> tuple[float, float]:
-    from service.ogc import _transformer
+    from .ogc import _transformer
 
     if crs == CRS84:
         return east, north

@@ -20,8 +20,8 @@ import shapely
 from flask import request
 from numpy.typing import NDArray
 
-from gridgeo._errors import UsageError
-from gridgeo.crs import DATUMS, wgs84_to_datum
+from gridgeo.data.crs import DATUMS, wgs84_to_datum
+from gridgeo.errors import UsageError
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG_URI = "http://www.opengis.net/def/crs/EPSG/0/{}"

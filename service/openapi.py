@@ -14,9 +14,10 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 
 from gridgeo import __version__
-from service import html
-from service.ogc import CRS84, GEOJSON, HTML, JSON, OPENAPI, check_params, crs_list, negotiate
-from service.store import County, dumps
+
+from . import html
+from .ogc import CRS84, GEOJSON, HTML, JSON, OPENAPI, check_params, crs_list, negotiate
+from .store import County, dumps
 
 bp = Blueprint("openapi", __name__)
 

@@ -20,10 +20,11 @@ import numpy as np
 import shapely
 from flask import Blueprint, Response, current_app, request
 
-from gridgeo._errors import UsageError
-from gridgeo.crs import wgs84_to_datum
+from gridgeo.data.crs import wgs84_to_datum
+from gridgeo.errors import UsageError
 from gridgeo.patrol import CST, County, DayPlan, check_budget, parse_budget, plan_day, prepare, route_geojson, route_gpx
-from service.ogc import CRS84, GEOJSON, check_params, negotiate, parse_coords
+
+from .ogc import CRS84, GEOJSON, check_params, negotiate, parse_coords
 
 log = logging.getLogger(__name__)
 

@@ -33,8 +33,8 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 
-from gridgeo._errors import NotFoundError, UsageError
-from gridgeo.io import list_layers, read_layer, rfc7946
+from gridgeo.data.io import list_layers, read_layer, rfc7946
+from gridgeo.errors import NotFoundError, UsageError
 
 log = logging.getLogger(__name__)
 

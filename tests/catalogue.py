@@ -133,7 +133,7 @@ def declared_gk() -> Case:
 
 
 def gcj02_input() -> Case:
-    from gridgeo.crs import wgs84_to_gcj02
+    from gridgeo.data.crs import wgs84_to_gcj02
 
     gdf = _layer({"A": box(0, 0, 100, 100), "B": box(100, 0, 200, 100)})
     gdf.geometry = shapely.transform(gdf.geometry.values, lambda c: __import__("numpy").column_stack(

@@ -122,7 +122,7 @@ def county_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def app(county_path: Path):  # type: ignore[no-untyped-def]
-    from service import create_app
+    from gridgeo.service import create_app
 
     return create_app({"COUNTY": str(county_path), "TESTING": True})
 

@@ -14,12 +14,12 @@ import pyogrio
 import pytest
 import shapely
 
-from gridgeo import crs as _crs
-from gridgeo._errors import InputError
-from gridgeo.adjacency import build_adjacency
-from gridgeo.blocks import make_blocks, read_assignment, synthetic_households
 from gridgeo.cli import main
-from gridgeo.io import read_layer
+from gridgeo.county.blocks import make_blocks, read_assignment, synthetic_households
+from gridgeo.data import crs as _crs
+from gridgeo.data.adjacency import build_adjacency
+from gridgeo.data.io import read_layer
+from gridgeo.errors import InputError
 
 # ------------------------------------------------------------------------------ small squares
 ORIGIN = (117.2, 28.25)

@@ -20,11 +20,11 @@ import pyogrio
 import pytest
 import shapely
 
-from gridgeo import crs as _crs
-from gridgeo._errors import GeometryError
-from gridgeo.build import LEVELS, BuildResult, build_county
-from gridgeo.codes import reading_order
-from gridgeo.rules import DEFAULT_EXCLUSIVE, CountyRules, load_county_rules
+from gridgeo.county.build import LEVELS, BuildResult, build_county
+from gridgeo.county.codes import reading_order
+from gridgeo.county.rules import DEFAULT_EXCLUSIVE, CountyRules, load_county_rules
+from gridgeo.data import crs as _crs
+from gridgeo.errors import GeometryError
 from gridgeo.synth import synth_county, write_county
 
 TOL = 1.0  # m², the tolerance the rules state
@@ -231,7 +231,7 @@ def test_codes_stable_when_one_village_changes(county: Path, drawn: BuildResult,
 
 def test_previous_build_keeps_codes_of_continuing_grids(county: Path, drawn: BuildResult, tmp_path: Path) -> None:
     old = tmp_path / "old.gpkg"
-    from gridgeo.io import write_layers
+    from gridgeo.data.io import write_layers
 
     write_layers(drawn.layers, old)
     again = build_county(CountyRules(county=county, use_groups=False, seed=99), previous=old, workers=1)
@@ -264,7 +264,7 @@ def test_estimated_households(county: Path, tmp_path: Path) -> None:
 
 
 def test_tiling_failure_names_the_village(county: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import gridgeo.grids as grids_mod
+    import gridgeo.county.village as grids_mod
 
     real = grids_mod._units.street_blocks
 
@@ -336,7 +336,7 @@ def test_guixi_dongmen(osm_dir: Path, tmp_path: Path) -> None:
     h = res.report["households"]
     assert h["estimated_items"] > 0  # OSM buildings carry no household counts
     # every school inside the subdistrict is an exclusive grid
-    from gridgeo.inputs import county_from_osm
+    from gridgeo.data.inputs import county_from_osm
 
     raw = county_from_osm(pbf, county_code="360681")
     schools = raw["pois"][(raw["pois"]["category"] == "school") & raw["pois"]["village"].notna()]
@@ -381,7 +381,7 @@ def test_beijing_compounds_and_footways(osm_dir: Path, tmp_path: Path) -> None:
 
 def test_patrol_on_a_built_county(built: BuildResult, tmp_path: Path) -> None:
     """The build's output is all the patrol planner needs: grids, points, households, roads."""
-    from gridgeo.io import write_layers
+    from gridgeo.data.io import write_layers
 
     out = tmp_path / "built.gpkg"
     write_layers(built.layers, out)
@@ -465,7 +465,7 @@ def test_villages_only_taipei(taipei: Path, tmp_path: Path) -> None:
 
 def test_rebuild_with_previous_after_one_village_changes(county: Path, drawn: BuildResult, tmp_path: Path) -> None:
     """Dynamic adjustment: unchanged villages come out identical; the changed one keeps most of its grids."""
-    from gridgeo.io import write_layers
+    from gridgeo.data.io import write_layers
 
     old = tmp_path / "old.gpkg"
     write_layers(drawn.layers, old)
@@ -494,7 +494,7 @@ def test_rebuild_with_previous_after_one_village_changes(county: Path, drawn: Bu
 
 
 def test_rebuild_with_previous_unchanged_takes_everything(county: Path, drawn: BuildResult, tmp_path: Path) -> None:
-    from gridgeo.io import write_layers
+    from gridgeo.data.io import write_layers
 
     old = tmp_path / "old.gpkg"
     write_layers(drawn.layers, old)

@@ -11,9 +11,9 @@ import pyogrio
 import pytest
 import shapely
 
-from gridgeo._errors import GridgeoError
-from gridgeo.adjacency import build_adjacency
-from gridgeo.check import check_file, check_layer
+from gridgeo.data.adjacency import build_adjacency
+from gridgeo.data.check import check_file, check_layer
+from gridgeo.errors import GridgeoError
 from tests.catalogue import CASES, Case
 
 PARAMS = [(f, fmt) for f in CASES for fmt in f().formats]

@@ -8,8 +8,8 @@ import pytest
 from pyproj import Geod
 from shapely.geometry import box
 
-from gridgeo import crs
-from gridgeo._errors import CRSError, UsageError
+from gridgeo.data import crs
+from gridgeo.errors import CRSError, UsageError
 
 GEOD = Geod(ellps="WGS84")
 

@@ -1,4 +1,4 @@
-"""Tests for gridgeo.inputs: a county's input layers from real and crafted OSM extracts.
+"""Tests for gridgeo.data.inputs: a county's input layers from real and crafted OSM extracts.
 
 Expected values come from the data, checked apart from this code: the Guixi
 township and its 社区 place nodes (README of ../shared and a plain containment
@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 import shapely
 
-from gridgeo._errors import FileFormatError, UsageError
-from gridgeo.crs import metric_crs
-from gridgeo.inputs import INPUT_LAYERS, _village_kind, county_from_osm, header_bounds
-from gridgeo.osm import clear_osm_cache, read_osm_layers
-from gridgeo.schema import normalize
+from gridgeo.data.crs import metric_crs
+from gridgeo.data.inputs import INPUT_LAYERS, _village_kind, county_from_osm, header_bounds
+from gridgeo.data.osm import clear_osm_cache, read_osm_layers
+from gridgeo.data.schema import normalize
+from gridgeo.errors import FileFormatError, UsageError
 
 GUIXI_COMMUNITIES = {"发电厂社区", "木丝岭社区", "城北社区", "烧箕山社区", "江边社区", "雄石社区", "信江社区"}
 BEIJING_COMPOUNDS = {
@@ -191,7 +191,7 @@ def test_beijing_pbf_hull(beijing_pbf: dict[str, gpd.GeoDataFrame], osm_dir: Pat
 
 
 def test_no_admin_is_logged(osm_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="gridgeo.inputs"):
+    with caplog.at_level(logging.WARNING, logger="gridgeo.data.inputs"):
         out = county_from_osm(osm_dir / "beijing_haidian_cau.osm.bz2", county_name="学院路")
     assert "no admin boundary" in caplog.text and "using the extract's bounds" in caplog.text
     assert out["townships"]["name"].iloc[0] == "学院路"

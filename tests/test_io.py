@@ -12,8 +12,8 @@ import pytest
 import shapely
 from shapely.geometry import Polygon, box
 
-from gridgeo._errors import FileFormatError, LayerNotFoundError, SchemaError, UsageError
-from gridgeo.io import list_layers, read_layer, write_layer, write_layers
+from gridgeo.data.io import list_layers, read_layer, write_layer, write_layers
+from gridgeo.errors import FileFormatError, LayerNotFoundError, SchemaError, UsageError
 
 
 @pytest.fixture

@@ -21,10 +21,9 @@ from urllib.parse import urlparse
 import numpy as np
 import pyogrio
 import pytest
+from gridgeo.service import create_app
+from gridgeo.service.pages import LEVELS, ROUTE_STYLE
 from shapely.geometry import Point, box
-
-from service import create_app
-from service.pages import LEVELS, ROUTE_STYLE
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "boundaries" / "sample_county.gpkg"

@@ -11,8 +11,8 @@ import pytest
 import shapely
 from scipy.sparse.csgraph import connected_components
 
-from gridgeo._errors import InputError, SchemaError, UsageError
-from gridgeo.network import build_network, load_network
+from gridgeo.errors import InputError, SchemaError, UsageError
+from gridgeo.patrol.network import build_network, load_network
 
 pytestmark = pytest.mark.shared
 

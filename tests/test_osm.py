@@ -1,4 +1,4 @@
-"""Tests for gridgeo.osm: real extracts in both formats, crafted files, broken files.
+"""Tests for gridgeo.data.osm: real extracts in both formats, crafted files, broken files.
 
 The expected numbers were checked against the data independently of this reader
 (grep over the decompressed XML and a plain pyosmium pass), not copied from it.
@@ -18,10 +18,10 @@ import pyproj
 import pytest
 import shapely
 
-from gridgeo import osm
-from gridgeo._errors import FileFormatError, UsageError
-from gridgeo.osm import OSM_LAYERS, clear_osm_cache, is_osm_path, read_osm, read_osm_layers
-from gridgeo.schema import normalize
+from gridgeo.data import osm
+from gridgeo.data.osm import OSM_LAYERS, clear_osm_cache, is_osm_path, read_osm, read_osm_layers
+from gridgeo.data.schema import normalize
+from gridgeo.errors import FileFormatError, UsageError
 
 FORMATS = ("osm.bz2", "osm.pbf")
 
@@ -253,7 +253,7 @@ def test_formats_agree(osm_dir: Path, stem: str) -> None:
 
 @pytest.mark.shared
 def test_incomplete_relations_are_logged(osm_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="gridgeo.osm"):
+    with caplog.at_level(logging.INFO, logger="gridgeo.data.osm"):
         read_osm_layers(_extract(osm_dir, "guixi_jiangxi", "osm.pbf"))
     text = caplog.text
     assert "admin: skipped 11 relations not assembled" in text
@@ -361,7 +361,7 @@ def crafted(tmp_path: Path) -> Path:
 
 
 def test_crafted_columns(crafted: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="gridgeo.osm"):
+    with caplog.at_level(logging.INFO, logger="gridgeo.data.osm"):
         layers = read_osm_layers(crafted)
     _check_invariants(layers)
 
@@ -453,7 +453,7 @@ def test_invalid_polygons_are_repaired(tmp_path: Path, caplog: pytest.LogCapture
         shapely.to_wkb(shapely.MultiPolygon([shapely.box(0, 0, 1, 1)]), hex=True),
         {**row, "osm_id": "w2", "village": None, "name": None},
     )
-    with caplog.at_level(logging.INFO, logger="gridgeo.osm"):
+    with caplog.at_level(logging.INFO, logger="gridgeo.data.osm"):
         frame = osm._frame("buildings", collector, tmp_path / "x.osm")
     assert "repaired 1 invalid geometries" in caplog.text
     assert frame.geometry.is_valid.all()

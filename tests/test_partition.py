@@ -15,9 +15,10 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from gridgeo._errors import FileFormatError, UsageError
+from gridgeo.county.rules import load_rules_file
+from gridgeo.errors import FileFormatError, UsageError
 from gridgeo.partition import Model, Objective, Result, Units
-from gridgeo.rules import PartitionView, Validator, load_rules_file, standard_rules
+from gridgeo.partition.rules import PartitionView, Validator, standard_rules
 
 
 def lattice(weights: str, groups: str | None = None, kinds: str | None = None) -> nx.Graph:

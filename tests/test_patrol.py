@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 import shapely
 
-from gridgeo._errors import InfeasibleError, InputError, UsageError
-from gridgeo.network import Network, load_network
-from gridgeo.osm import read_osm
+from gridgeo.data.osm import read_osm
+from gridgeo.errors import InfeasibleError, InputError, UsageError
 from gridgeo.patrol import (
     DayPlan,
     GridStops,
@@ -26,6 +25,7 @@ from gridgeo.patrol import (
     route_geojson,
     route_gpx,
 )
+from gridgeo.patrol.network import Network, load_network
 
 DAY = dt.date(2024, 5, 6)
 GPX = "{http://www.topografix.com/GPX/1/1}"
@@ -101,7 +101,7 @@ def _line_grid(spacing: float, far: float) -> tuple[Network, GridStops]:
     x0, y0 = 500000.0, 3000000.0
     roads = gpd.GeoDataFrame({"highway": ["residential"]},
                              geometry=[shapely.LineString([(x0, y0), (x0 + far + 100, y0)])], crs="EPSG:32650")
-    from gridgeo.network import build_network
+    from gridgeo.patrol.network import build_network
 
     net = build_network(roads)
     stops = [Stop(f"red{i}", "household", "red", x0 + spacing * (i + 1), y0 + 10, last_visit=DAY - dt.timedelta(1))
@@ -201,7 +201,7 @@ def county(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _first_grid(county: Path) -> str:
-    from gridgeo.io import read_layer
+    from gridgeo.data.io import read_layer
 
     return str(read_layer(county, layer="villager_groups")["code"].iloc[0])
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gridgeo._errors import UsageError
+from gridgeo.errors import UsageError
 from gridgeo.routing import OrienteeringResult, orienteering
 from tests.conftest import SHARED, _need
 

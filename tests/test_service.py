@@ -7,9 +7,9 @@ from pathlib import Path
 import pyogrio
 import pytest
 import shapely
+from gridgeo.service import create_app
 from shapely.geometry import Polygon
 
-from service import create_app
 from tests.catalogue import clean
 
 pytest.register_assert_rewrite("tests.service_county")

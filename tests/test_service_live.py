@@ -44,9 +44,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(county_path: Path):
     """waitress serving the test county in a thread; yields the base URL."""
+    from gridgeo.service import create_app
     from waitress.server import create_server
-
-    from service import create_app
 
     port = _free_port()
     srv = create_server(create_app({"COUNTY": str(county_path)}), host="127.0.0.1", port=port, threads=4)

@@ -9,7 +9,7 @@ import pyogrio
 import pytest
 import shapely
 
-from gridgeo.crs import wgs84_to_gcj02
+from gridgeo.data.crs import wgs84_to_gcj02
 
 pytest.register_assert_rewrite("tests.service_county")
 from tests.service_county import assert_rfc7946  # noqa: E402

@@ -19,7 +19,7 @@ import pyogrio
 import pytest
 import shapely
 
-from gridgeo._errors import UsageError
+from gridgeo.errors import UsageError
 from gridgeo.synth import INDUSTRIES, LAYERS, POI_CATEGORIES, gk_epsg, synth_county, write_county
 
 METRIC = gk_epsg(117.2)  # the zone the default centre is generated in (EPSG:4548)
@@ -184,7 +184,7 @@ def test_codes(county: dict[str, gpd.GeoDataFrame]) -> None:
 
 
 def test_township_codes_roll_over_past_999() -> None:
-    from gridgeo.synth import _codes
+    from gridgeo.synth.county import _codes
 
     n = 1001
     xy = np.c_[np.arange(n, dtype=float), np.zeros(n)]

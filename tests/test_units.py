@@ -11,9 +11,7 @@ import pytest
 import shapely
 from shapely import LineString, MultiLineString, MultiPolygon, Point, Polygon, box
 
-from gridgeo._errors import CRSError, GeometryError, InputError, UsageError
-from gridgeo.partition import Units
-from gridgeo.units import (
+from gridgeo.county.units import (
     NON_RESIDENTIAL,
     assign_items,
     estimate_households,
@@ -21,6 +19,8 @@ from gridgeo.units import (
     street_blocks,
     unit_adjacency,
 )
+from gridgeo.errors import CRSError, GeometryError, InputError, UsageError
+from gridgeo.partition import Units
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "boundaries" / "sample_county.gpkg"

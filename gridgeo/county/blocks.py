@@ -5,7 +5,7 @@ character, connected industry and shared urban function" into blocks, one per
 township official, and re-draws them as villages grow, merge or split. This
 module is the village-level front end of the general engine
 (:mod:`gridgeo.partition`): it reads and checks the villages, builds the rook
-adjacency graph (:func:`gridgeo.adjacency.build_adjacency`), solves, dissolves
+adjacency graph (:func:`gridgeo.data.adjacency.build_adjacency`), solves, dissolves
 each block into one polygon, names the blocks, and writes a report.
 
 Block ids
@@ -50,8 +50,8 @@ import pandas as pd
 import shapely
 from numpy.typing import ArrayLike, NDArray
 
-from gridgeo import crs as _crs
-from gridgeo._errors import FileFormatError, InfeasibleError, InputError, SchemaError, UsageError
+from gridgeo.data import crs as _crs
+from gridgeo.errors import FileFormatError, InfeasibleError, InputError, SchemaError, UsageError
 from gridgeo.partition import Model, Objective, Result
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ def make_blocks(
     ----------
     villages
         Village polygons with a CRS. They are checked first
-        (:func:`gridgeo.check.check_layer`); unusable input is refused.
+        (:func:`gridgeo.data.check.check_layer`); unusable input is refused.
     id_col
         Village id column (default: the row number).
     group_col
@@ -141,7 +141,7 @@ def make_blocks(
     seed, time_limit, objective
         Passed to :meth:`gridgeo.partition.Model.solve` / the model.
     min_shared, snap
-        Adjacency options (see :func:`gridgeo.adjacency.build_adjacency`).
+        Adjacency options (see :func:`gridgeo.data.adjacency.build_adjacency`).
 
     Returns
     -------
@@ -157,8 +157,8 @@ def make_blocks(
     UsageError
         Bounds or counts that make no sense.
     """
-    from gridgeo.adjacency import build_adjacency
-    from gridgeo.check import check_layer
+    from gridgeo.data.adjacency import build_adjacency
+    from gridgeo.data.check import check_layer
 
     if count is not None and count_col is not None:
         raise UsageError("give count or count_col, not both")
@@ -381,7 +381,7 @@ def read_assignment(path: str | Path, *, id_col: str | None = None) -> dict[str,
                 raise FileFormatError("JSON must be an object mapping village ids to block ids", path=p)
             return {str(k): str(v) for k, v in data.items()}
         if suf in (".geojson", ".json", ".gpkg"):
-            from gridgeo.io import read_layer
+            from gridgeo.data.io import read_layer
 
             layer = read_layer(p)
             if "block_id" not in layer.columns or "members" not in layer.columns:
@@ -414,10 +414,10 @@ def blocks_command(args: argparse.Namespace) -> int:
     Options from ``--rules FILE`` fill in what the command line leaves out.
     Returns 0 when every hard rule holds; otherwise writes the best partition
     (each block's broken rules in ``violations``) and raises
-    :class:`~gridgeo._errors.InfeasibleError` (exit 3) naming them.
+    :class:`~gridgeo.errors.InfeasibleError` (exit 3) naming them.
     """
-    from gridgeo.io import atomic_path, read_layer, write_layer
-    from gridgeo.rules import WEIGHT_KEYS, load_rules_file
+    from gridgeo.county.rules import WEIGHT_KEYS, load_rules_file
+    from gridgeo.data.io import atomic_path, read_layer, write_layer
 
     opts: dict[str, Any] = load_rules_file(args.rules) if getattr(args, "rules", None) else {}
     def pick(name: str, key: str) -> Any:

@@ -3,7 +3,7 @@
 A grid worker walks (or, on request, drives) along streets, so the distance
 between two stops is a shortest path on the street network, not a straight
 line. This module turns OSM ``highway`` ways (from an OSM file through
-:func:`gridgeo.osm.read_osm`, or any line layer with a ``highway`` column) into
+:func:`gridgeo.data.osm.read_osm`, or any line layer with a ``highway`` column) into
 a graph in metres and answers the questions the planner asks.
 
 How the graph is made, and why
@@ -31,7 +31,7 @@ How the graph is made, and why
   other) is kept; what is dropped is logged, because a stop on a detached
   fragment could never be reached from the station anyway.
 * **Lengths** are in metres in a metric CRS chosen once by
-  :func:`gridgeo.crs.metric_crs`.
+  :func:`gridgeo.data.crs.metric_crs`.
 
 Stops are snapped to the nearest point of the nearest edge (an STRtree
 query), and the edge is split *virtually*: each shortest-path query adds the
@@ -60,8 +60,8 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 from shapely.ops import substring
 
-from gridgeo._errors import InputError, SchemaError, UsageError
-from gridgeo.crs import metric_crs
+from gridgeo.data.crs import metric_crs
+from gridgeo.errors import InputError, SchemaError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -530,7 +530,7 @@ def build_network(
     tolerance
         Metres within which a dangling way end is joined to another way.
     crs
-        Metric CRS to work in; by default :func:`gridgeo.crs.metric_crs` of ``roads``.
+        Metric CRS to work in; by default :func:`gridgeo.data.crs.metric_crs` of ``roads``.
     source
         Name of the input for messages (defaults to ``roads.attrs["source"]``).
 
@@ -674,7 +674,7 @@ def load_network(
     ----------
     path
         ``.osm``/``.osm.bz2``/``.osm.gz``/``.osm.pbf``, or any vector file
-        :func:`gridgeo.io.read_layer` reads (a GeoPackage is read at ``layer``,
+        :func:`gridgeo.data.io.read_layer` reads (a GeoPackage is read at ``layer``,
         by default its ``roads`` layer).
     mode, tolerance, crs
         As in :func:`build_network`.
@@ -684,8 +684,8 @@ def load_network(
     InputError
         The file has no ways the mode may use (the message names the file).
     """
-    from gridgeo import io
-    from gridgeo.osm import is_osm_path, read_osm
+    from gridgeo.data import io
+    from gridgeo.data.osm import is_osm_path, read_osm
 
     p = Path(path)
     if is_osm_path(p):

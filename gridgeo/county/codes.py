@@ -33,7 +33,7 @@ import numpy as np
 import shapely
 from numpy.typing import ArrayLike, NDArray
 
-from gridgeo._errors import UsageError
+from gridgeo.errors import UsageError
 
 __all__ = ["match_previous", "number", "reading_order"]
 

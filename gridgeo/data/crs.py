@@ -22,7 +22,7 @@ import pyproj
 import shapely
 from numpy.typing import ArrayLike, NDArray
 
-from gridgeo._errors import CRSError, UsageError
+from gridgeo.errors import CRSError, UsageError
 
 log = logging.getLogger(__name__)
 

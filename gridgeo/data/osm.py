@@ -3,7 +3,7 @@
 Counties rarely hand over building footprints, schools or road classes, but
 OpenStreetMap often has them. This module turns one ``.osm``/``.osm.bz2``/
 ``.osm.gz``/``.osm.pbf`` file into GeoDataFrames shaped like the layer kinds of
-:mod:`gridgeo.schema`, so later steps (exclusive grids, street-block units,
+:mod:`gridgeo.data.schema`, so later steps (exclusive grids, street-block units,
 patrol networks) need not know where the data came from.
 
 One reader, pyosmium, serves both formats. It assembles areas itself (closed
@@ -57,7 +57,7 @@ import osmium.io
 import pandas as pd
 import shapely
 
-from gridgeo._errors import FileFormatError, UsageError
+from gridgeo.errors import FileFormatError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,8 @@ _FORMATS: tuple[tuple[str, str], ...] = (
 )
 
 #: Output columns per layer (name, pandas dtype), geometry excluded. The
-#: canonical columns of the matching :data:`gridgeo.schema.SCHEMAS` kind are all
-#: present, so :func:`gridgeo.schema.normalize` is a no-op on these frames.
+#: canonical columns of the matching :data:`gridgeo.data.schema.SCHEMAS` kind are all
+#: present, so :func:`gridgeo.data.schema.normalize` is a no-op on these frames.
 _COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "admin": (
         ("osm_id", "string"),
@@ -175,7 +175,7 @@ _TYPE_ORDER = {"n": 0, "w": 1, "r": 2}
 def is_osm_path(path: str | Path) -> bool:
     """Tell whether ``path`` names an OSM file, by its suffix alone.
 
-    The CLI and :mod:`gridgeo.io` use this to route a path to :func:`read_osm`
+    The CLI and :mod:`gridgeo.data.io` use this to route a path to :func:`read_osm`
     before any I/O, so it never opens the file.
 
     Parameters

@@ -61,7 +61,7 @@ from scipy.sparse.csgraph import breadth_first_order, connected_components, mini
 from scipy.spatial import Delaunay, QhullError, cKDTree
 from tqdm import tqdm
 
-from gridgeo._errors import UsageError
+from gridgeo.errors import UsageError
 
 __all__ = ["LAYERS", "gk_epsg", "synth_county", "write_county"]
 

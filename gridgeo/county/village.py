@@ -16,11 +16,11 @@ Steps (all in the county's metric CRS)
    and each loses what a smaller one took; a site left under
    ``site_min_m2`` stays in the base grids (reported).
 2. **Units.** The village is cut by the barrier lines, the villager-group
-   boundaries and the site footprints (:func:`gridgeo.units.street_blocks`),
+   boundaries and the site footprints (:func:`gridgeo.county.units.street_blocks`),
    so every face lies in exactly one group and is wholly inside or outside
    every site. Buildings (or household points) go to faces; a face with more
    households than a grid point may hold is split between its buildings
-   (:func:`gridgeo.units.split_heavy`), never through one.
+   (:func:`gridgeo.county.units.split_heavy`), never through one.
 3. **Grids.** Where villager groups are given, one grid per group (minus the
    sites); else the partition engine groups the base units into grids
    within the village kind's household bounds.
@@ -47,9 +47,9 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 
-from gridgeo import codes as _codes
-from gridgeo import units as _units
-from gridgeo._errors import GeometryError
+from gridgeo.county import codes as _codes
+from gridgeo.county import units as _units
+from gridgeo.errors import GeometryError
 from gridgeo.partition import Model, Objective, Units
 
 log = logging.getLogger(__name__)

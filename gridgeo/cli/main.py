@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gridgeo import __version__
-from gridgeo._errors import GridgeoError, UsageError, exit_code
+from gridgeo.errors import GridgeoError, UsageError, exit_code
 
 log = logging.getLogger("gridgeo")
 
@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_patrol_parser(sub)
 
-    from gridgeo.build import add_build_parser
+    from gridgeo.county.build import add_build_parser
 
     add_build_parser(sub)
 
@@ -149,8 +149,8 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from gridgeo.check import check_file
-    from gridgeo.io import write_layer
+    from gridgeo.data.check import check_file
+    from gridgeo.data.io import write_layer
 
     result = check_file(args.path, layer=args.layer, id_col=args.id_col, parent_col=args.parent_col,
                         crs=args.crs, datum=args.datum, encoding=args.encoding, area_tol=args.area_tol, snap=args.snap,
@@ -177,9 +177,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_adjacency(args: argparse.Namespace) -> int:
-    from gridgeo.adjacency import build_adjacency, edges_frame, to_json
-    from gridgeo.check import check_layer
-    from gridgeo.io import atomic_path, read_layer
+    from gridgeo.data.adjacency import build_adjacency, edges_frame, to_json
+    from gridgeo.data.check import check_layer
+    from gridgeo.data.io import atomic_path, read_layer
 
     gdf = read_layer(args.path, layer=args.layer, crs=args.crs, datum=args.datum, id_col=args.id_col,
                      encoding=args.encoding)
@@ -221,7 +221,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from gridgeo.io import read_layer, write_layer
+    from gridgeo.data.io import read_layer, write_layer
 
     gdf = read_layer(args.path, layer=args.layer, kind=args.kind, crs=args.crs, datum=args.datum,
                      id_col=args.id_col, encoding=args.encoding)
@@ -231,7 +231,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_blocks(args: argparse.Namespace) -> int:
-    from gridgeo.blocks import blocks_command
+    from gridgeo.county.blocks import blocks_command
 
     return blocks_command(args)
 
@@ -240,7 +240,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the county on waitress (a production WSGI server); the URL is logged once the data is loaded."""
     from waitress import serve
 
-    from service import create_app
+    from gridgeo.service import create_app
 
     served = logging.getLogger("gridgeo.serve")
     served.setLevel(logging.INFO)  # the URL is the one line a user of `make run` needs, even without -v

@@ -19,7 +19,7 @@ made of the same noded linework), dangling road ends do not cut anything.
 Each face then goes to one place node: a face holding a place node goes to
 it (a face holding several is split between them by their Voronoi cells), any
 other face to the place node nearest its representative point, measured in
-the metric CRS of :func:`gridgeo.crs.metric_crs`. A village is the union of
+the metric CRS of :func:`gridgeo.data.crs.metric_crs`. A village is the union of
 its faces, so villages tile their township exactly too. A region that comes
 out in several parts is kept as a MultiPolygon and logged: it usually means a
 place node is missing between two of them. A township without any place node
@@ -35,7 +35,7 @@ convex hull of all points and areas (all data when there are only lines)
 buffered by :data:`HULL_BUFFER_M`.
 
 Codes are hierarchical and numbered in reading order (west to east, north to
-south, in bands about one item high, as :mod:`gridgeo.blocks` and
+south, in bands about one item high, as :mod:`gridgeo.county.blocks` and
 :mod:`gridgeo.synth` number theirs): township = ``county_code`` + 3 digits,
 village = township code + 3 digits, i.e. 12 digits like the statistical
 division codes of villages.
@@ -43,10 +43,10 @@ division codes of villages.
 Salvaged relations
 ------------------
 OSM API downloads include relations whose member ways lie partly outside the
-box; libosmium then refuses to assemble them and :mod:`gridgeo.osm` counts them
+box; libosmium then refuses to assemble them and :mod:`gridgeo.data.osm` counts them
 as skipped. For POI areas (a named residential compound drawn as a
 multipolygon, a school campus) losing the whole site is worse than losing a
-missing piece, so relations with a POI category that :mod:`gridgeo.osm` could
+missing piece, so relations with a POI category that :mod:`gridgeo.data.osm` could
 not assemble are rebuilt from the member ways that *are* present, when those
 close into rings; the rest stay skipped and are logged.
 """
@@ -71,9 +71,9 @@ import shapely
 from numpy.typing import NDArray
 from tqdm import tqdm
 
-from gridgeo._errors import FileFormatError, InputError, UsageError
-from gridgeo.crs import metric_crs
-from gridgeo.osm import _as_int, _format_of, _name, _poi_category, read_osm_layers
+from gridgeo.data.crs import metric_crs
+from gridgeo.data.osm import _as_int, _format_of, _name, _poi_category, read_osm_layers
+from gridgeo.errors import FileFormatError, InputError, UsageError
 
 __all__ = [
     "HULL_BUFFER_M",
@@ -183,11 +183,11 @@ def county_from_osm(
           tag or null), ``households`` (sum of tagged building households or
           null), ``place``, ``osm_id`` (of the place node, null for a
           township-wide village);
-        - ``buildings``: as :func:`gridgeo.osm.read_osm` gives them, whole (not
+        - ``buildings``: as :func:`gridgeo.data.osm.read_osm` gives them, whole (not
           clipped), with ``village`` = code of the village holding the
           building's representative point (null outside every village);
-        - ``roads``, ``water``: as :func:`gridgeo.osm.read_osm` gives them;
-        - ``pois``: as :func:`gridgeo.osm.read_osm` gives them plus salvaged
+        - ``roads``, ``water``: as :func:`gridgeo.data.osm.read_osm` gives them;
+        - ``pois``: as :func:`gridgeo.data.osm.read_osm` gives them plus salvaged
           relations (see the module docstring) and ``village``.
 
     Raises
@@ -732,7 +732,7 @@ def _col(values: Any, dtype: str) -> Any:
 
 
 def _osm_order(ids: pd.Series) -> list[int]:
-    """Row order of :mod:`gridgeo.osm`: nodes, ways, relations, each by id."""
+    """Row order of :mod:`gridgeo.data.osm`: nodes, ways, relations, each by id."""
     rank = {"n": 0, "w": 1, "r": 2}
     keys = [(rank[s[0]], int(s[1:])) for s in ids.astype(str)]
     return sorted(range(len(keys)), key=keys.__getitem__)
@@ -744,7 +744,7 @@ def _osm_order(ids: pd.Series) -> list[int]:
 def _supplement(
     path: Path, fmt: str, have_pois: set[str]
 ) -> tuple[dict[str, int], gpd.GeoDataFrame]:
-    """What :mod:`gridgeo.osm` does not give: place populations and salvaged POI relations.
+    """What :mod:`gridgeo.data.osm` does not give: place populations and salvaged POI relations.
 
     One pass over nodes and relations finds ``population`` tags on place
     nodes and the POI multipolygons that were not assembled; a second pass,

@@ -17,7 +17,7 @@ info      worth knowing (multipart features, enclaves)
 ========= ==============================================================
 
 Areas and widths are measured in the metric CRS chosen once for the layer
-(:func:`gridgeo.crs.metric_crs`).
+(:func:`gridgeo.data.crs.metric_crs`).
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ import pyproj
 import shapely
 from shapely.validation import explain_validity
 
-from gridgeo import crs as _crs
-from gridgeo._errors import SchemaError
 from gridgeo._geom import make_valid_array, make_valid_polygonal, polygonal_parts
+from gridgeo.data import crs as _crs
+from gridgeo.errors import SchemaError
 
 log = logging.getLogger(__name__)
 
@@ -687,8 +687,8 @@ def check_file(
     repair_slivers: bool = False,
     encoding: str | None = None,
 ) -> CheckResult:
-    """Read ``path`` (see :func:`gridgeo.io.read_layer`) and :func:`check_layer` it."""
-    from gridgeo.io import read_layer
+    """Read ``path`` (see :func:`gridgeo.data.io.read_layer`) and :func:`check_layer` it."""
+    from gridgeo.data.io import read_layer
 
     gdf = read_layer(path, layer=layer, crs=crs, datum=datum, id_col=id_col, encoding=encoding)
     return check_layer(gdf, id_col=id_col, parent_col=parent_col, area_tol=area_tol, snap=snap,

@@ -76,7 +76,7 @@ Infeasibility is explained, never hidden: a unit alone above the maximum, a
 component (island) below the minimum, a group too small or too large for its
 count, a free count for which no whole number of parts fits the bounds, more
 components than parts -- each becomes a
-:class:`~gridgeo.rules.Violation` naming the units and the cause, and the
+:class:`~gridgeo.partition.rules.Violation` naming the units and the cause, and the
 best partition found is still returned.
 """
 
@@ -99,8 +99,8 @@ from scipy.sparse import coo_matrix, csr_matrix, triu
 from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
 from tqdm import tqdm
 
-from gridgeo._errors import UsageError
-from gridgeo.rules import PartitionView, Validation, Validator, Violation, standard_rules
+from gridgeo.errors import UsageError
+from gridgeo.partition.rules import PartitionView, Validation, Validator, Violation, standard_rules
 
 log = logging.getLogger(__name__)
 

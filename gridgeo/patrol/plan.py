@@ -62,7 +62,7 @@ import shapely
 from numpy.typing import NDArray
 from tqdm import tqdm
 
-from gridgeo._errors import (
+from gridgeo.errors import (
     GridgeoError,
     InfeasibleError,
     InputError,
@@ -70,7 +70,7 @@ from gridgeo._errors import (
     UsageError,
     exit_code,
 )
-from gridgeo.network import Network, StopPaths, build_network, load_network
+from gridgeo.patrol.network import Network, StopPaths, build_network, load_network
 from gridgeo.routing import orienteering
 
 log = logging.getLogger(__name__)
@@ -700,7 +700,7 @@ def route_gpx(plan: DayPlan | Sequence[DayPlan], *, name: str | None = None) -> 
 
 def write_geojson(plan: DayPlan | Sequence[DayPlan], path: str | Path) -> None:
     """Write :func:`route_geojson` atomically."""
-    from gridgeo.io import atomic_path
+    from gridgeo.data.io import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(route_geojson(plan), ensure_ascii=False), encoding="utf-8")
@@ -708,7 +708,7 @@ def write_geojson(plan: DayPlan | Sequence[DayPlan], path: str | Path) -> None:
 
 def write_gpx(plan: DayPlan | Sequence[DayPlan], path: str | Path) -> None:
     """Write :func:`route_gpx` atomically."""
-    from gridgeo.io import atomic_path
+    from gridgeo.data.io import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_text(route_gpx(plan), encoding="utf-8")
@@ -749,7 +749,7 @@ class County:
         mode: str = "walk",
         seed: int = 0,
     ) -> None:
-        from gridgeo import io
+        from gridgeo.data import io
 
         self.path = Path(path)
         self.seed = int(seed)
@@ -1041,7 +1041,7 @@ def cmd_patrol(args: argparse.Namespace) -> int:
         "synthetic_priorities": any(s["synthetic_priorities"] for s in summaries),
         "per_grid": [{k: v for k, v in s.items() if k not in ("missed", "days_detail")} for s in summaries],
     }
-    from gridgeo.io import atomic_path
+    from gridgeo.data.io import atomic_path
 
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(total, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -64,7 +64,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gridgeo._errors import UsageError
+from gridgeo.errors import UsageError
 
 log = logging.getLogger(__name__)
 

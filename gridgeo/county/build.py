@@ -7,10 +7,10 @@ one command, from the inputs the rules file names (a county GeoPackage as
 Why this order
 --------------
 Households are counted first (given on buildings or household points, or
-estimated from footprints, :func:`gridgeo.units.estimate_households`), because
+estimated from footprints, :func:`gridgeo.county.units.estimate_households`), because
 every level's size rule is in households. Blocks group whole villages, so
 they need only the village totals. Everything below a village depends on
-that village alone (:mod:`gridgeo.grids`), so villages are built in parallel
+that village alone (:mod:`gridgeo.county.village`), so villages are built in parallel
 worker processes, each with a seed derived from its own code: the same inputs
 and seed give the same county, and a village whose inputs did not change
 keeps its grids, points and codes when another village is re-drawn.
@@ -53,12 +53,12 @@ import shapely
 from numpy.typing import NDArray
 from tqdm import tqdm
 
-from gridgeo import crs as _crs
-from gridgeo import units as _units
-from gridgeo._errors import InputError, SchemaError, UsageError
-from gridgeo.grids import VillageOut, VillageTask, build_village, check_village, fingerprint
-from gridgeo.io import list_layers, read_layer, write_layers
-from gridgeo.rules import CountyRules, load_county_rules
+from gridgeo.county import units as _units
+from gridgeo.county.rules import CountyRules, load_county_rules
+from gridgeo.county.village import VillageOut, VillageTask, build_village, check_village, fingerprint
+from gridgeo.data import crs as _crs
+from gridgeo.data.io import list_layers, read_layer, write_layers
+from gridgeo.errors import InputError, SchemaError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def load_inputs(rules: CountyRules, *, county: str | Path | None = None) -> dict
             if name in have:
                 layers[name] = _read(gpkg, name, name)
     elif rules.osm is not None:
-        from gridgeo.inputs import county_from_osm
+        from gridgeo.data.inputs import county_from_osm
 
         layers.update(county_from_osm(rules.osm, county_code=rules.code, county_name=rules.name))
     for name, spec in rules.inputs.items():
@@ -132,7 +132,7 @@ def _townships_from_villages(villages: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 
 def _read(path: Path, layer: str | None, name: str) -> gpd.GeoDataFrame:
-    from gridgeo.schema import SCHEMAS
+    from gridgeo.data.schema import SCHEMAS
 
     # a schema's kind normalises the columns (aliases such as 户数 or tname); ridges have none
     gdf = read_layer(path, layer=layer, kind=name if name in SCHEMAS else None)
@@ -154,7 +154,7 @@ def _col(gdf: gpd.GeoDataFrame, name: str) -> list[Any]:
 
 def _check_villages(villages: gpd.GeoDataFrame, report: dict[str, Any]) -> gpd.GeoDataFrame:
     """Check and repair the villages (invalid rings, slivers are repaired and reported; errors refuse)."""
-    from gridgeo.check import check_layer
+    from gridgeo.data.check import check_layer
 
     source = villages.attrs.get("source")
     checked = check_layer(villages, id_col="code", parent_col="township" if "township" in villages else None,
@@ -174,7 +174,7 @@ def _check_villages(villages: gpd.GeoDataFrame, report: dict[str, Any]) -> gpd.G
 
 def _prepare_villages(layers: Mapping[str, gpd.GeoDataFrame], report: dict[str, Any]) -> tuple[
         gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    from gridgeo.schema import village_kinds
+    from gridgeo.data.schema import village_kinds
 
     vil = layers["villages"].reset_index(drop=True)
     if "townships" not in layers:
@@ -292,7 +292,7 @@ def build_county(
     Parameters
     ----------
     rules
-        The county's rules (:func:`gridgeo.rules.load_county_rules`).
+        The county's rules (:func:`gridgeo.county.rules.load_county_rules`).
     county
         A county GeoPackage to read the inputs from (``--input``).
     previous
@@ -373,7 +373,7 @@ def build_county(
 
 
 def _blocks(vil: gpd.GeoDataFrame, rules: CountyRules) -> tuple[gpd.GeoDataFrame, dict[str, str], dict[str, Any]]:
-    from gridgeo.blocks import make_blocks
+    from gridgeo.county.blocks import make_blocks
 
     if not rules.blocks:
         return gpd.GeoDataFrame({"code": []}, geometry=[], crs=vil.crs), {}, {}
@@ -480,7 +480,7 @@ def _reuse(previous: str | Path, metric: pyproj.CRS, tasks: list[VillageTask], f
     """Villages whose inputs are unchanged since ``previous`` was built, taken from it (and re-checked).
 
     Why: re-drawing one village of a county should not cost the whole county.
-    A village is taken only when its fingerprint (:func:`gridgeo.grids.fingerprint`:
+    A village is taken only when its fingerprint (:func:`gridgeo.county.village.fingerprint`:
     its geometry, barriers, groups, buildings, sites, rules and seed) equals
     the one the old build recorded and every building of it has its old
     assignment; everything taken goes through the same tiling check.
@@ -716,7 +716,7 @@ def build_command(args: argparse.Namespace) -> int:
     write_layers(res.layers, out)
     res.report["seconds"]["write"] = round(time.perf_counter() - t0, 2)
     if args.report:
-        from gridgeo.io import atomic_path
+        from gridgeo.data.io import atomic_path
 
         with atomic_path(args.report) as tmp:
             tmp.write_text(json.dumps(res.report, ensure_ascii=False, indent=2, default=str), encoding="utf-8")

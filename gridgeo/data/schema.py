@@ -31,7 +31,7 @@ from typing import Any, cast
 import geopandas as gpd
 import pandas as pd
 
-from gridgeo._errors import SchemaError
+from gridgeo.errors import SchemaError
 
 
 @dataclass(frozen=True)

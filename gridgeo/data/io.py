@@ -1,6 +1,6 @@
 """Reading and writing layers: GeoJSON, GeoPackage, Shapefile (also zipped), OSM.
 
-Every reader failure becomes a :class:`~gridgeo._errors.FileFormatError` (or a
+Every reader failure becomes a :class:`~gridgeo.errors.FileFormatError` (or a
 subclass) with a one-line reason naming the file, so the CLI never shows a
 traceback for a bad file. Writers go through a temporary file in the target
 directory and ``os.replace`` it into place, so a failed run never leaves a
@@ -24,13 +24,13 @@ import pyogrio
 import pyproj
 import shapely
 
-from gridgeo import crs as _crs
-from gridgeo._errors import CRSError, FileFormatError, LayerNotFoundError, SchemaError, UsageError
-from gridgeo.schema import normalize
+from gridgeo.data import crs as _crs
+from gridgeo.data.schema import normalize
+from gridgeo.errors import CRSError, FileFormatError, LayerNotFoundError, SchemaError, UsageError
 
 log = logging.getLogger(__name__)
 
-#: which OSM layer (see :data:`gridgeo.osm.OSM_LAYERS`) feeds each layer kind
+#: which OSM layer (see :data:`gridgeo.data.osm.OSM_LAYERS`) feeds each layer kind
 _OSM_LAYER_FOR_KIND = {
     "townships": "admin", "villages": "admin", "villager_groups": "admin", "places": "places",
     "buildings": "buildings", "pois": "pois", "roads": "roads", "water": "water",
@@ -110,7 +110,7 @@ def list_layers(path: str | Path) -> list[str]:
     p = Path(path)
     suf = _check_file(p)
     if suf in OSM_SUFFIXES:
-        from gridgeo import osm
+        from gridgeo.data import osm
 
         return list(osm.OSM_LAYERS)
     try:
@@ -140,10 +140,10 @@ def read_layer(
         Layer to read from a multi-layer file. Without it a GeoPackage with
         several layers is read at the layer named like ``kind`` if there is one,
         else it is an error that lists the layers. For OSM files it is one of
-        :data:`gridgeo.osm.OSM_LAYERS`.
+        :data:`gridgeo.data.osm.OSM_LAYERS`.
     kind
-        Layer kind from :data:`gridgeo.schema.SCHEMAS`; when given, canonical
-        columns are added (see :func:`gridgeo.schema.normalize`).
+        Layer kind from :data:`gridgeo.data.schema.SCHEMAS`; when given, canonical
+        columns are added (see :func:`gridgeo.data.schema.normalize`).
     crs
         Declared CRS. Sets the CRS of a file that has none; overrides (with a
         warning) a file whose stored CRS is known to be wrong.
@@ -170,7 +170,7 @@ def read_layer(
     p = Path(path)
     suf = _check_file(p)
     if suf in OSM_SUFFIXES:
-        from gridgeo import osm
+        from gridgeo.data import osm
 
         osm_layer = layer or _OSM_LAYER_FOR_KIND.get(kind or "", kind)
         if osm_layer is None:

@@ -32,9 +32,9 @@ import pandas as pd
 import pyproj
 import shapely
 
-from gridgeo import crs as _crs
-from gridgeo._errors import CRSError, GeometryError, SchemaError
 from gridgeo._geom import make_valid_array
+from gridgeo.data import crs as _crs
+from gridgeo.errors import CRSError, GeometryError, SchemaError
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def build_adjacency(
     ----------
     gdf
         Polygons (villages, street blocks, ...) in any CRS with a known CRS.
-        Geometries should be valid (run :func:`gridgeo.check.check_layer` first).
+        Geometries should be valid (run :func:`gridgeo.data.check.check_layer` first).
     id_col
         Node ids; default the row number.
     min_shared

@@ -60,8 +60,8 @@ from scipy.spatial import Delaunay, QhullError, cKDTree
 from shapely.errors import GEOSException
 from shapely.geometry import MultiPolygon, Polygon
 
-from gridgeo._errors import CRSError, GeometryError, InputError, UsageError
 from gridgeo._geom import make_valid_polygonal, polygonal_parts
+from gridgeo.errors import CRSError, GeometryError, InputError, UsageError
 
 log = logging.getLogger(__name__)
 
