@@ -84,6 +84,20 @@ class CheckReport:
     def by_kind(self) -> dict[str, int]:
         return dict(sorted(Counter(p.kind for p in self.problems).items()))
 
+    def unusable_message(self, *, what: str = "feature", hint: bool = True) -> str | None:
+        """One line naming the first error and how many more there are; None when usable.
+
+        Every command that refuses an unusable layer says it the same way (the file is named by the
+        error that carries this message).
+        """
+        errors = [p for p in self.problems if p.severity == "error"]
+        if not errors:
+            return None
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
+        tail = "; run `gridgeo check` for the full report" if hint else ""
+        return f"{what} {first.id}: {first.kind}: {first.message}{more}{tail}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "file": self.path,
