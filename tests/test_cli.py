@@ -76,6 +76,31 @@ def test_unknown_layer_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "no layer 'grids'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["check", "adjacency", "blocks"])
+def test_unusable_layer_exits_1_the_same_way(command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every command that refuses an unusable layer: exit 1, one line naming the file, the feature, the problem."""
+    path = _write(overlap().gdf, tmp_path / "overlap.geojson")
+    argv = [command, str(path), "--id", "code", *(["-o", str(tmp_path / "b.geojson")] if command == "blocks" else [])]
+    assert main(argv) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("gridgeo: error: ") and str(path) in line
+    assert "feature A: overlap" in line
+    assert not (tmp_path / "b.geojson").exists()
+
+
+def test_every_subcommand_registered_from_one_place() -> None:
+    """Each subcommand is a module with ``register`` and ``run``, listed once in ``COMMANDS``."""
+    from gridgeo.cli.main import COMMANDS, build_parser
+
+    names = {m.__name__.rsplit(".", 1)[1] for m in COMMANDS}
+    assert names == {"check", "adjacency", "synth", "convert", "blocks", "patrol", "build", "serve"}
+    assert all(callable(m.register) and callable(m.run) for m in COMMANDS)
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) == names  # type: ignore[arg-type]
+    for name, parser in sub.choices.items():  # type: ignore[union-attr]
+        assert parser.get_default("func").__module__ == f"gridgeo.cli.{name}"
+
+
 def test_adjacency_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _write(clean().gdf, tmp_path / "clean.geojson")
     out = tmp_path / "adj.json"

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import shapely
 
+from gridgeo.cli import main
 from gridgeo.data.osm import read_osm
 from gridgeo.errors import InfeasibleError, InputError, UsageError
 from gridgeo.patrol import (
     DayPlan,
     GridStops,
     Stop,
-    main,
     parse_budget,
     plan_day,
     plan_period,
@@ -222,7 +222,8 @@ def test_cli_single_grid(county: Path, tmp_path: Path, capsys: pytest.CaptureFix
 
 def test_cli_all(county: Path, tmp_path: Path) -> None:
     out = tmp_path / "routes"
-    assert main([str(county), "--all", "--date", "2024-05-06", "-o", str(out), "--gpx", str(tmp_path / "gpx")]) == 0
+    argv = ["patrol", str(county), "--all", "--date", "2024-05-06", "-o", str(out), "--gpx", str(tmp_path / "gpx")]
+    assert main(argv) == 0
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["planned"] == summary["grids"] and summary["grids"] > 10
     assert len(list(out.glob("*.geojson"))) == summary["grids"]
@@ -231,7 +232,7 @@ def test_cli_all(county: Path, tmp_path: Path) -> None:
 
 def test_cli_bad_input(county: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     grid = _first_grid(county)
-    base = [str(county), "--date", "2024-05-06", "-o", str(tmp_path / "r.geojson")]
+    base = ["patrol", str(county), "--date", "2024-05-06", "-o", str(tmp_path / "r.geojson")]
     assert main([*base, "--grid", "nope"]) == 1
     err = capsys.readouterr().err
     assert "no grid 'nope'" in err and grid in err

@@ -32,12 +32,10 @@ as ``<col>_mean``).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import logging
 import math
-import sys
 from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -51,12 +49,12 @@ import shapely
 from numpy.typing import ArrayLike, NDArray
 
 from gridgeo.data import crs as _crs
-from gridgeo.errors import FileFormatError, InfeasibleError, InputError, SchemaError, UsageError
+from gridgeo.errors import FileFormatError, InputError, SchemaError, UsageError
 from gridgeo.partition import Model, Objective, Result
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BlocksOutput", "blocks_command", "make_blocks", "read_assignment", "synthetic_households"]
+__all__ = ["BlocksOutput", "make_blocks", "read_assignment", "synthetic_households"]
 
 
 def synthetic_households(areas_m2: ArrayLike, seed: int = 0) -> NDArray[np.int64]:
@@ -176,12 +174,9 @@ def make_blocks(
                               path=source)
         villages = villages.assign(**{size_col: conv})
     checked = check_layer(villages, id_col=id_col, parent_col=group_col, snap=snap, path=source)
-    if not checked.report.usable:
-        errors = [p for p in checked.report.problems if p.severity == "error"]
-        first = errors[0]
-        more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
-        raise InputError(f"feature {first.id}: {first.kind}: {first.message}{more}; run `gridgeo check` for the "
-                         "full report", path=source)
+    message = checked.report.unusable_message()
+    if message is not None:
+        raise InputError(message, path=source)
     for p in checked.report.problems:
         if p.severity == "repaired":
             log.warning("%s: feature %s: %s", source or "villages", p.id, p.message)
@@ -403,60 +398,3 @@ def _is_geojson(p: Path) -> bool:
     except (OSError, UnicodeDecodeError):
         return False
     return '"FeatureCollection"' in head or '"Feature"' in head
-
-
-# --------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------
-def blocks_command(args: argparse.Namespace) -> int:
-    """``gridgeo blocks``: read, solve, write the blocks and the report.
-
-    Options from ``--rules FILE`` fill in what the command line leaves out.
-    Returns 0 when every hard rule holds; otherwise writes the best partition
-    (each block's broken rules in ``violations``) and raises
-    :class:`~gridgeo.errors.InfeasibleError` (exit 3) naming them.
-    """
-    from gridgeo.county.rules import WEIGHT_KEYS, load_rules_file
-    from gridgeo.data.io import atomic_path, read_layer, write_layer
-
-    opts: dict[str, Any] = load_rules_file(args.rules) if getattr(args, "rules", None) else {}
-    def pick(name: str, key: str) -> Any:
-        v = getattr(args, name, None)
-        return v if v not in (None, []) else opts.get(key)
-
-    id_col = pick("id_col", "id")
-    count, count_col = pick("count", "count"), pick("count_col", "count_col")
-    if getattr(args, "count", None) is not None:
-        count_col = None
-    if getattr(args, "count_col", None) is not None:
-        count = None
-    weights = opts.get("weights", {})
-    objective = Objective(**{k: float(weights[k]) for k in WEIGHT_KEYS if k in weights}) if weights else None  # type: ignore[arg-type]
-    seed = pick("seed", "seed")
-    out_path = Path(args.output)
-    if out_path.suffix.lower() not in (".geojson", ".json", ".gpkg"):
-        raise UsageError(f"{out_path}: output must be .geojson or .gpkg")
-    gdf = read_layer(args.path, layer=args.layer, crs=getattr(args, "crs", None), datum=getattr(args, "datum", None),
-                     id_col=id_col, encoding=getattr(args, "encoding", None))
-    locks = read_assignment(args.lock, id_col=id_col) if getattr(args, "lock", None) else None
-    previous = read_assignment(args.previous, id_col=id_col) if getattr(args, "previous", None) else None
-    out = make_blocks(
-        gdf, id_col=id_col, group_col=pick("group_by", "group_by"), size_col=pick("size_col", "size_col"),
-        min_size=pick("min_size", "min"), max_size=pick("max_size", "max"), count=count, count_col=count_col,
-        similar=pick("similar", "similar") or (), locks=locks, previous=previous, seed=int(seed or 0),
-        time_limit=pick("time_limit", "time_limit"), objective=objective,
-        min_shared=getattr(args, "min_shared", 5.0), snap=getattr(args, "snap", 2.0), progress=sys.stderr.isatty())
-    write_layer(out.blocks, out_path, layer="blocks")
-    if getattr(args, "report", None):
-        with atomic_path(args.report) as tmp:
-            tmp.write_text(json.dumps(out.report, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
-    rep = out.report
-    moved = f"; {rep['moved']} village(s) moved" if rep["moved"] is not None else ""
-    print(f"wrote {out_path}: {rep['blocks']} blocks from {rep['units']} villages in {rep['groups']} group(s); "
-          f"mean Polsby-Popper {rep['compactness']['mean_polsby_popper']}{moved}")
-    if not out.feasible:
-        vs = out.result.violations
-        raise InfeasibleError(f"{len(vs)} hard rule violation(s) ({', '.join(out.result.failed_rules)}); "
-                              f"first: {vs[0].message}; the best partition was written with each block's broken "
-                              "rules in its 'violations' column")
-    return 0

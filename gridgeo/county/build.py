@@ -31,12 +31,10 @@ versus estimated households, the tiling check and the time per level.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
 import os
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -54,15 +52,15 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from gridgeo.county import units as _units
-from gridgeo.county.rules import CountyRules, load_county_rules
+from gridgeo.county.rules import CountyRules
 from gridgeo.county.village import VillageOut, VillageTask, build_village, check_village, fingerprint
 from gridgeo.data import crs as _crs
-from gridgeo.data.io import list_layers, read_layer, write_layers
+from gridgeo.data.io import list_layers, read_layer
 from gridgeo.errors import InputError, SchemaError, UsageError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LEVELS", "BuildResult", "build_command", "build_county", "load_inputs"]
+__all__ = ["LEVELS", "BuildResult", "build_county", "load_inputs"]
 
 #: The layers a build writes, in order.
 LEVELS: tuple[str, ...] = ("townships", "blocks", "villages", "grids", "points", "exclusive", "households")
@@ -163,12 +161,9 @@ def _check_villages(villages: gpd.GeoDataFrame, report: dict[str, Any]) -> gpd.G
     for line in repaired:
         log.warning("%s: village %s", source or "villages", line)
     report["repaired"] = repaired
-    if not checked.report.usable:
-        errors = [p for p in checked.report.problems if p.severity == "error"]
-        first = errors[0]
-        raise InputError(f"village {first.id}: {first.kind}: {first.message}"
-                         + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
-                         + "; run `gridgeo check` for the full report", path=source)
+    message = checked.report.unusable_message(what="village")
+    if message is not None:
+        raise InputError(message, path=source)
     return checked.gdf.reset_index(drop=True)
 
 
@@ -698,44 +693,3 @@ def format_report(report: Mapping[str, Any]) -> str:
 
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:5.1f} %"
-
-
-def build_command(args: argparse.Namespace) -> int:
-    """``gridgeo build RULES.toml -o county.gpkg [--input IN.gpkg] [--previous OLD.gpkg]``."""
-    rules = load_county_rules(args.rules)
-    if args.seed is not None:
-        from dataclasses import replace
-
-        rules = replace(rules, seed=args.seed)
-    out = Path(args.output)
-    if out.suffix.lower() != ".gpkg":
-        raise UsageError(f"{out}: the build writes a GeoPackage (.gpkg)")
-    res = build_county(rules, county=args.input, previous=args.previous, workers=args.workers,
-                       progress=(not args.no_progress and sys.stderr.isatty()) or args.progress)
-    t0 = time.perf_counter()
-    write_layers(res.layers, out)
-    res.report["seconds"]["write"] = round(time.perf_counter() - t0, 2)
-    if args.report:
-        from gridgeo.data.io import atomic_path
-
-        with atomic_path(args.report) as tmp:
-            tmp.write_text(json.dumps(res.report, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
-    print(format_report(res.report))
-    print(f"wrote {out}")
-    return 0
-
-
-def add_build_parser(sub: Any) -> None:
-    """The ``build`` subcommand."""
-    p = sub.add_parser("build", help="build blocks, grids, points and exclusive grids for a county (RULES.toml)")
-    p.add_argument("rules", help="county rules file (.toml)")
-    p.add_argument("-o", "--output", required=True, help="output GeoPackage")
-    p.add_argument("--input", help="a county GeoPackage as `gridgeo synth` writes it (overrides [inputs] county)")
-    p.add_argument("--previous", help="an earlier build: continuing grids and points keep their codes")
-    p.add_argument("--seed", type=int, help="override [county] seed")
-    p.add_argument("--workers", type=int, help="worker processes (default: CPU count)")
-    p.add_argument("--report", help="write the JSON report here")
-    p.add_argument("--progress", action="store_true", help="progress bar even when stderr is not a terminal")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=build_command)
-

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gridgeo.errors import FileFormatError, UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser from PyPI (setup.cfg installs it there)
+    import tomli as tomllib
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +57,7 @@ def load_rules_file(path: str | Path) -> dict[str, Any]:
         raise FileFormatError("no such rules file", path=p)
     text = p.read_text(encoding="utf-8")
     try:
-        if p.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            import tomllib
-
-            data = tomllib.loads(text)
-    except ModuleNotFoundError as exc:  # Python 3.10 has no tomllib
-        raise UsageError(f"{p}: reading TOML needs Python 3.11+; write the rules as JSON") from exc
+        data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
     except (ValueError, json.JSONDecodeError) as exc:
         raise FileFormatError(f"cannot parse rules: {' '.join(str(exc).split())}", path=p) from exc
     if not isinstance(data, dict):
@@ -228,7 +227,6 @@ def load_county_rules(path: str | Path) -> CountyRules:
         An unknown section or key, a value of the wrong type, bounds with
         min above max.
     """
-    import tomllib
 
     p = Path(path)
     if not p.is_file():

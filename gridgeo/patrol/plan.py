@@ -39,7 +39,6 @@ below the shortest round trip to every stop (nothing could ever be visited).
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import functools
 import itertools
@@ -47,9 +46,8 @@ import json
 import logging
 import math
 import re
-import sys
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -60,15 +58,12 @@ import numpy as np
 import pyproj
 import shapely
 from numpy.typing import NDArray
-from tqdm import tqdm
 
 from gridgeo.errors import (
-    GridgeoError,
     InfeasibleError,
     InputError,
     NotFoundError,
     UsageError,
-    exit_code,
 )
 from gridgeo.patrol.network import Network, StopPaths, build_network, load_network
 from gridgeo.routing import orienteering
@@ -86,8 +81,6 @@ __all__ = [
     "Stop",
     "Visit",
     "VisitRule",
-    "add_patrol_parser",
-    "main",
     "parse_budget",
     "plan_day",
     "plan_period",
@@ -925,148 +918,3 @@ class County:
             rp = shapely.point_on_surface(poly)
             station = (float(rp.x), float(rp.y))
         return GridStops(code, station, out, synthetic_p, synthetic_lv, name, station_given=given)
-
-
-# ---------------------------------------------------------------------------------- CLI
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text!r}") from None
-
-
-def _time(text: str) -> dt.time:
-    try:
-        return dt.time.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a time HH:MM: {text!r}") from None
-
-
-def _lonlat(text: str) -> tuple[float, float]:
-    try:
-        lon, lat = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LON,LAT: {text!r}") from None
-    return lon, lat
-
-
-def add_patrol_parser(sub: Any) -> None:
-    """Add the ``patrol`` subcommand to an argparse subparsers object."""
-    p = sub.add_parser(
-        "patrol",
-        help="daily / periodic patrol routes on the street network (GeoJSON, GPX)",
-        description="Plan grid workers' patrol rounds: the most priority-weighted due visits within a "
-        "daily time budget, on the street network. Exit 1 bad input, 2 usage, 3 infeasible budget.",
-    )
-    p.add_argument("county", help="county GeoPackage (grids or villager_groups, buildings, roads, pois)")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--grid", help="grid code")
-    which.add_argument("--all", action="store_true", help="every grid (-o is then a directory)")
-    p.add_argument("--date", type=_date, required=True, help="first day, YYYY-MM-DD")
-    p.add_argument("--days", type=int, default=1, help="days to plan (periodic plan), default 1")
-    p.add_argument("--budget", default="4h", help="daily budget: 4h, 90min, 3h30m, 240 (minutes); default 4h")
-    p.add_argument("--network", help="OSM file or road layer (default: the county's roads layer)")
-    p.add_argument("--mode", choices=("walk", "drive"), default="walk", help="network, default walk")
-    p.add_argument("--speed", type=float, default=None, help="km/h (default 4.5 walking, 25 driving)")
-    p.add_argument("--start", type=_time, default=dt.time(8, 30), help="start time HH:MM, default 08:30 (UTC+8)")
-    p.add_argument("--station", type=_lonlat,
-                   help="LON,LAT of the station (default: the street point nearest the grid's inner point)")
-    p.add_argument("--max-snap", type=float, default=1000.0,
-                   help="metres from a stop to the street; farther stops are missed (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of synthetic stops and of the solver")
-    p.add_argument("--time-limit", type=float, default=1.0, help="solver safety cap per day, seconds")
-    p.add_argument("-o", "--output", required=True, help="route GeoJSON (with --all: a directory)")
-    p.add_argument("--gpx", help="also write GPX 1.1 (with --all: a directory)")
-    p.set_defaults(func=cmd_patrol)
-
-
-def _plan_grid(county: County, code: str, args: argparse.Namespace, budget: float, speed: float) -> list[DayPlan]:
-    station = None
-    if args.station is not None:
-        tr = pyproj.Transformer.from_crs("EPSG:4326", county.network.crs, always_xy=True)
-        station = tuple(float(v) for v in tr.transform(*args.station))
-    gs = county.grid_stops(code, args.date, station=station)  # type: ignore[arg-type]
-    problem = prepare(county.network, gs, speed_kmh=speed, max_snap=args.max_snap, budget_min=budget)
-    check_budget(problem, budget)
-    return plan_period(problem, args.date, args.days, budget_min=budget, start_time=args.start,
-                       seed=args.seed, time_limit=args.time_limit)
-
-
-def cmd_patrol(args: argparse.Namespace) -> int:
-    """Run ``gridgeo patrol``; returns the exit code."""
-    budget = parse_budget(args.budget)
-    if args.days < 1:
-        raise UsageError(f"--days must be >= 1, got {args.days}")
-    speed = args.speed if args.speed is not None else (4.5 if args.mode == "walk" else 25.0)
-    county = County(args.county, network=args.network, mode=args.mode, seed=args.seed)
-    if not args.all:
-        plans = _plan_grid(county, args.grid, args, budget, speed)
-        write_geojson(plans, args.output)
-        if args.gpx:
-            write_gpx(plans, args.gpx)
-        s = route_geojson(plans)["properties"]
-        print(f"grid {args.grid}: {s['visits_made']}/{s['visits_due']} due visits over {len(plans)} day(s), "
-              f"{s['distance_m'] / 1000:.1f} km, {s['visits_missed']} missed; wrote {args.output}"
-              + (f" and {args.gpx}" if args.gpx else ""))
-        if s.get("synthetic_priorities"):
-            print("note: household priorities are synthetic (the county has none)")
-        return 0
-    out = Path(args.output)
-    if out.suffix.lower() in (".geojson", ".json"):
-        raise UsageError(f"{out}: with --all, -o is a directory (one GeoJSON per grid and summary.json)")
-    out.mkdir(parents=True, exist_ok=True)
-    gpx_dir = Path(args.gpx) if args.gpx else None
-    if gpx_dir is not None:
-        gpx_dir.mkdir(parents=True, exist_ok=True)
-    summaries: list[dict[str, Any]] = []
-    failed: list[dict[str, Any]] = []
-    for code in tqdm(county.codes, desc="patrol", unit="grid", disable=not sys.stderr.isatty()):
-        try:
-            plans = _plan_grid(county, code, args, budget, speed)
-        except GridgeoError as err:
-            log.error("grid %s: %s", code, err)
-            failed.append({"grid": code, "error": str(err), "exit_code": exit_code(err)})
-            continue
-        write_geojson(plans, out / f"{code}.geojson")
-        if gpx_dir is not None:
-            write_gpx(plans, gpx_dir / f"{code}.gpx")
-        summaries.append(period_summary(plans))
-    red_due = sum(s["red_due"] for s in summaries)
-    red_met = sum(s["red_met"] for s in summaries)
-    total = {
-        "grids": len(county.codes), "planned": len(summaries), "failed": failed,
-        "red_met_share": round(red_met / red_due, 4) if red_due else 1.0,
-        "visits_made": sum(s["visits_made"] for s in summaries),
-        "visits_missed": sum(s["visits_missed"] for s in summaries),
-        "synthetic_priorities": any(s["synthetic_priorities"] for s in summaries),
-        "per_grid": [{k: v for k, v in s.items() if k not in ("missed", "days_detail")} for s in summaries],
-    }
-    from gridgeo.data.io import atomic_path
-
-    with atomic_path(out / "summary.json") as tmp:
-        tmp.write_text(json.dumps(total, ensure_ascii=False, indent=1), encoding="utf-8")
-    print(f"{len(summaries)}/{len(county.codes)} grids planned, red visits met {total['red_met_share']:.1%}; "
-          f"wrote {out}/")
-    if failed:
-        print(f"gridgeo: error: {len(failed)} grids failed, first: {failed[0]['error']}", file=sys.stderr)
-        return max(int(f["exit_code"]) for f in failed)
-    return 0
-
-
-def main(argv: Iterable[str] | None = None) -> int:
-    """Run ``patrol`` as its own command (tests; ``gridgeo patrol`` once wired into the CLI)."""
-    parser = argparse.ArgumentParser(prog="gridgeo")
-    sub = parser.add_subparsers(dest="command")
-    add_patrol_parser(sub)
-    argv = list(argv) if argv is not None else sys.argv[1:]
-    if not argv or argv[0] != "patrol":
-        argv = ["patrol", *argv]
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    try:
-        return int(args.func(args))
-    except GridgeoError as err:
-        print(f"gridgeo: error: {err}", file=sys.stderr)
-        return exit_code(err)

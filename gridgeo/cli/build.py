@@ -1,0 +1,53 @@
+"""``gridgeo build RULES.toml -o county.gpkg``: the whole county in one command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from gridgeo.errors import UsageError
+
+
+def register(sub: Any) -> None:
+    """Add the ``build`` subcommand."""
+    p = sub.add_parser("build", help="build blocks, grids, points and exclusive grids for a county (RULES.toml)")
+    p.add_argument("rules", help="county rules file (.toml)")
+    p.add_argument("-o", "--output", required=True, help="output GeoPackage")
+    p.add_argument("--input", help="a county GeoPackage as `gridgeo synth` writes it (overrides [inputs] county)")
+    p.add_argument("--previous", help="an earlier build: continuing grids and points keep their codes")
+    p.add_argument("--seed", type=int, help="override [county] seed")
+    p.add_argument("--workers", type=int, help="worker processes (default: CPU count)")
+    p.add_argument("--report", help="write the JSON report here")
+    p.add_argument("--progress", action="store_true", help="progress bar even when stderr is not a terminal")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the rules, build, write the GeoPackage atomically, print the closing report."""
+    from gridgeo.county.build import build_county, format_report
+    from gridgeo.county.rules import load_county_rules
+    from gridgeo.data.io import atomic_path, write_layers
+
+    rules = load_county_rules(args.rules)
+    if args.seed is not None:
+        rules = replace(rules, seed=args.seed)
+    out = Path(args.output)
+    if out.suffix.lower() != ".gpkg":
+        raise UsageError(f"{out}: the build writes a GeoPackage (.gpkg)")
+    res = build_county(rules, county=args.input, previous=args.previous, workers=args.workers,
+                       progress=(not args.no_progress and sys.stderr.isatty()) or args.progress)
+    t0 = time.perf_counter()
+    write_layers(res.layers, out)
+    res.report["seconds"]["write"] = round(time.perf_counter() - t0, 2)
+    if args.report:
+        with atomic_path(args.report) as tmp:
+            tmp.write_text(json.dumps(res.report, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    print(format_report(res.report))
+    print(f"wrote {out}")
+    return 0

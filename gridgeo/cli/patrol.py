@@ -1,0 +1,147 @@
+"""``gridgeo patrol``: a day's (or N days') prioritized patrol routes on the street network."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from gridgeo.cli._options import date, lonlat, time
+from gridgeo.errors import GridgeoError, UsageError, exit_code
+
+log = logging.getLogger("gridgeo.patrol")
+
+
+def register(sub: Any) -> None:
+    """Add the ``patrol`` subcommand."""
+    p = sub.add_parser(
+        "patrol",
+        help="daily / periodic patrol routes on the street network (GeoJSON, GPX)",
+        description="Plan grid workers' patrol rounds: the most priority-weighted due visits within a "
+        "daily time budget, on the street network. Exit 1 bad input, 2 usage, 3 infeasible budget.",
+    )
+    p.add_argument("county", help="county GeoPackage (grids or villager_groups, buildings, roads, pois)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--grid", help="grid code")
+    which.add_argument("--all", action="store_true", help="every grid (-o is then a directory)")
+    p.add_argument("--date", type=date, required=True, help="first day, YYYY-MM-DD")
+    p.add_argument("--days", type=int, default=1, help="days to plan (periodic plan), default 1")
+    p.add_argument("--budget", default="4h", help="daily budget: 4h, 90min, 3h30m, 240 (minutes); default 4h")
+    p.add_argument("--network", help="OSM file or road layer (default: the county's roads layer)")
+    p.add_argument("--mode", choices=("walk", "drive"), default="walk", help="network, default walk")
+    p.add_argument("--speed", type=float, default=None, help="km/h (default 4.5 walking, 25 driving)")
+    p.add_argument("--start", type=time, default=dt.time(8, 30), help="start time HH:MM, default 08:30 (UTC+8)")
+    p.add_argument("--station", type=lonlat,
+                   help="LON,LAT of the station (default: the street point nearest the grid's inner point)")
+    p.add_argument("--max-snap", type=float, default=1000.0,
+                   help="metres from a stop to the street; farther stops are missed (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of synthetic stops and of the solver")
+    p.add_argument("--time-limit", type=float, default=1.0, help="solver safety cap per day, seconds")
+    p.add_argument("-o", "--output", required=True, help="route GeoJSON (with --all: a directory)")
+    p.add_argument("--gpx", help="also write GPX 1.1 (with --all: a directory)")
+    p.set_defaults(func=run)
+
+
+def _plan_grid(county: Any, code: str, args: argparse.Namespace, *, budget: float, speed: float) -> list[Any]:
+    import pyproj
+
+    from gridgeo.patrol import check_budget, plan_period, prepare
+
+    station = None
+    if args.station is not None:
+        tr = pyproj.Transformer.from_crs("EPSG:4326", county.network.crs, always_xy=True)
+        station = tuple(float(v) for v in tr.transform(*args.station))
+    gs = county.grid_stops(code, args.date, station=station)
+    problem = prepare(county.network, gs, speed_kmh=speed, max_snap=args.max_snap, budget_min=budget)
+    check_budget(problem, budget)
+    return plan_period(problem, args.date, args.days, budget_min=budget, start_time=args.start,
+                       seed=args.seed, time_limit=args.time_limit)
+
+
+def _one_grid(county: Any, args: argparse.Namespace, *, budget: float, speed: float) -> int:
+    from gridgeo.patrol import route_geojson, write_geojson, write_gpx
+
+    plans = _plan_grid(county, args.grid, args, budget=budget, speed=speed)
+    write_geojson(plans, args.output)
+    if args.gpx:
+        write_gpx(plans, args.gpx)
+    s = route_geojson(plans)["properties"]
+    print(f"grid {args.grid}: {s['visits_made']}/{s['visits_due']} due visits over {len(plans)} day(s), "
+          f"{s['distance_m'] / 1000:.1f} km, {s['visits_missed']} missed; wrote {args.output}"
+          + (f" and {args.gpx}" if args.gpx else ""))
+    if s.get("synthetic_priorities"):
+        print("note: household priorities are synthetic (the county has none)")
+    return 0
+
+
+def _output_dirs(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    out = Path(args.output)
+    if out.suffix.lower() in (".geojson", ".json"):
+        raise UsageError(f"{out}: with --all, -o is a directory (one GeoJSON per grid and summary.json)")
+    out.mkdir(parents=True, exist_ok=True)
+    gpx_dir = Path(args.gpx) if args.gpx else None
+    if gpx_dir is not None:
+        gpx_dir.mkdir(parents=True, exist_ok=True)
+    return out, gpx_dir
+
+
+def _summary(county: Any, summaries: list[dict[str, Any]], failed: list[dict[str, Any]]) -> dict[str, Any]:
+    red_due = sum(s["red_due"] for s in summaries)
+    red_met = sum(s["red_met"] for s in summaries)
+    return {
+        "grids": len(county.codes), "planned": len(summaries), "failed": failed,
+        "red_met_share": round(red_met / red_due, 4) if red_due else 1.0,
+        "visits_made": sum(s["visits_made"] for s in summaries),
+        "visits_missed": sum(s["visits_missed"] for s in summaries),
+        "synthetic_priorities": any(s["synthetic_priorities"] for s in summaries),
+        "per_grid": [{k: v for k, v in s.items() if k not in ("missed", "days_detail")} for s in summaries],
+    }
+
+
+def _all_grids(county: Any, args: argparse.Namespace, *, budget: float, speed: float) -> int:
+    from tqdm import tqdm
+
+    from gridgeo.data.io import atomic_path
+    from gridgeo.patrol import period_summary, write_geojson, write_gpx
+
+    out, gpx_dir = _output_dirs(args)
+    summaries: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    for code in tqdm(county.codes, desc="patrol", unit="grid", disable=not sys.stderr.isatty()):
+        try:
+            plans = _plan_grid(county, code, args, budget=budget, speed=speed)
+        except GridgeoError as err:
+            log.error("grid %s: %s", code, err)
+            failed.append({"grid": code, "error": str(err), "exit_code": exit_code(err)})
+            continue
+        write_geojson(plans, out / f"{code}.geojson")
+        if gpx_dir is not None:
+            write_gpx(plans, gpx_dir / f"{code}.gpx")
+        summaries.append(period_summary(plans))
+    total = _summary(county, summaries, failed)
+    with atomic_path(out / "summary.json") as tmp:
+        tmp.write_text(json.dumps(total, ensure_ascii=False, indent=1), encoding="utf-8")
+    print(f"{len(summaries)}/{len(county.codes)} grids planned, red visits met {total['red_met_share']:.1%}; "
+          f"wrote {out}/")
+    if failed:
+        print(f"gridgeo: error: {len(failed)} grids failed, first: {failed[0]['error']}", file=sys.stderr)
+        return max(int(f["exit_code"]) for f in failed)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Plan one grid (``--grid``) or every grid (``--all``) and write GeoJSON (and GPX)."""
+    from gridgeo.patrol import County, parse_budget
+
+    budget = parse_budget(args.budget)
+    if args.days < 1:
+        raise UsageError(f"--days must be >= 1, got {args.days}")
+    speed = args.speed if args.speed is not None else (4.5 if args.mode == "walk" else 25.0)
+    county = County(args.county, network=args.network, mode=args.mode, seed=args.seed)
+    if not args.all:
+        return _one_grid(county, args, budget=budget, speed=speed)
+    return _all_grids(county, args, budget=budget, speed=speed)
