@@ -38,8 +38,8 @@ class Buildings:
     along: Array  # rural: distance along the hamlet lane (for lane extents); urban: 0
 
 
-
 def _concat_buildings(parts: Sequence[Buildings]) -> Buildings:
+    """The buildings of ``parts`` one after the other."""
     return Buildings(
         corners=np.concatenate([p.corners for p in parts]),
         households=np.concatenate([p.households for p in parts]).astype(np.int64),
@@ -55,6 +55,7 @@ def _concat_buildings(parts: Sequence[Buildings]) -> Buildings:
 
 
 def _no_buildings() -> Buildings:
+    """An empty set of buildings (a county whose rural groups all got none)."""
     return Buildings(
         corners=np.zeros((0, 5, 2)), households=np.zeros(0, np.int64), levels=np.zeros(0, np.int64),
         village=np.zeros(0, np.int64), centre=np.zeros((0, 2)), angle=np.zeros(0), urban=np.zeros(0, bool),
@@ -75,8 +76,6 @@ def _fallback_buildings(villages: IArray, hh: IArray, v_poly: GArray, v_urban: B
         village=villages, centre=centre, angle=np.zeros(n), urban=v_urban[villages], cell=np.full(n, -1),
         group=np.full(n, -1), along=np.zeros(n),
     )
-
-
 
 
 # ---------------------------------------------------------------- households per village
@@ -237,8 +236,6 @@ def _hamlets(rng: np.random.Generator, plan: _Hamlets, groups: IArray) -> Buildi
         village=gv[o], centre=np.c_[cx[sel], cy[sel]], angle=angle[sel], urban=np.zeros(len(sel), bool),
         cell=np.full(len(sel), -1), group=rural_g[o], along=along[sel],
     )
-
-
 
 
 # ---------------------------------------------------------------- urban blocks

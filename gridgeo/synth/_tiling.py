@@ -296,7 +296,6 @@ def _fix_contiguity(
     return labels
 
 
-
 def union_by(polys: GArray, labels: IArray, n: int, *, progress: bool, desc: str) -> GArray:
     """Coverage union of ``polys`` per label (edge cancellation keeps every vertex)."""
     order = np.argsort(labels, kind="stable")
