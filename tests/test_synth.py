@@ -19,10 +19,11 @@ import pyogrio
 import pytest
 import shapely
 
+from gridgeo.data.crs import cgcs2000_gk_epsg
 from gridgeo.errors import UsageError
-from gridgeo.synth import INDUSTRIES, LAYERS, POI_CATEGORIES, gk_epsg, synth_county, write_county
+from gridgeo.synth import INDUSTRIES, LAYERS, POI_CATEGORIES, synth_county, write_county
 
-METRIC = gk_epsg(117.2)  # the zone the default centre is generated in (EPSG:4548)
+METRIC = cgcs2000_gk_epsg(117.2)  # the zone the default centre is generated in (EPSG:4548)
 SMALL: dict[str, Any] = {"seed": 11, "townships": 6, "villages": 60, "households": 6000}
 ROAD_CLASSES = {"primary", "secondary", "tertiary", "unclassified", "residential", "track", "path"}
 
@@ -184,16 +185,22 @@ def test_codes(county: dict[str, gpd.GeoDataFrame]) -> None:
 
 
 def test_township_codes_roll_over_past_999() -> None:
-    from gridgeo.synth.county import _codes
+    from gridgeo.synth._names import division_codes
+    from gridgeo.synth._tiling import GroupTiles, Tiling, TownshipTiles, VillageTiles
 
     n = 1001
     xy = np.c_[np.arange(n, dtype=float), np.zeros(n)]
     square = shapely.box(0, 0, 1, 1)
     polys = np.array([square] * n, dtype=object)
-    codes = _codes(
-        "369900", np.zeros(n, dtype=np.int64), xy, np.arange(n), np.ones(n, bool), xy, polys, polys,
-        np.arange(n), xy,
+    tiling = Tiling(
+        townships=TownshipTiles(kind=np.zeros(n, dtype=np.int64), seat=xy, poly=polys),
+        villages=VillageTiles(
+            centre=xy, urban=np.ones(n, bool), town=np.arange(n), poly=polys, main_group=np.arange(n)
+        ),
+        groups=GroupTiles(xy=xy, village=np.arange(n), poly=polys),
+        county=square,
     )
+    codes = division_codes("369900", tiling)
     assert codes.township[0] == "369900001"
     assert codes.township[998] == "369900999"
     assert codes.township[999] == "369901001"
@@ -340,6 +347,7 @@ def test_tiny_counties(args: dict[str, Any]) -> None:
         {"center": (10.0, 28.0)},
         {"center": (117.0, 70.0)},
         {"center": "117,28"},
+        {"center": (73.5, 39.0)},  # passes the centre check, but rounds to the 72E meridian: no zone
         {"villages": 4000, "townships": 6},
         {"households": 10**8},
         {"county_code": "999999", "townships": 1000, "villages": 1000, "households": 1000},
@@ -350,13 +358,26 @@ def test_bad_arguments_raise_usage_error(override: dict[str, object]) -> None:
         synth_county(**{**SMALL, **override})  # type: ignore[arg-type]
 
 
-def test_gk_epsg() -> None:
-    assert gk_epsg(117.2) == 4548
-    assert gk_epsg(75.0) == 4534
-    assert gk_epsg(135.0) == 4554
-    assert gk_epsg(118.6) == 4549
-    with pytest.raises(UsageError):
-        gk_epsg(20.0)
+def test_drawn_in_the_packages_gauss_krueger_zone(county: dict[str, gpd.GeoDataFrame]) -> None:
+    """synth draws in the zone gridgeo.data.crs picks (one rule for the CGCS2000 3-degree zones)."""
+    assert county["villages"].attrs["GRIDGEO_METRIC_CRS"] == f"EPSG {METRIC}"
+    assert METRIC == 4548
+    assert cgcs2000_gk_epsg(75.0) == 4534
+    assert cgcs2000_gk_epsg(135.0) == 4554
+    assert cgcs2000_gk_epsg(118.6) == 4549
+    with pytest.raises(ValueError, match="outside"):
+        cgcs2000_gk_epsg(20.0)
+
+
+def test_metadata(county: dict[str, gpd.GeoDataFrame]) -> None:
+    meta = county["townships"].attrs
+    assert meta["GRIDGEO_SYNTHETIC"] == "yes"
+    assert meta["GRIDGEO_GENERATOR"] == "gridgeo.synth.synth_county"
+    assert meta["GRIDGEO_ARGUMENTS"] == (
+        "seed 11, townships 6, villages 60, households 6000, county_code 369900, center 117.2 28.25"
+    )
+    assert meta["GRIDGEO_COUNTY"].endswith("县")
+    assert all(gdf.attrs == meta for gdf in county.values())
 
 
 # ---------------------------------------------------------------- write_county
