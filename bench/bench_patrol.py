@@ -24,9 +24,9 @@ import numpy as np
 from _readme import write_section
 from tqdm import tqdm
 
+from gridgeo.cli import main as gridgeo_main
 from gridgeo.errors import InfeasibleError
 from gridgeo.patrol import County, check_budget, parse_budget, plan_day, prepare
-from gridgeo.patrol import main as patrol_main
 from gridgeo.synth import synth_county, write_county
 
 log = logging.getLogger("bench_patrol")
@@ -83,8 +83,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         t_plan = time.perf_counter() - t_plan
         # the same through the CLI, writing one GeoJSON and one GPX per grid
         t0 = time.perf_counter()
-        rc = patrol_main([str(gpkg), "--all", "--date", args.date, "--budget", args.budget, "--seed", str(args.seed),
-                          "-o", str(Path(tmp) / "routes"), "--gpx", str(Path(tmp) / "gpx")])
+        rc = gridgeo_main(["patrol", str(gpkg), "--all", "--date", args.date, "--budget", args.budget,
+                           "--seed", str(args.seed), "-o", str(Path(tmp) / "routes"), "--gpx", str(Path(tmp) / "gpx")])
         t_cli = time.perf_counter() - t0
     arr = np.array(per_grid)
     return {

@@ -1,7 +1,8 @@
 """``/patrol/{grid_id}?date=YYYY-MM-DD``: a grid worker's route for one day (GeoJSON, or GPX for a phone).
 
-Planning goes through :mod:`gridgeo.patrol` exactly as ``gridgeo patrol``
-does (same defaults: 4 h on foot at 4.5 km/h from 08:30, seed 0). The street
+Planning is :func:`gridgeo.patrol.plan_grid`, the sequence ``gridgeo patrol``
+runs, with the library's defaults (:class:`gridgeo.patrol.PatrolOptions`: 4 h on
+foot at 4.5 km/h from 08:30, seed 0); a request may change the budget. The street
 network and the county's stops are read once, on the first patrol request
 (reading the roads takes seconds the OGC endpoints should not wait for), and a
 day's plan is kept, since the solver takes about a second.
@@ -22,7 +23,7 @@ from flask import Blueprint, Response, current_app, request
 
 from gridgeo.data.crs import wgs84_to_datum
 from gridgeo.errors import UsageError
-from gridgeo.patrol import CST, County, DayPlan, check_budget, parse_budget, plan_day, prepare, route_geojson, route_gpx
+from gridgeo.patrol import CST, County, DayPlan, PatrolOptions, parse_budget, plan_grid, route_geojson, route_gpx
 
 from .ogc import CRS84, GEOJSON, check_params, negotiate, parse_coords
 
@@ -61,10 +62,7 @@ class Planner:
             if key in self._plans:
                 self._plans.move_to_end(key)
                 return self._plans[key]
-        gs = county.grid_stops(grid, day)
-        problem = prepare(county.network, gs, speed_kmh=4.5, max_snap=1000.0, budget_min=budget_min)
-        check_budget(problem, budget_min)
-        plan = plan_day(problem, day, budget_min=budget_min, seed=0, time_limit=1.0)
+        plan = plan_grid(county, grid, day=day, options=PatrolOptions(budget_min=budget_min))[0]
         with _lock:
             self._plans[key] = plan
             while len(self._plans) > _CACHE_SIZE:
@@ -101,7 +99,8 @@ def patrol(grid_id: str) -> Response:
     check_params(("date", "budget", "coords", "f"))
     fmt = negotiate({"json": GEOJSON, "gpx": GPX})
     day = _date()
-    budget = parse_budget(request.args.get("budget", "4h"))
+    raw_budget = request.args.get("budget")
+    budget = PatrolOptions().budget_min if raw_budget is None else parse_budget(raw_budget)
     coords = parse_coords()
     if coords is not None and fmt == "gpx":
         raise UsageError("GPX is WGS84 by definition; coords applies to GeoJSON")

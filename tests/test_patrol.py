@@ -250,3 +250,22 @@ def test_cli_bad_input(county: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert "motorway.geojson" in err and "no walkable ways" in err
     assert not (tmp_path / "r.geojson").exists()
+
+
+def test_plan_grid_is_the_library_sequence(county: Path) -> None:
+    from gridgeo.patrol import SPEED_KMH, County, PatrolOptions, check_budget, plan_grid
+
+    opts = PatrolOptions()
+    assert (opts.budget_min, opts.start_time, opts.max_snap, opts.seed) == (240.0, dt.time(8, 30), 1000.0, 0)
+    assert opts.speed("walk") == SPEED_KMH["walk"] == 4.5 and opts.speed("drive") == 25.0
+    assert PatrolOptions(speed_kmh=6.0).speed("drive") == 6.0
+    c = County(county)
+    grid = _first_grid(county)
+    plans = plan_grid(c, grid, day=DAY, days=2)
+    problem = prepare(c.network, c.grid_stops(grid, DAY), budget_min=240.0)
+    check_budget(problem, 240.0)
+    by_hand = plan_period(problem, DAY, 2, budget_min=240.0)
+    assert [p.summary() for p in plans] == [p.summary() for p in by_hand]
+    assert [[v.stop.id for v in p.visits] for p in plans] == [[v.stop.id for v in p.visits] for p in by_hand]
+    short = plan_grid(c, grid, day=DAY, options=PatrolOptions(budget_min=90.0, start_time=dt.time(9, 0)))
+    assert len(short) == 1 and short[0].budget_min == 90.0 and short[0].start.hour == 9

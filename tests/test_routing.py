@@ -36,7 +36,7 @@ def route_length(d: np.ndarray, r: list[int], service: np.ndarray | None = None)
     return length
 
 
-def assert_feasible(res: OrienteeringResult, d: np.ndarray, prize: np.ndarray, budget: float, start: int,
+def assert_feasible(res: OrienteeringResult, d: np.ndarray, prize: np.ndarray, budget: float, *, start: int,
                     end: int, routes: int, service: np.ndarray | None = None) -> None:
     assert len(res.routes) == routes
     seen: list[int] = []
@@ -52,7 +52,7 @@ def assert_feasible(res: OrienteeringResult, d: np.ndarray, prize: np.ndarray, b
     assert set(res.unvisited) == everyone - set(seen)
 
 
-def brute_force(d: np.ndarray, prize: np.ndarray, budget: float, start: int, end: int, routes: int,
+def brute_force(d: np.ndarray, prize: np.ndarray, budget: float, *, start: int, end: int, routes: int,
                 service: np.ndarray | None = None) -> float:
     """Best prize by enumeration: shortest path through every subset, then disjoint subsets."""
     n = len(prize)
@@ -95,8 +95,8 @@ def test_single_route_matches_brute_force(seed: int) -> None:
     d, prize = random_instance(seed)
     budget = float(np.sort(d[0])[-1] * (1.0 + 0.4 * (seed % 3)))
     res = orienteering(d, prize, budget, seed=seed)
-    assert_feasible(res, d, prize, budget, 0, 0, 1)
-    assert res.prize == pytest.approx(brute_force(d, prize, budget, 0, 0, 1))
+    assert_feasible(res, d, prize, budget, start=0, end=0, routes=1)
+    assert res.prize == pytest.approx(brute_force(d, prize, budget, start=0, end=0, routes=1))
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -105,8 +105,8 @@ def test_asymmetric_start_ne_end_matches_brute_force(seed: int) -> None:
     assert not np.allclose(d, d.T)
     budget = float(d[0, 7] + 16.0)
     res = orienteering(d, prize, budget, start=0, end=7, seed=seed)
-    assert_feasible(res, d, prize, budget, 0, 7, 1)
-    assert res.prize == pytest.approx(brute_force(d, prize, budget, 0, 7, 1))
+    assert_feasible(res, d, prize, budget, start=0, end=7, routes=1)
+    assert res.prize == pytest.approx(brute_force(d, prize, budget, start=0, end=7, routes=1))
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -114,8 +114,8 @@ def test_two_routes_match_brute_force(seed: int) -> None:
     d, prize = random_instance(200 + seed, n=8, asym=seed % 2 == 1)
     budget = float(d[2, 5] + 5.0)
     res = orienteering(d, prize, budget, start=2, end=5, routes=2, seed=seed)
-    assert_feasible(res, d, prize, budget, 2, 5, 2)
-    assert res.prize == pytest.approx(brute_force(d, prize, budget, 2, 5, 2))
+    assert_feasible(res, d, prize, budget, start=2, end=5, routes=2)
+    assert res.prize == pytest.approx(brute_force(d, prize, budget, start=2, end=5, routes=2))
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -124,8 +124,8 @@ def test_service_times_count_against_the_budget(seed: int) -> None:
     service = np.random.default_rng(seed).uniform(0.5, 3.0, size=len(prize))
     budget = 25.0
     res = orienteering(d, prize, budget, service=service, seed=seed)
-    assert_feasible(res, d, prize, budget, 0, 0, 1, service)
-    assert res.prize == pytest.approx(brute_force(d, prize, budget, 0, 0, 1, service))
+    assert_feasible(res, d, prize, budget, start=0, end=0, routes=1, service=service)
+    assert res.prize == pytest.approx(brute_force(d, prize, budget, start=0, end=0, routes=1, service=service))
     # Without service the same budget buys at least as much.
     assert orienteering(d, prize, budget, seed=seed).prize >= res.prize
 
@@ -141,7 +141,7 @@ def test_larger_team_instance_is_feasible_and_deterministic() -> None:
     kw = {"start": 0, "end": 39, "routes": 3, "seed": 5, "max_iterations": 150, "time_limit": 60.0}
     a = orienteering(d, prize, 120.0, **kw)  # type: ignore[arg-type]
     b = orienteering(d, prize, 120.0, **kw)  # type: ignore[arg-type]
-    assert_feasible(a, d, prize, 120.0, 0, 39, 3)
+    assert_feasible(a, d, prize, 120.0, start=0, end=39, routes=3)
     assert a.routes == b.routes and a.prize == b.prize
     assert a.stopped_by in {"iterations", "patience"}
     assert a.visited == sorted(u for r in a.routes for u in r[1:-1])
@@ -155,7 +155,7 @@ def test_unreachable_nodes_and_zero_prizes_are_left_out() -> None:
     res = orienteering(d, prize, 1e6, seed=0)
     assert 3 in res.unvisited and 4 in res.unvisited
     assert res.prize == pytest.approx(prize.sum() - prize[0] - prize[3] - prize[4])
-    assert_feasible(res, np.where(np.isfinite(d), d, 1e12), prize, 1e6, 0, 0, 1)
+    assert_feasible(res, np.where(np.isfinite(d), d, 1e12), prize, 1e6, start=0, end=0, routes=1)
 
 
 def test_trivial_budgets() -> None:
@@ -243,5 +243,5 @@ def test_tsiligirides_certified_optima(routing_data: Path, folder: str, name: st
     d, prize, tmax = load_op(_need(routing_data / "op" / folder / name))
     # A generous time cap: the search stops on its iteration counts, so the result is machine-independent.
     res = orienteering(d, prize, tmax, start=0, end=1, time_limit=60.0, seed=0)
-    assert_feasible(res, d, prize, tmax, 0, 1, 1)
+    assert_feasible(res, d, prize, tmax, start=0, end=1, routes=1)
     assert res.prize == optimum

@@ -1,9 +1,12 @@
-"""``gridgeo patrol``: a day's (or N days') prioritized patrol routes on the street network."""
+"""``gridgeo patrol``: a day's (or N days') prioritized patrol routes on the street network.
+
+Options left out take the library's defaults (:class:`gridgeo.patrol.PatrolOptions`, shared with the
+``/patrol/{grid}`` service); the help texts quote them.
+"""
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import logging
 import sys
@@ -30,42 +33,38 @@ def register(sub: Any) -> None:
     which.add_argument("--all", action="store_true", help="every grid (-o is then a directory)")
     p.add_argument("--date", type=date, required=True, help="first day, YYYY-MM-DD")
     p.add_argument("--days", type=int, default=1, help="days to plan (periodic plan), default 1")
-    p.add_argument("--budget", default="4h", help="daily budget: 4h, 90min, 3h30m, 240 (minutes); default 4h")
+    p.add_argument("--budget", help="daily budget: 4h, 90min, 3h30m, 240 (minutes); default 4h")
     p.add_argument("--network", help="OSM file or road layer (default: the county's roads layer)")
     p.add_argument("--mode", choices=("walk", "drive"), default="walk", help="network, default walk")
     p.add_argument("--speed", type=float, default=None, help="km/h (default 4.5 walking, 25 driving)")
-    p.add_argument("--start", type=time, default=dt.time(8, 30), help="start time HH:MM, default 08:30 (UTC+8)")
+    p.add_argument("--start", type=time, help="start time HH:MM, default 08:30 (UTC+8)")
     p.add_argument("--station", type=lonlat,
                    help="LON,LAT of the station (default: the street point nearest the grid's inner point)")
-    p.add_argument("--max-snap", type=float, default=1000.0,
+    p.add_argument("--max-snap", type=float,
                    help="metres from a stop to the street; farther stops are missed (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of synthetic stops and of the solver")
-    p.add_argument("--time-limit", type=float, default=1.0, help="solver safety cap per day, seconds")
+    p.add_argument("--seed", type=int, help="seed of synthetic stops and of the solver (default 0)")
+    p.add_argument("--time-limit", type=float, help="solver safety cap per day, seconds (default 1)")
     p.add_argument("-o", "--output", required=True, help="route GeoJSON (with --all: a directory)")
     p.add_argument("--gpx", help="also write GPX 1.1 (with --all: a directory)")
     p.set_defaults(func=run)
 
 
-def _plan_grid(county: Any, code: str, args: argparse.Namespace, *, budget: float, speed: float) -> list[Any]:
-    import pyproj
+def _options(args: argparse.Namespace) -> Any:
+    """The :class:`gridgeo.patrol.PatrolOptions` given on the command line (the library's defaults for the rest)."""
+    from gridgeo.patrol import PatrolOptions, parse_budget
 
-    from gridgeo.patrol import check_budget, plan_period, prepare
-
-    station = None
-    if args.station is not None:
-        tr = pyproj.Transformer.from_crs("EPSG:4326", county.network.crs, always_xy=True)
-        station = tuple(float(v) for v in tr.transform(*args.station))
-    gs = county.grid_stops(code, args.date, station=station)
-    problem = prepare(county.network, gs, speed_kmh=speed, max_snap=args.max_snap, budget_min=budget)
-    check_budget(problem, budget)
-    return plan_period(problem, args.date, args.days, budget_min=budget, start_time=args.start,
-                       seed=args.seed, time_limit=args.time_limit)
+    given = {"speed_kmh": args.speed, "start_time": args.start, "max_snap": args.max_snap, "seed": args.seed,
+             "time_limit": args.time_limit}
+    if args.budget is not None:
+        given["budget_min"] = parse_budget(args.budget)
+    return PatrolOptions(**{k: v for k, v in given.items() if v is not None})
 
 
-def _one_grid(county: Any, args: argparse.Namespace, *, budget: float, speed: float) -> int:
-    from gridgeo.patrol import route_geojson, write_geojson, write_gpx
+def _one_grid(county: Any, args: argparse.Namespace, options: Any) -> int:
+    from gridgeo.patrol import plan_grid, route_geojson, write_geojson, write_gpx
 
-    plans = _plan_grid(county, args.grid, args, budget=budget, speed=speed)
+    plans = plan_grid(county, args.grid, day=args.date, days=args.days, options=options,
+                      station_lonlat=args.station)
     write_geojson(plans, args.output)
     if args.gpx:
         write_gpx(plans, args.gpx)
@@ -102,18 +101,19 @@ def _summary(county: Any, summaries: list[dict[str, Any]], failed: list[dict[str
     }
 
 
-def _all_grids(county: Any, args: argparse.Namespace, *, budget: float, speed: float) -> int:
+def _all_grids(county: Any, args: argparse.Namespace, options: Any) -> int:
     from tqdm import tqdm
 
     from gridgeo.data.io import atomic_path
-    from gridgeo.patrol import period_summary, write_geojson, write_gpx
+    from gridgeo.patrol import period_summary, plan_grid, write_geojson, write_gpx
 
     out, gpx_dir = _output_dirs(args)
     summaries: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     for code in tqdm(county.codes, desc="patrol", unit="grid", disable=not sys.stderr.isatty()):
         try:
-            plans = _plan_grid(county, code, args, budget=budget, speed=speed)
+            plans = plan_grid(county, code, day=args.date, days=args.days, options=options,
+                              station_lonlat=args.station)
         except GridgeoError as err:
             log.error("grid %s: %s", code, err)
             failed.append({"grid": code, "error": str(err), "exit_code": exit_code(err)})
@@ -135,13 +135,12 @@ def _all_grids(county: Any, args: argparse.Namespace, *, budget: float, speed: f
 
 def run(args: argparse.Namespace) -> int:
     """Plan one grid (``--grid``) or every grid (``--all``) and write GeoJSON (and GPX)."""
-    from gridgeo.patrol import County, parse_budget
+    from gridgeo.patrol import County
 
-    budget = parse_budget(args.budget)
+    options = _options(args)
     if args.days < 1:
         raise UsageError(f"--days must be >= 1, got {args.days}")
-    speed = args.speed if args.speed is not None else (4.5 if args.mode == "walk" else 25.0)
-    county = County(args.county, network=args.network, mode=args.mode, seed=args.seed)
+    county = County(args.county, network=args.network, mode=args.mode, seed=options.seed)
     if not args.all:
-        return _one_grid(county, args, budget=budget, speed=speed)
-    return _all_grids(county, args, budget=budget, speed=speed)
+        return _one_grid(county, args, options)
+    return _all_grids(county, args, options)

@@ -1,44 +1,53 @@
 """Patrol: a grid worker's daily round on the street network.
 
-``network`` builds walking or driving networks and stop-to-stop paths; ``plan`` turns households,
-grid points and risk points into due visits and plans each day within the budget on the
-orienteering solver (:mod:`gridgeo.routing`), and writes RFC 7946 GeoJSON and GPX.
+Modules, by job:
 
-May import: :mod:`gridgeo.data`, :mod:`gridgeo.routing`, :mod:`gridgeo.errors`.
+``stops``
+    Visit rules per priority (:data:`DEFAULT_RULES`), :class:`Stop`, :class:`GridStops`, when a visit is due.
+``county``
+    :class:`County`: a county file opened for planning (grids, households, buildings, grid and risk
+    points, the network) and :meth:`County.grid_stops`, one grid's stops (synthetic where the data has none).
+``network``
+    Walking or driving networks from OSM or road layers, snapping, stop-to-stop paths.
+``options``
+    :class:`PatrolOptions`, the defaults of a plan in one place, and :func:`parse_budget`.
+``plan``
+    :func:`prepare`, :func:`plan_day`, :func:`plan_period`, :func:`check_budget` on the orienteering
+    solver (:mod:`gridgeo.routing`), :func:`period_summary`, and :func:`plan_grid`, the one planning
+    sequence of ``gridgeo patrol`` and the ``/patrol/{grid}`` service.
+``export``
+    RFC 7946 GeoJSON and GPX 1.1 of the routes.
+
+May import: :mod:`gridgeo.data`, :mod:`gridgeo.routing`, :mod:`gridgeo.errors`, :mod:`gridgeo._geom`.
 """
 
+from gridgeo.patrol.county import County
+from gridgeo.patrol.export import route_geojson, route_gpx, write_geojson, write_gpx
+from gridgeo.patrol.options import SPEED_KMH, PatrolOptions, parse_budget
 from gridgeo.patrol.plan import (
-    CST,
-    DEFAULT_RULES,
-    SYNTHETIC_SHARES,
-    County,
     DayPlan,
-    GridStops,
     Missed,
     PatrolProblem,
-    Stop,
     Visit,
-    VisitRule,
     check_budget,
-    parse_budget,
     period_summary,
     plan_day,
+    plan_grid,
     plan_period,
     prepare,
-    route_geojson,
-    route_gpx,
-    write_geojson,
-    write_gpx,
 )
+from gridgeo.patrol.stops import CST, DEFAULT_RULES, SYNTHETIC_SHARES, GridStops, Stop, VisitRule
 
 __all__ = [
     "CST",
     "DEFAULT_RULES",
+    "SPEED_KMH",
     "SYNTHETIC_SHARES",
     "County",
     "DayPlan",
     "GridStops",
     "Missed",
+    "PatrolOptions",
     "PatrolProblem",
     "Stop",
     "Visit",
@@ -47,6 +56,7 @@ __all__ = [
     "parse_budget",
     "period_summary",
     "plan_day",
+    "plan_grid",
     "plan_period",
     "prepare",
     "route_geojson",

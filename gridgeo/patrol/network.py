@@ -571,7 +571,7 @@ def build_network(
     )
     if joined:
         log.info("%s: joined %d dangling way ends within %g m", src, joined, tolerance)
-    net = _graph(lines, dirs, hw, mode, target, src)
+    net = _graph(lines, dirs, hw, mode=mode, crs=target, src=src)
     log.info("%s: %s network: %d nodes, %d edges, %.1f km", src, mode, net.n_nodes, net.n_edges, net.length_km)
     return net
 
@@ -580,6 +580,7 @@ def _graph(
     lines: NDArray[np.object_],
     dirs: NDArray[np.int8],
     hw: NDArray[np.object_],
+    *,
     mode: str,
     crs: pyproj.CRS,
     src: str,

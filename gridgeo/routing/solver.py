@@ -44,6 +44,10 @@ most a few hundred stops, where vectorised insertion costs are fast enough).
    to zero, with a restart from the best solution when the current one has
    not improved for a while; ties in prize are broken by total length.
 
+This module does steps 1 and 2 and turns the routes back into the caller's
+nodes; steps 3 and 4 are :mod:`gridgeo.routing._moves`, 5 and 6
+:mod:`gridgeo.routing._alns`.
+
 Determinism and stopping: every random draw comes from generators seeded by
 ``seed``. The search stops after ``max_iterations`` iterations or when the
 best solution has not improved for ``patience`` iterations (both have
@@ -58,19 +62,19 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import random
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from gridgeo.errors import UsageError
+from gridgeo.routing._alns import ALNS, Stopping
+from gridgeo.routing._moves import EPS, Instance
 
 log = logging.getLogger(__name__)
 
 __all__ = ["OrienteeringResult", "orienteering"]
-
-_EPS = 1e-9
 
 
 @dataclass(frozen=True)
@@ -236,44 +240,105 @@ def orienteering(
         negative or non-finite budget, or a budget too small even to go
         from ``start`` to ``end`` directly.
     """
+    # Stages: check, the start's service and the direct trip, reduction, search, routes on the caller's nodes.
     t0 = time.perf_counter()
+    inp = _checked(distance, prize, budget, start=start, end=end, routes=routes, time_limit=time_limit, seed=seed,
+                   service=service, max_iterations=max_iterations, patience=patience)
+    base = _start_service(inp)
+    inst, keep = _reduce(inp, base)
+    found = _search(inst, inp, deadline=t0 + inp.time_limit)
+    return _result(inp, keep, found, usable=len(keep) - inst.first, t0=t0)
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """:func:`orienteering`'s arguments, checked: ``d``, ``p``, ``s`` the matrix, prizes and service times."""
+
+    d: np.ndarray
+    p: np.ndarray
+    s: np.ndarray
+    budget: float
+    start: int
+    end: int
+    routes: int
+    seed: int
+    time_limit: float
+    max_iterations: int | None
+    patience: int | None
+
+
+@dataclass(frozen=True)
+class _Found:
+    """What the search found, on the reduced instance's node indices."""
+
+    routes: list[list[int]]
+    iterations: int
+    stopped_by: str
+
+
+def _as_number(value: Any, message: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise UsageError(message.format(value=value)) from None
+
+
+def _checked(
+    distance: object,
+    prize: object,
+    budget: object,
+    *,
+    start: object,
+    end: object,
+    routes: object,
+    time_limit: object,
+    seed: object,
+    service: object,
+    max_iterations: object,
+    patience: object,
+) -> _Inputs:
+    """The arguments as arrays and numbers, or a :class:`UsageError` naming the first one that is wrong."""
     d = _as_matrix(distance)
     n = d.shape[0]
     p = _as_vector(prize, n, "prize")
     s = np.zeros(n) if service is None else _as_vector(service, n, "service")
-    try:
-        budget = float(budget)
-    except (TypeError, ValueError):
-        raise UsageError(f"budget must be a number, got {budget!r}") from None
-    if not math.isfinite(budget) or budget < 0:
-        raise UsageError(f"budget must be finite and >= 0, got {budget}")
-    start = _check_int(start, "start", 0, n - 1)
-    end = _check_int(end, "end", 0, n - 1)
-    routes = _check_int(routes, "routes", 1)
-    seed = _check_int(seed, "seed", 0)
-    try:
-        time_limit = float(time_limit)
-    except (TypeError, ValueError):
-        raise UsageError(f"time_limit must be a number of seconds, got {time_limit!r}") from None
-    if not time_limit > 0:
-        raise UsageError(f"time_limit must be > 0 seconds, got {time_limit}")
-    if max_iterations is not None:
-        max_iterations = _check_int(max_iterations, "max_iterations", 0)
-    if patience is not None:
-        patience = _check_int(patience, "patience", 1)
+    budget_f = _as_number(budget, "budget must be a number, got {value!r}")
+    if not math.isfinite(budget_f) or budget_f < 0:
+        raise UsageError(f"budget must be finite and >= 0, got {budget_f}")
+    start_i = _check_int(start, "start", 0, n - 1)
+    end_i = _check_int(end, "end", 0, n - 1)
+    routes_i = _check_int(routes, "routes", 1)
+    seed_i = _check_int(seed, "seed", 0)
+    limit = _as_number(time_limit, "time_limit must be a number of seconds, got {value!r}")
+    if not limit > 0:
+        raise UsageError(f"time_limit must be > 0 seconds, got {limit}")
+    max_it = None if max_iterations is None else _check_int(max_iterations, "max_iterations", 0)
+    pat = None if patience is None else _check_int(patience, "patience", 1)
+    return _Inputs(d, p, s, budget_f, start_i, end_i, routes_i, seed_i, limit, max_it, pat)
 
+
+def _start_service(inp: _Inputs) -> float:
+    """The start's service time, a constant of every route; a :class:`UsageError` if no route fits."""
+    d, s, budget, start, end = inp.d, inp.s, inp.budget, inp.start, inp.end
     # Service folded into the arcs: c[i, j] = d[i, j] + s[j]; the start's service is a constant.
     base = float(s[start])
     direct = float(d[start, end]) + (float(s[end]) if end != start else 0.0)
     if start == end:
         direct = 0.0
-    tol = _EPS * max(1.0, budget)
+    tol = EPS * max(1.0, budget)
     if base + direct > budget + tol:
         raise UsageError(
             f"budget {budget:g} is below the direct trip from start {start} to end {end} "
             f"({base + direct:g}, service included): no route is possible"
         )
+    return base
 
+
+def _reduce(inp: _Inputs, base: float) -> tuple[Instance, np.ndarray]:
+    """The instance on the usable nodes (start, end, then the rest), and their original indices."""
+    d, p, s, budget, start, end = inp.d, inp.p, inp.s, inp.budget, inp.start, inp.end
+    n = d.shape[0]
+    tol = EPS * max(1.0, budget)
     # Usable nodes: a prize, and start -> i -> end within the budget.
     cand = np.ones(n, dtype=bool)
     cand[[start, end]] = False
@@ -292,23 +357,30 @@ def orienteering(
     finite = np.isfinite(c)
     big = 2.0 * (budget + (float(c[finite].max()) if finite.any() else 0.0)) + 1.0
     c[~finite] = big  # an arc no feasible route can use; keeps the arithmetic finite
-    pr = p[keep].copy()
-    pr[: 1 if start == end else 2] = 0.0
-
-    m = len(keep)
-    e = 0 if start == end else 1
     first = 1 if start == end else 2
+    pr = p[keep].copy()
+    pr[:first] = 0.0
+    e = 0 if start == end else 1
+    return Instance(c, pr, budget - base, e, first, inp.routes), keep
+
+
+def _search(inst: Instance, inp: _Inputs, *, deadline: float) -> _Found:
+    """The ALNS on ``inst`` with the iteration defaults that scale with the usable nodes (or nothing to do)."""
+    m, first = len(inst.prize), inst.first
     if m == first:
-        best_routes: list[list[int]] = [[0, e] for _ in range(routes)]
-        iters, stopped = 0, "trivial"
-    else:
-        solver = _ALNS(c, pr, budget - base, e, first, routes, seed)
-        if max_iterations is None:
-            max_iterations = 200 + 60 * (m - first)
-        if patience is None:
-            patience = 60 + 12 * (m - first)
-        best_routes, iters, stopped = solver.run(max_iterations, patience, t0 + time_limit)
-    out_routes = [[int(keep[i]) for i in r] for r in best_routes]
+        return _Found([[0, inst.end] for _ in range(inst.routes)], 0, "trivial")
+    solver = ALNS(inst, seed=inp.seed)
+    max_iterations = 200 + 60 * (m - first) if inp.max_iterations is None else inp.max_iterations
+    patience = 60 + 12 * (m - first) if inp.patience is None else inp.patience
+    best, iters, stopped = solver.run(Stopping(max_iterations, patience, deadline))
+    return _Found(best, iters, stopped)
+
+
+def _result(inp: _Inputs, keep: np.ndarray, found: _Found, *, usable: int, t0: float) -> OrienteeringResult:
+    """The routes on the original nodes, with lengths recomputed on the original matrix and service."""
+    d, p, s, start, end = inp.d, inp.p, inp.s, inp.start, inp.end
+    n = d.shape[0]
+    out_routes = [[int(keep[i]) for i in r] for r in found.routes]
     # Lengths recomputed on the original matrix and service, so they are exact.
     lengths = []
     for r in out_routes:
@@ -321,13 +393,14 @@ def orienteering(
     vis[[start, end]] = True
     total = float(p[visited].sum()) if visited else 0.0
     runtime = time.perf_counter() - t0
+    iters, stopped = found.iterations, found.stopped_by
     if stopped == "time_limit":
         log.info(
             "orienteering: time limit of %.3g s hit after %d iterations; the result may differ between runs",
-            time_limit,
+            inp.time_limit,
             iters,
         )
-    log.debug("orienteering: n=%d usable=%d prize=%g iterations=%d %.3f s (%s)", n, m - first, total, iters, runtime,
+    log.debug("orienteering: n=%d usable=%d prize=%g iterations=%d %.3f s (%s)", n, usable, total, iters, runtime,
               stopped)
     return OrienteeringResult(
         routes=out_routes,
@@ -339,452 +412,3 @@ def orienteering(
         stopped_by=stopped,
         visited=visited,
     )
-
-
-# --------------------------------------------------------------------------- the search
-
-
-class _ALNS:
-    """The search state on the reduced matrix: node 0 is the start, ``e`` the end.
-
-    Routes are Python lists (cheap to splice); per-route insertion tables are
-    numpy arrays recomputed only for the route that changed.
-    """
-
-    def __init__(self, c: np.ndarray, prize: np.ndarray, budget: float, e: int, first: int, m: int,
-                 seed: int) -> None:
-        self.c = c
-        self.cl: list[list[float]] = c.tolist()
-        self.prize = prize
-        self.pl: list[float] = prize.tolist()
-        self.budget = budget
-        self.tol = _EPS * max(1.0, budget)
-        self.e = e
-        self.first = first
-        self.m = m
-        self.n = c.shape[0]
-        self.rng = random.Random(seed)
-        self.nrng = np.random.default_rng(seed)
-        # Nearest usable nodes of each node (symmetrised), for related removal.
-        sym = c + c.T
-        np.fill_diagonal(sym, np.inf)
-        sym[:, :first] = np.inf
-        self.near = np.argsort(sym, axis=1, kind="stable")
-        self.ins_delta = np.full((m, self.n), np.inf)
-        self.ins_pos = np.zeros((m, self.n), dtype=np.int64)
-        self._cache2: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
-        self._cache_or: dict[int, list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = {}
-        self._tabled: list[list[int]] = [[] for _ in range(m)]
-        self.alpha = 1.0  # prize exponent of the insertion score, varied per iteration
-
-    # -- helpers -------------------------------------------------------------------------
-
-    def length(self, r: list[int]) -> float:
-        cl = self.cl
-        return sum(cl[a][b] for a, b in itertools.pairwise(r))
-
-    def table(self, routes: list[list[int]], k: int) -> None:
-        """Cheapest insertion position and extra length of every node into route ``k``.
-
-        Cached: recomputed only when the route differs from the one last tabled.
-        """
-        if self._tabled[k] == routes[k]:
-            return
-        self._tabled[k] = routes[k][:]
-        r = np.asarray(routes[k])
-        a, b = r[:-1], r[1:]
-        c = self.c
-        dm = c[a, :] + c[:, b].T - c[a, b][:, None]
-        pos = dm.argmin(axis=0)
-        self.ins_pos[k] = pos
-        self.ins_delta[k] = dm[pos, np.arange(self.n)]
-
-    def insert_greedy(self, routes: list[list[int]], lens: list[float], free: np.ndarray, noise: float,
-                      changed: set[int]) -> None:
-        """Insert free nodes by best prize / extra length ratio while any fits."""
-        for k in range(self.m):
-            self.table(routes, k)
-        prize = self.prize
-        while True:
-            slack = self.budget + self.tol - np.asarray(lens)
-            feas = (self.ins_delta <= slack[:, None]) & free[None, :]
-            if not feas.any():
-                return
-            score = prize[None, :] ** self.alpha / (np.maximum(self.ins_delta, 0.0) + 1e-6 * (self.budget + 1.0))
-            if noise > 0:
-                score = score * (1.0 + noise * self.nrng.random(score.shape))
-            score[~feas] = -1.0
-            flat = int(score.argmax())
-            k, u = divmod(flat, self.n)
-            pos = int(self.ins_pos[k, u]) + 1
-            routes[k].insert(pos, u)
-            lens[k] += float(self.ins_delta[k, u])
-            free[u] = False
-            changed.add(k)
-            self.table(routes, k)
-
-    def _idx2(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Index arrays of the 2-opt moves on a route with ``k`` arcs (cached by ``k``)."""
-        got = self._cache2.get(k)
-        if got is None:
-            i = np.arange(0, k - 1)[:, None]
-            j = np.arange(1, k)[None, :]
-            invalid = ~(j > i + 1)
-            ii = np.broadcast_to(i, invalid.shape).copy()
-            jj = np.broadcast_to(j, invalid.shape).copy()
-            got = (ii, jj, jj + 1, invalid)
-            self._cache2[k] = got
-        return got
-
-    def two_opt(self, r: list[int]) -> float:
-        """Best-improvement 2-opt on one route, in place; returns the length saved.
-
-        Reversing ``r[i+1..j]`` changes the cost of the arcs inside the segment
-        when the matrix is asymmetric; prefix sums of the forward and backward
-        arc costs give every move's exact delta in one vectorised expression.
-        """
-        saved = 0.0
-        c = self.c
-        while len(r) >= 4:
-            p = np.asarray(r)
-            A = c[p[:, None], p[None, :]]
-            k = len(r) - 1
-            ii, jj, jj1, invalid = self._idx2(k)
-            fwd = np.zeros(k + 1)
-            np.cumsum(A[p_arc := np.arange(k), p_arc + 1], out=fwd[1:])
-            rev = np.zeros(k + 1)
-            np.cumsum(A[p_arc + 1, p_arc], out=rev[1:])
-            delta = (A[ii, jj] + A[ii + 1, jj1] + (rev[jj] - rev[ii + 1])
-                     - A[ii, ii + 1] - A[jj, jj1] - (fwd[jj] - fwd[ii + 1]))
-            delta[invalid] = np.inf
-            flat = int(delta.argmin())
-            best = float(delta.flat[flat])
-            if best >= -self.tol:
-                break
-            bi, bj = divmod(flat, delta.shape[1])
-            bj += 1
-            r[bi + 1: bj + 1] = r[bi + 1: bj + 1][::-1]
-            saved -= best
-        return saved
-
-    def _idx_or(self, k: int) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-        """Index arrays of the or-opt moves on a route with ``k`` arcs (cached by ``k``)."""
-        got = self._cache_or.get(k)
-        if got is None:
-            got = []
-            S = np.arange(0, k)
-            for L in (1, 2, 3):
-                if k - L < 1:
-                    break
-                T = np.arange(1, k - L + 1)
-                bad = (S[None, :] >= T[:, None] - 1) & (S[None, :] <= T[:, None] + L - 1)
-                got.append((L, T, np.broadcast_to(T[:, None], bad.shape).copy(),
-                            np.broadcast_to(S[None, :], bad.shape).copy(), bad))
-            self._cache_or[k] = got
-        return got
-
-    def or_opt(self, r: list[int]) -> float:
-        """Best-improvement relocation of a segment of 1-3 nodes within a route."""
-        saved = 0.0
-        c = self.c
-        while len(r) >= 4:
-            p = np.asarray(r)
-            A = c[p[:, None], p[None, :]]
-            k = len(r) - 1
-            best, move = -self.tol, None
-            S = np.arange(0, k)
-            edge = A[S, S + 1]
-            for L, T, TT, SS, bad in self._idx_or(k):
-                gain = A[T - 1, T] + A[T + L - 1, T + L] - A[T - 1, T + L]
-                delta = A[SS, TT] + A[TT + (L - 1), SS + 1] - edge[None, :] - gain[:, None]
-                delta[bad] = np.inf
-                flat = int(delta.argmin())
-                val = float(delta.flat[flat])
-                if val < best:
-                    ti, si = divmod(flat, k)
-                    best, move = val, (int(T[ti]), L, int(si))
-            if move is None:
-                break
-            t, L, si = move
-            seg = r[t: t + L]
-            if si < t:
-                r[si + 1: t + L] = seg + r[si + 1: t]
-            else:
-                r[t: si + 1] = r[t + L: si + 1] + seg
-            saved -= best
-        return saved
-
-    def improve_route(self, r: list[int]) -> float:
-        saved = 0.0
-        while True:
-            g = self.two_opt(r) + self.or_opt(r)
-            if g <= self.tol:
-                return saved
-            saved += g
-
-    def swap(self, routes: list[list[int]], lens: list[float], free: np.ndarray, changed: set[int]) -> bool:
-        """Replace a visited node by a free one with a larger prize, where it fits."""
-        c = self.c
-        prize = self.prize
-        fidx = np.flatnonzero(free)
-        if fidx.size == 0:
-            return False
-        best_gain, move = 1e-12, None
-        for k, r in enumerate(routes):
-            if len(r) < 3:
-                continue
-            p = np.asarray(r)
-            prev, mid, nxt = p[:-2], p[1:-1], p[2:]
-            old = c[prev, mid] + c[mid, nxt]
-            new = c[prev[:, None], fidx[None, :]] + c[fidx[None, :], nxt[:, None]]
-            newlen = lens[k] + new - old[:, None]
-            gain = prize[fidx][None, :] - prize[mid][:, None]
-            gain = np.where(newlen <= self.budget + self.tol, gain, -np.inf)
-            flat = int(gain.argmax())
-            g = float(gain.flat[flat])
-            if g > best_gain:
-                t, ui = divmod(flat, fidx.size)
-                best_gain = g
-                move = (k, t + 1, int(fidx[ui]), float(newlen.flat[flat]))
-        if move is None:
-            return False
-        k, t, u, nl = move
-        free[routes[k][t]] = True
-        routes[k][t] = u
-        free[u] = False
-        lens[k] = nl
-        changed.add(k)
-        return True
-
-    def relocate_insert(self, routes: list[list[int]], lens: list[float], free: np.ndarray,
-                        changed: set[int]) -> bool:
-        """Move a visited node to another route to make room for a free node.
-
-        A two-step ejection chain: ``v`` leaves route ``b`` for the route where
-        it fits most cheaply, and the freed length lets the free node with the
-        largest prize into ``b``. Candidate pairs are screened with the cached
-        insertion tables (vectorised) and the chosen move is checked exactly.
-        """
-        if self.m < 2:
-            return False
-        fidx = np.flatnonzero(free)
-        if fidx.size == 0:
-            return False
-        for k in range(self.m):
-            self.table(routes, k)
-        slack = self.budget + self.tol - np.asarray(lens)
-        c = self.c
-        prize = self.prize
-        # Where could each node go (other than its own route), and at what cost.
-        fits = self.ins_delta <= slack[:, None]
-        best = None
-        for b, r in enumerate(routes):
-            if len(r) < 3:
-                continue
-            p = np.asarray(r)
-            prev, mid, nxt = p[:-2], p[1:-1], p[2:]
-            gain = c[prev, mid] + c[mid, nxt] - c[prev, nxt]
-            other = fits[:, mid].copy()
-            other[b] = False
-            movable = other.any(axis=0)
-            if not movable.any():
-                continue
-            room = slack[b] + gain[movable].max()
-            cand = fidx[self.ins_delta[b, fidx] <= room]
-            if cand.size == 0:
-                continue
-            u = int(cand[prize[cand].argmax()])
-            if best is None or prize[u] > best[0]:
-                best = (float(prize[u]), b, u)
-        if best is None:
-            return False
-        _, b, u = best
-        r = routes[b]
-        # Try the nodes of b in order of saving: move v out, then insert u exactly.
-        p = np.asarray(r)
-        gain = c[p[:-2], p[1:-1]] + c[p[1:-1], p[2:]] - c[p[:-2], p[2:]]
-        for t in np.argsort(-gain, kind="stable").tolist():
-            v = r[t + 1]
-            dest = [a for a in range(self.m) if a != b and fits[a, v]]
-            if not dest:
-                continue
-            a = min(dest, key=lambda x: float(self.ins_delta[x, v]))
-            trial = r[: t + 1] + r[t + 2:]
-            q = np.asarray(trial)
-            ins = c[q[:-1], u] + c[u, q[1:]] - c[q[:-1], q[1:]]
-            pos = int(ins.argmin())
-            newlen = self.length(trial) + float(ins[pos])
-            if newlen > self.budget + self.tol:
-                continue
-            trial.insert(pos + 1, u)
-            routes[b] = trial
-            lens[b] = newlen
-            ra = routes[a]
-            ra.insert(int(self.ins_pos[a, v]) + 1, v)
-            lens[a] += float(self.ins_delta[a, v])
-            free[u] = False
-            changed.update((a, b))
-            return True
-        return False
-
-    def local_search(self, routes: list[list[int]], lens: list[float], free: np.ndarray, noise: float,
-                     changed: set[int]) -> None:
-        """Shorten, fill, swap until nothing changes."""
-        todo = set(range(self.m)) if not changed else set(changed)
-        for _ in range(50):
-            for k in sorted(todo):
-                if self.improve_route(routes[k]) > 0:
-                    lens[k] = self.length(routes[k])
-            changed_now: set[int] = set()
-            self.insert_greedy(routes, lens, free, noise, changed_now)
-            if not changed_now and not self.swap(routes, lens, free, changed_now) \
-                    and not self.relocate_insert(routes, lens, free, changed_now):
-                return
-            todo = changed_now
-
-    # -- destroy operators ----------------------------------------------------------------
-
-    def _visited(self, routes: list[list[int]]) -> list[tuple[int, int]]:
-        return [(k, u) for k, r in enumerate(routes) for u in r[1:-1]]
-
-    def destroy(self, op: int, routes: list[list[int]], q: int) -> set[int]:
-        """Remove about ``q`` nodes; returns the set of removed nodes."""
-        rng = self.rng
-        vis = self._visited(routes)
-        if not vis:
-            return set()
-        q = max(1, min(q, len(vis)))
-        removed: set[int] = set()
-        if op == 0:  # random
-            removed = {u for _, u in rng.sample(vis, q)}
-        elif op == 1:  # a segment of one route
-            k = rng.choice([k for k, r in enumerate(routes) if len(r) > 2])
-            r = routes[k]
-            inner = len(r) - 2
-            L = min(q, inner)
-            t = rng.randint(1, inner - L + 1)
-            removed = set(r[t: t + L])
-        elif op == 2:  # worst prize / saving ratio, randomised
-            cl = self.cl
-            pl = self.pl
-            scored = []
-            for r in routes:
-                for t in range(1, len(r) - 1):
-                    a, u, b = r[t - 1], r[t], r[t + 1]
-                    sav = cl[a][u] + cl[u][b] - cl[a][b]
-                    scored.append((pl[u] / (max(sav, 0.0) + 1e-9) * (1.0 + 0.5 * rng.random()), u))
-            scored.sort()
-            removed = {u for _, u in scored[:q]}
-        elif op == 3:  # related: nodes near a random visited node
-            _, u0 = rng.choice(vis)
-            onroute = {u for _, u in vis}
-            removed = {u0}
-            for v in self.near[u0].tolist():
-                if len(removed) >= q:
-                    break
-                if v in onroute:
-                    removed.add(v)
-        else:  # a whole route
-            ks = [k for k, r in enumerate(routes) if len(r) > 2]
-            k = rng.choice(ks)
-            removed = set(routes[k][1:-1])
-        for r in routes:
-            r[1:-1] = [u for u in r[1:-1] if u not in removed]
-        return removed
-
-    # -- main loop -------------------------------------------------------------------------
-
-    def run(self, max_iter: int, patience: int, deadline: float) -> tuple[list[list[int]], int, str]:
-        m, e = self.m, self.e
-        routes: list[list[int]] = [[0, e] for _ in range(m)]
-        lens = [self.length(r) for r in routes]
-        free = np.zeros(self.n, dtype=bool)
-        free[self.first:] = True
-        self.local_search(routes, lens, free, 0.0, set())
-        cur = ([r[:] for r in routes], lens[:], free.copy())
-        cur_val = self.value(routes, lens)
-        best = ([r[:] for r in routes], lens[:])
-        best_val = cur_val
-        total_prize = float(self.prize.sum())
-        nops = 5
-        weights = [1.0] * nops
-        rng = self.rng
-        since = 0
-        it = 0
-        stopped = "iterations"
-        if best_val[0] >= total_prize - self.tol:
-            return best[0], 0, "trivial"
-        while it < max_iter:
-            if time.perf_counter() > deadline:
-                stopped = "time_limit"
-                break
-            if since >= patience:
-                stopped = "patience"
-                break
-            it += 1
-            since += 1
-            routes = [r[:] for r in cur[0]]
-            lens = cur[1][:]
-            free = cur[2].copy()
-            nvis = sum(len(r) - 2 for r in routes)
-            op = rng.choices(range(nops), weights=weights)[0]
-            q = rng.randint(1, max(1, min(int(0.4 * nvis) + 1, 30)))
-            before = [len(r) for r in routes]
-            removed = self.destroy(op, routes, q)
-            for u in removed:
-                free[u] = True
-            touched = {k for k in range(m) if len(routes[k]) != before[k]}
-            lens = [self.length(r) for r in routes]
-            changed = set(touched)
-            noise = 0.3 * rng.random() if rng.random() < 0.8 else 1.0
-            self.alpha = rng.choice((1.0, 1.0, 0.5, 2.0))
-            # Removed nodes wait one round so that the repair explores other nodes first.
-            blocked = np.zeros(self.n, dtype=bool)
-            if removed and rng.random() < 0.5:
-                blocked[list(removed)] = True
-            for k in sorted(touched):
-                self.improve_route(routes[k])
-                lens[k] = self.length(routes[k])
-            self.insert_greedy(routes, lens, free & ~blocked, noise, changed)
-            for k in range(m):  # insert_greedy works on a copy when blocked; sync the free mask
-                for u in routes[k][1:-1]:
-                    free[u] = False
-            self.local_search(routes, lens, free, noise, changed)
-            val = self.value(routes, lens)
-            reward = 0.0
-            if val > best_val:
-                best_val = val
-                best = ([r[:] for r in routes], lens[:])
-                since = 0
-                reward = 3.0
-            if val >= cur_val:
-                reward = max(reward, 1.0 if val > cur_val else 0.3)
-                cur = (routes, lens, free)
-                cur_val = val
-            else:
-                progress = it / max(1, max_iter)
-                thr = 0.04 * (1.0 - progress) * max(best_val[0], 1.0)
-                if val[0] >= best_val[0] - thr:
-                    cur = (routes, lens, free)
-                    cur_val = val
-                    reward = 0.1
-            weights[op] = 0.9 * weights[op] + 0.1 * (0.2 + reward)
-            if since and since % max(20, patience // 2) == 0:
-                cur = ([r[:] for r in best[0]], best[1][:], self._free_of(best[0]))
-                cur_val = best_val
-            if best_val[0] >= total_prize - self.tol:
-                stopped = "patience"
-                break
-        return best[0], it, stopped
-
-    def _free_of(self, routes: list[list[int]]) -> np.ndarray:
-        free = np.zeros(self.n, dtype=bool)
-        free[self.first:] = True
-        for r in routes:
-            for u in r[1:-1]:
-                free[u] = False
-        return free
-
-    def value(self, routes: list[list[int]], lens: list[float]) -> tuple[float, float]:
-        pl = self.pl
-        return (round(sum(pl[u] for r in routes for u in r[1:-1]), 9), -round(sum(lens), 9))

@@ -1,0 +1,337 @@
+"""A county file opened for patrol planning: its grids, the stops in each grid, and its street network.
+
+:class:`County` reads what a county GeoPackage has (grids or villager groups,
+households with priorities or buildings with household counts, grid points,
+risk points or POIs, roads) once, and :meth:`County.grid_stops` turns one
+grid's share of it into :class:`~gridgeo.patrol.stops.GridStops`. Where the
+data has no priorities or last visits they are synthetic, drawn from a
+generator seeded by the county's ``seed`` and the grid code, in a fixed order
+(households, then last visits), so the same county, seed and grid give the
+same stops (see :mod:`gridgeo.patrol.plan` for why and what is flagged).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import zlib
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+
+from gridgeo._geom import containing
+from gridgeo.errors import InputError, NotFoundError
+from gridgeo.patrol.network import Network, build_network, load_network
+from gridgeo.patrol.stops import DEFAULT_RULES, SYNTHETIC_SHARES, GridStops, Stop, VisitRule
+
+log = logging.getLogger(__name__)
+
+__all__ = ["County"]
+
+_HOUSEHOLDS_PER_POINT = 50
+_PRIORITY_ALIASES = {"红": "red", "橙": "orange", "黄": "yellow", "r": "red", "o": "orange", "y": "yellow"}
+_NO_DATE = ("", "nan", "NaT", "<NA>")
+
+
+class County:
+    """A county GeoPackage opened for patrol planning: grids, stops and the street network.
+
+    Grids come from the ``grids`` layer if there is one, else from
+    ``villager_groups`` (a grid is often one villager group; logged). Stops:
+    a ``households`` point layer with ``priority`` (red/orange/yellow or
+    红/橙/黄) and optionally ``last_visit``, if present; else synthetic
+    priorities on the household counts of ``buildings``, or of the
+    ``households`` assignment a build writes (see :mod:`gridgeo.patrol.plan`). Grid points
+    from a ``points`` layer (``parent`` = grid code) if present, else
+    synthetic. Risk points from a ``risk_points`` layer, else the ``pois``.
+    The network is ``network`` (a file) or the county's ``roads`` layer.
+
+    Each household, building and risk point belongs to the grid holding its
+    point on surface in its interior (:func:`gridgeo._geom.containing`).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        network: str | Path | Network | None = None,
+        mode: str = "walk",
+        seed: int = 0,
+    ) -> None:
+        from gridgeo.data import io
+
+        self.path = Path(path)
+        self.seed = int(seed)
+        self.layers = io.list_layers(self.path)
+        self.network = self._open_network(network, mode)
+        self.grid_layer, self.grids = self._read_grids()
+        self.codes: list[str] = self.grids["code"].tolist()
+        self._row = {c: i for i, c in enumerate(self.codes)}
+        self.households, counted = self._read_households()
+        self.buildings = self._read_buildings(counted) if self.households is None else None
+        self.points = self._read_points()
+        self.risk = self._read_risk()
+
+    # -- reading the file, in this order -------------------------------------------------
+
+    def _open_network(self, network: str | Path | Network | None, mode: str) -> Network:
+        """The given network, the one in a given file, or the county's ``roads`` layer."""
+        from gridgeo.data import io
+
+        if isinstance(network, Network):
+            return network
+        if network is not None:
+            return load_network(network, mode=mode)
+        if "roads" not in self.layers:
+            raise InputError("no 'roads' layer and no --network given", path=self.path)
+        roads = io.read_layer(self.path, layer="roads")
+        return build_network(roads, mode=mode, source=f"{self.path}:roads")
+
+    def _read(self, layer: str) -> gpd.GeoDataFrame:
+        """Layer ``layer`` in the network's CRS."""
+        from gridgeo.data import io
+
+        return io.read_layer(self.path, layer=layer).to_crs(self.network.crs)
+
+    def _read_grids(self) -> tuple[str, gpd.GeoDataFrame]:
+        """The grid layer's name and its grids (``code`` as text, rows numbered from 0)."""
+        from gridgeo.data import io
+
+        if "grids" in self.layers:
+            grid_layer = "grids"
+        elif "villager_groups" in self.layers:
+            grid_layer = "villager_groups"
+            log.info("%s: no 'grids' layer; using 'villager_groups' as grids", self.path)
+        else:
+            raise InputError("no 'grids' or 'villager_groups' layer", path=self.path)
+        grids = io.read_layer(self.path, layer=grid_layer)
+        if "code" not in grids.columns:
+            raise InputError(f"layer {grid_layer!r} has no 'code' column", path=self.path)
+        grids = grids.to_crs(self.network.crs).reset_index(drop=True)
+        grids["code"] = grids["code"].astype(str)
+        return grid_layer, grids
+
+    def _locate(self, gdf: gpd.GeoDataFrame) -> NDArray[np.int64]:
+        """Row of the grid holding each feature's point on surface in its interior; -1 for none."""
+        return containing(self.grids.geometry.values, shapely.point_on_surface(gdf.geometry.values),
+                          boundary=False)
+
+    def _read_households(self) -> tuple[gpd.GeoDataFrame | None, gpd.GeoDataFrame | None]:
+        """Household points with priorities (located in grids), or else a build's household counts."""
+        if "households" not in self.layers:
+            return None, None
+        hh = self._read("households")
+        if "priority" in hh.columns:
+            hh["_grid"] = self._locate(hh)
+            return hh, None
+        return None, (hh if "households" in hh.columns else None)
+
+    def _read_buildings(self, counted: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
+        """Buildings with households (located in grids): the ``buildings`` layer, else ``counted``."""
+        if "buildings" not in self.layers and counted is None:
+            return None
+        b = self._read("buildings") if "buildings" in self.layers else counted
+        assert b is not None
+        b = b[b["households"].fillna(0).astype(int) > 0] if "households" in b.columns else b.iloc[:0]
+        b = b.reset_index(drop=True)
+        b["_grid"] = self._locate(b)
+        return b
+
+    def _read_points(self) -> gpd.GeoDataFrame | None:
+        """Grid points (``parent`` = grid code), if the file has them."""
+        if "points" not in self.layers:
+            return None
+        pts = self._read("points")
+        return pts if "parent" in pts.columns else None
+
+    def _read_risk(self) -> gpd.GeoDataFrame | None:
+        """Risk points (located in grids): the ``risk_points`` layer, else the ``pois``."""
+        names = self.layers
+        risk_layer = "risk_points" if "risk_points" in names else ("pois" if "pois" in names else None)
+        if risk_layer is None:
+            return None
+        r = self._read(risk_layer).reset_index(drop=True)
+        r["_grid"] = self._locate(r)
+        return r
+
+    # -- one grid ------------------------------------------------------------------------
+
+    def check_grid(self, code: str) -> int:
+        """Row of grid ``code``.
+
+        Raises
+        ------
+        NotFoundError
+            Naming the id and a few valid ones.
+        """
+        row = self._row.get(str(code))
+        if row is None:
+            few = ", ".join(self.codes[:5]) + (" ..." if len(self.codes) > 5 else "")
+            raise NotFoundError(f"no grid {code!r} in layer {self.grid_layer!r} ({len(self.codes)} grids: {few})",
+                                path=self.path)
+        return row
+
+    def grid_stops(
+        self,
+        code: str,
+        day: dt.date,
+        *,
+        station: tuple[float, float] | None = None,
+        rules: Mapping[str, VisitRule] | None = None,
+    ) -> GridStops:
+        """The stops of grid ``code`` with their last visits as of ``day`` (synthetic where the data has none).
+
+        ``station`` is in the network's CRS; by default the grid's representative point.
+        Stops come in a fixed order: households, grid points, risk points.
+        """
+        rules = dict(DEFAULT_RULES if rules is None else rules)
+        row = self.check_grid(code)
+        name = str(self.grids["name"].iloc[row]) if "name" in self.grids.columns else ""
+        rng = _rng(self.seed, code)
+        synthetic_p = self.households is None and self.buildings is not None
+        stops = self._household_stops(row, name, rng)
+        stops += self._grid_point_stops(row, code, name)
+        if self.risk is not None:
+            stops += _risk_stops(self.risk[self.risk["_grid"] == row])
+        out, synthetic_lv = _stagger_last_visits(stops, rules, day, rng)
+        given = station is not None
+        if station is None:
+            rp = shapely.point_on_surface(self.grids.geometry.iloc[row])
+            station = (float(rp.x), float(rp.y))
+        return GridStops(code, station, out, synthetic_p, synthetic_lv, name, station_given=given)
+
+    def _household_stops(self, row: int, name: str, rng: np.random.Generator) -> list[Stop]:
+        """The grid's households with priorities, or else drawn on its buildings' household counts."""
+        if self.households is not None:
+            return _listed_households(self.households[self.households["_grid"] == row])
+        if self.buildings is not None:
+            return _drawn_households(self.buildings[self.buildings["_grid"] == row], name, rng)
+        return []
+
+    def _grid_point_stops(self, row: int, code: str, name: str) -> list[Stop]:
+        """The grid's points from the file, or else placed among its buildings."""
+        if self.points is not None:
+            return _listed_points(self.points[self.points["parent"].astype(str) == code])
+        if self.buildings is not None:
+            return _placed_points(self.buildings[self.buildings["_grid"] == row], code, name)
+        return []
+
+
+# ------------------------------------------------------------------------------ stops of a grid
+def _rng(seed: int, code: str) -> np.random.Generator:
+    return np.random.default_rng([int(seed), zlib.crc32(code.encode("utf-8"))])
+
+
+def _priority(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    s = str(value).strip().lower()
+    s = _PRIORITY_ALIASES.get(s, s)
+    return s if s in ("red", "orange", "yellow") else None
+
+
+def _last_visit(value: object) -> dt.date | None:
+    if value is None or str(value) in _NO_DATE:
+        return None
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def _xy(gdf: gpd.GeoDataFrame) -> NDArray[np.float64]:
+    """``(n, 2)`` coordinates of each feature's point on surface."""
+    return np.asarray(shapely.get_coordinates(shapely.point_on_surface(gdf.geometry.values))).reshape(-1, 2)
+
+
+def _listed_households(hh: gpd.GeoDataFrame) -> list[Stop]:
+    """Households of the file with a red, orange or yellow priority (others are not visited)."""
+    xy = _xy(hh)
+    has_lv = "last_visit" in hh.columns
+    stops: list[Stop] = []
+    for i, (idx, r) in enumerate(hh.iterrows()):
+        pr = _priority(r["priority"])
+        if pr is None:
+            continue
+        lv = _last_visit(r["last_visit"]) if has_lv else None
+        sid = str(r["id"]) if "id" in hh.columns else f"h{idx}"
+        stops.append(Stop(sid, "household", pr, float(xy[i, 0]), float(xy[i, 1]),
+                          str(r.get("name") or sid), lv))
+    return stops
+
+
+def _drawn_households(b: gpd.GeoDataFrame, name: str, rng: np.random.Generator) -> list[Stop]:
+    """Each household of each building drawn red / orange / yellow / none with :data:`SYNTHETIC_SHARES`."""
+    xy = _xy(b)
+    counts = b["households"].fillna(0).astype(int).to_numpy()
+    colours = ["red", "orange", "yellow"]
+    probs = [SYNTHETIC_SHARES[c] for c in colours]
+    stops: list[Stop] = []
+    for i, (idx, h) in enumerate(zip(b.index, counts, strict=True)):
+        draws = rng.random(h)
+        edges = np.cumsum(probs)
+        for j, u in enumerate(draws):
+            c = int(np.searchsorted(edges, u, side="right"))
+            if c < 3:
+                sid = f"b{idx}-{j + 1}"
+                stops.append(Stop(sid, "household", colours[c], float(xy[i, 0]), float(xy[i, 1]),
+                                  f"{name} 建筑{idx} 第{j + 1}户"))
+    return stops
+
+
+def _listed_points(p: gpd.GeoDataFrame) -> list[Stop]:
+    """Grid points of the file."""
+    xy = _xy(p)
+    stops: list[Stop] = []
+    for i, (idx, r) in enumerate(p.iterrows()):
+        sid = str(r["code"]) if "code" in p.columns else f"p{idx}"
+        stops.append(Stop(sid, "grid_point", "grid_point", float(xy[i, 0]), float(xy[i, 1]),
+                          str(r.get("name") or sid)))
+    return stops
+
+
+def _placed_points(b: gpd.GeoDataFrame, code: str, name: str) -> list[Stop]:
+    """One grid point per about 50 households: buildings in angular sectors, the most central of each."""
+    if not len(b):
+        return []
+    xy = _xy(b)
+    hh_b = b["households"].fillna(0).astype(int).to_numpy()
+    k = max(1, round(int(hh_b.sum()) / _HOUSEHOLDS_PER_POINT))
+    c = xy.mean(axis=0)
+    order = np.argsort(np.arctan2(xy[:, 1] - c[1], xy[:, 0] - c[0]), kind="stable")
+    stops: list[Stop] = []
+    for n, chunk in enumerate(np.array_split(order, k), start=1):
+        if len(chunk) == 0:
+            continue
+        m = chunk[np.argmin(np.hypot(*(xy[chunk] - xy[chunk].mean(axis=0)).T))]
+        stops.append(Stop(f"{code}-P{n:03d}", "grid_point", "grid_point", float(xy[m, 0]),
+                          float(xy[m, 1]), f"{name} 网格点{n}"))
+    return stops
+
+
+def _risk_stops(r: gpd.GeoDataFrame) -> list[Stop]:
+    """Risk points (or POIs) of the grid."""
+    xy = _xy(r)
+    stops: list[Stop] = []
+    for i, idx in enumerate(r.index):
+        nm = str(r["name"].loc[idx]) if "name" in r.columns else f"r{idx}"
+        stops.append(Stop(f"r{idx}", "risk", "risk", float(xy[i, 0]), float(xy[i, 1]), nm))
+    return stops
+
+
+def _stagger_last_visits(
+    stops: list[Stop], rules: Mapping[str, VisitRule], day: dt.date, rng: np.random.Generator
+) -> tuple[list[Stop], bool]:
+    """Last visits where the data has none, staggered over each frequency; whether any was drawn."""
+    synthetic = False
+    out: list[Stop] = []
+    for s in stops:
+        if s.last_visit is None:
+            synthetic = True
+            f = rules[s.priority].frequency_days if s.priority in rules else 1
+            s = replace(s, last_visit=day - dt.timedelta(days=int(rng.integers(1, f + 1))))
+        out.append(s)
+    return out, synthetic
