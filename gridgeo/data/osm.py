@@ -57,6 +57,7 @@ import osmium.io
 import pandas as pd
 import shapely
 
+from gridgeo._geom import polygonal
 from gridgeo.errors import FileFormatError, UsageError
 
 log = logging.getLogger(__name__)
@@ -382,6 +383,18 @@ def _water_type(tags: Mapping[str, str]) -> str | None:
     return None
 
 
+def _road_row(osm_id: str, name: str | None, tags: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "osm_id": osm_id,
+        "highway": tags["highway"],
+        "name": name,
+        "footway": tags.get("footway"),
+        "service": tags.get("service"),
+        "oneway": tags.get("oneway"),
+        "access": tags.get("access"),
+    }
+
+
 class _Collector:
     """Turns the stream of OSM objects into rows and WKB per layer.
 
@@ -470,6 +483,24 @@ class _Collector:
         tags = dict(obj.tags)
         osm_id = f"w{obj.id}"
         closed = obj.is_closed()
+        self._note_area_way(osm_id, tags, closed)
+        line_layers = self._line_layers(tags, closed)
+        if not line_layers:
+            return
+        try:
+            wkb = self.factory.create_linestring(obj)
+        except (osmium.InvalidLocationError, RuntimeError):
+            for layer in line_layers:
+                self.skipped[(layer, "ways with missing nodes or fewer than two points")] += 1
+            return
+        name = _name(tags)
+        if "roads" in line_layers:
+            self._add("roads", wkb, _road_row(osm_id, name, tags))
+        if "water" in line_layers:
+            self._add("water", wkb, {"osm_id": osm_id, "waterway": tags.get("waterway"), "name": name})
+
+    def _note_area_way(self, osm_id: str, tags: Mapping[str, str], closed: bool) -> None:
+        """Remember a closed way that should become an area; count open ways tagged as areas."""
         if closed and tags.get("area") != "no":
             wanted_areas = self.area_layers(tags)
             if wanted_areas:
@@ -482,6 +513,8 @@ class _Collector:
                 if layer in ("buildings", "landuse", "pois"):
                     self.skipped[(layer, "ways tagged as areas but not closed")] += 1
 
+    def _line_layers(self, tags: Mapping[str, str], closed: bool) -> list[str]:
+        """The wanted layers a way with these tags is a line of (roads, waterways)."""
         line_layers = []
         if (
             "roads" in self.layers
@@ -492,31 +525,7 @@ class _Collector:
         waterway = tags.get("waterway")
         if "water" in self.layers and waterway and waterway not in _AREA_WATERWAYS:
             line_layers.append("water")
-        if not line_layers:
-            return
-        try:
-            wkb = self.factory.create_linestring(obj)
-        except (osmium.InvalidLocationError, RuntimeError):
-            for layer in line_layers:
-                self.skipped[(layer, "ways with missing nodes or fewer than two points")] += 1
-            return
-        name = _name(tags)
-        if "roads" in line_layers:
-            self._add(
-                "roads",
-                wkb,
-                {
-                    "osm_id": osm_id,
-                    "highway": tags["highway"],
-                    "name": name,
-                    "footway": tags.get("footway"),
-                    "service": tags.get("service"),
-                    "oneway": tags.get("oneway"),
-                    "access": tags.get("access"),
-                },
-            )
-        if "water" in line_layers:
-            self._add("water", wkb, {"osm_id": osm_id, "waterway": waterway, "name": name})
+        return line_layers
 
     def relation(self, obj: osmium.osm.Relation) -> None:
         tags = dict(obj.tags)
@@ -644,21 +653,6 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
-    """Keep the polygonal parts of a repaired geometry (a Polygon may repair to a collection)."""
-    if shapely.get_type_id(geom) in (3, 6):  # Polygon, MultiPolygon
-        return geom
-    polygons: list[shapely.Polygon] = []
-    for part in getattr(geom, "geoms", ()):
-        if part.geom_type == "Polygon":
-            polygons.append(part)
-        elif part.geom_type == "MultiPolygon":
-            polygons.extend(part.geoms)
-    if not polygons:
-        return shapely.Polygon()
-    return polygons[0] if len(polygons) == 1 else shapely.MultiPolygon(polygons)
-
-
 def _frame(layer: str, collector: _Collector, path: Path) -> gpd.GeoDataFrame:
     """Build one layer: typed columns, valid non-empty geometries, stable order."""
     columns = _COLUMNS[layer]
@@ -666,15 +660,17 @@ def _frame(layer: str, collector: _Collector, path: Path) -> gpd.GeoDataFrame:
     geoms = np.asarray(shapely.from_wkb(collector.wkb[layer]) if rows else [], dtype=object)
 
     if len(geoms):
-        polygonal = np.isin(shapely.get_type_id(geoms), (3, 6))
+        is_poly = np.isin(shapely.get_type_id(geoms), (3, 6))
         invalid = ~shapely.is_valid(geoms)
         n_invalid = int(invalid.sum())
         if n_invalid:
             fixed = shapely.make_valid(geoms[invalid], method="structure", keep_collapsed=False)
-            fixed_poly = polygonal[invalid]
+            fixed_poly = is_poly[invalid]
+            # A polygon that repairs to nothing of positive area becomes None
+            # (polygonal); it is dropped below with the empty geometries.
             fixed = np.array(
                 [
-                    _polygonal(g) if was_poly else g
+                    polygonal(g) if was_poly else g
                     for g, was_poly in zip(fixed, fixed_poly, strict=True)
                 ],
                 dtype=object,
@@ -686,7 +682,7 @@ def _frame(layer: str, collector: _Collector, path: Path) -> gpd.GeoDataFrame:
         # osmium writes every area as a MultiPolygon; most are one ring, and a
         # plain Polygon is what the rest of gridgeo (and GeoJSON readers) expect.
         single = (
-            polygonal & (shapely.get_type_id(geoms) == 6) & (shapely.get_num_geometries(geoms) == 1)
+            is_poly & (shapely.get_type_id(geoms) == 6) & (shapely.get_num_geometries(geoms) == 1)
         )
         if single.any():
             geoms[single] = shapely.get_geometry(geoms[single], 0)
