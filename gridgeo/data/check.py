@@ -640,20 +640,7 @@ def check_layer(
     """
     if area_tol < 0 or snap < 0:
         raise SchemaError("area tolerance and snap must be non-negative", path=path)
-    work = gdf.copy()
-    for col in (id_col, parent_col):
-        if col is not None and col not in work.columns:
-            cols = [c for c in work.columns if c != work.geometry.name]
-            raise SchemaError(f"column {col!r} not found; columns are {cols}", path=path)
-    if id_col is None:
-        work["__id__"] = [str(i) for i in range(len(work))]
-    else:
-        work["__id__"] = work[id_col].map(lambda v: None if pd.isna(v) else str(v))
-    ids = np.array([v if v is not None else f"row {i}" for i, v in enumerate(work["__id__"])], dtype=object)
-    parents = None
-    if parent_col is not None:
-        parents = np.array([None if pd.isna(v) else str(v) for v in work[parent_col]], dtype=object)
-    ctx = _Ctx(gdf=work, ids=ids, parents=parents, crs=work.crs, area_tol=area_tol, snap=snap)
+    ctx = _context(gdf, id_col=id_col, parent_col=parent_col, area_tol=area_tol, snap=snap, path=path)
     problems: list[Problem] = []
     for rule in rules if rules is not None else RULES:
         problems.extend(rule(ctx))
@@ -662,9 +649,9 @@ def check_layer(
         problems.extend(rule(ctx))
     if repair_slivers:
         fix_slivers(ctx)
-    if parents is not None:
-        for i in np.flatnonzero([p is None for p in parents]):
-            problems.append(Problem(ids[i], "no_parent", "warning", f"no value in {parent_col!r}"))
+    if ctx.parents is not None:
+        for i in np.flatnonzero([p is None for p in ctx.parents]):
+            problems.append(Problem(ctx.ids[i], "no_parent", "warning", f"no value in {parent_col!r}"))
     report = CheckReport(
         path=path,
         layer=layer,
@@ -681,6 +668,32 @@ def check_layer(
             log.info("%s: %s %s: %s", path or "layer", p.kind, p.id, p.message)
     out = ctx.gdf.drop(columns="__id__")
     return CheckResult(report=report, gdf=out)
+
+
+def _context(
+    gdf: gpd.GeoDataFrame,
+    *,
+    id_col: str | None,
+    parent_col: str | None,
+    area_tol: float,
+    snap: float,
+    path: str | None,
+) -> _Ctx:
+    """The working copy the rules share: ids (``__id__``), parents, tolerances."""
+    work = gdf.copy()
+    for col in (id_col, parent_col):
+        if col is not None and col not in work.columns:
+            cols = [c for c in work.columns if c != work.geometry.name]
+            raise SchemaError(f"column {col!r} not found; columns are {cols}", path=path)
+    if id_col is None:
+        work["__id__"] = [str(i) for i in range(len(work))]
+    else:
+        work["__id__"] = work[id_col].map(lambda v: None if pd.isna(v) else str(v))
+    ids = np.array([v if v is not None else f"row {i}" for i, v in enumerate(work["__id__"])], dtype=object)
+    parents = None
+    if parent_col is not None:
+        parents = np.array([None if pd.isna(v) else str(v) for v in work[parent_col]], dtype=object)
+    return _Ctx(gdf=work, ids=ids, parents=parents, crs=work.crs, area_tol=area_tol, snap=snap)
 
 
 def _crs_name(crs: pyproj.CRS) -> str:
