@@ -1,7 +1,7 @@
 """OGC API – Features Part 1 (core, GeoJSON, HTML) and Part 2 (CRS) over the county's layers.
 
-Views parse the request (:mod:`service.ogc`), read the pre-serialised county
-(:mod:`service.store`) and shape the response. A page of CRS84 GeoJSON is the
+Views parse the request (:mod:`.ogc`), read the pre-serialised county
+(:mod:`.store`) and shape the response. A page of CRS84 GeoJSON is the
 stored feature bytes joined; any other CRS or a Chinese web-map datum
 re-serialises just the page.
 """

@@ -19,10 +19,11 @@ import osmium.geom
 import osmium.io
 import shapely
 
-from gridgeo.data.osm import _as_int, _name, _poi_category
+from gridgeo.data._osm_collect import as_int, osm_name, poi_category, poi_row
+from gridgeo.data.osm import _COLUMNS
 from gridgeo.errors import FileFormatError
 
-from ._tables import POI_COLUMNS, clean_polygon, col, empty_frame, frame
+from ._tables import clean_polygon, col, empty_frame, frame
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +59,14 @@ def _scan(path: Path, fmt: str, have_pois: set[str]) -> tuple[dict[str, int], _W
             obj: Any = raw
             if obj.is_node():
                 if "place" in obj.tags:
-                    value = _as_int(obj.tags.get("population"))
+                    value = as_int(obj.tags.get("population"))
                     if value is not None:
                         populations[f"n{obj.id}"] = value
                 continue
             tags = dict(obj.tags)
             if tags.get("type") != "multipolygon" or f"r{obj.id}" in have_pois:
                 continue
-            if _poi_category(tags, area=True) is None:
+            if poi_category(tags, area=True) is None:
                 continue
             wanted[obj.id] = (tags, [(m.ref, m.role) for m in obj.members if m.type == "w"])
     except (RuntimeError, ValueError, OSError) as exc:
@@ -108,26 +109,21 @@ def _salvage(path: Path, wanted: _Wanted, lines: dict[int, Any]) -> gpd.GeoDataF
         if geom is None:
             log.info(
                 "%s: pois: relation r%d (%s) stays skipped: %d of %d member ways present, no ring",
-                path, rel_id, _name(tags), found, len(members),
+                path, rel_id, osm_name(tags), found, len(members),
             )
             continue
         if geom.is_empty:
             continue
-        category = _poi_category(tags, area=True)
-        rows.append({
-            "osm_id": f"r{rel_id}", "category": category, "name": _name(tags),
-            "amenity": tags.get("amenity"), "healthcare": tags.get("healthcare"),
-            "landuse": tags.get("landuse"), "man_made": tags.get("man_made"),
-            "place": tags.get("place"),
-        })
+        category = poi_category(tags, area=True)
+        rows.append(poi_row(f"r{rel_id}", category, osm_name(tags), tags))
         geoms.append(geom)
         log.info(
             "%s: pois: salvaged relation r%d (%s, %s) from %d of %d member ways",
-            path, rel_id, _name(tags), category, found, len(members),
+            path, rel_id, osm_name(tags), category, found, len(members),
         )
     if not rows:
         return _empty_pois()
-    return frame({c: col([r[c] for r in rows], dtype="string") for c in POI_COLUMNS}, geoms)
+    return frame({c: col([r[c] for r in rows], dtype=dtype) for c, dtype in _COLUMNS["pois"]}, geoms)
 
 
 def _rebuild(members: list[tuple[int, str]], lines: dict[int, Any]) -> Any:
@@ -149,4 +145,5 @@ def _rebuild(members: list[tuple[int, str]], lines: dict[int, Any]) -> Any:
 
 
 def _empty_pois() -> gpd.GeoDataFrame:
-    return empty_frame([(c, "string") for c in POI_COLUMNS])
+    """No salvaged relations: the columns of :mod:`gridgeo.data.osm`'s ``pois`` layer."""
+    return empty_frame(_COLUMNS["pois"])

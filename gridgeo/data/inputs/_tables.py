@@ -31,10 +31,6 @@ VILLAGE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("kind", "string"), ("industry", "string"), ("population", "Int64"),
     ("households", "Int64"), ("place", "string"), ("osm_id", "string"),
 )
-#: Columns (all ``string``) of the salvaged POI relations, as :mod:`gridgeo.data.osm` names them.
-POI_COLUMNS: tuple[str, ...] = (
-    "osm_id", "category", "name", "amenity", "healthcare", "landuse", "man_made", "place",
-)
 
 
 def col(values: Any, dtype: str) -> Any:
