@@ -5,8 +5,8 @@ atomically; ``osm`` parses OSM XML/PBF into layers (``_osm_collect``: what the t
 rows of each layer); ``inputs`` (a package, one private module per stage: extract, townships,
 street faces, villages, kinds) turns an OSM extract into a county's input layers; ``schema``
 maps real columns onto each layer kind; ``crs`` chooses the metric CRS and converts
-GCJ-02/BD-09; ``check`` finds and repairs boundary problems; ``adjacency`` builds the neighbour
-graph.
+GCJ-02/BD-09; ``check`` finds and repairs boundary problems (its rules in ``_check_rules``);
+``adjacency`` builds the neighbour graph.
 
 May import: :mod:`gridgeo.errors`, :mod:`gridgeo._geom`. Nothing here knows about partitions,
 grids or patrols.
