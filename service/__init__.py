@@ -1,11 +1,17 @@
-"""The gridgeo HTTP service: ``create_app(config)`` builds the Flask app.
+"""The gridgeo HTTP service (installed as ``gridgeo.service``): ``create_app(config)`` builds the Flask app.
 
-Blueprints, one per API area: :mod:`service.features` (OGC API – Features
-Part 1 and 2), :mod:`service.openapi` (``/api``), :mod:`service.locate`,
-:mod:`service.patrol`, :mod:`service.pages` (``/map``). Views only parse the
-request, call :mod:`gridgeo`, and shape the response. What every response
-shares is here: errors as ``application/problem+json`` through the one table
-in :mod:`gridgeo.errors`, strong ETags with ``If-None-Match`` → 304, CORS.
+Blueprints, one module per API part: :mod:`.features` (OGC API – Features
+Part 1 and 2: landing page, conformance, collections, items), :mod:`.openapi`
+(``/api``), :mod:`.locate`, :mod:`.patrol`, :mod:`.pages` (``/map``); request
+parsing they share is in :mod:`.ogc`, the pre-serialised county in
+:mod:`.store`, the HTML pages in :mod:`.html`. Views only parse the request,
+call :mod:`gridgeo`, and shape the response. What every response shares is
+here: errors as ``application/problem+json`` through the one table in
+:mod:`gridgeo.errors`, strong ETags with ``If-None-Match`` → 304, CORS.
+
+May import any :mod:`gridgeo` package; the library never imports the service.
+Inside the package imports are relative: the top-level name ``service`` is
+never imported (it is not installed under that name).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import hashlib
 import logging
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from gridgeo.errors import GridgeoError, http_status
@@ -53,14 +59,20 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                       MAX_CONTENT_LENGTH=64 * 1024 * 1024)
     app.config.update(config or {})
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    path = _load(app)
+    _register(app)
+    # the county is hundreds of thousands of long-lived objects; moving them out of the collector's
+    # generations keeps full collections (and so the p99 latency) from walking them on every sweep
+    gc.collect()
+    gc.freeze()
+    log.info("app ready: %d collections from %s", len(app.extensions["county"].collections), path or "(none)")
+    return app
 
-    from .features import bp as features_bp
+
+def _load(app: Flask) -> Any:
+    """Read the county once (``COUNTY``) and build what the views share: locator and planner."""
     from .locate import Locator
-    from .locate import bp as locate_bp
-    from .openapi import bp as openapi_bp
-    from .pages import bp as pages_bp
     from .patrol import Planner
-    from .patrol import bp as patrol_bp
     from .store import County, load_county
 
     path = app.config.get("COUNTY")
@@ -68,56 +80,66 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["county"] = county
     app.extensions["locator"] = Locator(county)
     app.extensions["planner"] = Planner(str(path), app.config.get("NETWORK")) if path else None
+    return path
+
+
+def _register(app: Flask) -> None:
+    """The blueprints, the error handlers, the shared headers and ``/health``."""
+    from .features import bp as features_bp
+    from .locate import bp as locate_bp
+    from .openapi import bp as openapi_bp
+    from .pages import bp as pages_bp
+    from .patrol import bp as patrol_bp
+
     for bp in (features_bp, openapi_bp, locate_bp, patrol_bp, pages_bp):
         app.register_blueprint(bp)
+    app.register_error_handler(GridgeoError, _gridgeo_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+    app.after_request(_headers)
+    app.add_url_rule("/health", "health", _health, methods=["GET"])
 
-    @app.errorhandler(GridgeoError)
-    def _gridgeo_error(err: GridgeoError) -> Response:
-        status = http_status(err)
-        if status >= 500:
-            log.exception("request failed: %s", request.url)
-        return problem(status, type(err).__name__, str(err))
 
-    @app.errorhandler(HTTPException)
-    def _http_error(err: HTTPException) -> Response:
-        resp = problem(err.code or 500, err.name, err.description or err.name)
-        if err.code == 405 and err.valid_methods:  # type: ignore[attr-defined]
-            resp.headers["Allow"] = ", ".join(err.valid_methods)  # type: ignore[attr-defined]
+def _gridgeo_error(err: GridgeoError) -> Response:
+    status = http_status(err)
+    if status >= 500:
+        log.exception("request failed: %s", request.url)
+    return problem(status, type(err).__name__, str(err))
+
+
+def _http_error(err: HTTPException) -> Response:
+    resp = problem(err.code or 500, err.name, err.description or err.name)
+    if err.code == 405 and err.valid_methods:  # type: ignore[attr-defined]
+        resp.headers["Allow"] = ", ".join(err.valid_methods)  # type: ignore[attr-defined]
+    return resp
+
+
+def _unexpected(err: Exception) -> Response:
+    if isinstance(err, HTTPException):
+        return _http_error(err)
+    log.exception("internal error on %s", request.url)
+    return problem(500, "InternalError", f"{type(err).__name__}: {err}")
+
+
+def _headers(resp: Response) -> Response:
+    """CORS on every response; ``Vary: Accept`` and a strong ETag (304 on a match) on GETs."""
+    resp.headers["Access-Control-Allow-Origin"] = "*"
+    resp.headers["Access-Control-Expose-Headers"] = _EXPOSE
+    if request.method == "OPTIONS":
+        resp.headers["Access-Control-Allow-Methods"] = "GET, HEAD, POST, OPTIONS"
+        resp.headers["Access-Control-Allow-Headers"] = (
+            request.headers.get("Access-Control-Request-Headers") or "Accept, Content-Type, If-None-Match")
+        resp.headers["Access-Control-Max-Age"] = "86400"
         return resp
+    if "Accept" not in resp.headers.get("Vary", ""):
+        resp.vary.add("Accept")
+    if (request.method in ("GET", "HEAD") and resp.status_code == 200 and not resp.is_streamed
+            and not resp.direct_passthrough):  # files sent by send_file keep their own ETag
+        # strong ETag over the exact bytes: a change of data, format, CRS or page changes it
+        resp.set_etag(hashlib.blake2b(resp.get_data(), digest_size=16).hexdigest())
+        resp.make_conditional(request)
+    return resp
 
-    @app.errorhandler(Exception)
-    def _unexpected(err: Exception) -> Response:
-        if isinstance(err, HTTPException):
-            return _http_error(err)
-        log.exception("internal error on %s", request.url)
-        return problem(500, "InternalError", f"{type(err).__name__}: {err}")
 
-    @app.after_request
-    def _headers(resp: Response) -> Response:
-        resp.headers["Access-Control-Allow-Origin"] = "*"
-        resp.headers["Access-Control-Expose-Headers"] = _EXPOSE
-        if request.method == "OPTIONS":
-            resp.headers["Access-Control-Allow-Methods"] = "GET, HEAD, POST, OPTIONS"
-            resp.headers["Access-Control-Allow-Headers"] = (
-                request.headers.get("Access-Control-Request-Headers") or "Accept, Content-Type, If-None-Match")
-            resp.headers["Access-Control-Max-Age"] = "86400"
-            return resp
-        if "Accept" not in resp.headers.get("Vary", ""):
-            resp.vary.add("Accept")
-        if (request.method in ("GET", "HEAD") and resp.status_code == 200 and not resp.is_streamed
-                and not resp.direct_passthrough):  # files sent by send_file keep their own ETag
-            # strong ETag over the exact bytes: a change of data, format, CRS or page changes it
-            resp.set_etag(hashlib.blake2b(resp.get_data(), digest_size=16).hexdigest())
-            resp.make_conditional(request)
-        return resp
-
-    @app.get("/health")
-    def health() -> Any:
-        return {"status": "ok", "layers": list(county.collections)}
-
-    # the county is hundreds of thousands of long-lived objects; moving them out of the collector's
-    # generations keeps full collections (and so the p99 latency) from walking them on every sweep
-    gc.collect()
-    gc.freeze()
-    log.info("app ready: %d collections from %s", len(county.collections), path or "(none)")
-    return app
+def _health() -> Any:
+    return {"status": "ok", "layers": list(current_app.extensions["county"].collections)}

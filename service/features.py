@@ -1,13 +1,14 @@
 """OGC API – Features Part 1 (core, GeoJSON, HTML) and Part 2 (CRS) over the county's layers.
 
-Views parse the request (:mod:`service.ogc`), read the pre-serialised county
-(:mod:`service.store`) and shape the response. A page of CRS84 GeoJSON is the
+Views parse the request (:mod:`.ogc`), read the pre-serialised county
+(:mod:`.store`) and shape the response. A page of CRS84 GeoJSON is the
 stored feature bytes joined; any other CRS or a Chinese web-map datum
 re-serialises just the page.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -208,11 +209,56 @@ def _check_datetime(raw: str | None) -> None:
             raise UsageError(f"datetime {raw!r}: expected an RFC 3339 instant or interval") from exc
 
 
+@dataclass(frozen=True)
+class _ItemsQuery:
+    """What a request for a page of items asks: format, size, output CRS, cursor, bbox matches."""
+
+    fmt: str
+    limit: int
+    crs: str
+    coords: str | None
+    after: str | None
+    before: str | None
+    #: positions of the features intersecting ``bbox`` (ascending); None without a bbox
+    matched: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class _Page:
+    """The page served: positions ``lo:hi`` of the matches, ``pos`` their feature positions."""
+
+    lo: int
+    hi: int
+    pos: np.ndarray
+    n_matched: int
+
+
 @bp.get("/collections/<name>/items")
 def items(name: str) -> Response:
     """A page of features: bbox filter, keyset paging (``after``/``before`` a feature id), CRS, datum."""
     check_params(ITEMS_PARAMS)
     coll = county().get(name)
+    q = _items_query(coll)
+    page = _page(coll, q)
+    links = _items_links(name, coll, q, page)
+    if q.fmt == "html":
+        return _items_html(coll, page.pos, links, page.n_matched)
+    geo = _geometry_bytes(coll, page.pos, q.crs, q.coords)
+    if geo is None:
+        feats = [coll.full[i] for i in page.pos.tolist()]
+    else:
+        feats = [coll.head[i] + g + coll.tail[i] for i, g in zip(page.pos.tolist(), geo, strict=True)]
+    extra = b',"coords":' + dumps(q.coords) if q.coords else b""
+    body = b"".join([
+        b'{"type":"FeatureCollection","features":[', b",".join(feats),
+        b'],"numberMatched":', str(page.n_matched).encode(), b',"numberReturned":', str(len(feats)).encode(),
+        b',"timeStamp":"', county().modified.encode(), b'"', extra, b',"links":', dumps(links), b"}",
+    ])
+    return _geo_response(body, q.crs, q.coords)
+
+
+def _items_query(coll: Collection) -> _ItemsQuery:
+    """Parse the items request, in the order its errors are reported."""
     fmt = negotiate(FEATURE_FORMATS)
     cfg = current_app.config
     limit = int_arg("limit", cfg["DEFAULT_LIMIT"], 1, cfg["MAX_LIMIT"])
@@ -224,61 +270,62 @@ def items(name: str) -> Response:
     after, before = request.args.get("after"), request.args.get("before")
     if after is not None and before is not None:
         raise UsageError("give either after or before, not both")
+    return _ItemsQuery(fmt=fmt, limit=limit, crs=crs, coords=coords, after=after, before=before,
+                       matched=_bbox_matches(coll, bbox_crs))
 
-    matched: np.ndarray | None = None
-    if "bbox" in request.args:
-        b = bbox_to_crs84(parse_bbox(request.args["bbox"]), bbox_crs)
-        if b[1] > b[3]:
-            raise UsageError("bbox: the lower corner's latitude is above the upper corner's")
-        boxes = [b] if b[0] <= b[2] else [(b[0], b[1], 180.0, b[3]), (-180.0, b[1], b[2], b[3])]
-        matched = coll.bbox_positions(boxes)
+
+def _bbox_matches(coll: Collection, bbox_crs: str) -> np.ndarray | None:
+    """Positions of the features intersecting ``bbox`` (split at the antimeridian); None without one."""
+    if "bbox" not in request.args:
+        return None
+    b = bbox_to_crs84(parse_bbox(request.args["bbox"]), bbox_crs)
+    if b[1] > b[3]:
+        raise UsageError("bbox: the lower corner's latitude is above the upper corner's")
+    boxes = [b] if b[0] <= b[2] else [(b[0], b[1], 180.0, b[3]), (-180.0, b[1], b[2], b[3])]
+    return coll.bbox_positions(boxes)
+
+
+def _page(coll: Collection, q: _ItemsQuery) -> _Page:
+    """The keyset page: ``limit`` matches after ``after``, before ``before``, or from the start."""
+    matched = q.matched
     n_matched = len(coll) if matched is None else len(matched)
 
     def index_of(position: int) -> int:
         return position if matched is None else int(np.searchsorted(matched, position, side="left"))
 
-    if after is not None:
-        lo = index_of(coll.cursor(after))
-        hi = min(n_matched, lo + limit)
-    elif before is not None:
-        hi = index_of(coll.cursor_before(before))
-        lo = max(0, hi - limit)
+    if q.after is not None:
+        lo = index_of(coll.cursor(q.after))
+        hi = min(n_matched, lo + q.limit)
+    elif q.before is not None:
+        hi = index_of(coll.cursor_before(q.before))
+        lo = max(0, hi - q.limit)
     else:
-        lo, hi = 0, min(n_matched, limit)
+        lo, hi = 0, min(n_matched, q.limit)
     pos = np.arange(lo, hi) if matched is None else matched[lo:hi]
+    return _Page(lo=lo, hi=hi, pos=pos, n_matched=n_matched)
 
+
+def _items_links(name: str, coll: Collection, q: _ItemsQuery, page: _Page) -> list[dict[str, Any]]:
+    """``self``/``alternate`` for this page, ``next``/``prev`` keyset links, ``collection``."""
     keep = {k: v for k, v in request.args.items() if k not in ("after", "before", "f")}
     links = []
     for f, mtype in (("json", GEOJSON), ("html", HTML)):
         args = dict(keep, f=f)
-        if after is not None:
-            args["after"] = after
-        if before is not None:
-            args["before"] = before
+        if q.after is not None:
+            args["after"] = q.after
+        if q.before is not None:
+            args["before"] = q.before
         links.append(link(url_for("features.items", name=name, _external=True, **args),
-                          "self" if f == fmt else "alternate", mtype, f"this page as {f.upper()}"))
-    if hi < n_matched and hi > lo:
+                          "self" if f == q.fmt else "alternate", mtype, f"this page as {f.upper()}"))
+    lo, hi, pos, fmt = page.lo, page.hi, page.pos, q.fmt
+    if hi < page.n_matched and hi > lo:
         links.append(link(url_for("features.items", name=name, _external=True, **keep, f=fmt,
                                   after=str(coll.keys[pos[-1]])), "next", FEATURE_FORMATS[fmt], "next page"))
     if lo > 0 and hi > lo:
         links.append(link(url_for("features.items", name=name, _external=True, **keep, f=fmt,
                                   before=str(coll.keys[pos[0]])), "prev", FEATURE_FORMATS[fmt], "previous page"))
     links.append(link(url_for("features.collection", name=name, _external=True), "collection", JSON, coll.title))
-
-    if fmt == "html":
-        return _items_html(coll, pos, links, n_matched)
-    geo = _geometry_bytes(coll, pos, crs, coords)
-    if geo is None:
-        feats = [coll.full[i] for i in pos.tolist()]
-    else:
-        feats = [coll.head[i] + g + coll.tail[i] for i, g in zip(pos.tolist(), geo, strict=True)]
-    extra = b',"coords":' + dumps(coords) if coords else b""
-    body = b"".join([
-        b'{"type":"FeatureCollection","features":[', b",".join(feats),
-        b'],"numberMatched":', str(n_matched).encode(), b',"numberReturned":', str(len(feats)).encode(),
-        b',"timeStamp":"', county().modified.encode(), b'"', extra, b',"links":', dumps(links), b"}",
-    ])
-    return _geo_response(body, crs, coords)
+    return links
 
 
 def _items_html(coll: Collection, pos: np.ndarray, links: list[dict[str, Any]], n_matched: int) -> Response:

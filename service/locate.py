@@ -272,52 +272,67 @@ def _axis_order(crs: str, east: float, north: float) -> tuple[float, float]:
     return (north, east) if first in ("north", "south") else (east, north)
 
 
+_POST_FORMS = 'POST /locate takes JSON {"points": [[lon, lat], ...]} or a FeatureCollection of points'
+
+
 def _parse_points(doc: Any) -> tuple[NDArray[np.float64], list[bytes] | None]:
-    """``{"points": [[x, y], ...]}`` and/or a FeatureCollection of points -> (n, 2) array, feature ids."""
+    """``{"points": [[x, y], ...]}`` and/or a FeatureCollection of points -> (n, 2) array, feature ids.
+
+    The ids (JSON bytes) are those of the features, when the body is a FeatureCollection only.
+    """
     if not isinstance(doc, dict):
-        raise UsageError('POST /locate takes JSON {"points": [[lon, lat], ...]} or a FeatureCollection of points')
+        raise UsageError(_POST_FORMS)
     chunks: list[NDArray[np.float64]] = []
     ids: list[bytes] | None = None
     if "points" in doc:
-        raw = doc["points"]
-        if not isinstance(raw, list):
-            raise UsageError("points must be a list of [lon, lat] pairs of numbers")
-        try:
-            arr = np.asarray(raw, dtype=float)
-        except (TypeError, ValueError):
-            arr = np.empty((0, 0))
-        if arr.ndim != 2 or (len(arr) and arr.shape[1] not in (2, 3)):
-            if isinstance(raw, list) and len(raw) == 0:
-                arr = np.empty((0, 2))
-            else:
-                raise UsageError("points must be a list of [lon, lat] pairs of numbers")
-        chunks.append(arr[:, :2].reshape(-1, 2))
+        chunks.append(_points_array(doc["points"]))
     if doc.get("type") == "FeatureCollection":
-        feats = doc.get("features")
-        if not isinstance(feats, list):
-            raise UsageError("a FeatureCollection needs a features list")
-        xy = []
-        fids = []
-        for k, f in enumerate(feats):
-            g = f.get("geometry") if isinstance(f, dict) else None
-            if not isinstance(g, dict) or g.get("type") != "Point":
-                raise UsageError(f"feature {k}: only Point geometries can be located")
-            c = g.get("coordinates")
-            if not (isinstance(c, list) and len(c) >= 2 and all(isinstance(v, int | float) for v in c[:2])):
-                raise UsageError(f"feature {k}: coordinates must be [lon, lat]")
-            xy.append(c[:2])
-            fids.append(dumps(f.get("id")))
-        chunks.append(np.asarray(xy, dtype=float).reshape(-1, 2))
+        xy, fids = _feature_points(doc.get("features"))
+        chunks.append(xy)
         if "points" not in doc:
             ids = fids
     if not chunks:
-        raise UsageError('POST /locate takes JSON {"points": [[lon, lat], ...]} or a FeatureCollection of points')
+        raise UsageError(_POST_FORMS)
     arr = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
     if not np.isfinite(arr).all():
         raise UsageError("every coordinate must be a finite number")
     if len(arr) > MAX_POINTS:
         raise UsageError(f"at most {MAX_POINTS} points per request; got {len(arr)}")
     return arr, ids
+
+
+def _points_array(raw: Any) -> NDArray[np.float64]:
+    """``[[x, y], ...]`` (a third value, the height, is ignored) -> (n, 2) array."""
+    if not isinstance(raw, list):
+        raise UsageError("points must be a list of [lon, lat] pairs of numbers")
+    try:
+        arr = np.asarray(raw, dtype=float)
+    except (TypeError, ValueError):
+        arr = np.empty((0, 0))
+    if arr.ndim != 2 or (len(arr) and arr.shape[1] not in (2, 3)):
+        if len(raw) == 0:
+            arr = np.empty((0, 2))
+        else:
+            raise UsageError("points must be a list of [lon, lat] pairs of numbers")
+    return arr[:, :2].reshape(-1, 2)
+
+
+def _feature_points(feats: Any) -> tuple[NDArray[np.float64], list[bytes]]:
+    """The Point features of a FeatureCollection -> (n, 2) array and their ids as JSON bytes."""
+    if not isinstance(feats, list):
+        raise UsageError("a FeatureCollection needs a features list")
+    xy = []
+    fids = []
+    for k, f in enumerate(feats):
+        g = f.get("geometry") if isinstance(f, dict) else None
+        if not isinstance(g, dict) or g.get("type") != "Point":
+            raise UsageError(f"feature {k}: only Point geometries can be located")
+        c = g.get("coordinates")
+        if not (isinstance(c, list) and len(c) >= 2 and all(isinstance(v, int | float) for v in c[:2])):
+            raise UsageError(f"feature {k}: coordinates must be [lon, lat]")
+        xy.append(c[:2])
+        fids.append(dumps(f.get("id")))
+    return np.asarray(xy, dtype=float).reshape(-1, 2), fids
 
 
 @bp.post("/locate")

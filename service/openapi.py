@@ -9,6 +9,7 @@ there.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
@@ -38,29 +39,68 @@ def _doc_response(description: str, schema: str) -> dict[str, Any]:
         JSON: {"schema": {"$ref": f"#/components/schemas/{schema}"}}, HTML: {"schema": {"type": "string"}}}}
 
 
+@dataclass(frozen=True)
+class _Shared:
+    """Parameters and responses several operations declare, generated from the served county."""
+
+    #: every CRS some collection offers, CRS84 first
+    crss: list[str]
+    f_json_html: dict[str, Any]
+    collection_id: dict[str, Any]
+    coords: dict[str, Any]
+    crs: dict[str, Any]
+    #: 400, 404 and 500, as problem documents
+    problems: dict[str, Any]
+
+
 def build(county: County, server: str, default_limit: int, max_limit: int) -> dict[str, Any]:
     """The OpenAPI 3.0.3 document for ``county`` served at ``server``."""
+    shared = _shared(county)
+    paths: dict[str, Any] = {
+        **_capabilities_paths(shared),
+        **_data_paths(shared, default_limit=default_limit, max_limit=max_limit),
+        **_locate_paths(shared),
+        **_patrol_paths(shared),
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": current_app.config.get("TITLE", "gridgeo"), "version": __version__,
+                 "description": "OGC API – Features (Part 1 core, GeoJSON, HTML, OpenAPI 3.0; Part 2 CRS) for "
+                                "grid governance levels, plus locate and patrol.",
+                 "license": {"name": "MIT"}},
+        "servers": [{"url": server.rstrip("/")}],
+        "tags": [{"name": t} for t in ("Capabilities", "Data", "Locate", "Patrol")],
+        "paths": paths,
+        "components": {"schemas": _schemas()},
+    }
+
+
+def _shared(county: County) -> _Shared:
+    """The parameters whose enums come from the county (collection ids, CRSs), and the problems."""
     ids = list(county.collections)
     crss = sorted({c for coll in county.collections.values() for c in crs_list(coll.storage_epsg)},
                   key=lambda c: (c != CRS84, c))
-    f_json_html = _p("f", "query", {"type": "string", "enum": ["json", "html"]},
-                     "Output format; without it the Accept header decides (JSON by default).")
-    coll_id = _p("collectionId", "path", {"type": "string", "enum": ids}, "A collection (layer).", True)
-    coords = _p("coords", "query", {"type": "string", "enum": ["wgs84", "gcj02", "bd09"]},
-                "Shift lon/lat into the datum of a Chinese web map: gcj02 (Amap, Tencent; a few hundred "
-                "metres) or bd09 (Baidu). The geometry is then no longer CRS84, so no Content-Crs is sent; "
-                "only with a lon/lat crs.")
-    crs = _p("crs", "query", {"type": "string", "format": "uri", "enum": crss, "default": CRS84},
-             "Output CRS (OGC API – Features Part 2); coordinates in the axis order EPSG defines "
-             "(EPSG:4490 and EPSG:4326 latitude first, the Gauss-Krüger zones northing first).")
-    problems = {"400": _problem("Bad request (unknown parameter, bad value)"),
-                "404": _problem("Not found"), "500": _problem("Server error")}
-    fc_resp = {"description": "Features", "headers": {
-        "Content-Crs": {"schema": {"type": "string"}, "description": "The CRS of the coordinates, <uri>"},
-        "ETag": {"schema": {"type": "string"}}},
-        "content": {GEOJSON: {"schema": {"$ref": "#/components/schemas/featureCollectionGeoJSON"}},
-                    HTML: {"schema": {"type": "string"}}}}
-    paths: dict[str, Any] = {
+    return _Shared(
+        crss=crss,
+        f_json_html=_p("f", "query", {"type": "string", "enum": ["json", "html"]},
+                       "Output format; without it the Accept header decides (JSON by default)."),
+        collection_id=_p("collectionId", "path", {"type": "string", "enum": ids}, "A collection (layer).", True),
+        coords=_p("coords", "query", {"type": "string", "enum": ["wgs84", "gcj02", "bd09"]},
+                  "Shift lon/lat into the datum of a Chinese web map: gcj02 (Amap, Tencent; a few hundred "
+                  "metres) or bd09 (Baidu). The geometry is then no longer CRS84, so no Content-Crs is sent; "
+                  "only with a lon/lat crs."),
+        crs=_p("crs", "query", {"type": "string", "format": "uri", "enum": crss, "default": CRS84},
+               "Output CRS (OGC API – Features Part 2); coordinates in the axis order EPSG defines "
+               "(EPSG:4490 and EPSG:4326 latitude first, the Gauss-Krüger zones northing first)."),
+        problems={"400": _problem("Bad request (unknown parameter, bad value)"),
+                  "404": _problem("Not found"), "500": _problem("Server error")},
+    )
+
+
+def _capabilities_paths(shared: _Shared) -> dict[str, Any]:
+    """Landing page, conformance, this document, the collections (:mod:`.features`, ``/api``)."""
+    f_json_html, problems = shared.f_json_html, shared.problems
+    return {
         "/": {"get": {"summary": "Landing page", "operationId": "getLandingPage", "tags": ["Capabilities"],
                       "parameters": [f_json_html], "responses": {"200": _doc_response("Landing page", "landing"),
                                                                    **problems}}},
@@ -76,8 +116,20 @@ def build(county: County, server: str, default_limit: int, max_limit: int) -> di
                                  "responses": {"200": _doc_response("Collections", "collections"), **problems}}},
         "/collections/{collectionId}": {"get": {
             "summary": "One collection", "operationId": "describeCollection", "tags": ["Capabilities"],
-            "parameters": [coll_id, f_json_html],
+            "parameters": [shared.collection_id, f_json_html],
             "responses": {"200": _doc_response("Collection", "collection"), **problems}}},
+    }
+
+
+def _data_paths(shared: _Shared, *, default_limit: int, max_limit: int) -> dict[str, Any]:
+    """Items and one item (:mod:`.features`): paging, bbox, CRS, datum."""
+    coll_id, crs, coords, crss = shared.collection_id, shared.crs, shared.coords, shared.crss
+    fc_resp = {"description": "Features", "headers": {
+        "Content-Crs": {"schema": {"type": "string"}, "description": "The CRS of the coordinates, <uri>"},
+        "ETag": {"schema": {"type": "string"}}},
+        "content": {GEOJSON: {"schema": {"$ref": "#/components/schemas/featureCollectionGeoJSON"}},
+                    HTML: {"schema": {"type": "string"}}}}
+    return {
         "/collections/{collectionId}/items": {"get": {
             "summary": "Features of a collection (keyset paging: follow the next link)",
             "operationId": "getFeatures", "tags": ["Data"],
@@ -102,7 +154,8 @@ def build(county: County, server: str, default_limit: int, max_limit: int) -> di
                    "Keyset cursor: the page of features whose ids sort just before this one (prev link)."),
                 _p("f", "query", {"type": "string", "enum": ["json", "html"]}, "Output format."),
             ],
-            "responses": {"200": fc_resp, "304": {"description": "Not modified (If-None-Match)"}, **problems}}},
+            "responses": {"200": fc_resp, "304": {"description": "Not modified (If-None-Match)"},
+                          **shared.problems}}},
         "/collections/{collectionId}/items/{featureId}": {"get": {
             "summary": "One feature by id (its code)", "operationId": "getFeature", "tags": ["Data"],
             "parameters": [coll_id, _p("featureId", "path", {"type": "string"}, "The feature's code.", True),
@@ -110,7 +163,14 @@ def build(county: County, server: str, default_limit: int, max_limit: int) -> di
             "responses": {"200": {"description": "A feature", "content": {
                 GEOJSON: {"schema": {"$ref": "#/components/schemas/featureGeoJSON"}},
                 HTML: {"schema": {"type": "string"}}}},
-                "304": {"description": "Not modified (If-None-Match)"}, **problems}}},
+                "304": {"description": "Not modified (If-None-Match)"}, **shared.problems}}},
+    }
+
+
+def _locate_paths(shared: _Shared) -> dict[str, Any]:
+    """``/locate`` (:mod:`.locate`): one place by GET, many by POST."""
+    crss, problems = shared.crss, shared.problems
+    return {
         "/locate": {
             "get": {"summary": "Township, block, village, grid, grid point and exclusive grid of one place",
                     "operationId": "locate", "tags": ["Locate"],
@@ -142,63 +202,61 @@ def build(county: County, server: str, default_limit: int, max_limit: int) -> di
                                                "$ref": "#/components/schemas/featureCollectionGeoJSON"}}}},
                                    **problems}},
         },
+    }
+
+
+def _patrol_paths(shared: _Shared) -> dict[str, Any]:
+    """``/patrol/{gridId}`` (:mod:`.patrol`): a day's route as GeoJSON or GPX."""
+    return {
         "/patrol/{gridId}": {"get": {
             "summary": "A grid worker's patrol route for one day", "operationId": "patrol", "tags": ["Patrol"],
             "parameters": [
                 _p("gridId", "path", {"type": "string"}, "The grid's code.", True),
                 _p("date", "query", {"type": "string", "format": "date"}, "YYYY-MM-DD (default today, UTC+8)."),
                 _p("budget", "query", {"type": "string", "default": "4h"}, "Time budget: 4h, 90min, 240."),
-                coords,
+                shared.coords,
                 _p("f", "query", {"type": "string", "enum": ["json", "gpx"]}, "GeoJSON or GPX 1.1."),
             ],
             "responses": {"200": {"description": "The route", "content": {
                 GEOJSON: {"schema": {"$ref": "#/components/schemas/featureCollectionGeoJSON"}},
                 "application/gpx+xml": {"schema": {"type": "string"}}}},
-                "409": _problem("The budget is too small for any due visit"), **problems}}},
+                "409": _problem("The budget is too small for any due visit"), **shared.problems}}},
     }
+
+
+def _schemas() -> dict[str, Any]:
+    """``components/schemas``: problem, link, landing, conformance, collection(s), GeoJSON features."""
     obj = {"type": "object"}
+    links = {"type": "array", "items": {"$ref": "#/components/schemas/link"}}
     return {
-        "openapi": "3.0.3",
-        "info": {"title": current_app.config.get("TITLE", "gridgeo"), "version": __version__,
-                 "description": "OGC API – Features (Part 1 core, GeoJSON, HTML, OpenAPI 3.0; Part 2 CRS) for "
-                                "grid governance levels, plus locate and patrol.",
-                 "license": {"name": "MIT"}},
-        "servers": [{"url": server.rstrip("/")}],
-        "tags": [{"name": t} for t in ("Capabilities", "Data", "Locate", "Patrol")],
-        "paths": paths,
-        "components": {"schemas": {
-            "problem": {"type": "object", "properties": {
-                "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-                "detail": {"type": "string"}}},
-            "link": {"type": "object", "required": ["href"], "properties": {
-                "href": {"type": "string"}, "rel": {"type": "string"}, "type": {"type": "string"},
-                "title": {"type": "string"}}},
-            "landing": {"type": "object", "required": ["links"], "properties": {
-                "title": {"type": "string"}, "description": {"type": "string"},
-                "links": {"type": "array", "items": {"$ref": "#/components/schemas/link"}}}},
-            "confClasses": {"type": "object", "required": ["conformsTo"], "properties": {
-                "conformsTo": {"type": "array", "items": {"type": "string"}}}},
-            "collection": {"type": "object", "required": ["id", "links"], "properties": {
-                "id": {"type": "string"}, "title": {"type": "string"}, "description": {"type": "string"},
-                "links": {"type": "array", "items": {"$ref": "#/components/schemas/link"}},
-                "extent": obj, "itemType": {"type": "string"},
-                "crs": {"type": "array", "items": {"type": "string"}}, "storageCrs": {"type": "string"}}},
-            "collections": {"type": "object", "required": ["links", "collections"], "properties": {
-                "links": {"type": "array", "items": {"$ref": "#/components/schemas/link"}},
-                "collections": {"type": "array", "items": {"$ref": "#/components/schemas/collection"}},
-                "crs": {"type": "array", "items": {"type": "string"}}}},
-            "featureGeoJSON": {"type": "object", "required": ["type", "geometry", "properties"], "properties": {
-                "type": {"type": "string", "enum": ["Feature"]}, "geometry": obj, "properties": obj,
-                "id": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
-                "links": {"type": "array", "items": {"$ref": "#/components/schemas/link"}}}},
-            "featureCollectionGeoJSON": {"type": "object", "required": ["type", "features"], "properties": {
-                "type": {"type": "string", "enum": ["FeatureCollection"]},
-                "features": {"type": "array", "items": {"$ref": "#/components/schemas/featureGeoJSON"}},
-                "links": {"type": "array", "items": {"$ref": "#/components/schemas/link"}},
-                "timeStamp": {"type": "string", "format": "date-time"},
-                "numberMatched": {"type": "integer", "minimum": 0},
-                "numberReturned": {"type": "integer", "minimum": 0}}},
-        }},
+        "problem": {"type": "object", "properties": {
+            "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+            "detail": {"type": "string"}}},
+        "link": {"type": "object", "required": ["href"], "properties": {
+            "href": {"type": "string"}, "rel": {"type": "string"}, "type": {"type": "string"},
+            "title": {"type": "string"}}},
+        "landing": {"type": "object", "required": ["links"], "properties": {
+            "title": {"type": "string"}, "description": {"type": "string"}, "links": links}},
+        "confClasses": {"type": "object", "required": ["conformsTo"], "properties": {
+            "conformsTo": {"type": "array", "items": {"type": "string"}}}},
+        "collection": {"type": "object", "required": ["id", "links"], "properties": {
+            "id": {"type": "string"}, "title": {"type": "string"}, "description": {"type": "string"},
+            "links": links, "extent": obj, "itemType": {"type": "string"},
+            "crs": {"type": "array", "items": {"type": "string"}}, "storageCrs": {"type": "string"}}},
+        "collections": {"type": "object", "required": ["links", "collections"], "properties": {
+            "links": links,
+            "collections": {"type": "array", "items": {"$ref": "#/components/schemas/collection"}},
+            "crs": {"type": "array", "items": {"type": "string"}}}},
+        "featureGeoJSON": {"type": "object", "required": ["type", "geometry", "properties"], "properties": {
+            "type": {"type": "string", "enum": ["Feature"]}, "geometry": obj, "properties": obj,
+            "id": {"oneOf": [{"type": "string"}, {"type": "integer"}]}, "links": links}},
+        "featureCollectionGeoJSON": {"type": "object", "required": ["type", "features"], "properties": {
+            "type": {"type": "string", "enum": ["FeatureCollection"]},
+            "features": {"type": "array", "items": {"$ref": "#/components/schemas/featureGeoJSON"}},
+            "links": links,
+            "timeStamp": {"type": "string", "format": "date-time"},
+            "numberMatched": {"type": "integer", "minimum": 0},
+            "numberReturned": {"type": "integer", "minimum": 0}}},
     }
 
 

@@ -18,7 +18,8 @@ import pytest
 import shapely
 
 from gridgeo.data.crs import metric_crs
-from gridgeo.data.inputs import INPUT_LAYERS, _village_kind, county_from_osm, header_bounds
+from gridgeo.data.inputs import INPUT_LAYERS, county_from_osm, header_bounds
+from gridgeo.data.inputs._kinds import village_kind
 from gridgeo.data.osm import clear_osm_cache, read_osm_layers
 from gridgeo.data.schema import normalize
 from gridgeo.errors import FileFormatError, UsageError
@@ -214,7 +215,7 @@ def test_no_admin_is_logged(osm_dir: Path, caplog: pytest.LogCaptureFixture) -> 
     ],
 )
 def test_village_kind(name: str | None, place: str, kind: str) -> None:
-    assert _village_kind(name, place) == kind
+    assert village_kind(name, place) == kind
 
 
 # --------------------------------------------------------------------------- determinism, errors

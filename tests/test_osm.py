@@ -18,7 +18,7 @@ import pyproj
 import pytest
 import shapely
 
-from gridgeo.data import osm
+from gridgeo.data import _osm_collect, osm
 from gridgeo.data.osm import OSM_LAYERS, clear_osm_cache, is_osm_path, read_osm, read_osm_layers
 from gridgeo.data.schema import normalize
 from gridgeo.errors import FileFormatError, UsageError
@@ -441,7 +441,7 @@ def test_empty_osm_document_gives_empty_layers(tmp_path: Path) -> None:
 
 def test_invalid_polygons_are_repaired(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     # libosmium refuses most broken rings itself, so feed a bow-tie straight to the frame builder
-    collector = osm._Collector(frozenset({"buildings"}))
+    collector = _osm_collect.Collector(frozenset({"buildings"}))
     bowtie = shapely.Polygon([(0, 0), (1, 1), (1, 0), (0, 1), (0, 0)])
     assert not bowtie.is_valid
     row = {"osm_id": "w1", "building": "yes", "levels": None, "households": None}

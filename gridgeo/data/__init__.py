@@ -1,9 +1,11 @@
 """Data in: reading, checking and repairing a county's files.
 
 ``io`` reads and writes every supported format (GeoJSON, GeoPackage, Shapefile, FlatGeobuf, OSM)
-atomically; ``osm`` parses OSM XML/PBF into layers; ``inputs`` turns an OSM extract into a
-county's input layers; ``schema`` maps real columns onto each layer kind; ``crs`` chooses the
-metric CRS and converts GCJ-02/BD-09; ``check`` finds and repairs boundary problems;
+atomically; ``osm`` parses OSM XML/PBF into layers (``_osm_collect``: what the tags mean, the
+rows of each layer); ``inputs`` (a package, one private module per stage: extract, townships,
+street faces, villages, kinds) turns an OSM extract into a county's input layers; ``schema``
+maps real columns onto each layer kind; ``crs`` chooses the metric CRS and converts
+GCJ-02/BD-09; ``check`` finds and repairs boundary problems (its rules in ``_check_rules``);
 ``adjacency`` builds the neighbour graph.
 
 May import: :mod:`gridgeo.errors`, :mod:`gridgeo._geom`. Nothing here knows about partitions,

@@ -105,46 +105,15 @@ def build_adjacency(
         ``islands`` (ids with no neighbour) and ``components`` (lists of ids,
         largest first).
     """
-    if gdf.crs is None:
-        raise CRSError("adjacency needs a CRS to measure lengths in metres", path=gdf.attrs.get("source"))
-    if id_col is not None and id_col not in gdf.columns:
-        raise SchemaError(f"id column {id_col!r} not found", path=gdf.attrs.get("source"))
-    geoms = np.asarray(gdf.geometry.values)
-    bad = shapely.is_missing(geoms) | shapely.is_empty(geoms)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise GeometryError("empty geometry; run `gridgeo check` first", path=gdf.attrs.get("source"),
-                            feature=_ids(gdf, id_col)[i])
-    ids = _ids(gdf, id_col)
-    if len(set(ids)) != len(ids):
-        dup = pd.Series(ids).loc[pd.Series(ids).duplicated()].iloc[0]
-        raise SchemaError(f"duplicate id {dup!r}; adjacency needs unique ids", path=gdf.attrs.get("source"))
+    ids = _checked_ids(gdf, id_col)
     metric = metric or _crs.metric_crs(gdf)
-    mg = np.asarray(gdf.geometry.to_crs(metric).values)
-    invalid = ~shapely.is_valid(mg)
-    if invalid.any():
-        log.warning("adjacency: %d invalid geometries repaired with make_valid", int(invalid.sum()))
-        mg = make_valid_array(mg)
-        lost = shapely.is_missing(mg)
-        if lost.any():
-            raise GeometryError("geometry collapses when projected and repaired", path=gdf.attrs.get("source"),
-                                feature=ids[int(np.flatnonzero(lost)[0])])
+    mg = _metric_geometries(gdf, metric, ids)
     tree = shapely.STRtree(mg)
     a, b = tree.query(mg, predicate="dwithin", distance=max(snap, 0.0))
     keep = a < b
     a, b = a[keep], b[keep]
     G = nx.Graph()
-    areas = shapely.area(mg)
-    cols = attrs or []
-    for col in cols:
-        if col not in gdf.columns:
-            raise SchemaError(f"attribute column {col!r} not found", path=gdf.attrs.get("source"))
-    for i, node in enumerate(ids):
-        data: dict[str, Any] = {"row": i, "area": float(areas[i])}
-        for col in cols:
-            v = gdf[col].iloc[i]
-            data[col] = None if pd.isna(v) else (v.item() if hasattr(v, "item") else v)
-        G.add_node(node, **data)
+    _add_nodes(G, gdf, ids, shapely.area(mg), attrs or [])
     if len(a):
         best, exact = _shared_lengths(mg[a], mg[b], snap, min_shared)
         for k in np.flatnonzero(best >= min_shared):
@@ -161,6 +130,52 @@ def build_adjacency(
              G.number_of_nodes(), G.number_of_edges(),
              sum(1 for *_, d in G.edges(data=True) if d["bridged"]), len(G.graph["islands"]), len(comps))
     return G
+
+
+def _checked_ids(gdf: gpd.GeoDataFrame, id_col: str | None) -> list[str]:
+    """The node ids, once the layer is known to have a CRS, the id column, no empties, unique ids."""
+    if gdf.crs is None:
+        raise CRSError("adjacency needs a CRS to measure lengths in metres", path=gdf.attrs.get("source"))
+    if id_col is not None and id_col not in gdf.columns:
+        raise SchemaError(f"id column {id_col!r} not found", path=gdf.attrs.get("source"))
+    geoms = np.asarray(gdf.geometry.values)
+    bad = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise GeometryError("empty geometry; run `gridgeo check` first", path=gdf.attrs.get("source"),
+                            feature=_ids(gdf, id_col)[i])
+    ids = _ids(gdf, id_col)
+    if len(set(ids)) != len(ids):
+        dup = pd.Series(ids).loc[pd.Series(ids).duplicated()].iloc[0]
+        raise SchemaError(f"duplicate id {dup!r}; adjacency needs unique ids", path=gdf.attrs.get("source"))
+    return ids
+
+
+def _metric_geometries(gdf: gpd.GeoDataFrame, metric: pyproj.CRS, ids: list[str]) -> np.ndarray:
+    """The geometries in ``metric``, repaired where projecting made them invalid."""
+    mg = np.asarray(gdf.geometry.to_crs(metric).values)
+    invalid = ~shapely.is_valid(mg)
+    if invalid.any():
+        log.warning("adjacency: %d invalid geometries repaired with make_valid", int(invalid.sum()))
+        mg = make_valid_array(mg)
+        lost = shapely.is_missing(mg)
+        if lost.any():
+            raise GeometryError("geometry collapses when projected and repaired", path=gdf.attrs.get("source"),
+                                feature=ids[int(np.flatnonzero(lost)[0])])
+    return mg
+
+
+def _add_nodes(G: nx.Graph, gdf: gpd.GeoDataFrame, ids: list[str], areas: np.ndarray, cols: list[str]) -> None:
+    """One node per feature: its row, area (m²) and the ``cols`` values (missing -> None)."""
+    for col in cols:
+        if col not in gdf.columns:
+            raise SchemaError(f"attribute column {col!r} not found", path=gdf.attrs.get("source"))
+    for i, node in enumerate(ids):
+        data: dict[str, Any] = {"row": i, "area": float(areas[i])}
+        for col in cols:
+            v = gdf[col].iloc[i]
+            data[col] = None if pd.isna(v) else (v.item() if hasattr(v, "item") else v)
+        G.add_node(node, **data)
 
 
 def _ids(gdf: gpd.GeoDataFrame, id_col: str | None) -> list[str]:

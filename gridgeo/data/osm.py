@@ -35,16 +35,18 @@ Layers (all EPSG:4326, one row per OSM object, ``osm_id`` like ``n123``,
 ``water``      waterway=* ways as lines and water areas as polygons: ``waterway``
                (the waterway value, or the water type such as ``river``/``pond``/
                ``reservoir`` for areas; ``water`` when the area does not say), ``name``.
+
+This module reads files (formats, the parse cache, typed frames);
+:mod:`gridgeo.data._osm_collect` holds what the tags mean (the rows of each layer).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
-from collections import Counter, OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,8 @@ import osmium.io
 import pandas as pd
 import shapely
 
+from gridgeo._geom import polygonal
+from gridgeo.data._osm_collect import Collector
 from gridgeo.errors import FileFormatError, UsageError
 
 log = logging.getLogger(__name__)
@@ -132,30 +136,6 @@ _LAYER_KEYS: dict[str, tuple[str, ...]] = {
 
 #: Layers whose geometries are polygons (areas); ``pois`` and ``water`` mix.
 _AREA_LAYERS = frozenset({"admin", "buildings", "pois", "landuse", "water"})
-
-#: waterway values that describe an area, not a line (old riverbank mapping etc.).
-_AREA_WATERWAYS = frozenset({"riverbank", "dock", "boatyard"})
-
-#: amenity / healthcare values -> POI category. The categories are the special
-#: sites the grid rules carve out as exclusive grids (专属网格) or must reach.
-_AMENITY_CATEGORY: dict[str, str] = {
-    "school": "school",
-    "university": "school",
-    "college": "school",
-    "kindergarten": "kindergarten",
-    "hospital": "hospital",
-    "clinic": "clinic",
-    "doctors": "clinic",
-    "townhall": "townhall",
-    "police": "police",
-}
-_HEALTHCARE_CATEGORY: dict[str, str] = {
-    "hospital": "hospital",
-    "clinic": "clinic",
-    "doctor": "clinic",
-    "doctors": "clinic",
-}
-_MINE_MAN_MADE = frozenset({"mineshaft", "adit"})
 
 #: Files up to this size are parsed for all layers at once, whatever was asked:
 #: the parse dominates the cost, and the CLI and tests read several layers of the
@@ -313,267 +293,6 @@ def _format_of(path: str | Path) -> str | None:
     return None
 
 
-def _name(tags: Mapping[str, str]) -> str | None:
-    """Prefer the Chinese name: ``name`` is sometimes pinyin or English in China."""
-    return tags.get("name:zh") or tags.get("name:zh-Hans") or tags.get("name") or None
-
-
-def _as_int(value: str | None) -> int | None:
-    """Parse counts like ``6``, ``6.0`` or `` 6 ``; anything else (``3;4``, ``5-6``) is unknown."""
-    if value is None:
-        return None
-    try:
-        number = float(value.strip().replace(",", "."))
-    except ValueError:
-        return None
-    if not math.isfinite(number) or number < 0:
-        return None
-    return round(number)
-
-
-def _poi_category(tags: Mapping[str, str], *, area: bool) -> str | None:
-    """Map tags to the POI category the grid rules know, or None.
-
-    ``amenity`` wins over ``healthcare`` over the landuse-based categories, so a
-    school drawn on residential land is a school. A named ``landuse=residential``
-    is a gated compound (小区) in Chinese cities; unnamed ones are mostly blocks of
-    ordinary housing. ``place=neighbourhood`` counts only as an area: as a node it
-    is just a label (often a former village name) and stays in ``places``.
-    """
-    category = _AMENITY_CATEGORY.get(tags.get("amenity", ""))
-    if category is None:
-        category = _HEALTHCARE_CATEGORY.get(tags.get("healthcare", ""))
-    if category is None and (
-        tags.get("landuse") == "quarry" or tags.get("man_made") in _MINE_MAN_MADE
-    ):
-        category = "mine"
-    if category is None and tags.get("landuse") == "residential" and _name(tags):
-        category = "gated_compound"
-    if category is None and area and tags.get("place") == "neighbourhood":
-        category = "gated_compound"
-    return category
-
-
-def _building_row(osm_id: str, name: str | None, tags: Mapping[str, str]) -> dict[str, Any]:
-    """One buildings row; ``households`` only where OSM counts flats (rare in China)."""
-    households = _as_int(tags.get("building:flats"))
-    if households is None:
-        households = _as_int(tags.get("addr:flats"))
-    return {
-        "osm_id": osm_id,
-        "building": tags["building"],
-        "levels": _as_int(tags.get("building:levels")),
-        "households": households,
-        "village": None,
-        "name": name,
-    }
-
-
-def _water_type(tags: Mapping[str, str]) -> str | None:
-    """The water type of an area, or None when the area is not water."""
-    if "water" in tags and tags["water"] != "no":
-        return tags["water"]
-    if tags.get("landuse") == "reservoir":
-        return "reservoir"
-    if tags.get("waterway") in _AREA_WATERWAYS:
-        return "river" if tags["waterway"] == "riverbank" else tags["waterway"]
-    if tags.get("natural") == "water":
-        return "water"
-    return None
-
-
-class _Collector:
-    """Turns the stream of OSM objects into rows and WKB per layer.
-
-    It also remembers which relations and closed ways *should* have become
-    areas, so that the ones libosmium could not assemble (missing members,
-    broken rings) are counted instead of silently lost.
-    """
-
-    def __init__(self, layers: frozenset[str]) -> None:
-        self.layers = layers
-        self.rows: dict[str, list[dict[str, Any]]] = {name: [] for name in layers}
-        self.wkb: dict[str, list[str]] = {name: [] for name in layers}
-        self.skipped: Counter[tuple[str, str]] = Counter()
-        self.area_candidates: dict[str, list[str]] = {}
-        self.assembled: set[str] = set()
-        self.factory = osmium.geom.WKBFactory()
-
-    def _add(self, layer: str, wkb: str, row: dict[str, Any]) -> None:
-        self.rows[layer].append(row)
-        self.wkb[layer].append(wkb)
-
-    def area_layers(self, tags: Mapping[str, str]) -> list[str]:
-        """The wanted layers an area with these tags belongs to."""
-        out = []
-        if "admin" in self.layers and tags.get("boundary") == "administrative":
-            out.append("admin")
-        if "buildings" in self.layers and tags.get("building", "no") != "no":
-            out.append("buildings")
-        if "pois" in self.layers and _poi_category(tags, area=True):
-            out.append("pois")
-        if "landuse" in self.layers and "landuse" in tags:
-            out.append("landuse")
-        if "water" in self.layers and _water_type(tags) is not None:
-            out.append("water")
-        return out
-
-    def node(self, obj: osmium.osm.Node) -> None:
-        tags = dict(obj.tags)
-        want_place = "places" in self.layers and "place" in tags
-        want_building = "buildings" in self.layers and tags.get("building", "no") != "no"
-        category = _poi_category(tags, area=False) if "pois" in self.layers else None
-        layers = [
-            layer
-            for layer, wanted in (
-                ("places", want_place),
-                ("buildings", want_building),
-                ("pois", category),
-            )
-            if wanted
-        ]
-        if not layers:
-            return
-        osm_id = f"n{obj.id}"
-        try:
-            wkb = self.factory.create_point(obj)
-        except (osmium.InvalidLocationError, RuntimeError):
-            for layer in layers:
-                self.skipped[(layer, "nodes without a valid location")] += 1
-            return
-        name = _name(tags)
-        if want_place:
-            self._add("places", wkb, {"osm_id": osm_id, "place": tags["place"], "name": name})
-        if want_building:
-            # A building mapped as a node has no footprint but may still be
-            # where households live; the buildings schema allows points.
-            self._add("buildings", wkb, _building_row(osm_id, name, tags))
-        if category:
-            self._add("pois", wkb, self._poi_row(osm_id, category, name, tags))
-
-    @staticmethod
-    def _poi_row(
-        osm_id: str, category: str, name: str | None, tags: Mapping[str, str]
-    ) -> dict[str, Any]:
-        return {
-            "osm_id": osm_id,
-            "category": category,
-            "name": name,
-            "amenity": tags.get("amenity"),
-            "healthcare": tags.get("healthcare"),
-            "landuse": tags.get("landuse"),
-            "man_made": tags.get("man_made"),
-            "place": tags.get("place"),
-        }
-
-    def way(self, obj: osmium.osm.Way) -> None:
-        tags = dict(obj.tags)
-        osm_id = f"w{obj.id}"
-        closed = obj.is_closed()
-        if closed and tags.get("area") != "no":
-            wanted_areas = self.area_layers(tags)
-            if wanted_areas:
-                self.area_candidates[osm_id] = wanted_areas
-        elif not closed:
-            # An open way cannot be an area. Open boundary ways are normal (pieces
-            # of admin relations), and so are open natural=water ways (relation
-            # members); open buildings or landuse are broken data worth counting.
-            for layer in self.area_layers(tags):
-                if layer in ("buildings", "landuse", "pois"):
-                    self.skipped[(layer, "ways tagged as areas but not closed")] += 1
-
-        line_layers = []
-        if (
-            "roads" in self.layers
-            and "highway" in tags
-            and not (closed and tags.get("area") == "yes")
-        ):
-            line_layers.append("roads")
-        waterway = tags.get("waterway")
-        if "water" in self.layers and waterway and waterway not in _AREA_WATERWAYS:
-            line_layers.append("water")
-        if not line_layers:
-            return
-        try:
-            wkb = self.factory.create_linestring(obj)
-        except (osmium.InvalidLocationError, RuntimeError):
-            for layer in line_layers:
-                self.skipped[(layer, "ways with missing nodes or fewer than two points")] += 1
-            return
-        name = _name(tags)
-        if "roads" in line_layers:
-            self._add(
-                "roads",
-                wkb,
-                {
-                    "osm_id": osm_id,
-                    "highway": tags["highway"],
-                    "name": name,
-                    "footway": tags.get("footway"),
-                    "service": tags.get("service"),
-                    "oneway": tags.get("oneway"),
-                    "access": tags.get("access"),
-                },
-            )
-        if "water" in line_layers:
-            self._add("water", wkb, {"osm_id": osm_id, "waterway": waterway, "name": name})
-
-    def relation(self, obj: osmium.osm.Relation) -> None:
-        tags = dict(obj.tags)
-        if tags.get("type") in ("multipolygon", "boundary"):
-            wanted_areas = self.area_layers(tags)
-            if wanted_areas:
-                self.area_candidates[f"r{obj.id}"] = wanted_areas
-
-    def area(self, obj: osmium.osm.Area) -> None:
-        tags = dict(obj.tags)
-        osm_id = ("w" if obj.from_way() else "r") + str(obj.orig_id())
-        self.assembled.add(osm_id)
-        layers = self.area_layers(tags)
-        if not layers:
-            return
-        try:
-            wkb = self.factory.create_multipolygon(obj)
-        except (osmium.InvalidLocationError, RuntimeError):
-            for layer in layers:
-                self.skipped[(layer, "areas whose rings could not be built")] += 1
-            return
-        name = _name(tags)
-        for layer in layers:
-            if layer == "admin":
-                code = tags.get("ref") or tags.get("ISO3166-2") or tags.get("gb") or osm_id
-                row = {
-                    "osm_id": osm_id,
-                    "code": code,
-                    "name": name,
-                    "admin_level": _as_int(tags.get("admin_level")),
-                }
-            elif layer == "buildings":
-                row = _building_row(osm_id, name, tags)
-            elif layer == "pois":
-                category = _poi_category(tags, area=True)
-                assert category is not None
-                row = self._poi_row(osm_id, category, name, tags)
-            elif layer == "landuse":
-                row = {"osm_id": osm_id, "landuse": tags["landuse"], "name": name}
-            else:  # water
-                row = {"osm_id": osm_id, "waterway": _water_type(tags), "name": name}
-            self._add(layer, wkb, row)
-
-    def finish_skips(self) -> None:
-        """Count the would-be areas libosmium never produced."""
-        for osm_id, layers in self.area_candidates.items():
-            if osm_id in self.assembled:
-                continue
-            reason = (
-                "relations not assembled (members missing from the extract or rings not closed)"
-                if osm_id.startswith("r")
-                else "closed ways not assembled (missing nodes or degenerate ring)"
-            )
-            for layer in layers:
-                self.skipped[(layer, reason)] += 1
-
-
 def _objects(path: Path, fmt: str, layers: frozenset[str]) -> Iterator[Any]:
     """Yield the tagged objects the layers need, as pyosmium streams them."""
     keys = sorted({key for layer in layers for key in _LAYER_KEYS[layer]})
@@ -595,7 +314,7 @@ def _parse(path: Path, fmt: str, layers: frozenset[str]) -> dict[str, gpd.GeoDat
     bugs and propagate unchanged.
     """
     started = time.perf_counter()
-    collector = _Collector(layers)
+    collector = Collector(layers)
     what = "PBF" if fmt == "pbf" else "OSM XML"
     try:
         objects = _objects(path, fmt, layers)
@@ -644,37 +363,24 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
-    """Keep the polygonal parts of a repaired geometry (a Polygon may repair to a collection)."""
-    if shapely.get_type_id(geom) in (3, 6):  # Polygon, MultiPolygon
-        return geom
-    polygons: list[shapely.Polygon] = []
-    for part in getattr(geom, "geoms", ()):
-        if part.geom_type == "Polygon":
-            polygons.append(part)
-        elif part.geom_type == "MultiPolygon":
-            polygons.extend(part.geoms)
-    if not polygons:
-        return shapely.Polygon()
-    return polygons[0] if len(polygons) == 1 else shapely.MultiPolygon(polygons)
-
-
-def _frame(layer: str, collector: _Collector, path: Path) -> gpd.GeoDataFrame:
+def _frame(layer: str, collector: Collector, path: Path) -> gpd.GeoDataFrame:
     """Build one layer: typed columns, valid non-empty geometries, stable order."""
     columns = _COLUMNS[layer]
     rows = collector.rows[layer]
     geoms = np.asarray(shapely.from_wkb(collector.wkb[layer]) if rows else [], dtype=object)
 
     if len(geoms):
-        polygonal = np.isin(shapely.get_type_id(geoms), (3, 6))
+        is_poly = np.isin(shapely.get_type_id(geoms), (3, 6))
         invalid = ~shapely.is_valid(geoms)
         n_invalid = int(invalid.sum())
         if n_invalid:
             fixed = shapely.make_valid(geoms[invalid], method="structure", keep_collapsed=False)
-            fixed_poly = polygonal[invalid]
+            fixed_poly = is_poly[invalid]
+            # A polygon that repairs to nothing of positive area becomes None
+            # (polygonal); it is dropped below with the empty geometries.
             fixed = np.array(
                 [
-                    _polygonal(g) if was_poly else g
+                    polygonal(g) if was_poly else g
                     for g, was_poly in zip(fixed, fixed_poly, strict=True)
                 ],
                 dtype=object,
@@ -686,7 +392,7 @@ def _frame(layer: str, collector: _Collector, path: Path) -> gpd.GeoDataFrame:
         # osmium writes every area as a MultiPolygon; most are one ring, and a
         # plain Polygon is what the rest of gridgeo (and GeoJSON readers) expect.
         single = (
-            polygonal & (shapely.get_type_id(geoms) == 6) & (shapely.get_num_geometries(geoms) == 1)
+            is_poly & (shapely.get_type_id(geoms) == 6) & (shapely.get_num_geometries(geoms) == 1)
         )
         if single.any():
             geoms[single] = shapely.get_geometry(geoms[single], 0)
