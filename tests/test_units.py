@@ -11,14 +11,9 @@ import pytest
 import shapely
 from shapely import LineString, MultiLineString, MultiPolygon, Point, Polygon, box
 
-from gridgeo.county.units import (
-    NON_RESIDENTIAL,
-    assign_items,
-    estimate_households,
-    split_heavy,
-    street_blocks,
-    unit_adjacency,
-)
+from gridgeo.county.assign import assign_items, unit_adjacency
+from gridgeo.county.split import split_heavy
+from gridgeo.county.units import NON_RESIDENTIAL, estimate_households, street_blocks
 from gridgeo.errors import CRSError, GeometryError, InputError, UsageError
 from gridgeo.partition import Units
 

@@ -52,8 +52,10 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from gridgeo.county import units as _units
+from gridgeo.county.assign import assign_items
+from gridgeo.county.fingerprint import fingerprint
 from gridgeo.county.rules import CountyRules
-from gridgeo.county.village import VillageOut, VillageTask, build_village, check_village, fingerprint
+from gridgeo.county.village import VillageOut, VillageTask, build_village, check_village
 from gridgeo.data import crs as _crs
 from gridgeo.data.io import list_layers, read_layer
 from gridgeo.errors import InputError, SchemaError, UsageError
@@ -270,7 +272,7 @@ def _sites(layers: Mapping[str, gpd.GeoDataFrame], rules: CountyRules, metric: p
 def _group_by_village(geoms: NDArray[np.object_], villages: NDArray[np.object_]) -> NDArray[np.int64]:
     if len(geoms) == 0:
         return np.zeros(0, dtype=np.int64)
-    return _units.assign_items(villages, geoms)
+    return assign_items(villages, geoms)
 
 
 # --------------------------------------------------------------------------------------
@@ -475,7 +477,7 @@ def _reuse(previous: str | Path, metric: pyproj.CRS, tasks: list[VillageTask], f
     """Villages whose inputs are unchanged since ``previous`` was built, taken from it (and re-checked).
 
     Why: re-drawing one village of a county should not cost the whole county.
-    A village is taken only when its fingerprint (:func:`gridgeo.county.village.fingerprint`:
+    A village is taken only when its fingerprint (:func:`gridgeo.county.fingerprint.fingerprint`:
     its geometry, barriers, groups, buildings, sites, rules and seed) equals
     the one the old build recorded and every building of it has its old
     assignment; everything taken goes through the same tiling check.
