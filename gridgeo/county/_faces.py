@@ -168,53 +168,79 @@ def _merge_small(faces: GArray, size: FArray, threshold: float, what: str) -> tu
     small = np.flatnonzero(size < threshold)
     if len(small) == 0 or len(faces) < 2:
         return faces, np.arange(len(faces), dtype=np.int64)
+    groups = _FaceGroups(size, _edge_neighbours(faces, small))
+    for s in sorted(small.tolist(), key=lambda k: (size[k], k)):
+        groups.grow(s, threshold)
+    log.debug("%s: %d faces below %.3g merged into their neighbours", what, len(small), threshold)
+    return groups.merged(faces)
+
+
+def _edge_neighbours(faces: GArray, small: IArray) -> dict[int, dict[int, float]]:
+    """Face -> neighbour -> shared edge length, for the pairs touching a ``small`` face along an edge."""
     i, j, shared = _shared_pairs(faces, small)
     nbrs: dict[int, dict[int, float]] = {}
     for a, b, length in zip(i.tolist(), j.tolist(), shared.tolist(), strict=True):
         if length > 0:
             nbrs.setdefault(a, {})[b] = length
             nbrs.setdefault(b, {})[a] = length
-    root = list(range(len(faces)))
+    return nbrs
 
-    def find(x: int) -> int:
+
+class _FaceGroups:
+    """Union-find over faces, with each group's members and size, for :func:`_merge_small`."""
+
+    def __init__(self, size: FArray, nbrs: dict[int, dict[int, float]]) -> None:
+        self.root = list(range(len(size)))
+        self.members: dict[int, list[int]] = {}
+        self.size = {int(k): float(size[k]) for k in range(len(size))}
+        self.nbrs = nbrs
+
+    def find(self, x: int) -> int:
+        root = self.root
         while root[x] != x:
             root[x] = root[root[x]]
             x = root[x]
         return x
 
-    members: dict[int, list[int]] = {}
-    gsize = {int(k): float(size[k]) for k in range(len(faces))}
-    for s in sorted(small.tolist(), key=lambda k: (size[k], k)):
-        g = find(s)
-        while gsize[g] < threshold:
-            around: dict[int, float] = {}
-            for m in members.get(g, [g]):
-                for nb, length in nbrs.get(m, {}).items():
-                    h = find(nb)
-                    if h != g:
-                        around[h] = around.get(h, 0.0) + length
+    def _around(self, g: int) -> dict[int, float]:
+        """Neighbouring groups of group ``g`` and the edge length shared with each."""
+        around: dict[int, float] = {}
+        for m in self.members.get(g, [g]):
+            for nb, length in self.nbrs.get(m, {}).items():
+                h = self.find(nb)
+                if h != g:
+                    around[h] = around.get(h, 0.0) + length
+        return around
+
+    def grow(self, s: int, threshold: float) -> None:
+        """Merge the group of face ``s`` into its longest-shared neighbour until it reaches ``threshold``."""
+        g = self.find(s)
+        while self.size[g] < threshold:
+            around = self._around(g)
             if not around:
                 break
-            h = min(around, key=lambda r: (-around[r], min(members.get(r, [r]))))
-            root[g] = h
-            members[h] = members.get(h, [h]) + members.pop(g, [g])
-            gsize[h] += gsize.pop(g)
+            h = min(around, key=lambda r: (-around[r], min(self.members.get(r, [r]))))
+            self.root[g] = h
+            self.members[h] = self.members.get(h, [h]) + self.members.pop(g, [g])
+            self.size[h] += self.size.pop(g)
             g = h
-    out: list[Any] = []
-    where = np.zeros(len(faces), dtype=np.int64)
-    for k in range(len(faces)):
-        if find(k) != k:
-            continue
-        ms = sorted(members.get(k, [k]))
-        where[ms] = len(out)
-        if len(ms) == 1:
-            out.append(faces[k])
-        else:
-            out.append(_coverage_union(faces[ms]))
-    log.debug("%s: %d faces below %.3g merged into their neighbours", what, len(small), threshold)
-    res = np.empty(len(out), dtype=object)
-    res[:] = out
-    return res, where
+
+    def merged(self, faces: GArray) -> tuple[GArray, IArray]:
+        """One face per group (in the order of its root) and each input face's group."""
+        out: list[Any] = []
+        where = np.zeros(len(faces), dtype=np.int64)
+        for k in range(len(faces)):
+            if self.find(k) != k:
+                continue
+            ms = sorted(self.members.get(k, [k]))
+            where[ms] = len(out)
+            if len(ms) == 1:
+                out.append(faces[k])
+            else:
+                out.append(_coverage_union(faces[ms]))
+        res = np.empty(len(out), dtype=object)
+        res[:] = out
+        return res, where
 
 
 def _coverage_union(polys: GArray) -> Any:

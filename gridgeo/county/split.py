@@ -89,6 +89,22 @@ def split_heavy(
     new_item_unit : ndarray of int64
         New unit index of each item (-1 stays -1).
     """
+    U, items_arr, w, iu, tgt = _split_inputs(units, items, weights, item_unit, max_weight=max_weight,
+                                             target=target)
+    pieces = _split_all(U, items_arr, w, iu, max_weight=max_weight, target=tgt)
+    out, parent, new_item_unit = _renumber(U, pieces, iu)
+    log.info("split_heavy: %d of %d units above %g split into %d pieces; %d units in all",
+             len(pieces), len(U), max_weight, sum(len(p[0]) for p in pieces.values()), len(out))
+    return out, parent, new_item_unit
+
+
+#: unit -> (its pieces, the ids of its items, the piece of each of those items)
+_Pieces = dict[int, tuple[GArray, IArray, IArray]]
+
+
+def _split_inputs(units: GeomArrayLike, items: GeomArrayLike, weights: ArrayLike, item_unit: ArrayLike, *,
+                  max_weight: float, target: float | None) -> tuple[GArray, GArray, FArray, IArray, float]:
+    """:func:`split_heavy`'s arguments checked and as arrays: units, items, weights, item units, target."""
     U = _as_geoms(units, "units")
     items_arr = _as_geoms(items, "items")
     w = np.asarray(weights, dtype=float).reshape(-1)
@@ -108,7 +124,11 @@ def split_heavy(
     tgt = max_weight / 2.0 if target is None else target
     if not (isinstance(tgt, int | float) and math.isfinite(tgt) and 0 < tgt <= max_weight):
         raise UsageError(f"target must lie in (0, max_weight], not {target!r}")
+    return U, items_arr, w, iu, tgt
 
+
+def _split_all(U: GArray, items: GArray, w: FArray, iu: IArray, *, max_weight: float, target: float) -> _Pieces:
+    """The pieces of every unit heavier than ``max_weight`` that can be split."""
     has = iu >= 0
     load = np.bincount(iu[has], w[has], minlength=len(U))
     heavy = np.flatnonzero(load > max_weight + 1e-9)
@@ -116,14 +136,18 @@ def split_heavy(
     sorted_units = np.where(has, iu, len(U))[by_unit]
     lo = np.searchsorted(sorted_units, np.arange(len(U)), side="left")
     hi = np.searchsorted(sorted_units, np.arange(len(U)), side="right")
-
-    pieces: dict[int, tuple[GArray, IArray, IArray]] = {}  # unit -> (pieces, item ids, piece of item)
+    pieces: _Pieces = {}
     for u in heavy.tolist():
         ids = by_unit[lo[u]:hi[u]]
-        res = _split_unit(U[u], items_arr[ids], w[ids], float(tgt))
+        res = _split_unit(U[u], items[ids], w[ids], float(target))
         if res is not None:
             pieces[u] = (res[0], ids, res[1])
+    return pieces
 
+
+def _renumber(U: GArray, pieces: _Pieces, iu: IArray) -> tuple[GArray, IArray, IArray]:
+    """Each split unit replaced by its pieces (neighbours given the new edge vertices); items renumbered."""
+    has = iu >= 0
     new_units: list[Any] = []
     parent: list[int] = []
     offset = np.zeros(len(U), dtype=np.int64)
@@ -144,8 +168,6 @@ def split_heavy(
         fresh = [_new_boundary_vertices(U[u], p[0]) for u, p in sorted(pieces.items())]
         origin = np.repeat(sorted(pieces), [len(f) for f in fresh]).astype(np.int64)
         _insert_vertices(out, np.concatenate(fresh), origin, np.asarray(parent, dtype=np.int64))
-    log.info("split_heavy: %d of %d units above %g split into %d pieces; %d units in all",
-             len(pieces), len(U), max_weight, sum(len(p[0]) for p in pieces.values()), len(out))
     return out, np.asarray(parent, dtype=np.int64), new_item_unit
 
 
