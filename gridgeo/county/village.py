@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import math
 import time
 import zlib
 from collections.abc import Sequence
@@ -53,12 +52,13 @@ from numpy.typing import NDArray
 from gridgeo._geom import containing
 from gridgeo.county import codes as _codes
 from gridgeo.county import units as _units
+from gridgeo.county._parts import Adjacency, metric_xy, nearest, part_count, sub_units, union
 from gridgeo.county.assign import assign_items, unit_adjacency
 from gridgeo.county.rules import within_bounds
 from gridgeo.county.sites import site_footprints
 from gridgeo.county.split import split_heavy
 from gridgeo.errors import GeometryError
-from gridgeo.partition import Model, Objective, Units
+from gridgeo.partition import Model, Objective
 
 log = logging.getLogger(__name__)
 
@@ -152,15 +152,6 @@ class Label:
 
 
 @dataclass(frozen=True)
-class _Adjacency:
-    """Rook adjacency of the units as CSR arrays with shared lengths (:func:`unit_adjacency`)."""
-
-    indptr: IArray
-    indices: IArray
-    lengths: FArray
-
-
-@dataclass(frozen=True)
 class _Units:
     """Stage 2's result: the village's units and what lies in them."""
 
@@ -170,7 +161,7 @@ class _Units:
     item_weight: IArray  # households of each item
     size: FArray  # households of each unit
     rep: GArray  # a point inside each unit
-    adjacency: _Adjacency
+    adjacency: Adjacency
 
 
 @dataclass(frozen=True)
@@ -255,7 +246,7 @@ def _make_units(t: VillageTask, site_polys: list[Any], st: dict[str, Any]) -> _U
     item_face = assign_items(faces, t.items) if len(t.items) else np.zeros(0, dtype=np.int64)
     lost = item_face < 0
     if lost.any():  # numerically on the village rim: the nearest face
-        item_face[lost] = _nearest(faces, shapely.point_on_surface(t.items[lost]))
+        item_face[lost] = nearest(faces, shapely.point_on_surface(t.items[lost]))
     w_items = np.asarray(t.weights, dtype=np.int64)
     if t.points:
         units, parent, item_unit = split_heavy(faces, t.items, w_items, item_face, max_weight=t.point_bounds[1])
@@ -267,7 +258,7 @@ def _make_units(t: VillageTask, site_polys: list[Any], st: dict[str, Any]) -> _U
     st.update(faces=len(faces), units=n, split_faces=int(np.sum(np.bincount(parent, minlength=len(faces)) > 1)))
     ip, ix, lens = unit_adjacency(units)
     return _Units(faces=len(faces), geoms=units, item_unit=item_unit, item_weight=w_items, size=uw, rep=rep,
-                  adjacency=_Adjacency(ip, ix, lens))
+                  adjacency=Adjacency(ip, ix, lens))
 
 
 # --------------------------------------------------------------------------------------
@@ -298,7 +289,7 @@ def _label_by_groups(t: VillageTask, u: _Units, base: IArray, label: list[Label 
     g = containing(t.group_geoms, u.rep[base])
     miss = g < 0
     if miss.any():
-        g[miss] = _nearest(t.group_geoms, u.rep[base][miss])
+        g[miss] = nearest(t.group_geoms, u.rep[base][miss])
     for i, gi in zip(base.tolist(), g.tolist(), strict=True):
         label[i] = Label(LabelKind.GROUP, gi)
 
@@ -336,7 +327,7 @@ def _label_by_partition(t: VillageTask, u: _Units, base: IArray, label: list[Lab
     """Grids drawn by the engine within the village kind's household bounds; returns the stats."""
     lo_g, hi_g = t.grid_bounds
     k = min(part_count(float(u.size[base].sum()), lo_g, hi_g), len(base))
-    model = Model(_sub_units(u.adjacency, base), size=u.size[base], min_size=lo_g or None, max_size=hi_g,
+    model = Model(sub_units(u.adjacency, base), size=u.size[base], min_size=lo_g or None, max_size=hi_g,
                   count=k, objective=Objective(iterations=t.iterations, restarts=t.restarts),
                   previous=_previous_labels(t, "grids", base, u.rep))
     res = model.solve(seed=village_seed(t.seed, t.code + "/grids"))
@@ -355,7 +346,7 @@ def _make_grids(t: VillageTask, u: _Units, label: list[Label], site_idx: list[in
         by.setdefault(lab, []).append(i)
     labels = sorted(by)
     members = {lab: np.asarray(by[lab], dtype=np.int64) for lab in labels}
-    gpoly = {lab: _union(u.geoms[members[lab]]) for lab in labels}
+    gpoly = {lab: union(u.geoms[members[lab]]) for lab in labels}
     ghh = {lab: float(u.size[members[lab]].sum()) for lab in labels}
     grids = _Grids(labels=labels, members=members, geometry=gpoly, households=ghh, code={}, site_index=site_idx)
     grids.code.update(_grid_codes(t, grids))
@@ -377,14 +368,14 @@ def _grid_codes(t: VillageTask, grids: _Grids) -> dict[Label, str]:
         if "grids" in prev and not all(keep):
             matched = _codes.match_previous(polys, *prev["grids"])
             keep = [k if k is not None else m for k, m in zip(keep, matched, strict=True)]
-        x, y, a = _metric_xy(polys)
+        x, y, a = metric_xy(polys)
         out.update(zip(base, _codes.number(t.code, x, y, a, width=2, keep=keep), strict=True))
     if sites:
         polys = [grids.geometry[lab] for lab in sites]
         keep2: list[str | None] = [None] * len(polys)
         if "exclusive" in prev:
             keep2 = _codes.match_previous(polys, *prev["exclusive"])
-        x, y, a = _metric_xy(polys)
+        x, y, a = metric_xy(polys)
         out.update(zip(sites, _codes.number(t.code, x, y, a, width=2, letter="Z", keep=keep2), strict=True))
     return out
 
@@ -421,7 +412,7 @@ def _split_grids(t: VillageTask, u: _Units, grids: _Grids, engine: list[tuple[La
     code = grids.code
     order = np.concatenate([grids.members[lab] for lab, _ in engine])
     groups = [code[lab] for lab, _ in engine for _ in range(len(grids.members[lab]))]
-    model = Model(_sub_units(u.adjacency, order), size=u.size[order],
+    model = Model(sub_units(u.adjacency, order), size=u.size[order],
                   min_size={code[lab]: lo_p for lab, _ in engine if not lab.is_site} or None,
                   max_size=hi_p, group=groups, count={code[lab]: k for lab, k in engine},
                   objective=Objective(iterations=t.iterations, restarts=t.restarts),
@@ -457,7 +448,7 @@ def _write_records(t: VillageTask, u: _Units, grids: _Grids, rows: list[_PointRo
 def _point_records(t: VillageTask, u: _Units, grids: _Grids, rows: list[_PointRow], out: VillageOut) -> list[str]:
     """The points layer's rows; returns the point codes in ``rows`` order."""
     lo_p, hi_p = t.point_bounds
-    ppoly = [_union(u.geoms[m]) for _, m in rows]
+    ppoly = [union(u.geoms[m]) for _, m in rows]
     pcodes = _point_codes(t, [grids.code[lab] for lab, _ in rows], ppoly)
     for p, ((lab, m), poly) in enumerate(zip(rows, ppoly, strict=True)):
         h = float(u.size[m].sum())
@@ -493,14 +484,8 @@ def _grid_records(t: VillageTask, grids: _Grids, npts: dict[str, int], out: Vill
 
 
 # --------------------------------------------------------------------------------------
-# helpers
+# codes and previous parts
 # --------------------------------------------------------------------------------------
-def _metric_xy(polys: Sequence[Any]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    arr = np.asarray(polys, dtype=object)
-    c = shapely.centroid(arr)
-    return shapely.get_x(c), shapely.get_y(c), shapely.area(arr)
-
-
 def _point_codes(t: VillageTask, parents: list[str], polys: list[Any]) -> list[str]:
     """Grid code + 3 digits, in reading order within each grid (previous codes kept where matched).
 
@@ -520,80 +505,10 @@ def _point_codes(t: VillageTask, parents: list[str], polys: list[Any]) -> list[s
                 og = np.asarray(prev[0], dtype=object)[np.asarray(mask)]
                 oc = [c for c, m in zip(prev[1], mask, strict=True) if m]
                 keep = _codes.match_previous(sub, og, oc)
-        x, y, a = _metric_xy(sub)
+        x, y, a = metric_xy(sub)
         for i, c in zip(idx, _codes.number(pc, x, y, a, width=3, keep=keep), strict=True):
             codes[i] = c
     return codes
-
-
-def _nearest(tree_geoms: GArray, pts: GArray) -> NDArray[np.int64]:
-    """Index of the geometry nearest to each point (ties: lowest index)."""
-    tree = shapely.STRtree(tree_geoms)
-    idx = tree.query_nearest(pts, all_matches=True)
-    out = np.full(len(pts), -1, dtype=np.int64)
-    for a, b in zip(idx[0].tolist(), idx[1].tolist(), strict=True):
-        if out[a] < 0 or b < out[a]:
-            out[a] = b
-    return out
-
-
-def part_count(total: float, lo: float, hi: float) -> int:
-    """How many parts a set of ``total`` households is split into: moderate sizes.
-
-    Aim at the middle of the bounds, ``round(total / ((lo + hi) / 2))``, but
-    never so few that a part must exceed ``hi`` nor so many that a part must
-    fall below ``lo``; at least one. Why not "as many as the bounds allow"
-    (max-p): that drives every point down to the minimum, which a county
-    reads as too fine, and a fixed count is far quicker to solve.
-    """
-    if total <= 0:
-        return 1
-    k = round(total / ((lo + hi) / 2.0)) if math.isfinite(hi) else 1
-    if math.isfinite(hi) and hi > 0:
-        k = max(k, math.ceil(total / hi - 1e-9))
-    if lo > 0:
-        k = min(k, math.floor(total / lo + 1e-9))
-    return max(int(k), 1)
-
-
-def _sub_units(adj: _Adjacency, keep: IArray) -> Units:
-    """The adjacency restricted to ``keep`` (in that order), as engine Units whose ids are the unit indices."""
-    indptr, indices, lengths = adj.indptr, adj.indices, adj.lengths
-    n = len(indptr) - 1
-    pos = np.full(n, -1, dtype=np.int64)
-    pos[keep] = np.arange(len(keep))
-    rows: list[int] = []
-    cols: list[int] = []
-    lens: list[float] = []
-    for new_i, old_i in enumerate(keep.tolist()):
-        for k in range(int(indptr[old_i]), int(indptr[old_i + 1])):
-            j = int(pos[indices[k]])
-            if j > new_i:
-                rows.append(new_i)
-                cols.append(j)
-                lens.append(float(lengths[k]))
-    m = len(keep)
-    order = np.lexsort((np.asarray(cols, dtype=np.int64), np.asarray(rows, dtype=np.int64)))
-    r = np.asarray(rows, dtype=np.int64)[order]
-    c = np.asarray(cols, dtype=np.int64)[order]
-    L = np.asarray(lens, dtype=float)[order]
-    ip = np.zeros(m + 1, dtype=np.int64)
-    np.add.at(ip, r + 1, 1)
-    ip = np.cumsum(ip)
-    return Units.from_arrays(ip, c, ids=keep.tolist(), lengths=L)
-
-
-def _union(geoms: GArray) -> Any:
-    """Union of units that share exact edges (a coverage), robust fallback otherwise."""
-    if len(geoms) == 1:
-        return geoms[0]
-    try:
-        out = shapely.coverage_union_all(geoms)
-    except shapely.errors.GEOSException:
-        out = shapely.union_all(geoms)
-    if not shapely.is_valid(out):
-        out = shapely.make_valid(out)
-    return out
 
 
 def _previous_labels(t: VillageTask, level: str, units: NDArray[np.int64], rep: GArray) -> dict[int, str] | None:
@@ -618,9 +533,9 @@ def check_village(t: VillageTask, out: VillageOut) -> None:
     area = float(shapely.area(t.geometry))
     level2 = [r["geometry"] for r in out.grids] + [r["geometry"] for r in out.exclusive]
     total = float(np.sum(shapely.area(np.asarray(level2, dtype=object)))) if level2 else 0.0
-    union = _union(np.asarray(level2, dtype=object)) if level2 else shapely.Polygon()
-    sym = float(shapely.area(shapely.symmetric_difference(union, t.geometry)))
-    overlap = max(total - float(shapely.area(union)), 0.0)
+    covered = union(np.asarray(level2, dtype=object)) if level2 else shapely.Polygon()
+    sym = float(shapely.area(shapely.symmetric_difference(covered, t.geometry)))
+    overlap = max(total - float(shapely.area(covered)), 0.0)
     out.stats["tiling"] = {"village_m2": round(area, 3), "grids_m2": round(total, 3), "gap_m2": round(sym, 6),
                            "overlap_m2": round(overlap, 6)}
     if sym > tol or overlap > tol:
