@@ -10,6 +10,7 @@ stays in the base grids (reported in the village's stats).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,20 +25,27 @@ if TYPE_CHECKING:
 
 GArray = NDArray[np.object_]
 
-__all__ = ["site_footprints"]
+__all__ = ["Footprints", "site_footprints"]
 
 
-def site_footprints(t: VillageTask, stats: dict[str, Any]) -> tuple[list[int], list[Any]]:
-    """Footprints of the village's sites: (site index, polygon), smallest first, disjoint.
+@dataclass(frozen=True)
+class Footprints:
+    """The sites kept as exclusive grids: each one's index in the task and its footprint (disjoint)."""
+
+    index: list[int]
+    polygons: list[Any]
+
+
+def site_footprints(t: VillageTask, stats: dict[str, Any]) -> Footprints:
+    """Footprints of the village's sites, smallest first, disjoint.
 
     ``stats`` counts how each footprint was made (``sites_from_block``,
     ``sites_from_radius``, ``sites_from_polygon``) and lists the sites dropped
     as too small (``sites_dropped``).
     """
     if len(t.site_geoms) == 0:
-        return [], []
-    polys = _raw_footprints(t, stats)
-    return _carve(t, polys, stats)
+        return Footprints([], [])
+    return _carve(t, _raw_footprints(t, stats), stats)
 
 
 def _is_point(g: Any) -> bool:
@@ -73,7 +81,7 @@ def _point_footprint(t: VillageTask, pt: Any, blocks: GArray, stats: dict[str, A
     return _snap_to_buildings(disc, block, t.items)
 
 
-def _carve(t: VillageTask, polys: list[Any], stats: dict[str, Any]) -> tuple[list[int], list[Any]]:
+def _carve(t: VillageTask, polys: list[Any], stats: dict[str, Any]) -> Footprints:
     """Smallest first, each site loses what a smaller one took; too small ones are dropped."""
     order = sorted(range(len(polys)), key=lambda i: (shapely.area(polys[i]), t.site_ids[i]))
     taken: Any = None
@@ -88,7 +96,7 @@ def _carve(t: VillageTask, polys: list[Any], stats: dict[str, Any]) -> tuple[lis
         keep_idx.append(i)
         keep_poly.append(p)
         taken = p if taken is None else shapely.union(taken, p)
-    return keep_idx, keep_poly
+    return Footprints(keep_idx, keep_poly)
 
 
 def _snap_to_buildings(disc: Any, block: Any, items: GArray) -> Any:

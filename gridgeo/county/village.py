@@ -133,7 +133,11 @@ class LabelKind(enum.IntEnum):
 
 @dataclass(frozen=True, order=True)
 class Label:
-    """The level-2 grid a unit belongs to: a kind and a key within that kind."""
+    """The level-2 grid a unit belongs to: a kind and a key within that kind.
+
+    Labels sort by kind, then key: the order grids are coded and handed to the
+    engine in (groups, household labels and drawn parts before sites).
+    """
 
     kind: LabelKind
     key: int | str
@@ -217,13 +221,13 @@ def build_village(t: VillageTask) -> VillageOut:
     """
     out = VillageOut(code=t.code)
     clock = _Clock(out.seconds)
-    site_idx, site_polys = site_footprints(t, out.stats)
+    sites = site_footprints(t, out.stats)
     clock.lap("exclusive")
-    u = _make_units(t, site_polys, out.stats)
+    u = _make_units(t, sites.polygons, out.stats)
     clock.lap("units")
-    label = _label_units(t, u, site_polys, out.stats)
+    label = _label_units(t, u, sites.polygons, out.stats)
     clock.lap("grids")
-    grids = _make_grids(t, u, label, site_idx)
+    grids = _make_grids(t, u, label, sites.index)
     rows = _point_rows(t, u, grids, out.stats)
     clock.lap("points")
     _write_records(t, u, grids, rows, out)
