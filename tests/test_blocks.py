@@ -59,7 +59,7 @@ def _graph(gdf: gpd.GeoDataFrame, id_col: str) -> nx.Graph:
     return build_adjacency(gdf, id_col=id_col)
 
 
-def _check_blocks(villages: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame, id_col: str, group_col: str | None,
+def _check_blocks(villages: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame, *, id_col: str, group_col: str | None,
                   size_col: str, lo: float, hi: float) -> None:
     """Independently: every village in exactly one block, blocks contiguous, in one group, within bounds."""
     G = _graph(villages, id_col)
@@ -89,7 +89,7 @@ def test_small_county_blocks_named_and_ordered() -> None:
     b = out.blocks
     assert len(b) == 8 and set(b["group"]) == {"A", "B"}
     assert sorted(b["block_id"]) == [f"{g}0{i}" for g in "AB" for i in range(1, 5)]
-    _check_blocks(v, b, "code", "township", "households", 3000, 5000)
+    _check_blocks(v, b, id_col="code", group_col="township", size_col="households", lo=3000, hi=5000)
     # reading order: by bands one block high from the north, west to east within a band
     metric = _crs.metric_crs(b)
     m = b.to_crs(metric)
@@ -219,7 +219,8 @@ def test_taipei_districts_bounds_free_count(taipei_villages: gpd.GeoDataFrame) -
     out = make_blocks(taipei_villages, id_col="CPTVID", group_col="TNAME", size_col="households", min_size=lo,
                       max_size=hi, seed=0)
     assert out.feasible, out.report["violations"][:3]
-    _check_blocks(taipei_villages, out.blocks, "CPTVID", "TNAME", "households", lo, hi)
+    _check_blocks(taipei_villages, out.blocks, id_col="CPTVID", group_col="TNAME", size_col="households", lo=lo,
+                  hi=hi)
     # max-p: at least 95 % of the ceiling sum(floor(W_district / min))
     ceiling = int(sum(w // lo for w in taipei_villages.groupby("TNAME")["households"].sum()))
     assert len(out.blocks) >= 0.95 * ceiling

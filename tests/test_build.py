@@ -20,8 +20,8 @@ import pyogrio
 import pytest
 import shapely
 
+from gridgeo._geom import reading_order
 from gridgeo.county.build import LEVELS, BuildResult, build_county
-from gridgeo.county.codes import reading_order
 from gridgeo.county.rules import DEFAULT_EXCLUSIVE, CountyRules, load_county_rules
 from gridgeo.data import crs as _crs
 from gridgeo.errors import GeometryError

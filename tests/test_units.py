@@ -11,14 +11,9 @@ import pytest
 import shapely
 from shapely import LineString, MultiLineString, MultiPolygon, Point, Polygon, box
 
-from gridgeo.county.units import (
-    NON_RESIDENTIAL,
-    assign_items,
-    estimate_households,
-    split_heavy,
-    street_blocks,
-    unit_adjacency,
-)
+from gridgeo.county.assign import assign_items, unit_adjacency
+from gridgeo.county.split import split_heavy
+from gridgeo.county.units import NON_RESIDENTIAL, estimate_households, street_blocks
 from gridgeo.errors import CRSError, GeometryError, InputError, UsageError
 from gridgeo.partition import Units
 
@@ -249,7 +244,7 @@ def _grid_town(nx: int = 10, ny: int = 5, size: float = 8.0, pitch: float = 20.0
     return unit, np.array(blds, dtype=object)
 
 
-def _check_split(units: np.ndarray, items: np.ndarray, w: np.ndarray, new: np.ndarray, parent: np.ndarray,
+def _check_split(units: np.ndarray, items: np.ndarray, w: np.ndarray, new: np.ndarray, parent: np.ndarray, *,
                  iu: np.ndarray, target: float) -> None:
     for u in np.unique(parent):
         assert_tiles(units[u], new[parent == u])
@@ -275,7 +270,7 @@ def test_split_heavy_grid_of_buildings() -> None:
     new, parent, niu = split_heavy(units, blds, w, iu, max_weight=40)
     assert (parent == 0).sum() >= 5 and parent[-1] == 1
     assert shapely.equals(new[-1], other)
-    _check_split(units, blds, w, new, parent, niu, 20.0)
+    _check_split(units, blds, w, new, parent, iu=niu, target=20.0)
     assert shapely.coverage_is_valid(new), "split pieces must match their unsplit neighbours' vertices"
     again = split_heavy(units, blds, w, iu, max_weight=40)
     assert wkb(new) == wkb(again[0]) and (parent == again[1]).all() and (niu == again[2]).all()
@@ -288,7 +283,7 @@ def test_split_heavy_terraced_houses_share_walls() -> None:
     iu = np.zeros(len(blds), dtype=np.int64)
     new, parent, niu = split_heavy([unit], blds, w, iu, max_weight=40, target=10)
     assert len(new) >= 6
-    _check_split(np.array([unit], dtype=object), blds, w, new, parent, niu, 10.0)
+    _check_split(np.array([unit], dtype=object), blds, w, new, parent, iu=niu, target=10.0)
 
 
 def test_split_heavy_tower_and_zero_weight_items() -> None:
@@ -298,7 +293,7 @@ def test_split_heavy_tower_and_zero_weight_items() -> None:
     w[:3] = 5.0
     iu = np.zeros(len(blds), dtype=np.int64)
     new, parent, niu = split_heavy([unit], blds, w, iu, max_weight=40)
-    _check_split(np.array([unit], dtype=object), blds, w, new, parent, niu, 20.0)
+    _check_split(np.array([unit], dtype=object), blds, w, new, parent, iu=niu, target=20.0)
     tower = niu[7]
     assert (niu == tower).sum() == 1, "the tower ends up alone"
     assert len(new) < len(blds), "weightless items are not peeled off one by one"
@@ -316,7 +311,7 @@ def test_split_heavy_household_points_and_missing_items() -> None:
     new, parent, niu = split_heavy([unit], items, w, iu, max_weight=40)
     assert niu[-2:].tolist() == [-1, -1]
     assert len(new) >= 6
-    _check_split(np.array([unit], dtype=object), items, w, new, parent, niu, 20.0)
+    _check_split(np.array([unit], dtype=object), items, w, new, parent, iu=niu, target=20.0)
 
 
 def test_split_heavy_explodes_multipart_regions() -> None:
@@ -326,7 +321,7 @@ def test_split_heavy_explodes_multipart_regions() -> None:
     w = np.array([5.0, 5.0, 12.0, 12.0, 12.0])
     iu = np.zeros(len(blds), dtype=np.int64)
     new, parent, niu = split_heavy([unit], blds, w, iu, max_weight=40)
-    _check_split(np.array([unit], dtype=object), blds, w, new, parent, niu, 20.0)
+    _check_split(np.array([unit], dtype=object), blds, w, new, parent, iu=niu, target=20.0)
     assert niu[0] != niu[1], "the arm tops are in different parts"
     assert all(shapely.get_type_id(g) == 3 for g in new)
 

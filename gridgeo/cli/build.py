@@ -30,7 +30,8 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the rules, build, write the GeoPackage atomically, print the closing report."""
-    from gridgeo.county.build import build_county, format_report
+    from gridgeo.county.build import build_county
+    from gridgeo.county.report import format_report
     from gridgeo.county.rules import load_county_rules
     from gridgeo.data.io import atomic_path, write_layers
 

@@ -1,10 +1,26 @@
 """The county pipeline: townships → blocks → villages → grids, grid points and exclusive grids.
 
-``build`` runs the whole county (``gridgeo build``) from a ``rules`` file (the county's policy,
-TOML); ``blocks`` groups villages into blocks; ``village`` draws one village's levels in stages;
-``units`` cuts a village into street-block units; ``codes`` numbers parts in reading order and
-keeps codes stable across rebuilds.
+Modules, by job:
 
-May import: :mod:`gridgeo.data`, :mod:`gridgeo.partition`, :mod:`gridgeo.errors`,
-:mod:`gridgeo._geom`.
+* ``build`` -- the whole county (``gridgeo build``) in named stages: read,
+  blocks, village tasks, villages (in parallel, or taken unchanged from a
+  previous build), assemble the layers;
+* ``sources`` -- what a build reads: input layers, checked villages and
+  townships, weighted items (buildings or household points), barriers, sites;
+* ``report`` -- the closing report (``summary``) and its terminal form;
+* ``rules`` -- the county rules file (TOML, one parser per section), the
+  blocks rules file, and ``within_bounds``, the one bounds test;
+* ``blocks`` -- villages grouped into blocks (``gridgeo blocks``);
+* ``village`` -- one village's grids and points in stages, units labelled by
+  a typed ``Label``; ``sites`` -- exclusive-site footprints;
+  ``fingerprint`` -- the village's input digest (``build_hash``) that decides
+  what ``--previous`` reuses; ``_parts`` -- handing units to the engine;
+* ``units`` -- household estimates and street blocks; ``assign`` -- items to
+  units and unit adjacency; ``split`` -- heavy units split between buildings;
+  ``_faces`` -- the noding helpers they share;
+* ``codes`` -- numbering parts in reading order and keeping codes across
+  rebuilds.
+
+May import: :mod:`gridgeo.data`, :mod:`gridgeo.partition` (its public names only),
+:mod:`gridgeo.errors`, :mod:`gridgeo._geom`.
 """

@@ -156,31 +156,12 @@ def make_blocks(
         Bounds or counts that make no sense.
     """
     from gridgeo.data.adjacency import build_adjacency
-    from gridgeo.data.check import check_layer
 
     if count is not None and count_col is not None:
         raise UsageError("give count or count_col, not both")
     source = villages.attrs.get("source")
     cols = [c for c in (group_col, size_col, count_col, *similar) if c is not None]
-    for col in cols:
-        if col not in villages.columns:
-            have = [c for c in villages.columns if c != villages.geometry.name]
-            raise SchemaError(f"column {col!r} not found; columns are {have}", path=source)
-    if size_col is not None and not pd.api.types.is_numeric_dtype(villages[size_col]):
-        conv = pd.to_numeric(villages[size_col], errors="coerce")
-        bad = conv.isna() & villages[size_col].notna()
-        if bad.any():
-            raise SchemaError(f"size column {size_col!r} is not numeric (e.g. {villages[size_col][bad].iloc[0]!r})",
-                              path=source)
-        villages = villages.assign(**{size_col: conv})
-    checked = check_layer(villages, id_col=id_col, parent_col=group_col, snap=snap, path=source)
-    message = checked.report.unusable_message()
-    if message is not None:
-        raise InputError(message, path=source)
-    for p in checked.report.problems:
-        if p.severity == "repaired":
-            log.warning("%s: feature %s: %s", source or "villages", p.id, p.message)
-    gdf = checked.gdf.reset_index(drop=True)
+    gdf = _checked_villages(villages, cols, id_col=id_col, group_col=group_col, size_col=size_col, snap=snap)
     metric = _crs.metric_crs(gdf)
     attrs = list(dict.fromkeys(cols))
     G = build_adjacency(gdf, id_col=id_col, min_shared=min_shared, snap=snap, metric=metric, attrs=attrs)
@@ -202,9 +183,54 @@ def make_blocks(
     return BlocksOutput(blocks=blocks, report=report, result=result)
 
 
-def _dissolve(gdf: gpd.GeoDataFrame, ids: list[Hashable], result: Result, *, group_col: str | None,
-              size_col: str | None, similar: Sequence[str], metric: Any) -> tuple[gpd.GeoDataFrame, list[str]]:
-    """One polygon per block, named and ordered (see the module notes)."""
+def _checked_villages(villages: gpd.GeoDataFrame, cols: list[str], *, id_col: str | None, group_col: str | None,
+                      size_col: str | None, snap: float) -> gpd.GeoDataFrame:
+    """The villages with the named ``cols`` present, a numeric size column, checked and repaired.
+
+    Raises
+    ------
+    SchemaError
+        A named column is missing or the size column is not numeric.
+    InputError
+        The layer is not usable.
+    """
+    from gridgeo.data.check import check_layer
+
+    source = villages.attrs.get("source")
+    for col in cols:
+        if col not in villages.columns:
+            have = [c for c in villages.columns if c != villages.geometry.name]
+            raise SchemaError(f"column {col!r} not found; columns are {have}", path=source)
+    if size_col is not None and not pd.api.types.is_numeric_dtype(villages[size_col]):
+        conv = pd.to_numeric(villages[size_col], errors="coerce")
+        bad = conv.isna() & villages[size_col].notna()
+        if bad.any():
+            raise SchemaError(f"size column {size_col!r} is not numeric (e.g. {villages[size_col][bad].iloc[0]!r})",
+                              path=source)
+        villages = villages.assign(**{size_col: conv})
+    checked = check_layer(villages, id_col=id_col, parent_col=group_col, snap=snap, path=source)
+    message = checked.report.unusable_message()
+    if message is not None:
+        raise InputError(message, path=source)
+    for p in checked.report.problems:
+        if p.severity == "repaired":
+            log.warning("%s: feature %s: %s", source or "villages", p.id, p.message)
+    return checked.gdf.reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class _Shapes:
+    """Each block's villages (row numbers), dissolved polygon and metric measures."""
+
+    rows: list[NDArray[np.int64]]
+    shapes: NDArray[np.object_]  # in the villages' CRS
+    area: NDArray[np.float64]  # metric
+    polsby_popper: NDArray[np.float64]
+    cx: NDArray[np.float64]  # metric centroid
+    cy: NDArray[np.float64]
+
+
+def _shapes(gdf: gpd.GeoDataFrame, ids: list[Hashable], result: Result, metric: Any) -> _Shapes:
     geoms = np.asarray(gdf.geometry.values)
     row_of = {u: i for i, u in enumerate(ids)}
     rows = [np.asarray([row_of[u] for u in p.units], dtype=np.int64) for p in result.parts]
@@ -214,49 +240,70 @@ def _dissolve(gdf: gpd.GeoDataFrame, ids: list[Hashable], result: Result, *, gro
     perim = shapely.length(mshapes)
     pp = np.where(perim > 0, 4 * math.pi * area / np.maximum(perim, 1e-12) ** 2, 0.0)
     cent = shapely.centroid(mshapes)
-    cx, cy = shapely.get_x(cent), shapely.get_y(cent)
-    # ids: kept labels first, then reading order for the new ones
+    return _Shapes(rows=rows, shapes=shapes, area=area, polsby_popper=pp, cx=shapely.get_x(cent),
+                   cy=shapely.get_y(cent))
+
+
+def _block_ids(result: Result, sh: _Shapes, *, group_col: str | None) -> list[str]:
+    """Block id of each part: kept labels first, then reading order for the new ones (module notes)."""
     by_group: dict[str, list[int]] = {}
     for part in result.parts:
         by_group.setdefault(part.group, []).append(part.index)
     block_of_part = [""] * len(result.parts)
     for g in sorted(by_group):
-        members = by_group[g]
-        prefix = g if group_col is not None else "B"
-        width = max(2, len(str(len(members))))
-        used: set[str] = set()
-        for p in members:
-            lab = result.parts[p].label
-            if lab is not None and str(lab) not in used:
-                block_of_part[p] = str(lab)
-                used.add(str(lab))
-        new = [p for p in members if not block_of_part[p]]
-        if not new:
-            continue
-        h = math.sqrt(float(np.median(area[members]))) or 1.0
-        band = np.floor(-cy[new] / h)
-        order = [new[i] for i in np.lexsort((cx[new], band))]
-        seqs = [int(s[len(prefix):]) for s in used if s.startswith(prefix) and s[len(prefix):].isdigit()]
-        nxt = max(seqs, default=0) + 1
-        for p in order:
-            while f"{prefix}{nxt:0{width}d}" in used:
-                nxt += 1
-            block_of_part[p] = f"{prefix}{nxt:0{width}d}"
-            used.add(block_of_part[p])
+        _number_group(result, sh, by_group[g], g if group_col is not None else "B", block_of_part)
+    return block_of_part
+
+
+def _number_group(result: Result, sh: _Shapes, members: list[int], prefix: str, block_of_part: list[str]) -> None:
+    """Ids for one group's parts (in place): a part keeps its label unless another took it first."""
+    width = max(2, len(str(len(members))))
+    used: set[str] = set()
+    for p in members:
+        lab = result.parts[p].label
+        if lab is not None and str(lab) not in used:
+            block_of_part[p] = str(lab)
+            used.add(str(lab))
+    new = [p for p in members if not block_of_part[p]]
+    if not new:
+        return
+    h = math.sqrt(float(np.median(sh.area[members]))) or 1.0
+    band = np.floor(-sh.cy[new] / h)
+    order = [new[i] for i in np.lexsort((sh.cx[new], band))]
+    seqs = [int(s[len(prefix):]) for s in used if s.startswith(prefix) and s[len(prefix):].isdigit()]
+    nxt = max(seqs, default=0) + 1
+    for p in order:
+        while f"{prefix}{nxt:0{width}d}" in used:
             nxt += 1
+        block_of_part[p] = f"{prefix}{nxt:0{width}d}"
+        used.add(block_of_part[p])
+        nxt += 1
+
+
+def _broken_rules(result: Result) -> dict[int, list[str]]:
+    """Part index -> the hard rules it breaks, each once, in the order reported."""
     broken: dict[int, list[str]] = {}
     for v in result.violations:
         if v.part is not None:
             broken.setdefault(v.part, [])
             if v.rule not in broken[v.part]:
                 broken[v.part].append(v.rule)
+    return broken
+
+
+def _dissolve(gdf: gpd.GeoDataFrame, ids: list[Hashable], result: Result, *, group_col: str | None,
+              size_col: str | None, similar: Sequence[str], metric: Any) -> tuple[gpd.GeoDataFrame, list[str]]:
+    """One polygon per block, named and ordered (see the module notes)."""
+    sh = _shapes(gdf, ids, result, metric)
+    block_of_part = _block_ids(result, sh, group_col=group_col)
+    broken = _broken_rules(result)
     data: dict[str, Any] = {
         "block_id": block_of_part,
         "group": [p.group if group_col is not None else None for p in result.parts],
         "size": [p.size for p in result.parts],
         "n_units": [p.n_units for p in result.parts],
         "members": [[str(u) for u in p.units] for p in result.parts],
-        "polsby_popper": np.round(pp, 4),
+        "polsby_popper": np.round(sh.polsby_popper, 4),
         "locked": [p.locked for p in result.parts],
         "violations": [broken.get(p.index, []) for p in result.parts],
     }
@@ -265,10 +312,10 @@ def _dissolve(gdf: gpd.GeoDataFrame, ids: list[Hashable], result: Result, *, gro
     for col in similar:
         vals = gdf[col].to_numpy()
         if _numeric(vals):
-            data[f"{col}_mean"] = [float(np.mean(vals[r].astype(float))) for r in rows]
+            data[f"{col}_mean"] = [float(np.mean(vals[r].astype(float))) for r in sh.rows]
         elif col not in data:
-            data[col] = [_majority(vals[r]) for r in rows]
-    out = gpd.GeoDataFrame(data, geometry=list(shapes), crs=gdf.crs)
+            data[col] = [_majority(vals[r]) for r in sh.rows]
+    out = gpd.GeoDataFrame(data, geometry=list(sh.shapes), crs=gdf.crs)
     out["_order"] = [(p.group, block_of_part[p.index]) for p in result.parts]
     out = out.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
     return out, block_of_part

@@ -12,7 +12,8 @@ A part's centroid (in a metric CRS) falls in a horizontal band
 ``floor(-y / h)`` where ``h`` is the square root of the median part area of
 the set being numbered -- about one part high, so a few metres of northing
 never flip two parts of one row -- and parts are read band by band from the
-north, west to east within a band. The same rule numbers blocks.
+north, west to east within a band (:func:`gridgeo._geom.reading_order`, the
+one copy of that rule). The same rule numbers blocks.
 
 Stability
 ---------
@@ -26,38 +27,16 @@ highest number in use.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import shapely
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
+from gridgeo._geom import reading_order
 from gridgeo.errors import UsageError
 
-__all__ = ["match_previous", "number", "reading_order"]
-
-
-def reading_order(x: ArrayLike, y: ArrayLike, area: ArrayLike) -> NDArray[np.int64]:
-    """Indices of the parts in reading order: bands from the north, west to east within a band.
-
-    Parameters
-    ----------
-    x, y
-        Part centroids in a metric CRS (y grows northwards).
-    area
-        Part areas (m²); the band height is the square root of their median.
-    """
-    xa = np.asarray(x, dtype=float)
-    ya = np.asarray(y, dtype=float)
-    aa = np.asarray(area, dtype=float)
-    if not (len(xa) == len(ya) == len(aa)):
-        raise UsageError("x, y and area must have the same length")
-    if len(xa) == 0:
-        return np.zeros(0, dtype=np.int64)
-    h = math.sqrt(max(float(np.median(aa)), 0.0)) or 1.0
-    band = np.floor(-ya / h)
-    return np.lexsort((ya * -1.0, xa, band)).astype(np.int64)
+__all__ = ["match_previous", "number"]
 
 
 def number(

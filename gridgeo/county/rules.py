@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,20 @@ def load_rules_file(path: str | Path) -> dict[str, Any]:
         An unknown key, a value of the wrong type, or ``count`` with ``count_col``.
     """
     p = Path(path)
+    data = _read_table(p)
+    for key, value in data.items():
+        _check_rule(p, key, value)
+    if "count" in data and "count_col" in data:
+        raise UsageError(f"{p}: give count or count_col, not both")
+    if "similar" in data and not all(isinstance(s, str) for s in data["similar"]):
+        raise UsageError(f"{p}: similar must be a list of column names")
+    for key, value in data.get("weights", {}).items():
+        _check_weight(p, key, value)
+    return dict(data)
+
+
+def _read_table(p: Path) -> dict[str, Any]:
+    """The blocks rules file's top-level table (JSON by suffix, else TOML)."""
     if not p.is_file():
         raise FileFormatError("no such rules file", path=p)
     text = p.read_text(encoding="utf-8")
@@ -62,23 +77,23 @@ def load_rules_file(path: str | Path) -> dict[str, Any]:
         raise FileFormatError(f"cannot parse rules: {' '.join(str(exc).split())}", path=p) from exc
     if not isinstance(data, dict):
         raise FileFormatError("rules file must hold a table/object of options", path=p)
-    for key, value in data.items():
-        if key not in RULES_FILE_KEYS:
-            raise UsageError(f"{p}: unknown rule {key!r}; known: {', '.join(RULES_FILE_KEYS)}")
-        types, what = RULES_FILE_KEYS[key]
-        if isinstance(value, bool) or not isinstance(value, types):
-            raise UsageError(f"{p}: {key} ({what}) must be {' or '.join(t.__name__ for t in types)}, "
-                             f"not {value!r}")
-    if "count" in data and "count_col" in data:
-        raise UsageError(f"{p}: give count or count_col, not both")
-    if "similar" in data and not all(isinstance(s, str) for s in data["similar"]):
-        raise UsageError(f"{p}: similar must be a list of column names")
-    for key, value in data.get("weights", {}).items():
-        if key not in WEIGHT_KEYS:
-            raise UsageError(f"{p}: unknown weight {key!r}; known: {', '.join(WEIGHT_KEYS)}")
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise UsageError(f"{p}: weight {key} must be a number >= 0, not {value!r}")
-    return dict(data)
+    return data
+
+
+def _check_rule(p: Path, key: str, value: object) -> None:
+    if key not in RULES_FILE_KEYS:
+        raise UsageError(f"{p}: unknown rule {key!r}; known: {', '.join(RULES_FILE_KEYS)}")
+    types, what = RULES_FILE_KEYS[key]
+    if isinstance(value, bool) or not isinstance(value, types):
+        raise UsageError(f"{p}: {key} ({what}) must be {' or '.join(t.__name__ for t in types)}, "
+                         f"not {value!r}")
+
+
+def _check_weight(p: Path, key: str, value: object) -> None:
+    if key not in WEIGHT_KEYS:
+        raise UsageError(f"{p}: unknown weight {key!r}; known: {', '.join(WEIGHT_KEYS)}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise UsageError(f"{p}: weight {key} must be a number >= 0, not {value!r}")
 
 
 # --------------------------------------------------------------------------------------
@@ -170,36 +185,29 @@ class CountyRules:
         return self.bounds.get(kind or "rural", self.bounds["rural"])
 
 
+def within_bounds(value: float, bounds: tuple[float, float]) -> bool:
+    """Whether ``value`` lies in ``bounds = (min, max)``, both ends included.
+
+    The one test of "inside its bounds" for blocks, grids and grid points (the
+    ``within_bounds`` columns and the report's shares).
+    """
+    lo, hi = bounds
+    return lo <= value <= hi
+
+
 _NUM = (int, float)
-#: section -> key -> (types, CountyRules field or None for special handling, meaning)
-_COUNTY_KEYS: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
-    "county": {"name": ((str,), "county name"), "code": ((str,), "6-digit county code for inputs without codes"),
-               "seed": ((int,), "random seed"), "workers": ((int,), "worker processes (default: CPU count)")},
-    "inputs": {k: ((str, dict), "a file, or {path, layer}") for k in
-               ("county", "osm", "townships", "villages", "villager_groups", "buildings", "households",
-                "roads", "water", "pois", "ridges")},
-    "levels": {"blocks": ((bool,), "build blocks"), "points": ((bool,), "build grid points")},
-    "households": {"dwelling_m2": (_NUM, "floor area of one dwelling, m²"),
-                   "default_levels": (_NUM, "storeys of a building with none recorded"),
-                   "min_building_m2": (_NUM, "smaller buildings hold no household")},
-    "barriers": {"highway": ((list,), "OSM highway classes that cut street blocks"),
-                 "waterway": ((list,), "waterway classes that cut street blocks"),
-                 "water_areas": ((bool,), "lakes and ponds cut street blocks"),
-                 "ridges": ((bool,), "a ridges layer cuts street blocks"),
-                 "min_unit_m2": (_NUM, "faces below this merge into a neighbour")},
-    "exclusive": {"categories": ((list,), "POI categories carved out as exclusive grids"),
-                  "site_radius_m": (_NUM, "footprint radius of a site given as a point"),
-                  "site_max_block_m2": (_NUM, "a point site takes its whole street block up to this size"),
-                  "site_min_m2": (_NUM, "smaller sites stay in the base grids")},
-    "grids": {"use_groups": ((bool,), "one grid per villager group where groups are given")},
-    "bounds": {"rural": ((dict,), "{grid = [min, max], point = [min, max]}"),
-               "urban": ((dict,), "{grid = [min, max], point = [min, max]}")},
-    "blocks": {"min": (_NUM, "minimum households per block"), "max": (_NUM, "maximum households per block"),
-               "count": ((int,), "blocks per township"), "similar": ((list,), "village columns not to mix")},
-    "search": {"iterations": ((int,), "annealing proposals per unit"),
-               "restarts": ((int,), "fresh draws when repair fails")},
-    "check": {"tolerance_m2": (_NUM, "largest gap or overlap accepted in a tiling, m²")},
-}
+_Keys = dict[str, tuple[tuple[type, ...], str]]
+
+
+@dataclass(frozen=True)
+class _File:
+    """The rules file being read: its path (for messages) and its folder (inputs are relative to it)."""
+
+    path: Path
+
+    @property
+    def base(self) -> Path:
+        return self.path.parent
 
 
 def _pair(v: object, what: str, p: Path) -> tuple[float, float]:
@@ -212,12 +220,184 @@ def _pair(v: object, what: str, p: Path) -> tuple[float, float]:
     return lo, hi
 
 
+def _names(body: dict[str, Any], key: str, message: str, f: _File) -> tuple[str, ...]:
+    """A list of names (classes, categories), refused unless every entry is a string."""
+    if not all(isinstance(s, str) for s in body[key]):
+        raise UsageError(f"{f.path}: {message}")
+    return tuple(body[key])
+
+
+# --------------------------------------------------------------------------------------
+# one parser per section: the section's table -> CountyRules fields
+# --------------------------------------------------------------------------------------
+def _county(body: dict[str, Any], f: _File) -> dict[str, Any]:
+    kw: dict[str, Any] = {k: body[k] for k in ("name", "code", "seed", "workers") if k in body}
+    if "code" in kw and not (kw["code"].isdigit() and len(kw["code"]) == 6):
+        raise UsageError(f"{f.path}: [county] code must be 6 digits, not {kw['code']!r}")
+    return kw
+
+
+def _input_spec(key: str, value: str | dict[str, Any], f: _File) -> InputSpec:
+    if isinstance(value, dict):
+        extra = set(value) - {"path", "layer"}
+        if extra or not isinstance(value.get("path"), str):
+            raise UsageError(f"{f.path}: [inputs] {key} must be a path or {{path = ..., layer = ...}}")
+        return InputSpec((f.base / value["path"]).resolve(), value.get("layer"))
+    return InputSpec((f.base / value).resolve())
+
+
+def _inputs(body: dict[str, Any], f: _File) -> dict[str, Any]:
+    kw: dict[str, Any] = {}
+    inputs: dict[str, InputSpec] = {}
+    for key, value in body.items():
+        spec = _input_spec(key, value, f)
+        if key in ("county", "osm"):
+            kw[key] = spec.path
+        else:
+            inputs[key] = spec
+    kw["inputs"] = inputs
+    return kw
+
+
+def _levels(body: dict[str, Any], f: _File) -> dict[str, Any]:
+    return {k: body[k] for k in ("blocks", "points") if k in body}
+
+
+def _households(body: dict[str, Any], f: _File) -> dict[str, Any]:
+    kw: dict[str, Any] = {k: float(body[k]) for k in ("dwelling_m2", "default_levels", "min_building_m2") if k in body}
+    if kw.get("dwelling_m2", 1.0) <= 0:
+        raise UsageError(f"{f.path}: [households] dwelling_m2 must be > 0")
+    return kw
+
+
+def _barriers(body: dict[str, Any], f: _File) -> dict[str, Any]:
+    kw: dict[str, Any] = {}
+    for key, fld in (("highway", "barrier_highways"), ("waterway", "barrier_waterways")):
+        if key in body:
+            kw[fld] = _names(body, key, f"[barriers] {key} must be a list of class names", f)
+    kw.update({k: body[k] for k in ("water_areas", "ridges") if k in body})
+    if "min_unit_m2" in body:
+        kw["min_unit_m2"] = float(body["min_unit_m2"])
+    return kw
+
+
+def _exclusive(body: dict[str, Any], f: _File) -> dict[str, Any]:
+    kw: dict[str, Any] = {}
+    if "categories" in body:
+        kw["exclusive"] = _names(body, "categories", "[exclusive] categories must be a list of names", f)
+    kw.update({k: float(body[k]) for k in ("site_radius_m", "site_max_block_m2", "site_min_m2") if k in body})
+    return kw
+
+
+def _grids(body: dict[str, Any], f: _File) -> dict[str, Any]:
+    return {"use_groups": body["use_groups"]} if "use_groups" in body else {}
+
+
+def _bounds(body: dict[str, Any], f: _File) -> dict[str, Any]:
+    bounds = dict(DEFAULT_BOUNDS)
+    for kind, table in body.items():
+        extra = set(table) - {"grid", "point"}
+        if extra:
+            raise UsageError(f"{f.path}: unknown key(s) {sorted(extra)} in [bounds.{kind}]; known: grid, point")
+        d = bounds[kind]
+        bounds[kind] = LevelBounds(
+            grid=_pair(table["grid"], f"[bounds.{kind}] grid", f.path) if "grid" in table else d.grid,
+            point=_pair(table["point"], f"[bounds.{kind}] point", f.path) if "point" in table else d.point,
+        )
+    return {"bounds": bounds}
+
+
+def _blocks(body: dict[str, Any], f: _File) -> dict[str, Any]:
+    kw: dict[str, Any] = {}
+    if "min" in body or "max" in body or "count" in body:
+        kw["block_min"] = float(body["min"]) if "min" in body else None
+        kw["block_max"] = float(body["max"]) if "max" in body else None
+        kw["block_count"] = body.get("count")
+    if kw.get("block_min") is not None and kw.get("block_max") is not None and kw["block_min"] > kw["block_max"]:
+        raise UsageError(f"{f.path}: [blocks] min is above max")
+    if "similar" in body:
+        kw["block_similar"] = tuple(str(s) for s in body["similar"])
+    return kw
+
+
+def _search(body: dict[str, Any], f: _File) -> dict[str, Any]:
+    return {k: body[k] for k in ("iterations", "restarts") if k in body}
+
+
+def _check(body: dict[str, Any], f: _File) -> dict[str, Any]:
+    return {"tolerance_m2": float(body["tolerance_m2"])} if "tolerance_m2" in body else {}
+
+
+@dataclass(frozen=True)
+class _Section:
+    """One section of the county rules file: its keys (types, meaning) and its parser."""
+
+    keys: _Keys
+    parse: Callable[[dict[str, Any], _File], dict[str, Any]]
+
+
+#: section -> its keys and parser; sections are parsed in this order, whatever their order in the file.
+_SECTIONS: dict[str, _Section] = {
+    "county": _Section({"name": ((str,), "county name"),
+                        "code": ((str,), "6-digit county code for inputs without codes"),
+                        "seed": ((int,), "random seed"),
+                        "workers": ((int,), "worker processes (default: CPU count)")}, _county),
+    "inputs": _Section({k: ((str, dict), "a file, or {path, layer}") for k in
+                        ("county", "osm", "townships", "villages", "villager_groups", "buildings", "households",
+                         "roads", "water", "pois", "ridges")}, _inputs),
+    "levels": _Section({"blocks": ((bool,), "build blocks"), "points": ((bool,), "build grid points")}, _levels),
+    "households": _Section({"dwelling_m2": (_NUM, "floor area of one dwelling, m²"),
+                            "default_levels": (_NUM, "storeys of a building with none recorded"),
+                            "min_building_m2": (_NUM, "smaller buildings hold no household")}, _households),
+    "barriers": _Section({"highway": ((list,), "OSM highway classes that cut street blocks"),
+                          "waterway": ((list,), "waterway classes that cut street blocks"),
+                          "water_areas": ((bool,), "lakes and ponds cut street blocks"),
+                          "ridges": ((bool,), "a ridges layer cuts street blocks"),
+                          "min_unit_m2": (_NUM, "faces below this merge into a neighbour")}, _barriers),
+    "exclusive": _Section({"categories": ((list,), "POI categories carved out as exclusive grids"),
+                           "site_radius_m": (_NUM, "footprint radius of a site given as a point"),
+                           "site_max_block_m2": (_NUM, "a point site takes its whole street block up to this size"),
+                           "site_min_m2": (_NUM, "smaller sites stay in the base grids")}, _exclusive),
+    "grids": _Section({"use_groups": ((bool,), "one grid per villager group where groups are given")}, _grids),
+    "bounds": _Section({"rural": ((dict,), "{grid = [min, max], point = [min, max]}"),
+                        "urban": ((dict,), "{grid = [min, max], point = [min, max]}")}, _bounds),
+    "blocks": _Section({"min": (_NUM, "minimum households per block"),
+                        "max": (_NUM, "maximum households per block"),
+                        "count": ((int,), "blocks per township"),
+                        "similar": ((list,), "village columns not to mix")}, _blocks),
+    "search": _Section({"iterations": ((int,), "annealing proposals per unit"),
+                        "restarts": ((int,), "fresh draws when repair fails")}, _search),
+    "check": _Section({"tolerance_m2": (_NUM, "largest gap or overlap accepted in a tiling, m²")}, _check),
+}
+
+
+def _check_section(p: Path, sec: str, body: object) -> None:
+    """Refuse an unknown section, a section that is not a table, and unknown keys or wrong types in it."""
+    if sec not in _SECTIONS:
+        raise UsageError(f"{p}: unknown section [{sec}]; known: {', '.join(_SECTIONS)}")
+    if not isinstance(body, dict):
+        raise UsageError(f"{p}: [{sec}] must be a table")
+    keys = _SECTIONS[sec].keys
+    for key, value in body.items():
+        if key not in keys:
+            raise UsageError(f"{p}: unknown key {key!r} in [{sec}]; known: {', '.join(keys)}")
+        types, what = keys[key]
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+            raise UsageError(f"{p}: [{sec}] {key} ({what}) must be {' or '.join(t.__name__ for t in types)}, "
+                             f"not {value!r}")
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            raise UsageError(f"{p}: [{sec}] {key} must be >= 0, not {value!r}")
+
+
 def load_county_rules(path: str | Path) -> CountyRules:
     """Read a county rules file (TOML) and check every section, key and type.
 
     Why strict: a misspelt key silently ignored would build grids that break
     the county's policy without anyone noticing. Input paths are relative to
-    the rules file.
+    the rules file. Every section is checked first (unknown keys, types,
+    negative numbers), then each is parsed by its own parser
+    (:data:`_SECTIONS`); what a file leaves out keeps :class:`CountyRules`'
+    defaults.
 
     Raises
     ------
@@ -227,7 +407,6 @@ def load_county_rules(path: str | Path) -> CountyRules:
         An unknown section or key, a value of the wrong type, bounds with
         min above max.
     """
-
     p = Path(path)
     if not p.is_file():
         raise FileFormatError("no such rules file", path=p)
@@ -236,88 +415,10 @@ def load_county_rules(path: str | Path) -> CountyRules:
     except (ValueError, UnicodeDecodeError) as exc:
         raise FileFormatError(f"cannot parse rules: {' '.join(str(exc).split())}", path=p) from exc
     for sec, body in data.items():
-        if sec not in _COUNTY_KEYS:
-            raise UsageError(f"{p}: unknown section [{sec}]; known: {', '.join(_COUNTY_KEYS)}")
-        if not isinstance(body, dict):
-            raise UsageError(f"{p}: [{sec}] must be a table")
-        for key, value in body.items():
-            if key not in _COUNTY_KEYS[sec]:
-                raise UsageError(f"{p}: unknown key {key!r} in [{sec}]; known: {', '.join(_COUNTY_KEYS[sec])}")
-            types, what = _COUNTY_KEYS[sec][key]
-            if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
-                raise UsageError(f"{p}: [{sec}] {key} ({what}) must be {' or '.join(t.__name__ for t in types)}, "
-                                 f"not {value!r}")
-            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
-                raise UsageError(f"{p}: [{sec}] {key} must be >= 0, not {value!r}")
-    base = p.parent
+        _check_section(p, sec, body)
+    f = _File(p)
     kw: dict[str, Any] = {"source": p}
-    c = data.get("county", {})
-    for key in ("name", "code", "seed", "workers"):
-        if key in c:
-            kw[key] = c[key]
-    if "code" in kw and not (kw["code"].isdigit() and len(kw["code"]) == 6):
-        raise UsageError(f"{p}: [county] code must be 6 digits, not {kw['code']!r}")
-    inputs: dict[str, InputSpec] = {}
-    for key, value in data.get("inputs", {}).items():
-        if isinstance(value, dict):
-            extra = set(value) - {"path", "layer"}
-            if extra or not isinstance(value.get("path"), str):
-                raise UsageError(f"{p}: [inputs] {key} must be a path or {{path = ..., layer = ...}}")
-            spec = InputSpec((base / value["path"]).resolve(), value.get("layer"))
-        else:
-            spec = InputSpec((base / value).resolve())
-        if key == "county":
-            kw["county"] = spec.path
-        elif key == "osm":
-            kw["osm"] = spec.path
-        else:
-            inputs[key] = spec
-    kw["inputs"] = inputs
-    lv = data.get("levels", {})
-    kw.update({k: lv[k] for k in ("blocks", "points") if k in lv})
-    hh = data.get("households", {})
-    kw.update({k: float(hh[k]) for k in ("dwelling_m2", "default_levels", "min_building_m2") if k in hh})
-    if kw.get("dwelling_m2", 1.0) <= 0:
-        raise UsageError(f"{p}: [households] dwelling_m2 must be > 0")
-    br = data.get("barriers", {})
-    for key, fld in (("highway", "barrier_highways"), ("waterway", "barrier_waterways")):
-        if key in br:
-            if not all(isinstance(s, str) for s in br[key]):
-                raise UsageError(f"{p}: [barriers] {key} must be a list of class names")
-            kw[fld] = tuple(br[key])
-    kw.update({k: br[k] for k in ("water_areas", "ridges") if k in br})
-    if "min_unit_m2" in br:
-        kw["min_unit_m2"] = float(br["min_unit_m2"])
-    ex = data.get("exclusive", {})
-    if "categories" in ex:
-        if not all(isinstance(s, str) for s in ex["categories"]):
-            raise UsageError(f"{p}: [exclusive] categories must be a list of names")
-        kw["exclusive"] = tuple(ex["categories"])
-    kw.update({k: float(ex[k]) for k in ("site_radius_m", "site_max_block_m2", "site_min_m2") if k in ex})
-    if "use_groups" in data.get("grids", {}):
-        kw["use_groups"] = data["grids"]["use_groups"]
-    bounds = dict(DEFAULT_BOUNDS)
-    for kind, body in data.get("bounds", {}).items():
-        extra = set(body) - {"grid", "point"}
-        if extra:
-            raise UsageError(f"{p}: unknown key(s) {sorted(extra)} in [bounds.{kind}]; known: grid, point")
-        d = bounds[kind]
-        bounds[kind] = LevelBounds(
-            grid=_pair(body["grid"], f"[bounds.{kind}] grid", p) if "grid" in body else d.grid,
-            point=_pair(body["point"], f"[bounds.{kind}] point", p) if "point" in body else d.point,
-        )
-    kw["bounds"] = bounds
-    bl = data.get("blocks", {})
-    if "min" in bl or "max" in bl or "count" in bl:
-        kw["block_min"] = float(bl["min"]) if "min" in bl else None
-        kw["block_max"] = float(bl["max"]) if "max" in bl else None
-        kw["block_count"] = bl.get("count")
-    if kw.get("block_min") is not None and kw.get("block_max") is not None and kw["block_min"] > kw["block_max"]:
-        raise UsageError(f"{p}: [blocks] min is above max")
-    if "similar" in bl:
-        kw["block_similar"] = tuple(str(s) for s in bl["similar"])
-    se = data.get("search", {})
-    kw.update({k: se[k] for k in ("iterations", "restarts") if k in se})
-    if "tolerance_m2" in data.get("check", {}):
-        kw["tolerance_m2"] = float(data["check"]["tolerance_m2"])
+    for sec, section in _SECTIONS.items():
+        if sec in data:
+            kw.update(section.parse(data[sec], f))
     return CountyRules(**kw)

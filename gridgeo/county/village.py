@@ -6,37 +6,39 @@ derived from its code, means a village whose inputs did not change comes out
 identical -- geometry and codes -- when the county is rebuilt, and villages
 can be built in parallel processes in any order.
 
-Steps (all in the county's metric CRS)
---------------------------------------
-1. **Sites.** Schools, hospitals, mines and gated compounds (POIs whose
-   category the rules list) become exclusive grids. A polygon site is its own
-   footprint clipped to the village; a point site takes the street block it
-   stands in when that block is at most ``site_max_block_m2``, else a disc of
-   ``site_radius_m`` clipped to the block. Sites are carved smallest first
-   and each loses what a smaller one took; a site left under
-   ``site_min_m2`` stays in the base grids (reported).
-2. **Units.** The village is cut by the barrier lines, the villager-group
-   boundaries and the site footprints (:func:`gridgeo.county.units.street_blocks`),
-   so every face lies in exactly one group and is wholly inside or outside
-   every site. Buildings (or household points) go to faces; a face with more
-   households than a grid point may hold is split between its buildings
-   (:func:`gridgeo.county.units.split_heavy`), never through one.
-3. **Grids.** Where villager groups are given, one grid per group (minus the
-   sites); else the partition engine groups the base units into grids
-   within the village kind's household bounds.
-4. **Points.** The engine splits every grid and every exclusive grid into
-   grid points within the point bounds; units follow street faces and
-   courtyards, so points do too.
-5. **Tiling check.** Grids and exclusive grids must tile the village, points
-   their grid, to ``tolerance_m2``; every building or household point lies
-   in exactly one point. A village that breaks this raises, named.
+Stages (all in the county's metric CRS), run in order by :func:`build_village`
+------------------------------------------------------------------------------
+1. **Sites** (:func:`gridgeo.county.sites.site_footprints`). Schools,
+   hospitals, mines and gated compounds (POIs whose category the rules list)
+   become exclusive grids: a polygon site is its own footprint, a point site
+   its small street block or a disc; smallest first, disjoint; a site left
+   under ``site_min_m2`` stays in the base grids (reported).
+2. **Units** (:func:`_make_units`). The village is cut by the barrier lines,
+   the villager-group boundaries and the site footprints
+   (:func:`gridgeo.county.units.street_blocks`), so every face lies in exactly
+   one group and is wholly inside or outside every site. Buildings (or
+   household points) go to faces; a face with more households than a grid
+   point may hold is split between its buildings
+   (:func:`gridgeo.county.split.split_heavy`), never through one.
+3. **Labels** (:func:`_label_units`). Each unit gets a :class:`Label`: the
+   site it lies in, else its villager group, else its households' group
+   label, else the part the partition engine puts it in (grids within the
+   village kind's household bounds).
+4. **Grids** (:func:`_make_grids`). One grid per base label, one exclusive
+   grid per site label, with their geometry and codes.
+5. **Points** (:func:`_point_rows`). The engine splits every grid and every
+   exclusive grid into grid points within the point bounds; units follow
+   street faces and courtyards, so points do too.
+6. **Tiling check** (:func:`check_village`). Grids and exclusive grids must
+   tile the village, points their grid, to ``tolerance_m2``; every building
+   or household point lies in exactly one point. A village that breaks this
+   raises, named.
 """
 
 from __future__ import annotations
 
-import hashlib
+import enum
 import logging
-import math
 import time
 import zlib
 from collections.abc import Sequence
@@ -47,21 +49,33 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 
+from gridgeo._geom import containing
 from gridgeo.county import codes as _codes
 from gridgeo.county import units as _units
+from gridgeo.county._parts import Adjacency, metric_xy, nearest, part_count, sub_units, union
+from gridgeo.county.assign import assign_items, unit_adjacency
+from gridgeo.county.rules import within_bounds
+from gridgeo.county.sites import site_footprints
+from gridgeo.county.split import split_heavy
 from gridgeo.errors import GeometryError
-from gridgeo.partition import Model, Objective, Units
+from gridgeo.partition import Model, Objective
 
 log = logging.getLogger(__name__)
 
-__all__ = ["VillageOut", "VillageTask", "build_village"]
+__all__ = ["Label", "LabelKind", "VillageOut", "VillageTask", "build_village", "check_village"]
 
 GArray = NDArray[np.object_]
+IArray = NDArray[np.int64]
+FArray = NDArray[np.float64]
 
 
 @dataclass
 class VillageTask:
-    """Everything one village needs, in the metric CRS; picklable for a worker process."""
+    """Everything one village needs, in the metric CRS; picklable for a worker process.
+
+    Every field but ``previous`` is an input of the village's result and is
+    covered by :func:`gridgeo.county.fingerprint.fingerprint` by construction.
+    """
 
     code: str
     name: str
@@ -108,6 +122,76 @@ class VillageOut:
     problems: list[str] = field(default_factory=list)
 
 
+class LabelKind(enum.IntEnum):
+    """Where a unit's level-2 grid comes from (the order is the order grids are taken in)."""
+
+    GROUP = 1  #: a villager group polygon; key = the group's index in the task
+    HOUSEHOLDS = 2  #: the group label of its households; key = the label ("?" for none anywhere)
+    PARTITION = 3  #: a part drawn by the partition engine; key = the part's index
+    SITE = 4  #: an exclusive site; key = the site footprint's index
+
+
+@dataclass(frozen=True, order=True)
+class Label:
+    """The level-2 grid a unit belongs to: a kind and a key within that kind.
+
+    Labels sort by kind, then key: the order grids are coded and handed to the
+    engine in (groups, household labels and drawn parts before sites).
+    """
+
+    kind: LabelKind
+    key: int | str
+
+    @property
+    def is_site(self) -> bool:
+        return self.kind is LabelKind.SITE
+
+    def group_code(self, t: VillageTask) -> str | None:
+        """The villager group this grid stands for: a group's code, a household label, or None."""
+        if self.kind is LabelKind.GROUP:
+            return t.group_codes[cast(int, self.key)]
+        if self.kind is LabelKind.HOUSEHOLDS:
+            return str(self.key)
+        return None
+
+
+@dataclass(frozen=True)
+class _Units:
+    """Stage 2's result: the village's units and what lies in them."""
+
+    faces: int  # street faces before heavy ones were split
+    geoms: GArray
+    item_unit: IArray  # unit of each item
+    item_weight: IArray  # households of each item
+    size: FArray  # households of each unit
+    rep: GArray  # a point inside each unit
+    adjacency: Adjacency
+
+
+@dataclass(frozen=True)
+class _Grids:
+    """Stage 4's result: one level-2 grid per label, in label order."""
+
+    labels: list[Label]
+    members: dict[Label, IArray]
+    geometry: dict[Label, Any]
+    households: dict[Label, float]
+    code: dict[Label, str]
+    site_index: list[int]  # task site index of each site footprint (a SITE label's key)
+
+    @property
+    def base(self) -> list[Label]:
+        return [lab for lab in self.labels if not lab.is_site]
+
+    @property
+    def sites(self) -> list[Label]:
+        return [lab for lab in self.labels if lab.is_site]
+
+
+#: A grid point: the grid it lies in and its units (ascending).
+_PointRow = tuple[Label, IArray]
+
+
 class _Clock:
     def __init__(self, out: dict[str, float]) -> None:
         self.out = out
@@ -119,201 +203,9 @@ class _Clock:
         self.t = now
 
 
-def fingerprint(t: VillageTask) -> str:
-    """A digest of everything a village's build depends on (not ``previous``).
-
-    Equal digests mean the build would come out the same, so a rebuild with
-    ``--previous`` can take the village's grids and points from the old file.
-    """
-    h = hashlib.blake2b(digest_size=16)
-
-    def put(x: object) -> None:
-        h.update(repr(x).encode())
-        h.update(b"\x00")
-
-    def geoms(a: GArray) -> None:
-        put(len(a))
-        for g in a:
-            h.update(shapely.to_wkb(g) if g is not None else b"-")
-
-    put(FINGERPRINT_VERSION)
-    for name in ("code", "name", "kind", "group_codes", "group_names", "item_labels", "site_names",
-                 "site_categories", "site_ids", "grid_bounds", "point_bounds", "use_groups", "points", "seed",
-                 "min_unit_m2", "site_radius_m", "site_max_block_m2", "site_min_m2", "iterations", "restarts",
-                 "tolerance_m2", "group_extra"):
-        put(getattr(t, name))
-    h.update(shapely.to_wkb(t.geometry))
-    for a in (t.barriers, t.group_geoms, t.items, t.site_geoms):
-        geoms(np.asarray(a, dtype=object))
-    h.update(np.asarray(t.weights, dtype=np.int64).tobytes())
-    return h.hexdigest()
-
-
-#: Bump when the algorithm changes, so an old build's villages are not taken as current.
-FINGERPRINT_VERSION = 1
-
-
 def village_seed(seed: int, code: str) -> int:
     """A village's own seed: its results depend on its code, never on the other villages."""
     return (int(seed) * 1_000_003 + zlib.crc32(code.encode())) & 0x7FFFFFFF
-
-
-# --------------------------------------------------------------------------------------
-def _site_footprints(t: VillageTask, stats: dict[str, Any]) -> tuple[list[int], list[Any]]:
-    """Footprints of the village's sites: (site index, polygon), smallest first, disjoint."""
-    if len(t.site_geoms) == 0:
-        return [], []
-    area = t.geometry
-    polys: list[Any] = []
-    point_sites = [i for i, g in enumerate(t.site_geoms) if shapely.get_type_id(g) in (0, 4)]
-    blocks: GArray | None = None
-    if point_sites:
-        blocks = _units.street_blocks(area, t.barriers, min_area=t.min_unit_m2)
-    for g in t.site_geoms:
-        if shapely.get_type_id(g) in (0, 4):  # Point / MultiPoint
-            pt = shapely.centroid(g)
-            assert blocks is not None
-            hit = int(_units.assign_items(blocks, [pt])[0])
-            block = blocks[hit] if hit >= 0 else area
-            if hit >= 0 and shapely.area(block) <= t.site_max_block_m2:
-                polys.append(block)
-                stats["sites_from_block"] = stats.get("sites_from_block", 0) + 1
-            else:
-                disc = shapely.intersection(block, shapely.buffer(pt, t.site_radius_m, quad_segs=8))
-                polys.append(_snap_to_buildings(disc, block, t.items))
-                stats["sites_from_radius"] = stats.get("sites_from_radius", 0) + 1
-        else:
-            polys.append(shapely.intersection(shapely.make_valid(g), area))
-            stats["sites_from_polygon"] = stats.get("sites_from_polygon", 0) + 1
-    order = sorted(range(len(polys)), key=lambda i: (shapely.area(polys[i]), t.site_ids[i]))
-    taken: Any = None
-    keep_idx: list[int] = []
-    keep_poly: list[Any] = []
-    for i in order:
-        p = polys[i] if taken is None else shapely.difference(polys[i], taken)
-        p = _polygonal(p)
-        if p is None or shapely.area(p) < t.site_min_m2:
-            stats.setdefault("sites_dropped", []).append(t.site_names[i] or t.site_ids[i])
-            continue
-        keep_idx.append(i)
-        keep_poly.append(p)
-        taken = p if taken is None else shapely.union(taken, p)
-    return keep_idx, keep_poly
-
-
-def _snap_to_buildings(disc: Any, block: Any, items: GArray) -> Any:
-    """Move a disc footprint's edge off the buildings it would cut.
-
-    A building mostly inside the disc joins it (within its street block); one
-    mostly outside leaves it. Why: an exclusive grid's edge through a house
-    would put one household in two grids.
-    """
-    if len(items) == 0 or shapely.get_type_id(items[0]) not in (3, 6):
-        return disc
-    rim = shapely.boundary(disc)
-    hit = items[shapely.STRtree(items).query(rim, predicate="intersects")]
-    if len(hit) == 0:
-        return disc
-    inside = shapely.area(shapely.intersection(hit, disc)) >= 0.5 * shapely.area(hit)
-    add = [shapely.intersection(b, block) for b in hit[inside]]
-    out = shapely.union_all([disc, *add]) if add else disc
-    if (~inside).any():
-        out = shapely.difference(out, shapely.union_all(hit[~inside]))
-    return _polygonal(out) or disc
-
-
-def _polygonal(g: Any) -> Any:
-    """The polygonal part of ``g`` (or None): intersections may leave lines and points."""
-    if g is None or shapely.is_empty(g):
-        return None
-    parts = [p for p in shapely.get_parts(g) if shapely.get_type_id(p) == 3 and shapely.area(p) > 0]
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else shapely.multipolygons(parts)
-
-
-def _nearest(tree_geoms: GArray, pts: GArray) -> NDArray[np.int64]:
-    """Index of the geometry nearest to each point (ties: lowest index)."""
-    tree = shapely.STRtree(tree_geoms)
-    idx = tree.query_nearest(pts, all_matches=True)
-    out = np.full(len(pts), -1, dtype=np.int64)
-    for a, b in zip(idx[0].tolist(), idx[1].tolist(), strict=True):
-        if out[a] < 0 or b < out[a]:
-            out[a] = b
-    return out
-
-
-def part_count(total: float, lo: float, hi: float) -> int:
-    """How many parts a set of ``total`` households is split into: moderate sizes.
-
-    Aim at the middle of the bounds, ``round(total / ((lo + hi) / 2))``, but
-    never so few that a part must exceed ``hi`` nor so many that a part must
-    fall below ``lo``; at least one. Why not "as many as the bounds allow"
-    (max-p): that drives every point down to the minimum, which a county
-    reads as too fine, and a fixed count is far quicker to solve.
-    """
-    if total <= 0:
-        return 1
-    k = round(total / ((lo + hi) / 2.0)) if math.isfinite(hi) else 1
-    if math.isfinite(hi) and hi > 0:
-        k = max(k, math.ceil(total / hi - 1e-9))
-    if lo > 0:
-        k = min(k, math.floor(total / lo + 1e-9))
-    return max(int(k), 1)
-
-
-def _sub_units(indptr: NDArray[np.int64], indices: NDArray[np.int64], lengths: NDArray[np.float64],
-               keep: NDArray[np.int64], ids: Sequence[Any]) -> Units:
-    """The adjacency restricted to ``keep`` (in that order), as engine Units."""
-    n = len(indptr) - 1
-    pos = np.full(n, -1, dtype=np.int64)
-    pos[keep] = np.arange(len(keep))
-    rows: list[int] = []
-    cols: list[int] = []
-    lens: list[float] = []
-    for new_i, old_i in enumerate(keep.tolist()):
-        for k in range(int(indptr[old_i]), int(indptr[old_i + 1])):
-            j = int(pos[indices[k]])
-            if j > new_i:
-                rows.append(new_i)
-                cols.append(j)
-                lens.append(float(lengths[k]))
-    m = len(keep)
-    order = np.lexsort((np.asarray(cols, dtype=np.int64), np.asarray(rows, dtype=np.int64)))
-    r = np.asarray(rows, dtype=np.int64)[order]
-    c = np.asarray(cols, dtype=np.int64)[order]
-    L = np.asarray(lens, dtype=float)[order]
-    ip = np.zeros(m + 1, dtype=np.int64)
-    np.add.at(ip, r + 1, 1)
-    ip = np.cumsum(ip)
-    return Units.from_arrays(ip, c, ids=list(ids), lengths=L)
-
-
-def _union(geoms: GArray) -> Any:
-    """Union of units that share exact edges (a coverage), robust fallback otherwise."""
-    if len(geoms) == 1:
-        return geoms[0]
-    try:
-        out = shapely.coverage_union_all(geoms)
-    except shapely.errors.GEOSException:
-        out = shapely.union_all(geoms)
-    if not shapely.is_valid(out):
-        out = shapely.make_valid(out)
-    return out
-
-
-def _previous_labels(t: VillageTask, level: str, units: NDArray[np.int64], rep: GArray) -> dict[int, str] | None:
-    """Unit -> the code of the earlier build's part it lies in (``--previous``), so the engine
-    re-draws a changed village moving as few units as it can (dynamic adjustment)."""
-    prev = (t.previous or {}).get(level)
-    if prev is None or len(prev[0]) == 0 or len(units) == 0:
-        return None
-    where = _units.assign_items(np.asarray(prev[0], dtype=object), rep[units])
-    return {int(u): prev[1][w] for u, w in zip(units.tolist(), where.tolist(), strict=True) if w >= 0} or None
-
-
-def _within(h: float, lo: float, hi: float) -> bool:
-    return lo <= h <= hi
 
 
 # --------------------------------------------------------------------------------------
@@ -329,216 +221,283 @@ def build_village(t: VillageTask) -> VillageOut:
     """
     out = VillageOut(code=t.code)
     clock = _Clock(out.seconds)
-    st = out.stats
-    area = t.geometry
-    # 1. sites
-    site_idx, site_polys = _site_footprints(t, st)
+    sites = site_footprints(t, out.stats)
     clock.lap("exclusive")
-    # 2. units
-    cut = [*t.barriers.tolist()]
-    if t.use_groups and len(t.group_geoms):
-        cut += [shapely.boundary(g) for g in t.group_geoms]
-    cut += [shapely.boundary(p) for p in site_polys]
-    faces = _units.street_blocks(area, np.asarray(cut, dtype=object), min_area=t.min_unit_m2)
-    item_face = _units.assign_items(faces, t.items) if len(t.items) else np.zeros(0, dtype=np.int64)
-    lost = item_face < 0
-    if lost.any():  # numerically on the village rim: the nearest face
-        item_face[lost] = _nearest(faces, shapely.point_on_surface(t.items[lost]))
-    w_items = np.asarray(t.weights, dtype=np.int64)
-    lo_p, hi_p = t.point_bounds
-    if t.points:
-        units, parent, item_unit = _units.split_heavy(faces, t.items, w_items, item_face, max_weight=hi_p)
-    else:
-        units, parent, item_unit = faces, np.arange(len(faces), dtype=np.int64), item_face
-    n = len(units)
-    uw = np.bincount(item_unit[item_unit >= 0], weights=w_items[item_unit >= 0], minlength=n).astype(float)
-    rep = shapely.point_on_surface(units)
-    st.update(faces=len(faces), units=n, split_faces=int(np.sum(np.bincount(parent, minlength=len(faces)) > 1)))
-    ip, ix, lens = _units.unit_adjacency(units)
+    u = _make_units(t, sites.polygons, out.stats)
     clock.lap("units")
-    # classify units: site, else group label
-    site_of = _units.assign_items(np.asarray(site_polys, dtype=object), rep) if site_polys else np.full(n, -1)
-    label = np.array([""] * n, dtype=object)
-    for u in np.flatnonzero(site_of >= 0).tolist():
-        label[u] = f"Z{int(site_of[u]):04d}"
-    base = np.flatnonzero(site_of < 0)
-    lo_g, hi_g = t.grid_bounds
-    if len(base):
-        if t.use_groups and len(t.group_geoms):
-            g = _units.assign_items(t.group_geoms, rep[base])
-            miss = g < 0
-            if miss.any():
-                g[miss] = _nearest(t.group_geoms, rep[base][miss])
-            for u, gi in zip(base.tolist(), g.tolist(), strict=True):
-                label[u] = f"G{gi:04d}"
-            st["grids_from"] = "villager_groups"
-        elif t.item_labels is not None and any(lab is not None for lab in t.item_labels):
-            _label_by_households(base, item_unit, t.item_labels, w_items, ip, ix, label)
-            st["grids_from"] = "household_labels"
-        else:
-            k = min(part_count(float(uw[base].sum()), lo_g, hi_g), len(base))
-            model = Model(_sub_units(ip, ix, lens, base, base.tolist()), size=uw[base], min_size=lo_g or None,
-                          max_size=hi_g, count=k, objective=Objective(iterations=t.iterations, restarts=t.restarts),
-                          previous=_previous_labels(t, "grids", base, rep))
-            res = model.solve(seed=village_seed(t.seed, t.code + "/grids"))
-            for uid, part in res.assignment.items():
-                label[int(cast(int, uid))] = f"P{int(part):04d}"
-            st["grids_from"] = "partition"
-            st["grid_violations"] = [v.rule for v in res.violations]
+    label = _label_units(t, u, sites.polygons, out.stats)
     clock.lap("grids")
-    # 3. grids: one per base label, exclusive per site
-    labels = sorted(set(label.tolist()))
-    members = {lab: np.flatnonzero(label == lab) for lab in labels}
-    gpoly = {lab: _union(units[members[lab]]) for lab in labels}
-    ghh = {lab: float(uw[members[lab]].sum()) for lab in labels}
-    base_labels = [lab for lab in labels if not lab.startswith("Z")]
-    site_labels = [lab for lab in labels if lab.startswith("Z")]
-    code_of = _grid_codes(t, base_labels, site_labels, gpoly, site_idx)
-    # 4. points
-    point_of_unit = np.full(n, -1, dtype=np.int64)
-    point_rows: list[tuple[str, NDArray[np.int64]]] = []
-    if t.points:
-        engine: list[tuple[str, int]] = []
-        for lab in labels:
-            lo_x = 0.0 if lab.startswith("Z") else lo_p
-            k = min(part_count(ghh[lab], lo_x, hi_p), len(members[lab]))
-            if k <= 1:
-                point_rows.append((code_of[lab], members[lab]))
-            else:
-                engine.append((lab, k))
-        if engine:
-            order = np.concatenate([members[lab] for lab, _ in engine])
-            groups = [code_of[lab] for lab, _ in engine for _ in range(len(members[lab]))]
-            model = Model(_sub_units(ip, ix, lens, order, order.tolist()), size=uw[order],
-                          min_size={code_of[lab]: lo_p for lab, _ in engine if not lab.startswith("Z")} or None,
-                          max_size=hi_p, group=groups, count={code_of[lab]: k for lab, k in engine},
-                          objective=Objective(iterations=t.iterations, restarts=t.restarts),
-                          previous=_previous_labels(t, "points", order, rep))
-            res = model.solve(seed=village_seed(t.seed, t.code + "/points"))
-            by_part: dict[int, list[int]] = {}
-            for uid, part in res.assignment.items():
-                by_part.setdefault(int(part), []).append(int(cast(int, uid)))
-            for part in sorted(by_part):
-                point_rows.append((res.parts[part].group, np.asarray(sorted(by_part[part]), dtype=np.int64)))
-            st["point_violations"] = [v.rule for v in res.violations]
-        point_rows.sort(key=lambda r: (r[0], int(r[1][0])))
-    else:
-        for lab in labels:
-            point_rows.append((code_of[lab], members[lab]))
+    grids = _make_grids(t, u, label, sites.index)
+    rows = _point_rows(t, u, grids, out.stats)
     clock.lap("points")
-    # geometry and codes of points
-    ppoly = [_union(units[m]) for _, m in point_rows]
-    pcodes = _point_codes(t, point_rows, ppoly)
-    for p, (_, m) in enumerate(point_rows):
-        point_of_unit[m] = p
-    parent_total = {code_of[lab]: ghh[lab] for lab in labels}
-    for p, ((parent_code, m), poly) in enumerate(zip(point_rows, ppoly, strict=True)):
-        h = float(uw[m].sum())
-        is_z = "Z" in parent_code[len(t.code):]
-        out.points.append({"code": pcodes[p], "parent": parent_code, "village": t.code, "households": int(h),
-                           "n_units": len(m), "kind": "exclusive" if is_z else t.kind,
-                           "within_bounds": _within(h, 0.0 if is_z else lo_p, hi_p),
-                           "grid_below_min": (not is_z) and parent_total[parent_code] < lo_p,
-                           "geometry": poly})
-    npts = {c: 0 for c in code_of.values()}
-    for parent_code, _ in point_rows:
-        npts[parent_code] += 1
-    for lab in base_labels:
-        h = ghh[lab]
-        gi = int(lab[1:]) if lab.startswith("G") else None
-        extra = dict(t.group_extra[gi]) if gi is not None and t.group_extra else {}
-        out.grids.append({
-            **extra,
-            "code": code_of[lab],
-            "name": t.group_names[gi] if gi is not None else None,
-            "parent": t.code, "households": int(h), "kind": t.kind,
-            "source": "villager_group" if gi is not None else st.get("grids_from", "partition"),
-            "group": t.group_codes[gi] if gi is not None else (lab[1:] if lab.startswith("H") else None),
-            "n_points": npts[code_of[lab]], "within_bounds": _within(h, lo_g, hi_g), "geometry": gpoly[lab]})
-    for lab in site_labels:
-        si = site_idx[int(lab[1:])]
-        out.exclusive.append({
-            "code": code_of[lab], "name": t.site_names[si], "parent": t.code, "category": t.site_categories[si],
-            "households": int(ghh[lab]), "kind": "exclusive", "source_id": t.site_ids[si],
-            "n_points": npts[code_of[lab]], "geometry": gpoly[lab]})
-    out.item_point = [pcodes[point_of_unit[u]] if u >= 0 else None for u in item_unit.tolist()]
-    for rows in (out.grids, out.exclusive, out.points):  # code order is reading order
-        rows.sort(key=lambda r: r["code"])
+    _write_records(t, u, grids, rows, out)
     clock.lap("geometry")
     check_village(t, out)
     clock.lap("check")
     return out
 
 
-def _label_by_households(base: NDArray[np.int64], item_unit: NDArray[np.int64], item_labels: Sequence[str | None],
-                         w: NDArray[np.int64], ip: NDArray[np.int64], ix: NDArray[np.int64],
-                         label: NDArray[np.object_]) -> None:
+# --------------------------------------------------------------------------------------
+# 2. units
+# --------------------------------------------------------------------------------------
+def _make_units(t: VillageTask, site_polys: list[Any], st: dict[str, Any]) -> _Units:
+    """Street faces cut by barriers, group lines and site outlines; heavy faces split; adjacency."""
+    cut = [*t.barriers.tolist()]
+    if t.use_groups and len(t.group_geoms):
+        cut += [shapely.boundary(g) for g in t.group_geoms]
+    cut += [shapely.boundary(p) for p in site_polys]
+    faces = _units.street_blocks(t.geometry, np.asarray(cut, dtype=object), min_area=t.min_unit_m2)
+    item_face = assign_items(faces, t.items) if len(t.items) else np.zeros(0, dtype=np.int64)
+    lost = item_face < 0
+    if lost.any():  # numerically on the village rim: the nearest face
+        item_face[lost] = nearest(faces, shapely.point_on_surface(t.items[lost]))
+    w_items = np.asarray(t.weights, dtype=np.int64)
+    if t.points:
+        units, parent, item_unit = split_heavy(faces, t.items, w_items, item_face, max_weight=t.point_bounds[1])
+    else:
+        units, parent, item_unit = faces, np.arange(len(faces), dtype=np.int64), item_face
+    n = len(units)
+    uw = np.bincount(item_unit[item_unit >= 0], weights=w_items[item_unit >= 0], minlength=n).astype(float)
+    rep = shapely.point_on_surface(units)
+    st.update(faces=len(faces), units=n, split_faces=int(np.sum(np.bincount(parent, minlength=len(faces)) > 1)))
+    ip, ix, lens = unit_adjacency(units)
+    return _Units(faces=len(faces), geoms=units, item_unit=item_unit, item_weight=w_items, size=uw, rep=rep,
+                  adjacency=Adjacency(ip, ix, lens))
+
+
+# --------------------------------------------------------------------------------------
+# 3. labels
+# --------------------------------------------------------------------------------------
+def _label_units(t: VillageTask, u: _Units, site_polys: list[Any], st: dict[str, Any]) -> list[Label]:
+    """The label of every unit: its site, else its grid (from groups, household labels or the engine)."""
+    n = len(u.geoms)
+    site_of = containing(np.asarray(site_polys, dtype=object), u.rep) if site_polys else np.full(n, -1)
+    label: list[Label | None] = [None] * n
+    for i in np.flatnonzero(site_of >= 0).tolist():
+        label[i] = Label(LabelKind.SITE, int(site_of[i]))
+    base = np.flatnonzero(site_of < 0)
+    if len(base):
+        if t.use_groups and len(t.group_geoms):
+            _label_by_groups(t, u, base, label)
+            st["grids_from"] = "villager_groups"
+        elif t.item_labels is not None and any(lab is not None for lab in t.item_labels):
+            _label_by_households(t, u, base, label)
+            st["grids_from"] = "household_labels"
+        else:
+            st.update(_label_by_partition(t, u, base, label))
+    return cast(list[Label], label)
+
+
+def _label_by_groups(t: VillageTask, u: _Units, base: IArray, label: list[Label | None]) -> None:
+    """One grid per villager group: the group a unit lies in, else the nearest one."""
+    g = containing(t.group_geoms, u.rep[base])
+    miss = g < 0
+    if miss.any():
+        g[miss] = nearest(t.group_geoms, u.rep[base][miss])
+    for i, gi in zip(base.tolist(), g.tolist(), strict=True):
+        label[i] = Label(LabelKind.GROUP, gi)
+
+
+def _label_by_households(t: VillageTask, u: _Units, base: IArray, label: list[Label | None]) -> None:
     """Grids from household group labels: each unit takes its households' majority label;
     units without labelled households take their neighbours' (breadth first, deterministic)."""
+    item_labels = cast(Sequence[str | None], t.item_labels)
     votes: dict[int, dict[str, int]] = {}
     inbase = set(base.tolist())
-    for j, u in enumerate(item_unit.tolist()):
+    for j, i in enumerate(u.item_unit.tolist()):
         lab = item_labels[j]
-        if u in inbase and lab is not None:
-            votes.setdefault(u, {})
-            votes[u][lab] = votes[u].get(lab, 0) + int(w[j])
-    for u, tally in votes.items():
-        label[u] = "H" + max(sorted(tally), key=lambda k: tally[k])
+        if i in inbase and lab is not None:
+            votes.setdefault(i, {})
+            votes[i][lab] = votes[i].get(lab, 0) + int(u.item_weight[j])
+    for i, tally in votes.items():
+        label[i] = Label(LabelKind.HOUSEHOLDS, max(sorted(tally), key=lambda k: tally[k]))
+    ip, ix = u.adjacency.indptr, u.adjacency.indices
     frontier = sorted(votes)
     while frontier:
         nxt: list[int] = []
-        for u in frontier:
-            for k in range(int(ip[u]), int(ip[u + 1])):
+        for i in frontier:
+            for k in range(int(ip[i]), int(ip[i + 1])):
                 v = int(ix[k])
-                if v in inbase and not label[v]:
-                    label[v] = label[u]
+                if v in inbase and label[v] is None:
+                    label[v] = label[i]
                     nxt.append(v)
         frontier = sorted(nxt)
-    for u in base.tolist():  # an island with no labelled household anywhere
-        if not label[u]:
-            label[u] = "H?"
+    for i in base.tolist():  # an island with no labelled household anywhere
+        if label[i] is None:
+            label[i] = Label(LabelKind.HOUSEHOLDS, "?")
 
 
-def _metric_xy(polys: Sequence[Any]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    arr = np.asarray(polys, dtype=object)
-    c = shapely.centroid(arr)
-    return shapely.get_x(c), shapely.get_y(c), shapely.area(arr)
+def _label_by_partition(t: VillageTask, u: _Units, base: IArray, label: list[Label | None]) -> dict[str, Any]:
+    """Grids drawn by the engine within the village kind's household bounds; returns the stats."""
+    lo_g, hi_g = t.grid_bounds
+    k = min(part_count(float(u.size[base].sum()), lo_g, hi_g), len(base))
+    model = Model(sub_units(u.adjacency, base), size=u.size[base], min_size=lo_g or None, max_size=hi_g,
+                  count=k, objective=Objective(iterations=t.iterations, restarts=t.restarts),
+                  previous=_previous_labels(t, "grids", base, u.rep))
+    res = model.solve(seed=village_seed(t.seed, t.code + "/grids"))
+    for uid, part in res.assignment.items():
+        label[int(cast(int, uid))] = Label(LabelKind.PARTITION, int(part))
+    return {"grids_from": "partition", "grid_violations": [v.rule for v in res.violations]}
 
 
-def _grid_codes(t: VillageTask, base_labels: list[str], site_labels: list[str], gpoly: dict[str, Any],
-                site_idx: list[int]) -> dict[str, str]:
+# --------------------------------------------------------------------------------------
+# 4. grids
+# --------------------------------------------------------------------------------------
+def _make_grids(t: VillageTask, u: _Units, label: list[Label], site_idx: list[int]) -> _Grids:
+    """One grid per label: its units, geometry, households and code."""
+    by: dict[Label, list[int]] = {}
+    for i, lab in enumerate(label):
+        by.setdefault(lab, []).append(i)
+    labels = sorted(by)
+    members = {lab: np.asarray(by[lab], dtype=np.int64) for lab in labels}
+    gpoly = {lab: union(u.geoms[members[lab]]) for lab in labels}
+    ghh = {lab: float(u.size[members[lab]].sum()) for lab in labels}
+    grids = _Grids(labels=labels, members=members, geometry=gpoly, households=ghh, code={}, site_index=site_idx)
+    grids.code.update(_grid_codes(t, grids))
+    return grids
+
+
+def _grid_codes(t: VillageTask, grids: _Grids) -> dict[Label, str]:
     """Village code + 2 digits for grids (a group's own code when it has that form), ``Z`` + 2 for sites."""
-    out: dict[str, str] = {}
+    out: dict[Label, str] = {}
     prev = t.previous or {}
-    if base_labels:
+    base, sites = grids.base, grids.sites
+    if base:
         keep: list[str | None] = []
-        for lab in base_labels:
-            gc = t.group_codes[int(lab[1:])] if lab.startswith("G") else (lab[1:] if lab.startswith("H") else None)
+        for lab in base:
+            gc = lab.group_code(t)
             ok = gc is not None and gc.startswith(t.code) and len(gc) == len(t.code) + 2 and gc[-2:].isdigit()
             keep.append(gc if ok else None)
-        polys = [gpoly[lab] for lab in base_labels]
+        polys = [grids.geometry[lab] for lab in base]
         if "grids" in prev and not all(keep):
             matched = _codes.match_previous(polys, *prev["grids"])
             keep = [k if k is not None else m for k, m in zip(keep, matched, strict=True)]
-        x, y, a = _metric_xy(polys)
-        for lab, c in zip(base_labels, _codes.number(t.code, x, y, a, width=2, keep=keep), strict=True):
-            out[lab] = c
-    if site_labels:
-        polys = [gpoly[lab] for lab in site_labels]
+        x, y, a = metric_xy(polys)
+        out.update(zip(base, _codes.number(t.code, x, y, a, width=2, keep=keep), strict=True))
+    if sites:
+        polys = [grids.geometry[lab] for lab in sites]
         keep2: list[str | None] = [None] * len(polys)
         if "exclusive" in prev:
             keep2 = _codes.match_previous(polys, *prev["exclusive"])
-        x, y, a = _metric_xy(polys)
-        for lab, c in zip(site_labels, _codes.number(t.code, x, y, a, width=2, letter="Z", keep=keep2), strict=True):
-            out[lab] = c
+        x, y, a = metric_xy(polys)
+        out.update(zip(sites, _codes.number(t.code, x, y, a, width=2, letter="Z", keep=keep2), strict=True))
     return out
 
 
-def _point_codes(t: VillageTask, rows: list[tuple[str, NDArray[np.int64]]], polys: list[Any]) -> list[str]:
-    """Grid code + 3 digits, in reading order within each grid (previous codes kept where matched)."""
-    codes: list[str] = [""] * len(rows)
+# --------------------------------------------------------------------------------------
+# 5. points
+# --------------------------------------------------------------------------------------
+def _point_rows(t: VillageTask, u: _Units, grids: _Grids, st: dict[str, Any]) -> list[_PointRow]:
+    """The grid points: each grid whole, or split by the engine within the point bounds.
+
+    Sorted by grid code, then first unit (the order their codes are drawn in).
+    """
+    if not t.points:
+        return [(lab, grids.members[lab]) for lab in grids.labels]
+    lo_p, hi_p = t.point_bounds
+    rows: list[_PointRow] = []
+    engine: list[tuple[Label, int]] = []
+    for lab in grids.labels:
+        k = min(part_count(grids.households[lab], 0.0 if lab.is_site else lo_p, hi_p), len(grids.members[lab]))
+        if k <= 1:
+            rows.append((lab, grids.members[lab]))
+        else:
+            engine.append((lab, k))
+    if engine:
+        rows += _split_grids(t, u, grids, engine, st)
+    rows.sort(key=lambda r: (grids.code[r[0]], int(r[1][0])))
+    return rows
+
+
+def _split_grids(t: VillageTask, u: _Units, grids: _Grids, engine: list[tuple[Label, int]],
+                 st: dict[str, Any]) -> list[_PointRow]:
+    """One engine run over every grid with more than one point (``engine``: grid, point count)."""
+    lo_p, hi_p = t.point_bounds
+    code = grids.code
+    order = np.concatenate([grids.members[lab] for lab, _ in engine])
+    groups = [code[lab] for lab, _ in engine for _ in range(len(grids.members[lab]))]
+    model = Model(sub_units(u.adjacency, order), size=u.size[order],
+                  min_size={code[lab]: lo_p for lab, _ in engine if not lab.is_site} or None,
+                  max_size=hi_p, group=groups, count={code[lab]: k for lab, k in engine},
+                  objective=Objective(iterations=t.iterations, restarts=t.restarts),
+                  previous=_previous_labels(t, "points", order, u.rep))
+    res = model.solve(seed=village_seed(t.seed, t.code + "/points"))
+    by_part: dict[int, list[int]] = {}
+    for uid, part in res.assignment.items():
+        by_part.setdefault(int(part), []).append(int(cast(int, uid)))
+    label_of = {code[lab]: lab for lab, _ in engine}
+    st["point_violations"] = [v.rule for v in res.violations]
+    return [(label_of[str(res.parts[part].group)], np.asarray(sorted(by_part[part]), dtype=np.int64))
+            for part in sorted(by_part)]
+
+
+# --------------------------------------------------------------------------------------
+# records
+# --------------------------------------------------------------------------------------
+def _write_records(t: VillageTask, u: _Units, grids: _Grids, rows: list[_PointRow], out: VillageOut) -> None:
+    """The rows of the grids, exclusive and points layers, and each item's point, in code order."""
+    pcodes = _point_records(t, u, grids, rows, out)
+    npts = {c: 0 for c in grids.code.values()}
+    for lab, _ in rows:
+        npts[grids.code[lab]] += 1
+    _grid_records(t, grids, npts, out)
+    point_of_unit = np.full(len(u.geoms), -1, dtype=np.int64)
+    for p, (_, m) in enumerate(rows):
+        point_of_unit[m] = p
+    out.item_point = [pcodes[point_of_unit[i]] if i >= 0 else None for i in u.item_unit.tolist()]
+    for recs in (out.grids, out.exclusive, out.points):  # code order is reading order
+        recs.sort(key=lambda r: r["code"])
+
+
+def _point_records(t: VillageTask, u: _Units, grids: _Grids, rows: list[_PointRow], out: VillageOut) -> list[str]:
+    """The points layer's rows; returns the point codes in ``rows`` order."""
+    lo_p, hi_p = t.point_bounds
+    ppoly = [union(u.geoms[m]) for _, m in rows]
+    pcodes = _point_codes(t, [grids.code[lab] for lab, _ in rows], ppoly)
+    for p, ((lab, m), poly) in enumerate(zip(rows, ppoly, strict=True)):
+        h = float(u.size[m].sum())
+        out.points.append({"code": pcodes[p], "parent": grids.code[lab], "village": t.code, "households": int(h),
+                           "n_units": len(m), "kind": "exclusive" if lab.is_site else t.kind,
+                           "within_bounds": within_bounds(h, (0.0 if lab.is_site else lo_p, hi_p)),
+                           "grid_below_min": (not lab.is_site) and grids.households[lab] < lo_p,
+                           "geometry": poly})
+    return pcodes
+
+
+def _grid_records(t: VillageTask, grids: _Grids, npts: dict[str, int], out: VillageOut) -> None:
+    """The grids and exclusive layers' rows (``npts``: points per grid code)."""
+    for lab in grids.base:
+        h = grids.households[lab]
+        gi = cast(int, lab.key) if lab.kind is LabelKind.GROUP else None
+        extra = dict(t.group_extra[gi]) if gi is not None and t.group_extra else {}
+        out.grids.append({
+            **extra,
+            "code": grids.code[lab],
+            "name": t.group_names[gi] if gi is not None else None,
+            "parent": t.code, "households": int(h), "kind": t.kind,
+            "source": "villager_group" if gi is not None else out.stats.get("grids_from", "partition"),
+            "group": lab.group_code(t),
+            "n_points": npts[grids.code[lab]], "within_bounds": within_bounds(h, t.grid_bounds),
+            "geometry": grids.geometry[lab]})
+    for lab in grids.sites:
+        si = grids.site_index[cast(int, lab.key)]
+        out.exclusive.append({
+            "code": grids.code[lab], "name": t.site_names[si], "parent": t.code,
+            "category": t.site_categories[si], "households": int(grids.households[lab]), "kind": "exclusive",
+            "source_id": t.site_ids[si], "n_points": npts[grids.code[lab]], "geometry": grids.geometry[lab]})
+
+
+# --------------------------------------------------------------------------------------
+# codes and previous parts
+# --------------------------------------------------------------------------------------
+def _point_codes(t: VillageTask, parents: list[str], polys: list[Any]) -> list[str]:
+    """Grid code + 3 digits, in reading order within each grid (previous codes kept where matched).
+
+    ``parents`` holds the grid code of each point, ``polys`` its geometry.
+    """
+    codes: list[str] = [""] * len(parents)
     by_parent: dict[str, list[int]] = {}
-    for i, (pc, _) in enumerate(rows):
+    for i, pc in enumerate(parents):
         by_parent.setdefault(pc, []).append(i)
     prev = (t.previous or {}).get("points")
     for pc, idx in by_parent.items():
@@ -550,10 +509,20 @@ def _point_codes(t: VillageTask, rows: list[tuple[str, NDArray[np.int64]]], poly
                 og = np.asarray(prev[0], dtype=object)[np.asarray(mask)]
                 oc = [c for c, m in zip(prev[1], mask, strict=True) if m]
                 keep = _codes.match_previous(sub, og, oc)
-        x, y, a = _metric_xy(sub)
+        x, y, a = metric_xy(sub)
         for i, c in zip(idx, _codes.number(pc, x, y, a, width=3, keep=keep), strict=True):
             codes[i] = c
     return codes
+
+
+def _previous_labels(t: VillageTask, level: str, units: NDArray[np.int64], rep: GArray) -> dict[int, str] | None:
+    """Unit -> the code of the earlier build's part it lies in (``--previous``), so the engine
+    re-draws a changed village moving as few units as it can (dynamic adjustment)."""
+    prev = (t.previous or {}).get(level)
+    if prev is None or len(prev[0]) == 0 or len(units) == 0:
+        return None
+    where = containing(np.asarray(prev[0], dtype=object), rep[units])
+    return {int(u): prev[1][w] for u, w in zip(units.tolist(), where.tolist(), strict=True) if w >= 0} or None
 
 
 def check_village(t: VillageTask, out: VillageOut) -> None:
@@ -568,9 +537,9 @@ def check_village(t: VillageTask, out: VillageOut) -> None:
     area = float(shapely.area(t.geometry))
     level2 = [r["geometry"] for r in out.grids] + [r["geometry"] for r in out.exclusive]
     total = float(np.sum(shapely.area(np.asarray(level2, dtype=object)))) if level2 else 0.0
-    union = _union(np.asarray(level2, dtype=object)) if level2 else shapely.Polygon()
-    sym = float(shapely.area(shapely.symmetric_difference(union, t.geometry)))
-    overlap = max(total - float(shapely.area(union)), 0.0)
+    covered = union(np.asarray(level2, dtype=object)) if level2 else shapely.Polygon()
+    sym = float(shapely.area(shapely.symmetric_difference(covered, t.geometry)))
+    overlap = max(total - float(shapely.area(covered)), 0.0)
     out.stats["tiling"] = {"village_m2": round(area, 3), "grids_m2": round(total, 3), "gap_m2": round(sym, 6),
                            "overlap_m2": round(overlap, 6)}
     if sym > tol or overlap > tol:

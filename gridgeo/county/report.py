@@ -1,0 +1,127 @@
+"""The closing report of a county build: counts, bounds shares, households, tiling; and its terminal form.
+
+:func:`summary` measures the built layers (the share of blocks, grids and
+points inside their bounds, given versus estimated households, the tiling
+check, exclusive grids by category); :func:`format_report` prints the report
+as a few aligned lines (``gridgeo build``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from gridgeo.county.rules import CountyRules
+from gridgeo.county.sources import Items
+from gridgeo.county.village import VillageOut
+
+__all__ = ["format_report", "summary"]
+
+
+def _share(flags: pd.Series) -> float:
+    """The share of true flags (1.0 for none)."""
+    return round(float(flags.astype(bool).mean()), 4) if len(flags) else 1.0
+
+
+def summary(layers: dict[str, gpd.GeoDataFrame], outs: list[VillageOut], *, items: Items,
+            item_v: NDArray[np.int64], rules: CountyRules, block_report: dict[str, Any]) -> dict[str, Any]:
+    """The report's measured sections (``item_v``: village index of each item, -1 outside every village)."""
+    excl = layers["exclusive"]
+    return {
+        "counts": {k: len(v) for k, v in layers.items()},
+        "bounds": {"blocks": block_report, "grids": _grid_bounds(layers["grids"], rules),
+                   "points": _point_bounds(layers["points"], rules)},
+        "households": _households(items, item_v),
+        "exclusive": {"n": len(excl), "by_category": dict(Counter(excl["category"])) if len(excl) else {},
+                      "dropped": sorted({str(s) for o in outs for s in o.stats.get("sites_dropped", [])})},
+        "units": {"faces": sum(o.stats.get("faces", 0) for o in outs),
+                  "units": sum(o.stats.get("units", 0) for o in outs),
+                  "split_faces": sum(o.stats.get("split_faces", 0) for o in outs)},
+        "tiling": _tiling(outs, rules),
+    }
+
+
+def _grid_bounds(grids: gpd.GeoDataFrame, rules: CountyRules) -> dict[str, Any]:
+    made = grids[grids["source"] != "villager_group"] if len(grids) else grids
+    from_groups = grids[grids["source"] == "villager_group"] if len(grids) else grids
+    return {"n": len(grids), "within_bounds": _share(grids["within_bounds"]) if len(grids) else 1.0,
+            "drawn": len(made), "drawn_within_bounds": _share(made["within_bounds"]) if len(made) else None,
+            "from_villager_groups": len(from_groups),
+            "bounds": {k: list(b.grid) for k, b in rules.bounds.items()}}
+
+
+def _point_bounds(points: gpd.GeoDataFrame, rules: CountyRules) -> dict[str, Any]:
+    base_pts = points[points["kind"] != "exclusive"] if len(points) else points
+    return {"n": len(points), "within_bounds": _share(points["within_bounds"]) if len(points) else 1.0,
+            "base_within_bounds": _share(base_pts["within_bounds"]) if len(base_pts) else 1.0,
+            "outside_bounds_in_grid_below_min": int((~points["within_bounds"].astype(bool)
+                                                     & points["grid_below_min"].astype(bool)).sum())
+            if len(points) else 0,
+            "within_bounds_where_possible": _share(points["within_bounds"][~points["grid_below_min"]
+                                                                           .astype(bool)])
+            if len(points) else 1.0,
+            "bounds": {k: list(b.point) for k, b in rules.bounds.items()}}
+
+
+def _households(items: Items, item_v: NDArray[np.int64]) -> dict[str, Any]:
+    w = items.weights
+    est = items.estimated
+    return {
+        "source": items.source, "items": len(w), "total": int(w.sum()) if len(w) else 0,
+        "given": int(w[~est].sum()) if len(w) else 0, "estimated": int(w[est].sum()) if len(w) else 0,
+        "estimated_items": int(est.sum()), "outside_villages": int(np.sum(item_v < 0)),
+    }
+
+
+def _tiling(outs: list[VillageOut], rules: CountyRules) -> dict[str, Any]:
+    tiling = [o.stats.get("tiling", {}) for o in outs]
+    return {
+        "villages": len(outs), "tolerance_m2": rules.tolerance_m2,
+        "worst_gap_m2": max((t.get("gap_m2", 0.0) for t in tiling), default=0.0),
+        "worst_overlap_m2": max((t.get("overlap_m2", 0.0) for t in tiling), default=0.0),
+        "worst_points_m2": max((t.get("points_worst_m2", 0.0) for t in tiling), default=0.0),
+        "errors": 0,
+        "items_checked": sum(o.stats.get("items", 0) for o in outs),
+        "buildings_cut_by_point_edges": sum(o.stats.get("items_cut", 0) for o in outs),
+    }
+
+
+# --------------------------------------------------------------------------------------
+def format_report(report: Mapping[str, Any]) -> str:
+    """The closing report as a few aligned lines for a terminal."""
+    c = report["counts"]
+    b = report["bounds"]
+    h = report["households"]
+    t = report["tiling"]
+    s = report["seconds"]
+    lines = [
+        "level       count   inside bounds",
+        f"townships {c['townships']:>7}",
+        f"blocks    {c['blocks']:>7}   {_pct(b['blocks'].get('within_bounds'))}",
+        f"villages  {c['villages']:>7}",
+        f"grids     {c['grids']:>7}   {_pct(b['grids']['within_bounds'])}"
+        f"  ({b['grids']['from_villager_groups']} from villager groups, {b['grids']['drawn']} drawn"
+        + (f", {_pct(b['grids']['drawn_within_bounds'])} of those inside" if b['grids']['drawn'] else "") + ")",
+        f"points    {c['points']:>7}   {_pct(b['points']['within_bounds'])}"
+        f"  ({_pct(b['points']['within_bounds_where_possible'])} of those whose grid holds at least a point's "
+        f"minimum; {b['points']['outside_bounds_in_grid_below_min']} sit in a grid smaller than that)",
+        f"exclusive {c['exclusive']:>7}   {report['exclusive']['by_category']}",
+        f"households: {h['total']:,} on {h['items']:,} {h['source'] or 'item'}s ({h['given']:,} given, "
+        f"{h['estimated']:,} estimated; {h['outside_villages']} outside every village)",
+        f"tiling: {t['villages']} villages, worst gap {t['worst_gap_m2']:.4f} m², worst overlap "
+        f"{t['worst_overlap_m2']:.4f} m², points vs grid {t['worst_points_m2']:.4f} m² (tolerance "
+        f"{t['tolerance_m2']:g} m²); {t['items_checked']:,} items each in one point; "
+        f"{t['buildings_cut_by_point_edges']} buildings crossed by a point edge",
+        "seconds: " + ", ".join(f"{k} {v:g}" for k, v in s.items()),
+    ]
+    return "\n".join(lines)
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:5.1f} %"

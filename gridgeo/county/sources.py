@@ -1,0 +1,285 @@
+"""What a county build reads: the input layers, checked villages, weighted items, barriers and sites.
+
+Everything a village's build needs from the county's layers is gathered here
+in the metric CRS: the villages (checked and repaired, each with a township
+and a kind), the buildings or household points as weighted :class:`Items`
+(households given, or estimated from footprints,
+:func:`gridgeo.county.units.estimate_households`), the barrier lines that cut
+street blocks, and the POIs the rules carve out as exclusive :class:`Sites`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+from numpy.typing import NDArray
+
+from gridgeo._geom import containing
+from gridgeo.county.rules import CountyRules
+from gridgeo.county.units import estimate_households
+from gridgeo.data.io import list_layers, read_layer
+from gridgeo.errors import InputError, SchemaError, UsageError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Items", "Sites", "barriers", "items", "load_inputs", "prepare_villages", "sites"]
+
+GArray = NDArray[np.object_]
+
+_INPUT_LAYERS = ("townships", "villages", "villager_groups", "buildings", "households", "roads", "water", "pois",
+                 "ridges")
+
+
+@dataclass(frozen=True)
+class Items:
+    """Buildings or household points as weighted items, in the metric CRS."""
+
+    source: str | None  # "building", "household", or None when there are none
+    geoms: GArray
+    weights: NDArray[np.int64]  # households of each item
+    estimated: NDArray[np.bool_]  # True where the households were estimated from the footprint
+    ids: list[str]
+    labels: list[str | None] | None  # villager group of each household point, when given
+
+
+@dataclass(frozen=True)
+class Sites:
+    """The POIs the rules carve out as exclusive grids, in the metric CRS."""
+
+    geoms: GArray
+    names: list[str]
+    categories: list[str]
+    ids: list[str]
+
+
+# --------------------------------------------------------------------------------------
+# Input layers
+# --------------------------------------------------------------------------------------
+def load_inputs(rules: CountyRules, *, county: str | Path | None = None) -> dict[str, gpd.GeoDataFrame]:
+    """Read the input layers the rules name; ``county`` (``--input``) overrides ``[inputs] county``.
+
+    Raises
+    ------
+    UsageError
+        No townships or villages can be found in what the rules name.
+    """
+    layers: dict[str, gpd.GeoDataFrame] = {}
+    gpkg = Path(county) if county is not None else rules.county
+    if gpkg is not None:
+        have = set(list_layers(gpkg))
+        for name in _INPUT_LAYERS:
+            if name in have:
+                layers[name] = _read(gpkg, name, name)
+    elif rules.osm is not None:
+        from gridgeo.data.inputs import county_from_osm
+
+        layers.update(county_from_osm(rules.osm, county_code=rules.code, county_name=rules.name))
+    for name, spec in rules.inputs.items():
+        layers[name] = _read(spec.path, spec.layer, name)
+    for need in ("townships", "villages"):
+        if need == "townships" and "villages" in layers and "township" in layers["villages"].columns:
+            continue  # made from the checked villages (prepare_villages)
+        if need not in layers:
+            src = rules.source or "the rules"
+            raise UsageError(f"{src}: no {need} layer: give [inputs] county = FILE.gpkg, osm = FILE.osm.pbf, "
+                             f"or {need} = FILE (or --input FILE.gpkg)")
+    return layers
+
+
+def _read(path: Path, layer: str | None, name: str) -> gpd.GeoDataFrame:
+    from gridgeo.data.schema import SCHEMAS
+
+    # a schema's kind normalises the columns (aliases such as 户数 or tname); ridges have none
+    gdf = read_layer(path, layer=layer, kind=name if name in SCHEMAS else None)
+    gdf.attrs["source"] = f"{path}" + (f" (layer {layer})" if layer else "")
+    return gdf
+
+
+def metric_geoms(gdf: gpd.GeoDataFrame, metric: pyproj.CRS) -> GArray:
+    """The layer's geometries in the metric CRS, as an object array."""
+    return np.asarray(gdf.to_crs(metric).geometry.values, dtype=object)
+
+
+def column(gdf: gpd.GeoDataFrame, name: str) -> list[Any]:
+    """A column's values with every kind of missing (None, NaN, NA) as None; all None if absent."""
+    if name not in gdf.columns:
+        return [None] * len(gdf)
+    return [None if (v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA) else v
+            for v in gdf[name].tolist()]
+
+
+# --------------------------------------------------------------------------------------
+# Villages and townships
+# --------------------------------------------------------------------------------------
+def _townships_from_villages(villages: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Townships as the union of their villages, when only villages are given (logged).
+
+    The township column's value becomes the township's code and name: boundary
+    files of 村/里 often carry the township's name but no township layer.
+    """
+    v = villages[villages["township"].notna()]
+    geoms = [shapely.union_all(shapely.make_valid(np.asarray(g.geometry.values)))
+             for _, g in v.groupby("township", sort=True)]
+    names = sorted(v["township"].astype(str).unique())
+    log.warning("%s: no townships layer; %d townships made from the villages' township column",
+                villages.attrs.get("source", "villages"), len(names))
+    out = gpd.GeoDataFrame({"code": names, "name": names}, geometry=geoms, crs=villages.crs)
+    out.attrs["source"] = "villages (dissolved)"
+    return out
+
+
+def _check_villages(villages: gpd.GeoDataFrame, report: dict[str, Any]) -> gpd.GeoDataFrame:
+    """Check and repair the villages (invalid rings, slivers are repaired and reported; errors refuse)."""
+    from gridgeo.data.check import check_layer
+
+    source = villages.attrs.get("source")
+    checked = check_layer(villages, id_col="code", parent_col="township" if "township" in villages else None,
+                          path=source)
+    repaired = [f"{p.id}: {p.message}" for p in checked.report.problems if p.severity == "repaired"]
+    for line in repaired:
+        log.warning("%s: village %s", source or "villages", line)
+    report["repaired"] = repaired
+    message = checked.report.unusable_message(what="village")
+    if message is not None:
+        raise InputError(message, path=source)
+    return checked.gdf.reset_index(drop=True)
+
+
+def prepare_villages(layers: Mapping[str, gpd.GeoDataFrame], report: dict[str, Any]) -> tuple[
+        gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """The townships and the checked villages, each village with a string code, a township and a kind.
+
+    Raises
+    ------
+    SchemaError
+        A village without a code, or two with the same code.
+    InputError
+        A village in no township, or naming a township that is not given; an unusable villages layer.
+    """
+    from gridgeo.data.schema import village_kinds
+
+    vil = layers["villages"].reset_index(drop=True)
+    if "townships" not in layers:
+        vil = _check_villages(vil, report)
+        towns = _townships_from_villages(vil)
+    else:
+        towns = layers["townships"].reset_index(drop=True)
+    src = vil.attrs.get("source")
+    _check_codes(vil, src)
+    towns["code"] = towns["code"].astype(str)
+    if "township" not in vil.columns or vil["township"].isna().any():
+        _townships_by_location(vil, towns, src)
+    vil["township"] = vil["township"].astype(str)
+    unknown = sorted(set(vil["township"]) - set(towns["code"]))
+    if unknown:
+        raise InputError(f"villages name township {unknown[0]}, which is not in the townships layer", path=src)
+    name = vil["name"] if "name" in vil.columns else pd.Series([None] * len(vil))
+    vil["kind"] = village_kinds(vil["kind"] if "kind" in vil.columns else pd.Series([None] * len(vil)), name)
+    vil["kind"] = vil["kind"].fillna("rural")
+    if "townships" in layers:
+        vil = _check_villages(vil, report)
+    return towns, vil
+
+
+def _check_codes(vil: gpd.GeoDataFrame, src: str | None) -> None:
+    """Every village has a code, and no two the same (codes become strings)."""
+    if "code" not in vil.columns or vil["code"].isna().any():
+        raise SchemaError("every village needs a code", path=src)
+    vil["code"] = vil["code"].astype(str)
+    dup = vil["code"][vil["code"].duplicated()].tolist()
+    if dup:
+        raise SchemaError(f"duplicate village code {dup[0]}", path=src, feature=dup[0])
+
+
+def _townships_by_location(vil: gpd.GeoDataFrame, towns: gpd.GeoDataFrame, src: str | None) -> None:
+    """A village without a township takes the one its representative point lies in (lowest index wins)."""
+    rp = gpd.GeoSeries(vil.geometry.representative_point(), crs=vil.crs).to_crs(towns.crs)
+    where = containing(np.asarray(towns.geometry.values, dtype=object), np.asarray(rp.values, dtype=object),
+                       boundary=False)
+    codes = towns["code"].tolist()
+    hit = [codes[i] if i >= 0 else None for i in where.tolist()]
+    given = vil["township"] if "township" in vil.columns else pd.Series([None] * len(vil))
+    vil["township"] = [g if isinstance(g, str) and g else h for g, h in zip(given, hit, strict=True)]
+    if vil["township"].isna().any():
+        bad = vil["code"][vil["township"].isna()].iloc[0]
+        raise InputError("village lies in no township", path=src, feature=bad)
+
+
+# --------------------------------------------------------------------------------------
+# Items, barriers, sites
+# --------------------------------------------------------------------------------------
+def items(layers: Mapping[str, gpd.GeoDataFrame], rules: CountyRules, metric: pyproj.CRS) -> Items:
+    """Household points (preferred) or buildings as weighted items, in the metric CRS."""
+    if "households" in layers and len(layers["households"]):
+        hh = layers["households"].reset_index(drop=True)
+        w = np.asarray([1 if v is None else int(v) for v in column(hh, "households")], dtype=np.int64)
+        lab_col = next((c for c in ("group", "villager_group", "grid") if c in hh.columns), None)
+        labels = [None if v is None else str(v) for v in column(hh, lab_col)] if lab_col else None
+        return Items(source="household", geoms=metric_geoms(hh, metric), weights=w,
+                     estimated=np.zeros(len(w), dtype=bool),
+                     ids=[str(v) if v is not None else str(i) for i, v in enumerate(column(hh, "id"))], labels=labels)
+    if "buildings" in layers and len(layers["buildings"]):
+        b = layers["buildings"].reset_index(drop=True)
+        mb = b.to_crs(metric)
+        w, est = estimate_households(mb, dwelling_m2=rules.dwelling_m2, default_levels=rules.default_levels,
+                                     min_area_m2=rules.min_building_m2)
+        ids = column(b, "osm_id") if "osm_id" in b.columns else column(b, "id")
+        return Items(source="building", geoms=np.asarray(mb.geometry.values, dtype=object),
+                     weights=np.asarray(w, dtype=np.int64), estimated=np.asarray(est, dtype=bool),
+                     ids=[str(v) if v is not None else str(i) for i, v in enumerate(ids)], labels=None)
+    return Items(source=None, geoms=np.zeros(0, dtype=object), weights=np.zeros(0, dtype=np.int64),
+                 estimated=np.zeros(0, dtype=bool), ids=[], labels=None)
+
+
+def barriers(layers: Mapping[str, gpd.GeoDataFrame], rules: CountyRules, metric: pyproj.CRS) -> GArray:
+    """The lines that cut street blocks: barrier roads, waterways, water-area outlines, ridges."""
+    out: list[GArray] = []
+    if "roads" in layers and len(layers["roads"]):
+        r = layers["roads"]
+        keep = r["highway"].isin(rules.barrier_highways) if "highway" in r.columns else np.ones(len(r), bool)
+        out.append(metric_geoms(r[keep], metric))
+    if "water" in layers and len(layers["water"]):
+        out += _water_barriers(layers["water"], rules, metric)
+    if rules.ridges and "ridges" in layers and len(layers["ridges"]):
+        out.append(metric_geoms(layers["ridges"], metric))
+    if not out:
+        return np.zeros(0, dtype=object)
+    g = np.concatenate(out)
+    g = g[~shapely.is_empty(g) & ~shapely.is_missing(g)]
+    return g
+
+
+def _water_barriers(w: gpd.GeoDataFrame, rules: CountyRules, metric: pyproj.CRS) -> list[GArray]:
+    g = metric_geoms(w, metric)
+    poly = np.isin(shapely.get_type_id(g), (3, 6))
+    cls = w["waterway"].astype(str).to_numpy() if "waterway" in w.columns else np.array([""] * len(w))
+    lines = ~poly & np.isin(cls, rules.barrier_waterways)
+    out = [g[lines]]
+    if rules.water_areas:
+        out.append(shapely.boundary(g[poly]))
+    return out
+
+
+def sites(layers: Mapping[str, gpd.GeoDataFrame], rules: CountyRules, metric: pyproj.CRS) -> Sites:
+    """The POIs of the categories the rules carve out, in the metric CRS (repaired)."""
+    if "pois" not in layers or not len(layers["pois"]) or "category" not in layers["pois"].columns:
+        return Sites(geoms=np.zeros(0, dtype=object), names=[], categories=[], ids=[])
+    p = layers["pois"].reset_index(drop=True)
+    keep = p["category"].isin(rules.exclusive).to_numpy()
+    p = p[keep].reset_index(drop=True)
+    ids = column(p, "osm_id") if "osm_id" in p.columns else [None] * len(p)
+    return Sites(geoms=shapely.make_valid(metric_geoms(p, metric)),
+                 names=[str(v) if v is not None else "" for v in column(p, "name")],
+                 categories=[str(v) for v in p["category"]],
+                 ids=[str(v) if v is not None else f"poi{int(i)}" for i, v in zip(np.flatnonzero(keep), ids,
+                                                                                    strict=True)])

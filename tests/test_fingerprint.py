@@ -1,0 +1,97 @@
+"""The village fingerprint (``build_hash``): every input field counts, by construction."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pytest
+import shapely
+from shapely import Point, box
+
+from gridgeo.county.fingerprint import EXCLUDED, FINGERPRINT_VERSION, fingerprint, hashed_fields
+from gridgeo.county.village import VillageTask
+
+
+def _garray(*geoms: Any) -> np.ndarray:
+    out = np.empty(len(geoms), dtype=object)
+    out[:] = list(geoms)
+    return out
+
+
+def _task() -> VillageTask:
+    return VillageTask(
+        code="360000000001", name="village", kind="rural", geometry=box(0, 0, 100, 100),
+        barriers=_garray(shapely.LineString([(0, 50), (100, 50)])),
+        group_codes=["36000000000101"], group_names=["group 1"], group_geoms=_garray(box(0, 0, 100, 100)),
+        items=_garray(box(10, 10, 20, 20), box(60, 60, 70, 70)), weights=np.array([2, 3], dtype=np.int64),
+        item_labels=None, site_geoms=_garray(Point(30, 30)), site_names=["school"], site_categories=["school"],
+        site_ids=["osm1"], grid_bounds=(30.0, 300.0), point_bounds=(10.0, 40.0),
+        group_extra=[{"leader": "Wang"}],
+    )
+
+
+#: For each hashed field, a different value (every field must have one: a new field fails here until added).
+CHANGED: dict[str, Any] = {
+    "code": "360000000002",
+    "name": "other",
+    "kind": "urban",
+    "geometry": box(0, 0, 100, 101),
+    "barriers": _garray(shapely.LineString([(0, 51), (100, 51)])),
+    "group_codes": ["36000000000102"],
+    "group_names": ["group 2"],
+    "group_geoms": _garray(box(0, 0, 100, 99)),
+    "items": _garray(box(10, 10, 20, 21), box(60, 60, 70, 70)),
+    "weights": np.array([2, 4], dtype=np.int64),
+    "item_labels": ["a", None],
+    "site_geoms": _garray(Point(30, 31)),
+    "site_names": ["hospital"],
+    "site_categories": ["hospital"],
+    "site_ids": ["osm2"],
+    "grid_bounds": (30.0, 301.0),
+    "point_bounds": (11.0, 40.0),
+    "use_groups": False,
+    "points": False,
+    "seed": 1,
+    "min_unit_m2": 2.0,
+    "site_radius_m": 61.0,
+    "site_max_block_m2": 40_001.0,
+    "site_min_m2": 201.0,
+    "iterations": 31,
+    "restarts": 5,
+    "tolerance_m2": 1.5,
+    "group_extra": [{"leader": "Li"}],
+}
+
+
+def test_every_field_but_the_documented_exclusions_is_hashed() -> None:
+    names = [f.name for f in dataclasses.fields(VillageTask)]
+    assert set(EXCLUDED) <= set(names)
+    assert hashed_fields() == tuple(n for n in names if n not in EXCLUDED)
+    assert set(CHANGED) == set(hashed_fields())
+    assert FINGERPRINT_VERSION >= 2
+
+
+@pytest.mark.parametrize("name", sorted(CHANGED))
+def test_changing_a_field_changes_the_fingerprint(name: str) -> None:
+    t = _task()
+    before = fingerprint(t)
+    assert fingerprint(_task()) == before  # deterministic
+    assert fingerprint(dataclasses.replace(t, **{name: CHANGED[name]})) != before, name
+
+
+def test_previous_does_not_change_the_fingerprint() -> None:
+    t = _task()
+    prev = {"grids": (_garray(box(0, 0, 100, 100)), ["36000000000101"])}
+    assert fingerprint(dataclasses.replace(t, previous=prev)) == fingerprint(t)
+
+
+def test_values_are_told_apart_by_type_and_length() -> None:
+    t = _task()
+    # the same characters split differently, or the same number as another type, must not collide
+    a = dataclasses.replace(t, group_codes=["ab", "c"], group_names=["x", "y"])
+    b = dataclasses.replace(t, group_codes=["a", "bc"], group_names=["x", "y"])
+    assert fingerprint(a) != fingerprint(b)
+    assert fingerprint(dataclasses.replace(t, weights=np.array([2, 3], dtype=np.int32))) != fingerprint(t)
+    assert fingerprint(dataclasses.replace(t, item_labels=[])) != fingerprint(t)
