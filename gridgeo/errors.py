@@ -82,6 +82,14 @@ class NotFoundError(GridgeoError):
     """A requested object (grid, collection, feature) does not exist."""
 
 
+class ServiceUnavailableError(GridgeoError):
+    """Something the running service depends on (the county file it serves) can no longer be used.
+
+    Not the client's fault, so not a 4xx: the request may work once the
+    operator has put the file back and restarted the service (HTTP 503).
+    """
+
+
 #: error class -> (CLI exit code, HTTP status). Looked up along the MRO.
 ERROR_TABLE: dict[type[GridgeoError], tuple[int, int]] = {
     UsageError: (2, 400),
@@ -93,6 +101,7 @@ ERROR_TABLE: dict[type[GridgeoError], tuple[int, int]] = {
     InputError: (1, 422),
     InfeasibleError: (3, 409),
     NotFoundError: (1, 404),
+    ServiceUnavailableError: (1, 503),
     GridgeoError: (1, 500),
 }
 

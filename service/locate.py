@@ -24,7 +24,8 @@ from numpy.typing import NDArray
 from gridgeo.data.crs import bd09_to_wgs84, gcj02_to_wgs84
 from gridgeo.errors import UsageError
 
-from .ogc import CRS84, GEOJSON, check_params, crs_list, parse_coords, parse_crs_uri, point_to_crs84
+from .ogc import CRS84, GEOJSON, check_params, crs_list, is_geographic, parse_coords, parse_crs_uri, point_to_crs84
+from .positions import Positions, check_degrees, out_of_range, parse_positions, read_json
 from .store import County, dumps
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,6 @@ _PARENTS: dict[str, list[tuple[str, str]]] = {
 }
 #: besides code, name and every ``leader*`` column: whoever else answers for the place, where the data says
 _SUMMARY_EXTRA = ("worker", "worker_phone", "phone", "contact")
-MAX_POINTS = 1_000_000
 #: from this many places on, a batch builds its own tree of places (see :meth:`Locator.locate`)
 _REVERSE_AT = 2048
 
@@ -127,6 +127,9 @@ class Locator:
                 index = pd.Index(frames[parent].keys)
                 codes = coll.frame[col].astype("string").fillna("").to_numpy(dtype=object)
                 self.levels[key].parent_rows[parent] = index.get_indexer(codes).astype(np.int64)
+        coarsest = next((k for k in LEVEL_KEYS if k in self.levels), "township")
+        #: said of a valid place no feature of any level contains, so an all-null answer is not a riddle
+        self.outside_note = f"outside the county (no {coarsest} contains it)"
         log.info("locate index over %s", ", ".join(self.levels) or "no levels")
 
     def locate(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> dict[str, NDArray[np.int64]]:
@@ -175,6 +178,7 @@ class Locator:
 
         Places in the same finest feature share every answer, so the properties
         text is made once per distinct combination of rows, not once per place.
+        A place in no feature of any level gets a ``note`` saying it is outside the county.
         """
         n = len(coords)
         keys = [k for k in LEVEL_KEYS if k in self.levels]
@@ -183,15 +187,23 @@ class Locator:
         props: list[bytes] = []
         for combo in combos.tolist():
             got = dict(zip(keys, combo, strict=True))
+            note = b"" if any(r >= 0 for r in combo) else b',"note":' + dumps(self.outside_note)
             props.append(b"{" + b",".join(
                 b'"' + k.encode() + b'":' + (self.levels[k].summary[got[k]] if k in got else b"null")
-                for k in LEVEL_KEYS) + b"}")
+                for k in LEVEL_KEYS) + note + b"}")
         inv = np.asarray(inverse).reshape(-1).tolist()
         if ids is None:
             return [b'{"type":"Feature","geometry":{"type":"Point","coordinates":%b},"properties":%b}'
                     % (c, props[i]) for c, i in zip(coords, inv, strict=True)]
         return [b'{"type":"Feature","id":%b,"geometry":{"type":"Point","coordinates":%b},"properties":%b}'
                 % (fid, c, props[i]) for c, i, fid in zip(coords, inv, ids, strict=True)]
+
+    @staticmethod
+    def error_feature(message: str, fid: bytes | None) -> bytes:
+        """The answer for a place that could not be read: no geometry, every level null, its ``error``."""
+        levels = b",".join(b'"%b":null' % k.encode() for k in LEVEL_KEYS)
+        ident = b"" if fid is None else b'"id":%b,' % fid
+        return b'{"type":"Feature",%b"geometry":null,"properties":{%b,"error":%b}}' % (ident, levels, dumps(message))
 
 
 def _unique_rows(stacked: NDArray[np.int64], sizes: list[int]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -241,6 +253,21 @@ def _response(body: bytes, crs: str, coords: str | None) -> Response:
     return resp
 
 
+def _lat_first(crs: str) -> bool:
+    """True when ``crs`` orders its axes latitude (northing) first, as EPSG:4490 and EPSG:4326 do."""
+    from .ogc import _transformer
+
+    if crs == CRS84:
+        return False
+    tr = _transformer(CRS84, crs)
+    first = tr.target_crs.axis_info[0].direction if tr.target_crs is not None else "east"
+    return first in ("north", "south")
+
+
+def _unplaceable(crs: str) -> str:
+    return f"has no lon/lat (outside the area of {crs})"
+
+
 @bp.get("/locate")
 def locate_get() -> Response:
     """One place: ``lon``/``lat`` (x/east and y/north in ``crs``; in ``coords`` datum if given)."""
@@ -254,102 +281,70 @@ def locate_get() -> Response:
     if not (np.isfinite(x) and np.isfinite(y)):
         raise UsageError("lon and lat must be finite numbers")
     crs, coords = _input_crs(), parse_coords()
+    if is_geographic(crs):
+        if not abs(y) <= 90.0:
+            raise UsageError(f"lat={y!r} is outside [-90, 90]")
+        if not abs(x) <= 180.0:
+            raise UsageError(f"lon={x!r} is outside [-180, 180]")
     # lon/lat are named, not ordered: turn them into the CRS's own axis order first
-    a, b = _axis_order(crs, x, y)
+    a, b = (y, x) if _lat_first(crs) else (x, y)
     lon, lat = _to_wgs84(np.array([a]), np.array([b]), crs, coords)
+    if out_of_range(lon, lat)[0]:
+        raise UsageError(f"locate: lon={x!r}, lat={y!r} {_unplaceable(crs)}")
     rows = _locator().locate(lon, lat)
     feat = _locator().features(rows, [f"[{a!r},{b!r}]".encode()], None)[0]
     return _response(feat, crs, coords)
 
 
-def _axis_order(crs: str, east: float, north: float) -> tuple[float, float]:
-    from .ogc import _transformer
-
-    if crs == CRS84:
-        return east, north
-    tr = _transformer(CRS84, crs)
-    first = tr.target_crs.axis_info[0].direction if tr.target_crs is not None else "east"
-    return (north, east) if first in ("north", "south") else (east, north)
-
-
-_POST_FORMS = 'POST /locate takes JSON {"points": [[lon, lat], ...]} or a FeatureCollection of points'
-
-
-def _parse_points(doc: Any) -> tuple[NDArray[np.float64], list[bytes] | None]:
-    """``{"points": [[x, y], ...]}`` and/or a FeatureCollection of points -> (n, 2) array, feature ids.
-
-    The ids (JSON bytes) are those of the features, when the body is a FeatureCollection only.
-    """
-    if not isinstance(doc, dict):
-        raise UsageError(_POST_FORMS)
-    chunks: list[NDArray[np.float64]] = []
-    ids: list[bytes] | None = None
-    if "points" in doc:
-        chunks.append(_points_array(doc["points"]))
-    if doc.get("type") == "FeatureCollection":
-        xy, fids = _feature_points(doc.get("features"))
-        chunks.append(xy)
-        if "points" not in doc:
-            ids = fids
-    if not chunks:
-        raise UsageError(_POST_FORMS)
-    arr = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
-    if not np.isfinite(arr).all():
-        raise UsageError("every coordinate must be a finite number")
-    if len(arr) > MAX_POINTS:
-        raise UsageError(f"at most {MAX_POINTS} points per request; got {len(arr)}")
-    return arr, ids
-
-
-def _points_array(raw: Any) -> NDArray[np.float64]:
-    """``[[x, y], ...]`` (a third value, the height, is ignored) -> (n, 2) array."""
-    if not isinstance(raw, list):
-        raise UsageError("points must be a list of [lon, lat] pairs of numbers")
-    try:
-        arr = np.asarray(raw, dtype=float)
-    except (TypeError, ValueError):
-        arr = np.empty((0, 0))
-    if arr.ndim != 2 or (len(arr) and arr.shape[1] not in (2, 3)):
-        if len(raw) == 0:
-            arr = np.empty((0, 2))
-        else:
-            raise UsageError("points must be a list of [lon, lat] pairs of numbers")
-    return arr[:, :2].reshape(-1, 2)
-
-
-def _feature_points(feats: Any) -> tuple[NDArray[np.float64], list[bytes]]:
-    """The Point features of a FeatureCollection -> (n, 2) array and their ids as JSON bytes."""
-    if not isinstance(feats, list):
-        raise UsageError("a FeatureCollection needs a features list")
-    xy = []
-    fids = []
-    for k, f in enumerate(feats):
-        g = f.get("geometry") if isinstance(f, dict) else None
-        if not isinstance(g, dict) or g.get("type") != "Point":
-            raise UsageError(f"feature {k}: only Point geometries can be located")
-        c = g.get("coordinates")
-        if not (isinstance(c, list) and len(c) >= 2 and all(isinstance(v, int | float) for v in c[:2])):
-            raise UsageError(f"feature {k}: coordinates must be [lon, lat]")
-        xy.append(c[:2])
-        fids.append(dumps(f.get("id")))
-    return np.asarray(xy, dtype=float).reshape(-1, 2), fids
+def _batch_wgs84(pos: Positions, crs: str, coords: str | None) -> tuple[NDArray[np.int64], NDArray[np.float64],
+                                                                           NDArray[np.float64]]:
+    """The good places of the batch as WGS84 lon/lat, after marking those off the globe or the CRS's area."""
+    if is_geographic(crs):
+        check_degrees(pos, pos.good(), lat_first=_lat_first(crs))
+    good = pos.good()
+    lon, lat = _to_wgs84(pos.xy[good, 0], pos.xy[good, 1], crs, coords)
+    off = out_of_range(lon, lat)
+    if off.any():
+        kind = "point" if pos.ids is None else "feature"
+        bad = good[off]
+        pos.fail(bad, [f"{kind} {i}: {_unplaceable(crs)}" for i in bad.tolist()])
+        good, lon, lat = good[~off], lon[~off], lat[~off]
+    return good, lon, lat
 
 
 @bp.post("/locate")
 def locate_post() -> Response:
-    """Many places at once: a FeatureCollection back, one Point feature per place, in input order."""
+    """Many places at once: a FeatureCollection back, one Point feature per place, in input order.
+
+    A place that cannot be read answers with ``geometry: null``, every level
+    null and an ``error``; the others are located all the same. ``summary``
+    counts the places inside, outside and in error. Only a batch in which no
+    place at all can be read is a 400 (naming the first error).
+    """
     check_params(("crs", "coords"))
-    doc = request.get_json(silent=True)
-    if doc is None:
-        raise UsageError("POST /locate needs a JSON body (Content-Type: application/json)")
-    arr, ids = _parse_points(doc)
+    pos = parse_positions(read_json())
     crs, coords = _input_crs(), parse_coords()
-    lon, lat = _to_wgs84(arr[:, 0], arr[:, 1], crs, coords)
+    good, lon, lat = _batch_wgs84(pos, crs, coords)
+    n = len(pos.errors)
+    if n and not len(good):
+        first = next(e for e in pos.errors if e is not None)
+        raise UsageError(f"no place of the {n} can be located; {first}" if n > 1 else first)
     loc = _locator()
     rows = loc.locate(lon, lat)
-    xs, ys = arr[:, 0].tolist(), arr[:, 1].tolist()
+    xs, ys = pos.xy[good, 0].tolist(), pos.xy[good, 1].tolist()
+    ids = None if pos.ids is None else [pos.ids[i] for i in good.tolist()]
     feats = loc.features(rows, [b"[%r,%r]" % (a, b) for a, b in zip(xs, ys, strict=True)], ids)
+    inside = int(np.any(np.column_stack([r >= 0 for r in rows.values()]), axis=1).sum()) if rows else 0
+    if len(good) < n:
+        out: list[bytes] = [b""] * n
+        for i, f in zip(good.tolist(), feats, strict=True):
+            out[i] = f
+        for i, err in enumerate(pos.errors):
+            if err is not None:
+                out[i] = loc.error_feature(err, None if pos.ids is None else pos.ids[i])
+        feats = out
+    summary = dumps({"inside": inside, "outside": len(good) - inside, "errors": n - len(good)})
     extra = b',"coords":"%b"' % coords.encode() if coords else b""
-    body = b'{"type":"FeatureCollection","numberReturned":%d%b,"features":[%b]}' % (len(feats), extra,
-                                                                                     b",".join(feats))
+    body = b'{"type":"FeatureCollection","numberReturned":%d,"summary":%b%b,"features":[%b]}' % (
+        n, summary, extra, b",".join(feats))
     return _response(body, crs, coords)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -22,8 +23,9 @@ import shapely
 from flask import Blueprint, Response, current_app, request
 
 from gridgeo.data.crs import wgs84_to_datum
-from gridgeo.errors import UsageError
+from gridgeo.errors import InputError, ServiceUnavailableError, UsageError
 from gridgeo.patrol import CST, County, DayPlan, PatrolOptions, parse_budget, plan_grid, route_geojson, route_gpx
+from gridgeo.patrol.options import check_plan_dates
 
 from .ogc import CRS84, GEOJSON, check_params, negotiate, parse_coords
 
@@ -46,12 +48,31 @@ class Planner:
         self._plans: OrderedDict[tuple[str, dt.date, float], DayPlan] = OrderedDict()
 
     def county(self) -> County:
-        """The :class:`gridgeo.patrol.County`, opened on first use."""
+        """The :class:`gridgeo.patrol.County`, opened on first use.
+
+        Raises
+        ------
+        ServiceUnavailableError
+            When the file can no longer be opened (deleted, replaced, unreadable
+            since start-up) or the service is set up without a street network:
+            the server's problem, not the request's, so 503 and not 422.
+        """
         with _lock:
             if self._county is None:
                 log.info("opening %s for patrol planning", self.path)
-                self._county = County(self.path, network=self.network)
+                try:
+                    self._county = County(self.path, network=self.network)
+                except (InputError, OSError) as exc:
+                    raise self._unavailable(exc) from exc
             return self._county
+
+    def _unavailable(self, exc: BaseException) -> ServiceUnavailableError:
+        """The 503 for a county that cannot be opened, saying whether the file is gone."""
+        if not (os.path.isfile(self.path) and os.access(self.path, os.R_OK)):
+            return ServiceUnavailableError(f"the county file {self.path} is no longer readable; "
+                                           "restart the service once it is back")
+        return ServiceUnavailableError(f"patrol planning is unavailable: {exc}; fix the county file or the "
+                                       "NETWORK setting and restart the service")
 
     def plan(self, grid: str, day: dt.date, budget_min: float) -> DayPlan:
         """The day's plan for ``grid`` (NotFoundError for an unknown grid, InfeasibleError for a tiny budget)."""
@@ -88,9 +109,11 @@ def _date() -> dt.date:
     if raw is None:
         return dt.datetime.now(CST).date()
     try:
-        return dt.date.fromisoformat(raw)
+        day = dt.date.fromisoformat(raw)
     except ValueError as exc:
         raise UsageError(f"date must be YYYY-MM-DD, got {raw!r}") from exc
+    check_plan_dates(day, 1)
+    return day
 
 
 @bp.get("/patrol/<grid_id>")

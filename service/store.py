@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import os
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ TITLES: dict[str, str] = {
 }
 
 _DECIMALS = 7
+_INT_KEY = re.compile(r"-?[0-9]+")
 #: other CRSs / datums whose serialised geometries are kept per collection
 MAX_VARIANTS = 4
 
@@ -169,9 +171,12 @@ class Collection:
         """A feature id from the URL: an int for row-numbered layers, else the code string."""
         if not self.int_keys:
             return text
+        # plain ASCII digits only: int() would also take " 1", "1_0" and "١", so one feature got many URLs
+        if not _INT_KEY.fullmatch(text):
+            return None
         try:
             return int(text)
-        except ValueError:
+        except ValueError:  # more digits than int() converts
             return None
 
     def locate_key(self, fid: str) -> int:

@@ -86,9 +86,114 @@ def test_exclusive_grid_found(client, layers) -> None:
     assert props["village"]["code"] == ex["parent"]
 
 
-def test_outside_is_null(client) -> None:
+def test_outside_is_null_with_a_note(client) -> None:
     props = client.get("/locate?lon=100&lat=40").get_json()["properties"]
-    assert set(props) == set(LEVELS) and all(v is None for v in props.values())
+    assert set(props) == {*LEVELS, "note"} and all(props[k] is None for k in LEVELS)
+    assert props["note"] == "outside the county (no township contains it)"
+
+
+def test_inside_has_no_note(client, layers) -> None:
+    p = layers["grid"].geometry.iloc[0].representative_point()
+    assert set(client.get(f"/locate?lon={p.x}&lat={p.y}").get_json()["properties"]) == set(LEVELS)
+
+
+@pytest.mark.parametrize(("query", "named"), [
+    ("lon=117.2&lat=117", "lat=117.0 is outside [-90, 90]"), ("lon=-181&lat=28", "lon=-181.0 is outside [-180, 180]"),
+    ("lon=117.2&lat=91&coords=gcj02", "lat=91.0"), ("lon=117.2&lat=-90.5&crs=EPSG:4490", "lat=-90.5"),
+    ("lon=1e308&lat=1e308&crs=EPSG:4548", "outside the area of http://www.opengis.net/def/crs/EPSG/0/4548"),
+])
+def test_get_off_the_globe_is_400(client, query: str, named: str) -> None:
+    resp = client.get(f"/locate?{query}")
+    assert resp.status_code == 400 and resp.mimetype == "application/problem+json"
+    assert named in resp.get_json()["detail"]
+
+
+def _inside(layers, k: int) -> list[float]:
+    p = layers["point"].sort_values("code").geometry.iloc[k].representative_point()
+    return [p.x, p.y]
+
+
+def test_post_bad_pairs_among_good_ones(client, layers) -> None:
+    """One bad pair must not sink a batch: each bad one gets its error, every good one is located."""
+    a, b = _inside(layers, 0), _inside(layers, 1)
+    pts = [a, ["x", 1], [117.21, 28.26, 5, 6], [117.22], b, [100.0, 40.0], [28.25, 117.2], None, [True, False]]
+    resp = client.post("/locate", json={"points": pts})
+    assert resp.status_code == 200
+    doc = resp.get_json()
+    assert_rfc7946(doc)
+    assert doc["numberReturned"] == len(pts) == len(doc["features"])
+    assert doc["summary"] == {"inside": 2, "outside": 1, "errors": 6}
+    f = doc["features"]
+    assert f[0]["properties"]["point"] and f[4]["properties"]["point"]
+    assert f[0]["geometry"]["coordinates"] == a and "error" not in f[0]["properties"]
+    assert f[5]["properties"]["note"].startswith("outside the county")
+    errors = {i: x["properties"].get("error") for i, x in enumerate(f)}
+    for i in (1, 2, 3, 7, 8):
+        assert errors[i].startswith(f"point {i}: expected [lon, lat] or [lon, lat, height] numbers"), errors[i]
+        assert f[i]["geometry"] is None and all(f[i]["properties"][k] is None for k in LEVELS)
+    assert errors[6] == "point 6: latitude 117.2 is outside [-90, 90] (the order is lon, lat: swapped?)"
+
+
+def test_post_feature_collection_with_bad_features(client, layers) -> None:
+    a = _inside(layers, 2)
+    feats = [{"type": "Feature", "id": "ok", "properties": {}, "geometry": {"type": "Point", "coordinates": a}},
+             {"type": "Feature", "id": "nogeom", "properties": {}},
+             {"type": "Feature", "id": 7, "geometry": {"type": "LineString", "coordinates": [a, a]}},
+             {"type": "Feature", "id": {"x": 1}, "geometry": {"type": "Point", "coordinates": a}},
+             {"type": "Feature", "id": "far", "geometry": {"type": "Point", "coordinates": [500, 28]}},
+             "nonsense"]
+    doc = client.post("/locate", json={"type": "FeatureCollection", "features": feats}).get_json()
+    f = doc["features"]
+    assert [x.get("id") for x in f] == ["ok", "nogeom", 7, None, "far", None]
+    assert f[0]["properties"]["grid"] or f[0]["properties"]["exclusive"]
+    assert [x["properties"].get("error") for x in f] == [
+        None, "feature 1: has no geometry", "feature 2: only Point geometries can be located, got LineString",
+        'feature 3: id must be a string or a number, got {"x": 1}',
+        "feature 4: longitude 500.0 is outside [-180, 180]", 'feature 5: not a GeoJSON Feature object, got "nonsense"']
+    assert doc["summary"] == {"inside": 1, "outside": 0, "errors": 5}
+
+
+def test_post_lat_first_crs_names_its_order(client, layers) -> None:
+    lon, lat = _inside(layers, 0)
+    doc = client.post("/locate?crs=EPSG:4490", json={"points": [[lat, lon], [lon, lat]]}).get_json()
+    assert doc["features"][0]["properties"]["point"]
+    assert doc["features"][1]["properties"]["error"] == (
+        f"point 1: latitude {lon!r} is outside [-90, 90] (the order is lat, lon: swapped?)")
+
+
+def test_post_projected_off_its_area(client, layers) -> None:
+    doc = client.post("/locate?crs=EPSG:4548", json={"points": [[1e308, 1e308], [0.0, 0.0]]}).get_json()
+    assert doc["features"][0]["properties"]["error"] == (
+        "point 0: has no lon/lat (outside the area of http://www.opengis.net/def/crs/EPSG/0/4548)")
+    assert doc["summary"]["errors"] == 1
+
+
+def test_post_every_place_bad_is_400(client) -> None:
+    resp = client.post("/locate", json={"points": [["x", 1], [200, 1]]})
+    assert resp.status_code == 400 and resp.mimetype == "application/problem+json"
+    assert resp.get_json()["detail"].startswith('no place of the 2 can be located; point 0: expected')
+
+
+@pytest.mark.parametrize(("body", "detail"), [
+    ("[" * 5000 + "]" * 5000, "request body nested too deep to be a batch of places"),
+    ('{"points": ' + "[" * 5000 + "]" * 5000 + "}", "request body nested too deep to be a batch of places"),
+    ('{"points": [[1, 2]', "request body is not JSON: Expecting ',' delimiter: line 1 column 19 (char 18)"),
+    ('{"points": [[' + "9" * 5000 + ", 1]]}", "request body is not JSON: Exceeds the limit (4300 digits)"),
+    (b'{"points": [[\xff, 1]]}', "request body is not UTF-8 JSON: invalid start byte at byte 13"),
+])
+def test_post_unreadable_body_is_400(client, body: str | bytes, detail: str) -> None:
+    if isinstance(body, bytes):
+        body = body.decode("unicode_escape").encode("latin-1")
+    resp = client.post("/locate", data=body, content_type="application/json")
+    assert resp.status_code == 400 and resp.mimetype == "application/problem+json"
+    assert resp.get_json()["detail"].startswith(detail)
+
+
+@pytest.mark.parametrize("raw", ["[[NaN, 1]]", "[[Infinity, 1]]", "[[1e400, 1]]", "[[" + "9" * 400 + ", 1]]"])
+def test_post_non_finite_is_a_point_error(client, raw: str) -> None:
+    body = '{"points": [[117.2, 28.25], ' + raw[1:-1] + "]}"
+    doc = client.post("/locate", data=body, content_type="application/json").get_json()
+    assert doc["summary"]["errors"] == 1 and "point 1:" in doc["features"][1]["properties"]["error"]
 
 
 def test_gcj02_input(client, layers) -> None:
@@ -150,6 +255,7 @@ def test_get_errors(client, query: str) -> None:
 def test_empty_batch(client) -> None:
     doc = client.post("/locate", json={"points": []}).get_json()
     assert doc["numberReturned"] == 0 and doc["features"] == []
+    assert doc["summary"] == {"inside": 0, "outside": 0, "errors": 0}
 
 
 def test_batch_throughput(app, layers) -> None:

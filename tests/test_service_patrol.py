@@ -67,3 +67,55 @@ def test_patrol_errors(client, grid: str, url: str, status: int) -> None:
     resp = client.get(url.format(grid=grid))
     assert resp.status_code == status, resp.get_json()
     assert resp.mimetype == "application/problem+json"
+
+
+@pytest.mark.parametrize("date", ["0001-01-01", "9999-12-31", "1899-12-31", "3000-01-01"])
+def test_date_outside_the_range_is_400(client, grid: str, date: str) -> None:
+    resp = client.get(f"/patrol/{grid}?date={date}")
+    assert resp.status_code == 400 and resp.mimetype == "application/problem+json"
+    assert resp.get_json()["detail"] == f"date {date} + 1 day is outside the supported range 1900-01-01..2999-12-31"
+
+
+@pytest.mark.parametrize("date", ["1900-01-01", "2999-12-31"])
+def test_dates_at_the_ends_of_the_range_plan(client, grid: str, date: str) -> None:
+    assert client.get(f"/patrol/{grid}?date={date}").status_code == 200
+
+
+def test_check_plan_dates() -> None:
+    import datetime as dt
+
+    from gridgeo.errors import UsageError
+    from gridgeo.patrol.options import check_plan_dates
+
+    check_plan_dates(dt.date(2999, 12, 25), 7)
+    with pytest.raises(UsageError, match=r"^date 2999-12-26 \+ 7 days is outside the supported range"):
+        check_plan_dates(dt.date(2999, 12, 26), 7)
+    with pytest.raises(UsageError, match="days must be >= 1"):
+        check_plan_dates(dt.date(2025, 1, 1), 0)
+
+
+@pytest.mark.parametrize("damage", ["delete", "garbage"])
+def test_county_file_gone_under_the_server_is_503(county_path, tmp_path, damage: str) -> None:
+    """Deleted or overwritten after start-up: the server's problem (503), not the request's (422)."""
+    import shutil
+
+    from gridgeo.service import create_app
+
+    path = tmp_path / "county.gpkg"
+    shutil.copy(county_path, path)
+    client = create_app({"COUNTY": str(path), "TESTING": True}).test_client()
+    grid = client.get("/collections/grids/items?limit=1").get_json()["features"][0]["id"]
+    if damage == "delete":
+        path.unlink()
+    else:
+        path.write_bytes(b"not a geopackage")
+    resp = client.get(f"/patrol/{grid}?date={DATE}")
+    assert resp.status_code == 503 and resp.mimetype == "application/problem+json", resp.get_json()
+    doc = resp.get_json()
+    assert doc["title"] == "ServiceUnavailableError" and str(path) in doc["detail"]
+    if damage == "delete":
+        assert doc["detail"] == f"the county file {path} is no longer readable; restart the service once it is back"
+    else:
+        assert doc["detail"].startswith("patrol planning is unavailable: ")
+    # the data endpoints serve what was read at start-up
+    assert client.get(f"/collections/grids/items/{grid}").status_code == 200

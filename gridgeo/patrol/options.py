@@ -18,7 +18,7 @@ from types import MappingProxyType
 
 from gridgeo.errors import UsageError
 
-__all__ = ["SPEED_KMH", "PatrolOptions", "parse_budget"]
+__all__ = ["PLAN_DATES", "SPEED_KMH", "PatrolOptions", "check_plan_dates", "parse_budget"]
 
 #: Default speed per network mode, km/h: walking, driving.
 SPEED_KMH: Mapping[str, float] = MappingProxyType({"walk": 4.5, "drive": 25.0})
@@ -83,3 +83,27 @@ def parse_budget(text: str | float) -> float:
     if not (math.isfinite(minutes) and minutes > 0):
         raise UsageError(f"budget must be positive, got {text!r}")
     return minutes
+
+
+#: The first and last day a plan may cover: wide enough for any real patrol, and far from the ends of
+#: :class:`datetime.date`, where adding the days of a plan (or the days since a last visit) overflows.
+PLAN_DATES: tuple[dt.date, dt.date] = (dt.date(1900, 1, 1), dt.date(2999, 12, 31))
+
+
+def check_plan_dates(first: dt.date, days: int) -> None:
+    """Check that the ``days`` days from ``first`` lie in :data:`PLAN_DATES`.
+
+    Why: ``date + timedelta`` raises ``OverflowError`` near year 1 and 9999,
+    deep inside planning; checked here, the caller gets one clear usage error.
+
+    Raises
+    ------
+    UsageError
+        For ``days < 1`` or a day outside the range, naming the date and the range.
+    """
+    if days < 1:
+        raise UsageError(f"days must be >= 1, got {days}")
+    lo, hi = PLAN_DATES
+    if first < lo or (hi - first).days < days - 1:
+        raise UsageError(f"date {first.isoformat()} + {days} day{'s' if days != 1 else ''} is outside the "
+                         f"supported range {lo.isoformat()}..{hi.isoformat()}")
