@@ -23,7 +23,7 @@ import shapely
 from flask import Blueprint, Response, current_app, request
 
 from gridgeo.data.crs import wgs84_to_datum
-from gridgeo.errors import InputError, ServiceUnavailableError, UsageError
+from gridgeo.errors import FileFormatError, InputError, ServiceUnavailableError, UsageError
 from gridgeo.patrol import CST, County, DayPlan, PatrolOptions, parse_budget, plan_grid, route_geojson, route_gpx
 from gridgeo.patrol.options import check_plan_dates
 
@@ -67,8 +67,10 @@ class Planner:
             return self._county
 
     def _unavailable(self, exc: BaseException) -> ServiceUnavailableError:
-        """The 503 for a county that cannot be opened, saying whether the file is gone."""
-        if not (os.path.isfile(self.path) and os.access(self.path, os.R_OK)):
+        """The 503 for a county that cannot be opened: the file gone or changed (it was read at start-up), or
+        the set-up (no street network); the reader's own words go to the log with the traceback."""
+        gone = not (os.path.isfile(self.path) and os.access(self.path, os.R_OK))
+        if gone or (isinstance(exc, FileFormatError) and exc.path == str(self.path)):
             return ServiceUnavailableError(f"the county file {self.path} is no longer readable; "
                                            "restart the service once it is back")
         return ServiceUnavailableError(f"patrol planning is unavailable: {exc}; fix the county file or the "
