@@ -167,6 +167,15 @@ def _data_paths(shared: _Shared, *, default_limit: int, max_limit: int) -> dict[
     }
 
 
+_LOCATE_MANY = (
+    "One feature per place, in input order (numberReturned). A place that cannot be read (not a pair of finite "
+    "numbers, not a Point feature, latitude outside [-90, 90] or longitude outside [-180, 180], no lon/lat in the "
+    "crs) does not fail the batch: its feature has geometry null, every level null and properties.error saying "
+    "why, e.g. \"point 3: expected [lon, lat] or [lon, lat, height] numbers, got [117.22]\". A valid place no "
+    "level contains has properties.note \"outside the county (no township contains it)\". summary counts the "
+    "places inside, outside and in error; only when every place is in error is the answer a 400.")
+
+
 def _locate_paths(shared: _Shared) -> dict[str, Any]:
     """``/locate`` (:mod:`.locate`): one place by GET, many by POST."""
     crss, problems = shared.crss, shared.problems
@@ -183,9 +192,13 @@ def _locate_paths(shared: _Shared) -> dict[str, Any]:
                            "Datum of the lon/lat given, and of the point returned (Amap gcj02, Baidu bd09)."),
                     ],
                     "responses": {"200": {"description": "A Point feature; properties township, block, "
-                                          "village, grid, point, exclusive: {code, name, leader...} or null",
+                                          "village, grid, point, exclusive: {code, name, leader...} or null; a "
+                                          "place no level contains has a note: outside the county",
                                           "content": {GEOJSON: {"schema": {
-                                              "$ref": "#/components/schemas/featureGeoJSON"}}}}, **problems}},
+                                              "$ref": "#/components/schemas/locateFeature"}}}},
+                                  **problems, "400": _problem(
+                                      "Bad request: lon/lat not numbers, latitude outside [-90, 90] or longitude "
+                                      "outside [-180, 180] (a lon/lat crs), no lon/lat for a projected place")}},
             "post": {"summary": "Locate many places (100,000+ per second)", "operationId": "locateMany",
                      "tags": ["Locate"],
                      "parameters": [
@@ -197,10 +210,12 @@ def _locate_paths(shared: _Shared) -> dict[str, Any]:
                          {"type": "object", "properties": {"points": {"type": "array", "items": {
                              "type": "array", "minItems": 2, "maxItems": 3, "items": {"type": "number"}}}}},
                          {"$ref": "#/components/schemas/featureCollectionGeoJSON"}]}}}},
-                     "responses": {"200": {"description": "One Point feature per place, in input order",
+                     "responses": {"200": {"description": _LOCATE_MANY,
                                            "content": {GEOJSON: {"schema": {
-                                               "$ref": "#/components/schemas/featureCollectionGeoJSON"}}}},
-                                   **problems}},
+                                               "$ref": "#/components/schemas/locateFeatureCollection"}}}},
+                                   **problems, "400": _problem(
+                                       "The body is not JSON (or nested too deep), is neither form, holds more "
+                                       "than 1,000,000 places, or not one of its places can be read")}},
         },
     }
 
@@ -212,7 +227,8 @@ def _patrol_paths(shared: _Shared) -> dict[str, Any]:
             "summary": "A grid worker's patrol route for one day", "operationId": "patrol", "tags": ["Patrol"],
             "parameters": [
                 _p("gridId", "path", {"type": "string"}, "The grid's code.", True),
-                _p("date", "query", {"type": "string", "format": "date"}, "YYYY-MM-DD (default today, UTC+8)."),
+                _p("date", "query", {"type": "string", "format": "date"},
+                   "YYYY-MM-DD (default today, UTC+8), from 1900-01-01 to 2999-12-31."),
                 _p("budget", "query", {"type": "string", "default": "4h"}, "Time budget: 4h, 90min, 240."),
                 shared.coords,
                 _p("f", "query", {"type": "string", "enum": ["json", "gpx"]}, "GeoJSON or GPX 1.1."),
@@ -220,7 +236,9 @@ def _patrol_paths(shared: _Shared) -> dict[str, Any]:
             "responses": {"200": {"description": "The route", "content": {
                 GEOJSON: {"schema": {"$ref": "#/components/schemas/featureCollectionGeoJSON"}},
                 "application/gpx+xml": {"schema": {"type": "string"}}}},
-                "409": _problem("The budget is too small for any due visit"), **shared.problems}}},
+                "409": _problem("The budget is too small for any due visit"), **shared.problems,
+                "503": _problem("The county file the service serves can no longer be read (or no street network "
+                                "is set up): restart the service once it is back")}}},
     }
 
 
@@ -250,6 +268,22 @@ def _schemas() -> dict[str, Any]:
         "featureGeoJSON": {"type": "object", "required": ["type", "geometry", "properties"], "properties": {
             "type": {"type": "string", "enum": ["Feature"]}, "geometry": obj, "properties": obj,
             "id": {"oneOf": [{"type": "string"}, {"type": "integer"}]}, "links": links}},
+        "locateFeature": {"allOf": [{"$ref": "#/components/schemas/featureGeoJSON"}, {
+            "type": "object", "properties": {"properties": {"type": "object", "properties": {
+                **{k: {"type": "object", "nullable": True} for k in
+                   ("township", "block", "village", "grid", "point", "exclusive")},
+                "note": {"type": "string", "description": "Why every level is null: outside the county"},
+                "error": {"type": "string", "description": "POST only: why this place could not be read"}}}}}]},
+        "locateFeatureCollection": {"type": "object", "required": ["type", "features", "numberReturned", "summary"],
+                                    "properties": {
+            "type": {"type": "string", "enum": ["FeatureCollection"]},
+            "features": {"type": "array", "items": {"$ref": "#/components/schemas/locateFeature"}},
+            "numberReturned": {"type": "integer", "minimum": 0},
+            "summary": {"type": "object", "required": ["inside", "outside", "errors"], "properties": {
+                "inside": {"type": "integer", "minimum": 0, "description": "Places some level contains"},
+                "outside": {"type": "integer", "minimum": 0, "description": "Valid places outside the county"},
+                "errors": {"type": "integer", "minimum": 0, "description": "Places with an error"}}},
+            "coords": {"type": "string", "enum": ["gcj02", "bd09"]}}},
         "featureCollectionGeoJSON": {"type": "object", "required": ["type", "features"], "properties": {
             "type": {"type": "string", "enum": ["FeatureCollection"]},
             "features": {"type": "array", "items": {"$ref": "#/components/schemas/featureGeoJSON"}},

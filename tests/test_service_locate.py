@@ -283,3 +283,18 @@ def test_big_batch_path_agrees_with_small(app, layers) -> None:
         small = np.concatenate([loc.locate(lon[i:i + 1000], lat[i:i + 1000])[k] for i in range(0, 6000, 1000)])
         assert (big[k] == small).all(), k
     assert (big["point"] >= 0).sum() > 1000
+
+
+def test_api_documents_per_place_errors(client) -> None:
+    doc = client.get("/api").get_json()
+    post = doc["paths"]["/locate"]["post"]["responses"]
+    assert post["200"]["content"]["application/geo+json"]["schema"]["$ref"].endswith("/locateFeatureCollection")
+    assert "properties.error" in post["200"]["description"] and "400" in post
+    schemas = doc["components"]["schemas"]
+    assert set(schemas["locateFeatureCollection"]["properties"]["summary"]["required"]) == {"inside", "outside",
+                                                                                            "errors"}
+    props = schemas["locateFeature"]["allOf"][1]["properties"]["properties"]["properties"]
+    assert {"note", "error", "township", "exclusive"} <= set(props)
+    patrol = doc["paths"]["/patrol/{gridId}"]["get"]
+    assert "503" in patrol["responses"]
+    assert "2999-12-31" in next(p for p in patrol["parameters"] if p["name"] == "date")["description"]
