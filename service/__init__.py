@@ -3,7 +3,8 @@
 Blueprints, one module per API part: :mod:`.features` (OGC API – Features
 Part 1 and 2: landing page, conformance, collections, items), :mod:`.openapi`
 (``/api``), :mod:`.locate`, :mod:`.patrol`, :mod:`.pages` (``/map``); request
-parsing they share is in :mod:`.ogc`, the pre-serialised county in
+parsing they share is in :mod:`.ogc`, the places of a ``POST /locate`` body
+(checked one by one) in :mod:`.positions`, the pre-serialised county in
 :mod:`.store`, the HTML pages in :mod:`.html`. Views only parse the request,
 call :mod:`gridgeo`, and shape the response. What every response shares is
 here: errors as ``application/problem+json`` through the one table in

@@ -4,7 +4,7 @@ A phone syncing 100,000 reports sends a few broken ones (a missing
 coordinate, a string, latitude and longitude swapped). The body as a whole
 must still be JSON of one of the two forms (else 400); inside it, each place
 is checked on its own and a bad one only gets an ``error`` of its own in the
-answer (see :func:`service.locate.locate_post`). Well-formed numeric batches
+answer (see :func:`.locate.locate_post`). Well-formed numeric batches
 take a vectorised fast path; only a batch with some odd entry is walked
 place by place.
 """
@@ -166,7 +166,7 @@ def _feature(k: int, f: Any) -> tuple[tuple[float, float] | str, bytes]:
     if g is None:
         return f"feature {k}: has no geometry", fid_bytes
     if not isinstance(g, dict) or g.get("type") != "Point":
-        kind = g.get("type") if isinstance(g, dict) else _echo(g)
+        kind = _echo(g.get("type") if isinstance(g, dict) else g).strip('"')
         return f"feature {k}: only Point geometries can be located, got {kind}", fid_bytes
     return _pair(f"feature {k}", g.get("coordinates"), None), fid_bytes
 
