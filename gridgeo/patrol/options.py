@@ -18,7 +18,31 @@ from types import MappingProxyType
 
 from gridgeo.errors import UsageError
 
-__all__ = ["SPEED_KMH", "PatrolOptions", "parse_budget"]
+__all__ = ["FIRST_DATE", "LAST_DATE", "SPEED_KMH", "PatrolOptions", "check_plan_dates", "parse_budget"]
+
+#: The days a plan may cover: the calendar arithmetic of a plan (recurrence, weekdays, timestamps) is only
+#: meaningful, and only free of overflow, well inside Python's date range.
+FIRST_DATE = dt.date(1900, 1, 1)
+LAST_DATE = dt.date(2999, 12, 31)
+
+
+def check_plan_dates(first: dt.date, days: int) -> None:
+    """Refuse a plan that starts or ends outside :data:`FIRST_DATE` .. :data:`LAST_DATE`.
+
+    Checked before planning because ``date + timedelta`` overflows near Python's
+    ``date.min`` / ``date.max`` and would surface as an ``OverflowError`` deep in
+    the planner instead of a usage error naming the range.
+
+    Raises
+    ------
+    UsageError
+        ``date 0001-01-01 + 2 days is outside the supported range 1900-01-01..2999-12-31``.
+    """
+    last_ok = days >= 1 and (LAST_DATE - first).days >= days - 1
+    if first < FIRST_DATE or first > LAST_DATE or not last_ok:
+        raise UsageError(f"date {first.isoformat()} + {days} days is outside the "
+                         f"supported range {FIRST_DATE.isoformat()}..{LAST_DATE.isoformat()}")
+
 
 #: Default speed per network mode, km/h: walking, driving.
 SPEED_KMH: Mapping[str, float] = MappingProxyType({"walk": 4.5, "drive": 25.0})
