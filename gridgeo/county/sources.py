@@ -193,8 +193,14 @@ def prepare_villages(layers: Mapping[str, gpd.GeoDataFrame], report: dict[str, A
 
 def _check_codes(vil: gpd.GeoDataFrame, src: str | None) -> None:
     """Every village has a code, and no two the same (codes become strings)."""
-    if "code" not in vil.columns or vil["code"].isna().any():
-        raise SchemaError("every village needs a code", path=src)
+    if "code" not in vil.columns:
+        raise SchemaError("every village needs a code (no code column)", path=src)
+    codes = column(vil, "code")
+    missing = [i for i, v in enumerate(codes) if v is None or not str(v).strip()]
+    if missing:  # null and blank alike (the check's missing_id); the rows, not a TypeError in sorting codes
+        listed = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        raise SchemaError(f"missing_id: no village code (null or empty) in {len(missing)} "
+                          f"row{'s' if len(missing) > 1 else ''} ({listed}); give every village a code", path=src)
     vil["code"] = vil["code"].astype(str)
     dup = vil["code"][vil["code"].duplicated()].tolist()
     if dup:

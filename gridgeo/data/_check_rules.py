@@ -141,11 +141,11 @@ def rule_ids(ctx: Ctx) -> list[Problem]:
     """Missing and duplicate ids: every later step keys on them."""
     out: list[Problem] = []
     missing = np.flatnonzero([v is None for v in ctx.gdf["__id__"]])
-    rows = ", ".join(str(i) for i in missing[:10]) + (" ..." if len(missing) > 10 else "")
+    listed = ", ".join(str(i) for i in missing[:10]) + (" ..." if len(missing) > 10 else "")
     for i in missing:
         out.append(Problem(f"row {i}", "missing_id", "error",
                            f"no id (null or empty) in {len(missing)} row{'s' if len(missing) > 1 else ''} "
-                           f"({rows}); give every feature an id"))
+                           f"({listed}); give every feature an id"))
     skip = set(missing.tolist())
     counts = Counter(v for k, v in enumerate(ctx.ids) if k not in skip)
     for value, n in sorted(counts.items()):

@@ -277,7 +277,7 @@ def _context(
 
 def _id_text(value: object) -> str | None:
     """An id as text, or None when it is missing (null, NaN) or blank."""
-    if value is None or (not isinstance(value, str) and bool(pd.isna(value))):
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA or value is pd.NaT:
         return None
     text = str(value).strip()
     return text or None

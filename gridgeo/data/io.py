@@ -26,7 +26,15 @@ import shapely
 
 from gridgeo.data import crs as _crs
 from gridgeo.data.schema import normalize
-from gridgeo.errors import CRSError, FileFormatError, GridgeoError, InputError, LayerNotFoundError, SchemaError, UsageError
+from gridgeo.errors import (
+    CRSError,
+    FileFormatError,
+    GridgeoError,
+    InputError,
+    LayerNotFoundError,
+    SchemaError,
+    UsageError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -181,14 +189,7 @@ def read_layer(
         chosen = _choose_layer(p, layer, kind)
         if crs is None and suf in (".geojson", ".json"):
             _check_geojson_crs(p)
-        with _gdal_errors(p):
-            gdf = _read_vector(p, chosen, suf=suf, encoding=encoding)
-            if encoding is None and suf in (".shp", ".zip"):
-                guessed = _guess_encoding(gdf)
-                if guessed is not None:
-                    log.warning("%s: text looks like %s read as Latin-1 (no .cpg file?); re-read as %s "
-                                "(say --encoding to choose)", p, guessed, guessed)
-                    gdf = pyogrio.read_dataframe(p, layer=chosen, encoding=guessed)
+        gdf = _read_detecting(p, chosen, suf=suf, encoding=encoding)
         if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry is None:
             raise FileFormatError(f"layer {chosen!r} has no geometry column", path=p)
     if crs is not None:
@@ -232,6 +233,19 @@ def _check_geojson_crs(path: Path) -> None:
         code = re.sub(r"^urn:ogc:def:crs:", "", name).replace("::", ":")
         raise CRSError(f"the crs member names {code}, which is not a known CRS; declare the real one with --crs",
                        path=path) from None
+
+
+def _read_detecting(path: Path, layer: str | None, *, suf: str, encoding: str | None) -> gpd.GeoDataFrame:
+    """Read a vector layer; a Shapefile's text read as Latin-1 that is really Chinese is re-read (warned)."""
+    with _gdal_errors(path):
+        gdf = _read_vector(path, layer, suf=suf, encoding=encoding)
+        if encoding is None and suf in (".shp", ".zip"):
+            guessed = _guess_encoding(gdf)
+            if guessed is not None:
+                log.warning("%s: text looks like %s read as Latin-1 (no .cpg file?); re-read as %s "
+                            "(say --encoding to choose)", path, guessed, guessed)
+                gdf = pyogrio.read_dataframe(path, layer=layer, encoding=guessed)
+    return gdf
 
 
 def _read_vector(path: Path, layer: str | None, *, suf: str, encoding: str | None) -> gpd.GeoDataFrame:
