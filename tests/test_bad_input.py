@@ -229,3 +229,51 @@ def test_check_plan_dates_edges() -> None:
     check_plan_dates(dt.date(2999, 12, 25), 7)
     with pytest.raises(UsageError, match=r"date 2999-12-26 \+ 7 days is outside"):
         check_plan_dates(dt.date(2999, 12, 26), 7)
+
+
+# --------------------------------------------------------------------------------------
+# Build warnings: legal but almost certainly not meant, in the log and in the build report
+# --------------------------------------------------------------------------------------
+def _small_county(tmp: Path, *, drop: tuple[str, ...] = (), negative: int = 0) -> Path:
+    from gridgeo.synth import synth_county, write_county
+
+    layers = {k: v for k, v in synth_county(seed=3, townships=1, villages=3, households=300).items() if k not in drop}
+    if negative:
+        b = layers["buildings"].copy()
+        b.loc[b.index[:negative], "households"] = -3
+        layers["buildings"] = b
+    path = tmp / "county.gpkg"
+    write_county(layers, path)
+    return path
+
+
+def _build(tmp: Path, county: Path, caplog: pytest.LogCaptureFixture) -> dict[str, object]:
+    rules = tmp / "rules.toml"
+    rules.write_text("[county]\nseed = 1\n", encoding="utf-8")
+    report = tmp / "report.json"
+    with caplog.at_level("WARNING"):
+        code = main(["build", str(rules), "-o", str(tmp / "out.gpkg"), "--input", str(county), "--workers", "1",
+                     "--report", str(report)])
+    assert code == 0
+    return json.loads(report.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def test_negative_household_counts_are_repaired_and_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    report = _build(tmp_path, _small_county(tmp_path, negative=2), caplog)
+    (line,) = [w for w in report["warnings"] if "negative" in w]  # type: ignore[union-attr]
+    assert "2 rows with a negative household count, re-estimated from the footprint: rows 0 (0), 1 (1)" in line
+    assert line in caplog.text
+
+
+@pytest.mark.parametrize(("drop", "needle"), [(("buildings",), "no buildings or household points"),
+                                              (("roads",), "no roads")])
+def test_county_without_buildings_or_roads_warns(drop: tuple[str, ...], needle: str, tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    report = _build(tmp_path, _small_county(tmp_path, drop=drop), caplog)
+    assert [w for w in report["warnings"] if needle in w]  # type: ignore[union-attr]
+    assert needle in caplog.text
+
+
+def test_clean_build_report_has_no_warnings_key(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    report = _build(tmp_path, _small_county(tmp_path), caplog)
+    assert "warnings" not in report
