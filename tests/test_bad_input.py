@@ -184,6 +184,19 @@ def test_zipped_gbk_shapefile_names_through_check(tmp_path: Path, caplog: pytest
     assert pyogrio.read_dataframe(out)["name"].tolist() == ["东村", "西村", "南村", "北村", "中村"]
 
 
+def test_zipped_folder_of_a_shapefile(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A zip made by zipping the folder (villages/v.shp) was "not recognized as being in a supported format"."""
+    shp_dir = tmp_path / "villages"
+    shp_dir.mkdir()
+    pyogrio.write_dataframe(clean().gdf, shp_dir / "v.shp")
+    path = tmp_path / "villages.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for side in shp_dir.iterdir():
+            zf.write(side, f"villages/{side.name}")
+    assert main(["check", str(path), "--id", "code", "--json", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out)["features"] == 5
+
+
 def test_unwritable_output_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     path = _write(clean().gdf, tmp_path / "clean.geojson")

@@ -106,6 +106,22 @@ def _check_file(path: Path) -> str:
     return suf
 
 
+def _ogr_path(path: Path) -> str | Path:
+    """What GDAL opens for ``path``: a zip whose Shapefiles all sit in one folder is opened at that folder.
+
+    GDAL looks for Shapefiles only at the top of a zip; archives made by zipping a folder (``villages/v.shp``)
+    were "not recognized as being in a supported file format".
+    """
+    if _suffix(path) != ".zip":
+        return path
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+    if any("/" not in n and n.lower().endswith((".shp", ".geojson", ".json", ".gpkg")) for n in names):
+        return path
+    folders = {n.rsplit("/", 1)[0] for n in names if n.lower().endswith(".shp") and "/" in n}
+    return f"/vsizip/{path}/{folders.pop()}" if len(folders) == 1 else path
+
+
 def _sidecar(path: Path, suffix: str) -> Path:
     for cand in (path.with_suffix(suffix), path.with_suffix(suffix.upper())):
         if cand.exists():
@@ -122,7 +138,7 @@ def list_layers(path: str | Path) -> list[str]:
 
         return list(osm.OSM_LAYERS)
     try:
-        return [str(name) for name, _ in pyogrio.list_layers(p)]
+        return [str(name) for name, _ in pyogrio.list_layers(_ogr_path(p))]
     except Exception as exc:  # pyogrio raises several unrelated types
         raise FileFormatError(f"cannot open: {_one_line(exc)}", path=p) from exc
 
@@ -244,7 +260,7 @@ def _read_detecting(path: Path, layer: str | None, *, suf: str, encoding: str | 
             if guessed is not None:
                 log.warning("%s: text looks like %s read as Latin-1 (no .cpg file?); re-read as %s "
                             "(say --encoding to choose)", path, guessed, guessed)
-                gdf = pyogrio.read_dataframe(path, layer=layer, encoding=guessed)
+                gdf = pyogrio.read_dataframe(_ogr_path(path), layer=layer, encoding=guessed)
     return gdf
 
 
@@ -255,7 +271,7 @@ def _read_vector(path: Path, layer: str | None, *, suf: str, encoding: str | Non
     Chinese byte ("Illegal escape sequence"). Such a file is decoded as GB18030 and read, with a warning.
     """
     try:
-        return pyogrio.read_dataframe(path, layer=layer, encoding=encoding)
+        return pyogrio.read_dataframe(_ogr_path(path), layer=layer, encoding=encoding)
     except Exception:
         if suf not in (".geojson", ".json") or encoding is not None:
             raise
