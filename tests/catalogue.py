@@ -154,7 +154,43 @@ def out_of_area() -> Case:
     return Case("out_of_area", gdf, {("out_of_area", "error")}, usable=False, edges=e("AB"))
 
 
+def missing_ids() -> Case:
+    # issue 11: a null and a blank id (TypeError in sorting the ids before)
+    gdf = _layer({"A": box(0, 0, 100, 100), "B": box(100, 0, 200, 100), "C": box(200, 0, 300, 100)})
+    gdf["code"] = gdf["code"].astype(object)
+    gdf.loc[1, "code"] = None
+    gdf.loc[2, "code"] = ""
+    return Case("missing_ids", gdf, {("missing_id", "error")}, usable=False, edges=None)
+
+
+def points() -> Case:
+    # issue 11: village "boundaries" that are points (one block per point before)
+    gdf = _layer({"A": shapely.Point(50, 50), "B": shapely.Point(150, 50)})
+    return Case("points", gdf, {("wrong_type", "error")}, usable=False, edges=None)
+
+
+def lines_among_polygons() -> Case:
+    gdf = _layer({"A": box(0, 0, 100, 100), "B": shapely.LineString([(100, 0), (200, 100)])})
+    return Case("lines_among_polygons", gdf, {("wrong_type", "error")}, usable=False, edges=None,
+                formats=("geojson", "gpkg"))
+
+
+def gk_read_as_lonlat() -> Case:
+    # issue 11: Gauss-Krüger metres in a GeoJSON without a crs member (GDAL says EPSG:4326)
+    g = {"A": box(500_000, 3_100_000, 500_100, 3_100_100), "B": box(500_100, 3_100_000, 500_200, 3_100_100)}
+    return Case("gk_read_as_lonlat", _layer(g, crs=None), {("out_of_area", "error")}, usable=False, edges=None,
+                formats=("geojson",))
+
+
+def gk_declared_4490() -> Case:
+    # issue 11: the same metres declared as CGCS2000 lon/lat (GEOSException "Shell empty" before)
+    g = {"A": box(39_500_000, 3_100_000, 39_500_100, 3_100_100), "B": box(39_500_100, 3_100_000, 39_500_200, 3_100_100)}
+    return Case("gk_declared_4490", _layer(g, crs=None), {("out_of_area", "error")}, usable=False, edges=None,
+                formats=("geojson", "gpkg"), declared_crs="EPSG:4490")
+
+
 CASES: list[Callable[[], Case]] = [
     clean, bow_tie, hole_enclave, hole_gap, multipart, sliver_gap, overlap, sliver_overlap,
     swapped_axes, empty, no_crs_lonlat, no_crs_projected, declared_gk, gcj02_input, duplicate_ids, out_of_area,
+    missing_ids, points, lines_among_polygons, gk_read_as_lonlat, gk_declared_4490,
 ]

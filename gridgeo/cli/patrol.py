@@ -136,10 +136,12 @@ def _all_grids(county: Any, args: argparse.Namespace, options: Any) -> int:
 def run(args: argparse.Namespace) -> int:
     """Plan one grid (``--grid``) or every grid (``--all``) and write GeoJSON (and GPX)."""
     from gridgeo.patrol import County
+    from gridgeo.patrol.options import check_plan_dates
 
     options = _options(args)
     if args.days < 1:
         raise UsageError(f"--days must be >= 1, got {args.days}")
+    check_plan_dates(args.date, args.days)
     county = County(args.county, network=args.network, mode=args.mode, seed=options.seed)
     if not args.all:
         return _one_grid(county, args, options)

@@ -201,6 +201,9 @@ def _read_county(rules: CountyRules, county: str | Path | None, report: dict[str
     report["metric_crs"] = metric.to_string()
     vgeom = metric_geoms(vil, metric)
     items = _src.items(layers, rules, metric)
+    warnings = [*_src.missing_layer_warnings(layers), *items.warnings]
+    if warnings:  # only then: a clean build's report keeps its exact shape
+        report["warnings"] = warnings
     item_v = _group_by_village(items.geoms, vgeom)
     outside = int(np.sum(item_v < 0))
     if outside:

@@ -50,6 +50,28 @@ class Items:
     estimated: NDArray[np.bool_]  # True where the households were estimated from the footprint
     ids: list[str]
     labels: list[str | None] | None  # villager group of each household point, when given
+    warnings: tuple[str, ...] = ()  # legal but almost certainly not meant (negative counts repaired), logged
+
+
+def _negative_rows(values: list[Any]) -> list[int]:
+    """Rows whose household count is a number below zero (a typo or a -1 "unknown" code, never a count)."""
+    out = []
+    for i, v in enumerate(values):
+        try:
+            if v is not None and float(v) < 0:
+                out.append(i)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def _negative_warning(layer: str, rows: list[int], ids: list[str], repair: str) -> str:
+    """One warning line naming the rows (and their ids) with a negative household count and the repair."""
+    named = ", ".join(f"{r} ({ids[r]})" for r in rows[:10]) + (" ..." if len(rows) > 10 else "")
+    text = (f"{layer}: {len(rows)} row{'s' if len(rows) > 1 else ''} with a negative household count, {repair}: "
+            f"rows {named}")
+    log.warning("%s", text)
+    return text
 
 
 @dataclass(frozen=True)
@@ -193,8 +215,14 @@ def prepare_villages(layers: Mapping[str, gpd.GeoDataFrame], report: dict[str, A
 
 def _check_codes(vil: gpd.GeoDataFrame, src: str | None) -> None:
     """Every village has a code, and no two the same (codes become strings)."""
-    if "code" not in vil.columns or vil["code"].isna().any():
-        raise SchemaError("every village needs a code", path=src)
+    if "code" not in vil.columns:
+        raise SchemaError("every village needs a code (no code column)", path=src)
+    codes = column(vil, "code")
+    missing = [i for i, v in enumerate(codes) if v is None or not str(v).strip()]
+    if missing:  # null and blank alike (the check's missing_id); the rows, not a TypeError in sorting codes
+        listed = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        raise SchemaError(f"missing_id: no village code (null or empty) in {len(missing)} "
+                          f"row{'s' if len(missing) > 1 else ''} ({listed}); give every village a code", path=src)
     vil["code"] = vil["code"].astype(str)
     dup = vil["code"][vil["code"].duplicated()].tolist()
     if dup:
@@ -222,23 +250,55 @@ def items(layers: Mapping[str, gpd.GeoDataFrame], rules: CountyRules, metric: py
     """Household points (preferred) or buildings as weighted items, in the metric CRS."""
     if "households" in layers and len(layers["households"]):
         hh = layers["households"].reset_index(drop=True)
-        w = np.asarray([1 if v is None else int(v) for v in column(hh, "households")], dtype=np.int64)
+        given = column(hh, "households")
+        hh_ids = [str(v) if v is not None else str(i) for i, v in enumerate(column(hh, "id"))]
+        negative = _negative_rows(given)
+        skip = set(negative)  # a negative count is no count: one household, like a point with none given
+        w = np.asarray([1 if v is None or i in skip else int(v) for i, v in enumerate(given)], dtype=np.int64)
         lab_col = next((c for c in ("group", "villager_group", "grid") if c in hh.columns), None)
         labels = [None if v is None else str(v) for v in column(hh, lab_col)] if lab_col else None
+        warned = (_negative_warning(_where(hh, "households"), negative, hh_ids, "each counted as 1"),) \
+            if negative else ()
         return Items(source="household", geoms=metric_geoms(hh, metric), weights=w,
-                     estimated=np.zeros(len(w), dtype=bool),
-                     ids=[str(v) if v is not None else str(i) for i, v in enumerate(column(hh, "id"))], labels=labels)
+                     estimated=np.zeros(len(w), dtype=bool), ids=hh_ids, labels=labels, warnings=warned)
     if "buildings" in layers and len(layers["buildings"]):
         b = layers["buildings"].reset_index(drop=True)
         mb = b.to_crs(metric)
         w, est = estimate_households(mb, dwelling_m2=rules.dwelling_m2, default_levels=rules.default_levels,
                                      min_area_m2=rules.min_building_m2)
         ids = column(b, "osm_id") if "osm_id" in b.columns else column(b, "id")
+        b_ids = [str(v) if v is not None else str(i) for i, v in enumerate(ids)]
+        negative = _negative_rows(column(b, "households"))
+        warned = (_negative_warning(_where(b, "buildings"), negative, b_ids, "re-estimated from the footprint"),) \
+            if negative else ()
         return Items(source="building", geoms=np.asarray(mb.geometry.values, dtype=object),
                      weights=np.asarray(w, dtype=np.int64), estimated=np.asarray(est, dtype=bool),
-                     ids=[str(v) if v is not None else str(i) for i, v in enumerate(ids)], labels=None)
+                     ids=b_ids, labels=None, warnings=warned)
     return Items(source=None, geoms=np.zeros(0, dtype=object), weights=np.zeros(0, dtype=np.int64),
                  estimated=np.zeros(0, dtype=bool), ids=[], labels=None)
+
+
+def _where(gdf: gpd.GeoDataFrame, layer: str) -> str:
+    return str(gdf.attrs.get("source") or layer)
+
+
+def missing_layer_warnings(layers: Mapping[str, gpd.GeoDataFrame]) -> list[str]:
+    """Warnings for a county built without buildings (or household points) or without roads, logged.
+
+    Both are legal (a build from boundaries alone) but almost never meant: without households every grid
+    and grid point is sized by area alone and counts 0 households; without roads street blocks are cut by
+    water and ridges only and patrols have no street network.
+    """
+    out = []
+    if not any(name in layers and len(layers[name]) for name in ("households", "buildings")):
+        out.append("no buildings or household points: every village counts 0 households and grids are "
+                   "drawn by area alone; give [inputs] buildings = FILE or households = FILE")
+    if not ("roads" in layers and len(layers["roads"])):
+        out.append("no roads: street blocks are cut by water and ridges only and patrols have no streets; "
+                   "give [inputs] roads = FILE")
+    for text in out:
+        log.warning("%s", text)
+    return out
 
 
 def barriers(layers: Mapping[str, gpd.GeoDataFrame], rules: CountyRules, metric: pyproj.CRS) -> GArray:

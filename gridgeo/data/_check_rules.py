@@ -62,6 +62,7 @@ class Ctx:
     # slivers found by the metric rules: (problem, metric geometry, feature rows involved)
     slivers: list[tuple[Problem, Any, list[int]]] = field(default_factory=list)
     flagged: np.ndarray | None = None  # polygons whose edges do not match their neighbours'
+    outside: set[int] = field(default_factory=set)  # rows outside the CRS's area of use: never projected
 
     @property
     def geoms(self) -> np.ndarray:
@@ -118,17 +119,35 @@ def rule_crs(ctx: Ctx) -> list[Problem]:
                         "layer has no CRS; coordinates fit lon/lat, so EPSG:4326 is assumed "
                         "(declare the real one with --crs, or --datum gcj02/bd09 for web-map tracings)")]
     return [Problem(None, "no_crs", "error",
-                    f"layer has no CRS and its coordinates (bounds {np.round(bounds, 1).tolist()}) are not "
-                    "lon/lat; declare it with --crs (e.g. EPSG:4549 for CGCS2000 GK CM 120E)")]
+                    f"layer has no CRS and its {projected_hint(bounds)} (bounds {np.round(bounds, 1).tolist()})")]
+
+
+def projected_hint(bounds: Any) -> str:
+    """What to say about metre coordinates read as (or without) a CRS: the zone to declare, where it shows.
+
+    CGCS2000 Gauss-Krüger coordinates with the zone number in front of the easting (38 500 000) name their
+    3-degree zone (EPSG:4513 + zone - 25); without it the central meridian cannot be told from the numbers.
+    """
+    minx, _, maxx, _ = (float(v) for v in bounds)
+    zone = int(minx // 1_000_000)
+    if zone == int(maxx // 1_000_000) and 25 <= zone <= 45:
+        epsg = f"EPSG:{4513 + zone - 25} (CGCS2000 3-degree Gauss-Krüger zone {zone})"
+    else:
+        epsg = "EPSG:45xx (the CGCS2000 Gauss-Krüger zone, e.g. EPSG:4549 for central meridian 120E)"
+    return f"coordinates look projected (metres), not lon/lat; declare the CRS with --crs {epsg}"
 
 
 def rule_ids(ctx: Ctx) -> list[Problem]:
     """Missing and duplicate ids: every later step keys on them."""
     out: list[Problem] = []
-    raw = ctx.gdf["__id__"]
-    for i in np.flatnonzero(raw.isna().to_numpy()):
-        out.append(Problem(f"row {i}", "missing_id", "error", f"row {i} has no id"))
-    counts = Counter(v for v in ctx.ids if v is not None)
+    missing = np.flatnonzero([v is None for v in ctx.gdf["__id__"]])
+    listed = ", ".join(str(i) for i in missing[:10]) + (" ..." if len(missing) > 10 else "")
+    for i in missing:
+        out.append(Problem(f"row {i}", "missing_id", "error",
+                           f"no id (null or empty) in {len(missing)} row{'s' if len(missing) > 1 else ''} "
+                           f"({listed}); give every feature an id"))
+    skip = set(missing.tolist())
+    counts = Counter(v for k, v in enumerate(ctx.ids) if k not in skip)
     for value, n in sorted(counts.items()):
         if n > 1:
             rows = np.flatnonzero(ctx.ids == value).tolist()
@@ -155,8 +174,6 @@ def rule_types(ctx: Ctx) -> list[Problem]:
         return []
     types = shapely.get_type_id(g)
     poly = np.isin(types, [3, 6]) & ok
-    if poly.sum() < 0.5 * ok.sum():
-        return []  # not a boundary layer: points/lines are the norm here
     out = []
     for i in np.flatnonzero(ok & ~poly):
         gc = g[i]
@@ -169,7 +186,8 @@ def rule_types(ctx: Ctx) -> list[Problem]:
                                    "geometry collection reduced to its polygons"))
                 continue
         out.append(Problem(ctx.ids[i], "wrong_type", "error",
-                           f"{shapely.get_type_id(gc) and g[i].geom_type} in a polygon layer"))
+                           f"feature {ctx.ids[i]} is a {g[i].geom_type}; village boundaries "
+                           "must be polygons"))
     return out
 
 
@@ -192,8 +210,8 @@ def rule_axes(ctx: Ctx) -> list[Problem]:
     out = []
     name = ctx.crs.to_string()
     for i in np.flatnonzero(valid & ~inside):
-        cx, cy = (b[i, 0] + b[i, 2]) / 2, (b[i, 1] + b[i, 3]) / 2
         if swapped[i]:
+            cx, cy = (b[i, 0] + b[i, 2]) / 2, (b[i, 1] + b[i, 3]) / 2
             ctx.set_geom(i, shapely.transform(ctx.geoms[i], lambda c: c[:, ::-1]))
             ctx.repaired[ctx.ids[i]] = None
             out.append(Problem(ctx.ids[i], "swapped_axes", "repaired",
@@ -201,10 +219,19 @@ def rule_axes(ctx: Ctx) -> list[Problem]:
                                "it as (y, x); axes swapped back",
                                location=(round(cy, 6), round(cx, 6)) if ctx.crs.is_geographic else None))
         else:
-            out.append(Problem(ctx.ids[i], "out_of_area", "error",
-                               f"coordinates around ({cx:.4f}, {cy:.4f}) lie outside the area of use of "
-                               f"{name} (x {minx:.2f}..{maxx:.2f}, y {miny:.2f}..{maxy:.2f}); wrong CRS?"))
+            ctx.outside.add(int(i))
+            out.append(Problem(ctx.ids[i], "out_of_area", "error", _outside(ctx, b[i], name, (minx, miny, maxx, maxy))))
     return out
+
+
+def _outside(ctx: Ctx, b: np.ndarray, name: str, area: tuple[float, float, float, float]) -> str:
+    """Why one feature's bounds ``b`` miss the area of use; metres read as degrees get the hint to declare."""
+    cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+    if ctx.crs is not None and ctx.crs.is_geographic and not _crs.looks_lonlat(b):
+        return f"{projected_hint(b)} (around ({cx:.0f}, {cy:.0f}), read as {name})"
+    minx, miny, maxx, maxy = area
+    return (f"coordinates around ({cx:.4f}, {cy:.4f}) lie outside the area of use of "
+            f"{name} (x {minx:.2f}..{maxx:.2f}, y {miny:.2f}..{maxy:.2f}); wrong CRS?")
 
 
 def rule_validity(ctx: Ctx) -> list[Problem]:
@@ -246,6 +273,7 @@ def prepare_metric(ctx: Ctx) -> None:
     if ctx.crs is None:
         return
     poly = ctx.polygonal()
+    poly[list(ctx.outside)] = False  # metres read as degrees do not project (GEOS: "Shell empty")
     if not poly.any():
         return
     sub = ctx.gdf.geometry[poly]

@@ -55,7 +55,7 @@ from gridgeo.data._check_rules import (
     rule_types,
     rule_validity,
 )
-from gridgeo.errors import SchemaError
+from gridgeo.errors import InputError, SchemaError
 
 __all__ = [
     "METRIC_RULES",
@@ -216,6 +216,8 @@ def check_layer(
     """
     if area_tol < 0 or snap < 0:
         raise SchemaError("area tolerance and snap must be non-negative", path=path)
+    if len(gdf) == 0:  # nothing to check, and every later step (metric CRS, partition) needs a feature
+        raise InputError("the layer has no features", path=path)
     ctx = _context(gdf, id_col=id_col, parent_col=parent_col, area_tol=area_tol, snap=snap, path=path)
     problems: list[Problem] = []
     for rule in rules if rules is not None else RULES:
@@ -264,12 +266,21 @@ def _context(
     if id_col is None:
         work["__id__"] = [str(i) for i in range(len(work))]
     else:
-        work["__id__"] = work[id_col].map(lambda v: None if pd.isna(v) else str(v))
+        # null, NaN and blank ids are all "no id" (rule_ids reports them); never a float among the strings
+        work["__id__"] = pd.Series([_id_text(v) for v in work[id_col]], index=work.index, dtype=object)
     ids = np.array([v if v is not None else f"row {i}" for i, v in enumerate(work["__id__"])], dtype=object)
     parents = None
     if parent_col is not None:
         parents = np.array([None if pd.isna(v) else str(v) for v in work[parent_col]], dtype=object)
     return Ctx(gdf=work, ids=ids, parents=parents, crs=work.crs, area_tol=area_tol, snap=snap)
+
+
+def _id_text(value: object) -> str | None:
+    """An id as text, or None when it is missing (null, NaN) or blank."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA or value is pd.NaT:
+        return None
+    text = str(value).strip()
+    return text or None
 
 
 def _crs_name(crs: pyproj.CRS) -> str:

@@ -26,7 +26,15 @@ import shapely
 
 from gridgeo.data import crs as _crs
 from gridgeo.data.schema import normalize
-from gridgeo.errors import CRSError, FileFormatError, LayerNotFoundError, SchemaError, UsageError
+from gridgeo.errors import (
+    CRSError,
+    FileFormatError,
+    GridgeoError,
+    InputError,
+    LayerNotFoundError,
+    SchemaError,
+    UsageError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +106,22 @@ def _check_file(path: Path) -> str:
     return suf
 
 
+def _ogr_path(path: Path) -> str | Path:
+    """What GDAL opens for ``path``: a zip whose Shapefiles all sit in one folder is opened at that folder.
+
+    GDAL looks for Shapefiles only at the top of a zip; archives made by zipping a folder (``villages/v.shp``)
+    were "not recognized as being in a supported file format".
+    """
+    if _suffix(path) != ".zip":
+        return path
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+    if any("/" not in n and n.lower().endswith((".shp", ".geojson", ".json", ".gpkg")) for n in names):
+        return path
+    folders = {n.rsplit("/", 1)[0] for n in names if n.lower().endswith(".shp") and "/" in n}
+    return f"/vsizip/{path}/{folders.pop()}" if len(folders) == 1 else path
+
+
 def _sidecar(path: Path, suffix: str) -> Path:
     for cand in (path.with_suffix(suffix), path.with_suffix(suffix.upper())):
         if cand.exists():
@@ -114,7 +138,7 @@ def list_layers(path: str | Path) -> list[str]:
 
         return list(osm.OSM_LAYERS)
     try:
-        return [str(name) for name, _ in pyogrio.list_layers(p)]
+        return [str(name) for name, _ in pyogrio.list_layers(_ogr_path(p))]
     except Exception as exc:  # pyogrio raises several unrelated types
         raise FileFormatError(f"cannot open: {_one_line(exc)}", path=p) from exc
 
@@ -179,14 +203,9 @@ def read_layer(
         chosen: str | None = osm_layer
     else:
         chosen = _choose_layer(p, layer, kind)
-        with _gdal_errors(p):
-            gdf = pyogrio.read_dataframe(p, layer=chosen, encoding=encoding)
-            if encoding is None and suf in (".shp", ".zip"):
-                guessed = _guess_encoding(gdf)
-                if guessed is not None:
-                    log.warning("%s: text looks like %s read as Latin-1 (no .cpg file?); re-read as %s "
-                                "(say --encoding to choose)", p, guessed, guessed)
-                    gdf = pyogrio.read_dataframe(p, layer=chosen, encoding=guessed)
+        if crs is None and suf in (".geojson", ".json"):
+            _check_geojson_crs(p)
+        gdf = _read_detecting(p, chosen, suf=suf, encoding=encoding)
         if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry is None:
             raise FileFormatError(f"layer {chosen!r} has no geometry column", path=p)
     if crs is not None:
@@ -196,6 +215,8 @@ def read_layer(
         gdf = gdf.set_crs(declared, allow_override=True)
     if datum is not None and _crs.check_datum(datum) != "wgs84":
         gdf = _crs.datum_to_wgs84(gdf, datum)
+    if id_col is not None and len(gdf) == 0:  # a layer with ids to key on but none: say so, not "no column"
+        raise InputError("the layer has no features", path=p)
     if id_col is not None and id_col not in gdf.columns:
         cols = [c for c in gdf.columns if c != gdf.geometry.name]
         raise SchemaError(f"id column {id_col!r} not found; columns are {cols}", path=p)
@@ -206,6 +227,71 @@ def read_layer(
     return gdf
 
 
+#: the (old, pre-RFC 7946) named ``crs`` member of a GeoJSON file, as GDAL and QGIS write it before the features
+_GEOJSON_CRS = re.compile(rb'"crs"\s*:\s*\{\s*"type"\s*:\s*"name"\s*,\s*"properties"\s*:\s*\{\s*"name"\s*:\s*"([^"]+)"')
+
+
+def _check_geojson_crs(path: Path) -> None:
+    """Refuse a GeoJSON ``crs`` member naming a CRS nobody knows.
+
+    GDAL reads an unknown code (``EPSG:999999``) as EPSG:4326 without a word, which would measure and
+    partition the layer in the wrong place; the member sits at the top of the file, so the head suffices.
+    """
+    with path.open("rb") as fh:
+        head = fh.read(65536)
+    m = _GEOJSON_CRS.search(head)
+    if m is None:
+        return
+    name = m.group(1).decode("utf-8", "replace")
+    try:
+        pyproj.CRS.from_user_input(name)
+    except pyproj.exceptions.CRSError:
+        code = re.sub(r"^urn:ogc:def:crs:", "", name).replace("::", ":")
+        raise CRSError(f"the crs member names {code}, which is not a known CRS; declare the real one with --crs",
+                       path=path) from None
+
+
+def _read_detecting(path: Path, layer: str | None, *, suf: str, encoding: str | None) -> gpd.GeoDataFrame:
+    """Read a vector layer; a Shapefile's text read as Latin-1 that is really Chinese is re-read (warned)."""
+    with _gdal_errors(path):
+        gdf = _read_vector(path, layer, suf=suf, encoding=encoding)
+        if encoding is None and suf in (".shp", ".zip"):
+            guessed = _guess_encoding(gdf)
+            if guessed is not None:
+                log.warning("%s: text looks like %s read as Latin-1 (no .cpg file?); re-read as %s "
+                            "(say --encoding to choose)", path, guessed, guessed)
+                gdf = pyogrio.read_dataframe(_ogr_path(path), layer=layer, encoding=guessed)
+    return gdf
+
+
+def _read_vector(path: Path, layer: str | None, *, suf: str, encoding: str | None) -> gpd.GeoDataFrame:
+    """pyogrio's read, except that a GeoJSON in GBK/GB18030 (not UTF-8, as RFC 7946 requires) is decoded.
+
+    Chinese GIS desktops still save GeoJSON in the system code page; GDAL then fails on the first
+    Chinese byte ("Illegal escape sequence"). Such a file is decoded as GB18030 and read, with a warning.
+    """
+    try:
+        return pyogrio.read_dataframe(_ogr_path(path), layer=layer, encoding=encoding)
+    except Exception:
+        if suf not in (".geojson", ".json") or encoding is not None:
+            raise
+        raw = path.read_bytes()
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            raise  # UTF-8 after all: the failure is something else
+        try:
+            text = raw.decode("gb18030")
+        except UnicodeDecodeError:
+            raise FileFormatError("is not UTF-8 (nor GBK/GB18030); GeoJSON must be UTF-8 (RFC 7946): re-save it "
+                                  "as UTF-8", path=path) from None
+        log.warning("%s is not UTF-8 (it looks like GBK/GB18030); read as GB18030. GeoJSON must be UTF-8 "
+                    "(RFC 7946): re-save it as UTF-8", path)
+        return pyogrio.read_dataframe(text.encode("utf-8"))  # one layer, named after no file
+
+
 _GB_PAIRS = re.compile(r"(?:[\x00-\x7f]|[\xa1-\xfe][\xa1-\xfe])*")
 
 
@@ -214,8 +300,12 @@ def _has_cjk(text: str) -> bool:
 
 
 def _guess_encoding(gdf: gpd.GeoDataFrame, sample: int = 200) -> str | None:
-    """The encoding Latin-1-looking text really is in (UTF-8 or GB18030), or None."""
-    texts: list[str] = []
+    """The encoding Latin-1-looking text really is in (UTF-8 or GB18030), or None.
+
+    Column names count as text too: a layer whose only Chinese is in its field names (``户数``, ``名称``
+    over ASCII values) would otherwise keep mojibake columns that no schema alias matches.
+    """
+    texts: list[str] = [str(c) for c in gdf.columns if c != gdf.geometry.name]
     for col in gdf.columns:
         if col == gdf.geometry.name or (gdf[col].dtype.kind not in "OSU" and str(gdf[col].dtype) != "string"):
             continue
@@ -270,8 +360,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     On any exception the temporary file is removed and ``path`` is untouched.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
+    except PermissionError as exc:  # name the output and the directory, never the hidden temp file
+        raise GridgeoError(f"cannot write {target}: permission denied (directory {_unwritable(target.parent)} "
+                          "is not writable)") from exc
+    except OSError as exc:
+        raise GridgeoError(f"cannot write {target}: {exc.strerror or _one_line(exc)}") from exc
     os.close(fd)
     os.unlink(tmp)  # GDAL wants to create the file itself
     tmp_path = Path(tmp)
@@ -282,6 +378,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         for leftover in (tmp_path, Path(str(tmp_path) + "-journal"), Path(str(tmp_path) + "-wal")):
             if leftover.exists():
                 leftover.unlink()
+
+
+def _unwritable(directory: Path) -> Path:
+    """The directory that refused: ``directory`` itself, or its nearest existing ancestor when it is missing."""
+    here = directory
+    while not here.exists() and here.parent != here:
+        here = here.parent
+    return here
 
 
 def rfc7946(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
