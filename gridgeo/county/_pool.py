@@ -26,7 +26,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
@@ -41,6 +41,8 @@ R = TypeVar("R")
 _PR_SET_PDEATHSIG = 1
 #: seconds between the fallback watcher's looks at the parent
 PARENT_POLL_S = 1.0
+#: what the parent handles and the workers leave to it
+_INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
 #: seconds the workers get to exit after SIGTERM before SIGKILL
 GRACE_S = 2.0
 
@@ -68,7 +70,8 @@ def run_pool(fn: Callable[[T], R], tasks: Iterable[T], *, workers: int,
     """
     ex = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),))
     try:
-        futures: list[Future[R]] = [ex.submit(fn, t) for t in tasks]
+        with _interrupts_held():  # the workers start during submit
+            futures: list[Future[R]] = [ex.submit(fn, t) for t in tasks]
         out: list[R] = []
         for f in futures:
             out.append(f.result())
@@ -104,6 +107,27 @@ def stop_pool(ex: ProcessPoolExecutor, *, grace: float = GRACE_S) -> None:
     log.debug("worker pool stopped: %d worker(s) ended", len(procs))
 
 
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back (blocked, not lost) while the workers start.
+
+    Why: a forked worker runs with the parent's handlers until
+    :func:`_worker_init` replaces them, so a Ctrl-C to the process group in
+    that moment raised in the half-started worker (a traceback on stderr).
+    The mask is inherited; each worker lifts it once its own handlers are
+    set, and the parent lifts its own after starting them (a signal that came
+    meanwhile is then delivered, to the ``try`` that stops the pool).
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _worker_init(parent: int) -> None:
     """In each worker: leave interrupts to the parent, and die with it.
 
@@ -114,6 +138,8 @@ def _worker_init(parent: int) -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):  # held back while starting (_interrupts_held)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTS)
     _death_signal()
     if os.getppid() != parent:  # the parent died before the watch was set up
         os._exit(1)
