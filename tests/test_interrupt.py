@@ -310,3 +310,44 @@ def test_parent_watch_fallback(tmp_path: Path) -> None:
     finally:
         if middle.poll() is None:
             middle.kill()
+
+
+# --------------------------------------------------------------------------------------
+# the CLI's handlers
+# --------------------------------------------------------------------------------------
+def test_handlers_raise_then_restore() -> None:
+    """Inside a command SIGTERM raises Interrupted (143), a second signal while stopping is ignored; after, the
+    process's own handlers are back."""
+    from gridgeo.cli.main import Interrupted, _interrupts
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with pytest.raises(Interrupted) as info, _interrupts():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1)  # the handler runs at the next bytecode
+        pytest.fail("SIGTERM did not interrupt")
+    assert info.value.signum == signal.SIGTERM
+    with _interrupts():
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        os.kill(os.getpid(), signal.SIGTERM)  # already stopping: logged, not raised
+        time.sleep(0.05)
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+@pytest.mark.parametrize(("written", "sig", "line"), [
+    (False, signal.SIGTERM, "gridgeo: interrupted; nothing written (out.gpkg unchanged)"),
+    (False, signal.SIGINT, "gridgeo: interrupted; nothing written (out.gpkg unchanged)"),
+    (True, signal.SIGTERM, "gridgeo: interrupted after writing out.gpkg"),
+])
+def test_interrupted_line_and_code(written: bool, sig: signal.Signals, line: str,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from gridgeo.cli.main import Interrupted, _interrupted
+
+    args = argparse.Namespace(output="out.gpkg", written=written)
+    assert _interrupted(args, Interrupted(sig)) == 128 + sig
+    assert capsys.readouterr().err.splitlines() == [line]
+    assert _interrupted(argparse.Namespace(), KeyboardInterrupt()) == 130  # a plain Ctrl-C
+    assert capsys.readouterr().err.splitlines() == ["gridgeo: interrupted"]

@@ -85,8 +85,11 @@ def _interrupts() -> Iterator[None]:
 def _interrupted(args: argparse.Namespace, exc: KeyboardInterrupt) -> int:
     """The one line an interrupted run prints, and its exit code (128 + the signal)."""
     out = getattr(args, "output", None)
-    print(f"gridgeo: interrupted; nothing written ({out} unchanged)" if out else "gridgeo: interrupted",
-          file=sys.stderr)
+    if out and getattr(args, "written", False):  # the command had moved its output into place already
+        print(f"gridgeo: interrupted after writing {out}", file=sys.stderr)
+    else:
+        print(f"gridgeo: interrupted; nothing written ({out} unchanged)" if out else "gridgeo: interrupted",
+              file=sys.stderr)
     return 128 + int(getattr(exc, "signum", signal.SIGINT))
 
 
@@ -153,5 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
-    with _interrupts():
-        return _dispatch(args)
+    try:
+        with _interrupts():
+            return _dispatch(args)
+    except KeyboardInterrupt as exc:  # a signal after the command returned, before the handlers were restored
+        return _interrupted(args, exc)
