@@ -351,3 +351,18 @@ def test_interrupted_line_and_code(written: bool, sig: signal.Signals, line: str
     assert capsys.readouterr().err.splitlines() == [line]
     assert _interrupted(argparse.Namespace(), KeyboardInterrupt()) == 130  # a plain Ctrl-C
     assert capsys.readouterr().err.splitlines() == ["gridgeo: interrupted"]
+
+
+def test_stale_temp_that_cannot_be_removed_is_left(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stale temp in a directory we may not write is warned about, not an error (the write says why)."""
+    import gridgeo.data.io as io
+
+    stale = tmp_path / f".out.gpkg{TMP_MARK}{_dead_pid()}-abcd1234.gpkg"
+    stale.write_bytes(b"x")
+
+    def refuse(tmp: Path) -> None:
+        raise PermissionError(13, "Permission denied", str(tmp))
+
+    monkeypatch.setattr(io, "_remove_temp", refuse)
+    assert remove_stale_temps(tmp_path / "out.gpkg") == []
+    assert stale.exists()

@@ -332,7 +332,11 @@ def remove_stale_temps(target: str | Path) -> list[Path]:
         stale = t.parent / base
         if stale in removed:
             continue
-        _remove_temp(stale)
+        try:
+            _remove_temp(stale)
+        except OSError as exc:  # e.g. a directory we may not write: the write itself will say so
+            log.warning("cannot remove %s, a temporary file of an earlier run: %s", stale, _one_line(exc))
+            continue
         log.warning("removed %s: temporary file of an earlier run (PID %s) that did not finish", stale,
                     m.group(1))
         removed.append(stale)
