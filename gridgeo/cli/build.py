@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
                        progress=(not args.no_progress and sys.stderr.isatty()) or args.progress)
     t0 = time.perf_counter()
     write_layers(res.layers, out)
+    args.written = True  # an interrupt from here on says so (gridgeo.cli.main)
     res.report["seconds"]["write"] = round(time.perf_counter() - t0, 2)
     if args.report:
         with atomic_path(args.report) as tmp:

@@ -8,15 +8,25 @@ Exit codes: 0 success (data usable), 1 bad or unusable input (the message names
 the file, the feature and the problem), 2 usage error, 3 hard rules that cannot
 all be met (:data:`gridgeo.errors.ERROR_TABLE`). Errors are one line on stderr,
 never a traceback (``-v`` logs more).
+
+Interrupts: SIGINT (Ctrl-C) and SIGTERM both raise :class:`Interrupted`, so a
+terminated run takes the same way out as Ctrl-C: queued villages cancelled,
+worker processes ended (:mod:`gridgeo.county._pool`), the temporary output
+removed (:func:`gridgeo.data.io.atomic_path`), an existing output untouched,
+one line ``gridgeo: interrupted; nothing written (OUTPUT unchanged)``, exit
+128 + the signal (130 for SIGINT, 143 for SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
-from collections.abc import Sequence
-from types import ModuleType
+import threading
+from collections.abc import Iterator, Sequence
+from types import FrameType, ModuleType
 
 from gridgeo import __version__
 from gridgeo.cli import adjacency, blocks, build, check, convert, patrol, serve, synth
@@ -26,6 +36,61 @@ log = logging.getLogger("gridgeo")
 
 #: The subcommands, in the order ``gridgeo --help`` lists them.
 COMMANDS: tuple[ModuleType, ...] = (check, adjacency, synth, convert, blocks, patrol, build, serve)
+
+
+#: the signals that interrupt a run (SIGTERM: what `kill`, systemd and container runtimes send)
+INTERRUPTS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM, raised in the main thread; a ``KeyboardInterrupt`` so every cleanup treats it as one."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    """The handler: the first signal raises; later ones while cleaning up are ignored so the cleanup finishes."""
+    for sig in INTERRUPTS:
+        signal.signal(sig, _already_stopping)
+    raise Interrupted(signum)
+
+
+def _already_stopping(signum: int, frame: FrameType | None) -> None:
+    log.warning("%s: already stopping (SIGKILL ends at once, leaving a temporary file for the next run)",
+                signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def _interrupts() -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`Interrupted` while the command runs; the old handlers come back after.
+
+    Only in the main thread (Python allows handlers there only), so ``main()``
+    called from a thread (tests, the service) keeps the process's handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {sig: signal.getsignal(sig) for sig in INTERRUPTS}
+    for sig in INTERRUPTS:
+        signal.signal(sig, _raise_interrupted)
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _interrupted(args: argparse.Namespace, exc: KeyboardInterrupt) -> int:
+    """The one line an interrupted run prints, and its exit code (128 + the signal)."""
+    out = getattr(args, "output", None)
+    if out and getattr(args, "written", False):  # the command had moved its output into place already
+        print(f"gridgeo: interrupted after writing {out}", file=sys.stderr)
+    else:
+        print(f"gridgeo: interrupted; nothing written ({out} unchanged)" if out else "gridgeo: interrupted",
+              file=sys.stderr)
+    return 128 + int(getattr(exc, "signum", signal.SIGINT))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,8 +135,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     except GridgeoError as err:
         print(f"gridgeo: error: {err}", file=sys.stderr)
         return exit_code(err)
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:
+        return _interrupted(args, exc)
     except Exception as err:  # a bug, not bad input: say so in one line, details with -v
         log.debug("internal error", exc_info=True)
         print(f"gridgeo: internal error: {type(err).__name__}: {err} (run with -vv for a traceback)",
@@ -91,4 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
-    return _dispatch(args)
+    try:
+        with _interrupts():
+            return _dispatch(args)
+    except KeyboardInterrupt as exc:  # a signal after the command returned, before the handlers were restored
+        return _interrupted(args, exc)

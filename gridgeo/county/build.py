@@ -38,7 +38,6 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,7 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from gridgeo.county import sources as _src
+from gridgeo.county._pool import run_pool
 from gridgeo.county.assign import assign_items
 from gridgeo.county.fingerprint import fingerprint
 from gridgeo.county.report import summary
@@ -442,20 +442,22 @@ def _previous_assignment(previous: str | Path) -> dict[str, list[str | None]]:
     return assign
 
 
-def _run(tasks: list[VillageTask], workers: int, progress: bool) -> Iterator[VillageOut]:
+def _run(tasks: list[VillageTask], workers: int, progress: bool) -> list[VillageOut]:
+    """Build the villages, in their order, in this process or in ``workers`` worker processes.
+
+    An interrupt (or a failing village) ends the worker processes before it
+    goes on (:func:`gridgeo.county._pool.run_pool`): none is left behind.
+    """
     bar = tqdm(total=len(tasks), desc="villages", unit="village", disable=not progress)
     try:
         if workers <= 1 or len(tasks) < 4:
+            out = []
             for t in tasks:
-                yield build_village(t)
+                out.append(build_village(t))
                 bar.update(1)
-            return
+            return out
         # results come back in input order whatever order the workers finish in
-        with ProcessPoolExecutor(max_workers=workers) as ex:
-            futures = [ex.submit(build_village, t) for t in tasks]
-            for f in futures:
-                yield f.result()
-                bar.update(1)
+        return run_pool(build_village, tasks, workers=workers, on_result=lambda: bar.update(1))
     finally:
         bar.close()
 

@@ -9,6 +9,7 @@ half-written output behind.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -353,16 +354,29 @@ def _gdal_errors(path: Path) -> Iterator[None]:
 # --------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------
+#: what marks a temporary file of :func:`atomic_path`: ``.NAME.gridgeo-tmp-PID-XXXXXXXX.SUFFIX``
+TMP_MARK = ".gridgeo-tmp-"
+_TMP_SIDECARS = ("", "-journal", "-wal", "-shm")
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it into place on success.
 
-    On any exception the temporary file is removed and ``path`` is untouched.
+    On any exception (``KeyboardInterrupt`` and the CLI's SIGTERM included)
+    the temporary file is removed and ``path`` is untouched. A process killed
+    outright (SIGKILL, power loss) cannot remove its own: the temporary name
+    carries the writer's PID (``.county.gpkg.gridgeo-tmp-1234-ab12cd34.gpkg``),
+    and the next write to the same target removes such files whose PID is no
+    longer running (:func:`remove_stale_temps`), so a killed run leaves at
+    most one stale temporary file until the next run.
     """
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
+        remove_stale_temps(target)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}{TMP_MARK}{os.getpid()}-", suffix=target.suffix,
+                                   dir=target.parent)
     except PermissionError as exc:  # name the output and the directory, never the hidden temp file
         raise GridgeoError(f"cannot write {target}: permission denied (directory {_unwritable(target.parent)} "
                           "is not writable)") from exc
@@ -375,9 +389,69 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         os.replace(tmp_path, target)
     finally:
-        for leftover in (tmp_path, Path(str(tmp_path) + "-journal"), Path(str(tmp_path) + "-wal")):
-            if leftover.exists():
-                leftover.unlink()
+        _remove_temp(tmp_path)
+
+
+def _remove_temp(tmp: Path) -> None:
+    """Remove a temporary file and the SQLite sidecars GDAL may have left beside it."""
+    for side in _TMP_SIDECARS:
+        with contextlib.suppress(FileNotFoundError):
+            Path(str(tmp) + side).unlink()
+
+
+def remove_stale_temps(target: str | Path) -> list[Path]:
+    """Remove the temporary files of :func:`atomic_path` for ``target`` whose writer is no longer running.
+
+    Why: a writer killed by SIGKILL cannot clean up after itself. A file whose
+    PID is alive (another run writing the same target now, or, rarely, an
+    unrelated process that reused the PID) is left alone; the PID is checked
+    on this machine only, so on a directory shared between machines a
+    temporary file of a run on another machine may be taken as stale.
+
+    Returns
+    -------
+    list of Path
+        The files removed (each logged).
+    """
+    t = Path(target)
+    prefix = f".{t.name}{TMP_MARK}"
+    removed: list[Path] = []
+    try:
+        names = [n for n in os.listdir(t.parent) if n.startswith(prefix)]
+    except OSError:
+        return removed
+    for name in names:
+        m = re.match(r"(\d+)-", name[len(prefix):])
+        if m is None or _pid_alive(int(m.group(1))):
+            continue
+        base = next((name[:-len(side)] for side in _TMP_SIDECARS[1:] if name.endswith(side)), name)
+        stale = t.parent / base
+        if stale in removed:
+            continue
+        try:
+            _remove_temp(stale)
+        except OSError as exc:  # e.g. a directory we may not write: the write itself will say so
+            log.warning("cannot remove %s, a temporary file of an earlier run: %s", stale, _one_line(exc))
+            continue
+        log.warning("removed %s: temporary file of an earlier run (PID %s) that did not finish", stale,
+                    m.group(1))
+        removed.append(stale)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (unsure counts as running: the file is kept)."""
+    if pid == os.getpid() or os.name == "nt":  # on Windows os.kill(pid, 0) would end the process
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    except OSError:
+        return True  # cannot tell: keep the file
+    return True
 
 
 def _unwritable(directory: Path) -> Path:

@@ -1,0 +1,165 @@
+"""The village worker pool: results in input order, and no worker outlives the build.
+
+Why this module: a ``with ProcessPoolExecutor()`` block that is left by an
+exception (Ctrl-C, the SIGTERM the CLI turns into one) waits for every running
+village to finish, so an interrupted build hung for minutes with its workers
+blocked on a pipe; and a parent killed outright (SIGKILL, which no handler
+sees) left its workers running with nobody to read their results.
+
+So :func:`run_pool`, on any exception while it waits, cancels the queued
+villages, terminates the workers (SIGTERM, then SIGKILL for any still alive
+after a grace period) and joins them before the exception goes on; and every
+worker starts with :func:`_worker_init`, which ties its life to the parent's:
+on Linux ``prctl(PR_SET_PDEATHSIG, SIGTERM)`` (the kernel sends SIGTERM when
+the parent dies), everywhere a daemon thread that exits the worker once
+``os.getppid()`` changes (polled every second).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+__all__ = ["run_pool"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: prctl option: signal to send this process when its parent dies (linux/prctl.h)
+_PR_SET_PDEATHSIG = 1
+#: seconds between the fallback watcher's looks at the parent
+PARENT_POLL_S = 1.0
+#: what the parent handles and the workers leave to it
+_INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
+#: seconds the workers get to exit after SIGTERM before SIGKILL
+GRACE_S = 2.0
+
+
+def run_pool(fn: Callable[[T], R], tasks: Iterable[T], *, workers: int,
+             on_result: Callable[[], None] | None = None) -> list[R]:
+    """``[fn(t) for t in tasks]`` in ``workers`` processes, in the tasks' order.
+
+    Parameters
+    ----------
+    fn
+        A picklable module-level function.
+    tasks
+        Its arguments, one call each.
+    workers
+        Worker processes.
+    on_result
+        Called after each result in order (the progress bar).
+
+    Raises
+    ------
+    BaseException
+        Whatever a task or the wait raised (``KeyboardInterrupt`` included),
+        after the queue is cancelled and every worker process is gone.
+    """
+    ex = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),))
+    try:
+        with _interrupts_held():  # the workers start during submit
+            futures: list[Future[R]] = [ex.submit(fn, t) for t in tasks]
+        out: list[R] = []
+        for f in futures:
+            out.append(f.result())
+            if on_result is not None:
+                on_result()
+    except BaseException:
+        stop_pool(ex)
+        raise
+    ex.shutdown(wait=True)
+    return out
+
+
+def stop_pool(ex: ProcessPoolExecutor, *, grace: float = GRACE_S) -> None:
+    """Cancel what is queued, end every worker (SIGTERM, then SIGKILL after ``grace`` s) and join them.
+
+    Why not ``shutdown(wait=True)`` alone: it waits for the running tasks,
+    which for a large village is minutes.
+    """
+    procs = list((getattr(ex, "_processes", None) or {}).values())  # private, but the only handle on them
+    ex.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        with contextlib.suppress(Exception):
+            if p.is_alive():
+                p.terminate()
+    deadline = time.monotonic() + grace
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.join(max(0.0, deadline - time.monotonic()))
+            if p.is_alive():
+                log.warning("worker %s did not exit on SIGTERM within %.0f s: killed", p.pid, grace)
+                p.kill()
+                p.join(grace)
+    log.debug("worker pool stopped: %d worker(s) ended", len(procs))
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back (blocked, not lost) while the workers start.
+
+    Why: a forked worker runs with the parent's handlers until
+    :func:`_worker_init` replaces them, so a Ctrl-C to the process group in
+    that moment raised in the half-started worker (a traceback on stderr).
+    The mask is inherited; each worker lifts it once its own handlers are
+    set, and the parent lifts its own after starting them (a signal that came
+    meanwhile is then delivered, to the ``try`` that stops the pool).
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _worker_init(parent: int) -> None:
+    """In each worker: leave interrupts to the parent, and die with it.
+
+    SIGINT is ignored (Ctrl-C reaches the whole process group; the parent
+    decides and ends the workers, so no worker prints a traceback of its own),
+    SIGTERM gets its default action back (a forked worker inherits the CLI's
+    handler that raises). Then the parent watch (module notes).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):  # held back while starting (_interrupts_held)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTS)
+    _death_signal()
+    if os.getppid() != parent:  # the parent died before the watch was set up
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="gridgeo-parent-watch", daemon=True).start()
+
+
+def _death_signal() -> None:
+    """Linux: ask the kernel for SIGTERM when the parent dies; anything else or any failure: nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc: Any = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+            log.debug("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+    except (OSError, AttributeError) as exc:
+        log.debug("prctl unavailable: %s", exc)
+
+
+def _watch_parent(parent: int, poll: float = PARENT_POLL_S) -> None:
+    """Exit this worker once its parent is gone (it is re-parented, so ``getppid`` changes)."""
+    while os.getppid() == parent:
+        time.sleep(poll)
+    os._exit(1)
