@@ -28,6 +28,9 @@ from gridgeo.errors import GeometryError
 from gridgeo.synth import synth_county, write_county
 
 TOL = 1.0  # m², the tolerance the rules state
+#: m per m of boundary: the output is rounded to 1e-7 degree (about 1 cm), so an area compared with an
+#: unrounded input may differ by up to about half a centimetre times the perimeter
+ROUNDING_M = 0.006
 
 
 # --------------------------------------------------------------------------------------
@@ -54,8 +57,23 @@ def _metric(res: BuildResult) -> dict[str, gpd.GeoDataFrame]:
     return {k: v.to_crs(m) for k, v in res.layers.items() if len(v)}
 
 
+def assert_clean(res: BuildResult) -> None:
+    """Every level valid as written and after rounding to 1e-7 degree, and each a clean coverage."""
+    levels = ("townships", "blocks", "villages", "grids", "points", "exclusive")
+    for name in levels:
+        g = np.asarray(res.layers[name].geometry.values, dtype=object)
+        assert shapely.is_valid(g).all(), f"{name}: invalid polygons"
+        assert shapely.is_valid(shapely.transform(g, lambda c: np.round(c, 7))).all(), f"{name}: invalid rounded"
+    for name in ("townships", "blocks", "villages", "points"):
+        assert shapely.coverage_is_valid(res.layers[name].geometry.values), f"{name}: not a clean coverage"
+    lvl2 = np.concatenate([res.layers["grids"].geometry.values, res.layers["exclusive"].geometry.values])
+    assert shapely.coverage_is_valid(lvl2), "grids + exclusive: not a clean coverage"
+    assert all(v["misnoded"] == 0 for v in res.report["coverage"]["levels"].values())
+
+
 def assert_tiles(res: BuildResult) -> None:
     """Grids + exclusive grids tile every village; points tile every grid; blocks tile townships."""
+    assert_clean(res)
     L = _metric(res)
     level2 = gpd.GeoDataFrame(
         {"code": list(L["grids"]["code"]) + list(L.get("exclusive", L["grids"].iloc[:0])["code"]),
@@ -160,7 +178,7 @@ def test_grids_follow_villager_groups(built: BuildResult, county: Path) -> None:
     m = _crs.metric_crs(g)
     gm = dict(zip(groups["code"], groups.to_crs(m).geometry, strict=True))
     for code, geom in zip(g["group"], g.to_crs(m).geometry, strict=True):
-        assert shapely.area(shapely.difference(geom, gm[code])) < TOL
+        assert shapely.area(shapely.difference(geom, gm[code])) < TOL + ROUNDING_M * geom.length
 
 
 def test_drawn_grids_and_points_mostly_within_bounds(drawn: BuildResult) -> None:
@@ -220,7 +238,9 @@ def test_codes_stable_when_one_village_changes(county: Path, drawn: BuildResult,
         key = "parent" if name != "points" else "village"
         a1, b1 = a[a[key] != changed], b[b[key] != changed]
         assert list(a1["code"]) == list(b1["code"]), name
-        assert all(shapely.equals_exact(x, y, 1e-9) for x, y in zip(a1.geometry, b1.geometry, strict=True))
+        # the same up to the written precision: cleaning the coverage may add, on a shared border, the vertex
+        # where the changed village's new cut meets it (rounded to 1e-7 degree)
+        assert all(shapely.hausdorff_distance(x, y) < 3e-7 for x, y in zip(a1.geometry, b1.geometry, strict=True))
     # the changed village did change, and its household assignment is complete
     before = drawn.layers["points"]
     after = again.layers["points"]
@@ -479,7 +499,7 @@ def test_rebuild_with_previous_after_one_village_changes(county: Path, drawn: Bu
         a1, b1 = a[a[key] != changed], b[b[key] != changed]
         assert list(a1["code"]) == list(b1["code"]), name
         moved = [c for c, x, y in zip(a1["code"], a1.geometry, b1.geometry, strict=True)
-                 if not shapely.equals_exact(x, y, 1e-9)]
+                 if not shapely.hausdorff_distance(x, y) < 3e-7]  # up to the written precision (see above)
         assert not moved, f"{name}: {len(moved)} parts of unchanged villages moved, e.g. {moved[:3]}"
     m = _crs.metric_crs(drawn.layers["villages"])
     og = drawn.layers["grids"][drawn.layers["grids"]["parent"] == changed].to_crs(m)
@@ -504,7 +524,8 @@ def test_rebuild_with_previous_unchanged_takes_everything(county: Path, drawn: B
         a, b = drawn.layers[name], again.layers[name]
         key = "code" if "code" in a.columns else "point"
         assert list(a[key]) == list(b[key]), name
-        assert all(shapely.equals_exact(x, y, 1e-7) for x, y in zip(a.geometry, b.geometry, strict=True)), name
+        # the same point sets (cleaning the coverage again may drop a vertex that no longer marks a node)
+        assert all(shapely.equals(x, y) for x, y in zip(a.geometry, b.geometry, strict=True)), name
     assert list(drawn.layers["points"]["households"]) == list(again.layers["points"]["households"])
     # other rules: nothing is taken
     other = build_county(CountyRules(county=county, use_groups=False, seed=5), previous=old, workers=1)

@@ -431,3 +431,11 @@ def test_sample_county_villages(sample: dict[str, gpd.GeoDataFrame]) -> None:
         graph = Units.from_arrays(indptr, indices, lengths=lengths)
         assert graph.n == len(new)
     assert n_split >= 1, "the sample should exercise split_heavy"
+
+
+def test_street_blocks_speck_part_dropped() -> None:
+    """A part below a square centimetre (left by a repaired ring) is dropped, not made a face of no area."""
+    area = MultiPolygon([sq(0, 0, 100), sq(300, 0, 1e-5)])
+    faces = street_blocks(area, [], min_area=1.0)
+    assert len(faces) == 1
+    assert abs(float(np.sum(shapely.area(faces))) - 10_000.0) < 1e-6

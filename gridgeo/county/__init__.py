@@ -19,7 +19,10 @@ Modules, by job:
   units and unit adjacency; ``split`` -- heavy units split between buildings;
   ``_faces`` -- the noding helpers they share;
 * ``codes`` -- numbering parts in reading order and keeping codes across
-  rebuilds.
+  rebuilds;
+* ``coverage`` -- every level one clean coverage, valid as written: the
+  finest pieces cleaned together and rounded, coarser levels their unions,
+  verified before writing.
 
 May import: :mod:`gridgeo.data`, :mod:`gridgeo.partition` (its public names only),
 :mod:`gridgeo.errors`, :mod:`gridgeo._geom`.

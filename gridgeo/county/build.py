@@ -52,6 +52,7 @@ from tqdm import tqdm
 from gridgeo.county import sources as _src
 from gridgeo.county._pool import run_pool
 from gridgeo.county.assign import assign_items
+from gridgeo.county.coverage import ROUNDING_M, clean_levels, verify_levels
 from gridgeo.county.fingerprint import fingerprint
 from gridgeo.county.report import summary
 from gridgeo.county.rules import CountyRules, within_bounds
@@ -178,11 +179,15 @@ def build_county(
     report["cpu_seconds_by_stage"] = {k: round(v, 2) for k, v in sorted(stage.items())}
     clock.t = time.perf_counter()
     layers = _assemble(c, blocks.gdf, outs)
+    coverage = clean_levels(layers, metric=c.metric)
+    coverage["households_moved_inside"] = _households_inside(c, layers)
+    coverage["levels"] = verify_levels(layers)
     for name in PASS_THROUGH:  # what the patrol planner and the map need besides the levels
         if name in c.layers and len(c.layers[name]):
             layers[name] = c.layers[name].to_crs(c.out_crs)
     clock.lap("assemble")
     report.update(summary(layers, outs, items=c.items, item_v=c.item_v, rules=rules, block_report=blocks.report))
+    report["coverage"] = coverage
     clock.seconds["total"] = time.perf_counter() - t_all
     report["seconds"] = {k: round(v, 2) for k, v in clock.seconds.items()}
     report["workers"] = n_workers
@@ -393,7 +398,7 @@ def _reuse(previous: str | Path, metric: pyproj.CRS, tasks: list[VillageTask], f
                        points=rows.get("points", {}).get(t.code, []), item_point=list(mine),
                        stats={"reused": True})
         t0 = time.perf_counter()
-        check_village(t, o)
+        check_village(t, o, slack_m=ROUNDING_M)
         o.seconds["check"] = time.perf_counter() - t0
         out[i] = o
     log.info("%d of %d villages unchanged since %s: taken from it", len(out), len(tasks), previous)
@@ -543,3 +548,36 @@ def _households_frame(c: _County, outs: list[VillageOut], points: gpd.GeoDataFra
         "village": [vcodes[k] if k >= 0 else None for k in item_v.tolist()],
         "township": [town_of[vcodes[k]] if k >= 0 else None for k in item_v.tolist()],
     }, geometry=list(hh_pts), crs=c.metric).to_crs(c.out_crs)
+
+
+def _households_inside(c: _County, layers: dict[str, gpd.GeoDataFrame]) -> int:
+    """Move each household's location into its own grid point where it is not strictly inside it.
+
+    Why: a building is assigned by overlap, but its written location (a point
+    on its surface) may fall in a neighbouring point, or on a shared edge
+    after cleaning; a spatial join by a user must give the assigned point.
+    Such a location becomes a point on the part of the building inside its
+    grid point (or inside the grid point itself). Household points given as
+    input are never moved. Returns how many were moved.
+    """
+    hh, pts = layers["households"], layers["points"]
+    if not len(hh) or not len(pts):
+        return 0
+    row = {str(code): i for i, code in enumerate(pts["code"])}
+    idx = np.asarray([row.get(p, -1) if isinstance(p, str) else -1 for p in hh["point"]], dtype=np.int64)
+    has = np.flatnonzero(idx >= 0)
+    polys = np.asarray(pts.geometry.values, dtype=object)
+    ok = shapely.within(np.asarray(hh.geometry.values, dtype=object)[has], polys[idx[has]])
+    bad = has[~ok]
+    bad = bad[shapely.get_type_id(c.items.geoms[bad]) != 0] if len(bad) else bad
+    if not len(bad):
+        return 0
+    bld = np.asarray(gpd.GeoSeries(c.items.geoms[bad], crs=c.metric).to_crs(c.out_crs).values, dtype=object)
+    target = polys[idx[bad]]
+    part = shapely.intersection(bld, target)
+    where = shapely.point_on_surface(np.where(shapely.area(part) > 0, part, target))
+    geo = np.asarray(hh.geometry.values, dtype=object).copy()
+    geo[bad] = where
+    hh.set_geometry(list(geo), inplace=True, crs=hh.crs)
+    log.info("%d household location(s) moved inside their own grid point", len(bad))
+    return len(bad)

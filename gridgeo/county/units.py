@@ -171,6 +171,28 @@ def _numeric(frame: pd.DataFrame, col: str) -> FArray:
 # --------------------------------------------------------------------------------------
 # street blocks
 # --------------------------------------------------------------------------------------
+#: m²: a part smaller than a square centimetre cannot survive rounding to the written precision (1e-7 degree)
+SPECK_M2 = 1e-4
+
+
+def _without_specks(geom: Polygon | MultiPolygon) -> Polygon | MultiPolygon:
+    """The area without parts below :data:`SPECK_M2` while a larger part remains.
+
+    Why: a repaired or reprojected ring can leave a speck part (seen: 3.5e-19 m²
+    beside a 63 ha Taipei village) that has no neighbour to merge into; it would
+    become a grid and a point with no area, which vanish from the written,
+    rounded coverage. Small enclaves above a square centimetre stay.
+    """
+    parts = polygonal_parts(geom)
+    if len(parts) < 2:
+        return geom
+    keep = [p for p in parts if p.area >= SPECK_M2]
+    if not keep or len(keep) == len(parts):
+        return geom
+    log.info("street_blocks: %d speck part(s) below %g m² dropped", len(parts) - len(keep), SPECK_M2)
+    return keep[0] if len(keep) == 1 else MultiPolygon(keep)
+
+
 def street_blocks(
     area: Polygon | MultiPolygon,
     barriers: GeomArrayLike,
@@ -219,6 +241,7 @@ def street_blocks(
         geom = make_valid_polygonal(geom)
     if geom is None or not polygonal_parts(geom):
         raise GeometryError("street_blocks needs a polygonal area; it has no area")
+    geom = _without_specks(geom)
     bar = _as_geoms(barriers, "barriers")
     near = np.sort(shapely.STRtree(bar).query(geom)) if len(bar) else np.zeros(0, dtype=np.int64)
     lines = _linear_parts(bar[near])  # bounding boxes first: cleaning every barrier per call is slow

@@ -525,8 +525,13 @@ def _previous_labels(t: VillageTask, level: str, units: NDArray[np.int64], rep: 
     return {int(u): prev[1][w] for u, w in zip(units.tolist(), where.tolist(), strict=True) if w >= 0} or None
 
 
-def check_village(t: VillageTask, out: VillageOut) -> None:
+def check_village(t: VillageTask, out: VillageOut, *, slack_m: float = 0.0) -> None:
     """Grids + exclusive grids tile the village; points tile their grid; every item in one point.
+
+    ``slack_m`` widens the village tolerance by that many metres times the
+    village's perimeter: a village taken from an earlier build comes with its
+    written coordinates (rounded, :data:`gridgeo.county.coverage.ROUNDING_M`),
+    while ``t.geometry`` is the input's.
 
     Raises
     ------
@@ -534,6 +539,7 @@ def check_village(t: VillageTask, out: VillageOut) -> None:
         Naming the village and what does not hold.
     """
     tol = t.tolerance_m2
+    tol_village = tol + slack_m * float(shapely.length(t.geometry))
     area = float(shapely.area(t.geometry))
     level2 = [r["geometry"] for r in out.grids] + [r["geometry"] for r in out.exclusive]
     total = float(np.sum(shapely.area(np.asarray(level2, dtype=object)))) if level2 else 0.0
@@ -542,9 +548,9 @@ def check_village(t: VillageTask, out: VillageOut) -> None:
     overlap = max(total - float(shapely.area(covered)), 0.0)
     out.stats["tiling"] = {"village_m2": round(area, 3), "grids_m2": round(total, 3), "gap_m2": round(sym, 6),
                            "overlap_m2": round(overlap, 6)}
-    if sym > tol or overlap > tol:
+    if sym > tol_village or overlap > tol:
         raise GeometryError(f"village {t.code} {t.name}: grids do not tile the village "
-                            f"(gap {sym:.3f} m², overlap {overlap:.3f} m², tolerance {tol:g} m²)")
+                            f"(gap {sym:.3f} m², overlap {overlap:.3f} m², tolerance {tol_village:g} m²)")
     pt_area: dict[str, float] = {}
     for r in out.points:
         pt_area[r["parent"]] = pt_area.get(r["parent"], 0.0) + float(shapely.area(r["geometry"]))
