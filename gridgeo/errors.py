@@ -90,6 +90,14 @@ class ServiceUnavailableError(GridgeoError):
     """
 
 
+class OutputError(GridgeoError):
+    """The output cannot be written: a directory that is not writable, a full disk.
+
+    Not the input's fault and not a bug; the message names the output and
+    what to fix. Over HTTP it is the server's trouble, not the client's (503).
+    """
+
+
 #: error class -> (CLI exit code, HTTP status). Looked up along the MRO.
 ERROR_TABLE: dict[type[GridgeoError], tuple[int, int]] = {
     UsageError: (2, 400),
@@ -102,6 +110,7 @@ ERROR_TABLE: dict[type[GridgeoError], tuple[int, int]] = {
     InfeasibleError: (3, 409),
     NotFoundError: (1, 404),
     ServiceUnavailableError: (1, 503),
+    OutputError: (1, 503),
     GridgeoError: (1, 500),
 }
 

@@ -203,3 +203,19 @@ def test_latin1_text_is_left_alone(tmp_path: Path) -> None:
     pyogrio.write_dataframe(gdf, tmp_path / "l.shp", encoding="ISO-8859-1")
     (tmp_path / "l.cpg").unlink(missing_ok=True)
     assert list(read_layer(tmp_path / "l.shp")["name"]) == ["Zürich", "Málaga"]
+
+
+def test_unwritable_output_is_an_output_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a bug and not the input's fault: its own class, exit 1, and 503 (not 500) over HTTP."""
+    import tempfile
+
+    from gridgeo.data.io import atomic_path
+    from gridgeo.errors import OutputError, exit_code, http_status
+
+    def refuse(*args: object, **kw: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(OutputError, match="permission denied") as err, atomic_path(tmp_path / "x.gpkg"):
+        pass
+    assert exit_code(err.value) == 1 and http_status(err.value) == 503

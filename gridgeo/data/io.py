@@ -30,9 +30,9 @@ from gridgeo.data.schema import normalize
 from gridgeo.errors import (
     CRSError,
     FileFormatError,
-    GridgeoError,
     InputError,
     LayerNotFoundError,
+    OutputError,
     SchemaError,
     UsageError,
 )
@@ -378,10 +378,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}{TMP_MARK}{os.getpid()}-", suffix=target.suffix,
                                    dir=target.parent)
     except PermissionError as exc:  # name the output and the directory, never the hidden temp file
-        raise GridgeoError(f"cannot write {target}: permission denied (directory {_unwritable(target.parent)} "
+        raise OutputError(f"cannot write {target}: permission denied (directory {_unwritable(target.parent)} "
                           "is not writable)") from exc
     except OSError as exc:
-        raise GridgeoError(f"cannot write {target}: {exc.strerror or _one_line(exc)}") from exc
+        raise OutputError(f"cannot write {target}: {exc.strerror or _one_line(exc)}") from exc
     os.close(fd)
     os.unlink(tmp)  # GDAL wants to create the file itself
     tmp_path = Path(tmp)
