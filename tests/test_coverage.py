@@ -182,3 +182,29 @@ def test_sample_build_as_written_is_clean(tmp_path: Path) -> None:
     # grid 36990001820702 was written invalid before (issue 11)
     g = layers["grids"]
     assert shapely.is_valid(g.geometry[g["code"] == "36990001820702"].values).all()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_chunked_cleaning_is_clean_and_independent_of_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              workers: int) -> None:
+    """A county cleaned in chunks of whole townships (then the seams) is one clean coverage, the same whatever
+    the number of worker processes, and the same as cleaned in one piece up to the written precision."""
+    import gridgeo.county.coverage as cov
+    from gridgeo.county.build import build_county
+    from gridgeo.county.rules import CountyRules
+    from gridgeo.synth import synth_county, write_county
+
+    src = tmp_path / "c.gpkg"
+    write_county(synth_county(seed=8, townships=4, villages=16, households=8000), src)
+    whole = build_county(CountyRules(county=src, use_groups=False), workers=1)
+    assert whole.report["coverage"]["chunks"] == 1
+    monkeypatch.setattr(cov, "CHUNK_PIECES", 30)
+    res = build_county(CountyRules(county=src, use_groups=False), workers=workers)
+    assert res.report["coverage"]["chunks"] > 1
+    for name in ("townships", "blocks", "villages", "points"):
+        g = res.layers[name].geometry.values
+        assert shapely.is_valid(g).all() and shapely.coverage_is_valid(g), name
+    for name in ("grids", "points", "villages"):
+        a, b = whole.layers[name].geometry.values, res.layers[name].geometry.values
+        assert list(whole.layers[name]["code"]) == list(res.layers[name]["code"])
+        assert (shapely.hausdorff_distance(a, b) < 3e-7).all(), name

@@ -179,7 +179,7 @@ def build_county(
     report["cpu_seconds_by_stage"] = {k: round(v, 2) for k, v in sorted(stage.items())}
     clock.t = time.perf_counter()
     layers = _assemble(c, blocks.gdf, outs)
-    coverage = clean_levels(layers, metric=c.metric)
+    coverage = clean_levels(layers, metric=c.metric, workers=n_workers)
     coverage["households_moved_inside"] = _households_inside(c, layers)
     coverage["levels"] = verify_levels(layers)
     for name in PASS_THROUGH:  # what the patrol planner and the map need besides the levels

@@ -35,7 +35,7 @@ the first units at fault, so nothing invalid is written.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +75,7 @@ class _Pieces:
 
 
 def clean_levels(layers: dict[str, gpd.GeoDataFrame], *, metric: pyproj.CRS,
-                 decimals: int = DECIMALS_DEGREES) -> dict[str, Any]:
+                 decimals: int = DECIMALS_DEGREES, workers: int = 1) -> dict[str, Any]:
     """Replace the geometry of every level by one clean coverage (module notes); return what changed.
 
     Parameters
@@ -87,6 +87,9 @@ def clean_levels(layers: dict[str, gpd.GeoDataFrame], *, metric: pyproj.CRS,
         The county's metric CRS, for the area each unit gained or lost.
     decimals
         Decimal places kept (7 for degrees).
+    workers
+        Processes for the cleaning of a large county (:func:`_clean`); the
+        result does not depend on it.
 
     Returns
     -------
@@ -99,10 +102,10 @@ def clean_levels(layers: dict[str, gpd.GeoDataFrame], *, metric: pyproj.CRS,
     if not len(pieces.geoms):
         return {"pieces": 0}
     before = {lvl: layers[lvl].geometry.values.copy() for lvl in _present(layers)}
-    cleaned = shapely.coverage_clean(pieces.geoms)  # type: ignore[attr-defined]  # shapely >= 2.2, GEOS >= 3.14
-    rounded, snap = _round(cleaned, decimals)
+    cleaned, chunks = _clean(pieces, layers, workers=workers)
+    rounded, snap = _round(cleaned, decimals, again=(lambda: _coverage_clean(pieces.geoms)) if chunks > 1 else None)
     _set_levels(layers, pieces, rounded)
-    report: dict[str, Any] = {"pieces": len(rounded), "snap_rounded": snap}
+    report: dict[str, Any] = {"pieces": len(rounded), "chunks": chunks, "snap_rounded": snap}
     report.update(_area_changes(layers, before, metric))
     return report
 
@@ -171,6 +174,88 @@ def _pieces(layers: Mapping[str, gpd.GeoDataFrame]) -> _Pieces:
     return _Pieces(arr, np.asarray(point, dtype=np.int64), lvl2, village)
 
 
+def _coverage_clean(geoms: GArray, snapping_distance: float = -1) -> GArray:
+    """``shapely.coverage_clean`` (shapely >= 2.2, GEOS >= 3.14); module level, so a worker can run it."""
+    out = shapely.coverage_clean(geoms, snapping_distance=snapping_distance)  # type: ignore[attr-defined]
+    return np.asarray(out, dtype=object)
+
+
+def _clean(p: _Pieces, layers: Mapping[str, gpd.GeoDataFrame], *, workers: int) -> tuple[GArray, int]:
+    """The pieces cleaned as one coverage; a large county in chunks of whole townships, then the seams.
+
+    Why chunks: cleaning is linear in the vertices but single-threaded (about
+    a quarter of a millisecond per grid point); a province's 200,000 points
+    would take a minute on one core. Chunks of whole townships are cleaned in
+    parallel, then every piece of a village that touches a village of another
+    chunk is cleaned again, together (snapping only moves vertices that
+    nearly coincide, which happens on the seam, so edges shared with the rest
+    of its chunk stay as they are; :func:`_round` checks that, and cleans the
+    whole county in one piece where it does not hold). The
+    chunks depend on the pieces only (:data:`CHUNK_PIECES`), never on the
+    number of workers: the same county gives the same result.
+    """
+    chunk_of = _chunks(p, layers)
+    n = int(chunk_of.max()) + 1 if len(chunk_of) else 0
+    if n <= 1:
+        return _coverage_clean(p.geoms), 1
+    from gridgeo.county._pool import run_pool
+
+    members = [np.flatnonzero(chunk_of == k) for k in range(n)]
+    parts = run_pool(_coverage_clean, [p.geoms[m] for m in members], workers=max(1, workers)) if workers > 1 \
+        else [_coverage_clean(p.geoms[m]) for m in members]
+    out = np.empty(len(p.geoms), dtype=object)
+    for m, c in zip(members, parts, strict=True):
+        out[m] = c
+    seam = _seam(p, layers, chunk_of)
+    if len(seam):
+        out[seam] = _coverage_clean(out[seam])
+    log.info("coverage: %d pieces cleaned in %d chunks, %d on the seams cleaned again", len(out), n, len(seam))
+    return out, n
+
+
+#: about this many pieces per chunk of whole townships (:func:`_clean`)
+CHUNK_PIECES = 20_000
+
+
+def _chunks(p: _Pieces, layers: Mapping[str, gpd.GeoDataFrame]) -> NDArray[np.int64]:
+    """Chunk of each piece: whole townships along a Hilbert curve, about :data:`CHUNK_PIECES` pieces a chunk.
+
+    Townships close on the curve are close on the ground, so a chunk is
+    compact and its seam (:func:`_seam`) short.
+    """
+    vil = layers.get("villages")
+    if vil is None or "parent" not in vil.columns or len(p.geoms) <= CHUNK_PIECES:
+        return np.zeros(len(p.geoms), dtype=np.int64)
+    town_of = {str(c): str(t) for c, t in zip(vil["code"], vil["parent"], strict=True)}
+    towns = np.asarray([town_of.get(v, "") for v in p.village], dtype=object)
+    names, inv, counts = np.unique(towns, return_inverse=True, return_counts=True)
+    xy = shapely.get_coordinates(shapely.centroid(p.geoms))
+    cx = np.bincount(inv, weights=xy[:, 0]) / counts
+    cy = np.bincount(inv, weights=xy[:, 1]) / counts
+    order = np.argsort(gpd.GeoSeries(shapely.points(cx, cy)).hilbert_distance().to_numpy(), kind="stable")
+    k = max(1, round(len(p.geoms) / CHUNK_PIECES))
+    mid = np.cumsum(counts[order]) - counts[order] / 2.0  # each township's middle along the curve, in pieces
+    chunk = np.empty(len(names), dtype=np.int64)
+    chunk[order] = np.minimum((mid * k / len(p.geoms)).astype(np.int64), k - 1)
+    return chunk[inv]
+
+
+def _seam(p: _Pieces, layers: Mapping[str, gpd.GeoDataFrame], chunk_of: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The pieces of every village that touches a village of another chunk."""
+    vil = layers["villages"]
+    vcodes = [str(c) for c in vil["code"]]
+    vidx = {c: i for i, c in enumerate(vcodes)}
+    piece_v = np.asarray([vidx.get(v, -1) for v in p.village], dtype=np.int64)
+    vchunk = np.full(len(vcodes), -1, dtype=np.int64)
+    vchunk[piece_v[piece_v >= 0]] = chunk_of[piece_v >= 0]
+    geoms = np.asarray(vil.geometry.values, dtype=object)
+    a, b = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    cross = (vchunk[a] != vchunk[b]) & (vchunk[a] >= 0) & (vchunk[b] >= 0)
+    on_seam = np.zeros(len(vcodes), dtype=bool)
+    on_seam[a[cross]] = True
+    return np.flatnonzero((piece_v >= 0) & on_seam[np.maximum(piece_v, 0)])
+
+
 def _add(geoms: list[Any], point: list[int], lvl2: list[str | None], village: list[str],
          row: tuple[Any, int, str | None, str]) -> None:
     geoms.append(row[0])
@@ -179,14 +264,26 @@ def _add(geoms: list[Any], point: list[int], lvl2: list[str | None], village: li
     village.append(row[3])
 
 
-def _round(geoms: GArray, decimals: int) -> tuple[GArray, bool]:
-    """Coordinates rounded vertex by vertex; the whole set snap-rounded together if that breaks any polygon."""
+def _round(geoms: GArray, decimals: int, *, again: Callable[[], GArray] | None = None) -> tuple[GArray, bool]:
+    """Coordinates rounded vertex by vertex, then checked: valid polygons, one clean coverage.
+
+    Where that does not hold, ``again`` (the whole county cleaned in one
+    piece, when it was cleaned in chunks) is rounded and checked instead; the
+    last resort snap-rounds every edge together (:func:`_snap_round`).
+    """
     grid = 10.0 ** -decimals
-    rounded = shapely.set_precision(geoms, grid, mode="pointwise")
-    ok = shapely.is_valid(rounded) & ~shapely.is_empty(rounded)
-    if bool(ok.all()) and shapely.coverage_is_valid(rounded):
-        return np.asarray(rounded, dtype=object), False
-    log.info("rounding to %g broke %d polygon(s): snap-rounding the whole coverage", grid, int((~ok).sum()))
+    for attempt in (geoms, None):
+        if attempt is None:
+            if again is None:
+                break
+            log.info("coverage: the chunked cleaning does not round cleanly; cleaning the county in one piece")
+            attempt = again()
+            geoms = attempt
+        rounded = np.asarray(shapely.set_precision(attempt, grid, mode="pointwise"), dtype=object)
+        ok = shapely.is_valid(rounded) & ~shapely.is_empty(rounded)
+        if bool(ok.all()) and shapely.coverage_is_valid(rounded):
+            return rounded, False
+    log.info("coverage: rounding to %g breaks the coverage: snap-rounding every edge together", grid)
     return _snap_round(geoms, grid), True
 
 
