@@ -337,3 +337,32 @@ def test_county_build_stops_when_no_rung_tiles(county: Path, normal: BuildResult
     err = capsys.readouterr().err
     assert f"village {code} {name}" in err and "whole failed at check" in err
     assert not out.exists() and not list(tmp_path.glob(".out.gpkg*"))
+
+
+def test_previous_build_retries_fallback_villages(county: Path, normal: BuildResult, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A village a fallback built is not taken from that build (its build_hash is marked), nor is one whose
+    old grids no longer pass the check: both are drawn again, the rest taken unchanged."""
+    from gridgeo.data.io import write_layers
+
+    code, _, inside = _target(county, normal)
+    with monkeypatch.context() as m:
+        m.setattr(village_mod, "split_heavy", _split_fails(lambda faces: bool(shapely.intersects(faces, inside).any())))
+        fell = build_county(CountyRules(county=county), workers=1)
+    old = tmp_path / "old.gpkg"
+    write_layers(fell.layers, old)
+    again = build_county(CountyRules(county=county), previous=old, workers=1)
+    n = len(normal.layers["villages"])
+    assert again.report["reused_villages"] == n - 1 and again.report["fallbacks"] == []
+    assert list(again.layers["villages"]["build_hash"]) == list(normal.layers["villages"]["build_hash"])
+    # an old village whose grids were edited since (a gap): re-drawn, not a stopped build
+    layers = dict(normal.layers)
+    grids = layers["grids"].copy()
+    first = grids.index[grids["parent"] == code][0]
+    grids.loc[first, "geometry"] = grids.loc[first, "geometry"].buffer(-1e-4)
+    layers["grids"] = grids
+    edited = tmp_path / "edited.gpkg"
+    write_layers(layers, edited)
+    res = build_county(CountyRules(county=county), previous=edited, workers=1)
+    assert res.report["reused_villages"] == n - 1
+    assert_tiles(res)
