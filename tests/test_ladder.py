@@ -267,10 +267,11 @@ def test_county_build_reports_the_fallback(county: Path, normal: BuildResult, mo
     before = dict(zip(normal.layers["villages"]["code"], normal.layers["villages"]["build_hash"], strict=True))
     assert hashes[code] == before[code] + "+coarse"
     assert {k: v for k, v in hashes.items() if k != code} == {k: v for k, v in before.items() if k != code}
-    for lvl in ("grids", "points"):
-        a, b = (r.layers[lvl][r.layers[lvl]["code"].str[:12] != code] for r in (normal, res))
-        assert list(a["code"]) == list(b["code"])
-        assert all(shapely.equals_exact(x, y, 0.0) for x, y in zip(a.geometry, b.geometry, strict=True))
+    metric = _crs.metric_crs(res.layers["villages"])
+    for lvl in ("grids", "points"):  # the same parts; only edges shared with it may move (the county-wide clean)
+        a, b = (r.layers[lvl][r.layers[lvl]["code"].str[:12] != code].to_crs(metric) for r in (normal, res))
+        assert list(a["code"]) == list(b["code"]) and list(a["households"]) == list(b["households"])
+        assert float(np.max(shapely.hausdorff_distance(a.geometry.values, b.geometry.values))) < 0.05
     # the closing summary names it
     text = format_report(res.report)
     assert "fallbacks: 1 village(s) built by a fallback rung (1 coarse)" in text
