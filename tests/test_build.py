@@ -24,7 +24,6 @@ from gridgeo._geom import reading_order
 from gridgeo.county.build import LEVELS, BuildResult, build_county
 from gridgeo.county.rules import DEFAULT_EXCLUSIVE, CountyRules, load_county_rules
 from gridgeo.data import crs as _crs
-from gridgeo.errors import GeometryError
 from gridgeo.synth import synth_county, write_county
 
 TOL = 1.0  # m², the tolerance the rules state
@@ -283,7 +282,9 @@ def test_estimated_households(county: Path, tmp_path: Path) -> None:
     assert_households(res)
 
 
-def test_tiling_failure_names_the_village(county: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tiling_failure_falls_back_and_is_named(county: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A village whose faces leave a gap is built by a fallback rung, still tiles, and is named in the report
+    (the ladder itself: tests/test_ladder.py)."""
     import gridgeo.county.village as grids_mod
 
     real = grids_mod._units.street_blocks
@@ -293,8 +294,12 @@ def test_tiling_failure_names_the_village(county: Path, monkeypatch: pytest.Monk
         return faces[:-1] if len(faces) > 3 else faces  # lose a face: a gap
 
     monkeypatch.setattr(grids_mod._units, "street_blocks", lossy)
-    with pytest.raises(GeometryError, match=r"village \d{12}"):
-        build_county(CountyRules(county=county, use_groups=False), workers=1)
+    res = build_county(CountyRules(county=county, use_groups=False), workers=1)
+    fbs = res.report["fallbacks"]
+    assert fbs and all(re.fullmatch(r"\d{12}", f["code"]) and f["rung"] != "pipeline" for f in fbs)
+    assert all(f["reason"].startswith("pipeline failed at check: grids do not tile the village") for f in fbs)
+    assert_tiles(res)
+    assert_households(res)
 
 
 # --------------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ Modules, by job:
   blocks rules file, and ``within_bounds``, the one bounds test;
 * ``blocks`` -- villages grouped into blocks (``gridgeo blocks``);
 * ``village`` -- one village's grids and points in stages, units labelled by
-  a typed ``Label``; ``sites`` -- exclusive-site footprints;
+  a typed ``Label``; ``ladder`` -- the fallback rungs a village that cannot
+  be tiled is rebuilt with (snapped, coarse, Voronoi cells of buildings,
+  whole); ``sites`` -- exclusive-site footprints;
   ``fingerprint`` -- the village's input digest (``build_hash``) that decides
   what ``--previous`` reuses; ``_parts`` -- handing units to the engine;
 * ``units`` -- household estimates and street blocks; ``assign`` -- items to

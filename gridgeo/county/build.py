@@ -54,12 +54,14 @@ from gridgeo.county._pool import run_pool
 from gridgeo.county.assign import assign_items
 from gridgeo.county.coverage import ROUNDING_M, clean_levels, verify_levels
 from gridgeo.county.fingerprint import fingerprint
+from gridgeo.county.ladder import build_with_fallbacks
 from gridgeo.county.report import summary
 from gridgeo.county.rules import CountyRules, within_bounds
 from gridgeo.county.sources import Items, column, load_inputs, metric_geoms
-from gridgeo.county.village import VillageOut, VillageTask, build_village, check_village
+from gridgeo.county.village import VillageOut, VillageTask, check_village
 from gridgeo.data import crs as _crs
 from gridgeo.data.io import list_layers, read_layer
+from gridgeo.errors import GeometryError
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +158,10 @@ def build_county(
     Raises
     ------
     GeometryError
-        A village whose grids or points do not tile it, named.
+        A village that no rung of the fallback ladder
+        (:mod:`gridgeo.county.ladder`) can tile, named with the last rung's
+        stage. A village that needed a fallback is built and listed in the
+        report's ``fallbacks``.
     InputError, SchemaError, UsageError
         Inputs that cannot be built from.
     """
@@ -367,9 +372,24 @@ def _build_villages(c: _County, tasks: list[VillageTask], previous: str | Path |
     reused = _reuse(previous, c.metric, tasks, fps) if previous is not None else {}
     fresh = iter(_run([t for i, t in enumerate(tasks) if i not in reused], workers, progress))
     outs = [reused[i] if i in reused else next(fresh) for i in range(len(tasks))]
-    c.vil["build_hash"] = fps
+    c.vil["build_hash"] = [_mark_fallback(t, o, fp) for t, o, fp in zip(tasks, outs, fps, strict=True)]
     report["reused_villages"] = len(reused)
     return outs
+
+
+def _mark_fallback(t: VillageTask, o: VillageOut, fp: str) -> str:
+    """The village's ``build_hash``: its fingerprint, with ``+RUNG`` when a fallback rung built it (logged).
+
+    Why mark it: a village built by a fallback is never taken unchanged by a
+    later ``--previous`` build (the hashes differ), so that build tries the
+    pipeline again -- the cause may have been fixed -- and reports it again if not.
+    """
+    fb = o.stats.get("fallback")
+    if not fb:
+        return fp
+    log.warning("village %s %s: built by the fallback rung %r (%s)", t.code, t.name, fb["rung"],
+                "; ".join(fb["failed"]))
+    return f"{fp}+{fb['rung']}"
 
 
 def _reuse(previous: str | Path, metric: pyproj.CRS, tasks: list[VillageTask], fps: list[str]) -> dict[
@@ -380,7 +400,7 @@ def _reuse(previous: str | Path, metric: pyproj.CRS, tasks: list[VillageTask], f
     A village is taken only when its fingerprint (:func:`gridgeo.county.fingerprint.fingerprint`:
     every input field of its task) equals the one the old build recorded and
     every building of it has its old assignment; everything taken goes through
-    the same tiling check.
+    the same tiling check, and a village that fails it is re-drawn instead.
     """
     want = _unchanged(previous, tasks, fps)
     if not want:
@@ -398,7 +418,11 @@ def _reuse(previous: str | Path, metric: pyproj.CRS, tasks: list[VillageTask], f
                        points=rows.get("points", {}).get(t.code, []), item_point=list(mine),
                        stats={"reused": True})
         t0 = time.perf_counter()
-        check_village(t, o, slack_m=ROUNDING_M)
+        try:
+            check_village(t, o, slack_m=ROUNDING_M)
+        except GeometryError as err:  # its old grids were edited since, or no longer fit: draw it again
+            log.info("%s: not taken from %s (%s); re-drawn", t.code, previous, err)
+            continue
         o.seconds["check"] = time.perf_counter() - t0
         out[i] = o
     log.info("%d of %d villages unchanged since %s: taken from it", len(out), len(tasks), previous)
@@ -450,6 +474,8 @@ def _previous_assignment(previous: str | Path) -> dict[str, list[str | None]]:
 def _run(tasks: list[VillageTask], workers: int, progress: bool) -> list[VillageOut]:
     """Build the villages, in their order, in this process or in ``workers`` worker processes.
 
+    Each through the fallback ladder (:func:`gridgeo.county.ladder.build_with_fallbacks`).
+
     An interrupt (or a failing village) ends the worker processes before it
     goes on (:func:`gridgeo.county._pool.run_pool`): none is left behind.
     """
@@ -458,11 +484,11 @@ def _run(tasks: list[VillageTask], workers: int, progress: bool) -> list[Village
         if workers <= 1 or len(tasks) < 4:
             out = []
             for t in tasks:
-                out.append(build_village(t))
+                out.append(build_with_fallbacks(t))
                 bar.update(1)
             return out
         # results come back in input order whatever order the workers finish in
-        return run_pool(build_village, tasks, workers=workers, on_result=lambda: bar.update(1))
+        return run_pool(build_with_fallbacks, tasks, workers=workers, on_result=lambda: bar.update(1))
     finally:
         bar.close()
 

@@ -44,7 +44,23 @@ def summary(layers: dict[str, gpd.GeoDataFrame], outs: list[VillageOut], *, item
                   "units": sum(o.stats.get("units", 0) for o in outs),
                   "split_faces": sum(o.stats.get("split_faces", 0) for o in outs)},
         "tiling": _tiling(outs, rules),
+        "fallbacks": _fallbacks(outs),
     }
+
+
+def _fallbacks(outs: list[VillageOut]) -> list[dict[str, Any]]:
+    """The villages built by a fallback rung (:mod:`gridgeo.county.ladder`), in the villages' order.
+
+    ``reason`` is why the pipeline failed (its stage and error); ``failed``
+    has one such line per rung tried before the one taken.
+    """
+    out: list[dict[str, Any]] = []
+    for o in outs:
+        fb = o.stats.get("fallback")
+        if fb:
+            out.append({"code": o.code, "name": fb.get("name"), "rung": fb["rung"], "reason": fb["failed"][0],
+                        "failed": list(fb["failed"])})
+    return out
 
 
 def _grid_bounds(grids: gpd.GeoDataFrame, rules: CountyRules) -> dict[str, Any]:
@@ -119,8 +135,27 @@ def format_report(report: Mapping[str, Any]) -> str:
         f"{t['tolerance_m2']:g} m²); {t['items_checked']:,} items each in one point; "
         f"{t['buildings_cut_by_point_edges']} buildings crossed by a point edge",
         "seconds: " + ", ".join(f"{k} {v:g}" for k, v in s.items()),
+        *_fallback_lines(report.get("fallbacks") or []),
     ]
     return "\n".join(lines)
+
+
+#: villages listed by name in the closing summary; the rest are counted (the JSON report has them all)
+FALLBACKS_LISTED = 10
+
+
+def _fallback_lines(fallbacks: list[Mapping[str, Any]]) -> list[str]:
+    """One line per village a fallback rung built (the first :data:`FALLBACKS_LISTED`), nothing when none did."""
+    if not fallbacks:
+        return []
+    rungs = Counter(str(f["rung"]) for f in fallbacks)
+    lines = [f"fallbacks: {len(fallbacks)} village(s) built by a fallback rung ("
+             + ", ".join(f"{n} {r}" for r, n in rungs.items()) + "); why the pipeline failed:"]
+    lines += [f"  {f['code']} {f.get('name') or ''}: {f['rung']} <- {f['reason']}"
+              for f in fallbacks[:FALLBACKS_LISTED]]
+    if len(fallbacks) > FALLBACKS_LISTED:
+        lines.append(f"  ... and {len(fallbacks) - FALLBACKS_LISTED} more (the report's 'fallbacks' lists them all)")
+    return lines
 
 
 def _pct(x: float | None) -> str:

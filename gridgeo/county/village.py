@@ -13,8 +13,8 @@ Stages (all in the county's metric CRS), run in order by :func:`build_village`
    become exclusive grids: a polygon site is its own footprint, a point site
    its small street block or a disc; smallest first, disjoint; a site left
    under ``site_min_m2`` stays in the base grids (reported).
-2. **Units** (:func:`_make_units`). The village is cut by the barrier lines,
-   the villager-group boundaries and the site footprints
+2. **Units** (:func:`street_faces`, :func:`_make_units`). The village is cut
+   by the barrier lines, the villager-group boundaries and the site footprints
    (:func:`gridgeo.county.units.street_blocks`), so every face lies in exactly
    one group and is wholly inside or outside every site. Buildings (or
    household points) go to faces; a face with more households than a grid
@@ -33,6 +33,11 @@ Stages (all in the county's metric CRS), run in order by :func:`build_village`
    tile the village, points their grid, to ``tolerance_m2``; every building
    or household point lies in exactly one point. A village that breaks this
    raises, named.
+
+How the sites and units are made is a :class:`Method` (default: the stages
+above). The fallback ladder (:mod:`gridgeo.county.ladder`) passes coarser ones
+when a village cannot be tiled this way; stages 3-6 are the same for every
+method, so every rung's result is labelled, coded and checked alike.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ import enum
 import logging
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -55,14 +60,15 @@ from gridgeo.county import units as _units
 from gridgeo.county._parts import Adjacency, metric_xy, nearest, part_count, sub_units, union
 from gridgeo.county.assign import assign_items, unit_adjacency
 from gridgeo.county.rules import within_bounds
-from gridgeo.county.sites import site_footprints
+from gridgeo.county.sites import Footprints, site_footprints
 from gridgeo.county.split import split_heavy
 from gridgeo.errors import GeometryError
 from gridgeo.partition import Model, Objective
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Label", "LabelKind", "VillageOut", "VillageTask", "build_village", "check_village"]
+__all__ = ["Label", "LabelKind", "Method", "VillageOut", "VillageTask", "build_village", "check_village",
+           "street_faces"]
 
 GArray = NDArray[np.object_]
 IArray = NDArray[np.int64]
@@ -120,6 +126,8 @@ class VillageOut:
     stats: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    #: the stage running, or the last one done: what a failure is reported against (the fallback ladder)
+    stage: str = ""
 
 
 class LabelKind(enum.IntEnum):
@@ -209,8 +217,19 @@ def village_seed(seed: int, code: str) -> int:
 
 
 # --------------------------------------------------------------------------------------
-def build_village(t: VillageTask) -> VillageOut:
+def build_village(t: VillageTask, *, method: Method | None = None, out: VillageOut | None = None) -> VillageOut:
     """Build one village's exclusive grids, grids and points (see the module notes).
+
+    Parameters
+    ----------
+    t
+        The village's inputs.
+    method
+        How sites and units are made (default: :data:`PIPELINE`, the stages
+        of the module notes).
+    out
+        The record to fill (default: a new one). Its ``stage`` names the stage
+        running, so a caller that catches a failure knows where it happened.
 
     Raises
     ------
@@ -219,19 +238,26 @@ def build_village(t: VillageTask) -> VillageOut:
         ``tolerance_m2``, or a household is in no point: the message names the
         village.
     """
-    out = VillageOut(code=t.code)
+    m = method or PIPELINE
+    out = out if out is not None else VillageOut(code=t.code)
     clock = _Clock(out.seconds)
-    sites = site_footprints(t, out.stats)
+    out.stage = "exclusive"
+    sites = m.sites(t, out.stats)
     clock.lap("exclusive")
-    u = _make_units(t, sites.polygons, out.stats)
+    out.stage = "units"
+    u = _make_units(t, m.faces(t, sites.polygons), out.stats, split=m.split)
     clock.lap("units")
+    out.stage = "grids"
     label = _label_units(t, u, sites.polygons, out.stats)
     clock.lap("grids")
     grids = _make_grids(t, u, label, sites.index)
+    out.stage = "points"
     rows = _point_rows(t, u, grids, out.stats)
     clock.lap("points")
+    out.stage = "geometry"
     _write_records(t, u, grids, rows, out)
     clock.lap("geometry")
+    out.stage = "check"
     check_village(t, out)
     clock.lap("check")
     return out
@@ -240,19 +266,48 @@ def build_village(t: VillageTask) -> VillageOut:
 # --------------------------------------------------------------------------------------
 # 2. units
 # --------------------------------------------------------------------------------------
-def _make_units(t: VillageTask, site_polys: list[Any], st: dict[str, Any]) -> _Units:
-    """Street faces cut by barriers, group lines and site outlines; heavy faces split; adjacency."""
+def street_faces(t: VillageTask, site_polys: list[Any]) -> GArray:
+    """The village cut by the barriers, the villager-group lines and the site outlines (the pipeline's faces)."""
     cut = [*t.barriers.tolist()]
     if t.use_groups and len(t.group_geoms):
         cut += [shapely.boundary(g) for g in t.group_geoms]
     cut += [shapely.boundary(p) for p in site_polys]
-    faces = _units.street_blocks(t.geometry, np.asarray(cut, dtype=object), min_area=t.min_unit_m2)
+    return _units.street_blocks(t.geometry, np.asarray(cut, dtype=object), min_area=t.min_unit_m2)
+
+
+#: Cuts a village into faces that tile it, each wholly inside or outside every site footprint.
+FacesFn = Callable[[VillageTask, list[Any]], GArray]
+#: A village's exclusive-site footprints; writes what it did (and any site dropped) into the stats.
+SitesFn = Callable[[VillageTask, dict[str, Any]], Footprints]
+
+
+@dataclass(frozen=True)
+class Method:
+    """How :func:`build_village` makes a village's sites and units.
+
+    Why a parameter: a village that cannot be tiled by the pipeline is rebuilt
+    with coarser units (:mod:`gridgeo.county.ladder`), and the stages after
+    the units -- labels, grids, points, records, the check -- must stay one
+    code path for every way of making them.
+    """
+
+    faces: FacesFn = street_faces  #: the faces before heavy ones are split
+    split: bool = True  #: split faces heavier than a grid point (when points are drawn)
+    sites: SitesFn = site_footprints  #: the exclusive-site footprints
+
+
+#: The stages of the module notes.
+PIPELINE = Method()
+
+
+def _make_units(t: VillageTask, faces: GArray, st: dict[str, Any], *, split: bool = True) -> _Units:
+    """Items placed in the faces; heavy faces split (``split`` and points drawn); adjacency."""
     item_face = assign_items(faces, t.items) if len(t.items) else np.zeros(0, dtype=np.int64)
     lost = item_face < 0
     if lost.any():  # numerically on the village rim: the nearest face
         item_face[lost] = nearest(faces, shapely.point_on_surface(t.items[lost]))
     w_items = np.asarray(t.weights, dtype=np.int64)
-    if t.points:
+    if t.points and split:
         units, parent, item_unit = split_heavy(faces, t.items, w_items, item_face, max_weight=t.point_bounds[1])
     else:
         units, parent, item_unit = faces, np.arange(len(faces), dtype=np.int64), item_face
