@@ -37,11 +37,13 @@ Stages (all in the county's metric CRS), run in order by :func:`build_village`
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import enum
 import logging
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -57,12 +59,12 @@ from gridgeo.county.assign import assign_items, unit_adjacency
 from gridgeo.county.rules import within_bounds
 from gridgeo.county.sites import site_footprints
 from gridgeo.county.split import split_heavy
-from gridgeo.errors import GeometryError
+from gridgeo.errors import GeometryError, GridgeoError
 from gridgeo.partition import Model, Objective
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Label", "LabelKind", "VillageOut", "VillageTask", "build_village", "check_village"]
+__all__ = ["Label", "LabelKind", "VillageOut", "VillageTask", "build_village", "check_village", "village_error"]
 
 GArray = NDArray[np.object_]
 IArray = NDArray[np.int64]
@@ -202,6 +204,34 @@ class _Clock:
         self.out[name] = self.out.get(name, 0.0) + now - self.t
         self.t = now
 
+    @contextlib.contextmanager
+    def stage(self, t: VillageTask, name: str) -> Iterator[None]:
+        """Time one stage of ``t``; a failure in it goes on named (:func:`village_error`)."""
+        try:
+            yield
+        except GridgeoError as err:
+            raise village_error(err, t, name) from err
+        except Exception as err:  # a bug: its type stays, the village and stage ride along as a note
+            err.add_note(f"in village {t.code} {t.name}, stage {name}")
+            raise
+        self.lap(name)
+
+
+def village_error(err: GridgeoError, t: VillageTask, stage: str) -> GridgeoError:
+    """``err`` (same class, same fields) with a message that names the village and the stage it failed in.
+
+    Why: in a county of hundreds of villages built in worker processes (or on
+    a Dask cluster) a bare "geometry is invalid" says nothing about where to
+    look. A message that names the village already (the tiling checks) is
+    not named twice.
+    """
+    own = f"village {t.code} {t.name}: "
+    text = err.message[len(own):] if err.message.startswith(own) else err.message
+    named = copy.copy(err)  # keeps the class and every attribute a subclass may carry
+    named.message = f"village {t.code} {t.name} (stage {stage}): {text}"
+    named.args = (str(named),)
+    return named
+
 
 def village_seed(seed: int, code: str) -> int:
     """A village's own seed: its results depend on its code, never on the other villages."""
@@ -216,24 +246,27 @@ def build_village(t: VillageTask) -> VillageOut:
     ------
     GeometryError
         The grids do not tile the village, or the points their grid, within
-        ``tolerance_m2``, or a household is in no point: the message names the
-        village.
+        ``tolerance_m2``, or a household is in no point.
+    GridgeoError
+        Any of them, and any other gridgeo error of a stage, names the village
+        and the stage (:func:`village_error`); an exception that is a bug
+        keeps its type and carries the same as a note.
     """
     out = VillageOut(code=t.code)
     clock = _Clock(out.seconds)
-    sites = site_footprints(t, out.stats)
-    clock.lap("exclusive")
-    u = _make_units(t, sites.polygons, out.stats)
-    clock.lap("units")
-    label = _label_units(t, u, sites.polygons, out.stats)
-    clock.lap("grids")
-    grids = _make_grids(t, u, label, sites.index)
-    rows = _point_rows(t, u, grids, out.stats)
-    clock.lap("points")
-    _write_records(t, u, grids, rows, out)
-    clock.lap("geometry")
-    check_village(t, out)
-    clock.lap("check")
+    with clock.stage(t, "exclusive"):
+        sites = site_footprints(t, out.stats)
+    with clock.stage(t, "units"):
+        u = _make_units(t, sites.polygons, out.stats)
+    with clock.stage(t, "grids"):
+        label = _label_units(t, u, sites.polygons, out.stats)
+    with clock.stage(t, "points"):
+        grids = _make_grids(t, u, label, sites.index)
+        rows = _point_rows(t, u, grids, out.stats)
+    with clock.stage(t, "geometry"):
+        _write_records(t, u, grids, rows, out)
+    with clock.stage(t, "check"):
+        check_village(t, out)
     return out
 
 
