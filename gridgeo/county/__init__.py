@@ -20,6 +20,10 @@ Modules, by job:
   ``_faces`` -- the noding helpers they share;
 * ``codes`` -- numbering parts in reading order and keeping codes across
   rebuilds.
+* ``_pool`` -- the villages in local worker processes (results in order,
+  the first failure stops the rest, no worker outlives the build);
+  ``_dask`` -- the same on a Dask cluster (``--scheduler``; ``distributed``
+  is imported only there, an optional extra).
 
 May import: :mod:`gridgeo.data`, :mod:`gridgeo.partition` (its public names only),
 :mod:`gridgeo.errors`, :mod:`gridgeo._geom`.
