@@ -98,6 +98,15 @@ class OutputError(GridgeoError):
     """
 
 
+class SchedulerError(GridgeoError):
+    """The Dask scheduler a build was sent to (``--scheduler``) cannot be used: unreachable, without
+    workers, workers without gridgeo, or a worker lost mid-build.
+
+    Not bad input and not a usage error: the same build may work once the
+    cluster is back (exit 1, HTTP 503).
+    """
+
+
 #: error class -> (CLI exit code, HTTP status). Looked up along the MRO.
 ERROR_TABLE: dict[type[GridgeoError], tuple[int, int]] = {
     UsageError: (2, 400),
@@ -111,6 +120,7 @@ ERROR_TABLE: dict[type[GridgeoError], tuple[int, int]] = {
     NotFoundError: (1, 404),
     ServiceUnavailableError: (1, 503),
     OutputError: (1, 503),
+    SchedulerError: (1, 503),
     GridgeoError: (1, 500),
 }
 

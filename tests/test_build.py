@@ -302,6 +302,55 @@ def test_tiling_failure_falls_back_and_is_named(county: Path, monkeypatch: pytes
     assert_households(res)
 
 
+def test_bug_in_a_stage_keeps_its_type_and_names_the_village(county: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exception that is not a gridgeo error (a bug) is not dressed up as one, but says where it happened."""
+    import gridgeo.county.village as vmod
+
+    def bug(*a: Any, **kw: Any) -> Any:
+        raise ZeroDivisionError("oops")
+
+    monkeypatch.setattr(vmod, "_make_units", bug)
+    with pytest.raises(ZeroDivisionError, match="oops") as info:
+        build_county(CountyRules(county=county), workers=1)
+    assert re.fullmatch(r"in village \d{12} \S+, stage units", info.value.__notes__[-1])
+
+
+#: run the CLI with one village's units stage failing (argv: village code, then the gridgeo arguments); the
+#: workers are forked from this process, so they run the broken stage too
+_BROKEN_VILLAGE = """
+import sys
+import gridgeo.county.village as v
+from gridgeo.errors import GeometryError
+real = v._make_units
+def broken(t, *a, **kw):
+    if t.code == sys.argv[1]:
+        raise GeometryError("no faces")
+    return real(t, *a, **kw)
+v._make_units = broken
+from gridgeo.cli.main import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the broken stage reaches the workers by fork")
+def test_cli_failing_village_named_nothing_written(county: Path, tmp_path: Path) -> None:
+    """A village that fails in a worker: exit 1, one line naming its code, name and stage, no output at all."""
+    vil = gpd.read_file(county, layer="villages")
+    code, name = str(vil["code"].iloc[5]), str(vil["name"].iloc[5])
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[county]\nseed = 1\n", encoding="utf-8")
+    out = tmp_path / "out" / "county.gpkg"
+    out.parent.mkdir()
+    r = subprocess.run([sys.executable, "-c", _BROKEN_VILLAGE, code, "build", str(rules), "-o", str(out),
+                        "--input", str(county), "--workers", "2", "--no-progress"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.splitlines()[-1] == (f"gridgeo: error: village {code} {name}: no rung of the fallback ladder "
+                                         "tiles it (tried pipeline, snapped, coarse, voronoi, whole); the last, "
+                                         "whole failed at units: no faces")
+    assert list(out.parent.iterdir()) == []
+
+
 # --------------------------------------------------------------------------------------
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "gridgeo.cli", *args], capture_output=True, text=True, timeout=300)

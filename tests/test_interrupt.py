@@ -287,6 +287,46 @@ def test_pool_results_in_order() -> None:
     assert run_pool(_sleep_or_fail, [0.2, 0.0, 0.1, 0.0], workers=2) == [0.2, 0.0, 0.1, 0.0]
 
 
+def _mark_sleep_or_fail(task: tuple[str, int, float]) -> int:
+    """Leave ``started-I``; fail at once for a negative time, else sleep and leave ``done-I``."""
+    d, i, seconds = task
+    Path(d, f"started-{i}").touch()
+    if seconds < 0:
+        raise ValueError(f"task {i} failed")
+    time.sleep(seconds)
+    Path(d, f"done-{i}").touch()
+    return i
+
+
+def test_pool_first_failure_does_not_wait_for_earlier_tasks(tmp_path: Path) -> None:
+    """Fail fast: task 1 fails while task 0 (before it in the input) still sleeps; the error comes without
+    waiting for task 0, the queue behind them never starts, and no worker is left. Structural, not timed:
+    waiting on the tasks in input order (as the pool did) lets task 0 finish and leave ``done-0`` first."""
+    n = 8
+    tasks = [(str(tmp_path), i, -1.0 if i == 1 else 30.0) for i in range(n)]
+    before = set(_children(os.getpid())) if LINUX else set()
+    arrived: list[int] = []
+    with pytest.raises(ValueError, match="task 1 failed"):
+        run_pool(_mark_sleep_or_fail, tasks, workers=2, on_result=lambda: arrived.append(1))
+    names = {f.name for f in tmp_path.iterdir()}
+    assert not {f"done-{i}" for i in range(n)} & names, f"the error waited for a task to finish: {sorted(names)}"
+    assert arrived == []
+    started = sorted(int(m[len("started-"):]) for m in names if m.startswith("started-"))
+    assert 1 in started and len(started) < n, f"queued tasks were not cancelled: started {started}"
+    if LINUX:
+        assert _wait_for(lambda: set(_children(os.getpid())) <= before, 5), "a worker survived"
+
+
+def test_pool_progress_moves_as_results_arrive(tmp_path: Path) -> None:
+    """``on_result`` runs per arriving result: the quick later tasks count before the slow first one is done."""
+    tasks = [(str(tmp_path), 0, 3.0), *((str(tmp_path), i, 0.0) for i in range(1, 6))]
+    seen: list[bool] = []
+    out = run_pool(_mark_sleep_or_fail, tasks, workers=2,
+                   on_result=lambda: seen.append((tmp_path / "done-0").exists()))
+    assert out == list(range(6))
+    assert len(seen) == 6 and not seen[0], "the first result counted waited for the slow first task"
+
+
 def test_parent_watch_fallback(tmp_path: Path) -> None:
     """Without PR_SET_PDEATHSIG (other systems) the polling thread alone ends an orphaned worker."""
     pidfile = tmp_path / "pid"

@@ -22,6 +22,9 @@ def register(sub: Any) -> None:
     p.add_argument("--previous", help="an earlier build: continuing grids and points keep their codes")
     p.add_argument("--seed", type=int, help="override [county] seed")
     p.add_argument("--workers", type=int, help="worker processes (default: CPU count)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="build the villages on the Dask cluster of this scheduler (tcp://HOST:PORT) instead of "
+                        "local worker processes; needs pip install 'gridgeo[dask]' here and gridgeo on the workers")
     p.add_argument("--report", help="write the JSON report here")
     p.add_argument("--progress", action="store_true", help="progress bar even when stderr is not a terminal")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -41,8 +44,11 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.suffix.lower() != ".gpkg":
         raise UsageError(f"{out}: the build writes a GeoPackage (.gpkg)")
+    if args.scheduler is not None and args.workers is not None:
+        raise UsageError("--workers and --scheduler exclude each other: the scheduler's workers build the villages")
     res = build_county(rules, county=args.input, previous=args.previous, workers=args.workers,
-                       progress=(not args.no_progress and sys.stderr.isatty()) or args.progress)
+                       progress=(not args.no_progress and sys.stderr.isatty()) or args.progress,
+                       scheduler=args.scheduler)
     t0 = time.perf_counter()
     write_layers(res.layers, out)
     args.written = True  # an interrupt from here on says so (gridgeo.cli.main)

@@ -139,7 +139,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _interrupted(args, exc)
     except Exception as err:  # a bug, not bad input: say so in one line, details with -v
         log.debug("internal error", exc_info=True)
-        print(f"gridgeo: internal error: {type(err).__name__}: {err} (run with -vv for a traceback)",
+        where = "".join(f" ({note})" for note in getattr(err, "__notes__", ()))  # e.g. the village it failed in
+        print(f"gridgeo: internal error: {type(err).__name__}: {err}{where} (run with -vv for a traceback)",
               file=sys.stderr)
         return 1
 

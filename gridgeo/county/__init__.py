@@ -24,7 +24,11 @@ Modules, by job:
   rebuilds;
 * ``coverage`` -- every level one clean coverage, valid as written: the
   finest pieces cleaned together and rounded, coarser levels their unions,
-  verified before writing.
+  verified before writing;
+* ``_pool`` -- the villages in local worker processes (results in order,
+  the first failure stops the rest, no worker outlives the build);
+  ``_dask`` -- the same on a Dask cluster (``--scheduler``; ``distributed``
+  is imported only there, an optional extra).
 
 May import: :mod:`gridgeo.data`, :mod:`gridgeo.partition` (its public names only),
 :mod:`gridgeo.errors`, :mod:`gridgeo._geom`.

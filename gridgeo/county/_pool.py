@@ -13,6 +13,12 @@ worker starts with :func:`_worker_init`, which ties its life to the parent's:
 on Linux ``prctl(PR_SET_PDEATHSIG, SIGTERM)`` (the kernel sends SIGTERM when
 the parent dies), everywhere a daemon thread that exits the worker once
 ``os.getppid()`` changes (polled every second).
+
+Fail fast: results are taken as they arrive (``as_completed``), not in input
+order, so the first village that fails stops the build at once -- before,
+the parent waited on the villages in their order, and a failure behind a
+slow village surfaced only when that village was done (for a whole county,
+after most of the queue). The results are put back in input order at the end.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
@@ -49,7 +55,7 @@ GRACE_S = 2.0
 
 def run_pool(fn: Callable[[T], R], tasks: Iterable[T], *, workers: int,
              on_result: Callable[[], None] | None = None) -> list[R]:
-    """``[fn(t) for t in tasks]`` in ``workers`` processes, in the tasks' order.
+    """``[fn(t) for t in tasks]`` in ``workers`` processes, returned in the tasks' order.
 
     Parameters
     ----------
@@ -60,28 +66,31 @@ def run_pool(fn: Callable[[T], R], tasks: Iterable[T], *, workers: int,
     workers
         Worker processes.
     on_result
-        Called after each result in order (the progress bar).
+        Called after each result as it arrives, in completion order (the
+        progress bar moves with the work, not with the slowest early task).
 
     Raises
     ------
     BaseException
-        Whatever a task or the wait raised (``KeyboardInterrupt`` included),
-        after the queue is cancelled and every worker process is gone.
+        The first failure to arrive, whatever its task's place (module notes),
+        or whatever the wait raised (``KeyboardInterrupt`` included), after
+        the queue is cancelled and every worker process is gone.
     """
     ex = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),))
     try:
         with _interrupts_held():  # the workers start during submit
             futures: list[Future[R]] = [ex.submit(fn, t) for t in tasks]
-        out: list[R] = []
-        for f in futures:
-            out.append(f.result())
+        place = {f: i for i, f in enumerate(futures)}
+        done: dict[int, R] = {}
+        for f in as_completed(futures):
+            done[place[f]] = f.result()  # a failed task raises here, as soon as it has failed
             if on_result is not None:
                 on_result()
     except BaseException:
         stop_pool(ex)
         raise
     ex.shutdown(wait=True)
-    return out
+    return [done[i] for i in range(len(futures))]
 
 
 def stop_pool(ex: ProcessPoolExecutor, *, grace: float = GRACE_S) -> None:

@@ -61,7 +61,7 @@ from gridgeo.county.sources import Items, column, load_inputs, metric_geoms
 from gridgeo.county.village import VillageOut, VillageTask, check_village
 from gridgeo.data import crs as _crs
 from gridgeo.data.io import list_layers, read_layer
-from gridgeo.errors import GeometryError
+from gridgeo.errors import GeometryError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,7 @@ def build_county(
     previous: str | Path | None = None,
     workers: int | None = None,
     progress: bool = False,
+    scheduler: str | None = None,
 ) -> BuildResult:
     """Build every level of the county (see the module notes).
 
@@ -154,6 +155,11 @@ def build_county(
         else the CPU count); 1 builds in this process.
     progress
         Show a progress bar over the villages.
+    scheduler
+        The address of a Dask scheduler (``tcp://HOST:PORT``): the villages
+        are built by its workers instead of local processes
+        (:mod:`gridgeo.county._dask`; needs ``pip install 'gridgeo[dask]'``,
+        and gridgeo on every worker). The county comes out the same.
 
     Raises
     ------
@@ -163,8 +169,17 @@ def build_county(
         stage. A village that needed a fallback is built and listed in the
         report's ``fallbacks``.
     InputError, SchemaError, UsageError
-        Inputs that cannot be built from.
+        Inputs that cannot be built from; ``workers`` with ``scheduler``; Dask
+        not installed.
+    SchedulerError
+        The scheduler cannot be reached or used.
     """
+    if scheduler is not None and workers is not None:
+        raise UsageError("workers and a scheduler exclude each other: the scheduler's workers build the villages")
+    if scheduler is not None:
+        from gridgeo.county._dask import check_scheduler  # Dask is optional: imported only when asked for
+
+        check_scheduler(scheduler)
     t_all = time.perf_counter()
     clock = _Clock()
     report: dict[str, Any] = {"rules": str(rules.source) if rules.source else None}
@@ -176,7 +191,7 @@ def build_county(
     tasks = list(_tasks(c, rules, previous))
     clock.lap("tasks")
     n_workers = workers or rules.workers or (os.cpu_count() or 1)
-    outs = _build_villages(c, tasks, previous, report, workers=n_workers, progress=progress)
+    outs = _build_villages(c, tasks, previous, report, workers=n_workers, progress=progress, scheduler=scheduler)
     clock.lap("villages_wall")
     stage: Counter[str] = Counter()
     for o in outs:
@@ -195,7 +210,7 @@ def build_county(
     report["coverage"] = coverage
     clock.seconds["total"] = time.perf_counter() - t_all
     report["seconds"] = {k: round(v, 2) for k, v in clock.seconds.items()}
-    report["workers"] = n_workers
+    report["workers"] = n_workers if scheduler is None else report.get("scheduler", {}).get("threads", 0)
     return BuildResult(layers, report)
 
 
@@ -366,11 +381,13 @@ def _previous_of(prev: Previous | None, code: str) -> Previous | None:
 # villages
 # --------------------------------------------------------------------------------------
 def _build_villages(c: _County, tasks: list[VillageTask], previous: str | Path | None, report: dict[str, Any], *,
-                    workers: int, progress: bool) -> list[VillageOut]:
+                    workers: int, progress: bool, scheduler: str | None = None) -> list[VillageOut]:
     """Every village, taken from ``previous`` when unchanged, else built; fingerprints go to ``build_hash``."""
     fps = [fingerprint(t) for t in tasks]
     reused = _reuse(previous, c.metric, tasks, fps) if previous is not None else {}
-    fresh = iter(_run([t for i, t in enumerate(tasks) if i not in reused], workers, progress))
+    todo = [t for i, t in enumerate(tasks) if i not in reused]
+    fresh = iter(_run(todo, workers, progress) if scheduler is None or not todo
+                 else _run_dask(todo, scheduler, progress, report))
     outs = [reused[i] if i in reused else next(fresh) for i in range(len(tasks))]
     c.vil["build_hash"] = [_mark_fallback(t, o, fp) for t, o, fp in zip(tasks, outs, fps, strict=True)]
     report["reused_villages"] = len(reused)
@@ -491,6 +508,24 @@ def _run(tasks: list[VillageTask], workers: int, progress: bool) -> list[Village
         return run_pool(build_with_fallbacks, tasks, workers=workers, on_result=lambda: bar.update(1))
     finally:
         bar.close()
+
+
+def _run_dask(tasks: list[VillageTask], scheduler: str, progress: bool, report: dict[str, Any]) -> list[VillageOut]:
+    """Build the villages on the Dask cluster at ``scheduler``, in their order (:mod:`gridgeo.county._dask`).
+
+    Imported here, not at the top: Dask is an optional extra, and a local
+    build should not pay for importing it.
+    """
+    from gridgeo.county._dask import run_dask
+
+    bar = tqdm(total=len(tasks), desc="villages", unit="village", disable=not progress)
+    try:
+        run = run_dask(build_with_fallbacks, tasks, scheduler=scheduler, keys=[f"village-{t.code}" for t in tasks],
+                       on_result=lambda: bar.update(1))
+    finally:
+        bar.close()
+    report["scheduler"] = {"address": scheduler, "threads": run.threads}
+    return run.results
 
 
 # --------------------------------------------------------------------------------------

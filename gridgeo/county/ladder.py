@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -318,7 +319,6 @@ def _rung(rung: Rung | str) -> Rung:
 def _why(t: VillageTask, err: BaseException) -> str:
     """One line for the error: its type unless a GeometryError, without a repeat of the village's name."""
     msg = (str(err).strip().splitlines() or [""])[0]
-    for prefix in (f"village {t.code} {t.name}: ", f"village {t.code}: "):
-        msg = msg.removeprefix(prefix)
+    msg = re.sub(rf"^village {re.escape(t.code)}( {re.escape(t.name)})?( \(stage \w+\))?: ", "", msg)
     kind = "" if isinstance(err, GeometryError) else f"{type(err).__name__}: "
     return (kind + msg)[:300]

@@ -42,6 +42,7 @@ method, so every rung's result is labelled, coded and checked alike.
 
 from __future__ import annotations
 
+import copy
 import enum
 import logging
 import time
@@ -62,13 +63,13 @@ from gridgeo.county.assign import assign_items, unit_adjacency
 from gridgeo.county.rules import within_bounds
 from gridgeo.county.sites import Footprints, site_footprints
 from gridgeo.county.split import split_heavy
-from gridgeo.errors import GeometryError
+from gridgeo.errors import GeometryError, GridgeoError
 from gridgeo.partition import Model, Objective
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Label", "LabelKind", "Method", "VillageOut", "VillageTask", "build_village", "check_village",
-           "street_faces"]
+           "street_faces", "village_error"]
 
 GArray = NDArray[np.object_]
 IArray = NDArray[np.int64]
@@ -211,6 +212,22 @@ class _Clock:
         self.t = now
 
 
+def village_error(err: GridgeoError, t: VillageTask, stage: str) -> GridgeoError:
+    """``err`` (same class, same fields) with a message that names the village and the stage it failed in.
+
+    Why: in a county of hundreds of villages built in worker processes (or on
+    a Dask cluster) a bare "geometry is invalid" says nothing about where to
+    look. A message that names the village already (the tiling checks) is
+    not named twice.
+    """
+    own = f"village {t.code} {t.name}: "
+    text = err.message[len(own):] if err.message.startswith(own) else err.message
+    named = copy.copy(err)  # keeps the class and every attribute a subclass may carry
+    named.message = f"village {t.code} {t.name} (stage {stage}): {text}"
+    named.args = (str(named),)
+    return named
+
+
 def village_seed(seed: int, code: str) -> int:
     """A village's own seed: its results depend on its code, never on the other villages."""
     return (int(seed) * 1_000_003 + zlib.crc32(code.encode())) & 0x7FFFFFFF
@@ -235,12 +252,27 @@ def build_village(t: VillageTask, *, method: Method | None = None, out: VillageO
     ------
     GeometryError
         The grids do not tile the village, or the points their grid, within
-        ``tolerance_m2``, or a household is in no point: the message names the
-        village.
+        ``tolerance_m2``, or a household is in no point.
+    GridgeoError
+        Any of them, and any other gridgeo error of a stage, names the village
+        and the stage (:func:`village_error`); an exception that is a bug
+        keeps its type and carries the same as a note.
     """
     m = method or PIPELINE
     out = out if out is not None else VillageOut(code=t.code)
     clock = _Clock(out.seconds)
+    try:
+        _stages(t, m, out, clock)
+    except GridgeoError as err:
+        raise village_error(err, t, out.stage) from err
+    except Exception as err:  # a bug: its type stays, the village and stage ride along as a note
+        err.add_note(f"in village {t.code} {t.name}, stage {out.stage}")
+        raise
+    return out
+
+
+def _stages(t: VillageTask, m: Method, out: VillageOut, clock: _Clock) -> None:
+    """The stages of :func:`build_village` in order, ``out.stage`` naming the one running."""
     out.stage = "exclusive"
     sites = m.sites(t, out.stats)
     clock.lap("exclusive")
@@ -260,7 +292,6 @@ def build_village(t: VillageTask, *, method: Method | None = None, out: VillageO
     out.stage = "check"
     check_village(t, out)
     clock.lap("check")
-    return out
 
 
 # --------------------------------------------------------------------------------------
