@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
-__all__ = ["run_pool"]
+__all__ = ["WorkerPool", "run_pool"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -53,8 +53,83 @@ _INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
 GRACE_S = 2.0
 
 
+def _noop() -> None:
+    """What a started worker runs first, so that every worker is forked at once."""
+
+
+class WorkerPool:
+    """Worker processes started now, used for one or more :meth:`map` calls, ended on :meth:`close`.
+
+    Why start them early: a forked worker's resident pages are its parent's
+    at the moment of the fork. Forked before the county is read, each worker
+    holds only the interpreter and what its tasks bring (on a 5-million-
+    household province the parent holds gigabytes, which a late fork counted
+    once more per worker). The same pool serves the villages and the
+    coverage's chunks.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(1, int(workers))
+        self._ex: ProcessPoolExecutor | None = None
+
+    def start(self) -> WorkerPool:
+        """Fork every worker now (a no-op task each, waited for)."""
+        if self._ex is None:
+            self._ex = ProcessPoolExecutor(max_workers=self.workers, initializer=_worker_init,
+                                           initargs=(os.getpid(),))
+            try:
+                with _interrupts_held():  # the workers start during submit
+                    warm = [self._ex.submit(_noop) for _ in range(self.workers)]
+                for f in warm:
+                    f.result()
+            except BaseException:
+                self.stop()
+                raise
+        return self
+
+    def map(self, fn: Callable[[T], R], tasks: Iterable[T], *,
+            on_result: Callable[[], None] | None = None) -> list[R]:
+        """``[fn(t) for t in tasks]`` in the workers, in the tasks' order (see :func:`run_pool`)."""
+        ex = self.start()._ex
+        assert ex is not None
+        try:
+            with _interrupts_held():
+                futures: list[Future[R]] = [ex.submit(fn, t) for t in tasks]
+            place = {f: i for i, f in enumerate(futures)}
+            done: dict[int, R] = {}
+            for f in as_completed(futures):
+                done[place[f]] = f.result()  # a failed task raises here, as soon as it has failed
+                if on_result is not None:
+                    on_result()
+        except BaseException:
+            self.stop()
+            raise
+        return [done[i] for i in range(len(futures))]
+
+    def stop(self) -> None:
+        """End the workers at once (queued work cancelled; see :func:`stop_pool`)."""
+        if self._ex is not None:
+            stop_pool(self._ex)
+            self._ex = None
+
+    def close(self) -> None:
+        """End the workers after their work is done."""
+        if self._ex is not None:
+            self._ex.shutdown(wait=True)
+            self._ex = None
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.stop()
+
+
 def run_pool(fn: Callable[[T], R], tasks: Iterable[T], *, workers: int,
-             on_result: Callable[[], None] | None = None) -> list[R]:
+             on_result: Callable[[], None] | None = None, pool: WorkerPool | None = None) -> list[R]:
     """``[fn(t) for t in tasks]`` in ``workers`` processes, returned in the tasks' order.
 
     Parameters
@@ -64,10 +139,12 @@ def run_pool(fn: Callable[[T], R], tasks: Iterable[T], *, workers: int,
     tasks
         Its arguments, one call each.
     workers
-        Worker processes.
+        Worker processes (when no ``pool`` is given).
     on_result
         Called after each result as it arrives, in completion order (the
         progress bar moves with the work, not with the slowest early task).
+    pool
+        Workers already started (:class:`WorkerPool`); kept running after.
 
     Raises
     ------
@@ -76,21 +153,10 @@ def run_pool(fn: Callable[[T], R], tasks: Iterable[T], *, workers: int,
         or whatever the wait raised (``KeyboardInterrupt`` included), after
         the queue is cancelled and every worker process is gone.
     """
-    ex = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),))
-    try:
-        with _interrupts_held():  # the workers start during submit
-            futures: list[Future[R]] = [ex.submit(fn, t) for t in tasks]
-        place = {f: i for i, f in enumerate(futures)}
-        done: dict[int, R] = {}
-        for f in as_completed(futures):
-            done[place[f]] = f.result()  # a failed task raises here, as soon as it has failed
-            if on_result is not None:
-                on_result()
-    except BaseException:
-        stop_pool(ex)
-        raise
-    ex.shutdown(wait=True)
-    return [done[i] for i in range(len(futures))]
+    if pool is not None:
+        return pool.map(fn, tasks, on_result=on_result)
+    with WorkerPool(workers) as own:
+        return own.map(fn, tasks, on_result=on_result)
 
 
 def stop_pool(ex: ProcessPoolExecutor, *, grace: float = GRACE_S) -> None:

@@ -50,7 +50,7 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from gridgeo.county import sources as _src
-from gridgeo.county._pool import run_pool
+from gridgeo.county._pool import WorkerPool, run_pool
 from gridgeo.county.assign import assign_items
 from gridgeo.county.coverage import ROUNDING_M, clean_levels, verify_levels
 from gridgeo.county.fingerprint import fingerprint
@@ -180,6 +180,18 @@ def build_county(
         from gridgeo.county._dask import check_scheduler  # Dask is optional: imported only when asked for
 
         check_scheduler(scheduler)
+    n_workers = workers or rules.workers or (os.cpu_count() or 1)
+    # forked before the county is read, so the workers do not hold a copy of it (WorkerPool)
+    with WorkerPool(n_workers if scheduler is None and n_workers > 1 else 1) as pool:
+        if scheduler is None and n_workers > 1:
+            pool.start()
+        return _build(rules, county=county, previous=previous, progress=progress, scheduler=scheduler,
+                      n_workers=n_workers, pool=pool)
+
+
+def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Path | None, progress: bool,
+           scheduler: str | None, n_workers: int, pool: WorkerPool) -> BuildResult:
+    """The stages of :func:`build_county`, the local villages and coverage chunks in ``pool``."""
     t_all = time.perf_counter()
     clock = _Clock()
     report: dict[str, Any] = {"rules": str(rules.source) if rules.source else None}
@@ -190,8 +202,7 @@ def build_county(
     clock.lap("blocks")
     tasks = list(_tasks(c, rules, previous))
     clock.lap("tasks")
-    n_workers = workers or rules.workers or (os.cpu_count() or 1)
-    outs = _build_villages(c, tasks, previous, report, workers=n_workers, progress=progress, scheduler=scheduler)
+    outs = _build_villages(c, tasks, previous, report, pool=pool, progress=progress, scheduler=scheduler)
     clock.lap("villages_wall")
     stage: Counter[str] = Counter()
     for o in outs:
@@ -199,7 +210,7 @@ def build_county(
     report["cpu_seconds_by_stage"] = {k: round(v, 2) for k, v in sorted(stage.items())}
     clock.t = time.perf_counter()
     layers = _assemble(c, blocks.gdf, outs)
-    coverage = clean_levels(layers, metric=c.metric, workers=n_workers)
+    coverage = clean_levels(layers, metric=c.metric, pool=pool)
     coverage["households_moved_inside"] = _households_inside(c, layers)
     coverage["levels"] = verify_levels(layers)
     for name in PASS_THROUGH:  # what the patrol planner and the map need besides the levels
@@ -381,12 +392,12 @@ def _previous_of(prev: Previous | None, code: str) -> Previous | None:
 # villages
 # --------------------------------------------------------------------------------------
 def _build_villages(c: _County, tasks: list[VillageTask], previous: str | Path | None, report: dict[str, Any], *,
-                    workers: int, progress: bool, scheduler: str | None = None) -> list[VillageOut]:
+                    pool: WorkerPool, progress: bool, scheduler: str | None = None) -> list[VillageOut]:
     """Every village, taken from ``previous`` when unchanged, else built; fingerprints go to ``build_hash``."""
     fps = [fingerprint(t) for t in tasks]
     reused = _reuse(previous, c.metric, tasks, fps) if previous is not None else {}
     todo = [t for i, t in enumerate(tasks) if i not in reused]
-    fresh = iter(_run(todo, workers, progress) if scheduler is None or not todo
+    fresh = iter(_run(todo, pool, progress) if scheduler is None or not todo
                  else _run_dask(todo, scheduler, progress, report))
     outs = [reused[i] if i in reused else next(fresh) for i in range(len(tasks))]
     c.vil["build_hash"] = [_mark_fallback(t, o, fp) for t, o, fp in zip(tasks, outs, fps, strict=True)]
@@ -488,8 +499,8 @@ def _previous_assignment(previous: str | Path) -> dict[str, list[str | None]]:
     return assign
 
 
-def _run(tasks: list[VillageTask], workers: int, progress: bool) -> list[VillageOut]:
-    """Build the villages, in their order, in this process or in ``workers`` worker processes.
+def _run(tasks: list[VillageTask], pool: WorkerPool, progress: bool) -> list[VillageOut]:
+    """Build the villages, in their order, in this process or in the pool's worker processes.
 
     Each through the fallback ladder (:func:`gridgeo.county.ladder.build_with_fallbacks`).
 
@@ -498,14 +509,14 @@ def _run(tasks: list[VillageTask], workers: int, progress: bool) -> list[Village
     """
     bar = tqdm(total=len(tasks), desc="villages", unit="village", disable=not progress)
     try:
-        if workers <= 1 or len(tasks) < 4:
+        if pool.workers <= 1 or len(tasks) < 4:
             out = []
             for t in tasks:
                 out.append(build_with_fallbacks(t))
                 bar.update(1)
             return out
         # results come back in input order whatever order the workers finish in
-        return run_pool(build_with_fallbacks, tasks, workers=workers, on_result=lambda: bar.update(1))
+        return run_pool(build_with_fallbacks, tasks, workers=pool.workers, on_result=lambda: bar.update(1), pool=pool)
     finally:
         bar.close()
 

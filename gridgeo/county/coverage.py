@@ -46,6 +46,7 @@ import shapely
 from numpy.typing import NDArray
 
 from gridgeo._geom import polygonal
+from gridgeo.county._pool import WorkerPool, run_pool
 from gridgeo.errors import GeometryError
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,8 @@ class _Pieces:
 
 
 def clean_levels(layers: dict[str, gpd.GeoDataFrame], *, metric: pyproj.CRS,
-                 decimals: int = DECIMALS_DEGREES, workers: int = 1) -> dict[str, Any]:
+                 decimals: int = DECIMALS_DEGREES, workers: int = 1,
+                 pool: WorkerPool | None = None) -> dict[str, Any]:
     """Replace the geometry of every level by one clean coverage (module notes); return what changed.
 
     Parameters
@@ -87,9 +89,9 @@ def clean_levels(layers: dict[str, gpd.GeoDataFrame], *, metric: pyproj.CRS,
         The county's metric CRS, for the area each unit gained or lost.
     decimals
         Decimal places kept (7 for degrees).
-    workers
-        Processes for the cleaning of a large county (:func:`_clean`); the
-        result does not depend on it.
+    workers, pool
+        Processes for the cleaning of a large county (:func:`_clean`), or
+        workers already started; the result does not depend on either.
 
     Returns
     -------
@@ -102,7 +104,7 @@ def clean_levels(layers: dict[str, gpd.GeoDataFrame], *, metric: pyproj.CRS,
     if not len(pieces.geoms):
         return {"pieces": 0}
     before = {lvl: layers[lvl].geometry.values.copy() for lvl in _present(layers)}
-    cleaned, chunks = _clean(pieces, layers, workers=workers)
+    cleaned, chunks = _clean(pieces, layers, workers=pool.workers if pool is not None else workers, pool=pool)
     rounded, snap = _round(cleaned, decimals, again=(lambda: _coverage_clean(pieces.geoms)) if chunks > 1 else None)
     _set_levels(layers, pieces, rounded)
     report: dict[str, Any] = {"pieces": len(rounded), "chunks": chunks, "snap_rounded": snap}
@@ -180,7 +182,8 @@ def _coverage_clean(geoms: GArray, snapping_distance: float = -1) -> GArray:
     return np.asarray(out, dtype=object)
 
 
-def _clean(p: _Pieces, layers: Mapping[str, gpd.GeoDataFrame], *, workers: int) -> tuple[GArray, int]:
+def _clean(p: _Pieces, layers: Mapping[str, gpd.GeoDataFrame], *, workers: int,
+           pool: WorkerPool | None = None) -> tuple[GArray, int]:
     """The pieces cleaned as one coverage; a large county in chunks of whole townships, then the seams.
 
     Why chunks: cleaning is linear in the vertices but single-threaded (about
@@ -198,10 +201,8 @@ def _clean(p: _Pieces, layers: Mapping[str, gpd.GeoDataFrame], *, workers: int) 
     n = int(chunk_of.max()) + 1 if len(chunk_of) else 0
     if n <= 1:
         return _coverage_clean(p.geoms), 1
-    from gridgeo.county._pool import run_pool
-
     members = [np.flatnonzero(chunk_of == k) for k in range(n)]
-    parts = run_pool(_coverage_clean, [p.geoms[m] for m in members], workers=max(1, workers)) if workers > 1 \
+    parts = run_pool(_coverage_clean, [p.geoms[m] for m in members], workers=workers, pool=pool) if workers > 1 \
         else [_coverage_clean(p.geoms[m]) for m in members]
     out = np.empty(len(p.geoms), dtype=object)
     for m, c in zip(members, parts, strict=True):
