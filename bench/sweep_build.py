@@ -60,6 +60,7 @@ class Case:
     input: Path | None  # a county GeoPackage (None: the rules name an OSM file)
     villages: int = 0
     households: int = 0
+    synth: tuple[str, ...] = ()  # ``gridgeo synth`` arguments that make ``input``, when it is generated
 
 
 def _bin(name: str) -> str:
@@ -87,18 +88,17 @@ def _seeds(spec: str) -> list[int]:
 
 
 def generated_cases(seeds: list[int], sizes: list[int], work: Path) -> list[Case]:
-    """Synthesize one county per seed (sizes cycling) with the real ``gridgeo synth`` command."""
+    """One county per seed (sizes cycling), made by the real ``gridgeo synth`` command when it is built."""
     out = []
     for k, seed in enumerate(seeds):
         v = sizes[k % len(sizes)]
         t, hh = max(3, v // 20), v * 280
         path = work / f"synth_s{seed}_v{v}.gpkg"
-        if not path.exists():
-            subprocess.run([_bin("gridgeo"), "synth", "--seed", str(seed), "--townships", str(t), "--villages", str(v),
-                            "--households", str(hh), "-o", str(path), "-q"], check=True)
         drawn = seed % 2 == 1
         out.append(Case(f"seed {seed}, {v} villages, {hh:,} households, {'drawn' if drawn else 'groups'}",
-                        _rules(drawn=drawn), path, v, hh))
+                        _rules(drawn=drawn), path, v, hh,
+                        synth=("--seed", str(seed), "--townships", str(t), "--villages", str(v),
+                               "--households", str(hh))))
     return out
 
 
@@ -111,6 +111,12 @@ def osm_cases() -> list[Case]:
 
 def run_case(case: Case, work: Path) -> dict[str, Any]:
     """Build one case with the CLI and check what it wrote."""
+    if case.synth and case.input is not None and not case.input.exists():
+        made = subprocess.run([_bin("gridgeo"), "synth", *case.synth, "-o", str(case.input), "-q"],
+                              capture_output=True, text=True)
+        if made.returncode != 0:  # the generator's failure is the row's failure, not the sweep's
+            return {"case": case.label, "exit": made.returncode, "wall_s": 0.0, "cpu_s": 0.0,
+                    "error": "gridgeo synth: " + (made.stderr.strip().splitlines() or ["?"])[-1][:300]}
     rules = work / "rules.toml"
     rules.write_text(case.rules, encoding="utf-8")
     out, rep = work / "out.gpkg", work / "report.json"
