@@ -13,6 +13,15 @@ Barriers are cut to a box a little *larger* than the area first: a cut point
 computed on the area's boundary could land a hair inside it and leave the
 barrier dangling instead of splitting the face.
 
+Floating-point noding is exact enough for lines that cross, not for lines that
+run along each other a hair apart (the area's edge, a road drawn along it, a
+site outline clipped to it): crossings can be left without a node, so
+polygonize loses a face, or the edge and the barrier merge a hair inside the
+area, so a face outside it is taken in. The faces are therefore checked to
+tile the area and, when they do not, the linework is noded again with
+snap-rounding on a 1 µm grid (:func:`_noded_faces`), which nodes every
+crossing and makes lines closer than the grid one.
+
 Results never depend on set or dict order: faces and pieces are numbered
 north to south, then west to east, and every tie is broken by the lower index.
 """
@@ -43,6 +52,9 @@ GeomArrayLike: TypeAlias = ArrayLike | Sequence[Any] | gpd.GeoSeries
 
 #: Relative tolerance of the tiling self-checks.
 _TILE_RTOL = 1e-6
+
+#: Grid (m) of the snap-rounded noding a face set falls back to when floating point does not tile.
+_SNAP_GRID = 1e-6
 
 
 def _as_geoms(values: GeomArrayLike, what: str) -> GArray:
@@ -97,6 +109,9 @@ def _faces(area: Any, lines: GArray, *, clean: bool = False) -> GArray:
     ``lines`` need not be clipped: they are cut to a box a little larger than
     the area (so no cut point lands on its boundary), noded with the area's
     boundary, and the faces outside the area (or in its holes) are dropped.
+    When the faces of the floating-point noding do not tile the area, the
+    linework is noded again with snap-rounding on a :data:`_SNAP_GRID` grid
+    (see :func:`_noded_faces`).
     """
     parts = np.asarray(polygonal_parts(area), dtype=object)
     if len(lines) == 0:
@@ -109,13 +124,34 @@ def _faces(area: Any, lines: GArray, *, clean: bool = False) -> GArray:
         return parts
     linework = np.concatenate([shapely.get_parts(shapely.boundary(parts)), clipped])
     try:
-        noded = shapely.union_all(linework)
+        faces = _noded_faces(area, linework, None)
+        if _tiles(area, faces):
+            return faces
+        log.debug("street faces: the floating-point noding does not tile the area; noding on a %g m grid", _SNAP_GRID)
     except GEOSException as err:  # pragma: no cover - GEOS robustness fallback
-        log.warning("street faces: noding failed (%s); retrying on a 1 µm grid", err)
-        noded = shapely.union_all(linework, grid_size=1e-6)
+        log.warning("street faces: noding failed (%s); retrying on a %g m grid", err, _SNAP_GRID)
+    faces = _noded_faces(area, linework, _SNAP_GRID)
+    return faces if len(faces) else parts
+
+
+def _noded_faces(area: Any, linework: GArray, grid_size: float | None) -> GArray:
+    """The faces of one noding of ``linework`` that lie in ``area`` (floating point, or snap-rounded).
+
+    Why snap-rounding when floating point fails: lines that run along each
+    other a hair apart -- the area's edge, a road drawn along it, a site
+    outline clipped to it, each with its own computed vertices -- are not
+    noded reliably in floating point: the result can keep crossings without a
+    node (polygonize then sees cut edges and dangles where a face's ring
+    should be, and the face is lost), or merge the edge and the barrier into
+    one line a hair *inside* the area, so an outside face's representative
+    point lands in the area and the face is taken in. On a grid, lines closer
+    than the grid become one and every crossing is a node, so each face is
+    cleanly inside or outside.
+    """
+    noded = shapely.union_all(linework, grid_size=grid_size)
     faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
     if len(faces) == 0:
-        return parts
+        return np.zeros(0, dtype=object)
     faces = faces[shapely.area(faces) > 0]
     inside = _contains_points(area, shapely.point_on_surface(faces))
     doubt = np.flatnonzero(~inside)
@@ -123,6 +159,13 @@ def _faces(area: Any, lines: GArray, *, clean: bool = False) -> GArray:
         share = shapely.area(shapely.intersection(faces[doubt], area)) / shapely.area(faces[doubt])
         inside[doubt[share > 0.5]] = True
     return np.asarray(faces[inside], dtype=object)
+
+
+def _tiles(area: Any, pieces: GArray) -> bool:
+    """Whether the areas of ``pieces`` add up to the area of ``area`` (to :data:`_TILE_RTOL`)."""
+    a = float(shapely.area(area))
+    total = float(np.sum(shapely.area(pieces))) if len(pieces) else 0.0
+    return abs(total - a) <= _TILE_RTOL * max(a, 1.0)
 
 
 def _contains_points(poly: Any, points: GArray) -> NDArray[np.bool_]:
