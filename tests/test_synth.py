@@ -328,6 +328,49 @@ def test_tiny_counties(args: dict[str, Any]) -> None:
     assert shapely.coverage_is_valid(layers["villager_groups"].geometry.values)
 
 
+def _pieces_per_label(labels: np.ndarray, i: np.ndarray, j: np.ndarray) -> dict[int, int]:
+    """How many connected pieces each label has, in the parcel graph with edges ``i``-``j``."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    same = labels[i] == labels[j]
+    n = len(labels)
+    _, comp = connected_components(coo_matrix((np.ones(int(same.sum())), (i[same], j[same])), shape=(n, n)))
+    return {int(lab): len(np.unique(comp[labels == lab])) for lab in np.unique(labels)}
+
+
+@pytest.mark.parametrize("domain", [False, True])
+def test_contiguity_repair_ends_when_strays_trade_labels(domain: bool) -> None:
+    """Two stray pieces that border each other more than anything else must not trade labels forever.
+
+    The shape behind ``synth --seed 10 --townships 100 --villages 2000 --households 560000`` failing in
+    the warp (``invalid shape`` in ``_smooth_shared``): in one village, a stray parcel of group A and a
+    stray piece of group B bordered each other most, so every round of the repair swapped their labels
+    and after 100 rounds both groups were still in two pieces -- a MultiPolygon group reached the warp.
+    Here: parcels 0-1 are A's main piece, 2-3 B's, 6-7 C's; parcel 4 (A) and parcel 5 (B) are strays
+    that touch each other (length 10) and C (length 1), never their own main piece.
+    """
+    from gridgeo.synth._tiling import _Edges, _fix_contiguity
+
+    pairs = np.array([[0, 1], [2, 3], [6, 7], [1, 6], [3, 7], [4, 5], [4, 6], [5, 6]])
+    length = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 10.0, 1.0, 1.0])
+    edges = _Edges(i=pairs[:, 0], j=pairs[:, 1], length=length)
+    labels = np.array([0, 0, 1, 1, 0, 1, 2, 2])
+    fixed = _fix_contiguity(labels, edges, 3, domain=np.zeros(8, dtype=np.int64) if domain else None)
+    assert set(_pieces_per_label(fixed, pairs[:, 0], pairs[:, 1]).values()) == {1}
+    assert fixed[[0, 1, 2, 3, 6, 7]].tolist() == [0, 0, 1, 1, 2, 2]  # main pieces never move
+    assert fixed[[4, 5]].tolist() == [2, 2]  # the strays join the main piece they touch
+
+
+def test_county_whose_group_strays_traded_labels() -> None:
+    """The smallest county found with the trading strays of the test above: it used to die in the warp."""
+    layers = synth_county(seed=19, townships=10, villages=200, households=200)
+    groups = layers["villager_groups"].geometry.values
+    assert (shapely.get_type_id(groups) == shapely.GeometryType.POLYGON).all()
+    assert shapely.coverage_is_valid(groups)
+    assert len(layers["villages"]) == 200
+
+
 # ---------------------------------------------------------------- arguments
 
 

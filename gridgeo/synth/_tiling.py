@@ -12,6 +12,7 @@ the :class:`Tiling` every later stage reads.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from dataclasses import dataclass
@@ -241,6 +242,68 @@ def _shared_edges(cells: GArray) -> _Edges:
     return _Edges(i=lo.astype(np.int64), j=hi.astype(np.int64), length=length)
 
 
+@dataclass(frozen=True)
+class _Pieces:
+    """The connected pieces of every label: which piece each parcel is in, and the piece a label keeps."""
+
+    comp: IArray  # piece of every parcel
+    main: BArray  # per piece: the one its label keeps (the others are strays)
+
+
+def _pieces(labels: IArray, edges: _Edges, anchor: IArray | None) -> _Pieces | None:
+    """The pieces of ``labels`` through ``edges``, or None when every label is already one piece.
+
+    The main piece is the largest (ties: the first), or the one holding ``anchor[label]``.
+    """
+    ei, ej, n = edges.i, edges.j, len(labels)
+    same = labels[ei] == labels[ej]
+    graph = coo_matrix((np.ones(int(same.sum())), (ei[same], ej[same])), shape=(n, n))
+    ncomp, comp = connected_components(graph, directed=False)
+    if ncomp == len(np.unique(labels)):
+        return None
+    comp_label = np.zeros(ncomp, dtype=np.int64)
+    comp_label[comp] = labels
+    main = np.zeros(ncomp, dtype=bool)
+    if anchor is None:
+        size = np.bincount(comp, minlength=ncomp)
+        order = np.lexsort((np.arange(ncomp), -size, comp_label))
+        main[order[group_starts(comp_label[order])]] = True
+    else:
+        main[comp[anchor]] = True
+    return _Pieces(comp=comp, main=main)
+
+
+def _stray_moves(
+    labels: IArray, pieces: _Pieces, edges: _Edges, n_labels: int, *, domain: IArray | None, to_main: bool
+) -> tuple[BArray, IArray]:
+    """Which parcels move (those of stray pieces with a target), and the label each stray piece moves to.
+
+    A stray piece's target is the neighbouring label it shares the longest border with (ties: the
+    lowest label); with ``to_main`` only borders with a main piece count.
+    """
+    ei, ej, ew = edges.i, edges.j, edges.length
+    comp, main = pieces.comp, pieces.main
+    diff = labels[ei] != labels[ej]
+    if domain is not None:
+        diff &= domain[ei] == domain[ej]
+    a = np.r_[ei[diff], ej[diff]]
+    b = np.r_[ej[diff], ei[diff]]
+    w = np.r_[ew[diff], ew[diff]]
+    stray = ~main[comp[a]]
+    if to_main:
+        stray &= main[comp[b]]
+    a, b, w = a[stray], b[stray], w[stray]
+    key = comp[a].astype(np.int64) * n_labels + labels[b]
+    uk, inv = np.unique(key, return_inverse=True)
+    tot = np.bincount(inv, w)
+    kc, kl = uk // n_labels, uk % n_labels
+    order = np.lexsort((kl, -tot, kc))
+    first = order[group_starts(kc[order])]
+    target = np.full(len(main), -1, dtype=np.int64)
+    target[kc[first]] = kl[first]
+    return ~main[comp] & (target[comp] >= 0), target
+
+
 def _fix_contiguity(
     labels: IArray, edges: _Edges, n_labels: int, *, anchor: IArray | None = None, domain: IArray | None = None
 ) -> IArray:
@@ -252,46 +315,36 @@ def _fix_contiguity(
     largest, or the one holding ``anchor[label]`` (a township keeps its seat).
     With ``domain``, pieces only move to labels of the same domain (a group
     stays in its village).
+
+    Why a second phase: all strays move at once, so two stray pieces of different
+    labels that border each other more than anything else trade labels every round
+    and stay stray forever (seen with groups of a village: the rounds repeat a
+    state).  Once a state repeats (or 100 rounds pass), strays only join a
+    neighbouring label's *main* piece: every such round merges at least one stray
+    into a main piece (a connected domain always has a stray touching one) and no
+    round splits a piece, so this ends.  A run the first phase finishes is never
+    changed by the second.
     """
-    ei, ej, ew = edges.i, edges.j, edges.length
     labels = labels.copy()
-    n = len(labels)
-    for _ in range(100):
-        same = labels[ei] == labels[ej]
-        graph = coo_matrix((np.ones(int(same.sum())), (ei[same], ej[same])), shape=(n, n))
-        ncomp, comp = connected_components(graph, directed=False)
-        if ncomp == len(np.unique(labels)):
+    seen: set[bytes] = set()
+    to_main = False
+    for rounds in range(100 + len(labels)):  # the second phase ends within as many rounds as pieces
+        pieces = _pieces(labels, edges, anchor)
+        if pieces is None:
             return labels
-        comp_label = np.zeros(ncomp, dtype=np.int64)
-        comp_label[comp] = labels
-        main = np.zeros(ncomp, dtype=bool)
-        if anchor is None:
-            size = np.bincount(comp, minlength=ncomp)
-            order = np.lexsort((np.arange(ncomp), -size, comp_label))
-            main[order[group_starts(comp_label[order])]] = True
-        else:
-            main[comp[anchor]] = True
-        diff = ~same
-        if domain is not None:
-            diff &= domain[ei] == domain[ej]
-        a = np.r_[ei[diff], ej[diff]]
-        b = np.r_[ej[diff], ei[diff]]
-        w = np.r_[ew[diff], ew[diff]]
-        stray = ~main[comp[a]]
-        a, b, w = a[stray], b[stray], w[stray]
-        key = comp[a].astype(np.int64) * n_labels + labels[b]
-        uk, inv = np.unique(key, return_inverse=True)
-        tot = np.bincount(inv, w)
-        kc, kl = uk // n_labels, uk % n_labels
-        order = np.lexsort((kl, -tot, kc))
-        first = order[group_starts(kc[order])]
-        target = np.full(ncomp, -1, dtype=np.int64)
-        target[kc[first]] = kl[first]
-        move = ~main[comp] & (target[comp] >= 0)
+        if rounds == 100 and not to_main:
+            to_main = True
+        move, target = _stray_moves(labels, pieces, edges, n_labels, domain=domain, to_main=to_main)
         if not move.any():
             break
         logger.debug("synth: moving %d cells to make labels contiguous", int(move.sum()))
-        labels[move] = target[comp[move]]
+        labels[move] = target[pieces.comp[move]]
+        if not to_main:
+            state = hashlib.blake2b(labels.tobytes(), digest_size=16).digest()
+            if state in seen:
+                logger.debug("synth: stray pieces trade labels; joining them to main pieces only")
+                to_main = True
+            seen.add(state)
     logger.warning("synth: could not make every unit contiguous")
     return labels
 
@@ -364,6 +417,9 @@ def draw_groups(
     parcels = _parcels(rng, land, villages, groups)
     a_group, kept = _group_labels(parcels, groups)
     g_cells = union_by(parcels.cells, a_group, len(kept.xy), progress=progress, desc="groups")
+    split = shapely.get_type_id(g_cells) != shapely.GeometryType.POLYGON
+    if split.any():  # the warp and the unions need one polygon per group: say so here, not in the warp
+        raise RuntimeError(f"synth produced {int(split.sum())} villager groups that are not one piece; this is a bug")
     return Cells(poly=g_cells, groups=kept, town=parcels.town, main_group=_main_groups(kept, villages.xy))
 
 
