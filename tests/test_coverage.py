@@ -208,3 +208,18 @@ def test_chunked_cleaning_is_clean_and_independent_of_workers(tmp_path: Path, mo
         a, b = whole.layers[name].geometry.values, res.layers[name].geometry.values
         assert list(whole.layers[name]["code"]) == list(res.layers[name]["code"])
         assert (shapely.hausdorff_distance(a, b) < 3e-7).all(), name
+
+
+def test_rounding_repair_is_local() -> None:
+    """A sliver narrower than the grid in a large coverage: only its neighbourhood is snap-rounded again."""
+    import gridgeo.county.coverage as cov
+
+    squares = [_sq(i, j) for i in range(2, 8) for j in range(0, 6)]
+    pieces = np.asarray([*_spike(), *squares], dtype=object)
+    cleaned = cov._coverage_clean(pieces)
+    rounded, snapped = cov._round(cleaned, DECIMALS_DEGREES)
+    assert snapped is True
+    assert shapely.is_valid(rounded).all() and shapely.coverage_is_valid(rounded)
+    plain = shapely.set_precision(cleaned, 1e-7, mode="pointwise")
+    far = [k for k in range(2, len(pieces)) if shapely.distance(pieces[k], pieces[0]) > 3 * D]
+    assert far and all(shapely.equals_exact(rounded[k], plain[k], 0) for k in far)

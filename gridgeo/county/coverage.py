@@ -265,12 +265,20 @@ def _add(geoms: list[Any], point: list[int], lvl2: list[str | None], village: li
     village.append(row[3])
 
 
+#: neighbourhood rings a local repair of the rounding may grow to (:func:`_repair_locally`)
+REPAIR_RINGS = 3
+
+
 def _round(geoms: GArray, decimals: int, *, again: Callable[[], GArray] | None = None) -> tuple[GArray, bool]:
     """Coordinates rounded vertex by vertex, then checked: valid polygons, one clean coverage.
 
-    Where that does not hold, ``again`` (the whole county cleaned in one
-    piece, when it was cleaned in chunks) is rounded and checked instead; the
-    last resort snap-rounds every edge together (:func:`_snap_round`).
+    Where rounding breaks a polygon or the coverage (a sliver narrower than
+    the grid), only the pieces at fault and their neighbours are snap-rounded
+    again together (:func:`_repair_locally`). Where that does not settle it,
+    ``again`` (the whole county cleaned in one piece, when it was cleaned in
+    chunks) is tried the same way; the last resort snap-rounds every edge of
+    the county together (:func:`_snap_round`). Returns the pieces and whether
+    any snap-rounding was needed.
     """
     grid = 10.0 ** -decimals
     for attempt in (geoms, None):
@@ -281,11 +289,45 @@ def _round(geoms: GArray, decimals: int, *, again: Callable[[], GArray] | None =
             attempt = again()
             geoms = attempt
         rounded = np.asarray(shapely.set_precision(attempt, grid, mode="pointwise"), dtype=object)
-        ok = shapely.is_valid(rounded) & ~shapely.is_empty(rounded)
-        if bool(ok.all()) and shapely.coverage_is_valid(rounded):
+        bad = _at_fault(rounded)
+        if not len(bad):
             return rounded, False
+        if _repair_locally(attempt, rounded, bad, grid):
+            return rounded, True
     log.info("coverage: rounding to %g breaks the coverage: snap-rounding every edge together", grid)
     return _snap_round(geoms, grid), True
+
+
+def _at_fault(rounded: GArray) -> NDArray[np.int64]:
+    """Pieces that are invalid or empty, or whose edges do not match their neighbours'."""
+    broken = ~shapely.is_valid(rounded) | shapely.is_empty(rounded)
+    if broken.any():
+        return np.flatnonzero(broken)
+    return np.flatnonzero(~shapely.is_empty(shapely.coverage_invalid_edges(rounded)))
+
+
+def _repair_locally(cleaned: GArray, rounded: GArray, bad: NDArray[np.int64], grid: float) -> bool:
+    """Snap-round the pieces at fault and their neighbours together, in place; True once all is clean.
+
+    Why local: a province has hundreds of thousands of pieces and one sliver;
+    snap-rounding the county takes minutes. The repaired pieces keep the
+    rounded vertices they share with the pieces around them (the same
+    rounding); where the repair adds a node on such an edge, the check finds
+    it and the neighbourhood grows by a ring (up to :data:`REPAIR_RINGS`).
+    """
+    tree = shapely.STRtree(cleaned)
+    local = bad
+    for ring in range(1, REPAIR_RINGS + 1):
+        _, near = tree.query(cleaned[local], predicate="intersects")
+        local = np.union1d(local, near)
+        rounded[local] = _snap_round(cleaned[local], grid)
+        bad = _at_fault(rounded)
+        log.info("coverage: %d piece(s) snap-rounded locally (ring %d); %d still at fault", len(local), ring,
+                 len(bad))
+        if not len(bad):
+            return True
+        local = np.union1d(local, bad)
+    return False
 
 
 def _snap_round(geoms: GArray, grid: float) -> GArray:
@@ -303,10 +345,12 @@ def _snap_round(geoms: GArray, grid: float) -> GArray:
     fi, gi = tree.query(inside, predicate="within")
     owner = np.full(len(faces), -1, dtype=np.int64)
     owner[fi[::-1]] = gi[::-1]  # the lowest-index piece wins where pieces touch
+    order = np.argsort(owner, kind="stable")
+    starts = np.searchsorted(owner[order], np.arange(len(geoms)), side="left")
+    ends = np.searchsorted(owner[order], np.arange(len(geoms)), side="right")
     out = np.empty(len(geoms), dtype=object)
-    for k in range(len(geoms)):
-        mine = faces[owner == k]
-        out[k] = shapely.coverage_union_all(mine) if len(mine) else shapely.Polygon()
+    for k, (lo, hi) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+        out[k] = shapely.coverage_union_all(faces[order[lo:hi]]) if hi > lo else shapely.Polygon()
     return out
 
 
