@@ -10,7 +10,6 @@ memory the machine really gives the tree.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -65,7 +64,6 @@ def main(argv: list[str]) -> int:
             per[p] = max(per.get(p, 0), v)
         time.sleep(0.5)
     wall = time.perf_counter() - t0
-    ru = os.wait4(proc.pid, 0)[2] if False else None  # noqa: F841  (the exit status is already collected)
     res = {"exit": proc.returncode, "wall_s": round(wall, 1), "peak_rss_sum_gib": round(peak_rss / 2**20, 2),
            "peak_pss_sum_gib": round(peak_pss / 2**20, 2), "processes": n_max,
            "peak_rss_per_process_gib": sorted((round(v / 2**20, 2) for v in per.values()), reverse=True)[:6]}

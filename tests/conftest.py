@@ -39,3 +39,18 @@ def taipei(shared_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def osm_dir(shared_data: Path) -> Path:
     return _need(shared_data / "osm")
+
+
+def synth_rules(d: Path, **synth: int) -> Path:
+    """``synth_county(**synth)`` written to ``d/county.gpkg`` and a rules file reading it (seed 0): its path.
+
+    Why one helper: the build, interrupt, Dask and ladder tests each need a small generated county and
+    the rules that point at it.
+    """
+    from gridgeo.synth import synth_county, write_county
+
+    county = d / "county.gpkg"
+    write_county(synth_county(**synth), county)
+    p = d / "rules.toml"
+    p.write_text(f'[county]\nseed = 0\n[inputs]\ncounty = "{county.as_posix()}"\n', encoding="utf-8")
+    return p

@@ -30,7 +30,7 @@ from gridgeo.county._dask import _result, check_scheduler, run_dask
 from gridgeo.county.build import build_county
 from gridgeo.county.rules import CountyRules
 from gridgeo.errors import GeometryError, SchedulerError, UsageError
-from gridgeo.synth import synth_county, write_county
+from tests.conftest import synth_rules
 
 
 # --------------------------------------------------------------------------------------
@@ -48,11 +48,7 @@ def cluster() -> Iterator[LocalCluster]:
 @pytest.fixture(scope="module")
 def rules(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``gridgeo synth --seed 3 --villages 12 --townships 3 --households 3000`` and a rules file reading it."""
-    d = tmp_path_factory.mktemp("dask_county")
-    write_county(synth_county(seed=3, townships=3, villages=12, households=3000), d / "county.gpkg")
-    p = d / "rules.toml"
-    p.write_text(f'[county]\nseed = 0\n[inputs]\ncounty = "{(d / "county.gpkg").as_posix()}"\n', encoding="utf-8")
-    return p
+    return synth_rules(tmp_path_factory.mktemp("dask_county"), seed=3, townships=3, villages=12, households=3000)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

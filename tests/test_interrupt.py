@@ -24,7 +24,7 @@ import shapely
 
 from gridgeo.county._pool import run_pool
 from gridgeo.data.io import TMP_MARK, atomic_path, remove_stale_temps, write_layer
-from gridgeo.synth import synth_county, write_county
+from tests.conftest import synth_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD = b"an earlier build, which an interrupted one must not touch\n"
@@ -92,20 +92,12 @@ def _temps(d: Path) -> list[str]:
 # --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def rules(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("intr_county")
-    write_county(synth_county(seed=3, townships=4, villages=40, households=30_000), d / "county.gpkg")
-    p = d / "rules.toml"
-    p.write_text(f'[county]\nseed = 0\n[inputs]\ncounty = "{(d / "county.gpkg").as_posix()}"\n', encoding="utf-8")
-    return p
+    return synth_rules(tmp_path_factory.mktemp("intr_county"), seed=3, townships=4, villages=40, households=30_000)
 
 
 @pytest.fixture(scope="module")
 def small_rules(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("intr_small")
-    write_county(synth_county(seed=4, townships=1, villages=3, households=600), d / "county.gpkg")
-    p = d / "rules.toml"
-    p.write_text(f'[county]\nseed = 0\n[inputs]\ncounty = "{(d / "county.gpkg").as_posix()}"\n', encoding="utf-8")
-    return p
+    return synth_rules(tmp_path_factory.mktemp("intr_small"), seed=4, townships=1, villages=3, households=600)
 
 
 def _start(rules: Path, out: Path, *, workers: int) -> subprocess.Popen[str]:

@@ -31,6 +31,7 @@ from gridgeo.data import crs as _crs
 from gridgeo.errors import GeometryError
 from gridgeo.synth import synth_county, write_county
 from tests.test_build import assert_codes, assert_households, assert_tiles
+from tests.test_village import _task as _village_task
 
 X0, Y0 = 39_500_000.0, 3_100_000.0
 RUNG_NAMES = [r.name for r in RUNGS]
@@ -48,16 +49,8 @@ def _houses(x0: float, y0: float, w: float, h: float, pitch: float = 30.0) -> li
 
 
 def _task(**kw: Any) -> VillageTask:
-    houses = _houses(X0, Y0, 420, 420)
-    base = VillageTask(
-        code="360000000001", name="甲村", kind="rural", geometry=box(X0, Y0, X0 + 420, Y0 + 420),
-        barriers=_garray([LineString([(X0 - 10, Y0 + 205), (X0 + 430, Y0 + 205)])]),
-        group_codes=[], group_names=[], group_geoms=_garray([]),
-        items=_garray(houses), weights=np.full(len(houses), 2, dtype=np.int64), item_labels=None,
-        site_geoms=_garray([Point(X0 + 100, Y0 + 100)]), site_names=["school"], site_categories=["school"],
-        site_ids=["osm1"], grid_bounds=(30.0, 120.0), point_bounds=(10.0, 40.0), site_max_block_m2=1000.0,
-    )
-    return dataclasses.replace(base, **kw)
+    """test_village's plain village (a road across, a school, a lattice of houses), named 甲村."""
+    return _village_task(**{"name": "甲村", **kw})
 
 
 def _slivers() -> VillageTask:

@@ -50,7 +50,7 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from gridgeo.county import sources as _src
-from gridgeo.county._pool import WorkerPool, run_pool
+from gridgeo.county._pool import WorkerPool
 from gridgeo.county.assign import assign_items
 from gridgeo.county.coverage import ROUNDING_M, clean_levels, verify_levels
 from gridgeo.county.fingerprint import fingerprint
@@ -505,7 +505,7 @@ def _run(tasks: list[VillageTask], pool: WorkerPool, progress: bool) -> list[Vil
     Each through the fallback ladder (:func:`gridgeo.county.ladder.build_with_fallbacks`).
 
     An interrupt (or a failing village) ends the worker processes before it
-    goes on (:func:`gridgeo.county._pool.run_pool`): none is left behind.
+    goes on (:class:`gridgeo.county._pool.WorkerPool`): none is left behind.
     """
     bar = tqdm(total=len(tasks), desc="villages", unit="village", disable=not progress)
     try:
@@ -516,7 +516,7 @@ def _run(tasks: list[VillageTask], pool: WorkerPool, progress: bool) -> list[Vil
                 bar.update(1)
             return out
         # results come back in input order whatever order the workers finish in
-        return run_pool(build_with_fallbacks, tasks, workers=pool.workers, on_result=lambda: bar.update(1), pool=pool)
+        return pool.map(build_with_fallbacks, tasks, on_result=lambda: bar.update(1))
     finally:
         bar.close()
 

@@ -46,7 +46,7 @@ import shapely
 from numpy.typing import NDArray
 
 from gridgeo._geom import polygonal
-from gridgeo.county._pool import WorkerPool, run_pool
+from gridgeo.county._pool import WorkerPool
 from gridgeo.errors import GeometryError
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,7 @@ class _Pieces:
 
 
 def clean_levels(layers: dict[str, gpd.GeoDataFrame], *, metric: pyproj.CRS,
-                 decimals: int = DECIMALS_DEGREES, workers: int = 1,
-                 pool: WorkerPool | None = None) -> dict[str, Any]:
+                 decimals: int = DECIMALS_DEGREES, pool: WorkerPool | None = None) -> dict[str, Any]:
     """Replace the geometry of every level by one clean coverage (module notes); return what changed.
 
     Parameters
@@ -89,14 +88,14 @@ def clean_levels(layers: dict[str, gpd.GeoDataFrame], *, metric: pyproj.CRS,
         The county's metric CRS, for the area each unit gained or lost.
     decimals
         Decimal places kept (7 for degrees).
-    workers, pool
-        Processes for the cleaning of a large county (:func:`_clean`), or
-        workers already started; the result does not depend on either.
+    pool
+        Worker processes for the cleaning of a large county (:func:`_clean`);
+        without it, in this process. The result does not depend on it.
 
     Returns
     -------
     dict
-        ``snap_rounded`` (whether the global fallback was needed),
+        ``snap_rounded`` (whether any snap-rounding was needed),
         ``max_area_change_m2`` per level and ``changed`` (units whose area
         moved by more than 1 m²).
     """
@@ -104,7 +103,7 @@ def clean_levels(layers: dict[str, gpd.GeoDataFrame], *, metric: pyproj.CRS,
     if not len(pieces.geoms):
         return {"pieces": 0}
     before = {lvl: layers[lvl].geometry.values.copy() for lvl in _present(layers)}
-    cleaned, chunks = _clean(pieces, layers, workers=pool.workers if pool is not None else workers, pool=pool)
+    cleaned, chunks = _clean(pieces, layers, pool=pool)
     rounded, snap = _round(cleaned, decimals, again=(lambda: _coverage_clean(pieces.geoms)) if chunks > 1 else None)
     _set_levels(layers, pieces, rounded)
     report: dict[str, Any] = {"pieces": len(rounded), "chunks": chunks, "snap_rounded": snap}
@@ -182,7 +181,7 @@ def _coverage_clean(geoms: GArray, snapping_distance: float = -1) -> GArray:
     return np.asarray(out, dtype=object)
 
 
-def _clean(p: _Pieces, layers: Mapping[str, gpd.GeoDataFrame], *, workers: int,
+def _clean(p: _Pieces, layers: Mapping[str, gpd.GeoDataFrame], *,
            pool: WorkerPool | None = None) -> tuple[GArray, int]:
     """The pieces cleaned as one coverage; a large county in chunks of whole townships, then the seams.
 
@@ -202,7 +201,7 @@ def _clean(p: _Pieces, layers: Mapping[str, gpd.GeoDataFrame], *, workers: int,
     if n <= 1:
         return _coverage_clean(p.geoms), 1
     members = [np.flatnonzero(chunk_of == k) for k in range(n)]
-    parts = run_pool(_coverage_clean, [p.geoms[m] for m in members], workers=workers, pool=pool) if workers > 1 \
+    parts = pool.map(_coverage_clean, [p.geoms[m] for m in members]) if pool is not None and pool.workers > 1 \
         else [_coverage_clean(p.geoms[m]) for m in members]
     out = np.empty(len(p.geoms), dtype=object)
     for m, c in zip(members, parts, strict=True):
@@ -281,21 +280,24 @@ def _round(geoms: GArray, decimals: int, *, again: Callable[[], GArray] | None =
     any snap-rounding was needed.
     """
     grid = 10.0 ** -decimals
-    for attempt in (geoms, None):
-        if attempt is None:
-            if again is None:
-                break
-            log.info("coverage: the chunked cleaning does not round cleanly; cleaning the county in one piece")
-            attempt = again()
-            geoms = attempt
-        rounded = np.asarray(shapely.set_precision(attempt, grid, mode="pointwise"), dtype=object)
-        bad = _at_fault(rounded)
-        if not len(bad):
-            return rounded, False
-        if _repair_locally(attempt, rounded, bad, grid):
-            return rounded, True
+    done = _round_checked(geoms, grid)
+    if done is None and again is not None:
+        log.info("coverage: the chunked cleaning does not round cleanly; cleaning the county in one piece")
+        geoms = again()
+        done = _round_checked(geoms, grid)
+    if done is not None:
+        return done
     log.info("coverage: rounding to %g breaks the coverage: snap-rounding every edge together", grid)
     return _snap_round(geoms, grid), True
+
+
+def _round_checked(cleaned: GArray, grid: float) -> tuple[GArray, bool] | None:
+    """Pointwise rounding, repaired locally where needed; None where the local repair does not settle it."""
+    rounded = np.asarray(shapely.set_precision(cleaned, grid, mode="pointwise"), dtype=object)
+    bad = _at_fault(rounded)
+    if not len(bad):
+        return rounded, False
+    return (rounded, True) if _repair_locally(cleaned, rounded, bad, grid) else None
 
 
 def _at_fault(rounded: GArray) -> NDArray[np.int64]:

@@ -653,7 +653,8 @@ def check_village(t: VillageTask, out: VillageOut, *, slack_m: float = 0.0) -> N
     if len(t.items):
         by_code = {r["code"]: r["geometry"] for r in out.points}
         mine = np.asarray([by_code[c] for c in out.item_point], dtype=object)
-        shapely.prepare(np.asarray(list(by_code.values()), dtype=object))  # each point tested against many items
+        polys = np.asarray(list(by_code.values()), dtype=object)
+        shapely.prepare(polys)  # each point is tested against many items
         bad = int(np.sum(~shapely.intersects(mine, t.items)))  # prepared: the first argument
         if bad:
             raise GeometryError(f"village {t.code} {t.name}: {bad} building(s)/household(s) lie outside the grid "
@@ -667,4 +668,4 @@ def check_village(t: VillageTask, out: VillageOut, *, slack_m: float = 0.0) -> N
             out.stats["items_cut"] = int(np.sum(inside < 0.999 * ia - 1e-9))
         else:
             out.stats["items_cut"] = 0
-        shapely.destroy_prepared(np.asarray(list(by_code.values()), dtype=object))  # the rows keep plain polygons
+        shapely.destroy_prepared(polys)  # the rows keep plain polygons
