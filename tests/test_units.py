@@ -11,7 +11,7 @@ import pytest
 import shapely
 from shapely import LineString, MultiLineString, MultiPolygon, Point, Polygon, box
 
-from gridgeo.county.assign import assign_items, unit_adjacency
+from gridgeo.county.assign import _by_overlap, assign_items, unit_adjacency
 from gridgeo.county.split import split_heavy
 from gridgeo.county.units import NON_RESIDENTIAL, estimate_households, street_blocks
 from gridgeo.errors import CRSError, GeometryError, InputError, UsageError
@@ -234,6 +234,30 @@ def test_assign_items_ties_go_to_lower_index() -> None:
     assert assign_items(units, [sq(45, 10, 10)]).tolist() == [0]
     assert assign_items(units[::-1], [sq(45, 10, 10)]).tolist() == [0]
 
+
+
+def test_assign_items_overlapping_units_covering_one_item_go_to_lower_index() -> None:
+    # both units cover the item (an overlap in the input): not "covered once", the overlap rule decides
+    units = np.array([sq(0, 0, 100), sq(0, 0, 60)], dtype=object)
+    assert assign_items(units, [sq(10, 10, 10)]).tolist() == [0]
+    assert assign_items(units[::-1], [sq(10, 10, 10)]).tolist() == [0]
+
+
+def test_assign_items_covered_shortcut_agrees_with_the_overlap_rule() -> None:
+    # items touching, straddling and inside a tiling of 0.1 m-jittered cells, a multipolygon and a holed unit
+    rng = np.random.default_rng(7)
+    cells = [sq(x * 50, y * 50, 50) for x in range(6) for y in range(6)]
+    cells[7] = shapely.difference(cells[7], sq(60, 60, 20))
+    cells.append(sq(60, 60, 20))  # the hole's own unit
+    cells[0] = MultiPolygon([cells[0], sq(400, 0, 20)])
+    units = np.array(cells, dtype=object)
+    xy = rng.uniform(-10, 300, size=(400, 2))
+    wh = rng.choice([0.1, 5.0, 20.0, 50.0], size=400)
+    items = np.array([sq(x, y, w) for (x, y), w in zip(xy, wh, strict=True)]
+                     + [sq(50, 0, 50), sq(60, 60, 20), sq(65, 65, 5), sq(400, 0, 20)], dtype=object)
+    tree = shapely.STRtree(units)
+    polygonal = np.ones(len(items), dtype=bool)
+    assert (assign_items(units, items) == _by_overlap(units, tree, items, polygonal)).all()
 
 # --------------------------------------------------------------------------------------
 # split_heavy
