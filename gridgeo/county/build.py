@@ -238,6 +238,8 @@ def _read_county(rules: CountyRules, county: str | Path | None, report: dict[str
     vgeom = metric_geoms(vil, metric)
     items = _src.items(layers, rules, metric)
     warnings = [*_src.missing_layer_warnings(layers), *items.warnings]
+    for name in ("buildings", "households"):  # now the items (metric): a province's 3M footprints are held once
+        layers.pop(name, None)
     if warnings:  # only then: a clean build's report keeps its exact shape
         report["warnings"] = warnings
     item_v = _group_by_village(items.geoms, vgeom)

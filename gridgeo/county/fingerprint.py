@@ -99,7 +99,11 @@ def _put(h: Any, x: object) -> None:
 def _put_array(h: Any, a: np.ndarray) -> None:
     if a.dtype == object:
         _tag(h, b"O", a.size)
-        for v in a.reshape(-1):
+        flat = a.reshape(-1)
+        if all(v is None or isinstance(v, shapely.Geometry) for v in flat):
+            _put_geometries(h, flat)
+            return
+        for v in flat:
             _put(h, v)
         return
     c = np.ascontiguousarray(a)
@@ -107,3 +111,19 @@ def _put_array(h: Any, a: np.ndarray) -> None:
     data = c.tobytes()
     _tag(h, b"A", len(data))
     h.update(data)
+
+
+def _put_geometries(h: Any, geoms: np.ndarray) -> None:
+    """Feed geometries (or None) to ``h`` exactly as :func:`_put` would one by one.
+
+    Why: a province's villages hold 3M buildings; one vectorised WKB call and
+    one update per village, instead of a call and two updates per building,
+    take the fingerprints from a minute to seconds, with the same digests.
+    """
+    chunks = []
+    for w in shapely.to_wkb(geoms).tolist():
+        if w is None:
+            chunks.append(b"N" + (0).to_bytes(8, "little"))
+        else:
+            chunks.append(b"W" + len(w).to_bytes(8, "little") + w)
+    h.update(b"".join(chunks))
