@@ -102,7 +102,7 @@ def clean_levels(layers: dict[str, gpd.GeoDataFrame], *, metric: pyproj.CRS,
     pieces = _pieces(layers)
     if not len(pieces.geoms):
         return {"pieces": 0}
-    before = {lvl: layers[lvl].geometry.values.copy() for lvl in _present(layers)}
+    before = {lvl: _metric_area(layers[lvl], metric) for lvl in _present(layers)}  # areas, not geometries: memory
     cleaned, chunks = _clean(pieces, layers, pool=pool)
     rounded, snap = _round(cleaned, decimals, again=(lambda: _coverage_clean(pieces.geoms)) if chunks > 1 else None)
     _set_levels(layers, pieces, rounded)
@@ -397,16 +397,18 @@ def _replace(layers: dict[str, gpd.GeoDataFrame], name: str, by_code: Mapping[st
     g.set_geometry(new, inplace=True, crs=g.crs)
 
 
-def _area_changes(layers: Mapping[str, gpd.GeoDataFrame], before: Mapping[str, GArray],
+def _metric_area(layer: gpd.GeoDataFrame, metric: pyproj.CRS) -> NDArray[np.float64]:
+    """The area (m²) of each unit of ``layer``, measured in the metric CRS."""
+    return np.asarray(layer.geometry.to_crs(metric).area.to_numpy(), dtype=float)
+
+
+def _area_changes(layers: Mapping[str, gpd.GeoDataFrame], before: Mapping[str, NDArray[np.float64]],
                   metric: pyproj.CRS) -> dict[str, Any]:
     """Largest area change per level (m², metric CRS) and how many units moved by more than 1 m²."""
     worst: dict[str, float] = {}
     changed: dict[str, int] = {}
-    for lvl, old in before.items():
-        g = layers[lvl]
-        a0 = gpd.GeoSeries(old, crs=g.crs).to_crs(metric).area.to_numpy()
-        a1 = g.geometry.to_crs(metric).area.to_numpy()
-        d = np.abs(a1 - a0)
+    for lvl, a0 in before.items():
+        d = np.abs(_metric_area(layers[lvl], metric) - a0)
         worst[lvl] = round(float(d.max()), 4) if len(d) else 0.0
         changed[lvl] = int((d > 1.0).sum())
     return {"max_area_change_m2": worst, "changed_over_1m2": changed}
