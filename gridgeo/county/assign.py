@@ -182,6 +182,9 @@ def shared_lengths(units: GArray) -> tuple[IArray, IArray, FArray]:
     if not np.isin(tid[present], (3, 6)).all():
         return _overlay_lengths(units)
     seg = _segments(units, np.flatnonzero(present))
+    if len(seg.start) == 0:
+        none = np.zeros(0, dtype=np.int64)
+        return none, none.copy(), np.zeros(0)
     ma, mb, mlen, odd, groups = _match_segments(seg)
     a, b, length = _sum_pairs(ma, mb, mlen, n)
     da, db = _doubtful_pairs(units, seg, groups, odd)
