@@ -95,3 +95,31 @@ def test_values_are_told_apart_by_type_and_length() -> None:
     assert fingerprint(a) != fingerprint(b)
     assert fingerprint(dataclasses.replace(t, weights=np.array([2, 3], dtype=np.int32))) != fingerprint(t)
     assert fingerprint(dataclasses.replace(t, item_labels=[])) != fingerprint(t)
+
+
+@pytest.mark.parametrize("values", [
+    [box(0, 0, 1, 1), None, Point(2, 3), shapely.Polygon()],  # geometries and missing: WKB made in one call
+    [None, None],
+    [box(0, 0, 1, 1), "not a geometry"],  # mixed: element by element
+    [],
+], ids=["geometries", "all missing", "mixed", "empty"])
+def test_object_arrays_hash_as_their_elements(values: list[Any]) -> None:
+    """An object array of geometries hashes to the same bytes as feeding its elements one by one."""
+    import hashlib
+
+    from gridgeo.county import fingerprint as fp
+
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = values
+    h1, h2 = hashlib.blake2b(digest_size=16), hashlib.blake2b(digest_size=16)
+    fp._put(h1, arr)
+    fp._tag(h2, b"O", len(values))
+    for v in values:
+        fp._put(h2, v)
+    assert h1.hexdigest() == h2.hexdigest()
+    arr2 = arr.copy()
+    if len(values) and values[0] is not None:
+        arr2[0] = box(0, 0, 1, 2)
+        h3 = hashlib.blake2b(digest_size=16)
+        fp._put(h3, arr2)
+        assert h3.hexdigest() != h1.hexdigest()

@@ -99,7 +99,11 @@ def _put(h: Any, x: object) -> None:
 def _put_array(h: Any, a: np.ndarray) -> None:
     if a.dtype == object:
         _tag(h, b"O", a.size)
-        for v in a.reshape(-1):
+        flat = a.reshape(-1)
+        if flat.size and shapely.is_valid_input(flat).all():
+            _put_geoms(h, flat)
+            return
+        for v in flat:
             _put(h, v)
         return
     c = np.ascontiguousarray(a)
@@ -107,3 +111,14 @@ def _put_array(h: Any, a: np.ndarray) -> None:
     data = c.tobytes()
     _tag(h, b"A", len(data))
     h.update(data)
+
+
+def _put_geoms(h: Any, geoms: np.ndarray) -> None:
+    """Geometries (or None) fed as :func:`_put` feeds each, their WKB made in one call (the build hashes
+    millions of buildings: one :func:`shapely.to_wkb` call per geometry dominated the fingerprints)."""
+    for wkb in shapely.to_wkb(geoms).tolist():
+        if wkb is None:
+            _tag(h, b"N", 0)
+        else:
+            _tag(h, b"W", len(wkb))
+            h.update(wkb)
