@@ -3,7 +3,8 @@
 * :func:`assign_items` -- the unit of each building (by overlap: a building
   cut by a road line goes where most of its footprint is) or household point;
 * :func:`unit_adjacency` -- rook adjacency with shared boundary lengths, as
-  CSR arrays for :meth:`gridgeo.partition.Units.from_arrays`.
+  CSR arrays for :meth:`gridgeo.partition.Units.from_arrays`, measured by
+  :func:`shared_lengths`.
 
 Faces of *different* villages are cut in different calls: where a road
 crosses a village boundary each side computes its own crossing point,
@@ -111,7 +112,7 @@ def unit_adjacency(units: GeomArrayLike, *, min_shared: float = 0.5) -> tuple[IA
     least ``min_shared`` metres; corner contacts do not count. The length is
     measured with snap rounding on a 0.1 mm grid, so units cut in different
     calls (whose shared edges carry a crossing vertex on one side only) still
-    meet.
+    meet; :func:`shared_lengths` does so without an overlay per pair.
 
     Parameters
     ----------
