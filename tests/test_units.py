@@ -11,7 +11,7 @@ import pytest
 import shapely
 from shapely import LineString, MultiLineString, MultiPolygon, Point, Polygon, box
 
-from gridgeo.county.assign import _by_overlap, assign_items, unit_adjacency
+from gridgeo.county.assign import _by_overlap, _overlay_lengths, assign_items, shared_lengths, unit_adjacency
 from gridgeo.county.split import split_heavy
 from gridgeo.county.units import NON_RESIDENTIAL, estimate_households, street_blocks
 from gridgeo.errors import CRSError, GeometryError, InputError, UsageError
@@ -452,6 +452,11 @@ def test_sample_county_villages(sample: dict[str, gpd.GeoDataFrame]) -> None:
         assert np.all(in_unit >= 0.999 * in_face)
         indptr, indices, lengths = unit_adjacency(new)
         assert len(indices) == indptr[-1] and (lengths >= 0.5).all()
+        # the matched-segment measure gives the pairs and lengths of one snapped overlay per pair
+        a, b, shared = shared_lengths(new)
+        ra, rb, rshared = _overlay_lengths(new)
+        assert a.tolist() == ra.tolist() and b.tolist() == rb.tolist()
+        assert np.allclose(shared, rshared, rtol=1e-13, atol=1e-9)
         graph = Units.from_arrays(indptr, indices, lengths=lengths)
         assert graph.n == len(new)
     assert n_split >= 1, "the sample should exercise split_heavy"
