@@ -120,18 +120,18 @@ def bench_adjacency(units: list[Any], repeat: int) -> dict[str, Any]:
 
 def bench_fingerprint(tasks: list[Any], repeat: int) -> dict[str, Any]:
     """Fingerprints with geometry arrays hashed element by element (reference) and in one call (current)."""
-    current = fp._put_geoms
+    current = fp._put_geometries
 
     def one_by_one(h: Any, geoms: Any) -> None:
         for v in geoms:
             fp._put(h, v)
 
     def reference() -> list[str]:
-        fp._put_geoms = one_by_one  # type: ignore[assignment]
+        fp._put_geometries = one_by_one  # type: ignore[assignment]
         try:
             return [fp.fingerprint(t) for t in tasks]
         finally:
-            fp._put_geoms = current
+            fp._put_geometries = current
 
     t_ref, t_new, ref, new = side_by_side(reference, lambda: [fp.fingerprint(t) for t in tasks], repeat)
     return {"villages": len(tasks), "reference_s": t_ref, "current_s": t_new,
