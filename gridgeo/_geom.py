@@ -57,6 +57,22 @@ def polygonal(geom: Any) -> Any:
     return parts[0] if len(parts) == 1 else shapely.multipolygons(parts)
 
 
+def polygonal_array(geoms: Any) -> np.ndarray:
+    """:func:`polygonal` of each geometry: the polygons with area kept as they are, the rest one by one.
+
+    Why: a province's 200,000 grid points are nearly all plain polygons; one
+    vectorised test spares a Python call each, with the same result.
+    """
+    g = np.asarray(geoms, dtype=object)
+    out = g.copy()
+    if len(g) == 0:
+        return out
+    plain = (shapely.get_type_id(g) == 3) & (np.nan_to_num(shapely.area(g)) > 0)
+    for i in np.flatnonzero(~plain):
+        out[i] = polygonal(g[i])
+    return out
+
+
 def containing(polygons: np.ndarray, points: np.ndarray, *, boundary: bool = True) -> np.ndarray:
     """Index of the lowest-numbered polygon holding each point; -1 where none does.
 

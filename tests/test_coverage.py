@@ -223,3 +223,28 @@ def test_rounding_repair_is_local() -> None:
     plain = shapely.set_precision(cleaned, 1e-7, mode="pointwise")
     far = [k for k in range(2, len(pieces)) if shapely.distance(pieces[k], pieces[0]) > 3 * D]
     assert far and all(shapely.equals_exact(rounded[k], plain[k], 0) for k in far)
+
+
+def test_misnoded_in_parallel_chunks_agrees_with_one_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a 40 x 40 lattice with mis-noded cells scattered over it (an extra vertex on a shared edge, a cell
+    # nudged a hair): chunked with halos in two worker processes, the flags must be those of one call
+    from gridgeo.county import coverage as cov
+    from gridgeo.county._pool import WorkerPool
+
+    cells = [_sq(i, j) for i in range(40) for j in range(40)]
+    rng = np.random.default_rng(3)
+    for k in rng.choice(len(cells), size=25, replace=False).tolist():
+        x0, y0, x1, y1 = cells[k].bounds
+        if k % 2:
+            cells[k] = Polygon([(x0, y0), (x1, y0), (x1, (y0 + y1) / 2), (x1, y1), (x0, y1)])  # T-junction
+        else:
+            cells[k] = box(x0 + 1e-9, y0, x1, y1)  # a hair off its neighbour
+    geoms = np.asarray(cells, dtype=object)
+    want = ~shapely.is_empty(shapely.coverage_invalid_edges(geoms))
+    assert 0 < want.sum() < len(geoms)
+    monkeypatch.setattr(cov, "PARALLEL_CHECK", 100)
+    with WorkerPool(2) as pool:
+        pool.start()
+        got = cov._misnoded(geoms, pool=pool)
+    assert got.tolist() == want.tolist()
+

@@ -212,7 +212,7 @@ def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Pat
     layers = _assemble(c, blocks.gdf, outs)
     coverage = clean_levels(layers, metric=c.metric, pool=pool)
     coverage["households_moved_inside"] = _households_inside(c, layers)
-    coverage["levels"] = verify_levels(layers)
+    coverage["levels"] = verify_levels(layers, pool=pool)
     for name in PASS_THROUGH:  # what the patrol planner and the map need besides the levels
         if name in c.layers and len(c.layers[name]):
             layers[name] = c.layers[name].to_crs(c.out_crs)

@@ -45,8 +45,9 @@ import pyproj
 import shapely
 from numpy.typing import NDArray
 
-from gridgeo._geom import polygonal
+from gridgeo._geom import polygonal_array
 from gridgeo.county._pool import WorkerPool
+from gridgeo.county._wire import Geometries
 from gridgeo.errors import GeometryError
 
 log = logging.getLogger(__name__)
@@ -102,17 +103,21 @@ def clean_levels(layers: dict[str, gpd.GeoDataFrame], *, metric: pyproj.CRS,
     pieces = _pieces(layers)
     if not len(pieces.geoms):
         return {"pieces": 0}
-    before = {lvl: _metric_area(layers[lvl], metric) for lvl in _present(layers)}  # areas, not geometries: memory
+    before = {lvl: _metric_area(layers[lvl], metric) for lvl in _present(layers)}  # areas, not a copy: memory
     cleaned, chunks = _clean(pieces, layers, pool=pool)
-    rounded, snap = _round(cleaned, decimals, again=(lambda: _coverage_clean(pieces.geoms)) if chunks > 1 else None)
+    rounded, snap = _round(cleaned, decimals, again=(lambda: _coverage_clean(pieces.geoms)) if chunks > 1 else None,
+                           pool=pool)
     _set_levels(layers, pieces, rounded)
     report: dict[str, Any] = {"pieces": len(rounded), "chunks": chunks, "snap_rounded": snap}
     report.update(_area_changes(layers, before, metric))
     return report
 
 
-def verify_levels(layers: Mapping[str, gpd.GeoDataFrame]) -> dict[str, dict[str, int]]:
+def verify_levels(layers: Mapping[str, gpd.GeoDataFrame], *, pool: WorkerPool | None = None) -> dict[
+        str, dict[str, int]]:
     """Check that every polygon is valid and each level is a clean coverage, as written.
+
+    ``pool`` checks a large level in spatial chunks in parallel (:func:`_misnoded`); same answer.
 
     Raises
     ------
@@ -131,8 +136,7 @@ def verify_levels(layers: Mapping[str, gpd.GeoDataFrame]) -> dict[str, dict[str,
             why = shapely.is_valid_reason(geoms[bad[0]])
             raise GeometryError(f"{lvl}: {len(bad)} invalid polygon(s) about to be written, first "
                                 f"{', '.join(codes[i] for i in bad[:5])} ({why}); this is a bug")
-        edges = shapely.coverage_invalid_edges(geoms)
-        mis = np.flatnonzero(~shapely.is_empty(edges))
+        mis = np.flatnonzero(_misnoded(geoms, pool=pool))
         if len(mis):
             raise GeometryError(f"{lvl}: {len(mis)} unit(s) do not share vertices with their neighbours "
                                 f"(not a clean coverage), first {', '.join(codes[i] for i in mis[:5])}; this is a bug")
@@ -171,7 +175,9 @@ def _pieces(layers: Mapping[str, gpd.GeoDataFrame]) -> _Pieces:
         for code, geom in zip(vil["code"], vil.geometry.values, strict=True):
             if str(code) not in have_v:
                 _add(geoms, point, lvl2, village, (geom, -1, None, str(code)))
-    arr = np.asarray([polygonal(g) for g in geoms], dtype=object)
+    arr = np.empty(len(geoms), dtype=object)
+    arr[:] = geoms
+    arr = polygonal_array(arr)
     return _Pieces(arr, np.asarray(point, dtype=np.int64), lvl2, village)
 
 
@@ -179,6 +185,11 @@ def _coverage_clean(geoms: GArray, snapping_distance: float = -1) -> GArray:
     """``shapely.coverage_clean`` (shapely >= 2.2, GEOS >= 3.14); module level, so a worker can run it."""
     out = shapely.coverage_clean(geoms, snapping_distance=snapping_distance)  # type: ignore[attr-defined]
     return np.asarray(out, dtype=object)
+
+
+def _clean_chunk(geoms: Geometries) -> Geometries:
+    """:func:`_coverage_clean` of one chunk (a worker's job; the geometries travel as WKB)."""
+    return Geometries(_coverage_clean(geoms.geoms))
 
 
 def _clean(p: _Pieces, layers: Mapping[str, gpd.GeoDataFrame], *,
@@ -201,8 +212,8 @@ def _clean(p: _Pieces, layers: Mapping[str, gpd.GeoDataFrame], *,
     if n <= 1:
         return _coverage_clean(p.geoms), 1
     members = [np.flatnonzero(chunk_of == k) for k in range(n)]
-    parts = pool.map(_coverage_clean, [p.geoms[m] for m in members]) if pool is not None and pool.workers > 1 \
-        else [_coverage_clean(p.geoms[m]) for m in members]
+    parts = [r.geoms for r in pool.map(_clean_chunk, [Geometries(p.geoms[m]) for m in members])] \
+        if pool is not None and pool.workers > 1 else [_coverage_clean(p.geoms[m]) for m in members]
     out = np.empty(len(p.geoms), dtype=object)
     for m, c in zip(members, parts, strict=True):
         out[m] = c
@@ -268,7 +279,8 @@ def _add(geoms: list[Any], point: list[int], lvl2: list[str | None], village: li
 REPAIR_RINGS = 3
 
 
-def _round(geoms: GArray, decimals: int, *, again: Callable[[], GArray] | None = None) -> tuple[GArray, bool]:
+def _round(geoms: GArray, decimals: int, *, again: Callable[[], GArray] | None = None,
+           pool: WorkerPool | None = None) -> tuple[GArray, bool]:
     """Coordinates rounded vertex by vertex, then checked: valid polygons, one clean coverage.
 
     Where rounding breaks a polygon or the coverage (a sliver narrower than
@@ -280,35 +292,74 @@ def _round(geoms: GArray, decimals: int, *, again: Callable[[], GArray] | None =
     any snap-rounding was needed.
     """
     grid = 10.0 ** -decimals
-    done = _round_checked(geoms, grid)
+    done = _round_checked(geoms, grid, pool=pool)
     if done is None and again is not None:
         log.info("coverage: the chunked cleaning does not round cleanly; cleaning the county in one piece")
         geoms = again()
-        done = _round_checked(geoms, grid)
+        done = _round_checked(geoms, grid, pool=pool)
     if done is not None:
         return done
     log.info("coverage: rounding to %g breaks the coverage: snap-rounding every edge together", grid)
     return _snap_round(geoms, grid), True
 
 
-def _round_checked(cleaned: GArray, grid: float) -> tuple[GArray, bool] | None:
+def _round_checked(cleaned: GArray, grid: float, *, pool: WorkerPool | None = None) -> tuple[GArray, bool] | None:
     """Pointwise rounding, repaired locally where needed; None where the local repair does not settle it."""
     rounded = np.asarray(shapely.set_precision(cleaned, grid, mode="pointwise"), dtype=object)
-    bad = _at_fault(rounded)
+    bad = _at_fault(rounded, pool=pool)
     if not len(bad):
         return rounded, False
-    return (rounded, True) if _repair_locally(cleaned, rounded, bad, grid) else None
+    return (rounded, True) if _repair_locally(cleaned, rounded, bad, grid, pool=pool) else None
 
 
-def _at_fault(rounded: GArray) -> NDArray[np.int64]:
+def _at_fault(rounded: GArray, *, pool: WorkerPool | None = None) -> NDArray[np.int64]:
     """Pieces that are invalid or empty, or whose edges do not match their neighbours'."""
     broken = ~shapely.is_valid(rounded) | shapely.is_empty(rounded)
     if broken.any():
         return np.flatnonzero(broken)
-    return np.flatnonzero(~shapely.is_empty(shapely.coverage_invalid_edges(rounded)))
+    return np.flatnonzero(_misnoded(rounded, pool=pool))
 
 
-def _repair_locally(cleaned: GArray, rounded: GArray, bad: NDArray[np.int64], grid: float) -> bool:
+#: a coverage of at least this many polygons is checked in chunks, in parallel (:func:`_misnoded`)
+PARALLEL_CHECK = 20_000
+
+
+def _misnoded(geoms: GArray, *, pool: WorkerPool | None = None) -> NDArray[np.bool_]:
+    """Which polygons have an edge that does not match their neighbours' (``coverage_invalid_edges``).
+
+    Why chunks: the check is single-threaded and a province's levels hold
+    hundreds of thousands of polygons. A polygon's answer depends only on the
+    polygons whose envelopes meet its own (GEOS compares it with those), so
+    each spatially compact chunk is checked together with that halo and only
+    its own answers are kept: the same answer as one call.
+    """
+    if pool is None or pool.workers <= 1 or len(geoms) < PARALLEL_CHECK:
+        return _misnoded_head((Geometries(geoms), len(geoms)))
+    centre = shapely.centroid(shapely.envelope(geoms))
+    order = np.argsort(gpd.GeoSeries(centre).hilbert_distance().to_numpy(), kind="stable")
+    tree = shapely.STRtree(geoms)
+    tasks = []
+    chunks = np.array_split(order, 4 * pool.workers)
+    for chunk in chunks:
+        near = np.unique(tree.query(geoms[chunk])[1])
+        halo = np.setdiff1d(near, chunk)
+        tasks.append((Geometries(geoms[np.concatenate([chunk, halo])]), len(chunk)))
+    out = np.zeros(len(geoms), dtype=bool)
+    for chunk, flags in zip(chunks, pool.map(_misnoded_head, tasks), strict=True):
+        out[chunk] = flags
+    return out
+
+
+def _misnoded_head(task: tuple[Geometries, int]) -> NDArray[np.bool_]:
+    """``coverage_invalid_edges`` of a chunk and its halo, for the chunk's first ``n`` polygons (a worker's job)."""
+    geoms, n = task[0].geoms, task[1]
+    if len(geoms) == 0:
+        return np.zeros(0, dtype=bool)
+    return np.asarray(~shapely.is_empty(shapely.coverage_invalid_edges(geoms)), dtype=bool)[:n]
+
+
+def _repair_locally(cleaned: GArray, rounded: GArray, bad: NDArray[np.int64], grid: float, *,
+                    pool: WorkerPool | None = None) -> bool:
     """Snap-round the pieces at fault and their neighbours together, in place; True once all is clean.
 
     Why local: a province has hundreds of thousands of pieces and one sliver;
@@ -323,7 +374,7 @@ def _repair_locally(cleaned: GArray, rounded: GArray, bad: NDArray[np.int64], gr
         _, near = tree.query(cleaned[local], predicate="intersects")
         local = np.union1d(local, near)
         rounded[local] = _snap_round(cleaned[local], grid)
-        bad = _at_fault(rounded)
+        bad = _at_fault(rounded, pool=pool)
         log.info("coverage: %d piece(s) snap-rounded locally (ring %d); %d still at fault", len(local), ring,
                  len(bad))
         if not len(bad):
@@ -362,8 +413,12 @@ def _unite(geoms: GArray, keys: Sequence[str | None]) -> dict[str, Any]:
     for i, k in enumerate(keys):
         if k is not None:
             groups.setdefault(k, []).append(i)
-    return {k: polygonal(shapely.coverage_union_all(geoms[idx])) if len(idx) > 1 else geoms[idx[0]]
-            for k, idx in groups.items()}
+    out = {k: geoms[idx[0]] for k, idx in groups.items() if len(idx) == 1}
+    many = [k for k, idx in groups.items() if len(idx) > 1]
+    unions = np.empty(len(many), dtype=object)
+    unions[:] = [shapely.coverage_union_all(geoms[groups[k]]) for k in many]
+    out.update(zip(many, polygonal_array(unions).tolist(), strict=True))
+    return {k: out[k] for k in groups}  # in the groups' order, as before
 
 
 def _set_levels(layers: dict[str, gpd.GeoDataFrame], p: _Pieces, rounded: GArray) -> None:
@@ -398,7 +453,10 @@ def _replace(layers: dict[str, gpd.GeoDataFrame], name: str, by_code: Mapping[st
 
 
 def _metric_area(layer: gpd.GeoDataFrame, metric: pyproj.CRS) -> NDArray[np.float64]:
-    """The area (m²) of each unit of ``layer``, measured in the metric CRS."""
+    """The area (m²) of each unit of ``layer``, measured in the metric CRS.
+
+    (Not in the pool: reprojecting is about as fast as sending the geometries to a worker.)
+    """
     return np.asarray(layer.geometry.to_crs(metric).area.to_numpy(), dtype=float)
 
 

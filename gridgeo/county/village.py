@@ -56,6 +56,7 @@ import shapely
 from numpy.typing import NDArray
 
 from gridgeo._geom import containing
+from gridgeo.county import _wire
 from gridgeo.county import codes as _codes
 from gridgeo.county import units as _units
 from gridgeo.county._parts import Adjacency, metric_xy, nearest, part_count, sub_units, union
@@ -114,6 +115,12 @@ class VillageTask:
     previous: dict[str, tuple[GArray, list[str]]] | None = None  # level -> (geoms, codes) of an earlier build
     group_extra: list[dict[str, Any]] | None = None  # per group: leader fields to carry onto its grid
 
+    def __getstate__(self) -> dict[str, Any]:
+        return _wire.pack(self.__dict__)  # geometry arrays as one WKB array each (gridgeo.county._wire)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(_wire.unpack(state))
+
 
 @dataclass
 class VillageOut:
@@ -129,6 +136,12 @@ class VillageOut:
     problems: list[str] = field(default_factory=list)
     #: the stage running, or the last one done: what a failure is reported against (the fallback ladder)
     stage: str = ""
+
+    def __getstate__(self) -> dict[str, Any]:
+        return _wire.pack(self.__dict__)  # the rows' geometries as one WKB array per level
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(_wire.unpack(state))
 
 
 class LabelKind(enum.IntEnum):
