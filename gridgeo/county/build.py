@@ -38,7 +38,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -210,8 +210,11 @@ def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Pat
     report["cpu_seconds_by_stage"] = {k: round(v, 2) for k, v in sorted(stage.items())}
     clock.t = time.perf_counter()
     layers = _assemble(c, blocks.gdf, outs)
+    _release_rows(outs)
     coverage = clean_levels(layers, metric=c.metric, pool=pool)
+    layers["households"] = _households_frame(c, outs, layers["points"])
     coverage["households_moved_inside"] = _households_inside(c, layers)
+    c.items = replace(c.items, geoms=np.zeros(0, dtype=object))  # written: 3M footprints freed
     coverage["levels"] = verify_levels(layers, pool=pool)
     for name in PASS_THROUGH:  # what the patrol planner and the map need besides the levels
         if name in c.layers and len(c.layers[name]):
@@ -545,11 +548,23 @@ def _run_dask(tasks: list[VillageTask], scheduler: str, progress: bool, report: 
 # assemble
 # --------------------------------------------------------------------------------------
 def _assemble(c: _County, blocks: gpd.GeoDataFrame, outs: list[VillageOut]) -> dict[str, gpd.GeoDataFrame]:
-    """The output layers, in the output CRS."""
+    """The output layers of units, in the output CRS (the households layer follows the cleaning)."""
     levels = _level_frames(c, outs)
     return {"townships": _townships_frame(c, blocks), "blocks": blocks.to_crs(c.out_crs) if len(blocks) else blocks,
-            "villages": _villages_frame(c, outs), **levels,
-            "households": _households_frame(c, outs, levels["points"])}
+            "villages": _villages_frame(c, outs), **levels}
+
+
+def _release_rows(outs: list[VillageOut]) -> None:
+    """Drop the villages' row geometries (metric) once the layers hold them: a province's are a gigabyte.
+
+    Why the households layer waits: it is a row per building (3M in a
+    province); made after the cleaning, it is never held alongside the
+    cleaning's copies of every level.
+    """
+    for o in outs:
+        for rows in (o.grids, o.exclusive, o.points):
+            for r in rows:
+                r["geometry"] = None
 
 
 def _level_frames(c: _County, outs: list[VillageOut]) -> dict[str, gpd.GeoDataFrame]:
