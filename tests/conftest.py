@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,3 +56,10 @@ def synth_rules(d: Path, **synth: int) -> Path:
     p = d / "rules.toml"
     p.write_text(f'[county]\nseed = 0\n[inputs]\ncounty = "{county.as_posix()}"\n', encoding="utf-8")
     return p
+
+
+def garray(*geoms: Any) -> np.ndarray:
+    """A 1-D object array of the geometries (or None) given, as the build's geometry arrays are."""
+    out = np.empty(len(geoms), dtype=object)
+    out[:] = list(geoms)
+    return out

@@ -12,21 +12,16 @@ from shapely import Point, box
 
 from gridgeo.county.fingerprint import EXCLUDED, FINGERPRINT_VERSION, fingerprint, hashed_fields
 from gridgeo.county.village import VillageTask
-
-
-def _garray(*geoms: Any) -> np.ndarray:
-    out = np.empty(len(geoms), dtype=object)
-    out[:] = list(geoms)
-    return out
+from tests.conftest import garray
 
 
 def _task() -> VillageTask:
     return VillageTask(
         code="360000000001", name="village", kind="rural", geometry=box(0, 0, 100, 100),
-        barriers=_garray(shapely.LineString([(0, 50), (100, 50)])),
-        group_codes=["36000000000101"], group_names=["group 1"], group_geoms=_garray(box(0, 0, 100, 100)),
-        items=_garray(box(10, 10, 20, 20), box(60, 60, 70, 70)), weights=np.array([2, 3], dtype=np.int64),
-        item_labels=None, site_geoms=_garray(Point(30, 30)), site_names=["school"], site_categories=["school"],
+        barriers=garray(shapely.LineString([(0, 50), (100, 50)])),
+        group_codes=["36000000000101"], group_names=["group 1"], group_geoms=garray(box(0, 0, 100, 100)),
+        items=garray(box(10, 10, 20, 20), box(60, 60, 70, 70)), weights=np.array([2, 3], dtype=np.int64),
+        item_labels=None, site_geoms=garray(Point(30, 30)), site_names=["school"], site_categories=["school"],
         site_ids=["osm1"], grid_bounds=(30.0, 300.0), point_bounds=(10.0, 40.0),
         group_extra=[{"leader": "Wang"}],
     )
@@ -38,14 +33,14 @@ CHANGED: dict[str, Any] = {
     "name": "other",
     "kind": "urban",
     "geometry": box(0, 0, 100, 101),
-    "barriers": _garray(shapely.LineString([(0, 51), (100, 51)])),
+    "barriers": garray(shapely.LineString([(0, 51), (100, 51)])),
     "group_codes": ["36000000000102"],
     "group_names": ["group 2"],
-    "group_geoms": _garray(box(0, 0, 100, 99)),
-    "items": _garray(box(10, 10, 20, 21), box(60, 60, 70, 70)),
+    "group_geoms": garray(box(0, 0, 100, 99)),
+    "items": garray(box(10, 10, 20, 21), box(60, 60, 70, 70)),
     "weights": np.array([2, 4], dtype=np.int64),
     "item_labels": ["a", None],
-    "site_geoms": _garray(Point(30, 31)),
+    "site_geoms": garray(Point(30, 31)),
     "site_names": ["hospital"],
     "site_categories": ["hospital"],
     "site_ids": ["osm2"],
@@ -83,7 +78,7 @@ def test_changing_a_field_changes_the_fingerprint(name: str) -> None:
 
 def test_previous_does_not_change_the_fingerprint() -> None:
     t = _task()
-    prev = {"grids": (_garray(box(0, 0, 100, 100)), ["36000000000101"])}
+    prev = {"grids": (garray(box(0, 0, 100, 100)), ["36000000000101"])}
     assert fingerprint(dataclasses.replace(t, previous=prev)) == fingerprint(t)
 
 
@@ -102,7 +97,7 @@ def test_digest_is_stable_across_releases() -> None:
     # change these only together with FINGERPRINT_VERSION
     t = _task()
     assert fingerprint(t) == "38c238b9360e5639203da8560e70b1bf"
-    with_missing = dataclasses.replace(t, items=_garray(None, box(1, 1, 2, 2), Point(3, 3)))
+    with_missing = dataclasses.replace(t, items=garray(None, box(1, 1, 2, 2), Point(3, 3)))
     assert fingerprint(with_missing) == "68771707d4653b4b5cd5e6ab99fde3c4"
 
 
@@ -118,7 +113,7 @@ def test_geometry_arrays_hash_as_their_elements_one_by_one(values: list[Any]) ->
     from gridgeo.county import fingerprint as fp
 
     a, b = hashlib.blake2b(digest_size=16), hashlib.blake2b(digest_size=16)
-    fp._put(a, _garray(*values))
+    fp._put(a, garray(*values))
     fp._tag(b, b"O", len(values))
     for v in values:
         fp._put(b, v)

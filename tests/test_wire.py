@@ -13,24 +13,19 @@ from shapely import LineString, Point, Polygon, box
 from gridgeo.county import _wire
 from gridgeo.county.fingerprint import fingerprint
 from gridgeo.county.village import VillageOut, VillageTask
-
-
-def _garray(*geoms: Any) -> np.ndarray:
-    out = np.empty(len(geoms), dtype=object)
-    out[:] = list(geoms)
-    return out
+from tests.conftest import garray
 
 
 def _task() -> VillageTask:
     return VillageTask(
         code="360000000001", name="村", kind="rural", geometry=box(0, 0, 100, 100),
-        barriers=_garray(LineString([(0, 50), (100, 50)]), shapely.LineString()),
-        group_codes=["36000000000101"], group_names=[None], group_geoms=_garray(),
-        items=_garray(box(10, 10, 20, 20), None, Point(1, 2), Point(1, 2, 3), Polygon()),
+        barriers=garray(LineString([(0, 50), (100, 50)]), shapely.LineString()),
+        group_codes=["36000000000101"], group_names=[None], group_geoms=garray(),
+        items=garray(box(10, 10, 20, 20), None, Point(1, 2), Point(1, 2, 3), Polygon()),
         weights=np.array([2, 3, 1, 1, 1], dtype=np.int64), item_labels=["a", None, "b", "c", "d"],
-        site_geoms=_garray(Point(30, 30)), site_names=["school"], site_categories=["school"], site_ids=["osm1"],
+        site_geoms=garray(Point(30, 30)), site_names=["school"], site_categories=["school"], site_ids=["osm1"],
         grid_bounds=(30.0, 300.0), point_bounds=(10.0, 40.0),
-        previous={"grids": (_garray(box(0, 0, 1, 1)), ["g"])}, group_extra=[{"leader": "Wang"}],
+        previous={"grids": (garray(box(0, 0, 1, 1)), ["g"])}, group_extra=[{"leader": "Wang"}],
     )
 
 
@@ -68,6 +63,6 @@ def test_result_rows_round_trip_with_their_key_order() -> None:
 
 
 def test_arrays_that_are_not_geometries_travel_as_they_are() -> None:
-    mixed = _garray(box(0, 0, 1, 1), "x")
+    mixed = garray(box(0, 0, 1, 1), "x")
     packed = _wire.pack({"a": mixed, "b": np.array([1, 2]), "c": [{"geometry": 1}], "d": []})
     assert packed["a"] is mixed and not isinstance(packed["b"], _wire._Geoms) and packed["d"] == []
