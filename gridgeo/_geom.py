@@ -57,6 +57,11 @@ def polygonal(geom: Any) -> Any:
     return parts[0] if len(parts) == 1 else shapely.multipolygons(parts)
 
 
+def is_geometry_array(a: np.ndarray) -> bool:
+    """Whether ``a`` is an object array holding only geometries and None (vectorised; True when empty)."""
+    return a.dtype == object and bool(np.all(shapely.is_valid_input(a)))
+
+
 def polygonal_array(geoms: Any) -> np.ndarray:
     """:func:`polygonal` of each geometry: the polygons with area kept as they are, the rest one by one.
 

@@ -49,7 +49,7 @@ def test_task_round_trips_field_by_field() -> None:
     for f in dataclasses.fields(VillageTask):
         assert _same(getattr(t, f.name), getattr(back, f.name)), f.name
     assert fingerprint(back) == fingerprint(t)
-    assert isinstance(_wire.pack(t.__dict__)["items"], _wire._Geoms)  # the geometry arrays travel as WKB
+    assert isinstance(_wire.pack(t.__dict__)["items"], _wire.Geometries)  # the geometry arrays travel as WKB
 
 
 def test_result_rows_round_trip_with_their_key_order() -> None:
@@ -65,4 +65,4 @@ def test_result_rows_round_trip_with_their_key_order() -> None:
 def test_arrays_that_are_not_geometries_travel_as_they_are() -> None:
     mixed = garray(box(0, 0, 1, 1), "x")
     packed = _wire.pack({"a": mixed, "b": np.array([1, 2]), "c": [{"geometry": 1}], "d": []})
-    assert packed["a"] is mixed and not isinstance(packed["b"], _wire._Geoms) and packed["d"] == []
+    assert packed["a"] is mixed and not isinstance(packed["b"], _wire.Geometries) and packed["d"] == []

@@ -21,67 +21,13 @@ from typing import Any
 import numpy as np
 import shapely
 
+from gridgeo._geom import is_geometry_array
+
 __all__ = ["Geometries", "pack", "unpack"]
 
 
-@dataclass(frozen=True)
-class _Geoms:
-    """An object array of geometries (or None), as WKB."""
-
-    wkb: np.ndarray
-
-
-@dataclass(frozen=True)
-class _Rows:
-    """Rows (dicts) that each hold a ``geometry``: the rows with ``geometry=None``, and the geometries as WKB."""
-
-    rows: list[dict[str, Any]]
-    wkb: np.ndarray
-
-
-def _geometry_array(v: Any) -> bool:
-    return isinstance(v, np.ndarray) and v.dtype == object and v.ndim == 1 and bool(
-        np.all(shapely.is_valid_input(v)))
-
-
-def _geometry_rows(v: Any) -> bool:
-    return isinstance(v, list) and len(v) > 0 and all(isinstance(r, dict) and "geometry" in r for r in v)
-
-
-def pack(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (an object's ``__dict__``) with geometry arrays and geometry rows as WKB."""
-    out: dict[str, Any] = {}
-    for k, v in state.items():
-        if _geometry_array(v):
-            out[k] = _Geoms(shapely.to_wkb(v))
-        elif _geometry_rows(v):
-            geoms = np.empty(len(v), dtype=object)
-            geoms[:] = [r["geometry"] for r in v]
-            out[k] = _Rows([dict(r, geometry=None) for r in v], shapely.to_wkb(geoms)) \
-                if _geometry_array(geoms) else v  # keys keep their order
-        else:
-            out[k] = v
-    return out
-
-
-def unpack(state: dict[str, Any]) -> dict[str, Any]:
-    """The inverse of :func:`pack`."""
-    out: dict[str, Any] = {}
-    for k, v in state.items():
-        if isinstance(v, _Geoms):
-            out[k] = np.asarray(shapely.from_wkb(v.wkb), dtype=object)
-        elif isinstance(v, _Rows):
-            rows = v.rows
-            for r, g in zip(rows, shapely.from_wkb(v.wkb).tolist(), strict=True):
-                r["geometry"] = g
-            out[k] = rows
-        else:
-            out[k] = v
-    return out
-
-
 class Geometries:
-    """An object array of geometries that pickles as one WKB array (for pool tasks and their results)."""
+    """An object array of geometries (or None) that pickles as one WKB array."""
 
     __slots__ = ("geoms",)
 
@@ -93,3 +39,46 @@ class Geometries:
 
     def __setstate__(self, wkb: np.ndarray) -> None:
         self.geoms = np.asarray(shapely.from_wkb(wkb), dtype=object)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Rows (dicts) that each hold a ``geometry``: the rows with ``geometry=None``, and the geometries."""
+
+    rows: list[dict[str, Any]]
+    geoms: Geometries
+
+
+def _geometry_rows(v: Any) -> bool:
+    return isinstance(v, list) and len(v) > 0 and all(isinstance(r, dict) and "geometry" in r for r in v)
+
+
+def pack(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` (an object's ``__dict__``) with geometry arrays and geometry rows as :class:`Geometries`."""
+    out: dict[str, Any] = {}
+    for k, v in state.items():
+        if isinstance(v, np.ndarray) and v.ndim == 1 and is_geometry_array(v):
+            out[k] = Geometries(v)
+        elif _geometry_rows(v):
+            geoms = np.empty(len(v), dtype=object)
+            geoms[:] = [r["geometry"] for r in v]
+            out[k] = _Rows([dict(r, geometry=None) for r in v], Geometries(geoms)) \
+                if is_geometry_array(geoms) else v  # keys keep their order
+        else:
+            out[k] = v
+    return out
+
+
+def unpack(state: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`pack`."""
+    out: dict[str, Any] = {}
+    for k, v in state.items():
+        if isinstance(v, Geometries):
+            out[k] = v.geoms
+        elif isinstance(v, _Rows):
+            for r, g in zip(v.rows, v.geoms.geoms.tolist(), strict=True):
+                r["geometry"] = g
+            out[k] = v.rows
+        else:
+            out[k] = v
+    return out

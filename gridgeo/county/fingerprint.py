@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import shapely
 
+from gridgeo._geom import is_geometry_array
+
 if TYPE_CHECKING:
     from gridgeo.county.village import VillageTask
 
@@ -62,7 +64,11 @@ def fingerprint(t: VillageTask) -> str:
 
 
 def _tag(h: Any, tag: bytes, n: int) -> None:
-    h.update(tag + n.to_bytes(8, "little"))
+    h.update(_tagged(tag, n))
+
+
+def _tagged(tag: bytes, n: int) -> bytes:
+    return tag + n.to_bytes(8, "little")
 
 
 def _put(h: Any, x: object) -> None:
@@ -100,7 +106,7 @@ def _put_array(h: Any, a: np.ndarray) -> None:
     if a.dtype == object:
         _tag(h, b"O", a.size)
         flat = a.reshape(-1)
-        if all(v is None or isinstance(v, shapely.Geometry) for v in flat):
+        if is_geometry_array(flat):
             _put_geometries(h, flat)
             return
         for v in flat:
@@ -120,10 +126,5 @@ def _put_geometries(h: Any, geoms: np.ndarray) -> None:
     one update per village, instead of a call and two updates per building,
     take the fingerprints from a minute to seconds, with the same digests.
     """
-    chunks = []
-    for w in shapely.to_wkb(geoms).tolist():
-        if w is None:
-            chunks.append(b"N" + (0).to_bytes(8, "little"))
-        else:
-            chunks.append(b"W" + len(w).to_bytes(8, "little") + w)
-    h.update(b"".join(chunks))
+    h.update(b"".join(_tagged(b"N", 0) if w is None else _tagged(b"W", len(w)) + w
+                      for w in shapely.to_wkb(geoms).tolist()))
