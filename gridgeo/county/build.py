@@ -37,7 +37,7 @@ import math
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,7 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from gridgeo.county import sources as _src
-from gridgeo.county._pool import WorkerPool
+from gridgeo.county._pool import Background, WorkerPool
 from gridgeo.county.assign import assign_items
 from gridgeo.county.coverage import ROUNDING_M, clean_levels, verify_levels
 from gridgeo.county.fingerprint import fingerprint
@@ -134,9 +134,11 @@ def build_county(
 ) -> BuildResult:
     """Build every level of the county (see the module notes).
 
-    Stages, in order: read (inputs, villages, items), blocks, village tasks,
+    Stages, in order: read (inputs, villages, items), village tasks,
     villages (reused from ``previous`` or built, in parallel), assemble the
-    layers, and the report.
+    layers, and the report. The blocks are drawn alongside the tasks and the
+    villages, in a thread of this process (they need only the village
+    totals); a failure there stops the build at the next finished village.
 
     Parameters
     ----------
@@ -197,13 +199,17 @@ def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Pat
     report: dict[str, Any] = {"rules": str(rules.source) if rules.source else None}
     c = _read_county(rules, county, report)
     clock.lap("read")
-    blocks = _county_blocks(c.vil, rules)
-    c.vil["block"] = [blocks.block_of.get(v) for v in c.vil["code"]]
-    clock.lap("blocks")
+    # the blocks need only the village totals: drawn in this process while the workers build the villages
+    blocks_job = Background(_county_blocks, _own_copy(c.vil), rules, name="gridgeo-blocks")
     tasks = list(_tasks(c, rules, previous))
     clock.lap("tasks")
-    outs = _build_villages(c, tasks, previous, report, pool=pool, progress=progress, scheduler=scheduler)
+    outs = _build_villages(c, tasks, previous, report, pool=pool, progress=progress, scheduler=scheduler,
+                           watch=blocks_job.raise_if_failed)
     clock.lap("villages_wall")
+    blocks = blocks_job.result()
+    c.vil["block"] = [blocks.block_of.get(v) for v in c.vil["code"]]
+    clock.lap("blocks_wait")
+    clock.seconds["blocks"] = blocks_job.seconds  # alongside tasks and villages, in its own thread
     stage: Counter[str] = Counter()
     for o in outs:
         stage.update(o.seconds)
@@ -280,6 +286,18 @@ def _index_by(labels: IArray, n: int) -> list[IArray]:
 # --------------------------------------------------------------------------------------
 # blocks
 # --------------------------------------------------------------------------------------
+def _own_copy(vil: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``vil`` with geometry objects of its own, for the blocks thread.
+
+    Why copy the geometries too: GEOS caches a prepared geometry inside the
+    geometry object on first use, so two threads must not share one.
+    """
+    out = vil.copy()
+    out[out.geometry.name] = gpd.GeoSeries(shapely.from_wkb(shapely.to_wkb(vil.geometry.values)),
+                                           index=vil.index, crs=vil.crs)
+    return out
+
+
 def _county_blocks(vil: gpd.GeoDataFrame, rules: CountyRules) -> _Blocks:
     """Villages grouped into blocks per township (:func:`gridgeo.county.blocks.make_blocks`), as a layer."""
     from gridgeo.county.blocks import make_blocks
@@ -397,13 +415,17 @@ def _previous_of(prev: Previous | None, code: str) -> Previous | None:
 # villages
 # --------------------------------------------------------------------------------------
 def _build_villages(c: _County, tasks: list[VillageTask], previous: str | Path | None, report: dict[str, Any], *,
-                    pool: WorkerPool, progress: bool, scheduler: str | None = None) -> list[VillageOut]:
-    """Every village, taken from ``previous`` when unchanged, else built; fingerprints go to ``build_hash``."""
+                    pool: WorkerPool, progress: bool, scheduler: str | None = None,
+                    watch: Callable[[], None] | None = None) -> list[VillageOut]:
+    """Every village, taken from ``previous`` when unchanged, else built; fingerprints go to ``build_hash``.
+
+    ``watch`` is called after each village (it may raise: work running beside the villages failed).
+    """
     fps = [fingerprint(t) for t in tasks]
     reused = _reuse(previous, c.metric, tasks, fps) if previous is not None else {}
     todo = [t for i, t in enumerate(tasks) if i not in reused]
-    fresh = iter(_run(todo, pool, progress) if scheduler is None or not todo
-                 else _run_dask(todo, scheduler, progress, report))
+    fresh = iter(_run(todo, pool, progress, watch) if scheduler is None or not todo
+                 else _run_dask(todo, scheduler, progress, report, watch))
     outs = [reused[i] if i in reused else next(fresh) for i in range(len(tasks))]
     c.vil["build_hash"] = [_mark_fallback(t, o, fp) for t, o, fp in zip(tasks, outs, fps, strict=True)]
     report["reused_villages"] = len(reused)
@@ -504,7 +526,8 @@ def _previous_assignment(previous: str | Path) -> dict[str, list[str | None]]:
     return assign
 
 
-def _run(tasks: list[VillageTask], pool: WorkerPool, progress: bool) -> list[VillageOut]:
+def _run(tasks: list[VillageTask], pool: WorkerPool, progress: bool,
+         watch: Callable[[], None] | None = None) -> list[VillageOut]:
     """Build the villages, in their order, in this process or in the pool's worker processes.
 
     Each through the fallback ladder (:func:`gridgeo.county.ladder.build_with_fallbacks`).
@@ -513,20 +536,31 @@ def _run(tasks: list[VillageTask], pool: WorkerPool, progress: bool) -> list[Vil
     goes on (:class:`gridgeo.county._pool.WorkerPool`): none is left behind.
     """
     bar = tqdm(total=len(tasks), desc="villages", unit="village", disable=not progress)
+    tick = _ticker(bar, watch)
     try:
         if pool.workers <= 1 or len(tasks) < 4:
             out = []
             for t in tasks:
                 out.append(build_with_fallbacks(t))
-                bar.update(1)
+                tick()
             return out
         # results come back in input order whatever order the workers finish in
-        return pool.map(build_with_fallbacks, tasks, on_result=lambda: bar.update(1))
+        return pool.map(build_with_fallbacks, tasks, on_result=tick)
     finally:
         bar.close()
 
 
-def _run_dask(tasks: list[VillageTask], scheduler: str, progress: bool, report: dict[str, Any]) -> list[VillageOut]:
+def _ticker(bar: tqdm, watch: Callable[[], None] | None) -> Callable[[], None]:
+    """What runs after each village: the progress bar moves, then ``watch`` (which may raise)."""
+    def tick() -> None:
+        bar.update(1)
+        if watch is not None:
+            watch()
+    return tick
+
+
+def _run_dask(tasks: list[VillageTask], scheduler: str, progress: bool, report: dict[str, Any],
+              watch: Callable[[], None] | None = None) -> list[VillageOut]:
     """Build the villages on the Dask cluster at ``scheduler``, in their order (:mod:`gridgeo.county._dask`).
 
     Imported here, not at the top: Dask is an optional extra, and a local
@@ -537,7 +571,7 @@ def _run_dask(tasks: list[VillageTask], scheduler: str, progress: bool, report: 
     bar = tqdm(total=len(tasks), desc="villages", unit="village", disable=not progress)
     try:
         run = run_dask(build_with_fallbacks, tasks, scheduler=scheduler, keys=[f"village-{t.code}" for t in tasks],
-                       on_result=lambda: bar.update(1))
+                       on_result=_ticker(bar, watch))
     finally:
         bar.close()
     report["scheduler"] = {"address": scheduler, "threads": run.threads}
