@@ -245,10 +245,9 @@ def _read_county(rules: CountyRules, county: str | Path | None, report: dict[str
     out_crs = vil.crs if vil.crs is not None and vil.crs.is_geographic else pyproj.CRS.from_epsg(4490)
     report["metric_crs"] = metric.to_string()
     vgeom = metric_geoms(vil, metric)
-    items = _src.items(layers, rules, metric)
-    warnings = [*_src.missing_layer_warnings(layers), *items.warnings]
-    for name in ("buildings", "households"):  # now the items (metric): a province's 3M footprints are held once
-        layers.pop(name, None)
+    missing = _src.missing_layer_warnings(layers)
+    items = _src.items(layers, rules, metric)  # takes the buildings and households out of layers
+    warnings = [*missing, *items.warnings]
     if warnings:  # only then: a clean build's report keeps its exact shape
         report["warnings"] = warnings
     item_v = _group_by_village(items.geoms, vgeom)

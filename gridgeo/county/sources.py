@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,6 +132,22 @@ def metric_geoms(gdf: gpd.GeoDataFrame, metric: pyproj.CRS) -> GArray:
     return np.asarray(gdf.to_crs(metric).geometry.values, dtype=object)
 
 
+def _metric_in_place(gdf: gpd.GeoDataFrame, metric: pyproj.CRS) -> GArray:
+    """The layer's geometries in the metric CRS; the layer keeps its other columns and loses its geometry.
+
+    Converted :data:`METRIC_CHUNK` at a time into one array, each chunk's
+    source geometries released as it is done, so at most a chunk is held
+    twice (the memory of the released ones is reused by the next chunks).
+    """
+    src = gdf.crs
+    geoms = np.asarray(gdf.geometry.values, dtype=object).copy()
+    gdf[gdf.geometry.name] = None  # the layer no longer holds the source geometries: geoms does
+    for lo in range(0, len(geoms), METRIC_CHUNK):
+        part = slice(lo, lo + METRIC_CHUNK)
+        geoms[part] = np.asarray(gpd.GeoSeries(geoms[part], crs=src).to_crs(metric).values, dtype=object)
+    return geoms
+
+
 def column(gdf: gpd.GeoDataFrame, name: str) -> list[Any]:
     """A column's values with every kind of missing (None, NaN, NA) as None; all None if absent."""
     if name not in gdf.columns:
@@ -246,10 +262,25 @@ def _townships_by_location(vil: gpd.GeoDataFrame, towns: gpd.GeoDataFrame, src: 
 # --------------------------------------------------------------------------------------
 # Items, barriers, sites
 # --------------------------------------------------------------------------------------
-def items(layers: Mapping[str, gpd.GeoDataFrame], rules: CountyRules, metric: pyproj.CRS) -> Items:
-    """Household points (preferred) or buildings as weighted items, in the metric CRS."""
+#: Geometries converted to the metric CRS at a time (:func:`_metric_in_place`).
+METRIC_CHUNK = 100_000
+
+
+def items(layers: MutableMapping[str, gpd.GeoDataFrame], rules: CountyRules, metric: pyproj.CRS) -> Items:
+    """Household points (preferred) or buildings as weighted items, in the metric CRS.
+
+    The ``buildings`` and ``households`` layers are taken out of ``layers``:
+    the items hold them from now on, in the metric CRS only. Why: a
+    province's 3M building footprints are a gigabyte as shapely objects;
+    holding the layer as read beside its metric copy doubled the read's peak.
+    """
+    taken = {name: layers.pop(name) for name in ("households", "buildings") if name in layers}
+    return _items(taken, rules, metric)
+
+
+def _items(layers: dict[str, gpd.GeoDataFrame], rules: CountyRules, metric: pyproj.CRS) -> Items:
     if "households" in layers and len(layers["households"]):
-        hh = layers["households"].reset_index(drop=True)
+        hh = layers.pop("households").reset_index(drop=True)
         given = column(hh, "households")
         hh_ids = [str(v) if v is not None else str(i) for i, v in enumerate(column(hh, "id"))]
         negative = _negative_rows(given)
@@ -259,21 +290,22 @@ def items(layers: Mapping[str, gpd.GeoDataFrame], rules: CountyRules, metric: py
         labels = [None if v is None else str(v) for v in column(hh, lab_col)] if lab_col else None
         warned = (_negative_warning(_where(hh, "households"), negative, hh_ids, "each counted as 1"),) \
             if negative else ()
-        return Items(source="household", geoms=metric_geoms(hh, metric), weights=w,
+        return Items(source="household", geoms=_metric_in_place(hh, metric), weights=w,
                      estimated=np.zeros(len(w), dtype=bool), ids=hh_ids, labels=labels, warnings=warned)
     if "buildings" in layers and len(layers["buildings"]):
-        b = layers["buildings"].reset_index(drop=True)
-        mb = b.to_crs(metric)
-        w, est = estimate_households(mb, dwelling_m2=rules.dwelling_m2, default_levels=rules.default_levels,
-                                     min_area_m2=rules.min_building_m2)
+        b = layers.pop("buildings").reset_index(drop=True)
         ids = column(b, "osm_id") if "osm_id" in b.columns else column(b, "id")
         b_ids = [str(v) if v is not None else str(i) for i, v in enumerate(ids)]
         negative = _negative_rows(column(b, "households"))
         warned = (_negative_warning(_where(b, "buildings"), negative, b_ids, "re-estimated from the footprint"),) \
             if negative else ()
-        return Items(source="building", geoms=np.asarray(mb.geometry.values, dtype=object),
-                     weights=np.asarray(w, dtype=np.int64), estimated=np.asarray(est, dtype=bool),
-                     ids=b_ids, labels=None, warnings=warned)
+        geoms = _metric_in_place(b, metric)
+        mb = gpd.GeoDataFrame(b, geometry=geoms, crs=metric)
+        del b
+        w, est = estimate_households(mb, dwelling_m2=rules.dwelling_m2, default_levels=rules.default_levels,
+                                     min_area_m2=rules.min_building_m2)
+        return Items(source="building", geoms=geoms, weights=np.asarray(w, dtype=np.int64),
+                     estimated=np.asarray(est, dtype=bool), ids=b_ids, labels=None, warnings=warned)
     return Items(source=None, geoms=np.zeros(0, dtype=object), weights=np.zeros(0, dtype=np.int64),
                  estimated=np.zeros(0, dtype=bool), ids=[], labels=None)
 
