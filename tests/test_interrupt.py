@@ -15,7 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -277,6 +277,23 @@ def test_pool_failure_ends_running_workers() -> None:
 
 def test_pool_results_in_order() -> None:
     assert run_pool(_sleep_or_fail, [0.2, 0.0, 0.1, 0.0], workers=2) == [0.2, 0.0, 0.1, 0.0]
+
+
+def test_pool_takes_lazy_tasks_as_the_workers_get_through_them() -> None:
+    """A generator of tasks is never drawn more than IN_FLIGHT per worker ahead of the results."""
+    from gridgeo.county import _pool
+
+    taken: list[int] = []
+    ahead: list[int] = []
+
+    def tasks() -> Iterator[float]:
+        for i in range(60):
+            taken.append(i)
+            yield 0.0 if i % 7 else 0.05
+
+    out = run_pool(_sleep_or_fail, tasks(), workers=2, on_result=lambda: ahead.append(len(taken) - len(ahead) - 1))
+    assert out == [0.0 if i % 7 else 0.05 for i in range(60)] and len(taken) == 60
+    assert max(ahead) <= _pool.IN_FLIGHT * 2 - 1
 
 
 def _mark_sleep_or_fail(task: tuple[str, int, float]) -> int:

@@ -14,11 +14,13 @@ on Linux ``prctl(PR_SET_PDEATHSIG, SIGTERM)`` (the kernel sends SIGTERM when
 the parent dies), everywhere a daemon thread that exits the worker once
 ``os.getppid()`` changes (polled every second).
 
-Fail fast: results are taken as they arrive (``as_completed``), not in input
+Fail fast: results are taken as they arrive (``wait(FIRST_COMPLETED)``), not in input
 order, so the first village that fails stops the build at once -- before,
 the parent waited on the villages in their order, and a failure behind a
 slow village surfaced only when that village was done (for a whole county,
 after most of the queue). The results are put back in input order at the end.
+Tasks are taken from their iterable only as the workers get through them
+(a few per worker in flight), so a lazy queue of villages is never held whole.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,9 @@ PARENT_POLL_S = 1.0
 _INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
 #: seconds the workers get to exit after SIGTERM before SIGKILL
 GRACE_S = 2.0
+#: tasks per worker submitted and not yet done (:meth:`WorkerPool.map`): enough that no worker waits for
+#: the next task while this process makes it, few enough that a lazy queue is never held whole
+IN_FLIGHT = 8
 
 
 class Background:
@@ -131,22 +136,42 @@ class WorkerPool:
 
     def map(self, fn: Callable[[T], R], tasks: Iterable[T], *,
             on_result: Callable[[], None] | None = None) -> list[R]:
-        """``[fn(t) for t in tasks]`` in the workers, in the tasks' order (see :func:`run_pool`)."""
+        """``[fn(t) for t in tasks]`` in the workers, in the tasks' order (see :func:`run_pool`).
+
+        ``tasks`` is consumed as the workers take them, at most
+        :data:`IN_FLIGHT` per worker submitted and not yet done: a lazy
+        iterable of tasks is made one task at a time, never held whole.
+        """
         ex = self.start()._ex
         assert ex is not None
+        todo = enumerate(tasks)
+        window = IN_FLIGHT * self.workers
+        place: dict[Future[R], int] = {}
+        done: dict[int, R] = {}
         try:
-            with _interrupts_held():
-                futures: list[Future[R]] = [ex.submit(fn, t) for t in tasks]
-            place = {f: i for i, f in enumerate(futures)}
-            done: dict[int, R] = {}
-            for f in as_completed(futures):
-                done[place[f]] = f.result()  # a failed task raises here, as soon as it has failed
-                if on_result is not None:
-                    on_result()
+            self._submit(ex, fn, todo, place, window)
+            while place:
+                ready, _ = wait(place, return_when=FIRST_COMPLETED)
+                for f in sorted(ready, key=place.__getitem__):
+                    done[place.pop(f)] = f.result()  # a failed task raises here, as soon as it has failed
+                    if on_result is not None:
+                        on_result()
+                self._submit(ex, fn, todo, place, window)
         except BaseException:
             self.stop()
             raise
-        return [done[i] for i in range(len(futures))]
+        return [done[i] for i in range(len(done))]
+
+    @staticmethod
+    def _submit(ex: ProcessPoolExecutor, fn: Callable[[T], R], todo: Iterator[tuple[int, T]],
+                place: dict[Future[R], int], window: int) -> None:
+        """Submit tasks from ``todo`` until ``window`` are out; each future keeps its task's place."""
+        while len(place) < window:
+            nxt = next(todo, None)
+            if nxt is None:
+                return
+            with _interrupts_held():  # workers may start during submit
+                place[ex.submit(fn, nxt[1])] = nxt[0]
 
     def stop(self) -> None:
         """End the workers at once (queued work cancelled; see :func:`stop_pool`)."""

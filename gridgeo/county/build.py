@@ -37,7 +37,7 @@ import math
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -96,8 +96,9 @@ class _County:
     metric: pyproj.CRS
     out_crs: pyproj.CRS
     vgeom: GArray  # village geometries in the metric CRS
-    items: Items
+    items: Items  # its geoms emptied once they are item_wkb
     item_v: IArray  # village index of each item, -1 outside every village
+    item_wkb: NDArray[np.object_]  # the items' geometries (metric) as WKB: a fifth of their size as objects
 
 
 @dataclass(frozen=True)
@@ -201,9 +202,7 @@ def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Pat
     clock.lap("read")
     # the blocks need only the village totals: drawn in this process while the workers build the villages
     blocks_job = Background(_county_blocks, _own_copy(c.vil), rules, name="gridgeo-blocks")
-    tasks = list(_tasks(c, rules, previous))
-    clock.lap("tasks")
-    outs = _build_villages(c, tasks, previous, report, pool=pool, progress=progress, scheduler=scheduler,
+    outs = _build_villages(c, rules, previous, report, pool=pool, progress=progress, scheduler=scheduler,
                            watch=blocks_job.raise_if_failed)
     clock.lap("villages_wall")
     blocks = blocks_job.result()
@@ -220,7 +219,7 @@ def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Pat
     coverage = clean_levels(layers, metric=c.metric, pool=pool)
     layers["households"] = _households_frame(c, outs, layers["points"])
     coverage["households_moved_inside"] = _households_inside(c, layers)
-    c.items = replace(c.items, geoms=np.zeros(0, dtype=object))  # written: 3M footprints freed
+    c.item_wkb = np.zeros(0, dtype=object)  # placed: the footprints are not needed any more
     coverage["levels"] = verify_levels(layers, pool=pool)
     for name in PASS_THROUGH:  # what the patrol planner and the map need besides the levels
         if name in c.layers and len(c.layers[name]):
@@ -262,8 +261,16 @@ def _read_county(rules: CountyRules, county: str | Path | None, report: dict[str
     vil["households_estimated"] = np.bincount(item_v[inside & items.estimated],
                                               weights=w[inside & items.estimated],
                                               minlength=len(vil)).astype(int) if len(w) else 0
-    return _County(layers=layers, towns=towns, vil=vil, metric=metric, out_crs=out_crs, vgeom=vgeom, items=items,
-                   item_v=item_v)
+    # from here on the footprints are held as WKB, made into geometries a village at a time (_tasks)
+    wkb = np.asarray(shapely.to_wkb(items.geoms), dtype=object)
+    return _County(layers=layers, towns=towns, vil=vil, metric=metric, out_crs=out_crs, vgeom=vgeom,
+                   items=replace(items, geoms=np.zeros(0, dtype=object)), item_v=item_v, item_wkb=wkb)
+
+
+def _item_geoms(c: _County, idx: IArray | None = None) -> GArray:
+    """The items' geometries (metric CRS): those at ``idx``, or all of them, from their WKB."""
+    wkb = c.item_wkb if idx is None else c.item_wkb[idx]
+    return np.asarray(shapely.from_wkb(wkb), dtype=object) if len(wkb) else np.zeros(0, dtype=object)
 
 
 def _group_by_village(geoms: GArray, villages: GArray) -> IArray:
@@ -369,7 +376,7 @@ def _tasks(c: _County, rules: CountyRules, previous: str | Path | None) -> Itera
     by_v_sites = _index_by(_group_by_village(sites.geoms, c.vgeom), n)
     by_v_groups = _index_by(groups.village, n)
     items = c.items
-    for i, row in enumerate(c.vil.itertuples(index=False)):
+    for i, row in enumerate(c.vil.itertuples(index=False)):  # lazily: only the villages in flight hold geometries
         code = str(row.code)
         g = c.vgeom[i]
         barriers = bar_geoms[np.sort(bar_tree.query(g, predicate="intersects"))] if bar_tree is not None \
@@ -380,7 +387,7 @@ def _tasks(c: _County, rules: CountyRules, previous: str | Path | None) -> Itera
             code=code, name=str(getattr(row, "name", "") or ""), kind=str(row.kind), geometry=g,
             barriers=barriers,
             group_codes=[groups.codes[j] for j in gi], group_names=[groups.names[j] for j in gi],  # type: ignore[misc]
-            group_geoms=groups.geoms[gi], items=items.geoms[it], weights=items.weights[it],
+            group_geoms=groups.geoms[gi], items=_item_geoms(c, it), weights=items.weights[it],
             item_labels=[items.labels[j] for j in it] if items.labels is not None else None,
             site_geoms=sites.geoms[st], site_names=[sites.names[j] for j in st],
             site_categories=[sites.categories[j] for j in st], site_ids=[sites.ids[j] for j in st],
@@ -413,25 +420,44 @@ def _previous_of(prev: Previous | None, code: str) -> Previous | None:
 # --------------------------------------------------------------------------------------
 # villages
 # --------------------------------------------------------------------------------------
-def _build_villages(c: _County, tasks: list[VillageTask], previous: str | Path | None, report: dict[str, Any], *,
+def _build_villages(c: _County, rules: CountyRules, previous: str | Path | None, report: dict[str, Any], *,
                     pool: WorkerPool, progress: bool, scheduler: str | None = None,
                     watch: Callable[[], None] | None = None) -> list[VillageOut]:
     """Every village, taken from ``previous`` when unchanged, else built; fingerprints go to ``build_hash``.
 
-    ``watch`` is called after each village (it may raise: work running beside the villages failed).
+    A local build makes each task as a worker is ready for it (:meth:`WorkerPool.map`
+    keeps a few in flight), so only those villages' buildings are geometry
+    objects at a time. A build from ``previous`` makes every task first (which
+    are unchanged needs every fingerprint), and so does a Dask build (each
+    task is scattered to the cluster). ``watch`` is called after each village
+    (it may raise: work running beside the villages failed).
     """
-    fps = [fingerprint(t) for t in tasks]
-    reused = _reuse(previous, c.metric, tasks, fps) if previous is not None else {}
-    todo = [t for i, t in enumerate(tasks) if i not in reused]
-    fresh = iter(_run(todo, pool, progress, watch) if scheduler is None or not todo
-                 else _run_dask(todo, scheduler, progress, report, watch))
-    outs = [reused[i] if i in reused else next(fresh) for i in range(len(tasks))]
-    c.vil["build_hash"] = [_mark_fallback(t, o, fp) for t, o, fp in zip(tasks, outs, fps, strict=True)]
+    fps: list[str] = []
+    tasks = _fingerprinted(_tasks(c, rules, previous), fps)
+    reused: dict[int, VillageOut] = {}
+    if previous is None and scheduler is None:
+        outs = _run(tasks, pool, progress, watch, total=len(c.vil))
+    else:
+        every = list(tasks)
+        reused = _reuse(previous, c.metric, every, fps) if previous is not None else {}
+        todo = [t for i, t in enumerate(every) if i not in reused]
+        fresh = iter(_run(todo, pool, progress, watch, total=len(todo)) if scheduler is None or not todo
+                     else _run_dask(todo, scheduler, progress, report, watch))
+        outs = [reused[i] if i in reused else next(fresh) for i in range(len(every))]
+    names = [str(n or "") for n in column(c.vil, "name")]
+    c.vil["build_hash"] = [_mark_fallback(o, name, fp) for o, name, fp in zip(outs, names, fps, strict=True)]
     report["reused_villages"] = len(reused)
     return outs
 
 
-def _mark_fallback(t: VillageTask, o: VillageOut, fp: str) -> str:
+def _fingerprinted(tasks: Iterator[VillageTask], fps: list[str]) -> Iterator[VillageTask]:
+    """The tasks as they come, each one's fingerprint appended to ``fps`` first."""
+    for t in tasks:
+        fps.append(fingerprint(t))
+        yield t
+
+
+def _mark_fallback(o: VillageOut, name: str, fp: str) -> str:
     """The village's ``build_hash``: its fingerprint, with ``+RUNG`` when a fallback rung built it (logged).
 
     Why mark it: a village built by a fallback is never taken unchanged by a
@@ -441,7 +467,7 @@ def _mark_fallback(t: VillageTask, o: VillageOut, fp: str) -> str:
     fb = o.stats.get("fallback")
     if not fb:
         return fp
-    log.warning("village %s %s: built by the fallback rung %r (%s)", t.code, t.name, fb["rung"],
+    log.warning("village %s %s: built by the fallback rung %r (%s)", o.code, name, fb["rung"],
                 "; ".join(fb["failed"]))
     return f"{fp}+{fb['rung']}"
 
@@ -525,8 +551,8 @@ def _previous_assignment(previous: str | Path) -> dict[str, list[str | None]]:
     return assign
 
 
-def _run(tasks: list[VillageTask], pool: WorkerPool, progress: bool,
-         watch: Callable[[], None] | None = None) -> list[VillageOut]:
+def _run(tasks: Iterable[VillageTask], pool: WorkerPool, progress: bool,
+         watch: Callable[[], None] | None = None, *, total: int) -> list[VillageOut]:
     """Build the villages, in their order, in this process or in the pool's worker processes.
 
     Each through the fallback ladder (:func:`gridgeo.county.ladder.build_with_fallbacks`).
@@ -534,10 +560,10 @@ def _run(tasks: list[VillageTask], pool: WorkerPool, progress: bool,
     An interrupt (or a failing village) ends the worker processes before it
     goes on (:class:`gridgeo.county._pool.WorkerPool`): none is left behind.
     """
-    bar = tqdm(total=len(tasks), desc="villages", unit="village", disable=not progress)
+    bar = tqdm(total=total, desc="villages", unit="village", disable=not progress)
     tick = _ticker(bar, watch)
     try:
-        if pool.workers <= 1 or len(tasks) < 4:
+        if pool.workers <= 1 or total < 4:
             out = []
             for t in tasks:
                 out.append(build_with_fallbacks(t))
@@ -658,7 +684,7 @@ def _households_frame(c: _County, outs: list[VillageOut], points: gpd.GeoDataFra
             ip[j] = pc
     parent_of = dict(zip(points["code"], points["parent"], strict=True))
     town_of = dict(zip(vil["code"], vil["township"], strict=True))
-    hh_pts = shapely.point_on_surface(items.geoms) if len(items.geoms) else np.zeros(0, dtype=object)
+    hh_pts = _locations(c)
     vcodes = vil["code"].tolist()
     return gpd.GeoDataFrame({
         "source": [items.source] * len(item_v),
@@ -670,6 +696,15 @@ def _households_frame(c: _County, outs: list[VillageOut], points: gpd.GeoDataFra
         "village": [vcodes[k] if k >= 0 else None for k in item_v.tolist()],
         "township": [town_of[vcodes[k]] if k >= 0 else None for k in item_v.tolist()],
     }, geometry=list(hh_pts), crs=c.metric).to_crs(c.out_crs)
+
+
+def _locations(c: _County, chunk: int = 100_000) -> GArray:
+    """Each item's written location, a point on its surface (metric CRS), made ``chunk`` items at a time."""
+    out = np.empty(len(c.item_wkb), dtype=object)
+    for lo in range(0, len(out), chunk):
+        part = np.arange(lo, min(lo + chunk, len(out)))
+        out[part] = shapely.point_on_surface(_item_geoms(c, part))
+    return out
 
 
 def _households_inside(c: _County, layers: dict[str, gpd.GeoDataFrame]) -> int:
@@ -691,10 +726,10 @@ def _households_inside(c: _County, layers: dict[str, gpd.GeoDataFrame]) -> int:
     polys = np.asarray(pts.geometry.values, dtype=object)
     ok = shapely.within(np.asarray(hh.geometry.values, dtype=object)[has], polys[idx[has]])
     bad = has[~ok]
-    bad = bad[shapely.get_type_id(c.items.geoms[bad]) != 0] if len(bad) else bad
+    bad = bad[shapely.get_type_id(_item_geoms(c, bad)) != 0] if len(bad) else bad
     if not len(bad):
         return 0
-    bld = np.asarray(gpd.GeoSeries(c.items.geoms[bad], crs=c.metric).to_crs(c.out_crs).values, dtype=object)
+    bld = np.asarray(gpd.GeoSeries(_item_geoms(c, bad), crs=c.metric).to_crs(c.out_crs).values, dtype=object)
     target = polys[idx[bad]]
     part = shapely.intersection(bld, target)
     where = shapely.point_on_surface(np.where(shapely.area(part) > 0, part, target))
