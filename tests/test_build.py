@@ -625,14 +625,14 @@ def test_blocks_failure_stops_the_build_at_the_next_village(county: Path, worker
     done: list[int] = []
     real_run = _b._run
 
-    def counting(tasks: Any, pool: Any, progress: bool, watch: Any = None, **kw: Any) -> Any:
+    def counting(job: Any, tasks: Any, pool: Any, *, watch: Any = None, **kw: Any) -> Any:
         assert failed.wait(10)  # the thread has failed before any village is done
 
         def counted() -> None:
             done.append(1)
             if watch is not None:
                 watch()
-        return real_run(tasks, pool, progress, counted, **kw)
+        return real_run(job, tasks, pool, watch=counted, **kw)
 
     monkeypatch.setattr(_b, "_county_blocks", broken)
     monkeypatch.setattr(_b, "_run", counting)

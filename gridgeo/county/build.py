@@ -50,11 +50,11 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from gridgeo.county import sources as _src
+from gridgeo.county._job import AREA_KEY, VillageJob, to_output_crs
 from gridgeo.county._pool import Background, WorkerPool
 from gridgeo.county.assign import assign_items
 from gridgeo.county.coverage import ROUNDING_M, clean_levels, verify_levels
 from gridgeo.county.fingerprint import fingerprint
-from gridgeo.county.ladder import build_with_fallbacks
 from gridgeo.county.report import summary
 from gridgeo.county.rules import CountyRules, within_bounds
 from gridgeo.county.sources import Items, column, load_inputs, metric_geoms
@@ -214,9 +214,9 @@ def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Pat
         stage.update(o.seconds)
     report["cpu_seconds_by_stage"] = {k: round(v, 2) for k, v in sorted(stage.items())}
     clock.t = time.perf_counter()
-    layers = _assemble(c, blocks.gdf, outs)
+    layers, drawn_areas = _assemble(c, blocks.gdf, outs)
     _release_rows(outs)
-    coverage = clean_levels(layers, metric=c.metric, pool=pool)
+    coverage = clean_levels(layers, metric=c.metric, pool=pool, areas=drawn_areas)
     layers["households"] = _households_frame(c, outs, layers["points"])
     coverage["households_moved_inside"] = _households_inside(c, layers)
     c.item_wkb = np.zeros(0, dtype=object)  # placed: the footprints are not needed any more
@@ -434,15 +434,19 @@ def _build_villages(c: _County, rules: CountyRules, previous: str | Path | None,
     """
     fps: list[str] = []
     tasks = _fingerprinted(_tasks(c, rules, previous), fps)
+    job = VillageJob(metric=c.metric.to_wkt(), out=c.out_crs.to_wkt())  # rows come back in the output CRS
     reused: dict[int, VillageOut] = {}
     if previous is None and scheduler is None:
-        outs = _run(tasks, pool, progress, watch, total=len(c.vil))
+        outs = _run(job, tasks, pool, progress=progress, watch=watch, total=len(c.vil))
     else:
         every = list(tasks)
         reused = _reuse(previous, c.metric, every, fps) if previous is not None else {}
+        for o in reused.values():
+            to_output_crs(o, metric=job.metric, out=job.out)
         todo = [t for i, t in enumerate(every) if i not in reused]
-        fresh = iter(_run(todo, pool, progress, watch, total=len(todo)) if scheduler is None or not todo
-                     else _run_dask(todo, scheduler, progress, report, watch))
+        fresh = iter(_run(job, todo, pool, progress=progress, watch=watch, total=len(todo))
+                     if scheduler is None or not todo
+                     else _run_dask(job, todo, scheduler, progress=progress, report=report, watch=watch))
         outs = [reused[i] if i in reused else next(fresh) for i in range(len(every))]
     names = [str(n or "") for n in column(c.vil, "name")]
     c.vil["build_hash"] = [_mark_fallback(o, name, fp) for o, name, fp in zip(outs, names, fps, strict=True)]
@@ -551,11 +555,11 @@ def _previous_assignment(previous: str | Path) -> dict[str, list[str | None]]:
     return assign
 
 
-def _run(tasks: Iterable[VillageTask], pool: WorkerPool, progress: bool,
-         watch: Callable[[], None] | None = None, *, total: int) -> list[VillageOut]:
+def _run(job: VillageJob, tasks: Iterable[VillageTask], pool: WorkerPool, *, progress: bool,
+         watch: Callable[[], None] | None = None, total: int) -> list[VillageOut]:
     """Build the villages, in their order, in this process or in the pool's worker processes.
 
-    Each through the fallback ladder (:func:`gridgeo.county.ladder.build_with_fallbacks`).
+    Each through the fallback ladder, its rows then in the output CRS (:class:`gridgeo.county._job.VillageJob`).
 
     An interrupt (or a failing village) ends the worker processes before it
     goes on (:class:`gridgeo.county._pool.WorkerPool`): none is left behind.
@@ -566,11 +570,11 @@ def _run(tasks: Iterable[VillageTask], pool: WorkerPool, progress: bool,
         if pool.workers <= 1 or total < 4:
             out = []
             for t in tasks:
-                out.append(build_with_fallbacks(t))
+                out.append(job(t))
                 tick()
             return out
         # results come back in input order whatever order the workers finish in
-        return pool.map(build_with_fallbacks, tasks, on_result=tick)
+        return pool.map(job, tasks, on_result=tick)
     finally:
         bar.close()
 
@@ -584,7 +588,7 @@ def _ticker(bar: tqdm, watch: Callable[[], None] | None) -> Callable[[], None]:
     return tick
 
 
-def _run_dask(tasks: list[VillageTask], scheduler: str, progress: bool, report: dict[str, Any],
+def _run_dask(job: VillageJob, tasks: list[VillageTask], scheduler: str, *, progress: bool, report: dict[str, Any],
               watch: Callable[[], None] | None = None) -> list[VillageOut]:
     """Build the villages on the Dask cluster at ``scheduler``, in their order (:mod:`gridgeo.county._dask`).
 
@@ -595,7 +599,7 @@ def _run_dask(tasks: list[VillageTask], scheduler: str, progress: bool, report: 
 
     bar = tqdm(total=len(tasks), desc="villages", unit="village", disable=not progress)
     try:
-        run = run_dask(build_with_fallbacks, tasks, scheduler=scheduler, keys=[f"village-{t.code}" for t in tasks],
+        run = run_dask(job, tasks, scheduler=scheduler, keys=[f"village-{t.code}" for t in tasks],
                        on_result=_ticker(bar, watch))
     finally:
         bar.close()
@@ -606,15 +610,22 @@ def _run_dask(tasks: list[VillageTask], scheduler: str, progress: bool, report: 
 # --------------------------------------------------------------------------------------
 # assemble
 # --------------------------------------------------------------------------------------
-def _assemble(c: _County, blocks: gpd.GeoDataFrame, outs: list[VillageOut]) -> dict[str, gpd.GeoDataFrame]:
-    """The output layers of units, in the output CRS (the households layer follows the cleaning)."""
+def _assemble(c: _County, blocks: gpd.GeoDataFrame, outs: list[VillageOut]) -> tuple[
+        dict[str, gpd.GeoDataFrame], dict[str, NDArray[np.float64]]]:
+    """The output layers of units, in the output CRS (the households layer follows the cleaning).
+
+    And the metric area of every grid, exclusive grid and point as drawn (:mod:`gridgeo.county._job`),
+    which the cleaning reports its area changes against.
+    """
     levels = _level_frames(c, outs)
+    areas = {name: np.asarray([r.get(AREA_KEY, np.nan) for o in outs for r in getattr(o, name)], dtype=float)
+             for name in levels}
     return {"townships": _townships_frame(c, blocks), "blocks": blocks.to_crs(c.out_crs) if len(blocks) else blocks,
-            "villages": _villages_frame(c, outs), **levels}
+            "villages": _villages_frame(c, outs), **levels}, areas
 
 
 def _release_rows(outs: list[VillageOut]) -> None:
-    """Drop the villages' row geometries (metric) once the layers hold them: a province's are a gigabyte.
+    """Drop the villages' row geometries once the layers hold them: a province's are a gigabyte.
 
     Why the households layer waits: it is a row per building (3M in a
     province); made after the cleaning, it is never held alongside the
@@ -630,8 +641,7 @@ def _level_frames(c: _County, outs: list[VillageOut]) -> dict[str, gpd.GeoDataFr
     """The grids, points and exclusive layers from the villages' rows (each with its township)."""
     def frame(rows: list[dict[str, Any]], cols: list[str]) -> gpd.GeoDataFrame:
         data = {k: [r.get(k) for r in rows] for k in cols}
-        g = gpd.GeoDataFrame(data, geometry=[r["geometry"] for r in rows], crs=c.metric)
-        return g.to_crs(c.out_crs)
+        return gpd.GeoDataFrame(data, geometry=[r["geometry"] for r in rows], crs=c.out_crs)  # moved by the workers
 
     town_of = dict(zip(c.vil["code"], c.vil["township"], strict=True))
     grids_rows = [dict(r, township=town_of[o.code]) for o in outs for r in o.grids]

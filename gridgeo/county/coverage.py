@@ -77,7 +77,8 @@ class _Pieces:
 
 
 def clean_levels(layers: dict[str, gpd.GeoDataFrame], *, metric: pyproj.CRS,
-                 decimals: int = DECIMALS_DEGREES, pool: WorkerPool | None = None) -> dict[str, Any]:
+                 decimals: int = DECIMALS_DEGREES, pool: WorkerPool | None = None,
+                 areas: Mapping[str, NDArray[np.float64]] | None = None) -> dict[str, Any]:
     """Replace the geometry of every level by one clean coverage (module notes); return what changed.
 
     Parameters
@@ -92,6 +93,11 @@ def clean_levels(layers: dict[str, gpd.GeoDataFrame], *, metric: pyproj.CRS,
     pool
         Worker processes for the cleaning of a large county (:func:`_clean`);
         without it, in this process. The result does not depend on it.
+    areas
+        Level -> the metric area (m²) of each of its units before the
+        cleaning, where the caller measured it already (the build's workers
+        do, in the CRS the units were drawn in); the other levels are
+        reprojected to ``metric`` and measured here.
 
     Returns
     -------
@@ -103,7 +109,9 @@ def clean_levels(layers: dict[str, gpd.GeoDataFrame], *, metric: pyproj.CRS,
     pieces = _pieces(layers)
     if not len(pieces.geoms):
         return {"pieces": 0}
-    before = {lvl: _metric_area(layers[lvl], metric) for lvl in _present(layers)}  # areas, not a copy: memory
+    given = areas or {}
+    before = {lvl: given[lvl] if len(given.get(lvl, ())) == len(layers[lvl]) else _metric_area(layers[lvl], metric)
+              for lvl in _present(layers)}  # areas, not a copy of the levels: memory
     cleaned, chunks = _clean(pieces, layers, pool=pool)
     rounded, snap = _round(cleaned, decimals, again=(lambda: _coverage_clean(pieces.geoms)) if chunks > 1 else None,
                            pool=pool)
