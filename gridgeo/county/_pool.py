@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Background", "WorkerPool", "run_pool"]
+__all__ = ["Background", "WorkerPool", "run_pool", "trim_memory"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -98,6 +98,26 @@ class Background:
         if self._err is not None:
             raise self._err
         return self._out
+
+
+def trim_memory() -> bool:
+    """Give the free pages of this process's heap back to the system (glibc ``malloc_trim``).
+
+    Returns True when pages were given back.
+
+    Why: GEOS frees a large result's memory to the C heap, which keeps the
+    pages; a worker that cleaned a chunk of a province's coverage stays at
+    its peak (0.47 GiB instead of 0.15) while the parent does the rest of
+    the build. Dask's workers do the same (``distributed``'s memory
+    trimming). Elsewhere than glibc: nothing, False.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc: Any = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
 
 
 def _noop() -> None:
