@@ -349,3 +349,18 @@ def test_crafted_joins(crafted: dict[str, gpd.GeoDataFrame]) -> None:
     school = crafted["pois"].set_index("osm_id").loc["n40"]
     assert school["category"] == "school" and school["village"] == villages.loc["n22", "code"]
     assert set(crafted["roads"]["highway"]) == {"residential", "footway"}
+
+
+@pytest.mark.parametrize("dtype", [object, "string", "str"])
+def test_village_kinds_from_names_when_no_kind_is_known(dtype: object) -> None:
+    """A kind column with no known value at all is filled from the names, whatever the column's string storage.
+
+    (With pyarrow installed, pandas stores text in Arrow; a column of only unknown kinds then mapped to Arrow's
+    null type and refused the kinds from the names: "Converting strings to null is not implemented".)
+    """
+    from gridgeo.data.schema import village_kinds
+
+    kind = pd.Series(["?", None, "其他", "unknown"], dtype=dtype)  # type: ignore[call-overload]
+    name = pd.Series(["城北社区", "东岭村", "石科院生活区", None], dtype=dtype)  # type: ignore[call-overload]
+    got = village_kinds(kind, name)
+    assert got.tolist()[:2] == ["urban", "rural"] and got.isna().tolist() == [False, False, True, True]

@@ -190,7 +190,9 @@ def village_kinds(kind: pd.Series, name: pd.Series) -> pd.Series:
     as rural; where the data has no kind, the name's suffix says it. Values that
     say neither stay null (and a partition treats them as their own class).
     """
-    out = kind.map(_kind_of)
+    # object, whatever pandas' string storage: with pyarrow installed, a column of only unknown kinds maps to
+    # Arrow's null type, which refuses the kinds filled in from the names ("Converting strings to null")
+    out = kind.map(_kind_of).astype(object)
     missing = out.isna()
     if missing.any():
         by_name = name[missing].map(
