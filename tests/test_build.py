@@ -7,7 +7,6 @@ so the file runs in seconds); the real extracts from ``../shared/data/osm``
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -588,54 +587,3 @@ def test_rebuild_with_previous_unchanged_takes_everything(county: Path, drawn: B
 
 
 # --------------------------------------------------------------------------------------
-# the blocks, drawn in a thread beside the villages
-def test_blocks_drawn_beside_the_villages_are_the_blocks_drawn_alone(county: Path, built: BuildResult) -> None:
-    """The blocks thread gives the blocks a build before it gave (same seed: the same layer, same villages)."""
-    from gridgeo.county import build as _b
-
-    rules = CountyRules(county=county)
-    c = _b._read_county(rules, county, {})
-    alone = _b._county_blocks(c.vil, rules).gdf.to_crs(built.layers["blocks"].crs)
-    got = built.layers["blocks"]
-    assert list(got["code"]) == list(alone["code"]) and list(got["members"]) == list(alone["members"])
-    assert list(got["households"]) == list(alone["households"])
-    # the written blocks are cleaned and rounded to 1e-7 degree (about 1 cm); nothing more may differ
-    assert (shapely.hausdorff_distance(np.asarray(got.geometry.values), np.asarray(alone.geometry.values)) < 2e-7).all()
-    block_of = {str(v): str(b) for b, ms in zip(got["code"], got["members"], strict=True) for v in json.loads(ms)}
-    assert [block_of[str(v)] for v in built.layers["villages"]["code"]] == list(built.layers["villages"]["block"])
-    s = built.report["seconds"]
-    assert s["blocks"] > 0 and "blocks_wait" in s
-
-
-@pytest.mark.parametrize("workers", [1, 2])
-def test_blocks_failure_stops_the_build_at_the_next_village(county: Path, workers: int,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    """A blocks failure is raised as it is, at the first village that finishes after it, not after the queue."""
-    import threading
-
-    from gridgeo.county import build as _b
-    from gridgeo.errors import InputError
-
-    failed = threading.Event()
-
-    def broken(vil: gpd.GeoDataFrame, rules: CountyRules) -> Any:
-        failed.set()
-        raise InputError("blocks: broken on purpose")
-
-    done: list[int] = []
-    real_run = _b._run
-
-    def counting(job: Any, tasks: Any, pool: Any, *, watch: Any = None, **kw: Any) -> Any:
-        assert failed.wait(10)  # the thread has failed before any village is done
-
-        def counted() -> None:
-            done.append(1)
-            if watch is not None:
-                watch()
-        return real_run(job, tasks, pool, watch=counted, **kw)
-
-    monkeypatch.setattr(_b, "_county_blocks", broken)
-    monkeypatch.setattr(_b, "_run", counting)
-    with pytest.raises(InputError, match="broken on purpose"):
-        build_county(CountyRules(county=county), workers=workers)
-    assert len(done) == 1

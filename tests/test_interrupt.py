@@ -417,30 +417,6 @@ def test_stale_temp_that_cannot_be_removed_is_left(tmp_path: Path, monkeypatch: 
     assert stale.exists()
 
 
-def test_background_result_and_failure() -> None:
-    """Background: the value comes back; an exception is kept for the caller's thread; a daemon thread."""
-    import threading
-
-    from gridgeo.county._pool import Background
-
-    go = threading.Event()
-    job = Background(lambda a, b: (go.wait(10), a + b)[1], 2, 3, name="t-ok")
-    assert job._thread.daemon  # an interrupted build does not wait for it
-    job.raise_if_failed()  # still running: nothing to raise
-    go.set()
-    assert job.result() == 5 and job.seconds > 0
-
-    def boom() -> None:
-        raise ValueError("no blocks")
-
-    bad = Background(boom, name="t-bad")
-    bad._thread.join(10)
-    with pytest.raises(ValueError, match="no blocks"):
-        bad.raise_if_failed()
-    with pytest.raises(ValueError, match="no blocks"):
-        bad.result()
-
-
 def _resident() -> int:
     """This process's resident bytes (Linux: /proc/self/statm)."""
     return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")

@@ -3,8 +3,8 @@
 Modules, by job:
 
 * ``build`` -- the whole county (``gridgeo build``) in named stages: read,
-  village tasks and villages (in parallel, or taken unchanged from a
-  previous build) with the blocks beside them, assemble the layers;
+  blocks, village tasks and villages (in parallel, or taken unchanged from a
+  previous build), assemble the layers;
 * ``sources`` -- what a build reads: input layers, checked villages and
   townships, weighted items (buildings or household points), barriers, sites;
 * ``report`` -- the closing report (``summary``) and its terminal form;
@@ -30,8 +30,7 @@ Modules, by job:
   sent as one WKB array per geometry array;
 * ``_pool`` -- the villages in local worker processes (results in order,
   the first failure stops the rest, no worker outlives the build, a lazy
-  queue of tasks taken as the workers get through it), and ``Background``,
-  work beside them in a thread (the blocks);
+  queue of tasks taken as the workers get through it);
   ``_dask`` -- the same on a Dask cluster (``--scheduler``; ``distributed``
   is imported only there, an optional extra).
 

@@ -127,7 +127,7 @@ def check_scheduler(scheduler: str) -> None:
     """Dask installed, ``scheduler`` an address, something listening there: before the build reads anything.
 
     Why separately: the villages go out only after the inputs are read and
-    the tasks made, minutes into a large county; a typo in the address
+    the blocks drawn, minutes into a large county; a typo in the address
     should not cost those minutes.
 
     Raises

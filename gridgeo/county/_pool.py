@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Background", "WorkerPool", "run_pool", "trim_memory"]
+__all__ = ["WorkerPool", "run_pool", "trim_memory"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -56,48 +56,6 @@ GRACE_S = 2.0
 #: tasks per worker submitted and not yet done (:meth:`WorkerPool.map`): enough that no worker waits for
 #: the next task while this process makes it, few enough that a lazy queue is never held whole
 IN_FLIGHT = 8
-
-
-class Background:
-    """``fn(*args)`` run in a daemon thread of this process; :meth:`result` waits for it.
-
-    Why: a build has single-process work that the village workers do not
-    need (the blocks partition), which this process can do while it only
-    feeds the workers and waits for them. Why a daemon thread and not an
-    executor: an interrupted or failed build must exit at once, not wait for
-    the thread (an executor's threads are joined when the interpreter exits).
-    The thread's exception is kept and raised by :meth:`result` or
-    :meth:`raise_if_failed` in the caller's thread.
-    """
-
-    def __init__(self, fn: Callable[..., R], *args: Any, name: str) -> None:
-        self.seconds = 0.0
-        self._fn = fn
-        self._out: Any = None
-        self._err: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=args, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self, *args: Any) -> None:
-        t0 = time.perf_counter()
-        try:
-            self._out = self._fn(*args)
-        except BaseException as err:  # handed to the caller's thread (result / raise_if_failed)
-            self._err = err
-        finally:
-            self.seconds = time.perf_counter() - t0
-
-    def raise_if_failed(self) -> None:
-        """Raise the thread's exception now if it has already failed (fail fast); else nothing."""
-        if not self._thread.is_alive() and self._err is not None:
-            raise self._err
-
-    def result(self) -> Any:
-        """Wait for the thread and return what ``fn`` returned (or raise what it raised)."""
-        self._thread.join()
-        if self._err is not None:
-            raise self._err
-        return self._out
 
 
 def trim_memory() -> bool:

@@ -37,7 +37,7 @@ import math
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,7 @@ from tqdm import tqdm
 
 from gridgeo.county import sources as _src
 from gridgeo.county._job import AREA_KEY, VillageJob, to_output_crs
-from gridgeo.county._pool import Background, WorkerPool
+from gridgeo.county._pool import WorkerPool
 from gridgeo.county.assign import assign_items
 from gridgeo.county.coverage import ROUNDING_M, clean_levels, verify_levels
 from gridgeo.county.fingerprint import fingerprint
@@ -135,11 +135,9 @@ def build_county(
 ) -> BuildResult:
     """Build every level of the county (see the module notes).
 
-    Stages, in order: read (inputs, villages, items), village tasks,
-    villages (reused from ``previous`` or built, in parallel), assemble the
-    layers, and the report. The blocks are drawn alongside the tasks and the
-    villages, in a thread of this process (they need only the village
-    totals); a failure there stops the build at the next finished village.
+    Stages, in order: read (inputs, villages, items), blocks, villages (each
+    task made as a worker is ready for it; reused from ``previous`` or built,
+    in parallel), assemble the layers, and the report.
 
     Parameters
     ----------
@@ -200,15 +198,11 @@ def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Pat
     report: dict[str, Any] = {"rules": str(rules.source) if rules.source else None}
     c = _read_county(rules, county, report)
     clock.lap("read")
-    # the blocks need only the village totals: drawn in this process while the workers build the villages
-    blocks_job = Background(_county_blocks, _own_copy(c.vil), rules, name="gridgeo-blocks")
-    outs = _build_villages(c, rules, previous, report, pool=pool, progress=progress, scheduler=scheduler,
-                           watch=blocks_job.raise_if_failed)
-    clock.lap("villages_wall")
-    blocks = blocks_job.result()
+    blocks = _county_blocks(c.vil, rules)
     c.vil["block"] = [blocks.block_of.get(v) for v in c.vil["code"]]
-    clock.lap("blocks_wait")
-    clock.seconds["blocks"] = blocks_job.seconds  # alongside tasks and villages, in its own thread
+    clock.lap("blocks")
+    outs = _build_villages(c, rules, previous, report, pool=pool, progress=progress, scheduler=scheduler)
+    clock.lap("villages_wall")
     stage: Counter[str] = Counter()
     for o in outs:
         stage.update(o.seconds)
@@ -292,18 +286,6 @@ def _index_by(labels: IArray, n: int) -> list[IArray]:
 # --------------------------------------------------------------------------------------
 # blocks
 # --------------------------------------------------------------------------------------
-def _own_copy(vil: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """``vil`` with geometry objects of its own, for the blocks thread.
-
-    Why copy the geometries too: GEOS caches a prepared geometry inside the
-    geometry object on first use, so two threads must not share one.
-    """
-    out = vil.copy()
-    out[out.geometry.name] = gpd.GeoSeries(shapely.from_wkb(shapely.to_wkb(vil.geometry.values)),
-                                           index=vil.index, crs=vil.crs)
-    return out
-
-
 def _county_blocks(vil: gpd.GeoDataFrame, rules: CountyRules) -> _Blocks:
     """Villages grouped into blocks per township (:func:`gridgeo.county.blocks.make_blocks`), as a layer."""
     from gridgeo.county.blocks import make_blocks
@@ -421,32 +403,30 @@ def _previous_of(prev: Previous | None, code: str) -> Previous | None:
 # villages
 # --------------------------------------------------------------------------------------
 def _build_villages(c: _County, rules: CountyRules, previous: str | Path | None, report: dict[str, Any], *,
-                    pool: WorkerPool, progress: bool, scheduler: str | None = None,
-                    watch: Callable[[], None] | None = None) -> list[VillageOut]:
+                    pool: WorkerPool, progress: bool, scheduler: str | None = None) -> list[VillageOut]:
     """Every village, taken from ``previous`` when unchanged, else built; fingerprints go to ``build_hash``.
 
     A local build makes each task as a worker is ready for it (:meth:`WorkerPool.map`
     keeps a few in flight), so only those villages' buildings are geometry
     objects at a time. A build from ``previous`` makes every task first (which
     are unchanged needs every fingerprint), and so does a Dask build (each
-    task is scattered to the cluster). ``watch`` is called after each village
-    (it may raise: work running beside the villages failed).
+    task is scattered to the cluster).
     """
     fps: list[str] = []
     tasks = _fingerprinted(_tasks(c, rules, previous), fps)
     job = VillageJob(metric=c.metric.to_wkt(), out=c.out_crs.to_wkt())  # rows come back in the output CRS
     reused: dict[int, VillageOut] = {}
     if previous is None and scheduler is None:
-        outs = _run(job, tasks, pool, progress=progress, watch=watch, total=len(c.vil))
+        outs = _run(job, tasks, pool, progress=progress, total=len(c.vil))
     else:
         every = list(tasks)
         reused = _reuse(previous, c.metric, every, fps) if previous is not None else {}
         for o in reused.values():
             to_output_crs(o, metric=job.metric, out=job.out)
         todo = [t for i, t in enumerate(every) if i not in reused]
-        fresh = iter(_run(job, todo, pool, progress=progress, watch=watch, total=len(todo))
+        fresh = iter(_run(job, todo, pool, progress=progress, total=len(todo))
                      if scheduler is None or not todo
-                     else _run_dask(job, todo, scheduler, progress=progress, report=report, watch=watch))
+                     else _run_dask(job, todo, scheduler, progress=progress, report=report))
         outs = [reused[i] if i in reused else next(fresh) for i in range(len(every))]
     names = [str(n or "") for n in column(c.vil, "name")]
     c.vil["build_hash"] = [_mark_fallback(o, name, fp) for o, name, fp in zip(outs, names, fps, strict=True)]
@@ -556,7 +536,7 @@ def _previous_assignment(previous: str | Path) -> dict[str, list[str | None]]:
 
 
 def _run(job: VillageJob, tasks: Iterable[VillageTask], pool: WorkerPool, *, progress: bool,
-         watch: Callable[[], None] | None = None, total: int) -> list[VillageOut]:
+         total: int) -> list[VillageOut]:
     """Build the villages, in their order, in this process or in the pool's worker processes.
 
     Each through the fallback ladder, its rows then in the output CRS (:class:`gridgeo.county._job.VillageJob`).
@@ -565,31 +545,21 @@ def _run(job: VillageJob, tasks: Iterable[VillageTask], pool: WorkerPool, *, pro
     goes on (:class:`gridgeo.county._pool.WorkerPool`): none is left behind.
     """
     bar = tqdm(total=total, desc="villages", unit="village", disable=not progress)
-    tick = _ticker(bar, watch)
     try:
         if pool.workers <= 1 or total < 4:
             out = []
             for t in tasks:
                 out.append(job(t))
-                tick()
+                bar.update(1)
             return out
         # results come back in input order whatever order the workers finish in
-        return pool.map(job, tasks, on_result=tick)
+        return pool.map(job, tasks, on_result=lambda: bar.update(1))
     finally:
         bar.close()
 
 
-def _ticker(bar: tqdm, watch: Callable[[], None] | None) -> Callable[[], None]:
-    """What runs after each village: the progress bar moves, then ``watch`` (which may raise)."""
-    def tick() -> None:
-        bar.update(1)
-        if watch is not None:
-            watch()
-    return tick
-
-
-def _run_dask(job: VillageJob, tasks: list[VillageTask], scheduler: str, *, progress: bool, report: dict[str, Any],
-              watch: Callable[[], None] | None = None) -> list[VillageOut]:
+def _run_dask(job: VillageJob, tasks: list[VillageTask], scheduler: str, *, progress: bool,
+              report: dict[str, Any]) -> list[VillageOut]:
     """Build the villages on the Dask cluster at ``scheduler``, in their order (:mod:`gridgeo.county._dask`).
 
     Imported here, not at the top: Dask is an optional extra, and a local
@@ -600,7 +570,7 @@ def _run_dask(job: VillageJob, tasks: list[VillageTask], scheduler: str, *, prog
     bar = tqdm(total=len(tasks), desc="villages", unit="village", disable=not progress)
     try:
         run = run_dask(job, tasks, scheduler=scheduler, keys=[f"village-{t.code}" for t in tasks],
-                       on_result=_ticker(bar, watch))
+                       on_result=lambda: bar.update(1))
     finally:
         bar.close()
     report["scheduler"] = {"address": scheduler, "threads": run.threads}
