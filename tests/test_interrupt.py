@@ -100,9 +100,25 @@ def small_rules(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return synth_rules(tmp_path_factory.mktemp("intr_small"), seed=4, townships=1, villages=3, households=600)
 
 
-def _start(rules: Path, out: Path, *, workers: int) -> subprocess.Popen[str]:
+#: the CLI with each layer's write held back 0.5 s: a signal meant for the write stage lands in it, not after
+#: the file is already in place (a small county's GeoPackage is written in a fraction of a second)
+_SLOW_WRITE = """
+import sys, time
+import gridgeo.data.io as io
+real = io._plain
+def slow(gdf):
+    time.sleep(0.5)
+    return real(gdf)
+io._plain = slow
+from gridgeo.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _start(rules: Path, out: Path, *, workers: int, slow_write: bool = False) -> subprocess.Popen[str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "gridgeo.cli", "build", str(rules), "-o", str(out),
+    cli = ["-c", _SLOW_WRITE] if slow_write else ["-m", "gridgeo.cli"]
+    return subprocess.Popen([sys.executable, *cli, "build", str(rules), "-o", str(out),
                              "--workers", str(workers), "-q", "--no-progress"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)  # its own process group, as a shell job is
@@ -141,7 +157,7 @@ def test_interrupt_leaves_nothing(case: str, rules: Path, tmp_path: Path) -> Non
     sig, group, workers, stage = CASES[case]
     out = tmp_path / "out.gpkg"
     out.write_bytes(OLD)
-    p = _start(rules, out, workers=workers)
+    p = _start(rules, out, workers=workers, slow_write=stage == "write")
     try:
         kids = _catch(p, out, workers=workers, stage=stage)
         assert p.poll() is None, f"the build ended before the signal: {p.stderr.read() if p.stderr else ''}"
@@ -197,7 +213,7 @@ def test_sigkill_in_write_next_build_cleans(rules: Path, small_rules: Path, tmp_
     """A build killed while writing leaves one temp file (it cannot remove it); the next build removes it."""
     out = tmp_path / "out.gpkg"
     out.write_bytes(OLD)
-    p = _start(rules, out, workers=2)
+    p = _start(rules, out, workers=2, slow_write=True)
     _catch(p, out, workers=2, stage="write")
     p.kill()
     p.wait()
