@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 import signal
@@ -72,10 +73,15 @@ def trim_memory() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc: Any = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.malloc_trim(0))
+        return bool(_libc().malloc_trim(0))
     except (OSError, AttributeError):
         return False
+
+
+@functools.lru_cache(maxsize=1)
+def _libc() -> Any:
+    """The C library (loaded once per process), for ``prctl`` and ``malloc_trim``."""
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
 def _noop() -> None:
@@ -271,8 +277,7 @@ def _death_signal() -> None:
     if not sys.platform.startswith("linux"):
         return
     try:
-        libc: Any = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+        if _libc().prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
             log.debug("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
     except (OSError, AttributeError) as exc:
         log.debug("prctl unavailable: %s", exc)
