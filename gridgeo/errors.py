@@ -139,3 +139,43 @@ def http_status(err: BaseException) -> int:
         if cls in ERROR_TABLE:
             return ERROR_TABLE[cls][1]
     return 500
+
+
+# --------------------------------------------------------------------------------------
+# interrupts
+# --------------------------------------------------------------------------------------
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM, raised in the main thread; a ``KeyboardInterrupt`` so every cleanup treats it as one.
+
+    Raised by the CLI's signal handler (:mod:`gridgeo.cli.main`), and again by
+    :func:`raise_pending` where a C extension swallowed the first one.
+    """
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+#: the signal received and not yet acted on (the CLI's handler notes it before it raises)
+_pending: list[int] = []
+
+
+def note_interrupt(signum: int | None) -> None:
+    """Remember that ``signum`` arrived (None: forget it, as a new command starts)."""
+    _pending[:] = [] if signum is None else [signum]
+
+
+def raise_pending() -> None:
+    """Raise :class:`Interrupted` if a signal arrived since the command started; else nothing.
+
+    Why: the handler raises wherever the main thread is, and compiled code
+    may swallow the exception -- pyogrio's reader did, under load: the build
+    it interrupted ran on and wrote its output, exit 0. The places that must
+    not go on after an interrupt (each layer read and written, each build
+    stage, the move of an output into place) call this, so an interrupt is
+    acted on there at the latest.
+    """
+    if _pending:
+        raise Interrupted(_pending[0])

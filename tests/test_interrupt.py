@@ -190,6 +190,43 @@ def test_interrupt_without_existing_output(rules: Path, tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == []
 
 
+#: the CLI with a reader that swallows the interrupt raised inside it, as pyogrio's compiled reader did under
+#: load (the build ran on and wrote its output, exit 0): SIGTERM to itself while reading the first layer
+_SWALLOWING_READ = """
+import os, signal, sys, time
+import pyogrio
+real = pyogrio.read_dataframe
+sent = []
+def swallowing(*a, **k):
+    if not sent:
+        sent.append(1)
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+    return real(*a, **k)
+pyogrio.read_dataframe = swallowing
+from gridgeo.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_interrupt_swallowed_by_compiled_code_still_stops(rules: Path, tmp_path: Path, workers: int) -> None:
+    """An interrupt that the reader swallowed is acted on at the next checkpoint: nothing written, 143."""
+    out = tmp_path / "out.gpkg"
+    out.write_bytes(OLD)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    p = subprocess.run([sys.executable, "-c", _SWALLOWING_READ, "build", str(rules), "-o", str(out),
+                        "--workers", str(workers), "-q", "--no-progress"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 143, p.stderr
+    assert p.stderr.splitlines() == [f"gridgeo: interrupted; nothing written ({out} unchanged)"], p.stderr
+    assert out.read_bytes() == OLD
+    assert _temps(tmp_path) == []
+
+
 # --------------------------------------------------------------------------------------
 # SIGKILL of the parent: the workers follow it; its temp file goes with the next run
 # --------------------------------------------------------------------------------------
@@ -350,6 +387,35 @@ def test_pool_progress_moves_as_results_arrive(tmp_path: Path) -> None:
                    on_result=lambda: seen.append((tmp_path / "done-0").exists()))
     assert out == list(range(6))
     assert len(seen) == 6 and not seen[0], "the first result counted waited for the slow first task"
+
+
+def test_pool_side_job_runs_beside_the_tasks(tmp_path: Path) -> None:
+    """A job submitted beside ``map`` (the blocks) runs while the tasks do and keeps its result."""
+    from gridgeo.county._pool import WorkerPool
+
+    with WorkerPool(2) as pool:
+        side = pool.submit(_mark_sleep_or_fail, (str(tmp_path), 99, 1.0))
+        out = pool.map(_mark_sleep_or_fail, [(str(tmp_path), i, 0.0) for i in range(6)], also=[side])
+        assert out == list(range(6))
+        assert side.result() == 99
+    # beside, not before or after: the quick tasks were done while the side job slept
+    side_done = (tmp_path / "done-99").stat().st_mtime
+    assert all((tmp_path / f"done-{i}").stat().st_mtime < side_done for i in range(6))
+
+
+def test_pool_failing_side_job_stops_the_tasks_at_once(tmp_path: Path) -> None:
+    """A side job that fails raises in ``map`` as a failed task does: the queue cancelled, no worker left."""
+    from gridgeo.county._pool import WorkerPool
+
+    before = set(_children(os.getpid())) if LINUX else set()
+    pool = WorkerPool(2)
+    with pytest.raises(ValueError, match="task 99 failed"):
+        side = pool.submit(_mark_sleep_or_fail, (str(tmp_path), 99, -1.0))
+        pool.map(_mark_sleep_or_fail, [(str(tmp_path), i, 30.0) for i in range(8)], also=[side])
+    names = {f.name for f in tmp_path.iterdir()}
+    assert not any(n.startswith("done-") for n in names), f"the error waited for a task: {sorted(names)}"
+    if LINUX:
+        assert _wait_for(lambda: set(_children(os.getpid())) <= before, 5), "a worker survived"
 
 
 def test_parent_watch_fallback(tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ def test_rows_moved_as_to_crs_moves_them_with_their_metric_area() -> None:
 def test_job_travels_light_and_transformer_is_made_once() -> None:
     job = _job.VillageJob(metric=METRIC.to_wkt(), out=OUT.to_wkt())
     assert pickle.loads(pickle.dumps(job)) == job and len(pickle.dumps(job)) < 10_000
-    _job._transformer.cache_clear()
+    _job.transformer.cache_clear()
     for seed in range(3):
         _job.to_output_crs(VillageOut(code="v", points=_rows(5, seed)), metric=job.metric, out=job.out)
-    assert _job._transformer.cache_info().misses == 1
+    assert _job.transformer.cache_info().misses == 1

@@ -30,7 +30,7 @@ from types import FrameType, ModuleType
 
 from gridgeo import __version__
 from gridgeo.cli import adjacency, blocks, build, check, convert, patrol, serve, synth
-from gridgeo.errors import GridgeoError, UsageError, exit_code
+from gridgeo.errors import GridgeoError, Interrupted, UsageError, exit_code, note_interrupt, raise_pending
 
 log = logging.getLogger("gridgeo")
 
@@ -42,18 +42,15 @@ COMMANDS: tuple[ModuleType, ...] = (check, adjacency, synth, convert, blocks, pa
 INTERRUPTS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
 
 
-class Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM, raised in the main thread; a ``KeyboardInterrupt`` so every cleanup treats it as one."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
-    """The handler: the first signal raises; later ones while cleaning up are ignored so the cleanup finishes."""
+    """The handler: the first signal raises; later ones while cleaning up are ignored so the cleanup finishes.
+
+    It is noted first (:func:`gridgeo.errors.note_interrupt`): where compiled
+    code swallows the exception, the next checkpoint raises it again.
+    """
     for sig in INTERRUPTS:
         signal.signal(sig, _already_stopping)
+    note_interrupt(signum)
     raise Interrupted(signum)
 
 
@@ -73,6 +70,7 @@ def _interrupts() -> Iterator[None]:
         yield
         return
     old = {sig: signal.getsignal(sig) for sig in INTERRUPTS}
+    note_interrupt(None)
     for sig in INTERRUPTS:
         signal.signal(sig, _raise_interrupted)
     try:
@@ -80,10 +78,12 @@ def _interrupts() -> Iterator[None]:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+        note_interrupt(None)
 
 
 def _interrupted(args: argparse.Namespace, exc: KeyboardInterrupt) -> int:
-    """The one line an interrupted run prints, and its exit code (128 + the signal)."""
+    """The one line an interrupted run prints, and its exit code (128 + the signal); the interrupt is settled."""
+    note_interrupt(None)
     out = getattr(args, "output", None)
     if out and getattr(args, "written", False):  # the command had moved its output into place already
         print(f"gridgeo: interrupted after writing {out}", file=sys.stderr)
@@ -159,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         with _interrupts():
-            return _dispatch(args)
+            code = _dispatch(args)
+            raise_pending()  # a signal that compiled code swallowed and no checkpoint met: still an interrupt
+            return code
     except KeyboardInterrupt as exc:  # a signal after the command returned, before the handlers were restored
         return _interrupted(args, exc)

@@ -10,7 +10,7 @@ the metric CRS, where the unit was drawn, under :data:`AREA_KEY`.
 
 The CRSs travel as WKT strings: pickling a :class:`pyproj.CRS` with every
 task would parse it again per village. Each worker makes its transformer
-once (:func:`_transformer`).
+once (:func:`transformer`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import shapely
 from gridgeo.county.ladder import build_with_fallbacks
 from gridgeo.county.village import VillageOut, VillageTask
 
-__all__ = ["AREA_KEY", "VillageJob", "to_output_crs"]
+__all__ = ["AREA_KEY", "VillageJob", "to_output_crs", "transformer"]
 
 #: the row key holding the unit's area (m²) in the metric CRS, as drawn (not a written column)
 AREA_KEY = "_area_m2"
@@ -57,7 +57,7 @@ def to_output_crs(o: VillageOut, *, metric: str, out: str) -> VillageOut:
 
     In place (and returned). Rows whose geometry is None keep it.
     """
-    forward = _transformer(metric, out)
+    forward = transformer(metric, out)
     for name in LEVEL_ROWS:
         rows = getattr(o, name)
         if not rows:
@@ -73,7 +73,7 @@ def to_output_crs(o: VillageOut, *, metric: str, out: str) -> VillageOut:
 
 
 @functools.lru_cache(maxsize=8)
-def _transformer(source: str, target: str) -> Callable[[Any], Any]:
+def transformer(source: str, target: str) -> Callable[[Any], Any]:
     """Coordinates (n, 2) from ``source`` to ``target`` as geopandas' ``to_crs`` moves them (always x, y)."""
     tr = pyproj.Transformer.from_crs(pyproj.CRS.from_wkt(source), pyproj.CRS.from_wkt(target), always_xy=True)
 

@@ -118,25 +118,49 @@ class WorkerPool:
                 raise
         return self
 
+    def submit(self, fn: Callable[[T], R], arg: T) -> Future[R]:
+        """``fn(arg)`` in a worker, beside whatever :meth:`map` runs; its future.
+
+        Why: one job that does not depend on the villages (the blocks need
+        only the village totals) runs on a worker while the others build
+        villages, instead of holding the parent before they start. Pass the
+        future to :meth:`map` as ``also`` so that its failure stops the build
+        at once; :meth:`stop` ends it like any other task.
+        """
+        ex = self.start()._ex
+        assert ex is not None
+        try:
+            with _interrupts_held():
+                return ex.submit(fn, arg)
+        except BaseException:
+            self.stop()
+            raise
+
     def map(self, fn: Callable[[T], R], tasks: Iterable[T], *,
-            on_result: Callable[[], None] | None = None) -> list[R]:
+            on_result: Callable[[], None] | None = None, also: Iterable[Future[Any]] = ()) -> list[R]:
         """``[fn(t) for t in tasks]`` in the workers, in the tasks' order (see :func:`run_pool`).
 
         ``tasks`` is consumed as the workers take them, at most
         :data:`IN_FLIGHT` per worker submitted and not yet done: a lazy
         iterable of tasks is made one task at a time, never held whole.
+        ``also``: futures of :meth:`submit` watched meanwhile; the first of
+        them to fail raises here as a failed task would.
         """
         ex = self.start()._ex
         assert ex is not None
         todo = enumerate(tasks)
         window = IN_FLIGHT * self.workers
         place: dict[Future[R], int] = {}
+        side = set(also)
         done: dict[int, R] = {}
         try:
             self._submit(ex, fn, todo, place, window)
             while place:
-                ready, _ = wait(place, return_when=FIRST_COMPLETED)
-                for f in sorted(ready, key=place.__getitem__):
+                ready, _ = wait([*place, *side], return_when=FIRST_COMPLETED)
+                for f in ready & side:
+                    side.discard(f)
+                    f.result()  # a failed side job raises here; its result stays in its future
+                for f in sorted(ready & place.keys(), key=place.__getitem__):
                     done[place.pop(f)] = f.result()  # a failed task raises here, as soon as it has failed
                     if on_result is not None:
                         on_result()

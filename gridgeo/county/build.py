@@ -9,7 +9,8 @@ Why this order
 Households are counted first (given on buildings or household points, or
 estimated from footprints, :func:`gridgeo.county.units.estimate_households`), because
 every level's size rule is in households. Blocks group whole villages, so
-they need only the village totals. Everything below a village depends on
+they need only the village totals: one worker draws them while the others
+build villages (:class:`_BlocksJob`). Everything below a village depends on
 that village alone (:mod:`gridgeo.county.village`), so villages are built in parallel
 worker processes, each with a seed derived from its own code: the same inputs
 and seed give the same county, and a village whose inputs did not change
@@ -37,7 +38,8 @@ import math
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -50,8 +52,8 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from gridgeo.county import sources as _src
-from gridgeo.county._job import AREA_KEY, VillageJob, to_output_crs
-from gridgeo.county._pool import WorkerPool
+from gridgeo.county._job import AREA_KEY, VillageJob, to_output_crs, transformer
+from gridgeo.county._pool import WorkerPool, trim_memory
 from gridgeo.county.assign import assign_items
 from gridgeo.county.coverage import ROUNDING_M, clean_levels, verify_levels
 from gridgeo.county.fingerprint import fingerprint
@@ -61,7 +63,7 @@ from gridgeo.county.sources import Items, column, load_inputs, metric_geoms
 from gridgeo.county.village import VillageOut, VillageTask, check_village
 from gridgeo.data import crs as _crs
 from gridgeo.data.io import list_layers, read_layer
-from gridgeo.errors import GeometryError, UsageError
+from gridgeo.errors import GeometryError, UsageError, raise_pending
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,7 @@ class _Blocks:
     gdf: gpd.GeoDataFrame
     block_of: dict[str, str]
     report: dict[str, Any]
+    seconds: float = 0.0  # how long they took to draw (they run beside the villages)
 
 
 class _Clock:
@@ -118,6 +121,13 @@ class _Clock:
         self.t = time.perf_counter()
 
     def lap(self, name: str) -> None:
+        """End stage ``name``; an interrupt that compiled code swallowed in it stops the build here.
+
+        And the stage's freed heap goes back to the system (:func:`trim_memory`):
+        glibc keeps it, and after a province's read that was 1.3 of 2.8 GiB.
+        """
+        raise_pending()
+        trim_memory()
         now = time.perf_counter()
         self.seconds[name] = now - self.t
         self.t = now
@@ -135,9 +145,10 @@ def build_county(
 ) -> BuildResult:
     """Build every level of the county (see the module notes).
 
-    Stages, in order: read (inputs, villages, items), blocks, villages (each
-    task made as a worker is ready for it; reused from ``previous`` or built,
-    in parallel), assemble the layers, and the report.
+    Stages, in order: read (inputs, villages, items), blocks (in a worker
+    beside the villages when there are local workers), villages (each task
+    made as a worker is ready for it; reused from ``previous`` or built, in
+    parallel), assemble the layers, and the report.
 
     Parameters
     ----------
@@ -198,11 +209,12 @@ def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Pat
     report: dict[str, Any] = {"rules": str(rules.source) if rules.source else None}
     c = _read_county(rules, county, report)
     clock.lap("read")
-    blocks = _county_blocks(c.vil, rules)
-    c.vil["block"] = [blocks.block_of.get(v) for v in c.vil["code"]]
-    clock.lap("blocks")
-    outs = _build_villages(c, rules, previous, report, pool=pool, progress=progress, scheduler=scheduler)
+    outs, blocks = _villages_and_blocks(c, rules, previous, report, pool=pool, progress=progress,
+                                        scheduler=scheduler)
     clock.lap("villages_wall")
+    c.vil["block"] = [blocks.block_of.get(v) for v in c.vil["code"]]
+    clock.seconds = {"read": clock.seconds["read"], "blocks": blocks.seconds, **{
+        k: v for k, v in clock.seconds.items() if k != "read"}}
     stage: Counter[str] = Counter()
     for o in outs:
         stage.update(o.seconds)
@@ -210,7 +222,9 @@ def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Pat
     clock.t = time.perf_counter()
     layers, drawn_areas = _assemble(c, blocks.gdf, outs)
     _release_rows(outs)
+    trim_memory()
     coverage = clean_levels(layers, metric=c.metric, pool=pool, areas=drawn_areas)
+    trim_memory()
     layers["households"] = _households_frame(c, outs, layers["points"])
     coverage["households_moved_inside"] = _households_inside(c, layers)
     c.item_wkb = np.zeros(0, dtype=object)  # placed: the footprints are not needed any more
@@ -225,6 +239,20 @@ def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Pat
     report["seconds"] = {k: round(v, 2) for k, v in clock.seconds.items()}
     report["workers"] = n_workers if scheduler is None else report.get("scheduler", {}).get("threads", 0)
     return BuildResult(layers, report)
+
+
+def _villages_and_blocks(c: _County, rules: CountyRules, previous: str | Path | None, report: dict[str, Any], *,
+                         pool: WorkerPool, progress: bool, scheduler: str | None) -> tuple[list[VillageOut], _Blocks]:
+    """The villages (:func:`_build_villages`) and the blocks: drawn by a worker beside them where there are
+    local workers (a failure of either stops the other at once), else first, in this process."""
+    job = _BlocksJob(_block_inputs(c.vil, rules), rules)
+    if pool.workers <= 1 or scheduler is not None:
+        blocks = job(None)
+        return _build_villages(c, rules, previous, report, pool=pool, progress=progress,
+                               scheduler=scheduler), blocks
+    side = pool.submit(job, None)
+    outs = _build_villages(c, rules, previous, report, pool=pool, progress=progress, also=[side])
+    return outs, side.result()  # drawn by now, as a rule: a minute of a province's ten
 
 
 # --------------------------------------------------------------------------------------
@@ -286,6 +314,33 @@ def _index_by(labels: IArray, n: int) -> list[IArray]:
 # --------------------------------------------------------------------------------------
 # blocks
 # --------------------------------------------------------------------------------------
+def _block_inputs(vil: gpd.GeoDataFrame, rules: CountyRules) -> gpd.GeoDataFrame:
+    """The village columns the blocks are made from (what travels to the worker that draws them)."""
+    similar = [c for c in rules.block_similar if c in vil.columns and c != "kind"]
+    return vil[["code", "name", "township", "kind", "households", "geometry", *similar]]
+
+
+@dataclass(frozen=True)
+class _BlocksJob:
+    """:func:`_county_blocks` as a worker's job, timed: it runs beside the villages (:meth:`WorkerPool.submit`).
+
+    Why beside: the blocks need only the villages' totals, not their grids,
+    and on a province they are a minute of single-process work that held
+    the parent before any village started. Why a worker process and not a
+    thread: an interrupt ends a worker (the pool stops it) but not a thread
+    inside GEOS, which could abort the interpreter at exit.
+    """
+
+    vil: gpd.GeoDataFrame
+    rules: CountyRules
+
+    def __call__(self, _: None) -> _Blocks:
+        t = time.perf_counter()
+        b = _county_blocks(self.vil, self.rules)
+        trim_memory()  # the worker goes on to build villages: not at the blocks' peak (0.8 GiB on a province)
+        return _Blocks(b.gdf, b.block_of, b.report, seconds=time.perf_counter() - t)
+
+
 def _county_blocks(vil: gpd.GeoDataFrame, rules: CountyRules) -> _Blocks:
     """Villages grouped into blocks per township (:func:`gridgeo.county.blocks.make_blocks`), as a layer."""
     from gridgeo.county.blocks import make_blocks
@@ -293,8 +348,7 @@ def _county_blocks(vil: gpd.GeoDataFrame, rules: CountyRules) -> _Blocks:
     if not rules.blocks:
         return _Blocks(gpd.GeoDataFrame({"code": []}, geometry=[], crs=vil.crs), {}, {})
     similar = [c for c in rules.block_similar if c in vil.columns]
-    bo = make_blocks(vil[["code", "name", "township", "kind", "households", "geometry"]
-                         + [c for c in similar if c not in ("kind",)]],
+    bo = make_blocks(_block_inputs(vil, rules),
                      id_col="code", group_col="township", size_col="households", min_size=rules.block_min,
                      max_size=rules.block_max, count=rules.block_count, similar=similar, seed=rules.seed)
     b = bo.blocks
@@ -403,7 +457,8 @@ def _previous_of(prev: Previous | None, code: str) -> Previous | None:
 # villages
 # --------------------------------------------------------------------------------------
 def _build_villages(c: _County, rules: CountyRules, previous: str | Path | None, report: dict[str, Any], *,
-                    pool: WorkerPool, progress: bool, scheduler: str | None = None) -> list[VillageOut]:
+                    pool: WorkerPool, progress: bool, scheduler: str | None = None,
+                    also: Sequence[Future[Any]] = ()) -> list[VillageOut]:
     """Every village, taken from ``previous`` when unchanged, else built; fingerprints go to ``build_hash``.
 
     A local build makes each task as a worker is ready for it (:meth:`WorkerPool.map`
@@ -417,14 +472,14 @@ def _build_villages(c: _County, rules: CountyRules, previous: str | Path | None,
     job = VillageJob(metric=c.metric.to_wkt(), out=c.out_crs.to_wkt())  # rows come back in the output CRS
     reused: dict[int, VillageOut] = {}
     if previous is None and scheduler is None:
-        outs = _run(job, tasks, pool, progress=progress, total=len(c.vil))
+        outs = _run(job, tasks, pool, progress=progress, total=len(c.vil), also=also)
     else:
         every = list(tasks)
         reused = _reuse(previous, c.metric, every, fps) if previous is not None else {}
         for o in reused.values():
             to_output_crs(o, metric=job.metric, out=job.out)
         todo = [t for i, t in enumerate(every) if i not in reused]
-        fresh = iter(_run(job, todo, pool, progress=progress, total=len(todo))
+        fresh = iter(_run(job, todo, pool, progress=progress, total=len(todo), also=also)
                      if scheduler is None or not todo
                      else _run_dask(job, todo, scheduler, progress=progress, report=report))
         outs = [reused[i] if i in reused else next(fresh) for i in range(len(every))]
@@ -536,7 +591,7 @@ def _previous_assignment(previous: str | Path) -> dict[str, list[str | None]]:
 
 
 def _run(job: VillageJob, tasks: Iterable[VillageTask], pool: WorkerPool, *, progress: bool,
-         total: int) -> list[VillageOut]:
+         total: int, also: Sequence[Future[Any]] = ()) -> list[VillageOut]:
     """Build the villages, in their order, in this process or in the pool's worker processes.
 
     Each through the fallback ladder, its rows then in the output CRS (:class:`gridgeo.county._job.VillageJob`).
@@ -553,7 +608,7 @@ def _run(job: VillageJob, tasks: Iterable[VillageTask], pool: WorkerPool, *, pro
                 bar.update(1)
             return out
         # results come back in input order whatever order the workers finish in
-        return pool.map(job, tasks, on_result=lambda: bar.update(1))
+        return pool.map(job, tasks, on_result=lambda: bar.update(1), also=also)
     finally:
         bar.close()
 
@@ -675,15 +730,20 @@ def _households_frame(c: _County, outs: list[VillageOut], points: gpd.GeoDataFra
         "grid": [parent_of.get(p) if p else None for p in ip],
         "village": [vcodes[k] if k >= 0 else None for k in item_v.tolist()],
         "township": [town_of[vcodes[k]] if k >= 0 else None for k in item_v.tolist()],
-    }, geometry=list(hh_pts), crs=c.metric).to_crs(c.out_crs)
+    }, geometry=hh_pts, crs=c.out_crs)
 
 
 def _locations(c: _County, chunk: int = 100_000) -> GArray:
-    """Each item's written location, a point on its surface (metric CRS), made ``chunk`` items at a time."""
+    """Each item's written location, a point on its surface, in the output CRS, made ``chunk`` items at a time.
+
+    Moved as ``to_crs`` moves them (:func:`gridgeo.county._job.transformer`), a chunk at a time: a
+    province's 3M points are never held in both CRSs.
+    """
+    forward = transformer(c.metric.to_wkt(), c.out_crs.to_wkt())
     out = np.empty(len(c.item_wkb), dtype=object)
     for lo in range(0, len(out), chunk):
         part = np.arange(lo, min(lo + chunk, len(out)))
-        out[part] = shapely.point_on_surface(_item_geoms(c, part))
+        out[part] = shapely.transform(shapely.point_on_surface(_item_geoms(c, part)), forward)
     return out
 
 

@@ -113,9 +113,12 @@ def clean_levels(layers: dict[str, gpd.GeoDataFrame], *, metric: pyproj.CRS,
     before = {lvl: given[lvl] if len(given.get(lvl, ())) == len(layers[lvl]) else _metric_area(layers[lvl], metric)
               for lvl in _present(layers)}  # areas, not a copy of the levels: memory
     cleaned, chunks = _clean(pieces, layers, pool=pool)
+    trim_memory()  # the chunks' WKB and their copies are freed: give the pages back (a province's are a GiB)
     rounded, snap = _round(cleaned, decimals, again=(lambda: _coverage_clean(pieces.geoms)) if chunks > 1 else None,
                            pool=pool)
+    del cleaned
     _set_levels(layers, pieces, rounded)
+    trim_memory()
     report: dict[str, Any] = {"pieces": len(rounded), "chunks": chunks, "snap_rounded": snap}
     report.update(_area_changes(layers, before, metric))
     return report

@@ -35,6 +35,7 @@ from gridgeo.errors import (
     OutputError,
     SchemaError,
     UsageError,
+    raise_pending,
 )
 
 log = logging.getLogger(__name__)
@@ -209,6 +210,7 @@ def read_layer(
         gdf = _read_detecting(p, chosen, suf=suf, encoding=encoding)
         if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry is None:
             raise FileFormatError(f"layer {chosen!r} has no geometry column", path=p)
+    raise_pending()  # an interrupt the reader may have swallowed (gridgeo.errors.raise_pending)
     if crs is not None:
         declared = _crs.parse_crs(crs)
         if gdf.crs is not None and not gdf.crs.equals(declared):
@@ -387,6 +389,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        raise_pending()  # never move an interrupted run's output into place
         os.replace(tmp_path, target)
     finally:
         _remove_temp(tmp_path)
@@ -493,6 +496,7 @@ def write_layers(layers: Mapping[str, gpd.GeoDataFrame], path: str | Path) -> No
                 pyogrio.write_dataframe(
                     _plain(rfc7946(gdf)), tmp, driver="GeoJSON", layer_options={"RFC7946": "YES"}
                 )
+            raise_pending()  # stop at the layer, not after every layer (the writer may swallow it too)
 
 
 def write_layer(gdf: gpd.GeoDataFrame, path: str | Path, *, layer: str = "layer") -> None:
