@@ -332,8 +332,9 @@ def test_pool_results_in_order() -> None:
     assert run_pool(_sleep_or_fail, [0.2, 0.0, 0.1, 0.0], workers=2) == [0.2, 0.0, 0.1, 0.0]
 
 
-def test_pool_takes_lazy_tasks_as_the_workers_get_through_them() -> None:
-    """A generator of tasks is never drawn more than IN_FLIGHT per worker ahead of the results."""
+@pytest.mark.parametrize("in_flight", [None, 1])
+def test_pool_takes_lazy_tasks_as_the_workers_get_through_them(in_flight: int | None) -> None:
+    """A generator of tasks is never drawn more than IN_FLIGHT (or ``in_flight``) per worker ahead of the results."""
     from gridgeo.county import _pool
 
     taken: list[int] = []
@@ -344,9 +345,14 @@ def test_pool_takes_lazy_tasks_as_the_workers_get_through_them() -> None:
             taken.append(i)
             yield 0.0 if i % 7 else 0.05
 
-    out = run_pool(_sleep_or_fail, tasks(), workers=2, on_result=lambda: ahead.append(len(taken) - len(ahead) - 1))
+    def arrived() -> None:
+        ahead.append(len(taken) - len(ahead) - 1)
+
+    with _pool.WorkerPool(2) as pool:
+        out = pool.map(_sleep_or_fail, tasks(), on_result=arrived) if in_flight is None \
+            else pool.map(_sleep_or_fail, tasks(), on_result=arrived, in_flight=in_flight)
     assert out == [0.0 if i % 7 else 0.05 for i in range(60)] and len(taken) == 60
-    assert max(ahead) <= _pool.IN_FLIGHT * 2 - 1
+    assert max(ahead) <= (in_flight or _pool.IN_FLIGHT) * 2 - 1
 
 
 def _mark_sleep_or_fail(task: tuple[str, int, float]) -> int:

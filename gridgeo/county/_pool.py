@@ -136,20 +136,22 @@ class WorkerPool:
             self.stop()
             raise
 
-    def map(self, fn: Callable[[T], R], tasks: Iterable[T], *,
-            on_result: Callable[[], None] | None = None, also: Iterable[Future[Any]] = ()) -> list[R]:
+    def map(self, fn: Callable[[T], R], tasks: Iterable[T], *, on_result: Callable[[], None] | None = None,
+            also: Iterable[Future[Any]] = (), in_flight: int = IN_FLIGHT) -> list[R]:
         """``[fn(t) for t in tasks]`` in the workers, in the tasks' order (see :func:`run_pool`).
 
         ``tasks`` is consumed as the workers take them, at most
         :data:`IN_FLIGHT` per worker submitted and not yet done: a lazy
         iterable of tasks is made one task at a time, never held whole.
         ``also``: futures of :meth:`submit` watched meanwhile; the first of
-        them to fail raises here as a failed task would.
+        them to fail raises here as a failed task would. ``in_flight``: tasks
+        per worker out at a time; 1 for a few large tasks (a province's
+        coverage chunks), so that only those being worked on are held pickled.
         """
         ex = self.start()._ex
         assert ex is not None
         todo = enumerate(tasks)
-        window = IN_FLIGHT * self.workers
+        window = max(1, in_flight) * self.workers
         place: dict[Future[R], int] = {}
         side = set(also)
         done: dict[int, R] = {}

@@ -35,7 +35,7 @@ the first units at fault, so nothing invalid is written.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -233,7 +233,7 @@ def _clean(p: _Pieces, layers: Mapping[str, gpd.GeoDataFrame], *,
         return _coverage_clean(p.geoms), 1
     members = [np.flatnonzero(chunk_of == k) for k in range(n)]
     parts = [np.asarray(shapely.from_wkb(r), dtype=object)
-             for r in pool.map(_clean_chunk, [Geometries(p.geoms[m]) for m in members])] \
+             for r in pool.map(_clean_chunk, (Geometries(p.geoms[m]) for m in members), in_flight=1)] \
         if pool is not None and pool.workers > 1 else [_coverage_clean(p.geoms[m]) for m in members]
     out = np.empty(len(p.geoms), dtype=object)
     for m, c in zip(members, parts, strict=True):
@@ -359,14 +359,15 @@ def _misnoded(geoms: GArray, *, pool: WorkerPool | None = None) -> NDArray[np.bo
     centre = shapely.centroid(shapely.envelope(geoms))
     order = np.argsort(gpd.GeoSeries(centre).hilbert_distance().to_numpy(), kind="stable")
     tree = shapely.STRtree(geoms)
-    tasks = []
     chunks = np.array_split(order, 4 * pool.workers)
-    for chunk in chunks:
-        near = np.unique(tree.query(geoms[chunk])[1])
-        halo = np.setdiff1d(near, chunk)
-        tasks.append((Geometries(geoms[np.concatenate([chunk, halo])]), len(chunk)))
+
+    def tasks() -> Iterator[tuple[Geometries, int]]:  # made as the workers take them: held pickled two at a time
+        for chunk in chunks:
+            halo = np.setdiff1d(np.unique(tree.query(geoms[chunk])[1]), chunk)
+            yield Geometries(geoms[np.concatenate([chunk, halo])]), len(chunk)
+
     out = np.zeros(len(geoms), dtype=bool)
-    for chunk, flags in zip(chunks, pool.map(_misnoded_head, tasks), strict=True):
+    for chunk, flags in zip(chunks, pool.map(_misnoded_head, tasks(), in_flight=1), strict=True):
         out[chunk] = flags
     return out
 
