@@ -8,6 +8,7 @@ disagree about what a failure means.
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 
@@ -152,8 +153,6 @@ class Interrupted(KeyboardInterrupt):
     """
 
     def __init__(self, signum: int) -> None:
-        import signal
-
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
 

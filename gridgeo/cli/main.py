@@ -78,7 +78,6 @@ def _interrupts() -> Iterator[None]:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-        note_interrupt(None)
 
 
 def _interrupted(args: argparse.Namespace, exc: KeyboardInterrupt) -> int:

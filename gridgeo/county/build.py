@@ -121,16 +121,18 @@ class _Clock:
         self.t = time.perf_counter()
 
     def lap(self, name: str) -> None:
-        """End stage ``name``; an interrupt that compiled code swallowed in it stops the build here.
-
-        And the stage's freed heap goes back to the system (:func:`trim_memory`):
-        glibc keeps it, and after a province's read that was 1.3 of 2.8 GiB.
-        """
-        raise_pending()
-        trim_memory()
         now = time.perf_counter()
         self.seconds[name] = now - self.t
         self.t = now
+
+
+def _end_stage(clock: _Clock, name: str) -> None:
+    """End stage ``name``: an interrupt that compiled code swallowed in it stops the build here, the
+    stage's freed heap goes back to the system (glibc keeps it: after a province's read, 1.3 of 2.8 GiB),
+    and the clock laps."""
+    raise_pending()
+    trim_memory()
+    clock.lap(name)
 
 
 # --------------------------------------------------------------------------------------
@@ -208,10 +210,10 @@ def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Pat
     clock = _Clock()
     report: dict[str, Any] = {"rules": str(rules.source) if rules.source else None}
     c = _read_county(rules, county, report)
-    clock.lap("read")
+    _end_stage(clock, "read")
     outs, blocks = _villages_and_blocks(c, rules, previous, report, pool=pool, progress=progress,
                                         scheduler=scheduler)
-    clock.lap("villages_wall")
+    _end_stage(clock, "villages_wall")
     c.vil["block"] = [blocks.block_of.get(v) for v in c.vil["code"]]
     clock.seconds = {"read": clock.seconds["read"], "blocks": blocks.seconds, **{
         k: v for k, v in clock.seconds.items() if k != "read"}}
@@ -223,8 +225,7 @@ def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Pat
     layers, drawn_areas = _assemble(c, blocks.gdf, outs)
     _release_rows(outs)
     trim_memory()
-    coverage = clean_levels(layers, metric=c.metric, pool=pool, areas=drawn_areas)
-    trim_memory()
+    coverage = clean_levels(layers, metric=c.metric, pool=pool, areas=drawn_areas)  # gives its memory back
     layers["households"] = _households_frame(c, outs, layers["points"])
     coverage["households_moved_inside"] = _households_inside(c, layers)
     c.item_wkb = np.zeros(0, dtype=object)  # placed: the footprints are not needed any more
@@ -232,7 +233,7 @@ def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Pat
     for name in PASS_THROUGH:  # what the patrol planner and the map need besides the levels
         if name in c.layers and len(c.layers[name]):
             layers[name] = c.layers[name].to_crs(c.out_crs)
-    clock.lap("assemble")
+    _end_stage(clock, "assemble")
     report.update(summary(layers, outs, items=c.items, item_v=c.item_v, rules=rules, block_report=blocks.report))
     report["coverage"] = coverage
     clock.seconds["total"] = time.perf_counter() - t_all
@@ -769,7 +770,8 @@ def _households_inside(c: _County, layers: dict[str, gpd.GeoDataFrame]) -> int:
     bad = bad[shapely.get_type_id(_item_geoms(c, bad)) != 0] if len(bad) else bad
     if not len(bad):
         return 0
-    bld = np.asarray(gpd.GeoSeries(_item_geoms(c, bad), crs=c.metric).to_crs(c.out_crs).values, dtype=object)
+    bld = np.asarray(shapely.transform(_item_geoms(c, bad), transformer(c.metric.to_wkt(), c.out_crs.to_wkt())),
+                     dtype=object)
     target = polys[idx[bad]]
     part = shapely.intersection(bld, target)
     where = shapely.point_on_surface(np.where(shapely.area(part) > 0, part, target))
