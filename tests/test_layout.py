@@ -110,3 +110,15 @@ def test_service_is_not_a_top_level_package() -> None:
     assert callable(gridgeo.service.create_app)
     offenders = [p for p in _sources() if "<top-level service>" in _gridgeo_imports(p)]
     assert not offenders
+
+
+def test_readme_documents_every_rules_key() -> None:
+    """Every section and key the rules file accepts, and every option of an input, is in the README's table."""
+    from gridgeo.county.rules import _SECTIONS, INPUT_OPTIONS
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    part = text[text.index("### The rules file, key by key"):text.index("### Household registers")]
+    missing = [f"[{sec}]" for sec in _SECTIONS if f"`[{sec}]`" not in part]
+    missing += [f"[{sec}] {key}" for sec, s in _SECTIONS.items() for key in s.keys if f"`{key}`" not in part]
+    missing += [f"input option {opt}" for opt in INPUT_OPTIONS if f"| `{opt}` |" not in part]
+    assert not missing, f"README's rules table lacks {missing}"

@@ -52,6 +52,7 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from gridgeo.county import sources as _src
+from gridgeo.county._estimate import villages_only
 from gridgeo.county._job import AREA_KEY, VillageJob, to_output_crs, transformer
 from gridgeo.county._pool import WorkerPool, trim_memory
 from gridgeo.county.assign import assign_items
@@ -63,6 +64,7 @@ from gridgeo.county.sources import Items, column, load_inputs, metric_geoms
 from gridgeo.county.village import VillageOut, VillageTask, check_village
 from gridgeo.data import crs as _crs
 from gridgeo.data.io import list_layers, read_layer
+from gridgeo.data.registers import carried_columns, register_report
 from gridgeo.errors import GeometryError, UsageError, raise_pending
 
 log = logging.getLogger(__name__)
@@ -269,14 +271,19 @@ def _read_county(rules: CountyRules, county: str | Path | None, report: dict[str
     vgeom = metric_geoms(vil, metric)
     missing = _src.missing_layer_warnings(layers)
     items = _src.items(layers, rules, metric)  # takes the buildings and households out of layers
+    if items.source is None:
+        items = villages_only(vil, vgeom, report)
     warnings = [*missing, *items.warnings]
-    if warnings:  # only then: a clean build's report keeps its exact shape
-        report["warnings"] = warnings
     item_v = _group_by_village(items.geoms, vgeom)
     outside = int(np.sum(item_v < 0))
     if outside:
         log.warning("%d %s(s) lie outside every village and belong to no grid point", outside,
                     items.source or "item")
+    if items.register is not None:
+        report["register"] = register_report(items.register, outside=np.flatnonzero(item_v < 0))
+        warnings += items.register.notes
+    if warnings:  # only then: a clean build's report keeps its exact shape
+        report["warnings"] = warnings
     w = items.weights
     inside = item_v >= 0
     vil["households"] = np.bincount(item_v[inside], weights=w[inside], minlength=len(vil)).astype(int) \
@@ -722,7 +729,7 @@ def _households_frame(c: _County, outs: list[VillageOut], points: gpd.GeoDataFra
     town_of = dict(zip(vil["code"], vil["township"], strict=True))
     hh_pts = _locations(c)
     vcodes = vil["code"].tolist()
-    return gpd.GeoDataFrame({
+    data = {
         "source": [items.source] * len(item_v),
         "source_id": items.ids,
         "households": items.weights.astype(int),
@@ -731,7 +738,10 @@ def _households_frame(c: _County, outs: list[VillageOut], points: gpd.GeoDataFra
         "grid": [parent_of.get(p) if p else None for p in ip],
         "village": [vcodes[k] if k >= 0 else None for k in item_v.tolist()],
         "township": [town_of[vcodes[k]] if k >= 0 else None for k in item_v.tolist()],
-    }, geometry=hh_pts, crs=c.out_crs)
+    }
+    if items.register is not None:
+        data.update(carried_columns(items.register, taken=set(data)))
+    return gpd.GeoDataFrame(data, geometry=hh_pts, crs=c.out_crs)
 
 
 def _locations(c: _County, chunk: int = 100_000) -> GArray:

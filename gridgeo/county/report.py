@@ -136,8 +136,21 @@ def format_report(report: Mapping[str, Any]) -> str:
         f"{t['buildings_cut_by_point_edges']} buildings crossed by a point edge",
         "seconds: " + ", ".join(f"{k} {v:g}" for k, v in s.items()),
         *_fallback_lines(report.get("fallbacks") or []),
+        *_register_lines(report.get("register")),
+        *[f"warning: {w}" for w in report.get("estimates") or []],
     ]
     return "\n".join(lines)
+
+
+def _register_lines(reg: Mapping[str, Any] | None) -> list[str]:
+    """The register's line: households read (from how many persons), columns carried, rows left out."""
+    if not reg:
+        return []
+    persons = f" (from {reg['persons']:,} person rows)" if reg.get("persons") else ""
+    left = reg.get("unplaced") or []
+    return [f"register: {reg['households']:,} households{persons} from {reg['source']}; carried "
+            f"{', '.join(reg['carried']) or 'no columns'}; {len(left)} row(s) unplaced"
+            + (" (the report's 'register.unplaced' lists each row and why)" if left else "")]
 
 
 #: villages listed by name in the closing summary; the rest are counted (the JSON report has them all)

@@ -133,10 +133,36 @@ DEFAULT_BOUNDS: dict[str, LevelBounds] = {
 
 @dataclass(frozen=True)
 class InputSpec:
-    """One input layer: a file and, for multi-layer files, the layer in it."""
+    """One input layer: a file, the layer (or sheet) in it, and how to read it.
+
+    ``crs`` declares the CRS of a file without one (or a table's
+    coordinates); ``datum`` ``gcj02``/``bd09`` for lon/lat traced off a
+    Chinese web map; ``encoding`` of a Shapefile or CSV; ``columns`` maps
+    canonical names to the file's own (``{name = "户主姓名", x = "东坐标"}``).
+    """
 
     path: Path
     layer: str | None = None
+    crs: str | None = None
+    datum: str | None = None
+    encoding: str | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+
+    def read_options(self) -> dict[str, Any]:
+        """The keyword options of :func:`gridgeo.data.io.read_layer` this input declares."""
+        return {k: v for k, v in (("crs", self.crs), ("datum", self.datum), ("encoding", self.encoding),
+                                  ("columns", self.columns or None)) if v is not None}
+
+
+#: what an [inputs] entry given as a table may say besides its path
+INPUT_OPTIONS: dict[str, str] = {
+    "path": "the file (relative to the rules file)",
+    "layer": "the layer of a multi-layer file, or the sheet of a workbook",
+    "crs": "its CRS when the file has none or a wrong one (EPSG:4490, EPSG:4527, a WKT or PROJ string)",
+    "datum": "gcj02 or bd09 for lon/lat traced off a Chinese web map (converted to WGS84)",
+    "encoding": "text encoding of a Shapefile or CSV (GBK, GB18030, UTF-8)",
+    "columns": "canonical name -> the file's column, e.g. {name = \"户主姓名\", x = \"东坐标\", y = \"北坐标\"}",
+}
 
 
 @dataclass(frozen=True)
@@ -238,12 +264,43 @@ def _county(body: dict[str, Any], f: _File) -> dict[str, Any]:
 
 
 def _input_spec(key: str, value: str | dict[str, Any], f: _File) -> InputSpec:
-    if isinstance(value, dict):
-        extra = set(value) - {"path", "layer"}
-        if extra or not isinstance(value.get("path"), str):
-            raise UsageError(f"{f.path}: [inputs] {key} must be a path or {{path = ..., layer = ...}}")
-        return InputSpec((f.base / value["path"]).resolve(), value.get("layer"))
-    return InputSpec((f.base / value).resolve())
+    if not isinstance(value, dict):
+        return InputSpec((f.base / value).resolve())
+    extra = sorted(set(value) - set(INPUT_OPTIONS))
+    if extra:
+        raise UsageError(f"{f.path}: unknown key {extra[0]!r} in [inputs] {key}; known: {', '.join(INPUT_OPTIONS)}")
+    if not isinstance(value.get("path"), str):
+        raise UsageError(f"{f.path}: [inputs] {key} needs path = \"FILE\" (or give the path alone)")
+    for opt in ("layer", "crs", "datum", "encoding"):
+        if opt in value and not isinstance(value[opt], str):
+            raise UsageError(f"{f.path}: [inputs] {key} {opt} ({INPUT_OPTIONS[opt]}) must be a string, "
+                             f"not {value[opt]!r}")
+    return InputSpec((f.base / value["path"]).resolve(), value.get("layer"), crs=value.get("crs"),
+                     datum=_datum(key, value.get("datum"), f), encoding=value.get("encoding"),
+                     columns=_columns(key, value.get("columns", {}), f))
+
+
+def _datum(key: str, value: str | None, f: _File) -> str | None:
+    if value is None:
+        return None
+    if value.lower() not in ("wgs84", "gcj02", "bd09"):
+        raise UsageError(f"{f.path}: [inputs] {key} datum must be wgs84, gcj02 or bd09, not {value!r}")
+    return value.lower()
+
+
+def _columns(key: str, value: object, f: _File) -> dict[str, str]:
+    """The column mapping: canonical names of the input's kind (or x/y/lon/lat) to the file's columns."""
+    from gridgeo.data.schema import SCHEMAS
+
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise UsageError(f"{f.path}: [inputs] {key} columns must be a table of canonical name = \"column\"")
+    known = set(SCHEMAS[key].names) if key in SCHEMAS else set()
+    known |= {"x", "y", "lon", "lat"} if key in ("households", "buildings", "pois", "places") else set()
+    bad = sorted(set(value) - known)
+    if bad:
+        raise UsageError(f"{f.path}: [inputs] {key} columns: unknown name {bad[0]!r}; known: "
+                         f"{', '.join(sorted(known)) or '(none: this input has no columns to map)'}")
+    return dict(value)
 
 
 def _inputs(body: dict[str, Any], f: _File) -> dict[str, Any]:
@@ -342,7 +399,7 @@ _SECTIONS: dict[str, _Section] = {
                         "code": ((str,), "6-digit county code for inputs without codes"),
                         "seed": ((int,), "random seed"),
                         "workers": ((int,), "worker processes (default: CPU count)")}, _county),
-    "inputs": _Section({k: ((str, dict), "a file, or {path, layer}") for k in
+    "inputs": _Section({k: ((str, dict), "a file, or {path, layer, crs, datum, encoding, columns}") for k in
                         ("county", "osm", "townships", "villages", "villager_groups", "buildings", "households",
                          "roads", "water", "pois", "ridges")}, _inputs),
     "levels": _Section({"blocks": ((bool,), "build blocks"), "points": ((bool,), "build grid points")}, _levels),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,11 @@ import shapely
 from numpy.typing import NDArray
 
 from gridgeo._geom import containing
-from gridgeo.county.rules import CountyRules
+from gridgeo.county.rules import CountyRules, InputSpec
 from gridgeo.county.units import estimate_households
 from gridgeo.data.io import list_layers, read_layer
+from gridgeo.data.registers import Register, place_on_buildings, prepare_register
+from gridgeo.data.tables import ROW
 from gridgeo.errors import InputError, SchemaError, UsageError
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ class Items:
     ids: list[str]
     labels: list[str | None] | None  # villager group of each household point, when given
     warnings: tuple[str, ...] = ()  # legal but almost certainly not meant (negative counts repaired), logged
+    register: Register | None = None  # household points from a register: its columns, rows and skips
 
 
 def _negative_rows(values: list[Any]) -> list[int]:
@@ -107,7 +110,7 @@ def load_inputs(rules: CountyRules, *, county: str | Path | None = None) -> dict
 
         layers.update(county_from_osm(rules.osm, county_code=rules.code, county_name=rules.name))
     for name, spec in rules.inputs.items():
-        layers[name] = _read(spec.path, spec.layer, name)
+        layers[name] = _read(spec.path, spec.layer, name, spec)
     for need in ("townships", "villages"):
         if need == "townships" and "villages" in layers and "township" in layers["villages"].columns:
             continue  # made from the checked villages (prepare_villages)
@@ -118,13 +121,27 @@ def load_inputs(rules: CountyRules, *, county: str | Path | None = None) -> dict
     return layers
 
 
-def _read(path: Path, layer: str | None, name: str) -> gpd.GeoDataFrame:
+def _read(path: Path, layer: str | None, name: str, spec: InputSpec | None = None) -> gpd.GeoDataFrame:
     from gridgeo.data.schema import SCHEMAS
 
     # a schema's kind normalises the columns (aliases such as 户数 or tname); ridges have none
-    gdf = read_layer(path, layer=layer, kind=name if name in SCHEMAS else None)
+    opts = spec.read_options() if spec is not None else {}
+    gdf = read_layer(path, layer=layer, kind=name if name in SCHEMAS else None, **opts)
     gdf.attrs["source"] = f"{path}" + (f" (layer {layer})" if layer else "")
     return gdf
+
+
+def register_of(layers: MutableMapping[str, gpd.GeoDataFrame]) -> Register | None:
+    """The households layer as a register (persons made households, values canonical, rows without
+    coordinates placed on their buildings), replacing the layer; None without one."""
+    if "households" not in layers:
+        return None
+    hh = layers["households"]
+    reg = prepare_register(hh, source=_where(hh, "households"))
+    place_on_buildings(reg, layers.get("buildings"))
+    reg.frame.attrs["source"] = reg.source
+    layers["households"] = reg.frame
+    return reg
 
 
 def metric_geoms(gdf: gpd.GeoDataFrame, metric: pyproj.CRS) -> GArray:
@@ -159,19 +176,60 @@ def column(gdf: gpd.GeoDataFrame, name: str) -> list[Any]:
 # --------------------------------------------------------------------------------------
 # Villages and townships
 # --------------------------------------------------------------------------------------
+#: digits of the village's own serial at the end of a statistical division code (GB/T 10114: 12 digits =
+#: county 6 + township 3 + village 3; Taiwan's 10-digit 村里 codes end the same way)
+VILLAGE_SERIAL_DIGITS = 3
+
+
+def township_codes(codes: pd.Series, names: pd.Series | None) -> pd.Series | None:
+    """Each village's township code from its own code (the code less its last 3 digits), or None.
+
+    Only where every code is digits of one length (at least 9) and, when the
+    villages name their township, the prefixes and the names agree one to
+    one: otherwise the codes do not follow the statistical scheme and the
+    township names stay the townships' codes.
+    """
+    text = codes.astype(str)
+    lengths = set(text.str.len())
+    if not text.str.fullmatch(r"\d+").all() or len(lengths) != 1 or lengths.pop() < 9:
+        return None
+    prefix = text.str[:-VILLAGE_SERIAL_DIGITS]
+    if names is not None and names.notna().all():
+        pairs = pd.DataFrame({"p": prefix, "n": names.astype(str)}).drop_duplicates()
+        if pairs["p"].duplicated().any() or pairs["n"].duplicated().any():
+            return None
+    return prefix
+
+
 def _townships_from_villages(villages: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Townships as the union of their villages, when only villages are given (logged).
 
-    The township column's value becomes the township's code and name: boundary
-    files of 村/里 often carry the township's name but no township layer.
+    Codes come from the villages' statistical codes where they follow the
+    scheme (:func:`township_codes`; the villages' ``township`` becomes that
+    code), else the township column's value is code and name: boundary files
+    of 村/里 often carry the township's name but no township layer.
     """
+    src = villages.attrs.get("source", "villages")
+    names = villages["township"] if "township" in villages.columns else None
+    derived = township_codes(villages["code"], names)
+    if derived is None and (names is None or names.isna().all()):
+        raise UsageError(f"{src}: no townships layer, no township column in the villages, and village codes "
+                         "that do not hold a township code; give [inputs] townships = FILE")
+    if derived is not None:
+        label = names.astype(str) if names is not None and names.notna().all() else derived
+        villages["township"] = derived
+        log.warning("%s: no townships layer; %d townships made from the village codes (less their last %d "
+                    "digits)", src, derived.nunique(), VILLAGE_SERIAL_DIGITS)
+    else:
+        label = villages["township"].astype(str)
+        log.warning("%s: no townships layer; %d townships made from the villages' township column", src,
+                    villages["township"].nunique())
     v = villages[villages["township"].notna()]
-    geoms = [shapely.union_all(shapely.make_valid(np.asarray(g.geometry.values)))
-             for _, g in v.groupby("township", sort=True)]
-    names = sorted(v["township"].astype(str).unique())
-    log.warning("%s: no townships layer; %d townships made from the villages' township column",
-                villages.attrs.get("source", "villages"), len(names))
-    out = gpd.GeoDataFrame({"code": names, "name": names}, geometry=geoms, crs=villages.crs)
+    groups = list(v.groupby("township", sort=True))
+    geoms = [shapely.union_all(shapely.make_valid(np.asarray(g.geometry.values))) for _, g in groups]
+    first = dict(zip(villages["township"].astype(str), label, strict=True))
+    out = gpd.GeoDataFrame({"code": [str(k) for k, _ in groups], "name": [first[str(k)] for k, _ in groups]},
+                           geometry=geoms, crs=villages.crs)
     out.attrs["source"] = "villages (dissolved)"
     return out
 
@@ -274,8 +332,14 @@ def items(layers: MutableMapping[str, gpd.GeoDataFrame], rules: CountyRules, met
     province's 3M building footprints are a gigabyte as shapely objects;
     holding the layer as read beside its metric copy doubled the read's peak.
     """
+    register = register_of(layers)
     taken = {name: layers.pop(name) for name in ("households", "buildings") if name in layers}
-    return _items(taken, rules, metric)
+    out = _items(taken, rules, metric)
+    if register is None or out.source != "household":
+        return out
+    keep = [c for c in register.carried if c in register.frame.columns]
+    register.frame = pd.DataFrame(register.frame[[*keep, ROW]])  # the attributes only: the items hold the points
+    return replace(out, register=register)
 
 
 def _items(layers: dict[str, gpd.GeoDataFrame], rules: CountyRules, metric: pyproj.CRS) -> Items:

@@ -1,4 +1,4 @@
-"""Reading and writing layers: GeoJSON, GeoPackage, Shapefile (also zipped), OSM.
+"""Reading and writing layers: GeoJSON, GeoPackage, Shapefile (also zipped), OSM, CSV and XLSX tables.
 
 Every reader failure becomes a :class:`~gridgeo.errors.FileFormatError` (or a
 subclass) with a one-line reason naming the file, so the CLI never shows a
@@ -27,6 +27,7 @@ import shapely
 
 from gridgeo.data import crs as _crs
 from gridgeo.data.schema import normalize
+from gridgeo.data.tables import ROW, TABLE_SUFFIXES, points_from_table, read_table, table_sheets
 from gridgeo.errors import (
     CRSError,
     FileFormatError,
@@ -52,7 +53,7 @@ OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".osm.pbf", ".pbf")
 
 def _suffix(path: Path) -> str:
     name = path.name.lower()
-    for suf in sorted(OSM_SUFFIXES + VECTOR_SUFFIXES, key=len, reverse=True):
+    for suf in sorted(OSM_SUFFIXES + VECTOR_SUFFIXES + TABLE_SUFFIXES, key=len, reverse=True):
         if name.endswith(suf):
             return suf
     return path.suffix.lower()
@@ -74,12 +75,7 @@ def _check_file(path: Path) -> str:
     if path.is_dir():
         raise FileFormatError("is a directory, not a file", path=path)
     suf = _suffix(path)
-    if suf not in VECTOR_SUFFIXES + OSM_SUFFIXES:
-        raise FileFormatError(
-            f"unknown format {suf or '(no extension)'}; expected one of "
-            f"{', '.join(VECTOR_SUFFIXES + OSM_SUFFIXES)}",
-            path=path,
-        )
+    _check_suffix(path, suf)
     if path.stat().st_size == 0:
         raise FileFormatError("file is empty", path=path)
     if suf == ".shp":
@@ -106,6 +102,19 @@ def _check_file(path: Path) -> str:
                     f"shapefile {shp} in the archive lacks {' and '.join(missing)}", path=path
                 )
     return suf
+
+
+def _check_suffix(path: Path, suf: str) -> None:
+    """A format gridgeo reads, or an error saying which it is (and, for old workbooks, what to do)."""
+    if suf in (".xls", ".et"):
+        raise FileFormatError(f"unknown format {suf}: an old Excel (or WPS) workbook; save it as .xlsx or CSV",
+                              path=path)
+    if suf not in VECTOR_SUFFIXES + OSM_SUFFIXES + TABLE_SUFFIXES:
+        raise FileFormatError(
+            f"unknown format {suf or '(no extension)'}; expected one of "
+            f"{', '.join(VECTOR_SUFFIXES + OSM_SUFFIXES + TABLE_SUFFIXES)}",
+            path=path,
+        )
 
 
 def _ogr_path(path: Path) -> str | Path:
@@ -139,6 +148,8 @@ def list_layers(path: str | Path) -> list[str]:
         from gridgeo.data import osm
 
         return list(osm.OSM_LAYERS)
+    if _suffix(p) in TABLE_SUFFIXES:
+        return table_sheets(p)
     try:
         return [str(name) for name, _ in pyogrio.list_layers(_ogr_path(p))]
     except Exception as exc:  # pyogrio raises several unrelated types
@@ -161,7 +172,11 @@ def read_layer(
     Parameters
     ----------
     path
-        GeoJSON, GeoPackage, Shapefile (plain or zipped), FlatGeobuf, or OSM XML/PBF.
+        GeoJSON, GeoPackage, Shapefile (plain or zipped), FlatGeobuf, OSM XML/PBF, or a table (CSV or
+        XLSX, :mod:`gridgeo.data.tables`): points from its coordinate columns (``lon``/``lat``,
+        ``经度``/``纬度``, ``x``/``y``, or as ``columns`` maps them), rows without coordinates with no
+        geometry (a register placed later by building or address), the file's row numbers in
+        :data:`gridgeo.data.tables.ROW`.
     layer
         Layer to read from a multi-layer file. Without it a GeoPackage with
         several layers is read at the layer named like ``kind`` if there is one,
@@ -203,6 +218,10 @@ def read_layer(
             raise UsageError(f"{p}: an OSM file needs --layer, one of {', '.join(osm.OSM_LAYERS)}")
         gdf = osm.read_osm(p, osm_layer)
         chosen: str | None = osm_layer
+    elif suf in TABLE_SUFFIXES:
+        chosen = layer
+        gdf = _table_points(p, layer, kind=kind, crs=crs, columns=columns, encoding=encoding)
+        crs = None  # declared: the points are made in it
     else:
         chosen = _choose_layer(p, layer, kind)
         if crs is None and suf in (".geojson", ".json"):
@@ -227,6 +246,17 @@ def read_layer(
         gdf = normalize(gdf, kind, mapping=dict(columns or {}), path=str(p))
     gdf.attrs["source"] = str(p)
     gdf.attrs["layer"] = chosen
+    return gdf
+
+
+def _table_points(p: Path, sheet: str | None, *, kind: str | None, crs: object | None,
+                  columns: Mapping[str, str] | None, encoding: str | None) -> gpd.GeoDataFrame:
+    """A CSV or XLSX table as points from its coordinate columns (households may have none: placed later)."""
+    gdf = points_from_table(read_table(p, sheet=sheet, encoding=encoding), where=str(p), crs=crs, mapping=columns)
+    if kind != "households" and (len(gdf) == 0 or gdf.geometry.isna().all()):
+        cols = [c for c in gdf.columns if c not in (gdf.geometry.name, ROW)]
+        raise FileFormatError(f"a table with no coordinate columns (lon/lat, 经度/纬度, x/y) cannot give "
+                              f"{kind or 'a layer'}; columns are {cols}", path=p)
     return gdf
 
 

@@ -15,7 +15,10 @@ villages       Polygon         code*, name, township, kind (urban|rural), indust
                                population, households
 villager_groups Polygon        code*, name, village, households
 buildings      Polygon/Point   households, levels, village, name
-households     Point           households (default 1), priority (red|orange|yellow), name
+households     Point           households (default 1), priority (red|orange|yellow), name, id,
+                               phone, address, building, size, special, party_member,
+                               last_visit, group; person_name, relation, id_number
+                               (a register of persons, :mod:`gridgeo.data.registers`)
 pois           Point/Polygon   category* (school|hospital|mine|gated_compound|...), name
 roads          LineString      highway* (OSM class), name
 water          Line/Polygon    waterway (river|stream|canal|lake|...), name
@@ -42,6 +45,7 @@ class Column:
     dtype: str
     required: bool = False
     aliases: tuple[str, ...] = ()
+    fill: bool = True  # absent -> a column of nulls; False: absent stays absent (a register's many columns)
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,28 @@ _CODE = Column("code", "string", True, ("id", "code", "gb", "adcode", "xzqdm", "
 _NAME = Column("name", "string", False, ("name", "mc", "xzqmc", "vname", "名称", "name_zh"))
 _HH = Column("households", "Int64", False, ("households", "hh", "hu", "hushu", "户数", "n_households"))
 _POP = Column("population", "Int64", False, ("population", "pop", "renkou", "人口", "rk"))
+
+#: the columns of a household register besides households, priority and name (gridgeo.data.registers);
+#: person columns are read from a register of one row per person and aggregated to its households
+def _register(name: str, dtype: str, *aliases: str) -> Column:
+    return Column(name, dtype, False, (name, *aliases), fill=False)
+
+
+REGISTER_COLUMNS: tuple[Column, ...] = (
+    _register("id", "string", "户号", "户编号", "户籍编号", "household_id", "hh_id", "household_no"),
+    _register("phone", "string", "联系电话", "电话", "手机", "手机号", "手机号码", "联系方式", "tel", "mobile"),
+    _register("address", "string", "地址", "住址", "家庭住址", "现住址", "门牌号", "门牌", "addr"),
+    _register("building", "string", "建筑编码", "建筑编号", "房屋编码", "楼栋编号", "楼栋", "building_id",
+              "building_code"),
+    _register("size", "Int64", "人口", "家庭人口", "户人口", "人数", "persons", "members"),
+    _register("special", "string", "类别", "特殊人群", "人员类别", "重点人群", "关爱类别", "special_care", "care"),
+    _register("party_member", "string", "党员", "是否党员", "party"),
+    _register("last_visit", "string", "最近走访", "上次走访", "走访日期", "最后走访日期", "最近走访日期", "visited"),
+    _register("group", "string", "村民小组", "小组", "villager_group"),
+    _register("person_name", "string", "姓名", "成员姓名"),
+    _register("relation", "string", "与户主关系", "关系"),
+    _register("id_number", "string", "身份证号", "身份证号码", "公民身份号码", "身份证"),
+)
 
 POLYGONS = ("Polygon", "MultiPolygon")
 LINES = ("LineString", "MultiLineString")
@@ -95,7 +121,11 @@ SCHEMAS: dict[str, LayerSchema] = {
     "households": LayerSchema(
         "households",
         POINTS,
-        (_HH, Column("priority", "string", False, ("priority", "colour", "color")), _NAME),
+        # a register's columns (gridgeo.data.registers): one row per household, or per person with a household key
+        (_HH, Column("priority", "string", False, ("priority", "colour", "color", "风险等级", "颜色", "等级",
+                                                   "颜色等级", "管理等级", "关注等级", "标识")),
+         Column("name", "string", False, ("name", "户主姓名", "户主", "head", "head_name", "姓名", "mc", "名称")),
+         *REGISTER_COLUMNS),
     ),
     "pois": LayerSchema(
         "pois",
@@ -138,11 +168,14 @@ def normalize(
     schema = SCHEMAS[kind]
     mapping = dict(mapping or {})
     out = gdf.copy()
+    found: dict[str, str] = {}  # canonical -> source column, in out.attrs["found"]
     cols = [c for c in gdf.columns if c != gdf.geometry.name]
     for col in schema.columns:
         src = mapping.get(col.name) or _find(cols, col)
         if src is not None and src not in gdf.columns:
             raise SchemaError(f"column {src!r} (for {col.name}) not found; columns are {cols}", path=path)
+        if src is None and not col.fill:
+            continue
         if src is None:
             if col.required:
                 raise SchemaError(
@@ -161,12 +194,14 @@ def normalize(
         except (ValueError, TypeError) as exc:
             raise SchemaError(f"column {src!r} cannot be read as {col.name} ({col.dtype}): {exc}", path=path) from exc
         out[col.name] = values
+        found[col.name] = src
+    out.attrs["found"] = found
     if kind == "villages":
         out["kind"] = village_kinds(out["kind"], out["name"])
     return out
 
 
-_URBAN = ("urban", "city", "town", "community", "社区", "城市", "城镇", "居委会", "居民委员会", "街道")
+_URBAN = ("urban", "city", "town", "community", "社区", "城市", "城镇", "居委会", "居民委员会", "街道", "里")
 _RURAL = ("rural", "village", "countryside", "农村", "乡村", "村", "村委会", "村民委员会", "嘎查")
 
 
@@ -186,7 +221,7 @@ def _kind_of(text: object) -> str | None:
 def village_kinds(kind: pd.Series, name: pd.Series) -> pd.Series:
     """Canonical ``kind`` (``urban``/``rural``) from a kind column, else from the name.
 
-    Counties classify communities (社区, 居委会) as urban and villages (村, 嘎查)
+    Counties classify communities (社区, 居委会; Taiwan's 里) as urban and villages (村, 嘎查)
     as rural; where the data has no kind, the name's suffix says it. Values that
     say neither stay null (and a partition treats them as their own class).
     """
@@ -197,7 +232,7 @@ def village_kinds(kind: pd.Series, name: pd.Series) -> pd.Series:
     if missing.any():
         by_name = name[missing].map(
             lambda n: None if n is None or pd.isna(n) else (
-                "urban" if str(n).endswith(("社区", "居委会", "居民委员会")) else
+                "urban" if str(n).endswith(("社区", "居委会", "居民委员会", "里")) else
                 "rural" if str(n).endswith(("村", "村委会", "村民委员会", "嘎查")) else None))
         out[missing] = by_name
     return out.astype("string")

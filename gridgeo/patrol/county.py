@@ -26,6 +26,7 @@ import shapely
 from numpy.typing import NDArray
 
 from gridgeo._geom import containing
+from gridgeo.data.registers import priority_of
 from gridgeo.errors import InputError, NotFoundError
 from gridgeo.patrol.network import Network, build_network, load_network
 from gridgeo.patrol.stops import DEFAULT_RULES, SYNTHETIC_SHARES, GridStops, Stop, VisitRule
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 __all__ = ["County"]
 
 _HOUSEHOLDS_PER_POINT = 50
-_PRIORITY_ALIASES = {"红": "red", "橙": "orange", "黄": "yellow", "r": "red", "o": "orange", "y": "yellow"}
 _NO_DATE = ("", "nan", "NaT", "<NA>")
 
 
@@ -229,11 +229,13 @@ def _rng(seed: int, code: str) -> np.random.Generator:
 
 
 def _priority(value: object) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    s = str(value).strip().lower()
-    s = _PRIORITY_ALIASES.get(s, s)
-    return s if s in ("red", "orange", "yellow") else None
+    """red/orange/yellow as a register writes them (红/橙/黄, 红色...: :func:`gridgeo.data.registers.priority_of`)."""
+    p = priority_of(value)
+    return p if isinstance(p, str) else None
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or str(value) in _NO_DATE
 
 
 def _last_visit(value: object) -> dt.date | None:
@@ -251,13 +253,14 @@ def _listed_households(hh: gpd.GeoDataFrame) -> list[Stop]:
     """Households of the file with a red, orange or yellow priority (others are not visited)."""
     xy = _xy(hh)
     has_lv = "last_visit" in hh.columns
+    key = next((c for c in ("id", "source_id") if c in hh.columns), None)  # source_id: a build's households
     stops: list[Stop] = []
     for i, (idx, r) in enumerate(hh.iterrows()):
         pr = _priority(r["priority"])
         if pr is None:
             continue
         lv = _last_visit(r["last_visit"]) if has_lv else None
-        sid = str(r["id"]) if "id" in hh.columns else f"h{idx}"
+        sid = str(r[key]) if key is not None and not _missing(r[key]) else f"h{idx}"
         stops.append(Stop(sid, "household", pr, float(xy[i, 0]), float(xy[i, 1]),
                           str(r.get("name") or sid), lv))
     return stops
