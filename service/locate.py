@@ -52,6 +52,35 @@ _SUMMARY_EXTRA = ("worker", "worker_phone", "phone", "contact")
 _REVERSE_AT = 2048
 
 
+#: what /locate says of each responsible person (the people table's other columns stay in the file)
+_PERSON_KEYS = ("name", "role", "phone")
+
+
+def _people(path: str) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The built county's ``people`` table by (level, unit code): name, role and phone of each person.
+
+    Why these are served: responsible people are posted on every grid's notice board (网格公示牌) with
+    their phone, so residents can call them; nothing else of the roster is.
+    """
+    import pyogrio
+
+    try:
+        if "people" not in {str(n) for n, _ in pyogrio.list_layers(path)}:
+            return {}
+        t = pyogrio.read_dataframe(path, layer="people", read_geometry=False)
+    except Exception:  # a county file without a readable people table: no people to say
+        log.warning("%s: people table not readable; /locate answers without people", path, exc_info=True)
+        return {}
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    if not {"level", "unit"} <= set(t.columns):
+        return out
+    for r in t.to_dict("records"):
+        person = {k: (None if r.get(k) is None or str(r.get(k)) in ("nan", "None") else str(r[k]))
+                  for k in _PERSON_KEYS}
+        out.setdefault((str(r["level"]), str(r["unit"])), []).append(person)
+    return out
+
+
 def subdivide(geoms: NDArray[np.object_], max_vertices: int = 64) -> tuple[NDArray[np.object_], NDArray[np.int64]]:
     """Cut polygons into pieces of at most ``max_vertices`` vertices (as PostGIS ``ST_Subdivide`` does).
 
@@ -106,6 +135,7 @@ class Locator:
     def __init__(self, county: County) -> None:
         self.levels: dict[str, Level] = {}
         frames = {}
+        people = _people(county.path)
         for key, layer in LEVEL_KEYS.items():
             coll = county.collections.get(layer)
             if coll is None or coll.int_keys:
@@ -116,6 +146,9 @@ class Locator:
             recs = coll.frame[cols].to_dict("records")
             from .store import _jsonable
 
+            for r in recs:
+                if (layer, str(r.get("code"))) in people:
+                    r["people"] = people[(layer, str(r.get("code")))]
             summary = [dumps({k: _jsonable(v) for k, v in r.items()}) for r in recs] + [b"null"]
             pieces, owner = subdivide(coll.geoms)
             shapely.prepare(pieces)

@@ -61,7 +61,8 @@ class Planner:
             if self._county is None:
                 log.info("opening %s for patrol planning", self.path)
                 try:
-                    self._county = County(self.path, network=self.network)
+                    # names=False: household names from a register are private (no accounts yet: issue 15)
+                    self._county = County(self.path, network=self.network, names=False)
                 except (InputError, OSError) as exc:
                     raise self._unavailable(exc) from exc
             return self._county

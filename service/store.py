@@ -57,6 +57,12 @@ TITLES: dict[str, str] = {
     "pois": "Points of interest 兴趣点",
 }
 
+#: the only columns served of a layer that can hold people's data; the others (a register's names, phones,
+#: addresses, special-care categories, party membership) stay in the file: the service has no accounts yet
+PUBLIC_COLUMNS: dict[str, tuple[str, ...]] = {
+    "households": ("source", "source_id", "households", "estimated", "point", "grid", "village", "township"),
+}
+
 _DECIMALS = 7
 _INT_KEY = re.compile(r"-?[0-9]+")
 #: other CRSs / datums whose serialised geometries are kept per collection
@@ -315,6 +321,27 @@ class County:
         return coll
 
 
+def _attribute_tables(path: Path) -> set[str]:
+    """The layers of a GeoPackage that have no geometry (a build's ``people``): not features."""
+    import pyogrio
+
+    try:
+        return {str(n) for n, g in pyogrio.list_layers(path) if g is None}
+    except Exception:  # not a GeoPackage pyogrio lists: read_layer says why, with the file's name
+        return set()
+
+
+def _public(gdf: gpd.GeoDataFrame, name: str, path: Path) -> gpd.GeoDataFrame:
+    """The layer without the columns :data:`PUBLIC_COLUMNS` does not list for it (logged)."""
+    if name not in PUBLIC_COLUMNS:
+        return gdf
+    keep = [c for c in gdf.columns if c in PUBLIC_COLUMNS[name] or c == gdf.geometry.name]
+    hidden = [c for c in gdf.columns if c not in keep]
+    if hidden:
+        log.info("%s: layer %s: %d private column(s) not served (%s)", path, name, len(hidden), ", ".join(hidden))
+    return gdf[keep]
+
+
 def load_county(path: str | Path) -> County:
     """Read every layer of the GeoPackage once, in CRS84 with CCW exteriors, and pre-serialise it.
 
@@ -325,12 +352,16 @@ def load_county(path: str | Path) -> County:
     names = list_layers(p)
     ordered = [n for n in LEVELS if n in names] + [n for n in names if n not in LEVELS]
     out: dict[str, Collection] = {}
+    tables = _attribute_tables(p)
     for name in ordered:
+        if name in tables:
+            log.info("%s: layer %s is a table without geometry; not served as features", p, name)
+            continue
         raw = read_layer(p, layer=name)
         if not isinstance(raw, gpd.GeoDataFrame) or raw.geometry is None or raw.crs is None:
             log.warning("%s: layer %s has no geometry or no CRS; not served", p, name)
             continue
-        out[name] = build_collection(name, rfc7946(raw), _epsg_of(raw.crs))
+        out[name] = build_collection(name, rfc7946(_public(raw, name, p)), _epsg_of(raw.crs))
         log.info("loaded %s: %d features", name, len(out[name]))
     mtime = dt.datetime.fromtimestamp(os.path.getmtime(p), tz=dt.timezone.utc)
     return County(str(p), out, mtime.replace(microsecond=0).isoformat().replace("+00:00", "Z"))

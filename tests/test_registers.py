@@ -194,12 +194,16 @@ def test_duplicate_header_and_bad_coordinate(tmp_path: Path) -> None:
 
 
 def test_missing_key_columns_are_named(tmp_path: Path) -> None:
-    """A register that can be placed by nothing: each row reported, not an empty build."""
+    """A register with nothing to place its rows by is refused; one whose rows lack values reports each row."""
+    from gridgeo.data.registers import place_on_buildings
+
     p = tmp_path / "hh.csv"
     p.write_text("姓名,电话\n张三,1\n李四,2\n", encoding="utf-8")
     reg = prepare_register(read_layer(p, kind="households"), source=str(p))
-    from gridgeo.data.registers import place_on_buildings
-
+    with pytest.raises(SchemaError, match=r"hh.csv: a household register needs coordinates.*columns are"):
+        place_on_buildings(reg, None)
+    p.write_text("姓名,地址\n张三,\n李四,幸福路1号\n", encoding="utf-8")
+    reg = prepare_register(read_layer(p, kind="households"), source=str(p))
     place_on_buildings(reg, None)
     assert len(reg.frame) == 0
     assert [s.row for s in reg.skipped] == [2, 3]
@@ -291,3 +295,19 @@ def test_inputs_options_read_and_checked(tmp_path: Path) -> None:
         p.write_text(f"[inputs]\nhouseholds = {body}\n", encoding="utf-8")
         with pytest.raises(UsageError, match=match):
             load_county_rules(p)
+
+
+def test_build_cli_refuses_a_merged_header(tmp_path: Path) -> None:
+    """Through the command line: exit 1, one line naming the workbook, the sheet and the cell; nothing written."""
+    import subprocess
+    import sys
+
+    _xlsx(tmp_path / "hh.xlsx", HEADER, [["1", "张三", "户主", *([None] * 10)]], merge_header="基本信息")
+    rules = synth_rules(tmp_path, seed=1, townships=1, villages=2, households=300)
+    rules.write_text(rules.read_text(encoding="utf-8") + 'households = "hh.xlsx"\n', encoding="utf-8")
+    out = tmp_path / "out.gpkg"
+    run = subprocess.run([sys.executable, "-m", "gridgeo.cli", "build", str(rules), "-o", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1 and not out.exists()
+    last = run.stderr.strip().splitlines()[-1]
+    assert "hh.xlsx (sheet 登记表)" in last and "header row 2 has no name" in last

@@ -53,18 +53,20 @@ from tqdm import tqdm
 
 from gridgeo.county import sources as _src
 from gridgeo.county._estimate import villages_only
-from gridgeo.county._job import AREA_KEY, VillageJob, to_output_crs, transformer
+from gridgeo.county._households import households_frame, households_inside, index_by, item_geoms
+from gridgeo.county._job import AREA_KEY, VillageJob, to_output_crs
 from gridgeo.county._pool import WorkerPool, trim_memory
 from gridgeo.county.assign import assign_items
 from gridgeo.county.coverage import ROUNDING_M, clean_levels, verify_levels
 from gridgeo.county.fingerprint import fingerprint
+from gridgeo.county.people import build_people
 from gridgeo.county.report import summary
 from gridgeo.county.rules import CountyRules, within_bounds
 from gridgeo.county.sources import Items, column, load_inputs, metric_geoms
 from gridgeo.county.village import VillageOut, VillageTask, check_village
 from gridgeo.data import crs as _crs
 from gridgeo.data.io import list_layers, read_layer
-from gridgeo.data.registers import carried_columns, register_report
+from gridgeo.data.registers import register_report
 from gridgeo.errors import GeometryError, UsageError, raise_pending
 
 log = logging.getLogger(__name__)
@@ -228,10 +230,17 @@ def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Pat
     _release_rows(outs)
     trim_memory()
     coverage = clean_levels(layers, metric=c.metric, pool=pool, areas=drawn_areas)  # gives its memory back
-    layers["households"] = _households_frame(c, outs, layers["points"])
-    coverage["households_moved_inside"] = _households_inside(c, layers)
+    layers["households"] = households_frame(c, outs, layers["points"])
+    coverage["households_moved_inside"] = households_inside(c, layers)
     c.item_wkb = np.zeros(0, dtype=object)  # placed: the footprints are not needed any more
     coverage["levels"] = verify_levels(layers, pool=pool)
+    spec = rules.inputs.get("people")
+    people = build_people((spec.path, spec.layer, spec.read_options()) if spec is not None else None,
+                          county=Path(county) if county is not None else rules.county, previous=previous,
+                          layers=layers, metric=c.metric)
+    if people is not None:
+        layers["people"] = people.table
+        report["people"] = people.report()
     for name in PASS_THROUGH:  # what the patrol planner and the map need besides the levels
         if name in c.layers and len(c.layers[name]):
             layers[name] = c.layers[name].to_crs(c.out_crs)
@@ -297,11 +306,6 @@ def _read_county(rules: CountyRules, county: str | Path | None, report: dict[str
                    items=replace(items, geoms=np.zeros(0, dtype=object)), item_v=item_v, item_wkb=wkb)
 
 
-def _item_geoms(c: _County, idx: IArray | None = None) -> GArray:
-    """The items' geometries (metric CRS): those at ``idx``, or all of them, from their WKB."""
-    wkb = c.item_wkb if idx is None else c.item_wkb[idx]
-    return np.asarray(shapely.from_wkb(wkb), dtype=object) if len(wkb) else np.zeros(0, dtype=object)
-
 
 def _group_by_village(geoms: GArray, villages: GArray) -> IArray:
     """Village index of each geometry (buildings by overlap), -1 outside every village."""
@@ -309,14 +313,6 @@ def _group_by_village(geoms: GArray, villages: GArray) -> IArray:
         return np.zeros(0, dtype=np.int64)
     return assign_items(villages, geoms)
 
-
-def _index_by(labels: IArray, n: int) -> list[IArray]:
-    """Row indices per label 0..n-1, each sorted (so a village's items keep their input order)."""
-    order = np.argsort(labels, kind="stable")
-    sl = labels[order]
-    starts = np.searchsorted(sl, np.arange(n), side="left")
-    ends = np.searchsorted(sl, np.arange(n), side="right")
-    return [order[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
 
 
 # --------------------------------------------------------------------------------------
@@ -416,9 +412,9 @@ def _tasks(c: _County, rules: CountyRules, previous: str | Path | None) -> Itera
     groups = _groups(c, rules)
     prev = _read_previous(previous, c.metric) if previous is not None else None
     n = len(c.vil)
-    by_v_items = _index_by(c.item_v, n)
-    by_v_sites = _index_by(_group_by_village(sites.geoms, c.vgeom), n)
-    by_v_groups = _index_by(groups.village, n)
+    by_v_items = index_by(c.item_v, n)
+    by_v_sites = index_by(_group_by_village(sites.geoms, c.vgeom), n)
+    by_v_groups = index_by(groups.village, n)
     items = c.items
     for i, row in enumerate(c.vil.itertuples(index=False)):  # lazily: only the villages in flight hold geometries
         code = str(row.code)
@@ -431,7 +427,7 @@ def _tasks(c: _County, rules: CountyRules, previous: str | Path | None) -> Itera
             code=code, name=str(getattr(row, "name", "") or ""), kind=str(row.kind), geometry=g,
             barriers=barriers,
             group_codes=[groups.codes[j] for j in gi], group_names=[groups.names[j] for j in gi],  # type: ignore[misc]
-            group_geoms=groups.geoms[gi], items=_item_geoms(c, it), weights=items.weights[it],
+            group_geoms=groups.geoms[gi], items=item_geoms(c, it), weights=items.weights[it],
             item_labels=[items.labels[j] for j in it] if items.labels is not None else None,
             site_geoms=sites.geoms[st], site_names=[sites.names[j] for j in st],
             site_categories=[sites.categories[j] for j in st], site_ids=[sites.ids[j] for j in st],
@@ -714,79 +710,3 @@ def _townships_frame(c: _County, blocks: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
              if k in t.columns]
     tkeep += [k for k in t.columns if str(k).startswith("leader") and k not in tkeep]
     return gpd.GeoDataFrame(t[tkeep], geometry=t.geometry.values, crs=c.towns.crs).to_crs(c.out_crs)
-
-
-def _households_frame(c: _County, outs: list[VillageOut], points: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """One row per building or household point: its grid point, grid, village and township."""
-    by_code = {o.code: o for o in outs}
-    items, item_v, vil = c.items, c.item_v, c.vil
-    ip: list[str | None] = [None] * len(item_v)
-    for vi, idx in enumerate(_index_by(item_v, len(vil))):
-        o = by_code[str(vil["code"].iloc[vi])]
-        for j, pc in zip(idx.tolist(), o.item_point, strict=True):
-            ip[j] = pc
-    parent_of = dict(zip(points["code"], points["parent"], strict=True))
-    town_of = dict(zip(vil["code"], vil["township"], strict=True))
-    hh_pts = _locations(c)
-    vcodes = vil["code"].tolist()
-    data = {
-        "source": [items.source] * len(item_v),
-        "source_id": items.ids,
-        "households": items.weights.astype(int),
-        "estimated": items.estimated.astype(bool),
-        "point": ip,
-        "grid": [parent_of.get(p) if p else None for p in ip],
-        "village": [vcodes[k] if k >= 0 else None for k in item_v.tolist()],
-        "township": [town_of[vcodes[k]] if k >= 0 else None for k in item_v.tolist()],
-    }
-    if items.register is not None:
-        data.update(carried_columns(items.register, taken=set(data)))
-    return gpd.GeoDataFrame(data, geometry=hh_pts, crs=c.out_crs)
-
-
-def _locations(c: _County, chunk: int = 100_000) -> GArray:
-    """Each item's written location, a point on its surface, in the output CRS, made ``chunk`` items at a time.
-
-    Moved as ``to_crs`` moves them (:func:`gridgeo.county._job.transformer`), a chunk at a time: a
-    province's 3M points are never held in both CRSs.
-    """
-    forward = transformer(c.metric.to_wkt(), c.out_crs.to_wkt())
-    out = np.empty(len(c.item_wkb), dtype=object)
-    for lo in range(0, len(out), chunk):
-        part = np.arange(lo, min(lo + chunk, len(out)))
-        out[part] = shapely.transform(shapely.point_on_surface(_item_geoms(c, part)), forward)
-    return out
-
-
-def _households_inside(c: _County, layers: dict[str, gpd.GeoDataFrame]) -> int:
-    """Move each household's location into its own grid point where it is not strictly inside it.
-
-    Why: a building is assigned by overlap, but its written location (a point
-    on its surface) may fall in a neighbouring point, or on a shared edge
-    after cleaning; a spatial join by a user must give the assigned point.
-    Such a location becomes a point on the part of the building inside its
-    grid point (or inside the grid point itself). Household points given as
-    input are never moved. Returns how many were moved.
-    """
-    hh, pts = layers["households"], layers["points"]
-    if not len(hh) or not len(pts):
-        return 0
-    row = {str(code): i for i, code in enumerate(pts["code"])}
-    idx = np.asarray([row.get(p, -1) if isinstance(p, str) else -1 for p in hh["point"]], dtype=np.int64)
-    has = np.flatnonzero(idx >= 0)
-    polys = np.asarray(pts.geometry.values, dtype=object)
-    ok = shapely.within(np.asarray(hh.geometry.values, dtype=object)[has], polys[idx[has]])
-    bad = has[~ok]
-    bad = bad[shapely.get_type_id(_item_geoms(c, bad)) != 0] if len(bad) else bad
-    if not len(bad):
-        return 0
-    bld = np.asarray(shapely.transform(_item_geoms(c, bad), transformer(c.metric.to_wkt(), c.out_crs.to_wkt())),
-                     dtype=object)
-    target = polys[idx[bad]]
-    part = shapely.intersection(bld, target)
-    where = shapely.point_on_surface(np.where(shapely.area(part) > 0, part, target))
-    geo = np.asarray(hh.geometry.values, dtype=object).copy()
-    geo[bad] = where
-    hh.set_geometry(list(geo), inplace=True, crs=hh.crs)
-    log.info("%d household location(s) moved inside their own grid point", len(bad))
-    return len(bad)

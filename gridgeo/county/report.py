@@ -137,9 +137,21 @@ def format_report(report: Mapping[str, Any]) -> str:
         "seconds: " + ", ".join(f"{k} {v:g}" for k, v in s.items()),
         *_fallback_lines(report.get("fallbacks") or []),
         *_register_lines(report.get("register")),
+        *_people_lines(report.get("people")),
         *[f"warning: {w}" for w in report.get("estimates") or []],
     ]
     return "\n".join(lines)
+
+
+def _people_lines(people: Mapping[str, Any] | None) -> list[str]:
+    """The roster's line: people per level, rows skipped, people carried to the unit that replaced theirs."""
+    if not people:
+        return []
+    levels = ", ".join(f"{n} {lvl}" for lvl, n in people["by_level"].items())
+    return [f"people: {people['people']:,} on {people['assignments']:,} units ({levels or 'none'}) from "
+            f"{people['source']}; {len(people['moved'])} carried to the unit that replaced theirs, "
+            f"{len(people['skipped'])} row(s) skipped" + (" (the report's 'people' lists them)"
+                                                          if people["skipped"] or people["moved"] else "")]
 
 
 def _register_lines(reg: Mapping[str, Any] | None) -> list[str]:

@@ -401,7 +401,7 @@ _SECTIONS: dict[str, _Section] = {
                         "workers": ((int,), "worker processes (default: CPU count)")}, _county),
     "inputs": _Section({k: ((str, dict), "a file, or {path, layer, crs, datum, encoding, columns}") for k in
                         ("county", "osm", "townships", "villages", "villager_groups", "buildings", "households",
-                         "roads", "water", "pois", "ridges")}, _inputs),
+                         "people", "roads", "water", "pois", "ridges")}, _inputs),
     "levels": _Section({"blocks": ((bool,), "build blocks"), "points": ((bool,), "build grid points")}, _levels),
     "households": _Section({"dwelling_m2": (_NUM, "floor area of one dwelling, m²"),
                             "default_levels": (_NUM, "storeys of a building with none recorded"),

@@ -110,7 +110,8 @@ def load_inputs(rules: CountyRules, *, county: str | Path | None = None) -> dict
 
         layers.update(county_from_osm(rules.osm, county_code=rules.code, county_name=rules.name))
     for name, spec in rules.inputs.items():
-        layers[name] = _read(spec.path, spec.layer, name, spec)
+        if name != "people":  # a roster, resolved on the built units (gridgeo.county.people)
+            layers[name] = _read(spec.path, spec.layer, name, spec)
     for need in ("townships", "villages"):
         if need == "townships" and "villages" in layers and "township" in layers["villages"].columns:
             continue  # made from the checked villages (prepare_villages)

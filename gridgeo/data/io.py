@@ -253,7 +253,7 @@ def _table_points(p: Path, sheet: str | None, *, kind: str | None, crs: object |
                   columns: Mapping[str, str] | None, encoding: str | None) -> gpd.GeoDataFrame:
     """A CSV or XLSX table as points from its coordinate columns (households may have none: placed later)."""
     gdf = points_from_table(read_table(p, sheet=sheet, encoding=encoding), where=str(p), crs=crs, mapping=columns)
-    if kind != "households" and (len(gdf) == 0 or gdf.geometry.isna().all()):
+    if kind not in ("households", "people") and (len(gdf) == 0 or gdf.geometry.isna().all()):
         cols = [c for c in gdf.columns if c not in (gdf.geometry.name, ROW)]
         raise FileFormatError(f"a table with no coordinate columns (lon/lat, 经度/纬度, x/y) cannot give "
                               f"{kind or 'a layer'}; columns are {cols}", path=p)
@@ -535,12 +535,13 @@ def write_layer(gdf: gpd.GeoDataFrame, path: str | Path, *, layer: str = "layer"
 
 
 def _plain(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Drop what OGR cannot store (list columns become JSON text)."""
+    """Drop what OGR cannot store (list columns become JSON text); a plain DataFrame is a table without geometry."""
     import json
 
     out = gdf.copy()
+    geom = out.geometry.name if isinstance(out, gpd.GeoDataFrame) else None
     for col in out.columns:
-        if col == out.geometry.name:
+        if col == geom:
             continue
         if out[col].dtype == object and out[col].map(lambda v: isinstance(v, list | tuple | dict)).any():
             out[col] = out[col].map(lambda v: json.dumps(v, ensure_ascii=False) if v is not None else None)

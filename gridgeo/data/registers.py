@@ -38,6 +38,7 @@ import pandas as pd
 import shapely
 
 from gridgeo.data.tables import ROW
+from gridgeo.errors import SchemaError
 
 log = logging.getLogger(__name__)
 
@@ -337,6 +338,11 @@ def place_on_buildings(reg: Register, buildings: gpd.GeoDataFrame | None) -> Non
     need = np.asarray([g is None or g.is_empty for g in f.geometry], dtype=bool)
     if not need.any():
         return
+    if need.all() and "building" not in f.columns and "address" not in f.columns:
+        cols = [c for c in f.columns if c not in (f.geometry.name, ROW)]
+        raise SchemaError("a household register needs coordinates (经度/纬度, lon/lat, x/y), a building code "
+                          "(建筑编码) or an address (地址) to place its rows by; it has none of these columns "
+                          f"(columns are {cols}); map one in [inputs] households columns", path=reg.source)
     codes, addr = _building_keys(buildings) if buildings is not None and len(buildings) else ({}, {})
     spots = shapely.point_on_surface(np.asarray(buildings.to_crs(f.crs).geometry.values, dtype=object)) \
         if buildings is not None and len(buildings) and f.crs is not None else None

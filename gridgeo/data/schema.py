@@ -19,6 +19,8 @@ households     Point           households (default 1), priority (red|orange|yell
                                phone, address, building, size, special, party_member,
                                last_visit, group; person_name, relation, id_number
                                (a register of persons, :mod:`gridgeo.data.registers`)
+people         (none)          id, name, role, phone, unit, unit_name, parent, level (a roster:
+                               :mod:`gridgeo.county.people`)
 pois           Point/Polygon   category* (school|hospital|mine|gated_compound|...), name
 roads          LineString      highway* (OSM class), name
 water          Line/Polygon    waterway (river|stream|canal|lake|...), name
@@ -126,6 +128,20 @@ SCHEMAS: dict[str, LayerSchema] = {
                                                    "颜色等级", "管理等级", "关注等级", "标识")),
          Column("name", "string", False, ("name", "户主姓名", "户主", "head", "head_name", "姓名", "mc", "名称")),
          *REGISTER_COLUMNS),
+    ),
+    "people": LayerSchema(  # a roster (gridgeo.county.people): no geometry needed
+        "people",
+        (),
+        (_register("id", "string", "person_id", "人员编号", "编号", "工号"),
+         _register("name", "string", "姓名", "人员姓名"),
+         _register("role", "string", "职务", "角色", "岗位", "身份", "title", "duty"),
+         _register("phone", "string", "联系电话", "电话", "手机", "手机号", "手机号码", "联系方式", "tel", "mobile"),
+         _register("unit", "string", "unit_code", "code", "单位编码", "网格编码", "编码", "负责单元编码",
+                   "所在网格编码"),
+         _register("unit_name", "string", "单位名称", "网格名称", "负责网格", "所在网格", "负责单元", "网格"),
+         _register("parent", "string", "上级", "所属村", "所属村(社区)", "所属村（社区）", "村(社区)", "村（社区）",
+                   "所属", "所属乡镇"),
+         _register("level", "string", "层级", "级别", "网格层级")),
     ),
     "pois": LayerSchema(
         "pois",

@@ -63,11 +63,13 @@ class County:
         network: str | Path | Network | None = None,
         mode: str = "walk",
         seed: int = 0,
+        names: bool = True,
     ) -> None:
         from gridgeo.data import io
 
         self.path = Path(path)
         self.seed = int(seed)
+        self.names = bool(names)  # False: a household stop is named by its id, never by the register's name
         self.layers = io.list_layers(self.path)
         self.network = self._open_network(network, mode)
         self.grid_layer, self.grids = self._read_grids()
@@ -209,7 +211,7 @@ class County:
     def _household_stops(self, row: int, name: str, rng: np.random.Generator) -> list[Stop]:
         """The grid's households with priorities, or else drawn on its buildings' household counts."""
         if self.households is not None:
-            return _listed_households(self.households[self.households["_grid"] == row])
+            return _listed_households(self.households[self.households["_grid"] == row], names=self.names)
         if self.buildings is not None:
             return _drawn_households(self.buildings[self.buildings["_grid"] == row], name, rng)
         return []
@@ -249,8 +251,12 @@ def _xy(gdf: gpd.GeoDataFrame) -> NDArray[np.float64]:
     return np.asarray(shapely.get_coordinates(shapely.point_on_surface(gdf.geometry.values))).reshape(-1, 2)
 
 
-def _listed_households(hh: gpd.GeoDataFrame) -> list[Stop]:
-    """Households of the file with a red, orange or yellow priority (others are not visited)."""
+def _listed_households(hh: gpd.GeoDataFrame, *, names: bool = True) -> list[Stop]:
+    """Households of the file with a red, orange or yellow priority (others are not visited).
+
+    ``names=False`` names each stop by its household id: a register's names are private (the service,
+    with no accounts yet, never hands them out).
+    """
     xy = _xy(hh)
     has_lv = "last_visit" in hh.columns
     key = next((c for c in ("id", "source_id") if c in hh.columns), None)  # source_id: a build's households
@@ -262,7 +268,7 @@ def _listed_households(hh: gpd.GeoDataFrame) -> list[Stop]:
         lv = _last_visit(r["last_visit"]) if has_lv else None
         sid = str(r[key]) if key is not None and not _missing(r[key]) else f"h{idx}"
         stops.append(Stop(sid, "household", pr, float(xy[i, 0]), float(xy[i, 1]),
-                          str(r.get("name") or sid), lv))
+                          str((r.get("name") if names else None) or sid), lv))
     return stops
 
 
