@@ -23,7 +23,6 @@ from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
-import pyogrio
 import shapely
 
 
@@ -41,7 +40,10 @@ def layer_digest(gdf: gpd.GeoDataFrame) -> str:
 
 
 def read_all(path: Path, layers: list[str] | None = None) -> dict[str, gpd.GeoDataFrame]:
-    names = [str(n) for n, _ in pyogrio.list_layers(path)]
+    """Every data layer (gridgeo's list: QGIS's ``layer_styles`` is no layer of the county)."""
+    from gridgeo.data.io import list_layers
+
+    names = list_layers(path)
     return {n: gpd.read_file(path, layer=n) for n in names if layers is None or n in layers}
 
 

@@ -140,8 +140,13 @@ def _sidecar(path: Path, suffix: str) -> Path:
     return path.with_suffix(suffix)
 
 
+#: tables GDAL lists as layers that hold no data: QGIS's layer styles (:mod:`gridgeo.data.gpkg_styles`). Hidden,
+#: so that a single-layer GeoPackage still opens without ``--layer`` and the service does not serve a style table
+HIDDEN_TABLES: frozenset[str] = frozenset({"layer_styles"})
+
+
 def list_layers(path: str | Path) -> list[str]:
-    """Names of the layers in a vector file (one for GeoJSON/Shapefile)."""
+    """Names of the data layers in a vector file (one for GeoJSON/Shapefile; not :data:`HIDDEN_TABLES`)."""
     p = Path(path)
     suf = _check_file(p)
     if suf in OSM_SUFFIXES:
@@ -151,9 +156,10 @@ def list_layers(path: str | Path) -> list[str]:
     if _suffix(p) in TABLE_SUFFIXES:
         return table_sheets(p)
     try:
-        return [str(name) for name, _ in pyogrio.list_layers(_ogr_path(p))]
+        names = [str(name) for name, _ in pyogrio.list_layers(_ogr_path(p))]
     except Exception as exc:  # pyogrio raises several unrelated types
         raise FileFormatError(f"cannot open: {_one_line(exc)}", path=p) from exc
+    return [n for n in names if n not in HIDDEN_TABLES]
 
 
 def read_layer(
@@ -506,10 +512,18 @@ def rfc7946(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return out
 
 
+#: the GeoPackage version written: GDAL 3.6 and QGIS 3.22 (Debian 12, Ubuntu LTS) warn on every open of a 1.4 file
+#: (GDAL 3.12's default) that it "may only be partially supported"; gridgeo uses nothing 1.4 added
+GPKG_VERSION = "1.3"
+
+
 def write_layers(layers: Mapping[str, gpd.GeoDataFrame], path: str | Path) -> None:
     """Write layers to one file atomically.
 
-    A ``.gpkg`` takes every layer; a ``.geojson`` exactly one, written as
+    A ``.gpkg`` takes every layer, as GeoPackage :data:`GPKG_VERSION`, with the
+    QGIS styles of the levels and the Chinese field aliases
+    (:func:`gridgeo.data.gpkg_styles.add_styles`, written into the temporary
+    file before it is moved into place); a ``.geojson`` exactly one, written as
     RFC 7946 (EPSG:4326, counter-clockwise exteriors, no ``crs`` member).
     """
     target = Path(path)
@@ -521,12 +535,19 @@ def write_layers(layers: Mapping[str, gpd.GeoDataFrame], path: str | Path) -> No
     with atomic_path(target) as tmp:
         for name, gdf in layers.items():
             if suf == ".gpkg":
-                pyogrio.write_dataframe(_plain(gdf), tmp, layer=name, driver="GPKG", append=tmp.exists())
+                first = not tmp.exists()  # the version is the dataset's, set when GDAL creates the file
+                pyogrio.write_dataframe(_plain(gdf), tmp, layer=name, driver="GPKG", append=not first,
+                                        dataset_options={"VERSION": GPKG_VERSION} if first else None)
             else:
                 pyogrio.write_dataframe(
                     _plain(rfc7946(gdf)), tmp, driver="GeoJSON", layer_options={"RFC7946": "YES"}
                 )
             raise_pending()  # stop at the layer, not after every layer (the writer may swallow it too)
+        if suf == ".gpkg" and tmp.exists():
+            from gridgeo.data.gpkg_styles import add_styles
+
+            add_styles(tmp)
+            raise_pending()
 
 
 def write_layer(gdf: gpd.GeoDataFrame, path: str | Path, *, layer: str = "layer") -> None:
