@@ -153,13 +153,11 @@ def _filled(v: object) -> bool:
     return v is not None and not (isinstance(v, str) and not v.strip()) and not (isinstance(v, float) and np.isnan(v))
 
 
-def _column_letter(i: int) -> str:
-    out = ""
-    i += 1
-    while i:
-        i, r = divmod(i - 1, 26)
-        out = chr(65 + r) + out
-    return out
+def column_letter(i: int) -> str:
+    """Excel's letter of the 0-based column ``i`` (A, B, ..., AA)."""
+    from openpyxl.utils import get_column_letter
+
+    return str(getcolumn_letter(i + 1))
 
 
 def _header_row(rows: list[list[Any]], where: str) -> int:
@@ -194,7 +192,7 @@ def _check_header(header: list[Any], body: list[list[Any]], used: list[int], row
     """Every column with data has a name, and no two the same: else the user must fix the header."""
     blank = [j for j in used if not _filled(header[j])]
     if blank:
-        cells = ", ".join(f"{_column_letter(j)}{row}" for j in blank[:8])
+        cells = ", ".join(f"{column_letter(j)}{row}" for j in blank[:8])
         raise FileFormatError(f"header row {row} has no name over column(s) with data at {cells}: a merged or "
                               "multi-row header? Give the table one header row with a name in every column",
                               path=where)
@@ -202,7 +200,7 @@ def _check_header(header: list[Any], body: list[list[Any]], used: list[int], row
     seen: dict[str, int] = {}
     for j, n in zip(used, names, strict=True):
         if n in seen:
-            raise FileFormatError(f"header row {row}: columns {_column_letter(seen[n])} and {_column_letter(j)} "
+            raise FileFormatError(f"header row {row}: columns {column_letter(seen[n])} and {column_letter(j)} "
                                   f"are both named {n!r}; rename one", path=where)
         seen[n] = j
 
