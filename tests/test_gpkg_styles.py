@@ -153,3 +153,13 @@ def test_aliases_are_one_distinct_table() -> None:
     values = list(FIELD_ALIASES.values())
     assert len(values) == len(set(values))  # gpkg_data_columns: a name is unique in its table
     assert chinese_headers(["code", "名称", "name", "other"]) == ["编码", "名称", "name", "other"]
+
+
+def test_synth_and_the_bundled_sample_are_1_3(built: Path) -> None:
+    """The generated inputs too (``gridgeo synth`` writes its own GeoPackage, with layer metadata)."""
+    synth = built.parent / "county.gpkg"  # what synth_rules wrote for the build
+    sample = Path(__file__).resolve().parents[1] / "boundaries" / "sample_county.gpkg"
+    for path in (synth, sample):
+        assert _rows(path, "PRAGMA user_version") == [(10300,)], path
+        assert _rows(path, "PRAGMA application_id") == [(GPKG_APPLICATION_ID,)], path
+    assert pyogrio.read_info(synth, layer="villages")["layer_metadata"]["GRIDGEO_SYNTHETIC"] == "yes"

@@ -57,7 +57,7 @@ from pyproj import Transformer
 from tqdm import tqdm
 
 from gridgeo.data.crs import cgcs2000_gk_epsg
-from gridgeo.data.io import atomic_path
+from gridgeo.data.io import GPKG_VERSION, atomic_path
 from gridgeo.errors import UsageError
 from gridgeo.synth._buildings import draw_buildings
 from gridgeo.synth._constants import (
@@ -381,10 +381,11 @@ def write_county(layers: dict[str, gpd.GeoDataFrame], path: str | Path, *, progr
         raise UsageError("is a directory; give the GeoPackage file to write", path=target)
     names = [n for n in LAYERS if n in layers] + sorted(n for n in layers if n not in LAYERS)
     with atomic_path(target) as tmp:
-        for name in tqdm(names, desc="write", disable=not progress, unit="layer"):
+        for i, name in enumerate(tqdm(names, desc="write", disable=not progress, unit="layer")):
             gdf = layers[name]
             # attrs (e.g. GRIDGEO_SYNTHETIC) become layer metadata; dataset metadata is avoided
             # because GDAL then leaves a .aux.xml sidecar next to the file on every read
             meta = {k: str(v) for k, v in sorted(gdf.attrs.items()) if isinstance(k, str)}
-            pyogrio.write_dataframe(gdf, tmp, layer=name, driver="GPKG", layer_metadata=meta or None)
+            pyogrio.write_dataframe(gdf, tmp, layer=name, driver="GPKG", layer_metadata=meta or None,
+                                    dataset_options=None if i else {"VERSION": GPKG_VERSION})
     logger.info("synth: wrote %d layers to %s", len(names), target)
