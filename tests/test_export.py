@@ -8,6 +8,7 @@ with openpyxl and pandas and compared with the layers read by GDAL.
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import geopandas as gpd
@@ -137,6 +138,13 @@ def test_bad_inputs(county: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
     gpd.GeoDataFrame({"code": ["1"]}, geometry=[shapely.box(0, 0, 1, 1)], crs=4326).to_file(geojson)
     assert main(["export", str(geojson), "-o", str(out)]) == 1
     assert str(geojson) in (line := _one_error_line(capsys)) and "not a GeoPackage" in line
+    plain = tmp_path / "plain.gpkg"  # an SQLite database, but no GeoPackage (no GPKG application_id)
+    con = sqlite3.connect(plain)
+    con.execute("CREATE TABLE t (a INTEGER)")
+    con.commit()
+    con.close()
+    assert main(["export", str(plain), "-o", str(out)]) == 1
+    assert str(plain) in (line := _one_error_line(capsys)) and "not a GeoPackage" in line
     assert main(["export", str(tmp_path / "missing.gpkg"), "-o", str(out)]) == 1
     assert "missing.gpkg: no such file" in _one_error_line(capsys)
     assert main(["export", str(county), "-o", str(out), "--format", "ods"]) == 2
@@ -184,3 +192,29 @@ def test_csv_all_or_nothing(county: Path, tmp_path: Path, monkeypatch: pytest.Mo
     assert main(["export", str(county), "-o", str(out), "--format", "csv"]) == 1
     capsys.readouterr()
     assert len(calls) == 3 and list(out.iterdir()) == []
+
+
+def test_odd_values_and_the_sheet_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    """Dates with a zone become ISO text, control characters are removed (and said), missing values stay empty;
+    a layer longer than a sheet is refused naming it, and nothing is written."""
+    path = tmp_path / "odd.gpkg"
+    gdf = gpd.GeoDataFrame({
+        "code": ["1", "2"], "note": ["a\x01b", None],
+        "visited": pd.to_datetime(["2026-05-01T08:00:00Z", None], utc=True),
+        "households": pd.array([3, None], dtype="Int64"),
+    }, geometry=[shapely.Point(117.2, 28.2), None], crs=4490)
+    pyogrio.write_dataframe(gdf, path, layer="households", driver="GPKG")
+    assert main(["export", str(path), "-o", str(tmp_path)]) == 0
+    rows = list(openpyxl.load_workbook(tmp_path / "odd.xlsx", read_only=True)["households"].iter_rows(values_only=True))
+    assert rows[0] == ("code", "note", "visited", "households", "lon", "lat")
+    assert rows[1][:4] == ("1", "ab", "2026-05-01T08:00:00+00:00", 3)
+    assert rows[1][4:] == pytest.approx((117.2, 28.2))
+    assert rows[2][0] == "2" and all(v is None for v in rows[2][1:])  # empty cells (read-only mode trims them)
+    assert "control characters removed from 1 values" in caplog.text
+    from gridgeo.data import tables
+
+    monkeypatch.setattr(tables, "SHEET_ROWS", 1)
+    out = tmp_path / "limit"
+    assert main(["export", str(path), "-o", str(out)]) == 2
+    assert not out.exists()

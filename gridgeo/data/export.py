@@ -41,6 +41,8 @@ FORMATS: tuple[str, ...] = ("xlsx", "csv")
 #: rows an Excel sheet holds below its header (1,048,576 in all)
 SHEET_ROWS = 1_048_575
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+#: the SQLite header's application_id (bytes 68-71) of a GeoPackage: GPKG since 1.2, GP10 / GP11 before
+_GPKG_IDS = (b"GPKG", b"GP11", b"GP10")
 _DECIMALS = 7  # lon/lat to 1e-7 degree (about 1 cm), as the build rounds its output
 _BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
 
@@ -59,8 +61,8 @@ def table_layers(path: str | Path, wanted: Sequence[str] | None = None) -> list[
     if not p.is_file():
         raise FileFormatError("no such file" if not p.exists() else "is a directory, not a file", path=p)
     with p.open("rb") as fh:
-        head = fh.read(len(_SQLITE_MAGIC))
-    if p.suffix.lower() != ".gpkg" or head != _SQLITE_MAGIC:
+        head = fh.read(100)  # the SQLite header
+    if p.suffix.lower() != ".gpkg" or not head.startswith(_SQLITE_MAGIC) or head[68:72] not in _GPKG_IDS:
         raise FileFormatError("not a GeoPackage (export reads the .gpkg a build writes)", path=p)
     names = list_layers(p)
     if wanted is None:
@@ -241,7 +243,7 @@ def _cells(col: pd.Series, layer: str, name: str) -> list[Any]:
     if isinstance(col.dtype, pd.DatetimeTZDtype):  # Excel has no time zones: ISO 8601 text keeps the offset
         return [None if pd.isna(v) else v.isoformat() for v in col]
     values = [None if _missing(v) else v for v in col.tolist()]
-    if col.dtype == object or str(col.dtype) == "string":
+    if col.dtype == object or pd.api.types.is_string_dtype(col.dtype):
         bad = sum(1 for v in values if isinstance(v, str) and ILLEGAL_CHARACTERS_RE.search(v))
         if bad:  # control characters Excel cannot store: removed, and said
             log.warning("layer %s, column %s: control characters removed from %d values (Excel cannot store them)",
