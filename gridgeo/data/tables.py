@@ -157,7 +157,7 @@ def column_letter(i: int) -> str:
     """Excel's letter of the 0-based column ``i`` (A, B, ..., AA)."""
     from openpyxl.utils import get_column_letter
 
-    return str(getcolumn_letter(i + 1))
+    return str(get_column_letter(i + 1))
 
 
 def _header_row(rows: list[list[Any]], where: str) -> int:
