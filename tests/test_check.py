@@ -95,6 +95,18 @@ def test_overlap_reports_location_and_area() -> None:
     assert 117.2 < lon < 117.203 and 28.25 < lat < 28.252
 
 
+def test_overlap_of_neighbours_sharing_an_edge_is_not_a_sliver() -> None:
+    """Regression: the shared edge (a line in the intersection) once counted in the width, making a wide
+    overlap between neighbours a "sliver" warning; it is an error, measured on its area alone."""
+    x, y = 500_000, 3_100_000  # inside EPSG:4549 (CGCS2000 GK, central meridian 120E)
+    a = shapely.box(x, y, x + 100, y + 1000)
+    b = shapely.union(shapely.box(x + 100, y, x + 200, y + 1000), shapely.box(x + 90, y, x + 100, y + 10))  # 10x10 m
+    gdf = gpd.GeoDataFrame({"code": ["A", "B"]}, geometry=[a, b], crs="EPSG:4549")
+    rep = check_layer(gdf, id_col="code").report
+    (p,) = [p for p in rep.problems if "overlap" in p.kind]
+    assert p.kind == "overlap" and p.severity == "error" and p.area_m2 == pytest.approx(100)
+
+
 def test_gap_names_parent() -> None:
     from tests.catalogue import sliver_gap
 

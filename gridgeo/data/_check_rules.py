@@ -22,7 +22,7 @@ import pyproj
 import shapely
 from shapely.validation import explain_validity
 
-from gridgeo._geom import make_valid_array, make_valid_polygonal, polygonal_parts
+from gridgeo._geom import make_valid_array, make_valid_polygonal, polygonal, polygonal_parts
 from gridgeo.data import crs as _crs
 
 
@@ -369,7 +369,9 @@ def rule_overlaps(ctx: Ctx) -> list[Problem]:
     out = []
     for k in np.flatnonzero(areas > ctx.area_tol):
         i, j = a[k], b[k]
-        geom = inter[k]
+        # the area only: neighbours that overlap also share edges, and those lines' length would make any
+        # overlap look thin (a sliver) in the width 2·area/perimeter
+        geom = polygonal(inter[k])
         w = _width(geom)
         sliver = w < ctx.snap
         prob = Problem(
