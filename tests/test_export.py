@@ -212,7 +212,7 @@ def test_odd_values_and_the_sheet_limit(tmp_path: Path, monkeypatch: pytest.Monk
     assert rows[1][4:] == pytest.approx((117.2, 28.2))
     assert rows[2][0] == "2" and all(v is None for v in rows[2][1:])  # empty cells (read-only mode trims them)
     assert "control characters removed from 1 values" in caplog.text
-    from gridgeo.data import tables
+    from gridgeo.data import export as tables
 
     monkeypatch.setattr(tables, "SHEET_ROWS", 1)
     out = tmp_path / "limit"
