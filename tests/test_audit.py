@@ -263,3 +263,93 @@ def test_report_roundtrips_json(county: dict[str, Path]) -> None:
     rep: AuditReport = audit_file(county["clean"], county["built"])
     d = json.loads(json.dumps(rep.to_dict(), default=str))
     assert d["metric_crs"].startswith("EPSG:45") and np.isclose(d["totals"]["gaps"]["area_m2"], 0.0)
+
+
+# --------------------------------------------------------------------------------------
+# a build started from hand-drawn grids (gridgeo build --start-from)
+# --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def drawn(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A county with several grids per village, and "hand-drawn" grids: its seed-0 grids, shrunk by 3 m
+    (gaps between them, as by hand), with codes of no county form and no parent column."""
+    d = tmp_path_factory.mktemp("start")
+    src = d / "county.gpkg"
+    write_county(synth_county(seed=3, townships=1, villages=3, households=3000), src)
+    first = build_county(CountyRules(county=src, use_groups=False, seed=0), workers=1)
+    g = first.layers["grids"]
+    m = _crs.metric_crs(g)
+    hand = gpd.GeoDataFrame({"网格编码": [f"H{i}" for i in range(len(g))]},
+                            geometry=g.to_crs(m).geometry.buffer(-3), crs=m)
+    path = d / "hand.geojson"
+    write_layer(hand, path, layer="hand")
+    return {"county": src, "hand": path, "dir": d, "metric": m, "first": first}
+
+
+def _kept(res: Any, hand: gpd.GeoDataFrame, metric: Any) -> float:
+    """Share of the households inside a hand-drawn grid whose new grid is the one continuing it (most overlap)."""
+    from gridgeo._geom import containing
+
+    hh = res.layers["households"].to_crs(metric)
+    hg = np.asarray(hand.to_crs(metric).geometry.values, dtype=object)
+    continues = {code: int(np.argmax(shapely.area(shapely.intersection(hg, geom))))
+                 for code, geom in zip(res.layers["grids"]["code"], res.layers["grids"].to_crs(metric).geometry,
+                                       strict=True)}
+    where = containing(hg, np.asarray(hh.geometry.values, dtype=object))
+    w = hh["households"].to_numpy(dtype=float)
+    same = np.asarray([continues.get(c, -2) == i for c, i in zip(hh["grid"], where, strict=True)])
+    return float(w[(where >= 0) & same].sum() / w[where >= 0].sum())
+
+
+def test_redraw_from_hand_drawn_grids_keeps_households_in_them(drawn: dict[str, Any]) -> None:
+    hand = gpd.read_file(drawn["hand"])
+    start = build_county(CountyRules(county=drawn["county"], seed=7), workers=1, start_from=drawn["hand"])
+    fresh = build_county(CountyRules(county=drawn["county"], seed=7, use_groups=False), workers=1)
+    assert start.report["start_from"]["grids"] == len(hand) and start.report["start_from"]["villages"] == 3
+    assert start.report["start_from"]["parents_from_area"] == len(hand)  # no parent column: taken by area
+    kept, baseline = _kept(start, hand, drawn["metric"]), _kept(fresh, hand, drawn["metric"])
+    assert kept >= 0.9 and kept > baseline, (kept, baseline)
+
+
+def test_redraw_follows_a_hand_moved_boundary(drawn: dict[str, Any]) -> None:
+    """One hand-drawn grid takes a piece of its neighbour: the redraw follows the hand, not the old build."""
+    hand = gpd.read_file(drawn["hand"]).to_crs(drawn["metric"])
+    a, b = _neighbours(hand.assign(parent=[_village_of(drawn, g) for g in hand.geometry], kind="grid"))
+    piece = shapely.intersection(hand.geometry[b], shapely.buffer(hand.geometry[a], 60))
+    hand.loc[a, "geometry"] = shapely.union(hand.geometry[a], piece)
+    hand.loc[b, "geometry"] = shapely.difference(hand.geometry[b], piece)
+    path = _write(hand, drawn["dir"] / "moved.gpkg")
+    start = build_county(CountyRules(county=drawn["county"], seed=7), workers=1, start_from=path)
+    assert _kept(start, hand, drawn["metric"]) >= 0.8
+    assert _kept(start, hand, drawn["metric"]) > _kept(drawn["first"], hand, drawn["metric"])
+
+
+def _village_of(drawn: dict[str, Any], geom: Any) -> str:
+    vil = drawn["first"].layers["villages"].to_crs(drawn["metric"])
+    return str(vil["code"].iloc[int(np.argmax(shapely.area(shapely.intersection(vil.geometry.values, geom))))])
+
+
+def test_hand_drawn_codes_of_county_form_are_kept(drawn: dict[str, Any]) -> None:
+    first = drawn["first"].layers["grids"]
+    path = _write(first[["code", "parent", "geometry"]], drawn["dir"] / "coded.gpkg")
+    start = build_county(CountyRules(county=drawn["county"], seed=7), workers=1, start_from=path)
+    assert set(start.layers["grids"]["code"]) == set(first["code"])
+
+
+def test_build_cli_start_from(drawn: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    rules = drawn["dir"] / "rules.toml"
+    rules.write_text(f'[county]\nseed = 7\n[inputs]\ncounty = "{Path(drawn["county"]).as_posix()}"\n', encoding="utf-8")
+    out = drawn["dir"] / "out.gpkg"
+    assert main(["build", str(rules), "-o", str(out), "--workers", "1", "--start-from", str(drawn["hand"]),
+                 "--no-progress"]) == 0
+    assert out.exists()
+    capsys.readouterr()
+    assert main(["build", str(rules), "-o", str(out), "--start-from", str(drawn["hand"]), "--previous",
+                 str(out)]) == 2
+    assert "exclude each other" in capsys.readouterr().err
+    bad = drawn["dir"] / "nocode.geojson"
+    gpd.read_file(drawn["hand"]).rename(columns={"网格编码": "名字"}).to_file(bad)
+    assert main(["build", str(rules), "-o", str(drawn["dir"] / "x.gpkg"), "--workers", "1", "--start-from",
+                 str(bad)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no code column" in err[0] and "--start-code" in err[0]
+    assert not (drawn["dir"] / "x.gpkg").exists()

@@ -20,6 +20,11 @@ def register(sub: Any) -> None:
     p.add_argument("-o", "--output", required=True, help="output GeoPackage")
     p.add_argument("--input", help="a county GeoPackage as `gridgeo synth` writes it (overrides [inputs] county)")
     p.add_argument("--previous", help="an earlier build: continuing grids and points keep their codes")
+    p.add_argument("--start-from", metavar="GRIDS",
+                   help="hand-drawn grids (any format) to re-draw from as from --previous: each household stays "
+                        "in its hand-drawn grid where the bounds allow (villager groups then unused)")
+    p.add_argument("--start-layer", help="layer of a multi-layer --start-from file (default: grids)")
+    p.add_argument("--start-code", help="code column of --start-from (default: found by alias)")
     p.add_argument("--seed", type=int, help="override [county] seed")
     p.add_argument("--workers", type=int, help="worker processes (default: CPU count)")
     p.add_argument("--scheduler", metavar="ADDRESS",
@@ -46,9 +51,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{out}: the build writes a GeoPackage (.gpkg)")
     if args.scheduler is not None and args.workers is not None:
         raise UsageError("--workers and --scheduler exclude each other: the scheduler's workers build the villages")
+    if args.start_from is not None and args.previous is not None:
+        raise UsageError("--start-from and --previous exclude each other: both are what a village is re-drawn from")
     res = build_county(rules, county=args.input, previous=args.previous, workers=args.workers,
                        progress=(not args.no_progress and sys.stderr.isatty()) or args.progress,
-                       scheduler=args.scheduler)
+                       scheduler=args.scheduler, start_from=args.start_from, start_layer=args.start_layer,
+                       start_code=args.start_code)
     t0 = time.perf_counter()
     write_layers(res.layers, out)
     args.written = True  # an interrupt from here on says so (gridgeo.cli.main)

@@ -70,7 +70,8 @@ from gridgeo.errors import InputError, SchemaError, UsageError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AUDIT_LEVELS", "SPLIT_SHARE", "AuditReport", "audit_file", "audit_layer", "read_county"]
+__all__ = ["AUDIT_LEVELS", "SPLIT_SHARE", "AuditReport", "Start", "audit_file", "audit_layer", "read_county",
+           "start_grids"]
 
 GArray = NDArray[np.object_]
 
@@ -295,6 +296,17 @@ def _find(columns: Sequence[str], given: str | None, aliases: Sequence[str], wha
     return next((lower[a.lower()] for a in aliases if a.lower() in lower), None)
 
 
+def _columns(gdf: gpd.GeoDataFrame, code_col: str | None, parent_col: str | None, *, level: str, path: str,
+             option: str = "--code") -> tuple[str, str | None]:
+    """The code column (required) and the parent column (None when there is none) of a layer of units."""
+    cols = [str(c) for c in gdf.columns if c != gdf.geometry.name]
+    code = _find(cols, code_col, CODE_ALIASES, "code", path)
+    if code is None:
+        raise SchemaError(f"no code column (tried {', '.join(CODE_ALIASES)}); name it with {option}; columns are "
+                          f"{cols}", path=path)
+    return code, _find(cols, parent_col, PARENT_ALIASES[level], "parent", path)
+
+
 def _read_units(path: str | Path, *, level: str, layer: str | None, crs: object | None, datum: str | None,
                 encoding: str | None) -> gpd.GeoDataFrame:
     """The layer as read; a multi-layer file without ``layer`` gives the layer named after the level."""
@@ -313,8 +325,8 @@ def audit_file(path: str | Path, county: str | Path, *, level: str = "grids", la
                crs: object | None = None, datum: str | None = None, encoding: str | None = None,
                area_tol: float = 1.0, snap: float = 2.0) -> AuditReport:
     """Read ``path`` (any format :func:`gridgeo.data.io.read_layer` reads) and :func:`audit_layer` it."""
-    c = read_county(county, level=level, rules=rules)
-    gdf = _read_units(path, level=level, layer=layer, crs=crs, datum=datum, encoding=encoding)
+    gdf = _read_units(path, level=level, layer=layer, crs=crs, datum=datum, encoding=encoding)  # the layer's
+    c = read_county(county, level=level, rules=rules)  # errors first: it is the quicker read
     return audit_layer(gdf, c, level=level, code_col=code_col, parent_col=parent_col, rules=rules,
                        area_tol=area_tol, snap=snap, path=str(path))
 
@@ -332,12 +344,7 @@ def audit_layer(gdf: gpd.GeoDataFrame, county: County, *, level: str = "grids", 
         The layer has no features.
     """
     src = path or str(gdf.attrs.get("source") or "layer")
-    cols = [str(c) for c in gdf.columns if c != gdf.geometry.name]
-    code = _find(cols, code_col, CODE_ALIASES, "code", src)
-    if code is None:
-        raise SchemaError(f"no code column (tried {', '.join(CODE_ALIASES)}); name it with --code; columns are "
-                          f"{cols}", path=src)
-    parent = _find(cols, parent_col, PARENT_ALIASES[level], "parent", src)
+    code, parent = _columns(gdf, code_col, parent_col, level=level, path=src)
     rep = AuditReport(file=src, layer=gdf.attrs.get("layer"), level=level, county=county.path,
                       metric_crs=county.metric.to_string(), code_column=code, parent_column=parent)
     checked = check_layer(gdf, id_col=code, parent_col=parent, area_tol=area_tol, snap=snap, path=src,
@@ -386,10 +393,9 @@ def _measure(rep: AuditReport, gdf: gpd.GeoDataFrame, county: County, *, code: s
     w = _Work(codes=[str(v).strip() for v in m[code]], geoms=geoms, parent=np.full(len(m), -1, dtype=np.int64),
               to_lonlat=pyproj.Transformer.from_crs(metric, _crs.WGS84, always_xy=True), area_tol=area_tol,
               snap=snap)
-    parent_from = _assign_parents(w, county.parents, column(m, parent) if parent else [None] * len(m))
-    units: list[dict[str, Any]] = [{"code": c, "parent": county.parents.codes[p] if p >= 0 else None, "parent_from": f,
-              "parts": len(polygonal_parts(g)), "invalid": None, "overlaps": [], "gaps": [], "outside_m2": 0.0}
-             for c, p, f, g in zip(w.codes, w.parent.tolist(), parent_from, w.geoms, strict=True)]
+    w.parent, parent_from = _assign_parents(w.codes, w.geoms, county.parents,
+                                            column(m, parent) if parent else [None] * len(m))
+    units = _unit_rows(w, county.parents, parent_from, kinds=column(m, "kind"))
     rep.units = units
     by_code = {u["code"]: u for u in units}
     for p in rep.check.problems if rep.check else []:
@@ -401,38 +407,56 @@ def _measure(rep: AuditReport, gdf: gpd.GeoDataFrame, county: County, *, code: s
             by_code[o["units"][a]]["overlaps"].append({"other": o["units"][b], "area_m2": o["area_m2"]})
     rep.outside = _outside(w, county.parents, units)
     rep.gaps = _gaps(w, county.parents, units)
-    for u, k in zip(units, column(m, "kind"), strict=True):
-        u["exclusive"] = k is not None and str(k).strip().lower() == "exclusive"
     rep.households = _household_measures(w, county, units, rules, level=rep.level)
     rep.notes += _notes(units, county)
 
 
-def _assign_parents(w: _Work, parents: Parents, given: list[Any]) -> list[str]:
-    """Each unit's parent index from the column, else the parent with most of its area; how it was found."""
+def _unit_rows(w: _Work, parents: Parents, parent_from: list[str], *, kinds: list[Any]) -> list[dict[str, Any]]:
+    """One record per unit, filled in by the measures; ``exclusive`` from a ``kind`` column saying so."""
+    return [{"code": c, "parent": parents.codes[p] if p >= 0 else None, "parent_from": f,
+             "exclusive": k is not None and str(k).strip().lower() == "exclusive",
+             "parts": len(polygonal_parts(g)), "invalid": None, "overlaps": [], "gaps": [], "outside_m2": 0.0}
+            for c, p, f, g, k in zip(w.codes, w.parent.tolist(), parent_from, w.geoms, kinds, strict=True)]
+
+
+def _assign_parents(codes: Sequence[str], geoms: GArray, parents: Parents,
+                    given: Sequence[Any]) -> tuple[NDArray[np.int64], list[str]]:
+    """Each unit's parent index (-1: none) from the column, else the parent with most of its area, and how
+    it was found: ``column``, ``area`` (no value) or ``unknown`` (a value the county does not have)."""
     index = {c: i for i, c in enumerate(parents.codes)}
+    out = np.full(len(codes), -1, dtype=np.int64)
     how: list[str] = []
     for i, v in enumerate(given):
         text = None if v is None else str(v).strip() or None
         if text is not None and text in index:
-            w.parent[i] = index[text]
+            out[i] = index[text]
             how.append("column")
             continue
-        w.parent[i] = _most_area(w.geoms[i], parents.geoms)
         how.append("unknown" if text is not None else "area")
         if text is not None:
-            log.warning("unit %s names parent %s, which the county does not have; taken by area", w.codes[i], text)
-    return how
+            log.warning("unit %s names parent %s, which the county does not have; taken by area", codes[i], text)
+    by_area = np.asarray([i for i, h in enumerate(how) if h != "column"], dtype=np.int64)
+    out[by_area] = _most_area(geoms[by_area], parents.geoms)
+    return out, how
 
 
-def _most_area(geom: Any, parents: GArray) -> int:
-    """The parent holding most of ``geom`` (-1 when none touches it); the lower index wins a tie."""
-    if geom is None or not len(parents):
-        return -1
-    hit = np.sort(shapely.STRtree(parents).query(geom, predicate="intersects"))
-    if not len(hit):
-        return -1
-    areas = shapely.area(shapely.intersection(parents[hit], geom))
-    return int(hit[int(np.argmax(areas))]) if float(np.max(areas)) > 0 else -1
+def _most_area(geoms: GArray, parents: GArray) -> NDArray[np.int64]:
+    """The parent holding most of each geometry (-1 when none overlaps it); the lower index wins a tie."""
+    out = np.full(len(geoms), -1, dtype=np.int64)
+    if not len(geoms) or not len(parents):
+        return out
+    gi, pi = shapely.STRtree(parents).query(geoms, predicate="intersects")
+    areas = shapely.area(shapely.intersection(geoms[gi], parents[pi]))
+    for k in np.lexsort((pi, -areas)).tolist():  # largest first, the lower parent first among equals
+        if out[gi[k]] < 0 and areas[k] > 0:
+            out[gi[k]] = pi[k]
+    return out
+
+
+def _hits(query: NDArray[np.int64], tree: NDArray[np.int64], n: int) -> list[NDArray[np.int64]]:
+    """The tree indices each of ``n`` query geometries hit, from an STRtree query's two index arrays."""
+    order = np.argsort(query, kind="stable")
+    return np.split(tree[order], np.searchsorted(query[order], np.arange(1, n)))
 
 
 def _overlaps(m: gpd.GeoDataFrame, code: str, *, area_tol: float, snap: float) -> list[dict[str, Any]]:
@@ -522,9 +546,10 @@ def _in_several(w: _Work, pts: GArray, hh: Items) -> list[dict[str, Any]]:
     if not len(pts) or not len(w.geoms):
         return []
     pi, ui = shapely.STRtree(w.geoms).query(pts, predicate="within")
+    hits = _hits(pi, ui, len(pts))
     out: list[dict[str, Any]] = []
     for j in np.flatnonzero(np.bincount(pi, minlength=len(pts)) >= 2):
-        hit = sorted(w.codes[k] for k in ui[pi == j])
+        hit = sorted(w.codes[k] for k in hits[j])
         out.append({"id": hh.ids[j], "households": int(hh.weights[j]), "units": hit, "location": w.where(pts[j])})
     return out
 
@@ -533,9 +558,10 @@ def _split(w: _Work, hh: Items) -> list[dict[str, Any]]:
     """Footprints with at least :data:`SPLIT_SHARE` of their area in each of two or more units."""
     fi, ui = shapely.STRtree(w.geoms).query(hh.geoms, predicate="intersects")
     many = np.flatnonzero(np.bincount(fi, minlength=len(hh.geoms)) >= 2)
+    hits = _hits(fi, ui, len(hh.geoms))
     out: list[dict[str, Any]] = []
     for j in many.tolist():
-        cand = ui[fi == j]
+        cand = hits[j]
         area = float(shapely.area(hh.geoms[j]))
         if area <= 0:
             continue
@@ -565,3 +591,54 @@ def _notes(units: list[dict[str, Any]], county: County) -> list[str]:
         notes.append("the county has no households or buildings: every unit has 0 households")
     return notes
 
+
+
+# --------------------------------------------------------------------------------------
+# a build's starting point (gridgeo build --start-from)
+# --------------------------------------------------------------------------------------
+#: village code -> level -> (geometries in the metric CRS, codes): what ``VillageTask.previous`` holds
+Start = dict[str, dict[str, tuple[GArray, list[str]]]]
+
+
+def start_grids(path: str | Path, *, village_codes: Sequence[str], village_geoms: GArray, metric: pyproj.CRS,
+                layer: str | None = None, code_col: str | None = None) -> tuple[Start, dict[str, Any]]:
+    """A hand-drawn grid layer as the start of a build, per village, and what the report says of it.
+
+    Why: the build re-draws a village from its earlier grids (``--previous``:
+    every unit keeps the grid it lies in where the rules allow), so a county's
+    own grids can be that start and a redraw changes as little as it must.
+    Each grid goes to the village of its parent column, else the village
+    holding most of its area (as :func:`audit_layer` does). Its code is kept
+    where it has the county's form (village code + 2 digits) and the new grid
+    covers most of it (:func:`gridgeo.county.codes.match_previous`).
+
+    Raises
+    ------
+    InputError, SchemaError
+        The layer cannot be read, has no code column, or is not usable as
+        ``gridgeo check`` sees it (duplicate codes, non-polygons, ...).
+    """
+    src = str(path)
+    gdf = _read_units(path, level="grids", layer=layer, crs=None, datum=None, encoding=None)
+    code, parent = _columns(gdf, code_col, None, level="grids", path=src, option="--start-code")
+    checked = check_layer(gdf, id_col=code, parent_col=parent, path=src, layer=gdf.attrs.get("layer"),
+                          rules=RULES, metric_rules=())
+    message = checked.report.unusable_message(what="grid", hint=False)
+    if message is not None:
+        raise InputError(message, path=src)
+    m = checked.gdf.to_crs(metric)
+    geoms = make_valid_array(np.asarray(m.geometry.values, dtype=object))
+    codes = [str(v).strip() for v in m[code]]
+    parents = Parents(list(village_codes), village_geoms, [None] * len(village_codes),
+                      np.zeros(len(village_codes), dtype=bool))
+    where, how = _assign_parents(codes, geoms, parents, column(m, parent) if parent else [None] * len(m))
+    members: dict[int, list[int]] = {}
+    for i, v in enumerate(where.tolist()):
+        if v >= 0:
+            members.setdefault(v, []).append(i)
+    start: Start = {village_codes[v]: {"grids": (geoms[np.asarray(idx)], [codes[i] for i in idx])}
+                    for v, idx in sorted(members.items())}
+    info = {"file": src, "layer": gdf.attrs.get("layer"), "grids": len(codes), "villages": len(start),
+            "parents_from_area": sum(h != "column" for h in how), "outside_every_village": int(np.sum(where < 0))}
+    log.info("%s: %d hand-drawn grid(s) start %d village(s)", src, len(codes), len(start))
+    return start, info
