@@ -22,7 +22,7 @@ import shapely
 from shapely.affinity import translate
 
 from gridgeo.cli.main import main
-from gridgeo.county.audit import AuditReport, audit_file
+from gridgeo.county.audit import AuditReport, StartFrom, audit_file
 from gridgeo.county.build import build_county
 from gridgeo.county.rules import CountyRules, LevelBounds
 from gridgeo.data import crs as _crs
@@ -302,7 +302,7 @@ def _kept(res: Any, hand: gpd.GeoDataFrame, metric: Any) -> float:
 
 def test_redraw_from_hand_drawn_grids_keeps_households_in_them(drawn: dict[str, Any]) -> None:
     hand = gpd.read_file(drawn["hand"])
-    start = build_county(CountyRules(county=drawn["county"], seed=7), workers=1, start_from=drawn["hand"])
+    start = build_county(CountyRules(county=drawn["county"], seed=7), workers=1, start_from=StartFrom(drawn["hand"]))
     fresh = build_county(CountyRules(county=drawn["county"], seed=7, use_groups=False), workers=1)
     assert start.report["start_from"]["grids"] == len(hand) and start.report["start_from"]["villages"] == 3
     assert start.report["start_from"]["parents_from_area"] == len(hand)  # no parent column: taken by area
@@ -318,7 +318,7 @@ def test_redraw_follows_a_hand_moved_boundary(drawn: dict[str, Any]) -> None:
     hand.loc[a, "geometry"] = shapely.union(hand.geometry[a], piece)
     hand.loc[b, "geometry"] = shapely.difference(hand.geometry[b], piece)
     path = _write(hand, drawn["dir"] / "moved.gpkg")
-    start = build_county(CountyRules(county=drawn["county"], seed=7), workers=1, start_from=path)
+    start = build_county(CountyRules(county=drawn["county"], seed=7), workers=1, start_from=StartFrom(path))
     assert _kept(start, hand, drawn["metric"]) >= 0.8
     assert _kept(start, hand, drawn["metric"]) > _kept(drawn["first"], hand, drawn["metric"])
 
@@ -331,7 +331,7 @@ def _village_of(drawn: dict[str, Any], geom: Any) -> str:
 def test_hand_drawn_codes_of_county_form_are_kept(drawn: dict[str, Any]) -> None:
     first = drawn["first"].layers["grids"]
     path = _write(first[["code", "parent", "geometry"]], drawn["dir"] / "coded.gpkg")
-    start = build_county(CountyRules(county=drawn["county"], seed=7), workers=1, start_from=path)
+    start = build_county(CountyRules(county=drawn["county"], seed=7), workers=1, start_from=StartFrom(path))
     assert set(start.layers["grids"]["code"]) == set(first["code"])
 
 

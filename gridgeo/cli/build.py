@@ -38,6 +38,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the rules, build, write the GeoPackage atomically, print the closing report."""
+    from gridgeo.county.audit import StartFrom
     from gridgeo.county.build import build_county
     from gridgeo.county.report import format_report
     from gridgeo.county.rules import load_county_rules
@@ -51,12 +52,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{out}: the build writes a GeoPackage (.gpkg)")
     if args.scheduler is not None and args.workers is not None:
         raise UsageError("--workers and --scheduler exclude each other: the scheduler's workers build the villages")
-    if args.start_from is not None and args.previous is not None:
-        raise UsageError("--start-from and --previous exclude each other: both are what a village is re-drawn from")
     res = build_county(rules, county=args.input, previous=args.previous, workers=args.workers,
                        progress=(not args.no_progress and sys.stderr.isatty()) or args.progress,
-                       scheduler=args.scheduler, start_from=args.start_from, start_layer=args.start_layer,
-                       start_code=args.start_code)
+                       scheduler=args.scheduler, start_from=None if args.start_from is None else StartFrom(
+                           args.start_from, layer=args.start_layer, code_col=args.start_code))
     t0 = time.perf_counter()
     write_layers(res.layers, out)
     args.written = True  # an interrupt from here on says so (gridgeo.cli.main)

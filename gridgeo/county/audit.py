@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +70,8 @@ from gridgeo.errors import InputError, SchemaError, UsageError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AUDIT_LEVELS", "SPLIT_SHARE", "AuditReport", "Start", "audit_file", "audit_layer", "read_county",
-           "start_grids"]
+__all__ = ["AUDIT_LEVELS", "SPLIT_SHARE", "AuditReport", "Start", "StartFrom", "audit_file", "audit_layer",
+           "read_county", "start_grids"]
 
 GArray = NDArray[np.object_]
 
@@ -598,6 +598,37 @@ def _notes(units: list[dict[str, Any]], county: County) -> list[str]:
 # --------------------------------------------------------------------------------------
 #: village code -> level -> (geometries in the metric CRS, codes): what ``VillageTask.previous`` holds
 Start = dict[str, dict[str, tuple[GArray, list[str]]]]
+
+
+@dataclass(frozen=True)
+class StartFrom:
+    """Hand-drawn grids a build starts from (``gridgeo build --start-from GRIDS``): the file, its layer and
+    its code column (both found as :func:`audit_file` finds them when not given)."""
+
+    path: str | Path
+    layer: str | None = None
+    code_col: str | None = None
+
+    def rules(self, rules: CountyRules, *, previous: str | Path | None) -> CountyRules:
+        """The rules of a build from these grids: villager groups are not drawn as grids (these are).
+
+        Raises
+        ------
+        UsageError
+            With a previous build as well: both are what a village is re-drawn from.
+        """
+        if previous is not None:
+            raise UsageError("a start (hand-drawn grids) and a previous build exclude each other: give one")
+        if rules.use_groups:
+            log.info("starting from %s: the villager groups are not used as grids (the hand-drawn grids are)",
+                     self.path)
+        return replace(rules, use_groups=False)
+
+    def read(self, village_codes: Sequence[str], village_geoms: GArray, metric: pyproj.CRS) -> tuple[
+            Start, dict[str, Any]]:
+        """:func:`start_grids` of this file."""
+        return start_grids(self.path, village_codes=village_codes, village_geoms=village_geoms, metric=metric,
+                           layer=self.layer, code_col=self.code_col)
 
 
 def start_grids(path: str | Path, *, village_codes: Sequence[str], village_geoms: GArray, metric: pyproj.CRS,

@@ -57,7 +57,7 @@ from gridgeo.county._households import households_frame, households_inside, inde
 from gridgeo.county._job import AREA_KEY, VillageJob, to_output_crs
 from gridgeo.county._pool import WorkerPool, trim_memory
 from gridgeo.county.assign import assign_items
-from gridgeo.county.audit import Start, start_grids
+from gridgeo.county.audit import Start, StartFrom
 from gridgeo.county.coverage import ROUNDING_M, clean_levels, verify_levels
 from gridgeo.county.fingerprint import fingerprint
 from gridgeo.county.people import build_people
@@ -150,9 +150,7 @@ def build_county(
     workers: int | None = None,
     progress: bool = False,
     scheduler: str | None = None,
-    start_from: str | Path | None = None,
-    start_layer: str | None = None,
-    start_code: str | None = None,
+    start_from: StartFrom | None = None,
 ) -> BuildResult:
     """Build every level of the county (see the module notes).
 
@@ -184,15 +182,8 @@ def build_county(
         (:mod:`gridgeo.county._dask`; needs ``pip install 'gridgeo[dask]'``,
         and gridgeo on every worker). The county comes out the same.
     start_from
-        A hand-drawn grid layer (any format; :func:`gridgeo.county.audit.start_grids`)
-        that every village is re-drawn from as from ``previous``'s grids: each
-        unit starts in the hand-drawn grid it lies in, and the engine moves as
-        few as the bounds allow. Excludes ``previous``; the villager groups are
-        not used (the hand-drawn grids replace them as the start; logged and in
-        the report's ``start_from``).
-    start_layer, start_code
-        The layer of a multi-layer ``start_from`` file (default: ``grids``)
-        and its code column (default: found by alias).
+        Hand-drawn grids (:class:`gridgeo.county.audit.StartFrom`) every village is re-drawn from as
+        from ``previous``'s grids (excludes it); villager groups are then not used as grids (logged).
 
     Raises
     ------
@@ -209,11 +200,8 @@ def build_county(
     """
     if scheduler is not None and workers is not None:
         raise UsageError("workers and a scheduler exclude each other: the scheduler's workers build the villages")
-    if start_from is not None and previous is not None:
-        raise UsageError("a start (hand-drawn grids) and a previous build exclude each other: give one")
-    if start_from is not None and rules.use_groups:
-        log.info("starting from %s: the villager groups are not used as grids (the hand-drawn grids are)", start_from)
-        rules = replace(rules, use_groups=False)
+    if start_from is not None:
+        rules = start_from.rules(rules, previous=previous)
     if scheduler is not None:
         from gridgeo.county._dask import check_scheduler  # Dask is optional: imported only when asked for
 
@@ -224,21 +212,18 @@ def build_county(
         if scheduler is None and n_workers > 1:
             pool.start()
         return _build(rules, county=county, previous=previous, progress=progress, scheduler=scheduler,
-                      n_workers=n_workers, pool=pool, start=(start_from, start_layer, start_code))
+                      n_workers=n_workers, pool=pool, start=start_from)
 
 
 def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Path | None, progress: bool,
-           scheduler: str | None, n_workers: int, pool: WorkerPool,
-           start: tuple[str | Path | None, str | None, str | None] = (None, None, None)) -> BuildResult:
+           scheduler: str | None, n_workers: int, pool: WorkerPool, start: StartFrom | None = None) -> BuildResult:
     """The stages of :func:`build_county`, the local villages and coverage chunks in ``pool``."""
     t_all = time.perf_counter()
     clock = _Clock()
     report: dict[str, Any] = {"rules": str(rules.source) if rules.source else None}
     c = _read_county(rules, county, report)
-    if start[0] is not None:
-        c.start, report["start_from"] = start_grids(start[0], village_codes=[str(v) for v in c.vil["code"]],
-                                                    village_geoms=c.vgeom, metric=c.metric, layer=start[1],
-                                                    code_col=start[2])
+    if start is not None:
+        c.start, report["start_from"] = start.read([str(v) for v in c.vil["code"]], c.vgeom, c.metric)
     _end_stage(clock, "read")
     outs, blocks = _villages_and_blocks(c, rules, previous, report, pool=pool, progress=progress,
                                         scheduler=scheduler)
