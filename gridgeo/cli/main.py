@@ -6,8 +6,8 @@ shows. A new command is a new module and one line here.
 
 Exit codes: 0 success (data usable), 1 bad or unusable input (the message names
 the file, the feature and the problem), 2 usage error, 3 hard rules that cannot
-all be met (:data:`gridgeo.errors.ERROR_TABLE`). Errors are one line on stderr,
-never a traceback (``-v`` logs more).
+all be met (:data:`gridgeo.errors.ERROR_TABLE`; also ``gridgeo audit`` on a layer
+that breaks them). Errors are one line on stderr, never a traceback (``-v`` logs more).
 
 Interrupts: SIGINT (Ctrl-C) and SIGTERM both raise :class:`Interrupted`, so a
 terminated run takes the same way out as Ctrl-C: queued villages cancelled,

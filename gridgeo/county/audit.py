@@ -241,8 +241,9 @@ def read_county(path: str | Path, *, level: str = "grids", rules: CountyRules | 
     metric = _crs.metric_crs(vil)
     built = "grids" in have and "households" in have and "points" in have
     if level == "grids":
-        parents = Parents([str(c) for c in vil["code"]], metric_geoms(vil, metric), column(vil, "kind"),
-                          np.zeros(len(vil), dtype=bool))
+        # an input county's villages are as drawn: repaired (for measuring only) so that differences work
+        vg = make_valid_array(metric_geoms(vil, metric))
+        parents = Parents([str(c) for c in vil["code"]], vg, column(vil, "kind"), np.zeros(len(vil), dtype=bool))
     else:
         parents = _grid_parents(path, have, vil, metric)
     hh, footprints = _households(path, have, rules, metric)
