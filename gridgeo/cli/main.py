@@ -29,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from types import FrameType, ModuleType
 
 from gridgeo import __version__
-from gridgeo.cli import adjacency, blocks, build, check, audit, convert, export, patrol, serve, synth
+from gridgeo.cli import adjacency, audit, blocks, build, check, convert, export, patrol, serve, synth
 from gridgeo.errors import GridgeoError, Interrupted, UsageError, exit_code, note_interrupt, raise_pending
 
 log = logging.getLogger("gridgeo")
