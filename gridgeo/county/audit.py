@@ -66,6 +66,7 @@ from gridgeo.data import crs as _crs
 from gridgeo.data._check_rules import RULES, Problem, rule_overlaps
 from gridgeo.data.check import CheckReport, check_layer
 from gridgeo.data.io import list_layers, read_layer
+from gridgeo.data.schema import SCHEMAS
 from gridgeo.errors import InputError, SchemaError, UsageError
 
 log = logging.getLogger(__name__)
@@ -79,15 +80,9 @@ GArray = NDArray[np.object_]
 AUDIT_LEVELS: dict[str, tuple[str, ...]] = {"grids": ("villages",), "points": ("grids", "exclusive")}
 #: share of a building footprint that must lie in each of two units for it to count as split between them
 SPLIT_SHARE = 0.01
-#: code columns hand-drawn layers carry beyond the schema's aliases (gridgeo.data.schema _CODE), tried after them.
-#: They belong in the schema; kept here because that module is being changed elsewhere.
-CODE_ALIASES: tuple[str, ...] = ("code", "id", "grid_code", "point_code", "网格编码", "网格代码", "网格编号",
-                                 "点位编码", "编码", "代码", "编号", "gb", "fid")
-#: parent columns per level (the schema's ``village`` aliases first for grids)
-PARENT_ALIASES: dict[str, tuple[str, ...]] = {
-    "grids": ("village", "parent", "village_code", "村", "所属村", "村编码", "村居", "社区"),
-    "points": ("grid", "parent", "grid_code", "网格", "所属网格", "网格编码"),
-}
+#: the code and parent columns of a hand-drawn grid or point layer (gridgeo.data.schema, kinds grids and points)
+CODE_ALIASES: tuple[str, ...] = SCHEMAS["grids"].columns[0].aliases
+PARENT_ALIASES: dict[str, tuple[str, ...]] = {k: SCHEMAS[k].columns[1].aliases for k in ("grids", "points")}
 
 
 @dataclass

@@ -19,6 +19,7 @@ households     Point           households (default 1), priority (red|orange|yell
                                phone, address, building, size, special, party_member,
                                last_visit, group; person_name, relation, id_number
                                (a register of persons, :mod:`gridgeo.data.registers`)
+grids, points  Polygon         code*, parent (a hand-drawn layer: gridgeo audit, build --start-from)
 people         (none)          id, name, role, phone, unit, unit_name, parent, level (a roster:
                                :mod:`gridgeo.county.people`)
 pois           Point/Polygon   category* (school|hospital|mine|gated_compound|...), name
@@ -65,6 +66,9 @@ class LayerSchema:
 
 _CODE = Column("code", "string", True, ("id", "code", "gb", "adcode", "xzqdm", "cptvid", "fid"))
 _NAME = Column("name", "string", False, ("name", "mc", "xzqmc", "vname", "名称", "name_zh"))
+#: the code of a hand-drawn grid or point (more spellings than _CODE's; tried in this order)
+_UNIT_CODE = Column("code", "string", True, ("code", "id", "grid_code", "point_code", "网格编码", "网格代码",
+                                             "网格编号", "点位编码", "编码", "代码", "编号", "gb", "fid"))
 _HH = Column("households", "Int64", False, ("households", "hh", "hu", "hushu", "户数", "n_households"))
 _POP = Column("population", "Int64", False, ("population", "pop", "renkou", "人口", "rk"))
 
@@ -129,6 +133,11 @@ SCHEMAS: dict[str, LayerSchema] = {
          Column("name", "string", False, ("name", "户主姓名", "户主", "head", "head_name", "姓名", "mc", "名称")),
          *REGISTER_COLUMNS),
     ),
+    # a hand-drawn grid or grid-point layer (gridgeo audit, build --start-from): its code, then its parent
+    "grids": LayerSchema("grids", POLYGONS, (_UNIT_CODE, Column("parent", "string", False, (
+        "village", "parent", "village_code", "村", "所属村", "村编码", "村居", "社区")))),
+    "points": LayerSchema("points", POLYGONS, (_UNIT_CODE, Column("parent", "string", False, (
+        "grid", "parent", "grid_code", "网格", "所属网格", "网格编码")))),
     "people": LayerSchema(  # a roster (gridgeo.county.people): no geometry needed
         "people",
         (),
