@@ -129,6 +129,8 @@ def test_register_report_lists_every_row_left_out(built: Any, county: dict[str, 
     assert any("duplicate person" in u["reason"] for u in reg["unplaced"])
     assert all(isinstance(u["row"], int) and u["row"] >= 3 for u in reg["unplaced"])  # title + header above
     assert "性别" in reg["dropped"]
+    table = built.layers["register_unplaced"]
+    assert table.astype(object).where(table.notna(), None).to_dict("records") == reg["unplaced"]
     assert any("register" in w or "row" in w for w in built.report["warnings"])
 
 

@@ -46,6 +46,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pyproj
 import shapely
 from numpy.typing import NDArray
@@ -251,6 +252,8 @@ def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Pat
     if people is not None:
         layers["people"] = people.table
         report["people"] = people.report()
+    if report.get("register", {}).get("unplaced"):  # in the output file too, not only in a --report
+        layers["register_unplaced"] = pd.DataFrame(report["register"]["unplaced"], columns=["row", "id", "reason"])
     for name in PASS_THROUGH:  # what the patrol planner and the map need besides the levels
         if name in c.layers and len(c.layers[name]):
             layers[name] = c.layers[name].to_crs(c.out_crs)

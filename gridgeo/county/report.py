@@ -162,7 +162,8 @@ def _register_lines(reg: Mapping[str, Any] | None) -> list[str]:
     left = reg.get("unplaced") or []
     return [f"register: {reg['households']:,} households{persons} from {reg['source']}; carried "
             f"{', '.join(reg['carried']) or 'no columns'}; {len(left)} row(s) unplaced"
-            + (" (the report's 'register.unplaced' lists each row and why)" if left else "")]
+            + (" (each row and why: the output's register_unplaced table and the report's register.unplaced)"
+               if left else "")]
 
 
 #: villages listed by name in the closing summary; the rest are counted (the JSON report has them all)
