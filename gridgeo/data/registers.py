@@ -28,7 +28,6 @@ import datetime as dt
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -230,66 +229,75 @@ def _skip_duplicate_persons(reg: Register, found: dict[str, str], *, persons: bo
 
 
 def _households_of_persons(reg: Register, found: dict[str, str], others: list[str]) -> list[str]:
-    """Person rows grouped by household key into one row each; returns the other columns kept."""
+    """Person rows grouped by household key into one row each (vectorised: a county's register has a
+    million persons); returns the other columns kept."""
     f = reg.frame
     no_key = f["id"].isna().to_numpy()
     for i in np.flatnonzero(no_key):
         reg.skipped.append(Skipped(int(f[ROW].iloc[i]), None, f"person with no household key ({found['id']})"))
-    f = f[~no_key]
-    groups = f.groupby(f["id"].astype(str), sort=False)
+    f = _heads_first(f[~no_key].reset_index(drop=True))
+    key = f["id"].astype(str)
+    groups = f.groupby(key, sort=False)
     kept = [c for c in others if (groups[c].nunique(dropna=True) <= 1).all()]
     reg.dropped = [c for c in others if c not in kept]
     if reg.dropped:
         reg.note(f"person columns not carried to households (they differ within a household): "
                  f"{', '.join(map(str, reg.dropped))}")
-    rows = [_household_row(g, kept) for _, g in groups]
-    out = gpd.GeoDataFrame(pd.DataFrame(rows), geometry="geometry", crs=f.crs)
+    out = _aggregate(f, groups, key)
     reg.frame = out
     log.info("%s: %d person rows made %d households", reg.source, reg.persons, len(out))
     return kept
 
 
-def _household_row(g: pd.DataFrame, kept: Iterable[str]) -> dict[str, Any]:
-    """One household from its persons: the head first (与户主关系 = 户主), values as the module notes say."""
-    head = 0
-    if "relation" in g.columns:
-        rel = [(_text(v) or "").lower() for v in g["relation"]]
-        head = next((i for i, r in enumerate(rel) if r in _HEAD), 0)
-    order = [head, *[i for i in range(len(g)) if i != head]]
-    g = g.iloc[order]
-    row: dict[str, Any] = {c: _first(g[c]) for c in g.columns if c not in _PERSON}
-    row["name"] = _first(g["person_name"]) if "person_name" in g.columns else row.get("name")
-    row["size"] = int(g["size"].dropna().iloc[0]) if "size" in g.columns and g["size"].notna().any() else len(g)
-    if "priority" in g.columns:
-        marks = [p for p in g["priority"].dropna().tolist()]
-        row["priority"] = max(marks, key=lambda p: _RANK[p]) if marks else None
-    if "last_visit" in g.columns:
-        seen = g["last_visit"].dropna().tolist()
-        row["last_visit"] = max(seen) if seen else None
-    if "party_member" in g.columns:
-        marks = g["party_member"].dropna().tolist()
-        row["party_member"] = ("是" if "是" in marks else "否") if marks else None
-    if "special" in g.columns:
-        row["special"] = _joined(g["special"]) or None
-    row[ROW] = int(g[ROW].min())
-    row["geometry"] = next((v for v in g.geometry if v is not None and not v.is_empty), None)
-    for c in kept:
-        row[c] = _first(g[c])
-    return row
+def _heads_first(f: pd.DataFrame) -> pd.DataFrame:
+    """The persons ordered household by household (in the order households first appear), the head
+    (与户主关系 = 户主, else the first listed) first in each."""
+    key = f["id"].astype(str)
+    first_seen = key.map({k: i for i, k in enumerate(dict.fromkeys(key))})
+    head = f["relation"].map(lambda v: (_text(v) or "").lower() in _HEAD) if "relation" in f.columns \
+        else pd.Series(False, index=f.index)
+    order = np.lexsort((np.arange(len(f)), ~head.to_numpy(dtype=bool), first_seen.to_numpy()))
+    return f.iloc[order].reset_index(drop=True)
 
 
-def _first(s: pd.Series) -> Any:
-    v = s.dropna()
-    return v.iloc[0] if len(v) else None
+def _aggregate(f: pd.DataFrame, groups: Any, key: pd.Series) -> gpd.GeoDataFrame:
+    """One row per household: first values (the head's, where given), then the module notes' rules."""
+    geom = f.geometry.name
+    plain = [c for c in f.columns if c not in _PERSON and c != geom]
+    out = groups[plain].first()  # first non-null of each column, the head's where the head has one
+    if "person_name" in f.columns:
+        out["name"] = groups["person_name"].first()
+    sizes = groups.size()
+    out["size"] = groups["size"].first().fillna(sizes).astype("Int64") if "size" in f.columns else sizes
+    if "priority" in f.columns:
+        rank = f["priority"].map(lambda p: _RANK.get(p, 0) if isinstance(p, str) else 0)
+        best = rank.groupby(key, sort=False).max().map({v: k for k, v in _RANK.items()})
+        out["priority"] = best.astype("string")
+    if "last_visit" in f.columns:
+        out["last_visit"] = f["last_visit"].groupby(key, sort=False).max()
+    if "party_member" in f.columns:
+        pm = f["party_member"]
+        yes = (pm == "是").groupby(key, sort=False).any()
+        seen = pm.notna().groupby(key, sort=False).any()
+        out["party_member"] = pd.Series("否", index=yes.index, dtype="string").where(seen).mask(yes, "是")
+    if "special" in f.columns:
+        out["special"] = _joined(f["special"], key).reindex(out.index)
+    out[ROW] = groups[ROW].min()
+    valid = ~(f.geometry.isna() | f.geometry.is_empty)
+    first_geom = pd.Series(np.arange(len(f)))[valid.to_numpy()].groupby(key[valid.to_numpy()], sort=False).first()
+    geoms = np.full(len(out), None, dtype=object)
+    pos = out.index.get_indexer(first_geom.index)
+    geoms[pos] = np.asarray(f.geometry.values, dtype=object)[first_geom.to_numpy()]
+    return gpd.GeoDataFrame(out.reset_index(drop=True), geometry=list(geoms), crs=f.crs)
 
 
-def _joined(s: pd.Series) -> str:
-    out: list[str] = []
-    for v in s.dropna().tolist():
-        for part in _SPLIT.split(str(v)):
-            if part and part not in out:
-                out.append(part)
-    return "、".join(out)
+def _joined(s: pd.Series, key: pd.Series) -> pd.Series:
+    """Each household's categories: every person's, split on 、，; and the like, once each in listed order."""
+    parts = s.dropna().astype(str).map(lambda v: [p for p in _SPLIT.split(v) if p]).explode().dropna()
+    if not len(parts):
+        return pd.Series(dtype="string")
+    pairs = pd.DataFrame({"k": key.loc[parts.index].to_numpy(), "p": parts.to_numpy()}).drop_duplicates()
+    return pairs.groupby("k", sort=False)["p"].agg("、".join).astype("string")
 
 
 # ------------------------------------------------------------------------------ placing on buildings
