@@ -313,3 +313,23 @@ def test_build_cli_refuses_a_merged_header(tmp_path: Path) -> None:
     assert run.returncode == 1 and not out.exists()
     last = run.stderr.strip().splitlines()[-1]
     assert "hh.xlsx (sheet 登记表)" in last and "header row 2 has no name" in last
+
+
+def test_placed_by_normalised_address(tmp_path: Path) -> None:
+    """Rows with only an address find their building however the address is spaced or written (full-width
+    digits); an address two buildings share is reported, not guessed."""
+    from gridgeo.data.registers import place_on_buildings
+
+    b = gpd.GeoDataFrame({"address": ["幸福路 12 号", "幸福路14号", "和平街3号", "和平街3号"]},
+                         geometry=[shapely.box(i * 10, 0, i * 10 + 8, 8) for i in range(4)], crs="EPSG:4527")
+    p = tmp_path / "hh.csv"
+    p.write_text("户号,户主姓名,地址\nA,甲,幸福路１２号\nB,乙,幸福路14 号\nC,丙,和平街3号\nD,丁,无名路1号\n",
+                 encoding="utf-8")
+    reg = prepare_register(read_layer(p, kind="households", crs="EPSG:4527"), source=str(p))
+    place_on_buildings(reg, b)
+    assert reg.frame["id"].tolist() == ["A", "B"]
+    assert b.geometry.iloc[0].contains(reg.frame.geometry.iloc[0])
+    assert b.geometry.iloc[1].contains(reg.frame.geometry.iloc[1])
+    why = {s.id: s.reason for s in reg.skipped}
+    assert "matches 2 buildings" in why["C"] and "matches no building" in why["D"]
+    assert [s.row for s in reg.skipped] == [4, 5]
