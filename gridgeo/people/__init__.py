@@ -1,0 +1,25 @@
+"""People and the households they look after: pairing party members and villagers' representatives (联户/结对).
+
+Modules, by job:
+
+``pairing``
+    :class:`Pairing` (inputs checked in the constructor), :meth:`Pairing.solve` -> :class:`PairingResult`
+    (pairs, load per member, unpaired households with their reasons, a summary; written atomically),
+    :class:`PairingOptions` (the defaults in one place).
+``_pair_input``
+    Checking the households layer, the member roster and the existing pairs (errors name the file and
+    the row), :func:`read_table`, the one place a roster file is read, and :func:`county_grids`.
+``_pair_distance``
+    Household-to-member distances per scope: walking distance on a street network
+    (:mod:`gridgeo.patrol.network`), else straight-line distance in a metric CRS.
+``_pair_solve``
+    One scope's exact min-cost assignment on capacity slots (balanced capacities, existing pairs kept).
+
+May import: :mod:`gridgeo.data`, :mod:`gridgeo.patrol` (the street network), :mod:`gridgeo.errors`,
+:mod:`gridgeo._geom`.
+"""
+
+from gridgeo.people._pair_input import county_grids, read_table
+from gridgeo.people.pairing import REASONS, SCOPES, Pairing, PairingOptions, PairingResult
+
+__all__ = ["REASONS", "SCOPES", "Pairing", "PairingOptions", "PairingResult", "county_grids", "read_table"]
