@@ -101,11 +101,13 @@ def test_village_scope_pairs_across_the_village_grid_scope_does_not() -> None:
     assert village.summary["paired"] == 60 and set(village.loads["scope"]) == {"V01"}
 
 
-def test_exact_against_min_cost_flow() -> None:
-    """The total distance equals networkx's min-cost flow optimum on the same distances and capacities."""
+@pytest.mark.parametrize("caps", [[6, 12, 9, 15, 10], [3, None, 4, None, 2], [1, 2, 40, 2, 1]])
+def test_exact_against_min_cost_flow(caps: list[int | None]) -> None:
+    """The total distance equals networkx's min-cost flow optimum on the same distances and capacities
+    (capped members only; members without a capacity beside capped ones; one member taking nearly all)."""
     hh = households({"A01": 45}, seed=3, spread=600)
     mem = members({"A01": 5}, hh, seed=3)
-    mem["capacity"] = [6, 12, 9, 15, 10]
+    mem["capacity"] = pd.array(caps, dtype="Int64")
     p = Pairing(hh, mem, options=PairingOptions(slack=None))
     res = p.solve()
     d = np.hypot(*(p.hh.xy[:, None, :] - p.mem.xy[None, :, :]).transpose(2, 0, 1))
@@ -116,8 +118,8 @@ def test_exact_against_min_cost_flow() -> None:
         g.add_edge("s", ("h", i), capacity=1, weight=0)
         for j in range(5):
             g.add_edge(("h", i), ("m", j), capacity=1, weight=round(d[i, j] * 1000))
-    for j, c in enumerate(mem["capacity"]):
-        g.add_edge(("m", j), "t", capacity=int(c), weight=0)
+    for j, c in enumerate(caps):
+        g.add_edge(("m", j), "t", weight=0, **({} if c is None else {"capacity": c}))
     best = nx.cost_of_flow(g, nx.min_cost_flow(g)) / 1000
     assert res.summary["paired"] == 45
     assert float((res.pairs["distance_m"] * res.pairs["households"]).sum()) == pytest.approx(best, abs=0.2)
@@ -358,3 +360,80 @@ def test_csv_output(built: Path, tmp_path: Path) -> None:
                  str(again), "--scope", "village"]) == 0
     kept = pd.read_csv(again / "pairs.csv", encoding="utf-8-sig")
     assert kept["kept"].all() and int(kept["households"].sum()) == int(pairs["households"].astype(int).sum())
+
+
+# --------------------------------------------------------------------------------------------- large scopes
+def test_large_scope_sparse_equals_dense(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A village-sized scope goes the sparse, certified way; the dense assignment finds the same total."""
+    import gridgeo.people._pair_solve as solve
+
+    hh = households({"V0101": 700}, seed=9, spread=900)
+    mem = members({"V0101": 35}, hh, seed=9)
+    mem.loc[:3, "capacity"] = 6
+    calls: list[int] = []
+    real = solve.sparse_assign
+
+    def spy(*a: object, **kw: object) -> object:
+        out = real(*a, **kw)  # type: ignore[arg-type]
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(solve, "sparse_assign", spy)
+    sparse = Pairing(hh, mem).solve()
+    assert calls and calls[-1]  # the sparse solution was certified
+    monkeypatch.setattr(solve, "DENSE_MAX", 10**12)
+    dense = Pairing(hh, mem).solve()
+    assert sparse.summary["total_distance_m"] == pytest.approx(dense.summary["total_distance_m"], abs=0.5)
+    assert sparse.summary["paired"] == dense.summary["paired"] == 700
+
+
+def test_certificate_rejects_a_worse_assignment() -> None:
+    """The negative-cycle check tells the optimum from an assignment one swap away from it."""
+    from gridgeo.people._pair_sparse import certified
+
+    sub = np.array([[1.0, 10.0], [10.0, 1.0], [2.0, 3.0]])
+    slot_m = np.array([0, 0, 1, 1])
+    owed = np.zeros(4, dtype=bool)
+    assert certified(sub, np.array([0, 1, 0]), slot_m, owed, 100.0)
+    assert not certified(sub, np.array([1, 0, 0]), slot_m, owed, 100.0)  # households 0 and 1 crossed
+    owed[[0, 2]] = True  # each member owes one: leaving member 1 empty is not optimal
+    assert not certified(sub, np.array([0, 0, 0]), np.array([0, 0, 0, 1, 1]), np.array([1, 0, 0, 1, 0], bool),
+                         100.0)
+
+
+def test_cycle_cancelling_reaches_the_dense_optimum_from_a_poor_start() -> None:
+    """From any feasible start the cancelling ends at the dense assignment's total, owed slots filled."""
+    from scipy.optimize import linear_sum_assignment
+
+    from gridgeo.people._pair_sparse import _cancel_cycles, certified
+
+    rng = np.random.default_rng(4)
+    sub = rng.uniform(0, 1000, (60, 6))
+    slot_m = np.repeat(np.arange(6), 12)
+    owed = np.tile(np.r_[np.ones(8, bool), np.zeros(4, bool)], 6)
+    bonus = 1001.0 * 61
+    start = np.repeat(np.arange(5), 12)  # member 5 empty: its owed slots unfilled
+    assert not certified(sub, start, slot_m, owed, bonus)
+    best = _cancel_cycles(sub, start, slot_m, owed, bonus)
+    assert best is not None and certified(sub, best, slot_m, owed, bonus)
+    load = np.bincount(best, minlength=6)
+    assert (load >= 8).all() and (load <= 12).all()
+    r, c = linear_sum_assignment(sub[:, slot_m] - bonus * owed[None, :])
+    assert sub[np.arange(60), best].sum() == pytest.approx(sub[r, slot_m[c]].sum(), abs=1e-6)
+
+
+def test_balance_never_leaves_a_household_unpaired() -> None:
+    """A hamlet only one member can reach: past the balanced share, up to that member's own capacity."""
+    near = households({"A01": 30}, seed=1, spread=100)
+    far = households({"A01": 10}, seed=2, spread=100)
+    far.geometry = far.geometry.translate(3000, 0)
+    far["source_id"] = [f"F{i}" for i in range(10)]
+    hh = gpd.GeoDataFrame(pd.concat([near, far], ignore_index=True), crs=CRS)
+    mem = pd.DataFrame({"person_id": ["P0", "P1"], "grid": "A01", "home": ["H0000", "F0"]})
+    res = Pairing(hh, mem, options=PairingOptions(max_distance_m=1000)).solve()
+    assert res.summary["paired"] == 40 and res.summary["paired_beyond_balance"] == 5  # fair 20 + 5 slack, then 5
+    assert res.loads["households"].tolist() == [30, 10]
+    mem["capacity"] = [27, None]
+    res = Pairing(hh, mem, options=PairingOptions(max_distance_m=1000)).solve()
+    assert res.loads["households"].tolist() == [27, 10]
+    assert res.unpaired["reason"].tolist() == ["capacity"] * 3 and res.summary["paired_beyond_balance"] == 2

@@ -14,6 +14,10 @@ Modules, by job:
     (:mod:`gridgeo.patrol.network`), else straight-line distance in a metric CRS.
 ``_pair_solve``
     One scope's exact min-cost assignment on capacity slots (balanced capacities, existing pairs kept).
+``_pair_sparse``
+    Large scopes: a start on each household's nearest members, then negative cycles cancelled to the optimum.
+``_pair_output``
+    The result's tables, and writing them atomically (GeoPackage layers or CSV files).
 
 May import: :mod:`gridgeo.data`, :mod:`gridgeo.patrol` (the street network), :mod:`gridgeo.errors`,
 :mod:`gridgeo._geom`.

@@ -9,7 +9,9 @@ augmenting path method, Crouse 2016) in C. The slot problem is integral, so the 
 slots is an optimum of the flow: no household is split, no capacity exceeded, and the total distance is
 the least any assignment within the capacities has. A scope is one grid (or village): a few hundred
 households and a handful of members, so the matrices are small (the cost grows as the cube of the
-households of one scope: about 0.1 s at 1,000, 1.6 s at 2,000 here).
+households of one scope). Larger scopes (a village) are solved first on each household's few nearest
+members and certified optimal by a negative-cycle check (:mod:`gridgeo.people._pair_sparse`), falling
+back to the dense matrix when the check fails.
 
 Balance is a capacity, so the assignment stays exact. The fair share ``L`` of a scope is the water
 level of its members' own capacities: the least whole ``L`` with ``sum(min(capacity_i, L)) >= demand``
@@ -21,7 +23,9 @@ with 30 takes 3, and the others share the rest). Nobody ends far below either: t
 larger than any assignment's whole distance, so the optimum fills every owed slot it can reach before it
 shortens walks (a member at the edge of the grid still gets their share, at the cost of a longer walk).
 
-Unreachable pairs cost ``M``, larger than any assignment's whole finite cost and bonus, so the optimum
+Balance never costs a pairing: households the balanced capacities leave over go, in a second round of
+the same assignment, to members with room in their own capacity (counted as paired beyond the
+balance). Unreachable pairs cost ``M``, larger than any assignment's whole finite cost and bonus, so the optimum
 first pairs as many households as can be paired, then fills the owed slots, then minimises the distance;
 a household left with ``M`` is unpaired. Kept pairs are counted against the member's own capacity first
 (nearest first), and their households against the new slots.
@@ -35,9 +39,16 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
 
+from gridgeo.people._pair_sparse import sparse_assign
+
 FArray = NDArray[np.float64]
 IArray = NDArray[np.int64]
 BArray = NDArray[np.bool_]
+
+#: slot matrices up to this many entries go straight to the dense assignment (a grid: about 150 x 190)
+DENSE_MAX = 250_000
+#: nearest members per household in the first sparse try (doubled while not certified)
+SPARSE_K = 8
 
 
 @dataclass
@@ -47,7 +58,7 @@ class ScopeResult:
     ``pair_*``: one entry per (household row, member) with the households paired and whether it was
     kept; ``left_*``: households left unpaired and why (``capacity`` or ``unreachable``);
     ``over_*``: existing pairs not kept because the member was full; ``effective``: each member's
-    capacity after balancing.
+    capacity after balancing; ``beyond``: households paired in the second round, past the balance.
     """
 
     pair_h: IArray
@@ -62,6 +73,7 @@ class ScopeResult:
     over_n: IArray
     effective: IArray
     level: int
+    beyond: int = 0  # households paired beyond the balanced capacities (in the second round)
 
 
 def fair_level(capacity: IArray, demand: int) -> int:
@@ -160,16 +172,29 @@ def solve_scope(dist: FArray, count: IArray, capacity: IArray, kept: tuple[IArra
     is_owed = np.r_[np.ones(int(n_owed.sum()), bool), np.zeros(int(n_free.sum()), bool)]
     units = np.repeat(np.arange(len(count)), rest)
     reach = np.asarray(np.isfinite(dist).any(axis=1), dtype=bool)
-    open_reach = (np.asarray(np.isfinite(dist[:, np.unique(slots)]).any(axis=1), dtype=bool) if len(slots)
-                  else np.zeros(len(count), dtype=bool))
-    cand = units[open_reach[units]]
-    ah, am = _assign(dist, cand, slots, is_owed, rng)
-    paired = np.bincount(ah, minlength=len(count)) if len(ah) else np.zeros(len(count), np.int64)
-    left = rest - paired
+    ah, am = _assign(dist, _reaching(dist, units, slots), slots, is_owed, rng)
+    left = rest - np.bincount(ah, minlength=len(count))
+    beyond = 0
+    if slack is not None and left.any():  # balance never leaves a household unpaired: own capacities decide
+        own = np.where(useful, np.where(capacity < 0, demand, capacity), 0)
+        room = np.maximum(own - kept_m - np.bincount(am, minlength=len(capacity)), 0)
+        more = np.repeat(np.arange(len(capacity)), room)
+        bh, bm = _assign(dist, _reaching(dist, np.repeat(np.arange(len(count)), left), more), more,
+                         np.zeros(len(more), dtype=bool), rng)
+        ah, am, beyond = np.r_[ah, bh], np.r_[am, bm], len(bh)
+        left = rest - np.bincount(ah, minlength=len(count))
     lh = np.flatnonzero(left > 0)
     reasons = np.where(reach[lh], "capacity", "unreachable").astype(object)
-    ph, pm, pn, pk = _pairs(kh, km, kn, ah, am)
-    return ScopeResult(ph, pm, pn, pk, lh, left[lh].astype(np.int64), reasons, oh, om, on, eff, level)
+    ph, pm, pn, pk = _pairs(kh, km, kn, ah.astype(np.int64), am.astype(np.int64))
+    return ScopeResult(ph, pm, pn, pk, lh, left[lh].astype(np.int64), reasons, oh, om, on, eff, level, beyond)
+
+
+def _reaching(dist: FArray, units: IArray, slots: IArray) -> IArray:
+    """The units that can reach a member with a slot (the others cannot be paired in this round)."""
+    if len(slots) == 0 or len(units) == 0:
+        return units[:0]
+    ok = np.asarray(np.isfinite(dist[:, np.unique(slots)]).any(axis=1), dtype=bool)
+    return units[ok[units]]
 
 
 def _assign(dist: FArray, units: IArray, slots: IArray, owed: BArray, rng: np.random.Generator
@@ -184,15 +209,34 @@ def _assign(dist: FArray, units: IArray, slots: IArray, owed: BArray, rng: np.ra
     quick = _nearest_fits(dist, units, slots, owed, rng)
     if quick is not None:
         return quick
+    pre_u, pre_m, units, slots, owed = _take_to_unbounded(dist, units, slots, owed, rng)
+    if len(pre_u):
+        au, am = _assign(dist, units, slots, owed, rng) if len(units) else (units, units)
+        return np.r_[pre_u, au].astype(np.int64), np.r_[pre_m, am].astype(np.int64)
     u = units[rng.permutation(len(units))]
     ps = rng.permutation(len(slots))
     s, o = slots[ps], owed[ps]
-    cost = dist[np.ix_(u, s)]
+    mem, slot_m = np.unique(s, return_inverse=True)
+    sub = dist[np.ix_(u, mem)]
+    finite = np.isfinite(sub)
+    bonus = (float(sub[finite].max()) + 1.0) * (min(len(u), len(s)) + 1) if finite.any() else 1.0
+    if len(u) <= len(s) and len(u) * len(s) > DENSE_MAX:
+        k = SPARSE_K
+        while k < len(mem):
+            found = sparse_assign(sub, slot_m.ravel(), o, bonus, k=k)
+            if found is not None:
+                return u[found[0]].astype(np.int64), s[found[1]].astype(np.int64)
+            k *= 2
+    return _dense(sub, slot_m.ravel(), o, bonus, u=u, s=s)
+
+
+def _dense(sub: FArray, slot_m: IArray, owed: BArray, bonus: float, *, u: IArray, s: IArray
+           ) -> tuple[IArray, IArray]:
+    """The full slot matrix solved by :func:`scipy.optimize.linear_sum_assignment`; finite pairs returned."""
+    cost = sub[:, slot_m]
     finite = np.isfinite(cost)
-    n = min(len(u), len(s)) + 1
-    bonus = (float(cost[finite].max()) + 1.0) * n if finite.any() else 1.0
-    cost = np.where(o[None, :], cost - bonus, cost)
-    big = 2.0 * bonus * n
+    cost = np.where(owed[None, :], cost - bonus, cost)
+    big = 2.0 * bonus * (min(len(u), len(s)) + 1)
     cost = np.where(finite, cost, big)
     r, c = linear_sum_assignment(cost)
     ok = finite[r, c]
@@ -218,6 +262,33 @@ def _nearest_fits(dist: FArray, units: IArray, slots: IArray, owed: BArray, rng:
     if (load > n_slots).any() or (load < n_owed).any():
         return None
     return units.astype(np.int64), mem[order[near]].astype(np.int64)
+
+
+def _take_to_unbounded(dist: FArray, units: IArray, slots: IArray, owed: BArray, rng: np.random.Generator
+                       ) -> tuple[IArray, IArray, IArray, IArray, BArray]:
+    """Units whose nearest member has a slot for every unit go to that member at once (no owed slots only).
+
+    Exact by exchange: in any optimum such a unit could move to that member (who has room for it) at no
+    extra cost, and its old member only gains room; with owed slots that could starve a member, so it is
+    not done then. Why: without balancing, members without a capacity of their own have as many slots as
+    the scope has households, and the assignment matrix would grow with their square. Returns the units
+    taken and their members, and the units and slots left (those members keep one slot per unit left).
+    """
+    e = np.zeros(0, dtype=np.int64)
+    if owed.any():
+        return e, e, units, slots, owed
+    mem, n_slots = np.unique(slots, return_counts=True)
+    order = rng.permutation(len(mem))
+    sub = dist[np.ix_(units, mem[order])]
+    near = np.argmin(sub, axis=1)
+    unbounded = n_slots[order] >= len(units)
+    pre = unbounded[near] & np.isfinite(sub[np.arange(len(units)), near])
+    if not pre.any():
+        return e, e, units, slots, owed
+    rest = units[~pre]
+    keep = np.where(n_slots >= len(units), len(rest), n_slots)
+    new_slots = np.repeat(mem, keep)
+    return units[pre], mem[order][near[pre]], rest, new_slots, np.zeros(len(new_slots), dtype=bool)
 
 
 def _pairs(kh: IArray, km: IArray, kn: IArray, ah: IArray, am: IArray) -> tuple[IArray, IArray, IArray, BArray]:

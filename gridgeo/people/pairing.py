@@ -13,12 +13,16 @@ The rules
   in a metric CRS (:mod:`gridgeo.people._pair_distance`); farther than ``max_distance_m`` is out of reach.
 * **Capacity.** Each member takes at most their own ``capacity`` (the roster's column; blank: the
   option's default; no default: no limit of their own).
-* **Balance.** Within a scope nobody takes much more than the fair share unless capacities say so
-  (:mod:`gridgeo.people._pair_solve`: a water level over the capacities, plus a ``slack``).
+* **Balance.** Within a scope nobody takes much more, or much less, than the fair share unless
+  capacities say so (:mod:`gridgeo.people._pair_solve`: a water level over the capacities, plus or
+  minus a ``slack``). Balance never leaves a household unpaired: what the balanced capacities cannot
+  take (a hamlet only one member can reach) goes to members with room in their own capacity, counted in
+  the summary's ``paired_beyond_balance``.
 * **Existing pairs** are kept where the member still pairs in the household's scope and their
   capacity allows (nearest first); the rest are reported in :attr:`PairingResult.dropped`.
 * **Assignment.** Within those limits, the least total distance, exactly (min-cost assignment on
-  capacity slots, one scope at a time). The seed breaks ties between equally short assignments only.
+  capacity slots, one scope at a time; large scopes by a sparse start and cycle cancelling,
+  :mod:`gridgeo.people._pair_sparse`). The seed breaks ties between equally short assignments only.
 
 A row of the households layer may carry several households (a building of a built county): its
 households are paired one by one and may go to different members; the pairs table says how many.
@@ -83,9 +87,10 @@ class PairingOptions:
     capacity
         Households per member where the roster gives none (None: no limit of their own).
     slack
-        Balance: a member takes at most ``L + max(1, ceil(slack * L))`` households, ``L`` the scope's fair
-        share (None: no balancing, own capacities only). 0.25 leaves the assignment room to keep walks
-        short while no member carries more than a quarter above the others.
+        Balance: a member takes at most ``L + s`` and, as far as they can reach, at least ``L - s``
+        households, ``s = max(1, ceil(slack * L))``, ``L`` the scope's fair share (None: no balancing, own
+        capacities only). 0.25 leaves the assignment room to keep walks short while nobody carries more
+        than about a quarter above or below the others.
     keep_existing
         Keep the existing pairs that are still valid (False: pair everyone afresh).
     max_distance_m
@@ -320,6 +325,7 @@ class _Collect:
         self.over: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.effective = np.zeros(n_members, dtype=np.int64)
         self.levels: dict[str, int] = {}
+        self.beyond = 0
 
     def left(self, rows: np.ndarray, count: np.ndarray, reason: str) -> None:
         rows = rows[count[rows] > 0]
@@ -333,6 +339,7 @@ class _Collect:
         self.over.append((hr[res.over_h], mr[res.over_m], res.over_n))
         self.effective[mr] = res.effective
         self.levels[code] = res.level
+        self.beyond += res.beyond
 
 
 def _summary(pairs: pd.DataFrame, loads: pd.DataFrame, unpaired: pd.DataFrame, dropped: pd.DataFrame,
@@ -349,6 +356,7 @@ def _summary(pairs: pd.DataFrame, loads: pd.DataFrame, unpaired: pd.DataFrame, d
         "paired": int(pairs["households"].sum()), "unpaired": int(unpaired["households"].sum()),
         "unpaired_by_reason": {r: int(by_reason.get(r, 0)) for r in REASONS},
         "kept": int(pairs.loc[pairs["kept"], "households"].sum()),
+        "paired_beyond_balance": acc.beyond,
         "existing_dropped": {str(k): int(v) for k, v in dropped.groupby("reason").size().items()},
         "members": len(loads), "members_with_households": int((loads["households"] > 0).sum()),
         "members_located": {k: int((loads["located"] == k).sum()) for k in LOCATED},
