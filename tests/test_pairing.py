@@ -437,3 +437,53 @@ def test_balance_never_leaves_a_household_unpaired() -> None:
     res = Pairing(hh, mem, options=PairingOptions(max_distance_m=1000)).solve()
     assert res.loads["households"].tolist() == [27, 10]
     assert res.unpaired["reason"].tolist() == ["capacity"] * 3 and res.summary["paired_beyond_balance"] == 2
+
+
+# --------------------------------------------------------------------------------------------- rosters as kept
+def test_xlsx_roster_with_chinese_headers(built: Path, tmp_path: Path) -> None:
+    """A workbook as a township keeps it: a title row, Chinese headers; the rows named as Excel shows them."""
+    import openpyxl
+
+    frame = _roster(built, tmp_path / "unused.csv", per_grid=2)
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["党员联户名册"])
+    ws.append(["人员编号", "姓名", "职务", "网格编码", "住户户号", "联户数"])
+    for r in frame.itertuples(index=False):
+        ws.append([r.person_id, r.name, r.role, r.grid, r.home or None, 40])
+    path = tmp_path / "名册.xlsx"
+    wb.save(path)
+    hh = pyogrio.read_dataframe(built, layer="households")
+    res = Pairing(hh, read_table(path), grids=county_grids(built)).solve()
+    assert set(res.loads["person_id"]) == set(frame["person_id"])
+    assert (res.loads["capacity"] == 40).all()
+    ws.cell(row=5, column=1, value=frame["person_id"].iloc[0])  # the third member repeats the first's id
+    wb.save(path)
+    with pytest.raises(InputError, match=rf"名册.xlsx: row 5: duplicate person_id '{frame['person_id'].iloc[0]}' "
+                                         r"\(also row 3\)"):
+        Pairing(hh, read_table(path), grids=county_grids(built))
+
+
+def test_members_from_the_built_people_table(built: Path, tmp_path: Path) -> None:
+    """A build's people table (gridgeo.people.roster) gives the members: its 党员 and 代表 on grids."""
+    import shutil
+
+    from gridgeo.data.io import write_layers
+
+    county = tmp_path / "county.gpkg"
+    shutil.copy(built, county)
+    grids = pyogrio.read_dataframe(built, layer="grids", columns=["code"])["code"].tolist()
+    people = pd.DataFrame({"person_id": [f"P{i}" for i in range(len(grids) + 1)],
+                           "name": [f"李{i}" for i in range(len(grids) + 1)],
+                           "role": ["党员"] * len(grids) + ["网格员"], "level": ["grids"] * (len(grids) + 1),
+                           "unit": [*grids, grids[0]], "roster_row": range(2, len(grids) + 3)})
+    layers = {k: pyogrio.read_dataframe(built, layer=k) for k in ("grids", "households")}
+    write_layers({**layers, "people": people}, county)
+    members_frame = read_table(county)
+    assert list(members_frame["person_id"]) == [f"P{i}" for i in range(len(grids))]  # the 网格员 is no member
+    hh = pyogrio.read_dataframe(county, layer="households")
+    res = Pairing(hh, members_frame, grids=county_grids(county)).solve()
+    assert len(res.pairs) and set(res.loads["person_id"]) == set(members_frame["person_id"])
+    write_layers({**layers, "people": people.assign(role="网格员")}, county)
+    with pytest.raises(InputError, match="no pairing members"):
+        read_table(county)

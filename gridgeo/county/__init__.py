@@ -35,5 +35,5 @@ Modules, by job:
   is imported only there, an optional extra).
 
 May import: :mod:`gridgeo.data`, :mod:`gridgeo.partition` (its public names only),
-:mod:`gridgeo.errors`, :mod:`gridgeo._geom`.
+:mod:`gridgeo.people` (the roster resolved on the built units), :mod:`gridgeo.errors`, :mod:`gridgeo._geom`.
 """

@@ -61,7 +61,6 @@ from gridgeo.county.assign import assign_items
 from gridgeo.county.audit import Start, StartFrom
 from gridgeo.county.coverage import ROUNDING_M, clean_levels, verify_levels
 from gridgeo.county.fingerprint import fingerprint
-from gridgeo.county.people import build_people
 from gridgeo.county.report import summary
 from gridgeo.county.rules import CountyRules, within_bounds
 from gridgeo.county.sources import Items, column, load_inputs, metric_geoms
@@ -70,6 +69,7 @@ from gridgeo.data import crs as _crs
 from gridgeo.data.io import list_layers, read_layer
 from gridgeo.data.registers import register_report
 from gridgeo.errors import GeometryError, UsageError, raise_pending
+from gridgeo.people.roster import build_people
 
 log = logging.getLogger(__name__)
 

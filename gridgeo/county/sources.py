@@ -110,7 +110,7 @@ def load_inputs(rules: CountyRules, *, county: str | Path | None = None) -> dict
 
         layers.update(county_from_osm(rules.osm, county_code=rules.code, county_name=rules.name))
     for name, spec in rules.inputs.items():
-        if name != "people":  # a roster, resolved on the built units (gridgeo.county.people)
+        if name != "people":  # a roster, resolved on the built units (gridgeo.people.roster)
             layers[name] = _read(spec.path, spec.layer, name, spec)
     for need in ("townships", "villages"):
         if need == "townships" and "villages" in layers and "township" in layers["villages"].columns:

@@ -21,7 +21,7 @@ households     Point           households (default 1), priority (red|orange|yell
                                (a register of persons, :mod:`gridgeo.data.registers`)
 grids, points  Polygon         code*, parent (a hand-drawn layer: gridgeo audit, build --start-from)
 people         (none)          id, name, role, phone, unit, unit_name, parent, level (a roster:
-                               :mod:`gridgeo.county.people`)
+                               :mod:`gridgeo.people.roster`)
 pois           Point/Polygon   category* (school|hospital|mine|gated_compound|...), name
 roads          LineString      highway* (OSM class), name
 water          Line/Polygon    waterway (river|stream|canal|lake|...), name
@@ -138,7 +138,7 @@ SCHEMAS: dict[str, LayerSchema] = {
         "village", "parent", "village_code", "村", "所属村", "村编码", "村居", "社区")))),
     "points": LayerSchema("points", POLYGONS, (_UNIT_CODE, Column("parent", "string", False, (
         "grid", "parent", "grid_code", "网格", "所属网格", "网格编码")))),
-    "people": LayerSchema(  # a roster (gridgeo.county.people): no geometry needed
+    "people": LayerSchema(  # a roster (gridgeo.people.roster): no geometry needed
         "people",
         (),
         (_register("id", "string", "person_id", "人员编号", "编号", "工号"),

@@ -1,7 +1,12 @@
-"""People and the households they look after: pairing party members and villagers' representatives (联户/结对).
+"""People and the households they look after: the roster of responsible people on every level, and
+pairing party members and villagers' representatives with households (联户/结对).
 
 Modules, by job:
 
+``roster``
+    A roster (CSV, XLSX, any table) read (:func:`roster.read_roster`) and resolved onto a build's units
+    (:func:`roster.resolve_roster`): the build's ``people`` table, carried over retired codes on a
+    rebuild (:func:`roster.build_people`).
 ``pairing``
     :class:`Pairing` (inputs checked in the constructor), :meth:`Pairing.solve` -> :class:`PairingResult`
     (pairs, load per member, unpaired households with their reasons, a summary; written atomically),

@@ -22,6 +22,7 @@ import shapely
 from numpy.typing import NDArray
 
 from gridgeo.data.crs import WGS84, metric_crs
+from gridgeo.data.tables import ROW
 from gridgeo.errors import CRSError, InputError, SchemaError
 
 log = logging.getLogger(__name__)
@@ -39,35 +40,87 @@ LOCATED = ("point", "home", "scope_centre")
 
 
 def read_table(path: str | Path, *, layer: str | None = None) -> pd.DataFrame:
-    """Read a roster or pairs table: plain CSV through pandas (all text), else :func:`gridgeo.data.io.read_layer`.
+    """Read a roster or pairs table: CSV or XLSX through :func:`gridgeo.data.tables.read_table`, a built
+    county's ``people`` table (its pairing members), else any layer :func:`gridgeo.data.io.read_layer` reads.
 
-    Why one small function: the county registers (CSV, XLSX, column aliases) are read by
-    :mod:`gridgeo.data` in another change; this is the one place to swap for it. A CSV is read as text so
-    that codes keep their leading digits; ``lon``/``lat`` (or ``经度``/``纬度``) columns become WGS84 points.
+    A table keeps its cells as text (codes keep their leading digits), its rows' numbers as a spreadsheet
+    shows them (:data:`gridgeo.data.tables.ROW`: errors name them), and finds its columns under their
+    Chinese names too (:data:`ROSTER_ALIASES`); ``lon``/``lat`` (or ``经度``/``纬度``) become WGS84 points.
 
     Raises
     ------
     FileFormatError
-        Missing or unreadable file, naming it.
+        Missing or unreadable file, naming it (and a merged or empty header cell, naming it).
+    InputError
+        A ``people`` table without members (no role naming 党员 or 代表 on a grid or village).
     """
     from gridgeo.data import io
-    from gridgeo.errors import FileFormatError
+    from gridgeo.data.tables import TABLE_SUFFIXES
+    from gridgeo.data.tables import read_table as read_cells
 
     p = Path(path)
-    if p.suffix.lower() != ".csv":
-        gdf = io.read_layer(p, layer=layer)
-        gdf.attrs["source"] = str(p)
-        return gdf
-    if not p.is_file():
-        raise FileFormatError("no such file", path=p)
-    try:
-        frame = pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise FileFormatError(f"cannot read as CSV: {' '.join(str(exc).split())}", path=p) from exc
-    frame.columns = [str(c).strip() for c in frame.columns]
-    out = _with_lonlat(frame, p)
+    if p.suffix.lower() in TABLE_SUFFIXES:
+        frame = _canonical(read_cells(p, sheet=layer))
+        frame = frame.astype({c: object for c in frame.columns if c != ROW})
+        out = _with_lonlat(frame, p)
+    elif layer in (None, "people") and p.suffix.lower() == ".gpkg" and "people" in io.list_layers(p):
+        out = _people_members(p)
+    else:
+        out = io.read_layer(p, layer=layer)
     out.attrs["source"] = str(p)
     return out
+
+
+#: a roster's columns under the names counties give them (first found wins; an exact name always does)
+ROSTER_ALIASES: dict[str, tuple[str, ...]] = {
+    "person_id": ("人员编号", "编号", "工号", "id"),
+    "name": ("姓名",),
+    "role": ("职务", "角色", "身份", "类别"),
+    "phone": ("联系电话", "电话", "手机"),
+    "grid": ("网格编码", "所在网格编码", "网格"),
+    "village": ("村编码", "所属村编码", "村(社区)编码"),
+    "unit": ("单位编码", "负责单元编码"),
+    "capacity": ("联户数", "联系户数", "结对户数", "容量"),
+    "home": ("住户户号", "家庭户号"),
+    "source_id": ("户号", "住户编号"),
+}
+#: the roles of a built county's people that pair with households (党员联户, 村民代表联户)
+MEMBER_ROLES = ("党员", "代表")
+
+
+def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each roster column renamed to its canonical name where only an alias is present."""
+    rename: dict[str, str] = {}
+    for canon, aliases in ROSTER_ALIASES.items():
+        if canon in frame.columns:
+            continue
+        hit = next((a for a in aliases if a in frame.columns and a not in rename), None)
+        if hit is not None:
+            rename[hit] = canon
+    return frame.rename(columns=rename)
+
+
+def _people_members(p: Path) -> pd.DataFrame:
+    """The pairing members of a built county's ``people`` table: rows on a grid or village whose role names
+    a party member or a villagers' representative; their ``roster_row`` is the row errors name."""
+    import pyogrio
+
+    t = pyogrio.read_dataframe(p, layer="people", read_geometry=False)
+    role = t["role"].astype(str) if "role" in t.columns else pd.Series("", index=t.index)
+    keep = t["level"].isin(("grids", "villages")).to_numpy() & role.str.contains("|".join(MEMBER_ROLES)).to_numpy() \
+        if "level" in t.columns else np.zeros(len(t), dtype=bool)
+    if not keep.any():
+        raise InputError(f"the people table has no pairing members (a role with {' or '.join(MEMBER_ROLES)} on a "
+                         "grid or village); give --members a roster", path=p)
+    out = t[keep].reset_index(drop=True)
+    if "roster_row" in out.columns:
+        out[ROW] = out["roster_row"]
+    return out
+
+
+def row_of(frame: pd.DataFrame, i: int) -> int:
+    """The row number a user finds record ``i`` under: the table's own (:data:`ROW`), else header row 1."""
+    return int(frame[ROW].iloc[i]) if ROW in frame.columns else i + 2
 
 
 def county_grids(county: str | Path) -> dict[str, str] | None:
@@ -96,8 +149,8 @@ def _with_lonlat(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
             bad = (x.isna() & frame[lon].notna()) | (y.isna() & frame[lat].notna()) | (x.abs() > 180) | (y.abs() > 90)
             if bad.any():
                 i = int(np.flatnonzero(bad.to_numpy())[0])
-                raise InputError(f"row {i + 2}: {lon}/{lat} {frame[lon].iloc[i]!r}, {frame[lat].iloc[i]!r} is not a "
-                                 "WGS84 longitude/latitude", path=path)
+                raise InputError(f"row {row_of(frame, i)}: {lon}/{lat} {frame[lon].iloc[i]!r}, "
+                                 f"{frame[lat].iloc[i]!r} is not a WGS84 longitude/latitude", path=path)
             geom = [None if pd.isna(a) or pd.isna(b) else shapely.Point(a, b) for a, b in zip(x, y, strict=True)]
             return gpd.GeoDataFrame(frame, geometry=geom, crs=WGS84)
     return frame
@@ -129,15 +182,18 @@ def _need(frame: pd.DataFrame, cols: tuple[str, ...], src: str, what: str) -> No
                           f"columns are {have}", path=src)
 
 
-def _unique_ids(ids: OArray, src: str, col: str) -> None:
-    """Every id present and unique, else an error naming the rows."""
+def _unique_ids(ids: OArray, src: str, col: str, frame: pd.DataFrame | None = None) -> None:
+    """Every id present and unique, else an error naming the rows (``frame``'s own numbers, when given)."""
+    def row(i: int) -> int:
+        return row_of(frame, i) if frame is not None else i + 2
+
     for i, v in enumerate(ids):
         if v is None:
-            raise InputError(f"row {i + 2}: no {col}", path=src)
+            raise InputError(f"row {row(i)}: no {col}", path=src)
     seen: dict[object, int] = {}
     for i, v in enumerate(ids):
         if v in seen:
-            raise InputError(f"row {i + 2}: duplicate {col} {v!r} (also row {seen[v] + 2})", path=src)
+            raise InputError(f"row {row(i)}: duplicate {col} {v!r} (also row {row(seen[v])})", path=src)
         seen[v] = i
 
 
@@ -260,7 +316,7 @@ def check_members(members: pd.DataFrame, hh: Households, *, scope: str, grids: M
         raise SchemaError(f"member roster names no unit: give a 'grid', 'village' or 'unit' column; columns are "
                           f"{[str(c) for c in members.columns]}", path=src)
     ids = _text(members["person_id"])
-    _unique_ids(ids, src, "person_id")
+    _unique_ids(ids, src, "person_id", members)
     unit = _member_units(members, ids, src, scope=scope, grids=grids, villages=villages)
     cap = _capacities(members, src, default_capacity)
     xy, located = _member_places(members, ids, hh, src)
@@ -286,7 +342,7 @@ def _member_units(members: pd.DataFrame, ids: OArray, src: str, *, scope: str, g
         grid = g[i] if g[i] is not None else (u[i] if u[i] in grids else None)
         village = v[i] if v[i] is not None else (u[i] if u[i] in villages else None)
         given = g[i] or v[i] or u[i]
-        who = f"row {i + 2} (person_id {ids[i]})"
+        who = f"row {row_of(members, i)} (person_id {ids[i]})"
         if given is None:
             raise InputError(f"{who}: no unit (grid, village or unit is empty)", path=src)
         if grid is not None and grid not in grids:
@@ -312,7 +368,7 @@ def _capacities(members: pd.DataFrame, src: str, default: int | None) -> IArray:
     bad = np.flatnonzero(given & (np.isnan(vals) | (vals < 0) | (vals != np.floor(vals))))
     if len(bad):
         i = int(bad[0])
-        raise SchemaError(f"row {i + 2} (person_id {_text(members['person_id'])[i]}): capacity "
+        raise SchemaError(f"row {row_of(members, i)} (person_id {_text(members['person_id'])[i]}): capacity "
                           f"{members['capacity'].iloc[i]!r} is not a whole number >= 0", path=src)
     return np.where(np.isnan(vals), fill, vals).astype(np.int64)
 
@@ -337,8 +393,8 @@ def _member_places(members: pd.DataFrame, ids: OArray, hh: Households, src: str)
             if h is None or located[i] == "point":
                 continue
             if h not in rows:
-                raise InputError(f"row {i + 2} (person_id {ids[i]}): home household {h!r} is not in the households "
-                                 "layer", path=src)
+                raise InputError(f"row {row_of(members, i)} (person_id {ids[i]}): home household {h!r} is not "
+                                 "in the households layer", path=src)
             xy[i] = hh.xy[rows[h]]
             located[i] = "home"
     return xy, located
@@ -406,6 +462,6 @@ def _pair_counts(pairs: pd.DataFrame, src: str) -> IArray:
     bad = np.flatnonzero(np.isnan(vals) | (vals < 1) | (vals != np.floor(vals)))
     if len(bad):
         i = int(bad[0])
-        raise SchemaError(f"row {i + 2}: households {pairs['households'].iloc[i]!r} is not a whole number >= 1",
-                          path=src)
+        raise SchemaError(f"row {row_of(pairs, i)}: households {pairs['households'].iloc[i]!r} is not a whole "
+                          "number >= 1", path=src)
     return vals.astype(np.int64)

@@ -156,7 +156,7 @@ def test_service_withholds_register_columns(first: dict[str, Any], tmp_path: Pat
 
 
 def test_roster_by_name_needs_a_level(tmp_path: Path, first: dict[str, Any]) -> None:
-    from gridgeo.county.people import read_roster, resolve_roster
+    from gridgeo.people.roster import read_roster, resolve_roster
 
     p = tmp_path / "r.csv"
     p.write_text("姓名,所在网格,所属村\n王五,第一网格,某村\n", encoding="utf-8")
