@@ -63,3 +63,33 @@ def garray(*geoms: Any) -> np.ndarray:
     out = np.empty(len(geoms), dtype=object)
     out[:] = list(geoms)
     return out
+
+
+def built_synth(d: Path, *, name: str = "built.gpkg", **synth: int) -> Path:
+    """``synth_rules(d, **synth)`` built with ``gridgeo build`` (one worker, quiet) into ``d/name``."""
+    from gridgeo.cli.main import main
+
+    out = d / name
+    assert main(["build", str(synth_rules(d, **synth)), "-o", str(out), "--workers", "1", "--no-progress",
+                 "-q"]) == 0
+    return out
+
+
+def write_workbook(path: Path, header: list[str], rows: list[list[Any]], *, title: str | None = None,
+                   sheet: str | None = None) -> Path:
+    """An XLSX as counties keep one: an optional title row merged across the sheet, one header row, the rows."""
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    if sheet is not None:
+        ws.title = sheet
+    if title is not None:
+        ws.append([title])
+        ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(header))
+    ws.append(header)
+    for r in rows:
+        ws.append(r)
+    wb.save(path)
+    return path
+

@@ -21,7 +21,7 @@ import shapely
 from gridgeo.cli import main
 from gridgeo.data.aliases import FIELD_ALIASES, LAYER_TITLES, chinese_headers
 from gridgeo.data.io import list_layers
-from tests.conftest import synth_rules
+from tests.conftest import built_synth
 
 PEOPLE = pd.DataFrame({
     "person_id": ["P001", "P002", "P002"],
@@ -37,9 +37,7 @@ PEOPLE = pd.DataFrame({
 @pytest.fixture(scope="module")
 def county(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("export")
-    rules = synth_rules(d, seed=4, townships=2, villages=4, households=1500)
-    out = d / "county.gpkg"
-    assert main(["build", str(rules), "-o", str(out), "--workers", "1", "--no-progress", "-q"]) == 0
+    out = built_synth(d, name="county.gpkg", seed=4, townships=2, villages=4, households=1500)
     grids = pyogrio.read_dataframe(out, layer="grids", columns=["code"])
     people = PEOPLE.copy()
     people["unit"] = [grids["code"].iloc[0], grids["code"].iloc[0], grids["code"].iloc[1] + "001"]

@@ -22,12 +22,11 @@ import pyogrio
 import pytest
 from shapely.geometry import box
 
-from gridgeo.cli import main
 from gridgeo.county.build import LEVELS
 from gridgeo.data.aliases import FIELD_ALIASES, chinese_headers
 from gridgeo.data.gpkg_styles import LEVEL_STYLES, STYLES_TABLE, add_styles
 from gridgeo.data.io import list_layers, read_layer, write_layer
-from tests.conftest import synth_rules
+from tests.conftest import built_synth
 
 GPKG_APPLICATION_ID = 0x47504B47  # 'GPKG'
 
@@ -35,9 +34,7 @@ GPKG_APPLICATION_ID = 0x47504B47  # 'GPKG'
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("styled")
-    rules = synth_rules(d, seed=11, townships=2, villages=4, households=1500)
-    out = d / "built.gpkg"
-    assert main(["build", str(rules), "-o", str(out), "--workers", "1", "--no-progress", "-q"]) == 0
+    out = built_synth(d, seed=11, townships=2, villages=4, households=1500)
     return out
 
 

@@ -24,7 +24,7 @@ from gridgeo.data.io import read_layer
 from gridgeo.data.registers import date_of, member_of, prepare_register, priority_of
 from gridgeo.data.tables import ROW, read_table
 from gridgeo.errors import CRSError, FileFormatError, SchemaError
-from tests.conftest import synth_rules
+from tests.conftest import synth_rules, write_workbook
 
 HEADER = ["户号", "姓名", "与户主关系", "联系电话", "住址", "建筑编码", "风险等级", "类别", "是否党员", "最近走访",
           "经度", "纬度", "性别"]
@@ -32,19 +32,16 @@ HEADER = ["户号", "姓名", "与户主关系", "联系电话", "住址", "建�
 
 def _xlsx(path: Path, header: list[str], rows: list[list[Any]], *, title: str | None = "某某镇户籍登记表",
           merge_header: str | None = None) -> Path:
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    ws.title = "登记表"
-    if title is not None:
-        ws.append([title])
-        ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(header))
-    if merge_header is not None:  # a two-row header: a group cell merged over its columns
-        ws.append([merge_header, None, *header[2:]])
-        ws.merge_cells(start_row=ws.max_row, start_column=1, end_row=ws.max_row, end_column=2)
-    ws.append(header)
-    for r in rows:
-        ws.append(r)
-    wb.save(path)
+    write_workbook(path, header, rows, title=title, sheet="登记表")
+    if merge_header is not None:  # a two-row header: a group cell merged over its first two columns
+        wb = openpyxl.load_workbook(path)
+        ws = wb.active
+        at = 2 if title is not None else 1
+        ws.insert_rows(at)
+        for j, h in enumerate([merge_header, None, *header[2:]], start=1):
+            ws.cell(row=at, column=j, value=h)
+        ws.merge_cells(start_row=at, start_column=1, end_row=at, end_column=2)
+        wb.save(path)
     return path
 
 

@@ -5,28 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import openpyxl
 import pandas as pd
 import pytest
 
 from gridgeo.county.build import build_county
 from gridgeo.county.rules import load_county_rules
 from gridgeo.data.io import read_layer, write_layers
-from tests.conftest import synth_rules
+from tests.conftest import synth_rules, write_workbook
 
 HEADER = ["姓名", "职务", "联系电话", "单位编码", "网格名称", "所属村(社区)", "层级", "备注"]
-
-
-def _roster(path: Path, rows: list[list[Any]]) -> Path:
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    ws.append(["某某镇网格化管理人员名册"])
-    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(HEADER))
-    ws.append(HEADER)
-    for r in rows:
-        ws.append(r)
-    wb.save(path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +43,7 @@ def first(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     ]
     its_points = p[p["village"] == busy]["code"].tolist()
     rows += [[f"点长{i}", "网格点长", f"137{i:08d}", code, None, None, None, None] for i, code in enumerate(its_points)]
-    roster = _roster(d / "名册.xlsx", rows)
+    roster = write_workbook(d / "名册.xlsx", HEADER, rows, title="某某镇网格化管理人员名册")
     rules.write_text(rules.read_text(encoding="utf-8") + 'people = "名册.xlsx"\n', encoding="utf-8")
     res = build_county(load_county_rules(rules), workers=1)
     out = d / "first.gpkg"

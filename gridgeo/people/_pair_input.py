@@ -256,18 +256,19 @@ def check_households(households: gpd.GeoDataFrame, *, scope_col: str, crs: pypro
     )
 
 
-def _counts(households: pd.DataFrame, src: str) -> IArray:
-    """Households of each row: the ``households`` column (missing or blank: 1), whole numbers >= 0."""
-    if "households" not in households.columns:
-        return np.ones(len(households), dtype=np.int64)
-    given = np.array([v is not None for v in _text(households["households"])], dtype=bool)
-    raw = pd.to_numeric(households["households"].where(given), errors="coerce").to_numpy(dtype=float)
+def _counts(frame: pd.DataFrame, src: str, *, least: int = 0) -> IArray:
+    """Households of each row: the ``households`` column (missing or blank: 1), whole numbers >= ``least``
+    (0 for a households layer's rows, 1 for a pair)."""
+    if "households" not in frame.columns:
+        return np.ones(len(frame), dtype=np.int64)
+    given = np.array([v is not None for v in _text(frame["households"])], dtype=bool)
+    raw = pd.to_numeric(frame["households"].where(given), errors="coerce").to_numpy(dtype=float)
     vals = np.where(given, raw, 1.0)
-    bad = np.flatnonzero(np.isnan(vals) | (vals < 0) | (vals != np.floor(vals)))
+    bad = np.flatnonzero(np.isnan(vals) | (vals < least) | (vals != np.floor(vals)))
     if len(bad):
         i = int(bad[0])
-        raise SchemaError(f"row {i + 2}: households {households['households'].iloc[i]!r} is not a whole number >= 0",
-                          path=src)
+        raise SchemaError(f"row {row_of(frame, i)}: households {frame['households'].iloc[i]!r} is not a whole "
+                          f"number >= {least}", path=src)
     return vals.astype(np.int64)
 
 
@@ -428,7 +429,7 @@ def check_pairs(pairs: pd.DataFrame | None, hh: Households, mem: Members, *, sco
     src = _source(pairs, "pairs")
     _need(pairs, ("source_id", "person_id"), src, "pairs table")
     h_ids, p_ids = _text(pairs["source_id"]), _text(pairs["person_id"])
-    count = _pair_counts(pairs, src)
+    count = _counts(pairs, src, least=1)
     hrow, mrow = hh.index(), {str(v): i for i, v in enumerate(mem.ids)}
     hh_scope = hh.grid if scope == "grid" else hh.village
     keep: dict[tuple[int, int], int] = {}
@@ -452,16 +453,3 @@ def check_pairs(pairs: pd.DataFrame | None, hh: Households, mem: Members, *, sco
         dropped=pd.DataFrame(dropped, columns=["source_id", "person_id", "reason"]),
     )
 
-
-def _pair_counts(pairs: pd.DataFrame, src: str) -> IArray:
-    if "households" not in pairs.columns:
-        return np.ones(len(pairs), dtype=np.int64)
-    given = np.array([v is not None for v in _text(pairs["households"])], dtype=bool)
-    raw = pd.to_numeric(pairs["households"].where(given), errors="coerce").to_numpy(dtype=float)
-    vals = np.where(given, raw, 1.0)
-    bad = np.flatnonzero(np.isnan(vals) | (vals < 1) | (vals != np.floor(vals)))
-    if len(bad):
-        i = int(bad[0])
-        raise SchemaError(f"row {row_of(pairs, i)}: households {pairs['households'].iloc[i]!r} is not a whole "
-                          "number >= 1", path=src)
-    return vals.astype(np.int64)
