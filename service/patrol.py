@@ -6,6 +6,11 @@ foot at 4.5 km/h from 08:30, seed 0); a request may change the budget. The stree
 network and the county's stops are read once, on the first patrol request
 (reading the roads takes seconds the OGC endpoints should not wait for), and a
 day's plan is kept, since the solver takes about a second.
+
+The response lists the day's stops in walking order (the route feature's
+``stops``, one Point per stop at its door, GPX waypoints named ``03 10:25 红 ...``).
+A register's households are named by their id there and carry no address or
+special-care category: the county is opened with ``names=False`` (no accounts yet).
 """
 
 from __future__ import annotations
@@ -94,15 +99,27 @@ class Planner:
         return plan
 
 
+#: lon/lat members of a stop's properties (and of each entry of a route's ``stops`` list)
+_POINT_MEMBERS = ("location", "street")
+
+
+def _shift_points(props: dict[str, Any], coords: str) -> None:
+    """A stop's door ``location`` and ``street`` point in the datum ``coords``, in place."""
+    for key in _POINT_MEMBERS:
+        loc = props.get(key)
+        if loc is not None:
+            p = wgs84_to_datum(np.array([shapely.Point(loc)]), coords)[0]
+            props[key] = [round(p.x, 7), round(p.y, 7)]
+
+
 def _shift(doc: dict[str, Any], coords: str) -> dict[str, Any]:
-    """The route's geometries (and each stop's door ``location``) in a Chinese web-map datum."""
+    """The route's geometries (and each stop's door and street points) in a Chinese web-map datum."""
     for feat in doc["features"]:
         geom = shapely.geometry.shape(feat["geometry"])
         feat["geometry"] = json.loads(shapely.to_geojson(wgs84_to_datum(np.array([geom]), coords)[0]))
-        loc = feat["properties"].get("location")
-        if loc is not None:
-            p = wgs84_to_datum(np.array([shapely.Point(loc)]), coords)[0]
-            feat["properties"]["location"] = [round(p.x, 7), round(p.y, 7)]
+        _shift_points(feat["properties"], coords)
+        for entry in feat["properties"].get("stops", []):
+            _shift_points(entry, coords)
     doc["coords"] = coords
     return doc
 

@@ -62,12 +62,12 @@ def _check_plan(plan: DayPlan, budget: float) -> None:
     line = shapely.LineString(plan.coords)
     assert np.allclose(plan.coords[0], plan.station) and np.allclose(plan.coords[-1], plan.station)
     for v in plan.visits:
-        assert line.distance(shapely.Point(v.xy)) < 0.01  # the stop is on the route's street geometry
+        assert line.distance(shapely.Point(v.xy)) < 0.01  # the stop's street point is on the route
+        assert line.distance(shapely.Point(v.stop.x, v.stop.y)) < 0.01  # and so is its door
     times = [plan.start] + [t for v in plan.visits for t in (v.arrival, v.departure)] + [plan.end]
     assert times == sorted(times)
-    # the line runs along the streets: its length is the street distance walked
-    door = sum(2 * v.snap_m for v in plan.visits)
-    assert line.length == pytest.approx(plan.distance_m - door, rel=1e-6, abs=1e-3)
+    # the line runs along the streets and to each door and back: its length is the distance walked
+    assert line.length == pytest.approx(plan.distance_m, rel=1e-6, abs=1e-3)
 
 
 @pytest.mark.shared
@@ -269,3 +269,189 @@ def test_plan_grid_is_the_library_sequence(county: Path) -> None:
     assert [[v.stop.id for v in p.visits] for p in plans] == [[v.stop.id for v in p.visits] for p in by_hand]
     short = plan_grid(c, grid, day=DAY, options=PatrolOptions(budget_min=90.0, start_time=dt.time(9, 0)))
     assert len(short) == 1 and short[0].budget_min == 90.0 and short[0].start.hour == 9
+
+
+# ---------------------------------------------------------------------------------- door to door, plans people read
+def _metric(plan: DayPlan, lonlat: np.ndarray) -> np.ndarray:
+    """Lon/lat back in the plan's metric CRS (where it was measured)."""
+    import pyproj
+
+    tr = pyproj.Transformer.from_crs("EPSG:4326", plan.crs, always_xy=True)
+    x, y = tr.transform(lonlat[:, 0], lonlat[:, 1])
+    return np.c_[x, y]
+
+
+def _gpx_days(text: str) -> tuple[list[ET.Element], list[np.ndarray]]:
+    """The waypoints and, per track, its lon/lat points."""
+    root = ET.fromstring(text)
+    tracks = [np.array([(float(p.get("lon", "nan")), float(p.get("lat", "nan")))
+                        for p in t.iter(f"{GPX}trkpt")]) for t in root.findall(f"{GPX}trk")]
+    return root.findall(f"{GPX}wpt"), tracks
+
+
+@pytest.fixture(scope="module")
+def county_plans(county: Path) -> list[DayPlan]:
+    """Three days of the first three grids of the generated county (households 25-165 m from a street)."""
+    from gridgeo.patrol import County, plan_grid
+
+    c = County(county)
+    return [p for code in c.codes[:3] for p in plan_grid(c, code, day=DAY, days=3)]
+
+
+def test_drawn_route_is_the_distance_walked(county_plans: list[DayPlan]) -> None:
+    """GeoJSON line and GPX track, measured in the metric CRS, are ``distance_m`` within 1 %: the door legs are
+    drawn (street -> door -> street), and they are a real share of the walk here, so leaving them out fails."""
+    door_share = []
+    for p in county_plans:
+        if not p.visits:
+            continue
+        fc = route_geojson(p)
+        line = next(f for f in fc["features"] if f["properties"]["kind"] == "route")
+        drawn = shapely.LineString(_metric(p, np.array(line["geometry"]["coordinates"]))).length
+        _, tracks = _gpx_days(route_gpx(p))
+        track = shapely.LineString(_metric(p, tracks[0])).length
+        assert drawn == pytest.approx(p.distance_m, rel=0.01)
+        assert track == pytest.approx(p.distance_m, rel=0.01)
+        assert line["properties"]["distance_m"] == round(p.distance_m, 1)
+        door_share.append(sum(2 * v.snap_m for v in p.visits) / p.distance_m)
+    assert len(door_share) >= 3 and max(door_share) > 0.05
+
+
+def test_gpx_waypoints_at_the_door(county_plans: list[DayPlan]) -> None:
+    plans = [p for p in county_plans if p.visits]
+    wpts, tracks = _gpx_days(route_gpx(plans))
+    visits = [(p, v) for p in plans for v in p.visits]
+    assert len(wpts) == len(visits) and len(tracks) == len(plans)
+    far_from_street = 0
+    for w, (p, v) in zip(wpts, visits, strict=True):
+        at = _metric(p, np.array([[float(w.get("lon", "nan")), float(w.get("lat", "nan"))]]))[0]
+        assert np.hypot(*(at - (v.stop.x, v.stop.y))) < 1.0  # at the door, within 1 m
+        far_from_street += bool(np.hypot(*(at - v.xy)) > 10.0)  # not on the street
+    assert far_from_street > len(visits) // 2
+    # each track walks street -> door -> street at every visit
+    for p, t in zip(plans, tracks, strict=True):
+        line = shapely.LineString(_metric(p, t))
+        assert all(line.distance(shapely.Point(v.stop.x, v.stop.y)) < 1.0 for v in p.visits)
+
+
+def test_stop_list_in_order_with_what_is_due(county_plans: list[DayPlan]) -> None:
+    from gridgeo.patrol import DEFAULT_RULES
+
+    p = next(q for q in county_plans if len(q.visits) >= 3)
+    fc = route_geojson(p)
+    route = next(f for f in fc["features"] if f["properties"]["kind"] == "route")
+    entries = route["properties"]["stops"]
+    points = [f for f in fc["features"] if f["properties"]["kind"] == "stop"]
+    assert [e["order"] for e in entries] == list(range(1, len(p.visits) + 1))
+    assert [e["stop"] for e in entries] == [v.stop.id for v in p.visits]
+    arrivals = [dt.datetime.fromisoformat(e["arrival"]) for e in entries]
+    assert arrivals == sorted(arrivals) and all(a.utcoffset() == dt.timedelta(hours=8) for a in arrivals)
+    for e, v, f in zip(entries, p.visits, points, strict=True):
+        rule = DEFAULT_RULES[v.stop.priority]
+        assert e["name"] == v.stop.name and e["priority"] == v.stop.priority and e["label"] == rule.label
+        assert e["time"] == v.arrival.strftime("%H:%M") and e["address"] is None  # a generated county
+        assert e["frequency_days"] == rule.frequency_days and e["minutes"] == rule.service_min
+        assert e["due"].startswith(rule.label + " ") and e["due"] == (
+            f"{rule.label} {({1: '每日', 7: '每周'}).get(rule.frequency_days, f'每{rule.frequency_days}天')}"
+            f"{'走访' if v.stop.kind == 'household' else '巡查'}，"
+            + (f"逾期{v.days_overdue}天" if v.days_overdue else "今日到期"))
+        # the Point is at the door with the same entry; the street point is where the door leg starts
+        assert f["geometry"]["coordinates"] == e["location"]
+        assert {k: f["properties"][k] for k in e} == e
+        door = _metric(p, np.array([e["location"]]))[0]
+        street = _metric(p, np.array([e["street"]]))[0]
+        assert np.hypot(*(door - (v.stop.x, v.stop.y))) < 0.05 and np.hypot(*(street - v.xy)) < 0.05
+        assert np.hypot(*(door - street)) == pytest.approx(v.snap_m, abs=0.05)
+
+
+def test_an_overdue_visit_says_so() -> None:
+    net, grid = _line_grid(100.0, 500.0)
+    late = [Stop("late", "household", "orange", grid.station[0] + 200, grid.station[1] + 30,
+                 "王五", DAY - dt.timedelta(days=5))]
+    plan = plan_day(prepare(net, GridStops("g", grid.station, late)), DAY)
+    (v,) = plan.visits
+    assert v.days_overdue == 2 and v.rule is not None and v.rule.frequency_days == 3
+    entry = next(f for f in route_geojson(plan)["features"] if f["properties"]["kind"] == "stop")["properties"]
+    assert entry["due"] == "橙 每3天走访，逾期2天" and entry["last_visit"] == (DAY - dt.timedelta(days=5)).isoformat()
+    (w,), _ = _gpx_days(route_gpx(plan))
+    assert w.findtext(f"{GPX}name") == f"01 {v.arrival:%H:%M} 橙 王五"
+    assert "橙 每3天走访，逾期2天" in (w.findtext(f"{GPX}desc") or "")
+
+
+def test_gpx_names_and_descriptions(county_plans: list[DayPlan]) -> None:
+    import re
+
+    plans = [p for p in county_plans if p.visits][:2]
+    one, _ = _gpx_days(route_gpx(plans[0]))
+    name = re.compile(r"^(\d\d) (\d\d:\d\d) (红|橙|黄|风险点|网格点) (.+)$")
+    for w, v in zip(one, plans[0].visits, strict=True):
+        m = name.match(w.findtext(f"{GPX}name") or "")
+        assert m is not None, w.findtext(f"{GPX}name")
+        assert (int(m[1]), m[2], m[4]) == (v.order, v.arrival.strftime("%H:%M"), v.stop.name)
+        desc = w.findtext(f"{GPX}desc") or ""
+        minutes = (v.departure - v.arrival).total_seconds() / 60
+        assert f"停留{minutes:g}分钟" in desc and f"{v.stop.kind} {v.stop.id}" in desc and "地址" not in desc
+        assert desc.startswith(m[3] + " ")  # what is due comes first where there is no address
+        when = dt.datetime.fromisoformat((w.findtext(f"{GPX}time") or "").replace("Z", "+00:00"))
+        assert when == v.arrival
+    # several days in one file: the day first, so that an app's list sorts by day, then by order
+    many, _ = _gpx_days(route_gpx(plans))
+    names = [w.findtext(f"{GPX}name") or "" for w in many]
+    assert all(re.match(r"^\d\d-\d\d \d\d \d\d:\d\d ", n) for n in names)
+    assert [n[:8] for n in names] == [f"{p.date:%m-%d} {v.order:02d}" for p in plans for v in p.visits]
+
+
+def _with_register(county: Path, d: Path) -> Path:
+    """A copy of the generated county with a register's households (name, address, special, priority, last visit)."""
+    import shutil
+
+    import geopandas as gpd
+
+    from gridgeo.data.io import read_layer
+
+    out = d / "registered.gpkg"
+    shutil.copy(county, out)
+    b = read_layer(out, layer="buildings")
+    n = len(b)
+    hh = gpd.GeoDataFrame({
+        "source_id": [f"3699{i:05d}" for i in range(n)],
+        "name": [f"户主{i}" for i in range(n)],
+        "address": [f"幸福路{i}号" if i % 5 else None for i in range(n)],
+        "special": ["独居老人" if i % 4 == 0 else None for i in range(n)],
+        "priority": [["红", "橙", "黄"][i % 3] for i in range(n)],
+        "last_visit": [(DAY - dt.timedelta(days=1 + i % 9)).isoformat() for i in range(n)],
+    }, geometry=b.geometry.representative_point(), crs=b.crs)
+    hh.to_file(out, layer="households", driver="GPKG")
+    return out
+
+
+def test_register_address_in_the_plan_and_withheld_without_names(county: Path, tmp_path: Path) -> None:
+    from gridgeo.patrol import County, plan_grid
+
+    path = _with_register(county, tmp_path)
+    named = County(path)
+    code = next(c for c in named.codes if len(named.grid_stops(c, DAY).stops) >= 5)
+    (plan,) = plan_grid(named, code, day=DAY)
+    homes = [v for v in plan.visits if v.stop.kind == "household"]
+    assert homes and any(v.address for v in homes) and any(v.special for v in homes)
+    fc = route_geojson(plan)
+    entries = next(f for f in fc["features"] if f["properties"]["kind"] == "route")["properties"]["stops"]
+    for e, v in zip(entries, plan.visits, strict=True):
+        if v.stop.kind != "household":  # the county's POIs as risk points: no register
+            assert e["address"] is None and e["special"] is None
+            continue
+        i = int(v.stop.id[4:])
+        assert e["name"] == f"户主{i}" and e["address"] == (f"幸福路{i}号" if i % 5 else None)
+        assert e["special"] == ("独居老人" if i % 4 == 0 else None)
+    wpts, _ = _gpx_days(route_gpx(plan))
+    for w, v in zip(wpts, plan.visits, strict=True):
+        desc = w.findtext(f"{GPX}desc") or ""
+        assert desc.startswith(f"地址：{v.address}；") if v.address else "地址" not in desc
+        assert (w.findtext(f"{GPX}name") or "").endswith(f" {v.stop.name}")
+    # the service's way: no names, no addresses, no special-care categories; stops named by household id
+    (hidden,) = plan_grid(County(path, names=False), code, day=DAY)
+    assert [v.stop.id for v in hidden.visits] == [v.stop.id for v in plan.visits]
+    text = json.dumps(route_geojson(hidden), ensure_ascii=False) + route_gpx(hidden)
+    assert "户主" not in text and "幸福路" not in text and "独居老人" not in text
+    assert all(v.stop.name == v.stop.id and not v.address and not v.special
+               for v in hidden.visits if v.stop.kind == "household")

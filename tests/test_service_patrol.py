@@ -131,3 +131,78 @@ def test_no_street_network_is_503(tmp_path) -> None:
     assert resp.status_code == 503 and resp.mimetype == "application/problem+json"
     assert resp.get_json()["detail"] == (f"patrol planning is unavailable: {path}: no 'roads' layer and no --network "
                                          "given; fix the county file or the NETWORK setting and restart the service")
+
+
+def _metres(doc_line: list[list[float]]) -> float:
+    """Length of a lon/lat line in the metric CRS of its place."""
+    import geopandas as gpd
+
+    from gridgeo.data.crs import metric_crs_for
+
+    crs = metric_crs_for(*doc_line[0])
+    return float(gpd.GeoSeries([shapely.LineString(doc_line)], crs=4326).to_crs(crs).length.iloc[0])
+
+
+def test_route_lists_its_stops_door_to_door(client, grid: str) -> None:
+    doc = client.get(f"/patrol/{grid}?date={DATE}").get_json()
+    route = doc["features"][0]
+    entries = route["properties"]["stops"]
+    points = [f for f in doc["features"] if f["properties"]["kind"] == "stop"]
+    assert entries and len(entries) == len(points) == route["properties"]["visits_made"]
+    assert [e["order"] for e in entries] == list(range(1, len(entries) + 1))
+    assert [e["arrival"] for e in entries] == sorted(e["arrival"] for e in entries)
+    for e, f in zip(entries, points, strict=True):
+        assert {"name", "address", "priority", "label", "arrival", "time", "due", "minutes", "location",
+                "street"} <= set(e)
+        assert e["address"] is None and e["special"] is None  # the service hands out no addresses
+        assert f["geometry"]["coordinates"] == e["location"]  # the stop's Point is at its door
+        assert e["arrival"].endswith("+08:00") and e["time"] == e["arrival"][11:16]
+    # the drawn line is the distance walked (street, and to each door and back)
+    assert _metres(route["geometry"]["coordinates"]) == pytest.approx(route["properties"]["distance_m"], rel=0.01)
+    # GPX: one waypoint per stop, at the door, named in walking order
+    root = ET.fromstring(client.get(f"/patrol/{grid}?date={DATE}&f=gpx").data)
+    ns = {"g": "http://www.topografix.com/GPX/1/1"}
+    wpts = root.findall("g:wpt", ns)
+    assert [w.findtext("g:name", namespaces=ns) for w in wpts] == [
+        f"{e['order']:02d} {e['time']} {e['label']} {e['name']}" for e in entries]
+    assert [[float(w.get("lon")), float(w.get("lat"))] for w in wpts] == [e["location"] for e in entries]
+
+
+def test_shifted_route_keeps_stops_at_their_doors(client, grid: str) -> None:
+    doc = client.get(f"/patrol/{grid}?date={DATE}&coords=gcj02").get_json()
+    plain = client.get(f"/patrol/{grid}?date={DATE}").get_json()
+    entries = doc["features"][0]["properties"]["stops"]
+    points = [f for f in doc["features"] if f["properties"]["kind"] == "stop"]
+    for e, f, p in zip(entries, points, plain["features"][0]["properties"]["stops"], strict=True):
+        assert f["geometry"]["coordinates"] == pytest.approx(e["location"], abs=1e-7)
+        assert e["location"] == f["properties"]["location"]
+        assert f["properties"]["street"] == e["street"] != p["street"]  # shifted like the geometry
+
+
+def test_register_names_and_addresses_are_withheld(county_path, tmp_path) -> None:
+    """A county whose households come from a register: the service names stops by household id only."""
+    import shutil
+
+    import pyogrio
+    from gridgeo.service import create_app
+
+    path = tmp_path / "county.gpkg"
+    shutil.copy(county_path, path)
+    hh = pyogrio.read_dataframe(path, layer="households")
+    n = len(hh)
+    hh["source_id"] = [f"H{i:05d}" for i in range(n)]
+    hh["name"] = [f"户主{i}" for i in range(n)]
+    hh["address"] = [f"幸福路{i}号" for i in range(n)]
+    hh["special"] = ["独居老人"] * n
+    hh["priority"] = [["红", "橙", "黄"][i % 3] for i in range(n)]
+    pyogrio.write_dataframe(hh, path, layer="households", driver="GPKG")
+    client = create_app({"COUNTY": str(path), "TESTING": True}).test_client()
+    grid = client.get("/collections/grids/items?limit=1").get_json()["features"][0]["id"]
+    resp = client.get(f"/patrol/{grid}?date={DATE}")
+    assert resp.status_code == 200, resp.get_json()
+    gpx = client.get(f"/patrol/{grid}?date={DATE}&f=gpx").data.decode("utf-8")
+    text = resp.data.decode("utf-8") + gpx
+    assert "户主" not in text and "幸福路" not in text and "独居老人" not in text
+    homes = [e for e in resp.get_json()["features"][0]["properties"]["stops"] if e["stop_kind"] == "household"]
+    assert homes and all(e["name"] == e["stop"] and e["stop"].startswith("H") for e in homes)
+    assert all(e["address"] is None and e["special"] is None for e in homes)

@@ -52,6 +52,7 @@ import pyproj
 from numpy.typing import NDArray
 
 from gridgeo.errors import InfeasibleError, InputError, UsageError
+from gridgeo.patrol.itinerary import with_register
 from gridgeo.patrol.network import Network, StopPaths
 from gridgeo.patrol.options import SPEED_KMH, PatrolOptions
 from gridgeo.patrol.stops import CST, DEFAULT_RULES, GridStops, Stop, VisitRule, due
@@ -117,7 +118,11 @@ class PatrolProblem:
 
 @dataclass(frozen=True)
 class Visit:
-    """One stop on a day's route."""
+    """One stop on a day's route: where the worker leaves the street, when at the door, what is due.
+
+    ``arrival`` and ``departure`` are at the door (``stop.x, stop.y``), the walk from the street
+    point ``xy`` (``snap_m`` metres each way) before and after; the route's geometry walks that leg.
+    """
 
     stop: Stop
     order: int
@@ -125,6 +130,11 @@ class Visit:
     departure: dt.datetime
     xy: tuple[float, float]  # snapped point on the street
     snap_m: float
+    # -- what a person reads (issue 13 item 5): the rule the visit was due under, where known the address
+    rule: VisitRule | None = None
+    days_overdue: int = 0
+    address: str = ""  # a register's address; empty where unknown or withheld (County(names=False))
+    special: str = ""  # a register's special-care categories; as private as the address
 
 
 @dataclass(frozen=True)
@@ -144,9 +154,10 @@ class DayPlan:
     Attributes
     ----------
     coords
-        The street geometry of the whole round, metric CRS, ``(m, 2)``.
+        The geometry of the whole round, metric CRS, ``(m, 2)``: along the streets, and from the street
+        to each door and back (so its length is ``distance_m``).
     distance_m
-        Metres walked along the streets (plus the walks to the doors).
+        Metres walked along the streets plus the walks to the doors (what the solver optimised).
     duration_min
         Minutes from leaving the station to returning, service included (``<= budget_min``).
     score
@@ -348,8 +359,22 @@ def _solve(
     return [0, *[nodes[i] for i in visited_local], 0], solver
 
 
-def _walk(problem: PatrolProblem, route: list[int], service: NDArray[np.float64], start: dt.datetime) -> _Walk:
-    """Walk ``route`` leg by leg from ``start``: arrival and departure times, street geometry, metres."""
+def _door_leg(problem: PatrolProblem, k: int) -> NDArray[np.float64]:
+    """Street point -> door -> street point of stop ``k``, after the street path that reached it.
+
+    The walk to the door and back is counted in ``distance_m`` and the minutes (:meth:`PatrolProblem.service_min`),
+    so it is drawn too: the line's length is the distance walked. A door on the street adds nothing.
+    """
+    if problem.snap_m[k] <= 1e-3:
+        return np.zeros((0, 2))
+    door = problem.grid.stops[k - 1]
+    return np.array([(door.x, door.y), problem.snap_xy[k]], dtype=float)
+
+
+def _walk(
+    problem: PatrolProblem, route: list[int], service: NDArray[np.float64], start: dt.datetime, todo: _Due
+) -> _Walk:
+    """Walk ``route`` leg by leg from ``start``: times at the doors, the geometry (street and door legs), metres."""
     mpm = problem.metres_per_min
     t = 0.0
     metres = 0.0
@@ -364,14 +389,16 @@ def _walk(problem: PatrolProblem, route: list[int], service: NDArray[np.float64]
             c = problem.paths.path_coords(a, b)
             coords.append(c if not coords else c[1:])
         if b != 0:
-            arrival = t
+            door_min = float(problem.snap_m[b]) / mpm
+            arrival = t + door_min
             t += service[b]
             metres += 2.0 * problem.snap_m[b]
+            coords.append(_door_leg(problem, b))
             stop = problem.grid.stops[b - 1]
             visits.append(Visit(stop, pos, _sec(start + dt.timedelta(minutes=arrival)),
-                                _sec(start + dt.timedelta(minutes=t)),
+                                _sec(start + dt.timedelta(minutes=t - door_min)),
                                 (float(problem.snap_xy[b, 0]), float(problem.snap_xy[b, 1])),
-                                float(problem.snap_m[b])))
+                                float(problem.snap_m[b]), problem.rules[stop.priority], todo.overdue.get(b, 0)))
     if not coords:
         p = problem.snap_xy[0]
         coords = [np.array([p, p])]
@@ -457,7 +484,7 @@ def plan_day(
     feasible = _feasible(problem, todo, round_trip, budget_min=budget_min, strict=strict)
     route, solver = _solve(problem, feasible, todo, service, budget_min=budget_min, seed=seed, time_limit=time_limit)
     start = dt.datetime.combine(day, start_time, tzinfo=tz)
-    walk = _walk(problem, route, service, start)
+    walk = _walk(problem, route, service, start, todo)
     missed = _missed(problem, todo, walk, round_trip, budget_min=budget_min, day=day)
     score = float(sum(todo.prize[g.stops.index(v.stop) + 1] for v in walk.visits))
     return DayPlan(
@@ -550,7 +577,9 @@ def plan_grid(
 
     Grid stops as of ``day`` (:meth:`County.grid_stops`), snapped and measured once
     (:func:`prepare`), the budget checked against every round trip
-    (:func:`check_budget`), then each day in turn (:func:`plan_period`).
+    (:func:`check_budget`), then each day in turn (:func:`plan_period`); household visits get their
+    register's address where the county has one and was opened with names
+    (:func:`gridgeo.patrol.itinerary.with_register`).
 
     Parameters
     ----------
@@ -582,5 +611,6 @@ def plan_grid(
     problem = prepare(county.network, gs, speed_kmh=opts.speed(county.network.mode), max_snap=opts.max_snap,
                       budget_min=opts.budget_min)
     check_budget(problem, opts.budget_min)
-    return plan_period(problem, day, days, budget_min=opts.budget_min, start_time=opts.start_time, seed=opts.seed,
-                       time_limit=opts.time_limit)
+    plans = plan_period(problem, day, days, budget_min=opts.budget_min, start_time=opts.start_time, seed=opts.seed,
+                        time_limit=opts.time_limit)
+    return with_register(county, plans)  # addresses for the list people read (none where names are withheld)
