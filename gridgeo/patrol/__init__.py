@@ -15,8 +15,11 @@ Modules, by job:
     :func:`prepare`, :func:`plan_day`, :func:`plan_period`, :func:`check_budget` on the orienteering
     solver (:mod:`gridgeo.routing`), :func:`period_summary`, and :func:`plan_grid`, the one planning
     sequence of ``gridgeo patrol`` and the ``/patrol/{grid}`` service.
+``itinerary``
+    The day's plan as a list people read: each stop's entry (name, address where known, priority, arrival,
+    what is due) and its GPX waypoint name and description.
 ``export``
-    RFC 7946 GeoJSON and GPX 1.1 of the routes.
+    RFC 7946 GeoJSON and GPX 1.1 of the routes, door to door.
 
 May import: :mod:`gridgeo.data`, :mod:`gridgeo.routing`, :mod:`gridgeo.errors`, :mod:`gridgeo._geom`.
 """
