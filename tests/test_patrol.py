@@ -389,7 +389,7 @@ def test_gpx_names_and_descriptions(county_plans: list[DayPlan]) -> None:
         assert m is not None, w.findtext(f"{GPX}name")
         assert (int(m[1]), m[2], m[4]) == (v.order, v.arrival.strftime("%H:%M"), v.stop.name)
         desc = w.findtext(f"{GPX}desc") or ""
-        minutes = (v.departure - v.arrival).total_seconds() / 60
+        minutes = round((v.departure - v.arrival).total_seconds() / 60, 1)
         assert f"停留{minutes:g}分钟" in desc and f"{v.stop.kind} {v.stop.id}" in desc and "地址" not in desc
         assert desc.startswith(m[3] + " ")  # what is due comes first where there is no address
         when = dt.datetime.fromisoformat((w.findtext(f"{GPX}time") or "").replace("Z", "+00:00"))
