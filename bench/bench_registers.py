@@ -51,8 +51,8 @@ def _time(fn: object) -> tuple[float, object]:
 def run(n_households: int) -> str:
     df = register(n_households)
     lines = [f"{len(df):,} persons in {n_households:,} households ({platform.processor() or platform.machine()}, "
-             f"{platform.python_version()}):", "", "| file | peer read (pandas) | gridgeo read | persons -> households |",
-             "|---|---|---|---|"]
+             f"{platform.python_version()}):", "",
+             "| file | peer read (pandas) | gridgeo read | persons -> households |", "|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as d:
         for suffix in (".csv", ".xlsx"):
             path = Path(d) / f"register{suffix}"
