@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -206,3 +207,19 @@ def test_register_names_and_addresses_are_withheld(county_path, tmp_path) -> Non
     homes = [e for e in resp.get_json()["features"][0]["properties"]["stops"] if e["stop_kind"] == "household"]
     assert homes and all(e["name"] == e["stop"] and e["stop"].startswith("H") for e in homes)
     assert all(e["address"] is None and e["special"] is None for e in homes)
+
+
+def test_exclusive_grid_is_patrolled(client, county_path) -> None:
+    """An exclusive grid (the school's) plans like a grid: its own households and points are its stops."""
+    import pyogrio
+
+    from gridgeo.patrol import County
+
+    code = str(pyogrio.read_dataframe(county_path, layer="exclusive")["code"].iloc[0])
+    county = County(county_path)
+    assert code in county.codes and county.codes.index(code) >= len(county.codes) - 1
+    stops = county.grid_stops(code, dt.date(2026, 12, 2))
+    assert stops.stops and all(s.kind in ("household", "grid_point", "risk_point") for s in stops.stops)
+    resp = client.get(f"/patrol/{code}?date=2026-12-02")
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.get_json()["properties"]["grid"] == code

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from numpy.typing import NDArray
 
@@ -117,7 +118,28 @@ class County:
             raise InputError(f"layer {grid_layer!r} has no 'code' column", path=self.path)
         grids = grids.to_crs(self.network.crs).reset_index(drop=True)
         grids["code"] = grids["code"].astype(str)
-        return grid_layer, grids
+        return grid_layer, self._with_exclusive(grids)
+
+    def _with_exclusive(self, grids: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+        """The grids and, after them, the exclusive grids (专属网格: schools, hospitals ...): patrolled alike.
+
+        They tile the villages together, so every household, point and risk point lies in one of them.
+        """
+        from gridgeo.data import io
+
+        if "exclusive" not in self.layers:
+            return grids
+        ex = io.read_layer(self.path, layer="exclusive")
+        if not len(ex) or "code" not in ex.columns:
+            return grids
+        ex = ex.to_crs(self.network.crs)
+        ex["code"] = ex["code"].astype(str)
+        clash = sorted(set(ex["code"]) & set(grids["code"]))
+        if clash:
+            raise InputError(f"exclusive grid {clash[0]} has the code of a grid", path=self.path)
+        keep = [c for c in ex.columns if c in grids.columns]
+        out = pd.concat([grids, ex[keep]], ignore_index=True)
+        return gpd.GeoDataFrame(out, geometry=grids.geometry.name, crs=grids.crs)
 
     def _locate(self, gdf: gpd.GeoDataFrame) -> NDArray[np.int64]:
         """Row of the grid holding each feature's point on surface in its interior; -1 for none."""
