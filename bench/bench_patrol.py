@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         per_grid: list[float] = []
         stops: list[int] = []
         red_due = red_met = visits = missed = 0
-        over_budget = infeasible = 0
+        over_budget = infeasible = cannot_fit = 0
+        off_legs: list[float] = []
         t_plan = time.perf_counter()
         for code in tqdm(county.codes, desc="patrol", unit="grid", disable=not sys.stderr.isatty()):
             t = time.perf_counter()
@@ -80,6 +81,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             visits += s["visits_made"]
             missed += s["visits_missed"]
             over_budget += plan.duration_min > budget + 1e-6
+            cannot_fit += any(not _budget_only(m.reason) for m in plan.missed)
+            off_legs += [leg["length_m"] for leg in s.get("off_network", [])]
         t_plan = time.perf_counter() - t_plan
         # the same through the CLI, writing one GeoJSON and one GPX per grid
         t0 = time.perf_counter()
@@ -92,10 +95,16 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "mean_ms": 1000 * arr.mean(), "max_ms": 1000 * arr.max(), "p95_ms": 1000 * np.percentile(arr, 95),
         "stops_mean": float(np.mean(stops)), "stops_max": int(np.max(stops)),
         "red_due": red_due, "red_met": red_met, "visits": visits, "missed": missed, "over_budget": over_budget,
-        "infeasible": infeasible,
+        "infeasible": infeasible, "cannot_fit": cannot_fit,
+        "off_legs": len(off_legs), "off_km": sum(off_legs) / 1000.0,
         "network": f"{county.network.n_nodes} nodes, {county.network.n_edges} edges, "
                    f"{county.network.length_km:.0f} km",
     }
+
+
+def _budget_only(reason: str) -> bool:
+    """A visit missed only because other visits took the budget (it would fit alone)."""
+    return "budget exhausted" in reason
 
 
 def table(r: dict[str, object], args: argparse.Namespace) -> str:
@@ -110,12 +119,13 @@ def table(r: dict[str, object], args: argparse.Namespace) -> str:
         f"`{cmd}`",
         "",
         "| grids | network | open county s | plan all grids s | per grid mean / p95 / max ms | stops per grid "
-        "mean / max | visits made / missed | red visits met | routes over budget | grids: budget < every round trip |",
-        "|---:|---|---:|---:|---|---|---|---|---:|---:|",
+        "mean / max | visits made / missed | red visits met | routes over budget | grids: budget < every round trip "
+        "| grids: a due visit cannot fit the budget | off-network legs > 50 m (km) |",
+        "|---:|---|---:|---:|---|---|---|---|---:|---:|---:|---|",
         f"| {r['grids']} | {r['network']} | {r['open_s']:.2f} | {r['plan_s']:.2f} | "
         f"{r['mean_ms']:.1f} / {r['p95_ms']:.1f} / {r['max_ms']:.1f} | {r['stops_mean']:.1f} / {r['stops_max']} | "
         f"{r['visits']} / {r['missed']} | {r['red_met']}/{r['red_due']} ({share:.1%}) | {r['over_budget']} | "
-        f"{r['infeasible']} |",
+        f"{r['infeasible']} | {r['cannot_fit']} | {r['off_legs']} ({r['off_km']:.1f}) |",
         "",
         cli,
     ])

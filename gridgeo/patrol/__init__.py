@@ -30,6 +30,7 @@ from gridgeo.patrol.options import SPEED_KMH, PatrolOptions, parse_budget
 from gridgeo.patrol.plan import (
     DayPlan,
     Missed,
+    OffNetworkLeg,
     PatrolProblem,
     Visit,
     check_budget,
@@ -50,6 +51,7 @@ __all__ = [
     "DayPlan",
     "GridStops",
     "Missed",
+    "OffNetworkLeg",
     "PatrolOptions",
     "PatrolProblem",
     "Stop",

@@ -8,33 +8,46 @@ a graph in metres and answers the questions the planner asks.
 
 How the graph is made, and why
 ------------------------------
+* **OSM files** (``.osm``, ``.osm.bz2``, ``.osm.gz``, ``.osm.pbf``) go through osmnx
+  (:mod:`gridgeo.patrol._osm_network`): the ways the mode may use (below) are filtered by pyosmium
+  into a temporary OSM XML, read by ``osmnx.graph_from_xml`` (all components kept), simplified,
+  projected to the metric CRS and consolidated with ``consolidate_intersections`` at
+  :data:`CONSOLIDATE_M` (walk 10 m, drive 15 m). OSM topology joins streets only at shared nodes,
+  and osmnx splits every consolidation cluster into its connected parts, so a bridge or tunnel never
+  merges with the road it crosses.
+* **Road layers** (any line layer with a ``highway`` column, such as a build's ``roads``) carry no
+  topology, so they are **noded**: wherever two lines cross or touch without a shared vertex, the
+  crossing becomes a junction, unless the lines are on different levels (``layer`` when given,
+  else +1 for ``bridge``, -1 for ``tunnel``, as OSM reads them).
 * **Which ways.** ``walk`` (the default) keeps every class a person can walk
   on (:data:`WALK_HIGHWAYS`: footways, paths, steps, residential streets ...
   up to primary roads) and leaves out motorways, trunk roads and ways tagged
   ``access=private|no`` or ``foot=no`` (``foot=yes`` overrides ``access``).
   ``drive`` keeps the classes a car uses (:data:`DRIVE_HIGHWAYS`), respects
   ``oneway`` (``yes``/``1``/``true``, ``-1``/``reverse``; motorways are one-way
-  unless tagged otherwise) and leaves out ``access=private|no``.
-* **Nodes** are the ends of ways and every vertex shared by two ways (or
-  visited twice by one): OSM joins streets at shared nodes. Vertices are
-  matched on their metric coordinates rounded to 1 mm. Vertices in between
-  stay in the edge geometry, so the graph has few nodes and Dijkstra is fast.
-* **Near misses.** Hand-drawn or generated data (the generated county's town
-  grids among them) sometimes stops a street a metre short of another one.
-  Every *dangling* way end (a way end no other way touches) within
-  ``tolerance`` metres (default :data:`DEFAULT_TOLERANCE` = 2 m, small enough
-  not to join streets that merely pass each other across a lane) of another
-  way is joined to it: the nearest point of that way becomes a vertex and a
-  short ``connector`` edge bridges the gap.
-* **One component.** Only the largest connected component (strongly
-  connected for ``drive``, so that every kept node can be reached from every
-  other) is kept; what is dropped is logged, because a stop on a detached
-  fragment could never be reached from the station anyway.
+  unless tagged otherwise) and leaves out ``access=private|no``. OSM files also
+  leave out ``area=yes`` (squares drawn as closed ways, as osmnx's filters do).
+* **Nodes** of a road layer are the ends of lines and every vertex shared by
+  two lines (or visited twice by one), matched on their metric coordinates
+  rounded to 1 mm; vertices in between stay in the edge geometry.
+* **Near misses.** Hand-drawn or generated data sometimes stops a street a metre short of another
+  one. Every *dangling* way end within ``tolerance`` metres (default :data:`DEFAULT_TOLERANCE` = 2 m,
+  small enough not to join streets that merely pass each other across a lane) of another way is
+  joined to it with a short ``connector`` edge.
+* **No component is dropped.** A network in pieces (an extract cut at its edge, hamlets whose lanes
+  nobody mapped) keeps every piece: the pieces are joined by straight **off-network** edges
+  (``highway`` = :data:`OFFNET`), the links of a minimum spanning forest over the components (each
+  the shortest straight link between two components; Kruskal on the Delaunay edges of all vertices).
+  They are walking legs across fields or yards, flagged so that a plan reports every one it uses
+  longer than :data:`OFF_NETWORK_REPORT_M` (50 m: beyond a yard or a gap in the mapping). Stops never
+  snap to them. Driving networks first keep, in each piece, its largest strongly connected part (a
+  one-way fragment that can be entered but not left would trap a route); what that leaves out is
+  logged and in :attr:`Network.dropped`.
 * **Lengths** are in metres in a metric CRS chosen once by
   :func:`gridgeo.data.crs.metric_crs`.
 
-Stops are snapped to the nearest point of the nearest edge (an STRtree
-query), and the edge is split *virtually*: each shortest-path query adds the
+Stops are snapped to the nearest point of the nearest street of any component (an STRtree
+query over the non-off-network edges), and the edge is split *virtually*: each shortest-path query adds the
 snapped stops as temporary nodes on their edges, so a stop in the middle of a
 300 m street is reached at its place, not at a street end. Distances between
 stops come from one :func:`scipy.sparse.csgraph.dijkstra` call with
@@ -62,12 +75,17 @@ from shapely.ops import substring
 
 from gridgeo.data.crs import metric_crs
 from gridgeo.errors import InputError, SchemaError, UsageError
+from gridgeo.patrol import _noding
+from gridgeo.patrol._osm_network import CONSOLIDATE_M, osm_lines
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "CONSOLIDATE_M",
     "DEFAULT_TOLERANCE",
     "DRIVE_HIGHWAYS",
+    "OFFNET",
+    "OFF_NETWORK_REPORT_M",
     "WALK_HIGHWAYS",
     "Network",
     "Snap",
@@ -90,6 +108,10 @@ DRIVE_HIGHWAYS: frozenset[str] = frozenset({
 })
 #: Metres: dangling way ends this close to another way are joined to it.
 DEFAULT_TOLERANCE = 2.0
+#: ``highway`` of the straight walking links joining the network's components.
+OFFNET = "offnet"
+#: Metres: a plan reports every off-network leg it walks longer than this.
+OFF_NETWORK_REPORT_M = 50.0
 
 _MODES = ("walk", "drive")
 _NO = {"no", "private"}
@@ -160,16 +182,42 @@ class StopPaths:
             return np.array([self._xy[i], self._xy[i]])
         if not np.isfinite(self.distance[i, j]):
             raise InputError(f"no path from stop {i} to stop {j} on the network")
-        pred = self._predecessors[i]
-        nodes = [int(self._nodes[j])]
-        while nodes[-1] != self._nodes[i]:
-            nodes.append(int(pred[nodes[-1]]))
-        nodes.reverse()
+        nodes = self._node_path(i, j)
         parts = [self._arc_coords(a, b) for a, b in itertools.pairwise(nodes)]
         out = [parts[0]]
         for p in parts[1:]:
             out.append(p[1:] if len(p) > 1 and np.allclose(p[0], out[-1][-1]) else p)
         return np.concatenate(out)
+
+    def _node_path(self, i: int, j: int) -> list[int]:
+        pred = self._predecessors[i]
+        nodes = [int(self._nodes[j])]
+        while nodes[-1] != self._nodes[i]:
+            nodes.append(int(pred[nodes[-1]]))
+        nodes.reverse()
+        return nodes
+
+    def off_network_edges(self, i: int, j: int) -> list[int]:
+        """The off-network edges (:data:`OFFNET`) on the path from stop ``i`` to stop ``j``, in order.
+
+        Raises
+        ------
+        InputError
+            When there is no path.
+        """
+        if i == j:
+            return []
+        if not np.isfinite(self.distance[i, j]):
+            raise InputError(f"no path from stop {i} to stop {j} on the network")
+        net = self._network
+        out: list[int] = []
+        for a, b in itertools.pairwise(self._node_path(i, j)):
+            if (a, b) in self._chain:
+                continue  # part of a stop's own edge: stops never sit on off-network edges
+            e, _ = net.arc(a, b)
+            if net.edge_highway[e] == OFFNET:
+                out.append(e)
+        return out
 
     def _arc_coords(self, a: int, b: int) -> FArray:
         net = self._network
@@ -211,7 +259,9 @@ class Network:
     source
         Where the ways came from (file name or a description).
     dropped
-        What building the graph left out, for the log and reports.
+        What building the graph left out (driving: one-way fragments), for the log and reports.
+    linked
+        The components found and the off-network links joining them (``components``, ``links``, ``km``).
     """
 
     mode: str
@@ -226,6 +276,7 @@ class Network:
     edge_highway: NDArray[np.object_]
     source: str = ""
     dropped: dict[str, float] = field(default_factory=dict)
+    linked: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.node_xy)
@@ -247,7 +298,8 @@ class Network:
         self._arc_edge, self._arc_rev = e, rev
         indptr = np.searchsorted(i, np.arange(n + 1)).astype(np.int64)
         self.graph = csr_matrix((w, j, indptr), shape=(n, n))
-        self.tree = shapely.STRtree(self.edge_geom)
+        self.road_edges = np.flatnonzero(self.edge_highway != OFFNET)  # what stops snap to
+        self.tree = shapely.STRtree(self.edge_geom[self.road_edges])
 
     # ------------------------------------------------------------------ basics
     @property
@@ -335,7 +387,7 @@ class Network:
         hit, dist = self.tree.query_nearest(pts, return_distance=True, all_matches=False)
         edge = np.empty(len(xy), dtype=np.int64)
         d = np.empty(len(xy))
-        edge[hit[0]] = hit[1]
+        edge[hit[0]] = self.road_edges[hit[1]]
         d[hit[0]] = dist
         geoms = self.edge_geom[edge]
         offset = np.asarray(shapely.line_locate_point(geoms, pts), dtype=float)
@@ -446,8 +498,7 @@ def _usable(roads: gpd.GeoDataFrame, mode: str) -> tuple[NDArray[np.bool_], NDAr
     return ok, direction
 
 
-def _keys(xy: FArray) -> NDArray[np.int64]:
-    return np.round(xy * _KEY_SCALE).astype(np.int64)
+_keys = _noding.keys
 
 
 def _join_dangling(
@@ -488,20 +539,7 @@ def _join_dangling(
         else:
             connectors.append(shapely.LineString([pxy, q]))
         inserts.setdefault(int(w), []).append(q)
-    out = lines.copy()
-    for w, qs in inserts.items():
-        c = shapely.get_coordinates(lines[w])
-        seg = np.hypot(*np.diff(c, axis=0).T)
-        cum = np.r_[0.0, np.cumsum(seg)]
-        for q in qs:
-            if (np.abs(_keys(c) - _keys(q[None, :])).max(axis=1) == 0).any():
-                continue
-            at = float(shapely.line_locate_point(shapely.LineString(c), shapely.Point(q)))
-            k = int(np.searchsorted(cum, at, side="right"))
-            k = min(max(k, 1), len(c) - 1)
-            c = np.vstack([c[:k], q, c[k:]])
-            cum = np.r_[0.0, np.cumsum(np.hypot(*np.diff(c, axis=0).T))]
-        out[w] = shapely.LineString(c)
+    out = _noding.insert_vertices(lines, inserts)
     n_conn = len(connectors)
     if n_conn:
         out = np.r_[out, np.array(connectors, dtype=object)]
@@ -518,13 +556,14 @@ def build_network(
     crs: pyproj.CRS | None = None,
     source: str | None = None,
 ) -> Network:
-    """Build a walking or driving network from a road layer.
+    """Build a walking or driving network from a road layer (noded, all components linked).
 
     Parameters
     ----------
     roads
         Lines with a ``highway`` column (OSM classes), optionally ``access``,
-        ``foot``, ``oneway``, ``junction``, ``motor_vehicle``, ``motorcar``.
+        ``foot``, ``oneway``, ``junction``, ``motor_vehicle``, ``motorcar``, and
+        ``layer``, ``bridge``, ``tunnel`` (lines on different levels cross without a junction).
     mode
         ``"walk"`` (default) or ``"drive"``.
     tolerance
@@ -543,8 +582,7 @@ def build_network(
     InputError
         No way the mode may use, naming the source.
     """
-    if mode not in _MODES:
-        raise UsageError(f"network mode must be one of {', '.join(_MODES)}, got {mode!r}")
+    _check_mode(mode)
     if not tolerance >= 0:
         raise UsageError(f"tolerance must be >= 0 metres, got {tolerance!r}")
     src = source or str(roads.attrs.get("source", "road layer"))
@@ -559,6 +597,7 @@ def build_network(
         raise InputError(f"no {kinds} ways (highway classes found: {', '.join(found) or 'none'})", path=src)
     used = roads.loc[ok, ["highway", roads.geometry.name]].copy()
     used["_dir"] = direction[ok]
+    used["_level"] = _noding.levels(roads.loc[ok])
     used = used[~(used.geometry.isna() | used.geometry.is_empty)]
     target = crs if crs is not None else metric_crs(used)
     used = used.to_crs(target).explode(index_parts=False)
@@ -566,14 +605,113 @@ def build_network(
     lines = np.asarray(used.geometry.values, dtype=object)
     if len(lines) == 0:
         raise InputError(f"no {kinds} line geometries", path=src)
+    lines, made = _noding.node_crossings(lines, used["_level"].to_numpy(float))
+    if made:
+        log.info("%s: noded %d crossings of lines on the same level", src, made)
     lines, dirs, hw, joined = _join_dangling(
         lines, used["_dir"].to_numpy(np.int8), used["highway"].astype(object).to_numpy(), tolerance
     )
     if joined:
         log.info("%s: joined %d dangling way ends within %g m", src, joined, tolerance)
-    net = _graph(lines, dirs, hw, mode=mode, crs=target, src=src)
+    return _assemble(lines, dirs, hw, mode=mode, crs=target, src=src, split_shared=True)
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in _MODES:
+        raise UsageError(f"network mode must be one of {', '.join(_MODES)}, got {mode!r}")
+
+
+def _assemble(
+    lines: NDArray[np.object_],
+    dirs: NDArray[np.int8],
+    hw: NDArray[np.object_],
+    *,
+    mode: str,
+    crs: pyproj.CRS,
+    src: str,
+    split_shared: bool,
+) -> Network:
+    """The graph of ``lines`` with its components linked by off-network edges (see the module docstring)."""
+    net = _graph(lines, dirs, hw, mode=mode, crs=crs, src=src, split_shared=split_shared)
+    dropped: dict[str, float] = {}
+    if mode == "drive":
+        net, dropped = _strong_parts(net)
+    ncomp, label = connected_components(net.graph, directed=True, connection="weak")
+    linked: dict[str, float] = {"components": float(ncomp), "links": 0.0, "km": 0.0}
+    if ncomp > 1:
+        lines, dirs, hw = _linked_lines(net, label[net.edge_u], ncomp)
+        net = _graph(lines, dirs, hw, mode=mode, crs=crs, src=src, split_shared=split_shared)
+        off = net.edge_highway == OFFNET
+        linked.update(links=float(off.sum()), km=float(net.edge_length[off].sum() / 1000.0))
+        log.info("%s: %d components joined by %d off-network links (%.2f km, longest %.0f m)", src, ncomp,
+                 int(off.sum()), linked["km"], float(net.edge_length[off].max(initial=0.0)))
+    net.dropped, net.linked = dropped, linked
     log.info("%s: %s network: %d nodes, %d edges, %.1f km", src, mode, net.n_nodes, net.n_edges, net.length_km)
     return net
+
+
+def _directions(net: Network) -> NDArray[np.int8]:
+    """1 along the geometry only, -1 against it only, 0 both ways."""
+    return np.where(net.edge_forward & net.edge_backward, 0, np.where(net.edge_forward, 1, -1)).astype(np.int8)
+
+
+def _strong_parts(net: Network) -> tuple[Network, dict[str, float]]:
+    """Each weak component's largest strongly connected part (driving); what was left out."""
+    _, weak = connected_components(net.graph, directed=True, connection="weak")
+    _, strong = connected_components(net.graph, directed=True, connection="strong")
+    size = np.bincount(strong)
+    best = pd.DataFrame({"weak": weak, "strong": strong, "size": size[strong]}).sort_values(
+        ["weak", "size", "strong"], ascending=[True, False, True], kind="stable").drop_duplicates("weak")
+    keep_n = np.isin(strong, best["strong"].to_numpy())
+    keep_e = keep_n[net.edge_u] & keep_n[net.edge_v]
+    if keep_e.all():
+        return net, {}
+    if not keep_e.any():
+        raise InputError("no drivable ways left in any strongly connected part (isolated one-way ways?)",
+                         path=net.source)
+    dropped = {"one_way_edges": float((~keep_e).sum()), "km": float(net.edge_length[~keep_e].sum() / 1000.0)}
+    log.warning("%s: left out %d one-way edges (%.2f km) that a car could enter but not leave, or the reverse",
+                net.source, int(dropped["one_way_edges"]), dropped["km"])
+    out = _graph(net.edge_geom[keep_e], _directions(net)[keep_e], net.edge_highway[keep_e], mode=net.mode,
+                 crs=net.crs, src=net.source, split_shared=False)
+    return out, dropped
+
+
+def _linked_lines(
+    net: Network, edge_comp: NDArray[np.int64], ncomp: int
+) -> tuple[NDArray[np.object_], NDArray[np.int8], NDArray[np.object_]]:
+    """The network's edges, split where links land, plus the links themselves (two-way, :data:`OFFNET`)."""
+    links = _noding.component_links(net.edge_geom, edge_comp, ncomp)
+    at: dict[int, list[float]] = {}
+    for ea, p, eb, q in links:
+        for e, pt in ((ea, p), (eb, q)):
+            at.setdefault(e, []).append(float(shapely.line_locate_point(net.edge_geom[e], shapely.Point(pt))))
+    dirs = _directions(net)
+    lines: list[object] = []
+    out_dirs: list[int] = []
+    out_hw: list[object] = []
+    for e in range(net.n_edges):
+        g = net.edge_geom[e]
+        cuts = sorted({0.0, float(net.edge_length[e]), *(min(max(t, 0.0), float(net.edge_length[e]))
+                                                          for t in at.get(e, []))})
+        for s, t in itertools.pairwise(cuts):
+            if t - s > 1.0 / _KEY_SCALE or len(cuts) == 2:
+                lines.append(substring(g, s, t) if len(cuts) > 2 else g)
+                out_dirs.append(int(dirs[e]))
+                out_hw.append(net.edge_highway[e])
+    for ea, p, eb, q in links:
+        pa = _on_line(net.edge_geom[ea], p)
+        qb = _on_line(net.edge_geom[eb], q)
+        lines.append(shapely.LineString([pa, qb]))
+        out_dirs.append(0)
+        out_hw.append(OFFNET)
+    return np.array(lines, dtype=object), np.array(out_dirs, dtype=np.int8), np.array(out_hw, dtype=object)
+
+
+def _on_line(line: shapely.LineString, p: FArray) -> FArray:
+    """The point of ``line`` at ``p``'s offset, as the split above makes it (so that the ends coincide)."""
+    t = min(max(float(shapely.line_locate_point(line, shapely.Point(p))), 0.0), float(line.length))
+    return np.asarray(shapely.get_coordinates(shapely.line_interpolate_point(line, t)))[0]
 
 
 def _graph(
@@ -584,13 +722,15 @@ def _graph(
     mode: str,
     crs: pyproj.CRS,
     src: str,
+    split_shared: bool = True,
 ) -> Network:
+    """The graph of ``lines``: nodes at line ends (and, with ``split_shared``, at every shared vertex)."""
     xy, li = shapely.get_coordinates(lines, return_index=True)
     _, vid, cnt = np.unique(_keys(xy), axis=0, return_inverse=True, return_counts=True)
     vid = vid.ravel()
     new_line = np.r_[True, li[1:] != li[:-1]]
     last = np.r_[li[1:] != li[:-1], True]
-    occ = np.flatnonzero(new_line | last | (cnt[vid] >= 2))
+    occ = np.flatnonzero(new_line | last | ((cnt[vid] >= 2) if split_shared else False))
     a, b = occ[:-1], occ[1:]
     same = li[a] == li[b]
     a, b = a[same], b[same]
@@ -600,6 +740,8 @@ def _graph(
     length = cum[b] - cum[a]
     keep = ~((vid[a] == vid[b]) & (length <= 1.0 / _KEY_SCALE))
     a, b = a[keep], b[keep]
+    if len(a) == 0:
+        raise InputError(f"no {'walkable' if mode == 'walk' else 'drivable'} ways of any length", path=src)
     # nodes: the vertices at edge ends, renumbered
     node_vid, node_of = np.unique(np.r_[vid[a], vid[b]], return_inverse=True)
     u, v = node_of[: len(a)], node_of[len(a):]
@@ -608,56 +750,24 @@ def _graph(
     node_xy = xy[first_occ[node_vid]]
     counts = b - a + 1
     take = np.repeat(a - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(int(counts.sum()))
-    geoms = shapely.linestrings(xy[take], indices=np.repeat(np.arange(len(a)), counts))
-    geoms = np.asarray(geoms, dtype=object)
-    elen = np.asarray(shapely.length(geoms), dtype=float)
+    geoms = np.asarray(shapely.linestrings(xy[take], indices=np.repeat(np.arange(len(a)), counts)), dtype=object)
     d = dirs[li[a]]
-    fwd = d >= 0
-    bwd = d <= 0
+    fwd, bwd = d >= 0, d <= 0
     if mode == "walk":
         fwd[:] = True
         bwd[:] = True
-    ehw = hw[li[a]]
-    # the largest (strongly) connected component
-    n = len(node_xy)
-    i = np.r_[u[fwd], v[bwd]]
-    j = np.r_[v[fwd], u[bwd]]
-    g = csr_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
-    ncomp, label = connected_components(g, directed=(mode == "drive"), connection="strong")
-    dropped: dict[str, float] = {"components": 0, "edges": 0, "km": 0.0}
-    if ncomp > 1:
-        big = int(np.bincount(label).argmax())
-        keep_n = label == big
-        keep_e = keep_n[u] & keep_n[v]
-        dropped = {
-            "components": float(ncomp - 1),
-            "edges": float((~keep_e).sum()),
-            "km": float(elen[~keep_e].sum() / 1000.0),
-        }
-        log.info(
-            "%s: kept the largest %sconnected component; dropped %d other components (%d edges, %.2f km)",
-            src, "strongly " if mode == "drive" else "", ncomp - 1, int((~keep_e).sum()), dropped["km"],
-        )
-        renum = np.cumsum(keep_n) - 1
-        u, v = renum[u[keep_e]], renum[v[keep_e]]
-        node_xy = node_xy[keep_n]
-        geoms, elen, fwd, bwd, ehw = geoms[keep_e], elen[keep_e], fwd[keep_e], bwd[keep_e], ehw[keep_e]
-    if len(u) == 0:
-        raise InputError(f"no {'walkable' if mode == 'walk' else 'drivable'} ways left in the largest connected "
-                         "component (isolated one-way ways?)", path=src)
     return Network(
         mode=mode,
         crs=crs,
         node_xy=np.asarray(node_xy, dtype=float),
         edge_u=np.asarray(u, dtype=np.int64),
         edge_v=np.asarray(v, dtype=np.int64),
-        edge_length=elen,
+        edge_length=np.asarray(shapely.length(geoms), dtype=float),
         edge_forward=np.asarray(fwd, dtype=bool),
         edge_backward=np.asarray(bwd, dtype=bool),
         edge_geom=geoms,
-        edge_highway=np.asarray(ehw, dtype=object),
+        edge_highway=np.asarray(hw[li[a]], dtype=object),
         source=src,
-        dropped=dropped,
     )
 
 
@@ -669,12 +779,13 @@ def load_network(
     tolerance: float = DEFAULT_TOLERANCE,
     crs: pyproj.CRS | None = None,
 ) -> Network:
-    """Build a network from a file: an OSM extract (XML or PBF) or a road layer.
+    """Build a network from a file: an OSM extract (XML or PBF, through osmnx) or a road layer.
 
     Parameters
     ----------
     path
-        ``.osm``/``.osm.bz2``/``.osm.gz``/``.osm.pbf``, or any vector file
+        ``.osm``/``.osm.bz2``/``.osm.gz``/``.osm.pbf`` (read through osmnx: see the module docstring;
+        ``tolerance`` does not apply, osmnx consolidates at :data:`CONSOLIDATE_M`), or any vector file
         :func:`gridgeo.data.io.read_layer` reads (a GeoPackage is read at ``layer``,
         by default its ``roads`` layer).
     mode, tolerance, crs
@@ -686,17 +797,20 @@ def load_network(
         The file has no ways the mode may use (the message names the file).
     """
     from gridgeo.data import io
-    from gridgeo.data.osm import is_osm_path, read_osm
+    from gridgeo.data.osm import is_osm_path
 
+    _check_mode(mode)
     p = Path(path)
+    kinds = "walkable" if mode == "walk" else "drivable"
     if is_osm_path(p):
-        roads = read_osm(p, "roads")
-    else:
-        if layer is None and p.suffix.lower() == ".gpkg":
-            names = io.list_layers(p)
-            layer = "roads" if "roads" in names else None
-        roads = io.read_layer(p, layer=layer)
+        if not p.exists():
+            raise InputError("no such OSM file", path=p)
+        (lines, dirs, hw), target = osm_lines(p, mode, crs)
+        return _assemble(lines, dirs, hw, mode=mode, crs=target, src=str(p), split_shared=False)
+    if layer is None and p.suffix.lower() == ".gpkg":
+        names = io.list_layers(p)
+        layer = "roads" if "roads" in names else None
+    roads = io.read_layer(p, layer=layer)
     if len(roads) == 0 or "highway" not in roads.columns:
-        kinds = "walkable" if mode == "walk" else "drivable"
         raise InputError(f"no {kinds} ways: no highway lines in the file", path=p)
     return build_network(roads, mode=mode, tolerance=tolerance, crs=crs, source=str(p))

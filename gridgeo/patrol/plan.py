@@ -53,7 +53,7 @@ from numpy.typing import NDArray
 
 from gridgeo.errors import InfeasibleError, InputError, UsageError
 from gridgeo.patrol.itinerary import with_register
-from gridgeo.patrol.network import Network, StopPaths
+from gridgeo.patrol.network import OFF_NETWORK_REPORT_M, Network, StopPaths
 from gridgeo.patrol.options import SPEED_KMH, PatrolOptions
 from gridgeo.patrol.stops import CST, DEFAULT_RULES, GridStops, Stop, VisitRule, due
 from gridgeo.routing import orienteering
@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "DayPlan",
     "Missed",
+    "OffNetworkLeg",
     "PatrolProblem",
     "Visit",
     "check_budget",
@@ -147,6 +148,53 @@ class Missed:
     days_overdue: int = 0
 
 
+# -- off-network legs (issue 13, item 1): walked where no mapped street goes ---------------------
+@dataclass(frozen=True)
+class OffNetworkLeg:
+    """A straight walk the route makes off the street network, longer than :data:`OFF_NETWORK_REPORT_M`.
+
+    ``kind`` is ``"link"`` (between two components of the network: see :mod:`gridgeo.patrol.network`)
+    or ``"door"`` (from the street to a stop far from every street, walked there and back).
+    ``start``/``end`` are in the network's CRS; ``stop`` is the visit it leads to.
+    """
+
+    kind: str
+    length_m: float
+    start: tuple[float, float]
+    end: tuple[float, float]
+    stop: str
+
+
+def _off_network(problem: PatrolProblem, route: list[int]) -> list[OffNetworkLeg]:
+    """Every off-network leg of ``route`` longer than :data:`OFF_NETWORK_REPORT_M`, in walking order."""
+    net = problem.network
+    legs: list[OffNetworkLeg] = []
+    for a, b in itertools.pairwise(route):
+        to = problem.grid.stops[b - 1].id if b else "station"
+        for e in problem.paths.off_network_edges(a, b):
+            if net.edge_length[e] > OFF_NETWORK_REPORT_M:
+                c = np.asarray(net.edge_geom[e].coords)
+                legs.append(OffNetworkLeg("link", float(net.edge_length[e]), (float(c[0, 0]), float(c[0, 1])),
+                                          (float(c[-1, 0]), float(c[-1, 1])), to))
+        if b and problem.snap_m[b] > OFF_NETWORK_REPORT_M:
+            s = problem.grid.stops[b - 1]
+            legs.append(OffNetworkLeg("door", float(problem.snap_m[b]),
+                                      (float(problem.snap_xy[b, 0]), float(problem.snap_xy[b, 1])), (s.x, s.y), s.id))
+    return legs
+
+
+def _off_network_json(legs: list[OffNetworkLeg], crs: pyproj.CRS) -> list[dict[str, Any]]:
+    """The legs as JSON, ends as WGS84 lon/lat."""
+    tr = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    out = []
+    for leg in legs:
+        ends = [[round(v, 6) for v in tr.transform(*p)] for p in (leg.start, leg.end)]
+        out.append({"kind": leg.kind, "length_m": round(leg.length_m, 1), "from": ends[0], "to": ends[1],
+                    "stop": leg.stop})
+    return out
+# -- end of off-network legs ----------------------------------------------------------------------
+
+
 @dataclass
 class DayPlan:
     """A day's route for one grid.
@@ -183,6 +231,7 @@ class DayPlan:
     synthetic_priorities: bool = False
     synthetic_last_visits: bool = False
     solver: dict[str, Any] = field(default_factory=dict)
+    off_network: list[OffNetworkLeg] = field(default_factory=list)  # legs off the streets > 50 m
 
     def summary(self) -> dict[str, Any]:
         """Figures of the day as plain JSON values."""
@@ -211,6 +260,7 @@ class DayPlan:
                  "days_overdue": m.days_overdue, "reason": m.reason}
                 for m in self.missed
             ],
+            "off_network": _off_network_json(self.off_network, self.crs),
             "synthetic_priorities": self.synthetic_priorities,
             "synthetic_last_visits": self.synthetic_last_visits,
         }
@@ -493,6 +543,7 @@ def plan_day(
         station=(float(problem.snap_xy[0, 0]), float(problem.snap_xy[0, 1])), visits=walk.visits, missed=missed,
         coords=walk.coords, distance_m=walk.metres, duration_min=walk.minutes, score=score, due=len(todo.nodes),
         synthetic_priorities=g.synthetic_priorities, synthetic_last_visits=g.synthetic_last_visits, solver=solver,
+        off_network=_off_network(problem, route),
     )
 
 
@@ -558,7 +609,8 @@ def period_summary(plans: Sequence[DayPlan]) -> dict[str, Any]:
         "red_met": red_met,
         "red_met_share": round(red_met / red_due, 4) if red_due else 1.0,
         "missed": [m for p in plans for m in p.summary()["missed"]],
-        "days_detail": [{k: v for k, v in p.summary().items() if k != "missed"} for p in plans],
+        "off_network": [leg for p in plans for leg in p.summary()["off_network"]],
+        "days_detail": [{k: v for k, v in p.summary().items() if k not in ("missed", "off_network")} for p in plans],
         "synthetic_priorities": any(p.synthetic_priorities for p in plans),
         "synthetic_last_visits": any(p.synthetic_last_visits for p in plans),
     }
