@@ -7,7 +7,7 @@ Private to :mod:`gridgeo.patrol.network`, which documents the rules; this module
 * :func:`node_crossings` inserts a shared vertex wherever two lines of the same level cross or touch,
   so that the graph gets a junction there; lines on different levels cross without one.
 * :func:`insert_vertices` is the one place that puts a point into a line as a vertex (used by the
-  crossings and by the joins of dangling ends).
+  crossings and by :func:`join_dangling`, which joins way ends that stop just short of another way).
 * :func:`component_links` finds, for a graph in pieces, the straight links of a minimum spanning forest
   over its components (Kruskal on the Delaunay edges of all vertices, lines segmentized every 25 m: the
   closest pair of points across any cut of a point set is a Delaunay edge, so this is the forest the
@@ -15,6 +15,8 @@ Private to :mod:`gridgeo.patrol.network`, which documents the rules; this module
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -58,22 +60,87 @@ def levels(frame: pd.DataFrame) -> NDArray[np.float64]:
 def insert_vertices(lines: NDArray[np.object_], inserts: dict[int, list[FArray]]) -> NDArray[np.object_]:
     """Copy of ``lines`` with each point of ``inserts[i]`` made a vertex of line ``i`` (where it lies on it).
 
-    A point within 1 mm of an existing vertex is not inserted again (the vertex already is the junction).
+    A point within 1 mm of an existing vertex (or of another point inserted) is not inserted again: the
+    vertex already is the junction. Offsets along the lines come from one vectorised
+    ``line_locate_point``; each line's vertices and new points are then merged in order of offset.
     """
     out = lines.copy()
-    for w, qs in inserts.items():
+    if not inserts:
+        return out
+    idx = np.fromiter((w for w, qs in inserts.items() for _ in qs), dtype=np.int64)
+    pts = np.array([q for qs in inserts.values() for q in qs], dtype=float).reshape(-1, 2)
+    at = np.asarray(shapely.line_locate_point(lines[idx], shapely.points(pts)), dtype=float)
+    order = np.argsort(idx, kind="stable")
+    idx, pts, at = idx[order], pts[order], at[order]
+    bounds = np.r_[0, np.flatnonzero(np.diff(idx)) + 1, len(idx)]
+    for s, e in itertools.pairwise(bounds.tolist()):
+        w = int(idx[s])
         c = shapely.get_coordinates(lines[w])
-        for q in qs:
-            if (np.abs(keys(c) - keys(q[None, :])).max(axis=1) == 0).any():
-                continue
-            line = shapely.LineString(c)
-            at = float(shapely.line_locate_point(line, shapely.Point(q)))
-            cum = np.r_[0.0, np.cumsum(np.hypot(*np.diff(c, axis=0).T))]
-            k = int(np.searchsorted(cum, at, side="right"))
-            k = min(max(k, 1), len(c) - 1)
-            c = np.vstack([c[:k], q, c[k:]])
-        out[w] = shapely.LineString(c)
+        cum = np.r_[0.0, np.cumsum(np.hypot(*np.diff(c, axis=0).T))]
+        q, t = pts[s:e], at[s:e]
+        seen = {tuple(k) for k in keys(c).tolist()}
+        new = np.zeros(len(q), dtype=bool)
+        for n, k in enumerate(keys(q).tolist()):
+            if tuple(k) not in seen:
+                seen.add(tuple(k))
+                new[n] = True
+        if not new.any():
+            continue
+        allc = np.r_[c, q[new]]
+        o = np.lexsort((np.r_[np.zeros(len(c)), np.ones(int(new.sum()))], np.r_[cum, t[new]]))
+        out[w] = shapely.LineString(allc[o])
     return out
+
+
+def join_dangling(
+    lines: NDArray[np.object_], direction: NDArray[np.int8], highway: NDArray[np.object_], tol: float
+) -> tuple[NDArray[np.object_], NDArray[np.int8], NDArray[np.object_], int]:
+    """Join way ends that stop within ``tol`` metres of another way (:mod:`gridgeo.patrol.network` says why).
+
+    Returns the lines (the ways joined to get a vertex where the end meets them), their directions and
+    classes with one ``connector`` line per gap wider than 1 mm appended, and how many ends were joined.
+    """
+    if tol <= 0 or len(lines) < 2:
+        return lines, direction, highway, 0
+    xy, li = shapely.get_coordinates(lines, return_index=True)
+    _, inv, cnt = np.unique(keys(xy), axis=0, return_inverse=True, return_counts=True)
+    inv = inv.ravel()
+    starts = np.r_[0, np.flatnonzero(li[1:] != li[:-1]) + 1]
+    ends = np.r_[starts[1:] - 1, len(li) - 1]
+    occ = np.unique(np.r_[starts, ends])
+    dangling = occ[cnt[inv[occ]] == 1]
+    if len(dangling) == 0:
+        return lines, direction, highway, 0
+    pts = shapely.points(xy[dangling])
+    tree = shapely.STRtree(lines)
+    pi, wi = tree.query(pts, predicate="dwithin", distance=tol)
+    other = wi != li[dangling[pi]]
+    pi, wi = pi[other], wi[other]
+    if len(pi) == 0:
+        return lines, direction, highway, 0
+    d = shapely.distance(pts[pi], lines[wi])
+    order = np.lexsort((wi, d, pi))
+    pi, wi, d = pi[order], wi[order], d[order]
+    first = np.r_[True, pi[1:] != pi[:-1]]
+    pi, wi = pi[first], wi[first]
+    inserts: dict[int, list[FArray]] = {}
+    connectors: list[shapely.LineString] = []
+    for p, w in zip(pi, wi, strict=True):
+        at = float(shapely.line_locate_point(lines[w], pts[p]))
+        q = np.asarray(shapely.get_coordinates(shapely.line_interpolate_point(lines[w], at)))[0]
+        pxy = xy[dangling[p]]
+        if float(np.hypot(*(q - pxy))) < 1.0 / _KEY_SCALE:
+            q = pxy
+        else:
+            connectors.append(shapely.LineString([pxy, q]))
+        inserts.setdefault(int(w), []).append(q)
+    out = insert_vertices(lines, inserts)
+    n_conn = len(connectors)
+    if n_conn:
+        out = np.r_[out, np.array(connectors, dtype=object)]
+        direction = np.r_[direction, np.zeros(n_conn, dtype=np.int8)]
+        highway = np.r_[highway, np.full(n_conn, "connector", dtype=object)]
+    return out, direction, highway, len(pi)
 
 
 def _crossing_points(geom: shapely.Geometry) -> FArray:

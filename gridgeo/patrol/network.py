@@ -501,53 +501,6 @@ def _usable(roads: gpd.GeoDataFrame, mode: str) -> tuple[NDArray[np.bool_], NDAr
 _keys = _noding.keys
 
 
-def _join_dangling(
-    lines: NDArray[np.object_], direction: NDArray[np.int8], highway: NDArray[np.object_], tol: float
-) -> tuple[NDArray[np.object_], NDArray[np.int8], NDArray[np.object_], int]:
-    """Join way ends that stop within ``tol`` metres of another way (see the module docstring)."""
-    if tol <= 0 or len(lines) < 2:
-        return lines, direction, highway, 0
-    xy, li = shapely.get_coordinates(lines, return_index=True)
-    _, inv, cnt = np.unique(_keys(xy), axis=0, return_inverse=True, return_counts=True)
-    inv = inv.ravel()
-    starts = np.r_[0, np.flatnonzero(li[1:] != li[:-1]) + 1]
-    ends = np.r_[starts[1:] - 1, len(li) - 1]
-    occ = np.unique(np.r_[starts, ends])
-    dangling = occ[cnt[inv[occ]] == 1]
-    if len(dangling) == 0:
-        return lines, direction, highway, 0
-    pts = shapely.points(xy[dangling])
-    tree = shapely.STRtree(lines)
-    pi, wi = tree.query(pts, predicate="dwithin", distance=tol)
-    other = wi != li[dangling[pi]]
-    pi, wi = pi[other], wi[other]
-    if len(pi) == 0:
-        return lines, direction, highway, 0
-    d = shapely.distance(pts[pi], lines[wi])
-    order = np.lexsort((wi, d, pi))
-    pi, wi, d = pi[order], wi[order], d[order]
-    first = np.r_[True, pi[1:] != pi[:-1]]
-    pi, wi = pi[first], wi[first]
-    inserts: dict[int, list[FArray]] = {}
-    connectors: list[shapely.LineString] = []
-    for p, w in zip(pi, wi, strict=True):
-        at = float(shapely.line_locate_point(lines[w], pts[p]))
-        q = np.asarray(shapely.get_coordinates(shapely.line_interpolate_point(lines[w], at)))[0]
-        pxy = xy[dangling[p]]
-        if float(np.hypot(*(q - pxy))) < 1.0 / _KEY_SCALE:
-            q = pxy
-        else:
-            connectors.append(shapely.LineString([pxy, q]))
-        inserts.setdefault(int(w), []).append(q)
-    out = _noding.insert_vertices(lines, inserts)
-    n_conn = len(connectors)
-    if n_conn:
-        out = np.r_[out, np.array(connectors, dtype=object)]
-        direction = np.r_[direction, np.zeros(n_conn, dtype=np.int8)]
-        highway = np.r_[highway, np.full(n_conn, "connector", dtype=object)]
-    return out, direction, highway, len(pi)
-
-
 def build_network(
     roads: gpd.GeoDataFrame,
     *,
@@ -607,8 +560,8 @@ def build_network(
         raise InputError(f"no {kinds} line geometries", path=src)
     lines, made = _noding.node_crossings(lines, used["_level"].to_numpy(float))
     if made:
-        log.info("%s: noded %d crossings of lines on the same level", src, made)
-    lines, dirs, hw, joined = _join_dangling(
+        log.info("%s: %d crossings and touches of lines on the same level made junctions", src, made)
+    lines, dirs, hw, joined = _noding.join_dangling(
         lines, used["_dir"].to_numpy(np.int8), used["highway"].astype(object).to_numpy(), tolerance
     )
     if joined:

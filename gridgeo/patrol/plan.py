@@ -40,6 +40,7 @@ below the shortest round trip to every stop (nothing could ever be visited).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import logging
 import math
@@ -183,9 +184,17 @@ def _off_network(problem: PatrolProblem, route: list[int]) -> list[OffNetworkLeg
     return legs
 
 
+@functools.lru_cache(maxsize=8)
+def _to_lonlat(wkt: str) -> pyproj.Transformer:
+    """One transformer per CRS (making one costs far more than using it)."""
+    return pyproj.Transformer.from_crs(pyproj.CRS.from_wkt(wkt), "EPSG:4326", always_xy=True)
+
+
 def _off_network_json(legs: list[OffNetworkLeg], crs: pyproj.CRS) -> list[dict[str, Any]]:
     """The legs as JSON, ends as WGS84 lon/lat."""
-    tr = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    if not legs:
+        return []
+    tr = _to_lonlat(crs.to_wkt())
     out = []
     for leg in legs:
         ends = [[round(v, 6) for v in tr.transform(*p)] for p in (leg.start, leg.end)]
