@@ -40,8 +40,16 @@ A county from `synth_county(seed=1, townships=8, villages=80, households=20000)`
 taken as a grid; no `grids` layer), walking network from its `roads` layer, budget 4 h at 4.5 km/h, one day.
 Per grid: synthetic stops (households drawn red/orange/yellow 3/7/15 %, grid points, POIs as risk points),
 snapping, one multi-source Dijkstra, `gridgeo.routing.orienteering`, route geometry. Target: under 60 s.
-Missed red visits are the synthetic rural network's doing: stops whose round trip alone exceeds 4 h along the
-streets (the generated lanes leave some hamlets reachable only by long detours), each reported with its reason.
+The network is the `roads` layer noded at every same-level crossing with every component kept and joined by
+off-network links (README "### Patrol routes"). "A due visit cannot fit the budget": grids with a due visit
+missed for a reason other than other visits taking the budget (round trip alone over budget, unreachable, too
+far from the streets). "Off-network legs": legs of the day's routes walked off the streets, longer than 50 m
+(links between network components and walks to doors far from any street), counted over all routes.
+
+Before issue 13 item 1 (main at 75d6357: largest component only, crossings without a shared vertex not noded;
+the same command, 2026-12-02): network 1556 nodes, 1580 edges, 873 km; visits made / missed 1527 / 92; red
+visits met 574/592 (97.0 %); grids with budget < every round trip 9; grids where a due visit cannot fit the
+budget 9.
 """
 
 
