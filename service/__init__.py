@@ -53,7 +53,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         ``MAX_LIMIT`` (10,000): items per page. ``TITLE``: the landing title.
         ``NETWORK``: the street network for ``/patrol`` (an OSM file or a
         GeoPackage with a ``roads`` layer) when the county has no ``roads``
-        layer, as a built county does not.
+        layer, as a built county does not. ``RULES``: a county rules file (TOML) whose ``[patrol]``
+        section sets ``/patrol``'s defaults (budget, speed, visit rules, campaign, start and end);
+        requests override them one by one.
     """
     app = Flask(__name__)
     app.config.update(JSON_AS_ASCII=False, MAX_LIMIT=10_000, DEFAULT_LIMIT=10, TITLE="gridgeo",
@@ -80,8 +82,17 @@ def _load(app: Flask) -> Any:
     county = load_county(path) if path else County("", {}, "1970-01-01T00:00:00Z")
     app.extensions["county"] = county
     app.extensions["locator"] = Locator(county)
-    app.extensions["planner"] = Planner(str(path), app.config.get("NETWORK")) if path else None
+    app.extensions["planner"] = Planner(str(path), app.config.get("NETWORK"), _patrol_options(app)) if path else None
     return path
+
+
+def _patrol_options(app: Flask) -> Any:
+    """``/patrol``'s options: the ``[patrol]`` section of the ``RULES`` file (checked at start-up), else defaults."""
+    from gridgeo.county.rules import load_county_rules
+    from gridgeo.patrol import PatrolOptions, options_from_rules
+
+    rules = app.config.get("RULES")
+    return options_from_rules(load_county_rules(rules).patrol) if rules else PatrolOptions()
 
 
 def _register(app: Flask) -> None:

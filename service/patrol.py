@@ -2,7 +2,10 @@
 
 Planning is :func:`gridgeo.patrol.plan_grid`, the sequence ``gridgeo patrol``
 runs, with the library's defaults (:class:`gridgeo.patrol.PatrolOptions`: 4 h on
-foot at 4.5 km/h from 08:30, seed 0); a request may change the budget. The street
+foot at 4.5 km/h from 08:30, seed 0), or those of the ``[patrol]`` section of the
+rules file set as ``RULES``; a request may override them one by one (:data:`OVERRIDES`:
+budget, speed, start time, frequency and service minutes per colour, a campaign,
+start and end places, the worker's home), each checked: a bad value is a 400. The street
 network and the county's stops are read once, on the first patrol request
 (reading the roads takes seconds the OGC endpoints should not wait for), and a
 day's plan is kept, since the solver takes about a second.
@@ -28,6 +31,7 @@ import shapely
 from flask import Blueprint, Response, current_app, request
 
 from gridgeo.data.crs import wgs84_to_datum
+from gridgeo.data.quantities import parse_place
 from gridgeo.errors import FileFormatError, InputError, ServiceUnavailableError, UsageError
 from gridgeo.patrol import CST, County, DayPlan, PatrolOptions, parse_budget, plan_grid, route_geojson, route_gpx
 from gridgeo.patrol.options import check_plan_dates
@@ -43,14 +47,102 @@ _lock = threading.Lock()
 _CACHE_SIZE = 256
 
 
+#: the longest campaign a request may ask for (a campaign is planned in one request)
+MAX_CAMPAIGN_DAYS = 31
+_COLOURS = ("red", "orange", "yellow")
+
+
+def _number(name: str, raw: str, *, low: float, high: float, whole: bool = False) -> float:
+    """A query parameter as a number in ``[low, high]`` (a whole one if ``whole``), or a 400 naming it."""
+    try:
+        v = float(raw)
+    except ValueError:
+        raise UsageError(f"{name} must be a number, got {raw!r}") from None
+    if not (low <= v <= high) or (whole and not v.is_integer()):
+        kind = "a whole number" if whole else "a number"
+        raise UsageError(f"{name} must be {kind} from {low:g} to {high:g}, got {raw!r}")
+    return v
+
+
+def _time(name: str, raw: str) -> dt.time:
+    try:
+        return dt.time.fromisoformat(raw)
+    except ValueError:
+        raise UsageError(f"{name} must be HH:MM, got {raw!r}") from None
+
+
+def _rule(opts: PatrolOptions, colour: str, **fields: Any) -> PatrolOptions:
+    from dataclasses import replace
+
+    rules = dict(opts.rules)
+    rules[colour] = replace(rules[colour], **fields)
+    return replace(opts, rules=rules)
+
+
+def _lonlat(name: str, raw: str) -> tuple[float, float]:
+    place = parse_place(raw, name)
+    if not isinstance(place, tuple):
+        raise UsageError(f"{name} must be LON,LAT, got {raw!r}")
+    return place
+
+
+def _frequency(colour: str) -> Any:
+    """The override of ``colour``'s visit frequency (days)."""
+    def apply(o: PatrolOptions, v: str) -> PatrolOptions:
+        days = _number(f"frequency_{colour}", v, low=1, high=3650, whole=True)
+        return _rule(o, colour, frequency_days=int(days))
+    return apply
+
+
+def _service(colour: str) -> Any:
+    """The override of ``colour``'s service minutes."""
+    def apply(o: PatrolOptions, v: str) -> PatrolOptions:
+        return _rule(o, colour, service_min=_number(f"service_{colour}", v, low=0, high=1440))
+    return apply
+
+
+#: query parameter -> how it changes the options (each checked; a bad value is a UsageError: 400)
+OVERRIDES: dict[str, Any] = {
+    "budget": lambda o, v: _replace(o, budget_min=parse_budget(v)),
+    "speed": lambda o, v: _replace(o, speed_kmh=_number("speed", v, low=0.1, high=200.0)),
+    "start_time": lambda o, v: _replace(o, start_time=_time("start_time", v)),
+    "campaign": lambda o, v: _replace(o, campaign_days=int(_number("campaign", v, low=1, high=MAX_CAMPAIGN_DAYS,
+                                                                  whole=True))),
+    "start": lambda o, v: _replace(o, start=parse_place(v, "start")),
+    "end": lambda o, v: _replace(o, end=parse_place(v, "end")),
+    "home": lambda o, v: _replace(o, home=_lonlat("home", v)),
+    **{f"frequency_{c}": _frequency(c) for c in _COLOURS},
+    **{f"service_{c}": _service(c) for c in _COLOURS},
+}
+
+
+def _replace(opts: PatrolOptions, **kw: Any) -> PatrolOptions:
+    from dataclasses import replace
+
+    return replace(opts, **kw)
+
+
+def request_options(base: PatrolOptions) -> tuple[PatrolOptions, tuple[tuple[str, str], ...]]:
+    """The options of this request: ``base`` with each override of the query applied, and the overrides (a key)."""
+    given = tuple(sorted((k, request.args[k]) for k in OVERRIDES if k in request.args))
+    opts = base
+    for k, v in given:
+        opts = OVERRIDES[k](opts, v)
+    if opts.campaign_days is not None and opts.campaign_days > MAX_CAMPAIGN_DAYS:
+        raise UsageError(f"the rules' campaign of {opts.campaign_days} days is longer than the "
+                         f"{MAX_CAMPAIGN_DAYS} days a request may plan")
+    return opts, given
+
+
 class Planner:
     """The county opened for patrol planning once, and the plans made so far (LRU)."""
 
-    def __init__(self, path: str, network: str | None = None) -> None:
+    def __init__(self, path: str, network: str | None = None, options: PatrolOptions | None = None) -> None:
         self.path = path
         self.network = network
+        self.options = PatrolOptions() if options is None else options  # the RULES file's [patrol], or defaults
         self._county: County | None = None
-        self._plans: OrderedDict[tuple[str, dt.date, float], DayPlan] = OrderedDict()
+        self._plans: OrderedDict[tuple[str, dt.date, tuple[tuple[str, str], ...]], list[DayPlan]] = OrderedDict()
 
     def county(self) -> County:
         """The :class:`gridgeo.patrol.County`, opened on first use.
@@ -82,18 +174,20 @@ class Planner:
         return ServiceUnavailableError(f"patrol planning is unavailable: {exc}; fix the county file or the "
                                        "NETWORK setting and restart the service")
 
-    def plan(self, grid: str, day: dt.date, budget_min: float) -> DayPlan:
-        """The day's plan for ``grid`` (NotFoundError for an unknown grid, InfeasibleError for a tiny budget)."""
+    def plan(self, grid: str, day: dt.date, options: PatrolOptions,
+             key: tuple[tuple[str, str], ...] = ()) -> list[DayPlan]:
+        """The day's plan for ``grid`` (a campaign's days: all of them) under ``options``, cached by the
+        request's overrides ``key`` (NotFoundError for an unknown grid, InfeasibleError for a tiny budget)."""
         county = self.county()
         county.check_grid(grid)
-        key = (grid, day, budget_min)
+        cache = (grid, day, key)
         with _lock:
-            if key in self._plans:
-                self._plans.move_to_end(key)
-                return self._plans[key]
-        plan = plan_grid(county, grid, day=day, options=PatrolOptions(budget_min=budget_min))[0]
+            if cache in self._plans:
+                self._plans.move_to_end(cache)
+                return self._plans[cache]
+        plan = plan_grid(county, grid, day=day, options=options)
         with _lock:
-            self._plans[key] = plan
+            self._plans[cache] = plan
             while len(self._plans) > _CACHE_SIZE:
                 self._plans.popitem(last=False)
         return plan
@@ -138,17 +232,20 @@ def _date() -> dt.date:
 
 @bp.get("/patrol/<grid_id>")
 def patrol(grid_id: str) -> Response:
-    """The route of ``grid_id`` on ``date`` (default today, UTC+8); ``budget`` e.g. ``4h``; ``f=gpx``."""
-    check_params(("date", "budget", "coords", "f"))
+    """The route of ``grid_id`` on ``date`` (default today, UTC+8); the overrides of :data:`OVERRIDES`
+    (``budget`` e.g. ``4h``, ``campaign=5`` ...); ``f=gpx``."""
+    check_params(("date", "coords", "f", *OVERRIDES))
     fmt = negotiate({"json": GEOJSON, "gpx": GPX})
     day = _date()
-    raw_budget = request.args.get("budget")
-    budget = PatrolOptions().budget_min if raw_budget is None else parse_budget(raw_budget)
+    planner: Planner = current_app.extensions["planner"]
+    options, key = request_options(planner.options if planner is not None else PatrolOptions())
+    if options.campaign_days is not None:
+        check_plan_dates(day, options.campaign_days)
     coords = parse_coords()
     if coords is not None and fmt == "gpx":
         raise UsageError("GPX is WGS84 by definition; coords applies to GeoJSON")
-    planner: Planner = current_app.extensions["planner"]
-    plan = planner.plan(grid_id, day, budget)
+    plans = planner.plan(grid_id, day, options, key)
+    plan: DayPlan | list[DayPlan] = plans if options.campaign_days is not None else plans[0]
     if fmt == "gpx":
         resp = Response(route_gpx(plan), mimetype=GPX)
         resp.headers["Content-Disposition"] = f'inline; filename="patrol-{grid_id}-{day.isoformat()}.gpx"'

@@ -37,7 +37,15 @@ def register(sub: Any) -> None:
     p.add_argument("--network", help="OSM file or road layer (default: the county's roads layer)")
     p.add_argument("--mode", choices=("walk", "drive"), default="walk", help="network, default walk")
     p.add_argument("--speed", type=float, default=None, help="km/h (default 4.5 walking, 25 driving)")
-    p.add_argument("--start", type=time, help="start time HH:MM, default 08:30 (UTC+8)")
+    p.add_argument("--rules", help="county rules file (TOML): its [patrol] section (budget, speed, visit rules per "
+                   "colour and special-care category, campaign, start/end); options given here override it")
+    p.add_argument("--start-time", type=time, help="start time HH:MM, default 08:30 (UTC+8)")
+    p.add_argument("--start", help="where each round starts: station (default), home (needs --home) or LON,LAT "
+                   "(HH:MM is still read as --start-time)")
+    p.add_argument("--end", help="where each round ends: station, home or LON,LAT (default: where it starts)")
+    p.add_argument("--home", type=lonlat, help="LON,LAT of the worker's home (for --start/--end home)")
+    p.add_argument("--campaign", type=int, metavar="N",
+                   help="campaign (扫楼敲门): visit every household of the grid once over N days")
     p.add_argument("--station", type=lonlat,
                    help="LON,LAT of the station (default: the street point nearest the grid's inner point)")
     p.add_argument("--max-snap", type=float,
@@ -49,15 +57,42 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _options(args: argparse.Namespace) -> Any:
-    """The :class:`gridgeo.patrol.PatrolOptions` given on the command line (the library's defaults for the rest)."""
-    from gridgeo.patrol import PatrolOptions, parse_budget
+def _start(args: argparse.Namespace) -> None:
+    """``--start HH:MM`` (the start time, as before ``--start-time``) read as the time, and said so."""
+    import datetime as dt
 
-    given = {"speed_kmh": args.speed, "start_time": args.start, "max_snap": args.max_snap, "seed": args.seed,
-             "time_limit": args.time_limit}
+    if args.start is None or ":" not in args.start:
+        return
+    try:
+        at = dt.time.fromisoformat(args.start)
+    except ValueError:
+        return
+    log.warning("--start %s is a time: read as --start-time (--start now names the start place)", args.start)
+    args.start_time, args.start = args.start_time or at, None
+
+
+def _options(args: argparse.Namespace) -> Any:
+    """The :class:`gridgeo.patrol.PatrolOptions`: the library's defaults, then the rules file's ``[patrol]``,
+    then the command line."""
+    from dataclasses import replace
+
+    from gridgeo.county.rules import load_county_rules
+    from gridgeo.data.quantities import parse_place
+    from gridgeo.patrol import PatrolOptions, options_from_rules, parse_budget
+
+    _start(args)
+    opts = PatrolOptions()
+    if args.rules is not None:
+        opts = options_from_rules(load_county_rules(args.rules).patrol, opts)
+    if args.campaign is not None and args.campaign < 1:
+        raise UsageError(f"--campaign must be >= 1 days, got {args.campaign}")
+    given = {"speed_kmh": args.speed, "start_time": args.start_time, "max_snap": args.max_snap, "seed": args.seed,
+             "time_limit": args.time_limit, "campaign_days": args.campaign, "home": args.home,
+             "start": None if args.start is None else parse_place(args.start, "--start"),
+             "end": None if args.end is None else parse_place(args.end, "--end")}
     if args.budget is not None:
         given["budget_min"] = parse_budget(args.budget)
-    return PatrolOptions(**{k: v for k, v in given.items() if v is not None})
+    return replace(opts, **{k: v for k, v in given.items() if v is not None})
 
 
 def _one_grid(county: Any, args: argparse.Namespace, options: Any) -> int:
@@ -65,6 +100,10 @@ def _one_grid(county: Any, args: argparse.Namespace, options: Any) -> int:
 
     plans = plan_grid(county, args.grid, day=args.date, days=args.days, options=options,
                       station_lonlat=args.station)
+    if options.campaign_days is not None:
+        s = route_geojson(plans)["properties"]
+        print(f"grid {args.grid}: campaign of {len(plans)} days, {s['visits_made']}/{s['visits_due']} households "
+              f"visited once, {s['visits_missed']} do not fit")
     write_geojson(plans, args.output)
     if args.gpx:
         write_gpx(plans, args.gpx)
@@ -141,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
     options = _options(args)
     if args.days < 1:
         raise UsageError(f"--days must be >= 1, got {args.days}")
-    check_plan_dates(args.date, args.days)
+    check_plan_dates(args.date, options.campaign_days or args.days)
     county = County(args.county, network=args.network, mode=args.mode, seed=options.seed)
     if not args.all:
         return _one_grid(county, args, options)

@@ -8,7 +8,8 @@ maps real columns onto each layer kind; ``crs`` chooses the metric CRS and conve
 GCJ-02/BD-09; ``check`` finds and repairs boundary problems (its rules in ``_check_rules``);
 ``adjacency`` builds the neighbour graph. Out again: ``aliases`` holds the Chinese display names of the
 columns gridgeo writes, ``gpkg_styles`` stores QGIS layer styles and field aliases in a written GeoPackage,
-``tables`` reads CSV and XLSX tables (registers, rosters); ``export`` writes a county file's layers to XLSX or CSV.
+``tables`` reads CSV and XLSX tables (registers, rosters); ``quantities`` reads durations ("4h") and
+clock windows ("18:00-21:00") as people write them; ``export`` writes a county file's layers to XLSX or CSV.
 
 May import: :mod:`gridgeo.errors`, :mod:`gridgeo._geom`. Nothing here knows about partitions,
 grids or patrols.

@@ -122,6 +122,14 @@ def priority_of(v: object) -> str | bool | None:
 _DATE = re.compile(r"^\s*(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?")
 
 
+def categories_of(v: object) -> tuple[str, ...]:
+    """A household's special-care categories from a cell as registers write it ("低保户、留守儿童"), once each."""
+    text = _text(v)
+    if text is None:
+        return ()
+    return tuple(dict.fromkeys(c for c in _SPLIT.split(text) if c))
+
+
 def date_of(v: object) -> str | bool | None:
     """``YYYY-MM-DD`` from a date, a datetime, a text date or an Excel serial day; None blank; False not a date."""
     if _blank(v):

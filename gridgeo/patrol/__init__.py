@@ -10,7 +10,9 @@ Modules, by job:
 ``network``
     Walking or driving networks from OSM or road layers, snapping, stop-to-stop paths.
 ``options``
-    :class:`PatrolOptions`, the defaults of a plan in one place, and :func:`parse_budget`.
+    :class:`PatrolOptions`, the defaults of a plan in one place (budget, speed, visit rules per colour and
+    special-care category, campaign days, start and end places), :func:`parse_budget`, and
+    :func:`options_from_rules`, the options of a rules file's ``[patrol]`` section.
 ``plan``
     :func:`prepare`, :func:`plan_day`, :func:`plan_period`, :func:`check_budget` on the orienteering
     solver (:mod:`gridgeo.routing`), :func:`period_summary`, and :func:`plan_grid`, the one planning
@@ -18,15 +20,20 @@ Modules, by job:
 ``itinerary``
     The day's plan as a list people read: each stop's entry (name, address where known, priority, arrival,
     what is due) and its GPX waypoint name and description.
+``windows``
+    Time windows on the solver's rounds: waiting, checking, repair by removal and insertion.
+``campaign``
+    :func:`plan_campaign`: every household of a grid once over N days (扫楼敲门), team orienteering.
 ``export``
     RFC 7946 GeoJSON and GPX 1.1 of the routes, door to door.
 
 May import: :mod:`gridgeo.data`, :mod:`gridgeo.routing`, :mod:`gridgeo.errors`, :mod:`gridgeo._geom`.
 """
 
+from gridgeo.patrol.campaign import plan_campaign
 from gridgeo.patrol.county import County
 from gridgeo.patrol.export import route_geojson, route_gpx, write_geojson, write_gpx
-from gridgeo.patrol.options import SPEED_KMH, PatrolOptions, parse_budget
+from gridgeo.patrol.options import SPEED_KMH, PatrolOptions, options_from_rules, parse_budget
 from gridgeo.patrol.plan import (
     DayPlan,
     Missed,
@@ -40,13 +47,25 @@ from gridgeo.patrol.plan import (
     plan_period,
     prepare,
 )
-from gridgeo.patrol.stops import CST, DEFAULT_RULES, SYNTHETIC_SHARES, GridStops, Stop, VisitRule
+from gridgeo.patrol.stops import (
+    CST,
+    DEFAULT_RULES,
+    RULE_KEYS,
+    SYNTHETIC_SHARES,
+    CategoryRule,
+    GridStops,
+    Stop,
+    VisitRule,
+    effective_rule,
+)
 
 __all__ = [
     "CST",
     "DEFAULT_RULES",
+    "RULE_KEYS",
     "SPEED_KMH",
     "SYNTHETIC_SHARES",
+    "CategoryRule",
     "County",
     "DayPlan",
     "GridStops",
@@ -58,8 +77,11 @@ __all__ = [
     "Visit",
     "VisitRule",
     "check_budget",
+    "effective_rule",
+    "options_from_rules",
     "parse_budget",
     "period_summary",
+    "plan_campaign",
     "plan_day",
     "plan_grid",
     "plan_period",

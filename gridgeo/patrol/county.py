@@ -27,8 +27,8 @@ import shapely
 from numpy.typing import NDArray
 
 from gridgeo._geom import containing
-from gridgeo.data.registers import priority_of
-from gridgeo.errors import InputError, NotFoundError
+from gridgeo.data.registers import categories_of, priority_of
+from gridgeo.errors import InputError, NotFoundError, UsageError
 from gridgeo.patrol.network import Network, build_network, load_network
 from gridgeo.patrol.stops import DEFAULT_RULES, SYNTHETIC_SHARES, GridStops, Stop, VisitRule
 
@@ -208,20 +208,22 @@ class County:
         *,
         station: tuple[float, float] | None = None,
         rules: Mapping[str, VisitRule] | None = None,
+        every_household: bool = False,
     ) -> GridStops:
         """The stops of grid ``code`` with their last visits as of ``day`` (synthetic where the data has none).
 
         ``station`` is in the network's CRS; by default the grid's representative point.
-        Stops come in a fixed order: households, grid points, risk points.
+        Stops come in a fixed order: households, grid points, risk points. ``every_household`` (a
+        campaign): unmarked households too, as priority ``none``, and households only.
         """
         rules = dict(DEFAULT_RULES if rules is None else rules)
         row = self.check_grid(code)
         name = str(self.grids["name"].iloc[row]) if "name" in self.grids.columns else ""
         rng = _rng(self.seed, code)
         synthetic_p = self.households is None and self.buildings is not None
-        stops = self._household_stops(row, name, rng)
-        stops += self._grid_point_stops(row, code, name)
-        if self.risk is not None:
+        stops = self._household_stops(row, name, rng, every=every_household)
+        stops += [] if every_household else self._grid_point_stops(row, code, name)
+        if self.risk is not None and not every_household:
             stops += _risk_stops(self.risk[self.risk["_grid"] == row])
         out, synthetic_lv = _stagger_last_visits(stops, rules, day, rng)
         given = station is not None
@@ -230,12 +232,13 @@ class County:
             station = (float(rp.x), float(rp.y))
         return GridStops(code, station, out, synthetic_p, synthetic_lv, name, station_given=given)
 
-    def _household_stops(self, row: int, name: str, rng: np.random.Generator) -> list[Stop]:
+    def _household_stops(self, row: int, name: str, rng: np.random.Generator, *, every: bool = False) -> list[Stop]:
         """The grid's households with priorities, or else drawn on its buildings' household counts."""
         if self.households is not None:
-            return _listed_households(self.households[self.households["_grid"] == row], names=self.names)
+            return _listed_households(self.households[self.households["_grid"] == row], names=self.names,
+                                      every=every, path=self.path)
         if self.buildings is not None:
-            return _drawn_households(self.buildings[self.buildings["_grid"] == row], name, rng)
+            return _drawn_households(self.buildings[self.buildings["_grid"] == row], name, rng, every=every)
         return []
 
     def _grid_point_stops(self, row: int, code: str, name: str) -> list[Stop]:
@@ -273,29 +276,47 @@ def _xy(gdf: gpd.GeoDataFrame) -> NDArray[np.float64]:
     return np.asarray(shapely.get_coordinates(shapely.point_on_surface(gdf.geometry.values))).reshape(-1, 2)
 
 
-def _listed_households(hh: gpd.GeoDataFrame, *, names: bool = True) -> list[Stop]:
-    """Households of the file with a red, orange or yellow priority (others are not visited).
+def _listed_households(hh: gpd.GeoDataFrame, *, names: bool = True, every: bool = False,
+                       path: Path | None = None) -> list[Stop]:
+    """Households of the file with a red, orange or yellow priority or a special-care category (others are
+    visited by campaigns only: ``every``, as priority ``none``).
 
     ``names=False`` names each stop by its household id: a register's names are private (the service,
-    with no accounts yet, never hands them out).
+    with no accounts yet, never hands them out). A register's ``special`` (低保户、留守儿童) and
+    ``visit_window`` (18:00-21:00) columns go to :attr:`Stop.special` and :attr:`Stop.window`.
     """
     xy = _xy(hh)
     has_lv = "last_visit" in hh.columns
     key = next((c for c in ("id", "source_id") if c in hh.columns), None)  # source_id: a build's households
     stops: list[Stop] = []
     for i, (idx, r) in enumerate(hh.iterrows()):
-        pr = _priority(r["priority"])
+        special = categories_of(r.get("special"))
+        pr = _priority(r["priority"]) or ("none" if every or special else None)
         if pr is None:
             continue
         lv = _last_visit(r["last_visit"]) if has_lv else None
         sid = str(r[key]) if key is not None and not _missing(r[key]) else f"h{idx}"
         stops.append(Stop(sid, "household", pr, float(xy[i, 0]), float(xy[i, 1]),
-                          str((r.get("name") if names else None) or sid), lv))
+                          str((r.get("name") if names else None) or sid), lv, special,
+                          _window(r.get("visit_window"), sid, path)))
     return stops
 
 
-def _drawn_households(b: gpd.GeoDataFrame, name: str, rng: np.random.Generator) -> list[Stop]:
-    """Each household of each building drawn red / orange / yellow / none with :data:`SYNTHETIC_SHARES`."""
+def _window(value: object, sid: str, path: Path | None) -> tuple[int, int] | None:
+    """A household's ``visit_window`` cell as clock minutes; a cell that is not a window is an error naming it."""
+    from gridgeo.data.quantities import parse_window
+
+    if _missing(value) or not str(value).strip():
+        return None
+    try:
+        return parse_window(str(value))
+    except UsageError as exc:
+        raise InputError(f"households: household {sid}: {exc}", path=path) from None
+
+
+def _drawn_households(b: gpd.GeoDataFrame, name: str, rng: np.random.Generator, *, every: bool = False) -> list[Stop]:
+    """Each household of each building drawn red / orange / yellow / none with :data:`SYNTHETIC_SHARES`
+    (the unmarked ones kept as ``none`` for a campaign: ``every``)."""
     xy = _xy(b)
     counts = b["households"].fillna(0).astype(int).to_numpy()
     colours = ["red", "orange", "yellow"]
@@ -306,9 +327,9 @@ def _drawn_households(b: gpd.GeoDataFrame, name: str, rng: np.random.Generator) 
         edges = np.cumsum(probs)
         for j, u in enumerate(draws):
             c = int(np.searchsorted(edges, u, side="right"))
-            if c < 3:
+            if c < 3 or every:
                 sid = f"b{idx}-{j + 1}"
-                stops.append(Stop(sid, "household", colours[c], float(xy[i, 0]), float(xy[i, 1]),
+                stops.append(Stop(sid, "household", colours[c] if c < 3 else "none", float(xy[i, 0]), float(xy[i, 1]),
                                   f"{name} 建筑{idx} 第{j + 1}户"))
     return stops
 
@@ -362,7 +383,7 @@ def _stagger_last_visits(
     for s in stops:
         if s.last_visit is None:
             synthetic = True
-            f = rules[s.priority].frequency_days if s.priority in rules else 1
+            f = max(1, rules[s.priority].frequency_days) if s.priority in rules else 1
             s = replace(s, last_visit=day - dt.timedelta(days=int(rng.integers(1, f + 1))))
         out.append(s)
     return out, synthetic

@@ -10,15 +10,30 @@ The keyword defaults of :func:`~gridgeo.patrol.prepare` and
 from __future__ import annotations
 
 import datetime as dt
-import math
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import Any
 
+from gridgeo.data.quantities import PLACES, parse_duration, parse_place
 from gridgeo.errors import UsageError
+from gridgeo.patrol.stops import DEFAULT_RULES, CategoryRule, VisitRule
 
-__all__ = ["PLAN_DATES", "SPEED_KMH", "PatrolOptions", "check_plan_dates", "parse_budget"]
+__all__ = [
+    "PLACES",
+    "PLAN_DATES",
+    "SPEED_KMH",
+    "PatrolOptions",
+    "Place",
+    "check_plan_dates",
+    "options_from_rules",
+    "parse_budget",
+    "parse_place",
+]
+
+#: Where a round starts or ends: ``"station"`` (the grid's), ``"home"`` (the worker's) or WGS84 ``(lon, lat)``
+#: (:func:`~gridgeo.data.quantities.parse_place` reads it).
+Place = str | tuple[float, float]
 
 #: Default speed per network mode, km/h: walking, driving.
 SPEED_KMH: Mapping[str, float] = MappingProxyType({"walk": 4.5, "drive": 25.0})
@@ -44,6 +59,17 @@ class PatrolOptions:
     time_limit
         The solver's safety cap per day, seconds (it normally stops on
         iteration counts, see :func:`gridgeo.routing.orienteering`).
+    rules
+        Visit rule per priority (:data:`~gridgeo.patrol.stops.DEFAULT_RULES`; a rules file's ``[patrol.red]`` ...).
+    special
+        Rule per special-care category (``[patrol.special]``); a household takes the most demanding
+        (:func:`~gridgeo.patrol.stops.effective_rule`).
+    campaign_days
+        Campaign mode (扫楼敲门): every household of the grid once over this many days; None: daily rounds.
+    start, end
+        Where each round starts and ends (:data:`Place`); ``home`` needs :attr:`home`.
+    home
+        The worker's home, WGS84 ``(lon, lat)``.
     """
 
     budget_min: float = 240.0
@@ -52,13 +78,16 @@ class PatrolOptions:
     max_snap: float = 1000.0
     seed: int = 0
     time_limit: float = 1.0
+    rules: Mapping[str, VisitRule] = field(default_factory=lambda: MappingProxyType(dict(DEFAULT_RULES)))
+    special: Mapping[str, CategoryRule] = field(default_factory=lambda: MappingProxyType({}))
+    campaign_days: int | None = None
+    start: Place = "station"
+    end: Place = "station"
+    home: tuple[float, float] | None = None
 
     def speed(self, mode: str) -> float:
         """Speed on a network of ``mode``: the one given, else the mode's default."""
         return self.speed_kmh if self.speed_kmh is not None else SPEED_KMH[mode]
-
-
-_BUDGET = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*(?:m|min))?\s*$", re.IGNORECASE)
 
 
 def parse_budget(text: str | float) -> float:
@@ -69,20 +98,7 @@ def parse_budget(text: str | float) -> float:
     UsageError
         For anything else, or a budget that is not positive.
     """
-    if isinstance(text, int | float):
-        minutes = float(text)
-    else:
-        s = str(text).strip()
-        try:
-            minutes = float(s)
-        except ValueError:
-            m = _BUDGET.match(s)
-            if not m or not (m.group(1) or m.group(2)):
-                raise UsageError(f"budget {text!r}: expected e.g. 4h, 90min, 3h30m or 240 (minutes)") from None
-            minutes = float(m.group(1) or 0) * 60.0 + float(m.group(2) or 0)
-    if not (math.isfinite(minutes) and minutes > 0):
-        raise UsageError(f"budget must be positive, got {text!r}")
-    return minutes
+    return parse_duration(text, "budget")
 
 
 #: The first and last day a plan may cover: wide enough for any real patrol, and far from the ends of
@@ -107,3 +123,22 @@ def check_plan_dates(first: dt.date, days: int) -> None:
     if first < lo or (hi - first).days < days - 1:
         raise UsageError(f"date {first.isoformat()} + {days} day{'s' if days != 1 else ''} is outside the "
                          f"supported range {lo.isoformat()}..{hi.isoformat()}")
+
+
+def options_from_rules(patrol: Mapping[str, Any], base: PatrolOptions | None = None) -> PatrolOptions:
+    """:class:`PatrolOptions` from a rules file's checked ``[patrol]`` table (:attr:`CountyRules.patrol`).
+
+    The table's values are already canonical (:func:`gridgeo.county.rules.load_county_rules` checked them):
+    ``budget_min``, ``speed_kmh``, ``start_time``, ``campaign_days``, ``start``, ``end``, ``rules`` (priority ->
+    fields of :class:`VisitRule`) and ``special`` (category -> fields of :class:`CategoryRule`). What it leaves
+    out keeps ``base``'s value (the library's defaults).
+    """
+    opts = PatrolOptions() if base is None else base
+    given = {k: patrol[k] for k in ("budget_min", "speed_kmh", "start_time", "campaign_days") if k in patrol}
+    given.update({k: parse_place(patrol[k], k) for k in ("start", "end") if k in patrol})
+    rules = dict(opts.rules)
+    for key, fields in patrol.get("rules", {}).items():
+        rules[key] = replace(rules[key], **fields)
+    special = dict(opts.special)
+    special.update({cat: CategoryRule(**fields) for cat, fields in patrol.get("special", {}).items()})
+    return replace(opts, **given, rules=MappingProxyType(rules), special=MappingProxyType(special))

@@ -50,13 +50,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyproj
+import shapely
 from numpy.typing import NDArray
 
+from gridgeo.data.quantities import format_window
 from gridgeo.errors import InfeasibleError, InputError, UsageError
 from gridgeo.patrol.itinerary import with_register
 from gridgeo.patrol.network import OFF_NETWORK_REPORT_M, Network, StopPaths
 from gridgeo.patrol.options import SPEED_KMH, PatrolOptions
-from gridgeo.patrol.stops import CST, DEFAULT_RULES, GridStops, Stop, VisitRule, due
+from gridgeo.patrol.stops import CST, DEFAULT_RULES, CategoryRule, GridStops, Stop, VisitRule, due, effective_rule
+from gridgeo.patrol.windows import Clock, repair, unreachable
 from gridgeo.routing import orienteering
 
 if TYPE_CHECKING:
@@ -85,7 +88,8 @@ _DEFAULT = PatrolOptions()
 class PatrolProblem:
     """A grid's stops snapped to the network with their street distances (computed once for all days).
 
-    ``index 0`` of the matrices is the station, ``1..k`` the stops in order.
+    ``index 0`` of the matrices is the station (the start), ``1..k`` the stops in order, and ``end`` the node
+    rounds end at (0: back at the start; else ``k + 1``, a separate end point).
     """
 
     grid: GridStops
@@ -96,6 +100,16 @@ class PatrolProblem:
     paths: StopPaths
     snap_m: NDArray[np.float64]
     snap_xy: NDArray[np.float64]
+    # -- issue 13 item 4 (visit policy): the end node and each stop's rule (its colour's and categories')
+    end: int = 0
+    stop_rules: list[VisitRule] = field(default_factory=list)
+
+    def rule(self, k: int) -> VisitRule:
+        """The rule stop ``k`` (``1..k``) is visited by (:func:`~gridgeo.patrol.stops.effective_rule`)."""
+        if self.stop_rules:
+            return self.stop_rules[k - 1]
+        return self.rules[self.grid.stops[k - 1].priority]
+    # -- end issue 13 item 4
 
     @property
     def metres_per_min(self) -> float:
@@ -104,17 +118,18 @@ class PatrolProblem:
 
     def service_min(self) -> NDArray[np.float64]:
         """Minutes at each node: the visit plus the walk from the street to the door and back."""
-        s = np.zeros(len(self.grid.stops) + 1)
-        for k, stop in enumerate(self.grid.stops, start=1):
-            s[k] = self.rules[stop.priority].service_min + 2.0 * self.snap_m[k] / self.metres_per_min
+        s = np.zeros(self.paths.distance.shape[0])
+        for k in range(1, len(self.grid.stops) + 1):
+            s[k] = self.rule(k).service_min + 2.0 * self.snap_m[k] / self.metres_per_min
         return s
 
     def round_trip_min(self) -> NDArray[np.float64]:
-        """Minutes of the round trip station -> stop -> station alone (service included); ``inf`` unreachable."""
+        """Minutes of the round trip start -> stop -> end alone (service included); ``inf`` unreachable."""
         d = self.paths.distance
-        rt = (d[0, :] + d[:, 0]) / self.metres_per_min + self.service_min()
-        rt[0] = 0.0
-        rt[1:][self.snap_m[1:] > self.max_snap] = np.inf
+        k = len(self.grid.stops)
+        rt = (d[0, :] + d[:, self.end]) / self.metres_per_min + self.service_min()
+        rt[0] = rt[self.end] = 0.0
+        rt[1:k + 1][self.snap_m[1:k + 1] > self.max_snap] = np.inf
         return rt
 
 
@@ -240,6 +255,8 @@ class DayPlan:
     synthetic_priorities: bool = False
     synthetic_last_visits: bool = False
     solver: dict[str, Any] = field(default_factory=dict)
+    end_point: tuple[float, float] | None = None  # issue 13 item 4: where the round ends when not at the station
+    campaign_days: int | None = None  # issue 13 item 4: a day of a campaign (every household once) of this many days
     off_network: list[OffNetworkLeg] = field(default_factory=list)  # legs off the streets > 50 m
 
     def summary(self) -> dict[str, Any]:
@@ -272,6 +289,7 @@ class DayPlan:
             "off_network": _off_network_json(self.off_network, self.crs),
             "synthetic_priorities": self.synthetic_priorities,
             "synthetic_last_visits": self.synthetic_last_visits,
+            **({"campaign_days": self.campaign_days} if self.campaign_days else {}),
         }
 
 
@@ -288,6 +306,8 @@ def prepare(
     speed_kmh: float = SPEED_KMH["walk"],
     max_snap: float = _DEFAULT.max_snap,
     budget_min: float = _DEFAULT.budget_min,
+    special: Mapping[str, CategoryRule] | None = None,
+    end: tuple[float, float] | None = None,
 ) -> PatrolProblem:
     """Snap a grid's station and stops and compute their street distances once.
 
@@ -307,6 +327,11 @@ def prepare(
     budget_min
         The longest budget the problem will be used with: paths longer than
         it are not searched.
+    special
+        Rules per special-care category; each stop takes the most demanding of its colour's and its
+        categories' (:func:`~gridgeo.patrol.stops.effective_rule`).
+    end
+        Where rounds end, in the network's CRS, when not back at the station (the worker's home, a point).
 
     Raises
     ------
@@ -322,7 +347,8 @@ def prepare(
         if s.priority not in rules:
             raise UsageError(f"grid {grid.grid}: stop {s.id} has priority {s.priority!r} without a visit rule; "
                              f"rules exist for {', '.join(rules)}")
-    xy = np.array([grid.station, *[(s.x, s.y) for s in grid.stops]], dtype=float).reshape(-1, 2)
+    xy = np.array([grid.station, *[(s.x, s.y) for s in grid.stops], *([end] if end is not None else [])],
+                  dtype=float).reshape(-1, 2)
     snap = network.snap(xy)
     if not grid.station_given:
         log.debug("grid %s: station snapped %.0f m from the grid's inner point", grid.grid, snap.distance[0])
@@ -330,9 +356,15 @@ def prepare(
         raise InputError(
             f"grid {grid.grid}: the station is {snap.distance[0]:.0f} m from the nearest {network.mode} street "
             f"(more than {max_snap:g} m): unreachable", path=network.source or None)
+    if end is not None and snap.distance[-1] > max_snap:  # issue 13 item 4: a separate end point
+        raise InputError(
+            f"grid {grid.grid}: the end point is {snap.distance[-1]:.0f} m from the nearest {network.mode} street "
+            f"(more than {max_snap:g} m): unreachable", path=network.source or None)
     limit = budget_min * speed_kmh * 1000.0 / 60.0
     paths = network.stop_paths(snap, limit=limit)
-    return PatrolProblem(grid, network, rules, float(speed_kmh), float(max_snap), paths, snap.distance, snap.xy)
+    stop_rules = [effective_rule(s, rules, special or {}) for s in grid.stops]  # issue 13 item 4
+    return PatrolProblem(grid, network, rules, float(speed_kmh), float(max_snap), paths, snap.distance, snap.xy,
+                         end=len(grid.stops) + 1 if end is not None else 0, stop_rules=stop_rules)
 
 
 def _sec(t: dt.datetime) -> dt.datetime:
@@ -346,6 +378,7 @@ class _Due:
     nodes: list[int]
     overdue: dict[int, int]
     prize: dict[int, float]
+    reasons: dict[int, str] = field(default_factory=dict)  # issue 13 item 4: left out before solving, and why
 
 
 @dataclass
@@ -366,7 +399,7 @@ def _due_prizes(problem: PatrolProblem, day: dt.date) -> _Due:
     overdue: dict[int, int] = {}
     prize_of: dict[int, float] = {}
     for k, stop in enumerate(g.stops, start=1):
-        rule = rules[stop.priority]
+        rule = problem.rule(k)
         is_due, late = due(stop, rule, day)
         if is_due:
             due_idx.append(k)
@@ -384,7 +417,7 @@ def _feasible(
     problem: PatrolProblem, todo: _Due, round_trip: NDArray[np.float64], *, budget_min: float, strict: bool
 ) -> list[int]:
     """The due stops whose round trip alone fits the budget (strict: raise when there are none)."""
-    feasible = [k for k in todo.nodes if round_trip[k] <= budget_min + 1e-9]
+    feasible = [k for k in todo.nodes if round_trip[k] <= budget_min + 1e-9 and k not in todo.reasons]
     if strict and todo.nodes and not feasible:
         best = min(todo.nodes, key=lambda k: round_trip[k])
         s = problem.grid.stops[best - 1]
@@ -403,19 +436,23 @@ def _solve(
     budget_min: float,
     seed: int,
     time_limit: float,
-) -> tuple[list[int], dict[str, Any]]:
-    """The day's round as node indices ``[0, ..., 0]`` (orienteering in minutes), and the solver's figures."""
+    routes: int = 1,
+) -> tuple[list[list[int]], dict[str, Any]]:
+    """The rounds as node indices ``[0, ..., end]`` (orienteering in minutes, ``routes`` of them: team
+    orienteering, as a campaign's days are), and the solver's figures."""
     nodes = [0, *feasible]
-    d = problem.paths.distance[np.ix_(nodes, nodes)] / problem.metres_per_min
     prize = np.array([0.0, *[todo.prize[k] for k in feasible]])
-    visited_local: list[int] = []
+    visited_local: list[list[int]] = [[] for _ in range(routes)]
     solver: dict[str, Any] = {}
     if feasible:
-        res = orienteering(d, prize, budget_min, start=0, end=0, routes=1, time_limit=time_limit, seed=seed,
-                           service=service[nodes])
-        visited_local = res.routes[0][1:-1]
+        end = len(nodes) if problem.end else 0  # issue 13 item 4: the end node, last
+        nodes_e = nodes + ([problem.end] if problem.end else [])
+        d = problem.paths.distance[np.ix_(nodes_e, nodes_e)] / problem.metres_per_min
+        res = orienteering(d, np.append(prize, [0.0] * (len(nodes_e) - len(nodes))), budget_min, start=0, end=end,
+                           routes=routes, time_limit=time_limit, seed=seed, service=service[nodes_e])
+        visited_local = [r[1:-1] for r in res.routes]
         solver = {"iterations": res.iterations, "runtime_s": round(res.runtime, 4), "stopped_by": res.stopped_by}
-    return [0, *[nodes[i] for i in visited_local], 0], solver
+    return [[0, *[nodes[i] for i in r], problem.end] for r in visited_local], solver
 
 
 def _door_leg(problem: PatrolProblem, k: int) -> NDArray[np.float64]:
@@ -431,9 +468,13 @@ def _door_leg(problem: PatrolProblem, k: int) -> NDArray[np.float64]:
 
 
 def _walk(
-    problem: PatrolProblem, route: list[int], service: NDArray[np.float64], start: dt.datetime, todo: _Due
+    problem: PatrolProblem, route: list[int], service: NDArray[np.float64], start: dt.datetime, todo: _Due,
+    *, ready: NDArray[np.float64] | None = None,
 ) -> _Walk:
-    """Walk ``route`` leg by leg from ``start``: times at the doors, the geometry (street and door legs), metres."""
+    """Walk ``route`` leg by leg from ``start``: times at the doors, the geometry (street and door legs), metres.
+
+    ``ready``: minutes after ``start`` before which a stop's visit cannot begin (its window); the worker waits.
+    """
     mpm = problem.metres_per_min
     t = 0.0
     metres = 0.0
@@ -447,7 +488,8 @@ def _walk(
         if len(route) > 2:
             c = problem.paths.path_coords(a, b)
             coords.append(c if not coords else c[1:])
-        if b != 0:
+        if 0 < b <= len(problem.grid.stops):  # issue 13 item 4: the end node is no visit; windows wait
+            t = max(t, float(ready[b])) if ready is not None else t
             door_min = float(problem.snap_m[b]) / mpm
             arrival = t + door_min
             t += service[b]
@@ -457,11 +499,36 @@ def _walk(
             visits.append(Visit(stop, pos, _sec(start + dt.timedelta(minutes=arrival)),
                                 _sec(start + dt.timedelta(minutes=t - door_min)),
                                 (float(problem.snap_xy[b, 0]), float(problem.snap_xy[b, 1])),
-                                float(problem.snap_m[b]), problem.rules[stop.priority], todo.overdue.get(b, 0)))
+                                float(problem.snap_m[b]), problem.rule(b), todo.overdue.get(b, 0)))
     if not coords:
         p = problem.snap_xy[0]
         coords = [np.array([p, p])]
     return _Walk(visits, np.concatenate(coords), metres, t)
+
+
+# -- issue 13 item 4: time windows (gridgeo.patrol.windows says how)
+def _label(stop: Stop) -> str:
+    return f"{stop.priority} household {stop.id}" if stop.kind == "household" else f"{stop.kind} {stop.id}"
+
+
+def window_clock(
+    problem: PatrolProblem, todo: _Due, service: NDArray[np.float64], *, start_time: dt.time, budget_min: float
+) -> Clock | None:
+    """The day's :class:`~gridgeo.patrol.windows.Clock` when a due stop has a visit window (else None); due stops
+    whose window cannot hold their visit in the round get their reason in ``todo.reasons``."""
+    windows = [None, *[problem.rule(k).window for k in range(1, len(problem.grid.stops) + 1)]]
+    if not any(windows[k] is not None for k in todo.nodes):
+        return None
+    windows += [None] * (problem.paths.distance.shape[0] - len(windows))
+    clock = Clock.of(problem.paths.distance / problem.metres_per_min, service, windows=windows, start=start_time,
+                     budget=budget_min, end=problem.end)
+    for k in todo.nodes:
+        w = windows[k]
+        why = unreachable(clock, k, w, start_time) if w is not None else None
+        if why is not None:
+            todo.reasons[k] = f"{_label(problem.grid.stops[k - 1])}: {why}"
+    return clock
+# -- end issue 13 item 4
 
 
 def _miss_reason(
@@ -477,7 +544,10 @@ def _miss_reason(
         return f"{label}: not reachable from the station within the budget on the network"
     if round_trip[k] > budget_min:
         return f"{label}: round trip alone is {_fmt_h(round_trip[k])} > {_fmt_h(budget_min)} budget"
-    if best_visited > problem.rules[stop.priority].weight:
+    window = problem.rule(k).window
+    if window is not None:  # issue 13 item 4
+        return f"{label}: no room for it inside its visit window {format_window(window)}"
+    if best_visited > problem.rule(k).weight:
         return f"{label}: budget exhausted by higher priorities"
     return f"{label}: budget exhausted by visits of the same priority"
 
@@ -488,13 +558,15 @@ def _missed(
 ) -> list[Missed]:
     """The due stops not on the route, each with its reason."""
     visited = {v.stop.id for v in walk.visits}
-    best_visited = max((problem.rules[v.stop.priority].weight for v in walk.visits), default=0.0)
+    index = {s.id: k for k, s in enumerate(problem.grid.stops, start=1)}
+    best_visited = max((problem.rule(index[v.stop.id]).weight for v in walk.visits), default=0.0)
     missed: list[Missed] = []
     for k in todo.nodes:
         stop = problem.grid.stops[k - 1]
         if stop.id in visited:
             continue
-        reason = _miss_reason(problem, k, round_trip, budget_min=budget_min, best_visited=best_visited)
+        reason = todo.reasons.get(k) or _miss_reason(problem, k, round_trip, budget_min=budget_min,
+                                                      best_visited=best_visited)
         missed.append(Missed(stop, day, reason, todo.overdue[k]))
     return missed
 
@@ -540,10 +612,14 @@ def plan_day(
     service = problem.service_min()
     round_trip = problem.round_trip_min()
     todo = _due_prizes(problem, day)
+    clock = window_clock(problem, todo, service, start_time=start_time, budget_min=budget_min)  # issue 13 item 4
     feasible = _feasible(problem, todo, round_trip, budget_min=budget_min, strict=strict)
-    route, solver = _solve(problem, feasible, todo, service, budget_min=budget_min, seed=seed, time_limit=time_limit)
+    (route,), solver = _solve(problem, feasible, todo, service, budget_min=budget_min, seed=seed,
+                              time_limit=time_limit)
+    if clock is not None:  # issue 13 item 4: windows kept by repair on the solver's route
+        route = repair(clock, [route], todo.prize, feasible)[0]
     start = dt.datetime.combine(day, start_time, tzinfo=tz)
-    walk = _walk(problem, route, service, start, todo)
+    walk = _walk(problem, route, service, start, todo, ready=None if clock is None else clock.ready())
     missed = _missed(problem, todo, walk, round_trip, budget_min=budget_min, day=day)
     score = float(sum(todo.prize[g.stops.index(v.stop) + 1] for v in walk.visits))
     return DayPlan(
@@ -552,8 +628,13 @@ def plan_day(
         station=(float(problem.snap_xy[0, 0]), float(problem.snap_xy[0, 1])), visits=walk.visits, missed=missed,
         coords=walk.coords, distance_m=walk.metres, duration_min=walk.minutes, score=score, due=len(todo.nodes),
         synthetic_priorities=g.synthetic_priorities, synthetic_last_visits=g.synthetic_last_visits, solver=solver,
-        off_network=_off_network(problem, route),
+        end_point=_end_point(problem), off_network=_off_network(problem, route),
     )
+
+
+def _end_point(problem: PatrolProblem) -> tuple[float, float] | None:
+    """The snapped end point of the rounds, None when they end at the station (issue 13 item 4)."""
+    return (float(problem.snap_xy[problem.end, 0]), float(problem.snap_xy[problem.end, 1])) if problem.end else None
 
 
 def plan_period(
@@ -582,8 +663,15 @@ def plan_period(
 
 
 def check_budget(problem: PatrolProblem, budget_min: float) -> None:
-    """Raise :class:`InfeasibleError` when the budget is below the round trip to every stop."""
-    rt = problem.round_trip_min()[1:]
+    """Raise :class:`InfeasibleError` when the budget is below the round trip to every stop (or, ending
+    elsewhere than the start, below the walk from the start to the end alone)."""
+    if problem.end:  # issue 13 item 4: a separate end point
+        direct = float(problem.paths.distance[0, problem.end]) / problem.metres_per_min
+        if not direct <= budget_min + 1e-9:
+            raise InfeasibleError(
+                f"grid {problem.grid.grid}: the budget {_fmt_h(budget_min)} is below the walk from the start to the "
+                f"end alone ({_fmt_h(direct) if np.isfinite(direct) else 'no path on the network'})")
+    rt = problem.round_trip_min()[1:len(problem.grid.stops) + 1]
     if len(rt) == 0 or (rt <= budget_min + 1e-9).any():
         return
     k = int(np.argmin(rt))
@@ -663,15 +751,51 @@ def plan_grid(
         The budget is below the round trip to every stop.
     """
     opts = _DEFAULT if options is None else options
-    station = None
-    if station_lonlat is not None:
-        tr = pyproj.Transformer.from_crs("EPSG:4326", county.network.crs, always_xy=True)
-        x, y = tr.transform(*station_lonlat)
-        station = (float(x), float(y))
-    gs = county.grid_stops(code, day, station=station)
-    problem = prepare(county.network, gs, speed_kmh=opts.speed(county.network.mode), max_snap=opts.max_snap,
-                      budget_min=opts.budget_min)
+    # -- issue 13 item 4: the start and end places, the rules per colour and category, campaigns
+    station = _metric(county, station_lonlat) if station_lonlat is not None else None
+    start = _place_xy(county, code, opts.start, opts, station)
+    end = None if opts.end == opts.start else _place_xy(county, code, opts.end, opts, station, fill=True)
+    gs = county.grid_stops(code, day, station=start, rules=opts.rules,
+                           every_household=opts.campaign_days is not None)
+    problem = prepare(county.network, gs, rules=opts.rules, special=opts.special,
+                      speed_kmh=opts.speed(county.network.mode), max_snap=opts.max_snap, budget_min=opts.budget_min,
+                      end=end)
     check_budget(problem, opts.budget_min)
-    plans = plan_period(problem, day, days, budget_min=opts.budget_min, start_time=opts.start_time, seed=opts.seed,
-                        time_limit=opts.time_limit)
-    return with_register(county, plans)  # addresses for the list people read (none where names are withheld)
+    kw: dict[str, Any] = {"budget_min": opts.budget_min, "start_time": opts.start_time, "seed": opts.seed,
+                          "time_limit": opts.time_limit}
+    if opts.campaign_days is not None:
+        from gridgeo.patrol.campaign import plan_campaign
+
+        return with_register(county, plan_campaign(problem, day, opts.campaign_days, **kw))
+    # addresses for the list people read (none where names are withheld)
+    return with_register(county, plan_period(problem, day, days, **kw))
+
+
+def _metric(county: County, lonlat: tuple[float, float]) -> tuple[float, float]:
+    """WGS84 lon/lat in the network's CRS."""
+    tr = pyproj.Transformer.from_crs("EPSG:4326", county.network.crs, always_xy=True)
+    x, y = tr.transform(*lonlat)
+    return (float(x), float(y))
+
+
+def _place_xy(county: County, code: str, place: str | tuple[float, float], opts: PatrolOptions,
+              station: tuple[float, float] | None, *, fill: bool = False) -> tuple[float, float] | None:
+    """A start or end place in the network's CRS: the station (None: the grid's default, unless ``fill``), the
+    worker's home, or a point.
+
+    Raises
+    ------
+    UsageError
+        ``home`` without a home given.
+    """
+    if place == "home":
+        if opts.home is None:
+            raise UsageError("start or end at home needs the worker's home (--home LON,LAT, or home= in a request)")
+        return _metric(county, opts.home)
+    if isinstance(place, tuple):
+        return _metric(county, place)
+    if station is not None or not fill:
+        return station
+    rp = shapely.point_on_surface(county.grids.geometry.iloc[county.check_grid(code)])
+    return (float(rp.x), float(rp.y))
+# -- end issue 13 item 4
