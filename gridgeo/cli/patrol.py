@@ -1,7 +1,7 @@
 """``gridgeo patrol``: a day's (or N days') prioritized patrol routes on the street network.
 
-Options left out take the library's defaults (:class:`gridgeo.patrol.PatrolOptions`, shared with the
-``/patrol/{grid}`` service); the help texts quote them.
+Options left out take the ``[patrol]`` section of ``--rules`` where given, else the library's defaults
+(:class:`gridgeo.patrol.PatrolOptions`, shared with the ``/patrol/{grid}`` service); the help texts quote them.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ def register(sub: Any) -> None:
     sv.add_argument("--threads", type=int, default=8, help="waitress worker threads (default 8)")
     sv.add_argument("--network", help="street network for /patrol: OSM file or GeoPackage with a roads layer "
                     "(default: the county's own roads layer)")
+    sv.add_argument("--rules", help="county rules file (TOML) whose [patrol] section sets /patrol's defaults")
     sv.set_defaults(func=run)
 
 
@@ -27,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     served = logging.getLogger("gridgeo.serve")
     served.setLevel(logging.INFO)  # the URL is the one line a user of `make run` needs, even without -v
-    app = create_app({"COUNTY": args.path, "NETWORK": args.network})
+    app = create_app({"COUNTY": args.path, "NETWORK": args.network, "RULES": args.rules})
     host = f"[{args.host}]" if ":" in args.host else args.host
     served.info("serving %s at http://%s:%d/ (map at /map, API at /api; Ctrl-C to stop)", args.path, host, args.port)
     serve(app, host=args.host, port=args.port, threads=args.threads, ident="gridgeo")
