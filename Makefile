@@ -61,9 +61,9 @@ run: setup
 	@mkdir -p $(OUT)
 	$(BIN)/gridgeo check $(SAMPLE) --layer villages --id code --parent township
 	$(BIN)/gridgeo build $(RULES) -o $(OUT)/county.gpkg --report $(OUT)/build_report.json
-	$(BIN)/gridgeo patrol $(OUT)/county.gpkg --grid $(GRID) --date $$(date +%F) --days 7 \
+	$(BIN)/gridgeo patrol $(OUT)/county.gpkg --grid $(GRID) --date $$(date +%F) --days 7 --rules $(RULES) \
 	    -o $(OUT)/route.geojson --gpx $(OUT)/route.gpx
-	$(BIN)/gridgeo serve $(OUT)/county.gpkg --host $(HOST) --port $(PORT)
+	$(BIN)/gridgeo serve $(OUT)/county.gpkg --host $(HOST) --port $(PORT) --rules $(RULES)
 
 test: setup-dev
 	$(BIN)/python -m pytest -q

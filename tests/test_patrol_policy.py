@@ -79,6 +79,13 @@ def test_patrol_section_parsed_into_options(tmp_path: Path) -> None:
     assert load_county_rules(_rules(tmp_path, "[county]\nseed = 1\n")).patrol == {}
 
 
+def test_sample_rules_write_the_patrol_defaults_out() -> None:
+    """``boundaries/sample_rules.toml`` writes the defaults out: its [patrol] changes nothing."""
+    sample = Path(__file__).resolve().parents[1] / "boundaries" / "sample_rules.toml"
+    opts = options_from_rules(load_county_rules(sample).patrol)
+    assert opts == PatrolOptions()
+
+
 @pytest.mark.parametrize(("text", "words"), [
     ('[patrol]\nbudjet = "4h"\n', "unknown key 'budjet' in [patrol]"),
     ('[patrol]\nbudget = "4 hours"\n', "[patrol] budget '4 hours': expected e.g. 4h"),
