@@ -247,6 +247,14 @@ def test_start_and_end_points_used() -> None:
     assert shapely.LineString(plan.coords).length == pytest.approx(
         plan.distance_m - sum(2 * v.snap_m for v in plan.visits), rel=1e-6)
     assert len(plan.visits) == plan.due
+    from gridgeo.errors import InfeasibleError
+    from gridgeo.patrol import check_budget
+
+    far = prepare(net, grid, end=(x0 + 1050.0, y0 + 20.0))
+    with pytest.raises(InfeasibleError, match="below the walk from the start to the end alone"):
+        check_budget(far, 10.0)  # 1050 m: 14 min at 4.5 km/h
+    with pytest.raises(InfeasibleError, match="below the shortest round trip"):
+        check_budget(far, 15.0)  # the end fits, no stop on the way does
 
 
 def test_start_end_and_home_on_a_county(county_path: Path) -> None:
