@@ -40,7 +40,6 @@ below the shortest round trip to every stop (nothing could ever be visited).
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import itertools
 import logging
 import math
@@ -55,8 +54,9 @@ from numpy.typing import NDArray
 
 from gridgeo.data.quantities import format_window
 from gridgeo.errors import InfeasibleError, InputError, UsageError
+from gridgeo.patrol._offnet import OffNetworkLeg, off_network, off_network_json
 from gridgeo.patrol.itinerary import with_register
-from gridgeo.patrol.network import OFF_NETWORK_REPORT_M, Network, StopPaths
+from gridgeo.patrol.network import Network, StopPaths
 from gridgeo.patrol.options import SPEED_KMH, PatrolOptions
 from gridgeo.patrol.stops import CST, DEFAULT_RULES, CategoryRule, GridStops, Stop, VisitRule, due, effective_rule
 from gridgeo.patrol.windows import Clock, repair, unreachable
@@ -164,59 +164,6 @@ class Missed:
     days_overdue: int = 0
 
 
-# -- off-network legs (issue 13, item 1): walked where no mapped street goes ---------------------
-@dataclass(frozen=True)
-class OffNetworkLeg:
-    """A straight walk the route makes off the street network, longer than :data:`OFF_NETWORK_REPORT_M`.
-
-    ``kind`` is ``"link"`` (between two components of the network: see :mod:`gridgeo.patrol.network`)
-    or ``"door"`` (from the street to a stop far from every street, walked there and back).
-    ``start``/``end`` are in the network's CRS; ``stop`` is the visit it leads to.
-    """
-
-    kind: str
-    length_m: float
-    start: tuple[float, float]
-    end: tuple[float, float]
-    stop: str
-
-
-def _off_network(problem: PatrolProblem, route: list[int]) -> list[OffNetworkLeg]:
-    """Every off-network leg of ``route`` longer than :data:`OFF_NETWORK_REPORT_M`, in walking order."""
-    net = problem.network
-    legs: list[OffNetworkLeg] = []
-    for a, b in itertools.pairwise(route):
-        to = problem.grid.stops[b - 1].id if b else "station"
-        for e in problem.paths.off_network_edges(a, b):
-            if net.edge_length[e] > OFF_NETWORK_REPORT_M:
-                c = np.asarray(net.edge_geom[e].coords)
-                legs.append(OffNetworkLeg("link", float(net.edge_length[e]), (float(c[0, 0]), float(c[0, 1])),
-                                          (float(c[-1, 0]), float(c[-1, 1])), to))
-        if b and problem.snap_m[b] > OFF_NETWORK_REPORT_M:
-            s = problem.grid.stops[b - 1]
-            legs.append(OffNetworkLeg("door", float(problem.snap_m[b]),
-                                      (float(problem.snap_xy[b, 0]), float(problem.snap_xy[b, 1])), (s.x, s.y), s.id))
-    return legs
-
-
-@functools.lru_cache(maxsize=8)
-def _to_lonlat(wkt: str) -> pyproj.Transformer:
-    """One transformer per CRS (making one costs far more than using it)."""
-    return pyproj.Transformer.from_crs(pyproj.CRS.from_wkt(wkt), "EPSG:4326", always_xy=True)
-
-
-def _off_network_json(legs: list[OffNetworkLeg], crs: pyproj.CRS) -> list[dict[str, Any]]:
-    """The legs as JSON, ends as WGS84 lon/lat."""
-    if not legs:
-        return []
-    tr = _to_lonlat(crs.to_wkt())
-    out = []
-    for leg in legs:
-        ends = [[round(v, 6) for v in tr.transform(*p)] for p in (leg.start, leg.end)]
-        out.append({"kind": leg.kind, "length_m": round(leg.length_m, 1), "from": ends[0], "to": ends[1],
-                    "stop": leg.stop})
-    return out
-# -- end of off-network legs ----------------------------------------------------------------------
 
 
 @dataclass
@@ -286,7 +233,7 @@ class DayPlan:
                  "days_overdue": m.days_overdue, "reason": m.reason}
                 for m in self.missed
             ],
-            "off_network": _off_network_json(self.off_network, self.crs),
+            "off_network": off_network_json(self.off_network, self.crs),
             "synthetic_priorities": self.synthetic_priorities,
             "synthetic_last_visits": self.synthetic_last_visits,
             **({"campaign_days": self.campaign_days} if self.campaign_days else {}),
@@ -628,7 +575,7 @@ def plan_day(
         station=(float(problem.snap_xy[0, 0]), float(problem.snap_xy[0, 1])), visits=walk.visits, missed=missed,
         coords=walk.coords, distance_m=walk.metres, duration_min=walk.minutes, score=score, due=len(todo.nodes),
         synthetic_priorities=g.synthetic_priorities, synthetic_last_visits=g.synthetic_last_visits, solver=solver,
-        end_point=_end_point(problem), off_network=_off_network(problem, route),
+        end_point=_end_point(problem), off_network=off_network(problem, route),
     )
 
 
