@@ -35,6 +35,7 @@ from gridgeo.data.quantities import parse_place
 from gridgeo.errors import FileFormatError, InputError, ServiceUnavailableError, UsageError
 from gridgeo.patrol import CST, County, DayPlan, PatrolOptions, parse_budget, plan_grid, route_geojson, route_gpx
 from gridgeo.patrol.options import check_plan_dates
+from gridgeo.patrol.team import MAX_WORKERS
 
 from .ogc import CRS84, GEOJSON, check_params, negotiate, parse_coords
 
@@ -111,6 +112,8 @@ OVERRIDES: dict[str, Any] = {
     "start": lambda o, v: _replace(o, start=parse_place(v, "start")),
     "end": lambda o, v: _replace(o, end=parse_place(v, "end")),
     "home": lambda o, v: _replace(o, home=_lonlat("home", v)),
+    "workers": lambda o, v: _replace(o, workers=None if v == "roster" else int(
+        _number("workers", v, low=1, high=MAX_WORKERS, whole=True))),
     **{f"frequency_{c}": _frequency(c) for c in _COLOURS},
     **{f"service_{c}": _service(c) for c in _COLOURS},
 }
@@ -245,7 +248,7 @@ def patrol(grid_id: str) -> Response:
     if coords is not None and fmt == "gpx":
         raise UsageError("GPX is WGS84 by definition; coords applies to GeoJSON")
     plans = planner.plan(grid_id, day, options, key)
-    plan: DayPlan | list[DayPlan] = plans if options.campaign_days is not None else plans[0]
+    plan: DayPlan | list[DayPlan] = plans if options.campaign_days is not None or len(plans) > 1 else plans[0]
     if fmt == "gpx":
         resp = Response(route_gpx(plan), mimetype=GPX)
         resp.headers["Content-Disposition"] = f'inline; filename="patrol-{grid_id}-{day.isoformat()}.gpx"'

@@ -46,6 +46,9 @@ def register(sub: Any) -> None:
     p.add_argument("--home", type=lonlat, help="LON,LAT of the worker's home (for --start/--end home)")
     p.add_argument("--campaign", type=int, metavar="N",
                    help="campaign (扫楼敲门): visit every household of the grid once over N days")
+    p.add_argument("--workers", metavar="N|roster",
+                   help="workers on the grid: one round each, together covering the day's due visits (default 1; "
+                        "roster: the grid's 网格员 in the county's people table)")
     p.add_argument("--station", type=lonlat,
                    help="LON,LAT of the station (default: the street point nearest the grid's inner point)")
     p.add_argument("--max-snap", type=float,
@@ -79,6 +82,7 @@ def _options(args: argparse.Namespace) -> Any:
     from gridgeo.county.rules import load_county_rules
     from gridgeo.data.quantities import parse_place
     from gridgeo.patrol import PatrolOptions, options_from_rules, parse_budget
+    from gridgeo.patrol.team import MAX_WORKERS
 
     _start(args)
     opts = PatrolOptions()
@@ -86,13 +90,24 @@ def _options(args: argparse.Namespace) -> Any:
         opts = options_from_rules(load_county_rules(args.rules).patrol, opts)
     if args.campaign is not None and args.campaign < 1:
         raise UsageError(f"--campaign must be >= 1 days, got {args.campaign}")
+    workers = _workers(args.workers, MAX_WORKERS)
     given = {"speed_kmh": args.speed, "start_time": args.start_time, "max_snap": args.max_snap, "seed": args.seed,
              "time_limit": args.time_limit, "campaign_days": args.campaign, "home": args.home,
              "start": None if args.start is None else parse_place(args.start, "--start"),
              "end": None if args.end is None else parse_place(args.end, "--end")}
     if args.budget is not None:
         given["budget_min"] = parse_budget(args.budget)
-    return replace(opts, **{k: v for k, v in given.items() if v is not None})
+    opts = replace(opts, **{k: v for k, v in given.items() if v is not None})
+    return opts if args.workers is None else replace(opts, workers=workers)
+
+
+def _workers(text: str | None, most: int) -> int | None:
+    """``--workers``: a count from 1 to ``most``, or ``roster`` (None: the county's people table says)."""
+    if text is None or text == "roster":
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= most:
+        raise UsageError(f"--workers must be 1 to {most} or roster, got {text!r}")
+    return int(text)
 
 
 def _one_grid(county: Any, args: argparse.Namespace, options: Any) -> int:

@@ -22,6 +22,8 @@ Modules, by job:
     what is due) and its GPX waypoint name and description.
 ``windows``
     Time windows on the solver's rounds: waiting, checking, repair by removal and insertion.
+``team``
+    :func:`team.plan_team`: a grid's workers, one round each, together covering the day (team orienteering).
 ``campaign``
     :func:`plan_campaign`: every household of a grid once over N days (扫楼敲门), team orienteering.
 ``export``

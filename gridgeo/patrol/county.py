@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 __all__ = ["County"]
 
 _HOUSEHOLDS_PER_POINT = 50
+#: the role a roster gives a grid's patrolling workers (网格员, 专职网格员, 兼职网格员, 网格辅助员)
+WORKER_ROLE = "网格(?:辅助)?员"
 _NO_DATE = ("", "nan", "NaT", "<NA>")
 
 
@@ -185,6 +187,20 @@ class County:
         return r
 
     # -- one grid ------------------------------------------------------------------------
+
+    def workers_of(self, code: str) -> int:
+        """The grid's workers in the built county's ``people`` table (roles with 网格员, on the grid or
+        exclusive grid): a team of that many (:mod:`gridgeo.patrol.team`); 1 when none are listed."""
+        import pyogrio
+
+        if "people" not in self.layers:
+            return 1
+        t = pyogrio.read_dataframe(self.path, layer="people", read_geometry=False)
+        if not {"level", "unit", "role"} <= set(t.columns):
+            return 1
+        mine = t[t["level"].isin(("grids", "exclusive")) & (t["unit"].astype(str) == str(code))
+                 & t["role"].astype(str).str.contains(WORKER_ROLE)]
+        return max(1, int(mine["person_id"].nunique() if "person_id" in mine.columns else len(mine)))
 
     def check_grid(self, code: str) -> int:
         """Row of grid ``code``.

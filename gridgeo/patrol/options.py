@@ -70,6 +70,9 @@ class PatrolOptions:
         Where each round starts and ends (:data:`Place`); ``home`` needs :attr:`home`.
     home
         The worker's home, WGS84 ``(lon, lat)``.
+    workers
+        Workers on the grid's day: more than one gets one round each (:mod:`gridgeo.patrol.team`); None:
+        as many as the county's ``people`` table lists for the grid (:meth:`County.workers_of`).
     """
 
     budget_min: float = 240.0
@@ -84,6 +87,7 @@ class PatrolOptions:
     start: Place = "station"
     end: Place = "station"
     home: tuple[float, float] | None = None
+    workers: int | None = 1
 
     def speed(self, mode: str) -> float:
         """Speed on a network of ``mode``: the one given, else the mode's default."""

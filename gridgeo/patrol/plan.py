@@ -205,6 +205,7 @@ class DayPlan:
     end_point: tuple[float, float] | None = None  # issue 13 item 4: where the round ends when not at the station
     campaign_days: int | None = None  # issue 13 item 4: a day of a campaign (every household once) of this many days
     off_network: list[OffNetworkLeg] = field(default_factory=list)  # legs off the streets > 50 m
+    worker: int | None = None  # which of a team's rounds (gridgeo.patrol.team), None: the grid's one worker
 
     def summary(self) -> dict[str, Any]:
         """Figures of the day as plain JSON values."""
@@ -214,6 +215,7 @@ class DayPlan:
         red_met = sum(1 for v in self.visits if v.stop.priority == "red")
         return {
             "grid": self.grid,
+            **({"worker": self.worker} if self.worker is not None else {}),
             "date": self.date.isoformat(),
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
@@ -592,19 +594,27 @@ def plan_period(
 ) -> list[DayPlan]:
     """Plan ``days`` consecutive days, each from the last visits the previous days left.
 
-    Keyword arguments go to :func:`plan_day`. The problem's stops are not
+    Keyword arguments go to :func:`plan_day`; ``workers`` (> 1) plans each day for a team
+    (:func:`gridgeo.patrol.team.plan_team`: one plan per worker and day). The problem's stops are not
     modified (each day works on an updated copy).
     """
     if days < 1:
         raise UsageError(f"days must be >= 1, got {days}")
+    workers = int(kwargs.pop("workers", 1))
     plans: list[DayPlan] = []
     stops = list(problem.grid.stops)
     for i in range(days):
         day = first_day + dt.timedelta(days=i)
         current = replace(problem, grid=replace(problem.grid, stops=stops))
-        plan = plan_day(current, day, **{**kwargs, "strict": kwargs.get("strict", False) and i == 0})
-        plans.append(plan)
-        seen = {v.stop.id for v in plan.visits}
+        kw = {**kwargs, "strict": kwargs.get("strict", False) and i == 0}
+        if workers != 1:  # a team: one round each (gridgeo.patrol.team; it refuses fewer than 1)
+            from gridgeo.patrol.team import plan_team
+
+            today = plan_team(current, day, workers, **kw)
+        else:
+            today = [plan_day(current, day, **kw)]
+        plans += today
+        seen = {v.stop.id for p in today for v in p.visits}
         stops = [replace(s, last_visit=day) if s.id in seen else s for s in stops]
     return plans
 
@@ -639,7 +649,8 @@ def period_summary(plans: Sequence[DayPlan]) -> dict[str, Any]:
     return {
         "grid": first.grid,
         "first_date": first.date.isoformat(),
-        "days": len(plans),
+        "days": len({p.date for p in plans}),
+        **({"workers": max(p.worker or 1 for p in plans)} if any(p.worker for p in plans) else {}),
         "mode": first.mode,
         "budget_min": round(first.budget_min, 1),
         "speed_kmh": first.speed_kmh,
@@ -710,6 +721,9 @@ def plan_grid(
     check_budget(problem, opts.budget_min)
     kw: dict[str, Any] = {"budget_min": opts.budget_min, "start_time": opts.start_time, "seed": opts.seed,
                           "time_limit": opts.time_limit}
+    workers = county.workers_of(code) if opts.workers is None else opts.workers
+    if workers != 1 and opts.campaign_days is None:
+        kw["workers"] = workers
     if opts.campaign_days is not None:
         from gridgeo.patrol.campaign import plan_campaign
 
