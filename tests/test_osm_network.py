@@ -85,7 +85,22 @@ def _bridges(path: Path, crs: pyproj.CRS) -> list[shapely.LineString]:
 
 def test_bridges_are_not_merged_with_the_roads_below(osm: tuple[Path, Network]) -> None:
     """Where a bridge (or tunnel) edge crosses another edge, the two places are far apart on foot."""
-    path, net = osm
+    _check_bridges(*osm)
+
+
+def test_bridges_of_a_roads_layer_are_not_noded(osm_dir: Path) -> None:
+    """The same from the ``roads`` layer gridgeo reads from OSM (and a build passes through): its ``bridge``,
+    ``tunnel`` and ``layer`` columns keep the levels apart when the lines are noded."""
+    from gridgeo.data.io import read_layer
+    from gridgeo.patrol.network import build_network
+
+    path = osm_dir / FILES[0]
+    roads = read_layer(path, layer="roads")
+    assert {"bridge", "tunnel", "layer"} <= set(roads.columns) and roads["bridge"].notna().any()
+    _check_bridges(path, build_network(roads, mode="walk", source=str(path)))
+
+
+def _check_bridges(path: Path, net: Network) -> None:
     bridges = _bridges(path, net.crs)
     assert bridges
     geoms = net.edge_geom

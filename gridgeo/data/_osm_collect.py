@@ -134,6 +134,10 @@ def road_row(osm_id: str, name: str | None, tags: Mapping[str, str]) -> dict[str
         "service": tags.get("service"),
         "oneway": tags.get("oneway"),
         "access": tags.get("access"),
+        # levels: a bridge, a tunnel or another layer crosses the roads below without a junction (patrol noding)
+        "bridge": tags.get("bridge"),
+        "tunnel": tags.get("tunnel"),
+        "layer": tags.get("layer"),
     }
 
 

@@ -118,6 +118,9 @@ _COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("service", "string"),
         ("oneway", "string"),
         ("access", "string"),
+        ("bridge", "string"),
+        ("tunnel", "string"),
+        ("layer", "string"),
     ),
     "water": (("osm_id", "string"), ("waterway", "string"), ("name", "string")),
 }

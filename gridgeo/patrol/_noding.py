@@ -47,8 +47,7 @@ def levels(frame: pd.DataFrame) -> NDArray[np.float64]:
     out = np.zeros(n)
     for col, value in (("bridge", 1.0), ("tunnel", -1.0)):
         if col in frame.columns:
-            flag = frame[col].astype("object").map(lambda v: v is not None and v == v and str(v).strip().lower()
-                                                   not in _NOT)
+            flag = frame[col].astype("object").map(lambda v: not pd.isna(v) and str(v).strip().lower() not in _NOT)
             out[flag.to_numpy(bool)] = value
     if "layer" in frame.columns:
         layer = pd.to_numeric(frame["layer"], errors="coerce").to_numpy(float)
