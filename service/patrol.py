@@ -182,7 +182,8 @@ class Planner:
         """The day's plan for ``grid`` (a campaign's days: all of them) under ``options``, cached by the
         request's overrides ``key`` (NotFoundError for an unknown grid, InfeasibleError for a tiny budget)."""
         county = self.county()
-        county.check_grid(grid)
+        for code in grid.split(","):  # A,B: one round across several small grids (County.round_stops)
+            county.check_grid(code)
         cache = (grid, day, key)
         with _lock:
             if cache in self._plans:

@@ -93,3 +93,38 @@ def test_workers_from_the_roster(county_path, tmp_path) -> None:  # type: ignore
     assert sorted(f["properties"]["worker"] for f in doc["features"] if f["properties"]["kind"] == "route") == [1, 2]
     assert main(["patrol", str(county), "--grid", grid, "--date", "2025-03-03", "--workers", "x",
                  "-o", str(out)]) == 2
+
+
+def test_one_round_across_several_grids(county_path, tmp_path, client) -> None:  # type: ignore[no-untyped-def]
+    """One worker responsible for two small grids: one round visiting both grids' due stops."""
+    import json
+    import shutil
+
+    import pandas as pd
+    import pyogrio
+
+    from gridgeo.cli import main
+    from gridgeo.patrol import County, plan_grid
+
+    county = tmp_path / "county.gpkg"
+    shutil.copy(county_path, county)
+    a, b = (str(c) for c in pyogrio.read_dataframe(county, layer="grids", columns=["code"])["code"].iloc[:2])
+    c = County(county)
+    both = c.round_stops(f"{a},{b}", dt.date(2025, 3, 3))
+    ids = [s.id for s in both.stops]
+    assert len(ids) == len(set(ids))
+    assert ids == [s.id for code in (a, b) for s in c.grid_stops(code, dt.date(2025, 3, 3)).stops]
+    plans = plan_grid(c, f"{a},{b}", day=dt.date(2025, 3, 3))
+    assert len(plans) == 1 and plans[0].grid == f"{a},{b}"
+    seen = {v.stop.id for v in plans[0].visits}
+    own = {code: {s.id for s in c.grid_stops(code, dt.date(2025, 3, 3)).stops} for code in (a, b)}
+    assert seen & own[a] and seen & own[b]  # the round reaches into both grids
+    with pytest.raises(UsageError, match="twice"):
+        c.round_stops(f"{a},{a}", dt.date(2025, 3, 3))
+    people = pd.DataFrame({"person_id": ["P9", "P9"], "name": ["丁", "丁"], "role": ["网格员", "网格员"],
+                           "level": ["grids", "grids"], "unit": [a, b]})
+    pyogrio.write_dataframe(people, county, layer="people", driver="GPKG", append=True)
+    out = tmp_path / "route.geojson"
+    assert main(["patrol", str(county), "--worker", "P9", "--date", "2025-03-03", "-o", str(out)]) == 0
+    assert json.loads(out.read_text(encoding="utf-8"))["properties"]["grid"] == f"{a},{b}"
+    assert client.get(f"/patrol/{a},{b}?date=2025-03-03").status_code == 200

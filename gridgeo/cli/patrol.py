@@ -29,7 +29,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument("county", help="county GeoPackage (grids or villager_groups, buildings, roads, pois)")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--grid", help="grid code")
+    which.add_argument("--grid", help="grid code; A,B,...: one round across several small grids (one worker's)")
+    which.add_argument("--worker", metavar="PERSON_ID",
+                       help="the grids this person serves in the county's people table, in one round")
     which.add_argument("--all", action="store_true", help="every grid (-o is then a directory)")
     p.add_argument("--date", type=date, required=True, help="first day, YYYY-MM-DD")
     p.add_argument("--days", type=int, default=1, help="days to plan (periodic plan), default 1")
@@ -113,6 +115,8 @@ def _workers(text: str | None, most: int) -> int | None:
 def _one_grid(county: Any, args: argparse.Namespace, options: Any) -> int:
     from gridgeo.patrol import plan_grid, route_geojson, write_geojson, write_gpx
 
+    if args.worker is not None:
+        args.grid = county.units_of(args.worker)
     plans = plan_grid(county, args.grid, day=args.date, days=args.days, options=options,
                       station_lonlat=args.station)
     if options.campaign_days is not None:

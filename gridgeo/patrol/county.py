@@ -19,6 +19,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -188,6 +189,26 @@ class County:
 
     # -- one grid ------------------------------------------------------------------------
 
+    def units_of(self, person: str) -> str:
+        """The grids and exclusive grids a person serves in the built county's ``people`` table, as ``A,B``
+        (one round across them: :meth:`round_stops`).
+
+        Raises
+        ------
+        NotFoundError
+            No such person on a grid or exclusive grid (or no people table).
+        """
+        import pyogrio
+
+        if "people" in self.layers:
+            t = pyogrio.read_dataframe(self.path, layer="people", read_geometry=False)
+            if {"person_id", "level", "unit"} <= set(t.columns):
+                mine = t[(t["person_id"].astype(str) == str(person)) & t["level"].isin(("grids", "exclusive"))]
+                codes = [c for c in dict.fromkeys(mine["unit"].astype(str)) if c in self._row]
+                if codes:
+                    return ",".join(codes)
+        raise NotFoundError(f"no person {person!r} serving a grid in the people table", path=self.path)
+
     def workers_of(self, code: str) -> int:
         """The grid's workers in the built county's ``people`` table (roles with 网格员, on the grid or
         exclusive grid): a team of that many (:mod:`gridgeo.patrol.team`); 1 when none are listed."""
@@ -216,6 +237,29 @@ class County:
             raise NotFoundError(f"no grid {code!r} in layer {self.grid_layer!r} ({len(self.codes)} grids: {few})",
                                 path=self.path)
         return row
+
+    def round_stops(self, codes: str, day: dt.date, **kwargs: Any) -> GridStops:
+        """The stops of one round over one grid or several (``A,B``: one worker responsible for several small
+        grids walks them in one round), from the first grid's station; keywords as :meth:`grid_stops`.
+
+        Raises
+        ------
+        NotFoundError
+            A grid that is not in the county (each code is checked).
+        UsageError
+            The same grid twice.
+        """
+        parts = [c.strip() for c in str(codes).split(",") if c.strip()]
+        if len(parts) <= 1:
+            return self.grid_stops(parts[0] if parts else str(codes), day, **kwargs)
+        if len(set(parts)) != len(parts):
+            raise UsageError(f"grid codes {codes!r} name a grid twice")
+        each = [self.grid_stops(c, day, **kwargs) for c in parts]
+        first = each[0]
+        return replace(first, grid=",".join(parts), stops=[st for g in each for st in g.stops],
+                       synthetic_priorities=any(g.synthetic_priorities for g in each),
+                       synthetic_last_visits=any(g.synthetic_last_visits for g in each),
+                       name="、".join(g.name for g in each if g.name))
 
     def grid_stops(
         self,

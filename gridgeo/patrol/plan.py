@@ -713,7 +713,7 @@ def plan_grid(
     station = _metric(county, station_lonlat) if station_lonlat is not None else None
     start = _place_xy(county, code, opts.start, opts, station)
     end = None if opts.end == opts.start else _place_xy(county, code, opts.end, opts, station, fill=True)
-    gs = county.grid_stops(code, day, station=start, rules=opts.rules,
+    gs = county.round_stops(code, day, station=start, rules=opts.rules,
                            every_household=opts.campaign_days is not None)
     problem = prepare(county.network, gs, rules=opts.rules, special=opts.special,
                       speed_kmh=opts.speed(county.network.mode), max_snap=opts.max_snap, budget_min=opts.budget_min,
@@ -757,6 +757,6 @@ def _place_xy(county: County, code: str, place: str | tuple[float, float], opts:
         return _metric(county, place)
     if station is not None or not fill:
         return station
-    rp = shapely.point_on_surface(county.grids.geometry.iloc[county.check_grid(code)])
+    rp = shapely.point_on_surface(county.grids.geometry.iloc[county.check_grid(code.split(",")[0])])
     return (float(rp.x), float(rp.y))
 # -- end issue 13 item 4
