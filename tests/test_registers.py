@@ -330,3 +330,11 @@ def test_placed_by_normalised_address(tmp_path: Path) -> None:
     why = {s.id: s.reason for s in reg.skipped}
     assert "matches 2 buildings" in why["C"] and "matches no building" in why["D"]
     assert [s.row for s in reg.skipped] == [4, 5]
+
+
+def test_visit_window_under_its_chinese_name(tmp_path: Path) -> None:
+    """走访时段 is the households' visit_window (patrol keeps visits inside it) and is carried."""
+    p = tmp_path / "hh.csv"
+    p.write_text("户号,户主姓名,经度,纬度,走访时段\nA,甲,117.1,28.2,18:00-21:00\n", encoding="utf-8")
+    reg = prepare_register(read_layer(p, kind="households"), source=str(p))
+    assert reg.frame["visit_window"].iloc[0] == "18:00-21:00" and "visit_window" in reg.carried

@@ -45,7 +45,7 @@ __all__ = ["CARRIED_CANONICAL", "Register", "Skipped", "place_on_buildings", "pr
 
 #: canonical register columns carried to the built households layer (under these names), in this order
 CARRIED_CANONICAL = ("id", "name", "phone", "address", "building", "size", "priority", "special", "party_member",
-                     "last_visit", "group")
+                     "last_visit", "group", "visit_window")
 #: canonical person columns: they describe one person, not a household, and are not carried
 _PERSON = ("person_name", "relation", "id_number")
 _PRIORITY = {"red": "red", "orange": "orange", "yellow": "yellow", "红": "red", "红色": "red", "橙": "orange",

@@ -17,7 +17,8 @@ villager_groups Polygon        code*, name, village, households
 buildings      Polygon/Point   households, levels, village, name
 households     Point           households (default 1), priority (red|orange|yellow), name, id,
                                phone, address, building, size, special, party_member,
-                               last_visit, group; person_name, relation, id_number
+                               last_visit, group, visit_window; person_name, relation,
+                               id_number
                                (a register of persons, :mod:`gridgeo.data.registers`)
 grids, points  Polygon         code*, parent (a hand-drawn layer: gridgeo audit, build --start-from)
 people         (none)          id, name, role, phone, unit, unit_name, parent, level (a roster:
@@ -89,6 +90,7 @@ REGISTER_COLUMNS: tuple[Column, ...] = (
     _register("party_member", "string", "党员", "是否党员", "party"),
     _register("last_visit", "string", "最近走访", "上次走访", "走访日期", "最后走访日期", "最近走访日期", "visited"),
     _register("group", "string", "村民小组", "小组", "villager_group"),
+    _register("visit_window", "string", "走访时段", "可走访时段", "上门时段", "可走访时间"),
     _register("person_name", "string", "姓名", "成员姓名"),
     _register("relation", "string", "与户主关系", "关系"),
     _register("id_number", "string", "身份证号", "身份证号码", "公民身份号码", "身份证"),
