@@ -34,10 +34,10 @@ bp = Blueprint("locate", __name__)
 
 #: the answer's members, in order; the spatial queries run finest first (see ``_QUERY_ORDER``)
 LEVEL_KEYS: dict[str, str] = {
-    "township": "townships", "block": "blocks", "village": "villages",
+    "area": "areas", "township": "townships", "block": "blocks", "village": "villages",
     "grid": "grids", "point": "points", "exclusive": "exclusive",
 }
-_QUERY_ORDER = ("point", "exclusive", "grid", "village", "block", "township")
+_QUERY_ORDER = ("point", "exclusive", "grid", "village", "block", "township", "area")
 #: child level -> [(column, parent level)] followed upwards by code
 _PARENTS: dict[str, list[tuple[str, str]]] = {
     "point": [("parent", "grid"), ("parent", "exclusive")],
@@ -45,6 +45,7 @@ _PARENTS: dict[str, list[tuple[str, str]]] = {
     "grid": [("parent", "village")],
     "village": [("parent", "township"), ("block", "block")],
     "block": [("parent", "township")],
+    "township": [("area", "area")],
 }
 #: besides code, name and every ``leader*`` column: whoever else answers for the place, where the data says
 _SUMMARY_EXTRA = ("worker", "worker_phone", "phone", "contact")

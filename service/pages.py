@@ -41,6 +41,7 @@ bp = Blueprint(
 #: Draw order (bottom to top) and style of each level; the grid stroke colour is unique on the page
 #: (the headless-browser test counts its pixels). Layers not listed get the ``other`` style.
 LEVELS: dict[str, dict[str, Any]] = {
+    "areas": {"label": "片区 areas", "color": "#37474f", "weight": 5, "fillOpacity": 0.02},
     "townships": {"label": "乡镇 townships", "color": "#1f3a93", "weight": 4, "fillOpacity": 0.04},
     "blocks": {"label": "块 blocks", "color": "#00897b", "weight": 3.5, "fillOpacity": 0.04, "dashArray": "8 4"},
     "villages": {"label": "村/社区 villages", "color": "#ef6c00", "weight": 2.5, "fillOpacity": 0.05},

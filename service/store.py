@@ -40,9 +40,10 @@ from gridgeo.errors import NotFoundError, UsageError
 log = logging.getLogger(__name__)
 
 #: the levels of a built county, served first and in this order
-LEVELS: tuple[str, ...] = ("townships", "blocks", "villages", "grids", "points", "exclusive")
+LEVELS: tuple[str, ...] = ("areas", "townships", "blocks", "villages", "grids", "points", "exclusive")
 
 TITLES: dict[str, str] = {
+    "areas": "Areas 片区",
     "townships": "Townships 乡镇/街道",
     "blocks": "Blocks 块",
     "villages": "Villages and communities 村/社区",

@@ -57,6 +57,7 @@ from gridgeo.county._estimate import villages_only
 from gridgeo.county._households import households_frame, households_inside, index_by, item_geoms
 from gridgeo.county._job import AREA_KEY, VillageJob, to_output_crs
 from gridgeo.county._pool import WorkerPool, trim_memory
+from gridgeo.county.areas import add_areas
 from gridgeo.county.assign import assign_items
 from gridgeo.county.audit import Start, StartFrom
 from gridgeo.county.coverage import ROUNDING_M, clean_levels, verify_levels
@@ -244,6 +245,8 @@ def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Pat
     layers["households"] = households_frame(c, outs, layers["points"])
     coverage["households_moved_inside"] = households_inside(c, layers)
     c.item_wkb = np.zeros(0, dtype=object)  # placed: the footprints are not needed any more
+    if rules.areas is not None:  # 片区: whole townships grouped (gridgeo.county.areas)
+        report["areas"] = add_areas(layers, rules.areas, fallback_code=rules.code, metric=c.metric, seed=rules.seed)
     coverage["levels"] = verify_levels(layers, pool=pool)
     spec = rules.inputs.get("people")
     people = build_people((spec.path, spec.layer, spec.read_options()) if spec is not None else None,

@@ -57,7 +57,7 @@ __all__ = ["COVERAGE_LEVELS", "DECIMALS_DEGREES", "ROUNDING_M", "clean_levels", 
 GArray = NDArray[np.object_]
 
 #: The layers that must each be a clean coverage; "grids" is checked together with "exclusive".
-COVERAGE_LEVELS: tuple[str, ...] = ("townships", "blocks", "villages", "grids", "points")
+COVERAGE_LEVELS: tuple[str, ...] = ("areas", "townships", "blocks", "villages", "grids", "points")
 #: Decimal places kept in a geographic output CRS (1e-7 degree is about 1 cm).
 DECIMALS_DEGREES = 7
 #: How far (m) rounding to :data:`DECIMALS_DEGREES` can move a vertex: half a unit of the last place,

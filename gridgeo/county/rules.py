@@ -166,6 +166,21 @@ INPUT_OPTIONS: dict[str, str] = {
 
 
 @dataclass(frozen=True)
+class AreaRules:
+    """The ``[areas]`` section: townships grouped into areas (片区), by a table or by the partition engine.
+
+    ``table`` (a CSV, XLSX or any table of township -> area) wins; else ``count`` contiguous groups of whole
+    townships, with households per area in ``[min, max]`` and ``similar`` township columns not mixed.
+    """
+
+    count: int | None = None
+    min: float | None = None
+    max: float | None = None
+    similar: tuple[str, ...] = ()
+    table: Path | None = None
+
+
+@dataclass(frozen=True)
 class CountyRules:
     """Everything ``gridgeo build`` needs to know about a county's policy.
 
@@ -205,6 +220,7 @@ class CountyRules:
     iterations: int = 30
     restarts: int = 4
     tolerance_m2: float = 1.0
+    areas: AreaRules | None = None  # [areas]: townships grouped into areas (片区); None: no areas level
     patrol: dict[str, Any] = field(default_factory=dict)
 
     def bounds_for(self, kind: str | None) -> LevelBounds:
@@ -378,6 +394,20 @@ def _blocks(body: dict[str, Any], f: _File) -> dict[str, Any]:
     return kw
 
 
+def _areas(body: dict[str, Any], f: _File) -> dict[str, Any]:
+    if "table" not in body and not body.get("count"):
+        raise UsageError(f"{f.path}: [areas] needs count = N (areas drawn from the townships) or table = FILE "
+                         "(township -> area)")
+    lo, hi = body.get("min"), body.get("max")
+    if lo is not None and hi is not None and lo > hi:
+        raise UsageError(f"{f.path}: [areas] min is above max")
+    return {"areas": AreaRules(count=body.get("count"), min=None if lo is None else float(lo),
+                               max=None if hi is None else float(hi),
+                               similar=_names(body, "similar", "[areas] similar must be a list of column names", f)
+                               if "similar" in body else (),
+                               table=(f.base / body["table"]).resolve() if "table" in body else None)}
+
+
 def _search(body: dict[str, Any], f: _File) -> dict[str, Any]:
     return {k: body[k] for k in ("iterations", "restarts") if k in body}
 
@@ -497,6 +527,12 @@ _SECTIONS: dict[str, _Section] = {
                         "max": (_NUM, "maximum households per block"),
                         "count": ((int,), "blocks per township"),
                         "similar": ((list,), "village columns not to mix")}, _blocks),
+    "areas": _Section({"count": ((int,), "areas (片区) drawn from whole townships"),
+                       "min": (_NUM, "minimum households per area"),
+                       "max": (_NUM, "maximum households per area"),
+                       "similar": ((list,), "township columns not to mix"),
+                       "table": ((str,), "a table of township (code or name) -> area (name, optional code)")},
+                      _areas),
     "search": _Section({"iterations": ((int,), "annealing proposals per unit"),
                         "restarts": ((int,), "fresh draws when repair fails")}, _search),
     "check": _Section({"tolerance_m2": (_NUM, "largest gap or overlap accepted in a tiling, m²")}, _check),

@@ -40,6 +40,7 @@ __all__ = ["LEVEL_NAMES", "Roster", "build_people", "read_roster", "resolve_rost
 
 #: the levels a person can serve, by their layer name, and the words a roster uses for them
 LEVEL_NAMES: dict[str, tuple[str, ...]] = {
+    "areas": ("area", "areas", "片区"),
     "townships": ("township", "townships", "乡镇", "街道", "乡镇/街道", "乡", "镇"),
     "blocks": ("block", "blocks", "块", "片"),
     "villages": ("village", "villages", "村", "社区", "村/社区", "村(社区)", "村（社区）", "居委会"),
@@ -50,7 +51,7 @@ LEVEL_NAMES: dict[str, tuple[str, ...]] = {
 }
 #: role words -> the level they imply (longest first, so 专属网格长 is not read as 网格长)
 _ROLE_LEVELS: tuple[tuple[str, str], ...] = (
-    ("专属网格", "exclusive"), ("网格点", "points"), ("点长", "points"), ("楼栋", "buildings"),
+    ("片区", "areas"), ("专属网格", "exclusive"), ("网格点", "points"), ("点长", "points"), ("楼栋", "buildings"),
     ("单元长", "buildings"), ("网格", "grids"), ("格长", "grids"), ("块长", "blocks"),
     ("村", "villages"), ("社区", "villages"), ("乡镇", "townships"), ("街道", "townships"),
 )
@@ -157,7 +158,7 @@ class _Units:
         name_of: dict[tuple[str, str], str | None] = {}
         by_name: dict[tuple[str, str], list[str]] = {}
         parent_of: dict[tuple[str, str], set[str]] = {}
-        for level in ("townships", "blocks", "villages", "grids", "points", "exclusive"):
+        for level in ("areas", "townships", "blocks", "villages", "grids", "points", "exclusive"):
             g = layers.get(level)
             if g is None or not len(g) or "code" not in g.columns:
                 continue
@@ -324,7 +325,7 @@ def _successor(code: str, previous: Mapping[str, gpd.GeoDataFrame], layers: Mapp
 
 
 #: the levels a rebuild's people can be carried over (the previous build's layers)
-_CARRIED_LEVELS = ("townships", "blocks", "villages", "grids", "points", "exclusive")
+_CARRIED_LEVELS = ("areas", "townships", "blocks", "villages", "grids", "points", "exclusive")
 
 
 def build_people(roster: tuple[Path, str | None, Mapping[str, Any]] | None, *, county: Path | None,
