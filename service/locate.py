@@ -37,6 +37,8 @@ LEVEL_KEYS: dict[str, str] = {
     "area": "areas", "township": "townships", "block": "blocks", "village": "villages",
     "grid": "grids", "point": "points", "exclusive": "exclusive",
 }
+#: levels in the answer only when the county has them (an area is not a level every county draws)
+OPTIONAL_LEVELS = frozenset({"area"})
 _QUERY_ORDER = ("point", "exclusive", "grid", "village", "block", "township", "area")
 #: child level -> [(column, parent level)] followed upwards by code
 _PARENTS: dict[str, list[tuple[str, str]]] = {
@@ -224,7 +226,7 @@ class Locator:
             note = b"" if any(r >= 0 for r in combo) else b',"note":' + dumps(self.outside_note)
             props.append(b"{" + b",".join(
                 b'"' + k.encode() + b'":' + (self.levels[k].summary[got[k]] if k in got else b"null")
-                for k in LEVEL_KEYS) + note + b"}")
+                for k in LEVEL_KEYS if k not in OPTIONAL_LEVELS or k in self.levels) + note + b"}")
         inv = np.asarray(inverse).reshape(-1).tolist()
         if ids is None:
             return [b'{"type":"Feature","geometry":{"type":"Point","coordinates":%b},"properties":%b}'
@@ -235,7 +237,7 @@ class Locator:
     @staticmethod
     def error_feature(message: str, fid: bytes | None) -> bytes:
         """The answer for a place that could not be read: no geometry, every level null, its ``error``."""
-        levels = b",".join(b'"%b":null' % k.encode() for k in LEVEL_KEYS)
+        levels = b",".join(b'"%b":null' % k.encode() for k in LEVEL_KEYS if k not in OPTIONAL_LEVELS)
         ident = b"" if fid is None else b'"id":%b,' % fid
         return b'{"type":"Feature",%b"geometry":null,"properties":{%b,"error":%b}}' % (ident, levels, dumps(message))
 
