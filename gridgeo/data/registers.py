@@ -99,7 +99,8 @@ def _blank(v: object) -> bool:
         or str(v) in ("<NA>", "nan", "NaT")
 
 
-def _text(v: object) -> str | None:
+def text_of(v: object) -> str | None:
+    """A cell as text: None when blank (missing, NaN, NA, spaces); ``1001.0`` from a numeric column as ``1001``."""
     if _blank(v):
         return None
     if isinstance(v, float) and v.is_integer():
@@ -110,7 +111,7 @@ def _text(v: object) -> str | None:
 # ------------------------------------------------------------------------------ canonical values
 def priority_of(v: object) -> str | bool | None:
     """``red``/``orange``/``yellow``; None when unmarked (green, blank); False when not understood."""
-    t = _text(v)
+    t = text_of(v)
     if t is None:
         return None
     t = unicodedata.normalize("NFKC", t).lower().removesuffix("预警").removesuffix("户").strip()
@@ -124,7 +125,7 @@ _DATE = re.compile(r"^\s*(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s
 
 def categories_of(v: object) -> tuple[str, ...]:
     """A household's special-care categories from a cell as registers write it ("低保户、留守儿童"), once each."""
-    text = _text(v)
+    text = text_of(v)
     if text is None:
         return ()
     return tuple(dict.fromkeys(c for c in _SPLIT.split(text) if c))
@@ -149,7 +150,7 @@ def date_of(v: object) -> str | bool | None:
 
 def member_of(v: object) -> str | bool | None:
     """``是``/``否`` from 是/否, 党员/群众, yes/no, 1/0; None blank; False not understood."""
-    t = _text(v)
+    t = text_of(v)
     if t is None:
         return None
     t = unicodedata.normalize("NFKC", t).lower()
@@ -228,7 +229,7 @@ def _skip_duplicate_persons(reg: Register, found: dict[str, str], *, persons: bo
             if i in drop:
                 continue
             first = firsts[tuple(sub.iloc[i])]
-            reg.skipped.append(Skipped(int(f[ROW].iloc[i]), _text(f["id"].iloc[i]) if "id" in f else None,
+            reg.skipped.append(Skipped(int(f[ROW].iloc[i]), text_of(f["id"].iloc[i]) if "id" in f else None,
                                        f"duplicate person: {what} as row {first}"))
             drop.append(int(i))
     if drop:
@@ -262,7 +263,7 @@ def _heads_first(f: pd.DataFrame) -> pd.DataFrame:
     (与户主关系 = 户主, else the first listed) first in each."""
     key = f["id"].astype(str)
     first_seen = key.map({k: i for i, k in enumerate(dict.fromkeys(key))})
-    head = f["relation"].map(lambda v: (_text(v) or "").lower() in _HEAD) if "relation" in f.columns \
+    head = f["relation"].map(lambda v: (text_of(v) or "").lower() in _HEAD) if "relation" in f.columns \
         else pd.Series(False, index=f.index)
     order = np.lexsort((np.arange(len(f)), ~head.to_numpy(dtype=bool), first_seen.to_numpy()))
     return f.iloc[order].reset_index(drop=True)
@@ -311,7 +312,7 @@ def _joined(s: pd.Series, key: pd.Series) -> pd.Series:
 # ------------------------------------------------------------------------------ placing on buildings
 def normal_address(v: object) -> str | None:
     """An address as a key: full-width folded (NFKC), spaces and punctuation removed, lower case."""
-    t = _text(v)
+    t = text_of(v)
     if t is None:
         return None
     t = unicodedata.normalize("NFKC", t).lower()
@@ -325,7 +326,7 @@ def _building_keys(b: gpd.GeoDataFrame) -> tuple[dict[str, list[int]], dict[str,
     for col in ("code", "id", "osm_id", "building_id", "building_code", "建筑编码", "建筑编号", "房屋编码"):
         if col in b.columns:
             for i, v in enumerate(b[col].tolist()):
-                t = _text(v)
+                t = text_of(v)
                 if t is not None and i not in codes.setdefault(t, []):
                     codes[t].append(i)
     addr: dict[str, list[int]] = {}
@@ -337,7 +338,7 @@ def _building_keys(b: gpd.GeoDataFrame) -> tuple[dict[str, list[int]], dict[str,
                     addr[k].append(i)
     if "addr:street" in b.columns and "addr:housenumber" in b.columns:
         for i, (s, n) in enumerate(zip(b["addr:street"].tolist(), b["addr:housenumber"].tolist(), strict=True)):
-            k = normal_address(f"{_text(s) or ''}{_text(n) or ''}")
+            k = normal_address(f"{text_of(s) or ''}{text_of(n) or ''}")
             if k is not None and i not in addr.setdefault(k, []):
                 addr[k].append(i)
     return codes, addr
@@ -367,7 +368,7 @@ def place_on_buildings(reg: Register, buildings: gpd.GeoDataFrame | None) -> Non
     for i in np.flatnonzero(need):
         hit, why = _match(f, int(i), codes, addr)
         if hit is None or spots is None:
-            reg.skipped.append(Skipped(int(f[ROW].iloc[i]), _text(f["id"].iloc[i]) if "id" in f else None,
+            reg.skipped.append(Skipped(int(f[ROW].iloc[i]), text_of(f["id"].iloc[i]) if "id" in f else None,
                                        why if spots is not None else "no coordinates and no buildings to place it on"))
             drop.append(int(i))
         else:
@@ -385,7 +386,7 @@ def place_on_buildings(reg: Register, buildings: gpd.GeoDataFrame | None) -> Non
 def _match(f: gpd.GeoDataFrame, i: int, codes: dict[str, list[int]], addr: dict[str, list[int]]) -> tuple[
         int | None, str]:
     """The building row of register row ``i`` (or None) and, when none, why."""
-    key = _text(f["building"].iloc[i]) if "building" in f.columns else None
+    key = text_of(f["building"].iloc[i]) if "building" in f.columns else None
     if key is not None:
         hits = codes.get(key, [])
         if len(hits) == 1:
@@ -438,7 +439,7 @@ def register_report(reg: Register, *, outside: np.ndarray) -> dict[str, Any]:
     """
     rows = reg.frame[ROW].to_numpy() if ROW in reg.frame.columns else np.arange(len(reg.frame))
     ids = reg.frame["id"].tolist() if "id" in reg.frame.columns else [None] * len(reg.frame)
-    left = [*reg.skipped, *(Skipped(int(rows[i]), _text(ids[i]), "outside every village") for i in outside)]
+    left = [*reg.skipped, *(Skipped(int(rows[i]), text_of(ids[i]), "outside every village") for i in outside)]
     return {"source": reg.source, "households": len(reg.frame), "persons": reg.persons,
             "carried": [c for c in reg.carried if c != "id"], "dropped": reg.dropped,
             "unplaced": [s.as_dict() for s in sorted(left, key=lambda s: s.row)]}

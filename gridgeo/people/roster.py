@@ -31,7 +31,9 @@ import numpy as np
 import pandas as pd
 import pyproj
 import shapely
+from numpy.typing import NDArray
 
+from gridgeo.data.registers import text_of
 from gridgeo.data.tables import ROW
 
 log = logging.getLogger(__name__)
@@ -117,15 +119,6 @@ def _attribute_layer(p: Path, layer: str | None, options: dict[str, Any]) -> gpd
 
 
 # ------------------------------------------------------------------------------ matching rows to units
-def _text(v: object) -> str | None:
-    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
-        return None
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    t = str(v).strip()
-    return t or None
-
-
 def _level_word(text: str | None) -> str | bool | None:
     """The layer a level word names; None blank; False not a level."""
     if text is None:
@@ -163,8 +156,8 @@ class _Units:
             if g is None or not len(g) or "code" not in g.columns:
                 continue
             codes = g["code"].astype(str).tolist()
-            names = [_text(v) for v in g["name"]] if "name" in g.columns else [None] * len(codes)
-            parents = [_text(v) for v in g["parent"]] if "parent" in g.columns else [None] * len(codes)
+            names = [text_of(v) for v in g["name"]] if "name" in g.columns else [None] * len(codes)
+            parents = [text_of(v) for v in g["parent"]] if "parent" in g.columns else [None] * len(codes)
             for i, (c, n, p) in enumerate(zip(codes, names, parents, strict=True)):
                 by_code.setdefault(c, []).append((level, i))
                 name_of[(level, c)] = n
@@ -178,11 +171,11 @@ class _Units:
 
 def _match_row(r: Mapping[str, Any], units: _Units, buildings: set[str]) -> tuple[list[tuple[str, str]], str]:
     """The (level, code) units a roster row names, or none and why."""
-    lvl = _level_word(_text(r.get("level")))
+    lvl = _level_word(text_of(r.get("level")))
     if lvl is False:
         return [], f"level {r.get('level')!r} is none of {', '.join(LEVEL_NAMES)}"
-    level = lvl if isinstance(lvl, str) else _role_level(_text(r.get("role")))
-    codes = [c for c in _SPLIT.split(_text(r.get("unit")) or "") if c]
+    level = lvl if isinstance(lvl, str) else _role_level(text_of(r.get("role")))
+    codes = [c for c in _SPLIT.split(text_of(r.get("unit")) or "") if c]
     if codes:
         out = []
         for c in codes:
@@ -191,13 +184,13 @@ def _match_row(r: Mapping[str, Any], units: _Units, buildings: set[str]) -> tupl
                 return [], why
             out.append(hit)
         return out, ""
-    name = _text(r.get("unit_name"))
+    name = text_of(r.get("unit_name"))
     if name is None:
         return [], "no unit code and no unit name"
     if level is None:
         return [], f"unit {name!r} by name needs a level (a level column, or a role such as 网格员)"
     cands = units.by_name.get((level, name), [])
-    parent = _text(r.get("parent"))
+    parent = text_of(r.get("parent"))
     if parent is not None:
         cands = [c for c in cands if parent in units.parent_of.get((level, c), set())]
     if len(cands) == 1:
@@ -245,17 +238,18 @@ def resolve_roster(df: pd.DataFrame, layers: Mapping[str, gpd.GeoDataFrame], *, 
     ids = _person_ids(df)
     rows: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = [{str(k): v for k, v in rec.items()} for rec in df.to_dict("records")]
+    succ = _Successors(previous, layers, metric) if previous else None
     for i, r in enumerate(records):
         hits, why = _match_row(r, units, buildings)
-        if not hits and previous:
-            hits, why = _successors(r, previous, layers, metric, roster, why=why)
+        if not hits and succ is not None:
+            hits, why = _successors(r, succ, roster, why=why)
         if not hits:
-            roster.skipped.append({"row": int(r[ROW]), "name": _text(r.get("name")), "role": _text(r.get("role")),
-                                   "unit": _text(r.get("unit")) or _text(r.get("unit_name")), "reason": why})
+            roster.skipped.append({"row": int(r[ROW]), "name": text_of(r.get("name")), "role": text_of(r.get("role")),
+                                   "unit": text_of(r.get("unit")) or text_of(r.get("unit_name")), "reason": why})
             continue
         for level, code in hits:
-            rows.append({"person_id": ids[i], "name": _text(r.get("name")), "role": _text(r.get("role")),
-                         "phone": _text(r.get("phone")), "level": level, "unit": code,
+            rows.append({"person_id": ids[i], "name": text_of(r.get("name")), "role": text_of(r.get("role")),
+                         "phone": text_of(r.get("phone")), "level": level, "unit": code,
                          "unit_name": units.name_of.get((level, code)), "roster_row": int(r[ROW]),
                          **{str(c): r.get(c) for c in others}})
     roster.table = pd.DataFrame(rows, columns=[*PEOPLE_COLUMNS, *map(str, others)])
@@ -266,9 +260,9 @@ def resolve_roster(df: pd.DataFrame, layers: Mapping[str, gpd.GeoDataFrame], *, 
 
 def _person_ids(df: pd.DataFrame) -> list[str]:
     """Each row's person: its id where given, else one per distinct name and phone (P0001... in row order)."""
-    given = [_text(v) for v in df["id"]] if "id" in df.columns else [None] * len(df)
-    names = [_text(v) for v in df["name"]] if "name" in df.columns else [None] * len(df)
-    phones = [_text(v) for v in df["phone"]] if "phone" in df.columns else [None] * len(df)
+    given = [text_of(v) for v in df["id"]] if "id" in df.columns else [None] * len(df)
+    names = [text_of(v) for v in df["name"]] if "name" in df.columns else [None] * len(df)
+    phones = [text_of(v) for v in df["phone"]] if "phone" in df.columns else [None] * len(df)
     seen: dict[tuple[str | None, str | None], str] = {}
     out = []
     for g, n, p in zip(given, names, phones, strict=True):
@@ -280,48 +274,66 @@ def _person_ids(df: pd.DataFrame) -> list[str]:
     return out
 
 
-def _successors(r: Mapping[str, Any], previous: Mapping[str, gpd.GeoDataFrame],
-                layers: Mapping[str, gpd.GeoDataFrame], metric: pyproj.CRS | None, roster: Roster, *,
-                why: str) -> tuple[list[tuple[str, str]], str]:
+class _Successors:
+    """The units of this build that replaced a previous build's retired codes, each level measured once.
+
+    Why a class: a roster of 7,000 point leaders names many retired codes; each level's previous codes,
+    both builds' metric geometries and this build's tree are made once, not once per code.
+    """
+
+    def __init__(self, previous: Mapping[str, gpd.GeoDataFrame], layers: Mapping[str, gpd.GeoDataFrame],
+                 metric: pyproj.CRS | None) -> None:
+        self.previous, self.layers, self.metric = previous, layers, metric
+        self.levels_of: dict[str, list[str]] = {}
+        for lvl, g in previous.items():
+            if "code" in g.columns:
+                for c in dict.fromkeys(g["code"].astype(str)):
+                    self.levels_of.setdefault(c, []).append(lvl)
+        self._old: dict[str, dict[str, Any]] = {}
+        self._new: dict[str, tuple[NDArray[np.object_], shapely.STRtree]] = {}
+
+    def _metric(self, g: gpd.GeoDataFrame) -> NDArray[np.object_]:
+        return np.asarray(g.to_crs(self.metric).geometry.values if self.metric is not None else g.geometry.values,
+                          dtype=object)
+
+    def of(self, code: str) -> tuple[str, str] | None:
+        """(level, code) of the unit of the same level covering most of retired ``code``; None without one."""
+        levels = self.levels_of.get(code, [])
+        if len(levels) != 1 or levels[0] not in self.layers or not len(self.layers[levels[0]]):
+            return None
+        level = levels[0]
+        if level not in self._new:
+            old = self.previous[level]
+            self._old[level] = dict(zip(old["code"].astype(str), self._metric(old), strict=True))
+            geoms = self._metric(self.layers[level])
+            self._new[level] = (geoms, shapely.STRtree(geoms))
+        old_geom = self._old[level][code]
+        geoms, tree = self._new[level]
+        near = tree.query(old_geom)
+        if not len(near):
+            return None
+        share = shapely.area(shapely.intersection(geoms[near], old_geom)) / max(float(shapely.area(old_geom)), 1e-9)
+        best = int(np.argmax(share))
+        return (level, str(self.layers[level]["code"].iloc[near[best]])) if share[best] > 0.5 else None
+
+
+def _successors(r: Mapping[str, Any], succ: _Successors, roster: Roster, *, why: str) -> tuple[
+        list[tuple[str, str]], str]:
     """Units that replaced the retired ones a row names: the same level's unit covering most of each."""
-    codes = [c for c in _SPLIT.split(_text(r.get("unit")) or "") if c]
+    codes = [c for c in _SPLIT.split(text_of(r.get("unit")) or "") if c]
     if not codes:
         return [], why
     out = []
     for code in codes:
-        hit = _successor(code, previous, layers, metric)
+        hit = succ.of(code)
         if hit is None:
             return [], f"unit {code!r} is gone (not in this build nor covered by a unit of it)" \
-                if any(_in(previous, code)) else why
+                if succ.levels_of.get(code) else why
         out.append(hit)
         if hit[1] != code:
-            roster.moved.append({"row": int(r[ROW]), "name": _text(r.get("name")), "level": hit[0],
+            roster.moved.append({"row": int(r[ROW]), "name": text_of(r.get("name")), "level": hit[0],
                                  "from": code, "to": hit[1]})
     return out, ""
-
-
-def _in(previous: Mapping[str, gpd.GeoDataFrame], code: str) -> list[str]:
-    return [lvl for lvl, g in previous.items() if "code" in g.columns and (g["code"].astype(str) == code).any()]
-
-
-def _successor(code: str, previous: Mapping[str, gpd.GeoDataFrame], layers: Mapping[str, gpd.GeoDataFrame],
-               metric: pyproj.CRS | None) -> tuple[str, str] | None:
-    levels = _in(previous, code)
-    if len(levels) != 1 or levels[0] not in layers or not len(layers[levels[0]]):
-        return None
-    level = levels[0]
-    old = previous[level]
-    old_geom = old[old["code"].astype(str) == code].to_crs(metric).geometry.iloc[0] if metric is not None \
-        else old[old["code"].astype(str) == code].geometry.iloc[0]
-    new = layers[level]
-    geoms = np.asarray(new.to_crs(metric).geometry.values if metric is not None else new.geometry.values,
-                       dtype=object)
-    near = shapely.STRtree(geoms).query(old_geom)
-    if not len(near):
-        return None
-    share = shapely.area(shapely.intersection(geoms[near], old_geom)) / max(float(shapely.area(old_geom)), 1e-9)
-    best = int(np.argmax(share))
-    return (level, str(new["code"].iloc[near[best]])) if share[best] > 0.5 else None
 
 
 #: the levels a rebuild's people can be carried over (the previous build's layers)
