@@ -502,13 +502,13 @@ def _miss_reason(
 
 
 def _missed(
-    problem: PatrolProblem, todo: _Due, walk: _Walk, round_trip: NDArray[np.float64], *, budget_min: float,
-    day: dt.date,
+    problem: PatrolProblem, todo: _Due, visits: Sequence[Visit], round_trip: NDArray[np.float64], *,
+    budget_min: float, day: dt.date,
 ) -> list[Missed]:
-    """The due stops not on the route, each with its reason."""
-    visited = {v.stop.id for v in walk.visits}
+    """The due stops on no round (``visits``: every round's), each with its reason."""
+    visited = {v.stop.id for v in visits}
     index = {s.id: k for k, s in enumerate(problem.grid.stops, start=1)}
-    best_visited = max((problem.rule(index[v.stop.id]).weight for v in walk.visits), default=0.0)
+    best_visited = max((problem.rule(index[v.stop.id]).weight for v in visits), default=0.0)
     missed: list[Missed] = []
     for k in todo.nodes:
         stop = problem.grid.stops[k - 1]
@@ -557,28 +557,47 @@ def plan_day(
     -------
     DayPlan
     """
+    return plan_rounds(problem, day, 1, budget_min=budget_min, start_time=start_time, tz=tz, seed=seed,
+                       time_limit=time_limit, strict=strict)[0]
+
+
+def plan_rounds(problem: PatrolProblem, day: dt.date, workers: int, *, budget_min: float, start_time: dt.time,
+                tz: dt.tzinfo, seed: int, time_limit: float, strict: bool) -> list[DayPlan]:
+    """The day's ``workers`` rounds (one: :func:`plan_day`; more: a team, :mod:`gridgeo.patrol.team`).
+
+    Stages: prize the due stops, keep those whose round trip fits, solve (team) orienteering (the cap is
+    ``time_limit`` per round), keep time windows by repair, walk each round, give each due stop no round
+    takes its reason: the first round's ``missed``, so that each due visit counts once.
+    """
     g = problem.grid
     service = problem.service_min()
     round_trip = problem.round_trip_min()
     todo = _due_prizes(problem, day)
     clock = window_clock(problem, todo, service, start_time=start_time, budget_min=budget_min)  # issue 13 item 4
     feasible = _feasible(problem, todo, round_trip, budget_min=budget_min, strict=strict)
-    (route,), solver = _solve(problem, feasible, todo, service, budget_min=budget_min, seed=seed,
-                              time_limit=time_limit)
-    if clock is not None:  # issue 13 item 4: windows kept by repair on the solver's route
-        route = repair(clock, [route], todo.prize, feasible)[0]
+    routes, solver = _solve(problem, feasible, todo, service, budget_min=budget_min, seed=seed,
+                            time_limit=time_limit * workers, routes=workers)
+    if clock is not None:  # issue 13 item 4: windows kept by repair on the solver's routes
+        routes = repair(clock, routes, todo.prize, feasible)
     start = dt.datetime.combine(day, start_time, tzinfo=tz)
-    walk = _walk(problem, route, service, start, todo, ready=None if clock is None else clock.ready())
-    missed = _missed(problem, todo, walk, round_trip, budget_min=budget_min, day=day)
-    score = float(sum(todo.prize[g.stops.index(v.stop) + 1] for v in walk.visits))
-    return DayPlan(
-        grid=g.grid, date=day, start=start, end=_sec(start + dt.timedelta(minutes=walk.minutes)),
-        budget_min=budget_min, speed_kmh=problem.speed_kmh, mode=problem.network.mode, crs=problem.network.crs,
-        station=(float(problem.snap_xy[0, 0]), float(problem.snap_xy[0, 1])), visits=walk.visits, missed=missed,
-        coords=walk.coords, distance_m=walk.metres, duration_min=walk.minutes, score=score, due=len(todo.nodes),
-        synthetic_priorities=g.synthetic_priorities, synthetic_last_visits=g.synthetic_last_visits, solver=solver,
-        end_point=_end_point(problem), off_network=off_network(problem, route),
-    )
+    ready = None if clock is None else clock.ready()
+    walks = [_walk(problem, r, service, start, todo, ready=ready) for r in routes]
+    missed = _missed(problem, todo, [v for w in walks for v in w.visits], round_trip, budget_min=budget_min,
+                     day=day)
+    plans = []
+    for i, (route, walk) in enumerate(zip(routes, walks, strict=True)):
+        score = float(sum(todo.prize[g.stops.index(v.stop) + 1] for v in walk.visits))
+        plans.append(DayPlan(
+            grid=g.grid, date=day, start=start, end=_sec(start + dt.timedelta(minutes=walk.minutes)),
+            budget_min=budget_min, speed_kmh=problem.speed_kmh, mode=problem.network.mode,
+            crs=problem.network.crs, station=(float(problem.snap_xy[0, 0]), float(problem.snap_xy[0, 1])),
+            visits=walk.visits, missed=missed if i == 0 else [], coords=walk.coords, distance_m=walk.metres,
+            duration_min=walk.minutes, score=score,
+            due=len(todo.nodes) if workers == 1 else len(walk.visits) + (len(missed) if i == 0 else 0),
+            synthetic_priorities=g.synthetic_priorities, synthetic_last_visits=g.synthetic_last_visits,
+            solver=dict(solver), end_point=_end_point(problem), off_network=off_network(problem, route),
+            worker=i + 1 if workers > 1 else None))
+    return plans
 
 
 def _end_point(problem: PatrolProblem) -> tuple[float, float] | None:
