@@ -13,6 +13,7 @@ same stops (see :mod:`gridgeo.patrol.plan` for why and what is flagged).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import math
 import zlib
@@ -189,6 +190,15 @@ class County:
 
     # -- one grid ------------------------------------------------------------------------
 
+    @functools.cached_property
+    def people(self) -> pd.DataFrame | None:
+        """The built county's ``people`` table (read once, when a team or a worker's grids are asked for)."""
+        import pyogrio
+
+        if "people" not in self.layers:
+            return None
+        return pyogrio.read_dataframe(self.path, layer="people", read_geometry=False)
+
     def units_of(self, person: str) -> str:
         """The grids and exclusive grids a person serves in the built county's ``people`` table, as ``A,B``
         (one round across them: :meth:`round_stops`).
@@ -198,26 +208,19 @@ class County:
         NotFoundError
             No such person on a grid or exclusive grid (or no people table).
         """
-        import pyogrio
-
-        if "people" in self.layers:
-            t = pyogrio.read_dataframe(self.path, layer="people", read_geometry=False)
-            if {"person_id", "level", "unit"} <= set(t.columns):
-                mine = t[(t["person_id"].astype(str) == str(person)) & t["level"].isin(("grids", "exclusive"))]
-                codes = [c for c in dict.fromkeys(mine["unit"].astype(str)) if c in self._row]
-                if codes:
-                    return ",".join(codes)
+        t = self.people
+        if t is not None and {"person_id", "level", "unit"} <= set(t.columns):
+            mine = t[(t["person_id"].astype(str) == str(person)) & t["level"].isin(("grids", "exclusive"))]
+            codes = [c for c in dict.fromkeys(mine["unit"].astype(str)) if c in self._row]
+            if codes:
+                return ",".join(codes)
         raise NotFoundError(f"no person {person!r} serving a grid in the people table", path=self.path)
 
     def workers_of(self, code: str) -> int:
         """The grid's workers in the built county's ``people`` table (roles with 网格员, on the grid or
         exclusive grid): a team of that many (:mod:`gridgeo.patrol.team`); 1 when none are listed."""
-        import pyogrio
-
-        if "people" not in self.layers:
-            return 1
-        t = pyogrio.read_dataframe(self.path, layer="people", read_geometry=False)
-        if not {"level", "unit", "role"} <= set(t.columns):
+        t = self.people
+        if t is None or not {"level", "unit", "role"} <= set(t.columns):
             return 1
         mine = t[t["level"].isin(("grids", "exclusive")) & (t["unit"].astype(str) == str(code))
                  & t["role"].astype(str).str.contains(WORKER_ROLE)]
