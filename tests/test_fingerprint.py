@@ -10,7 +10,8 @@ import pytest
 import shapely
 from shapely import Point, box
 
-from gridgeo.county.fingerprint import EXCLUDED, FINGERPRINT_VERSION, fingerprint, hashed_fields
+from gridgeo.county.fingerprint import EXCLUDED, FINGERPRINT_VERSION, LATER, fingerprint, hashed_fields
+from gridgeo.county.rules import Limits
 from gridgeo.county.village import VillageTask
 from tests.conftest import garray
 
@@ -57,6 +58,14 @@ CHANGED: dict[str, Any] = {
     "restarts": 5,
     "tolerance_m2": 1.5,
     "group_extra": [{"leader": "Li"}],
+    "merge_groups": True,
+    "grid_limits": Limits(area_m2=(0.0, 1e6)),
+    "point_limits": Limits(population=(0.0, 90.0)),
+    "persons_per_household": 3.0,
+    "engine_grid_bounds": (30.0, 200.0),
+    "engine_point_bounds": (10.0, 30.0),
+    "grid_count": 2,
+    "point_count": 7,
 }
 
 
@@ -74,6 +83,13 @@ def test_changing_a_field_changes_the_fingerprint(name: str) -> None:
     before = fingerprint(t)
     assert fingerprint(_task()) == before  # deterministic
     assert fingerprint(dataclasses.replace(t, **{name: CHANGED[name]})) != before, name
+
+
+def test_later_fields_at_their_default_keep_older_fingerprints() -> None:
+    # the digest pinned below predates the policy fields: a village that does not use them keeps it
+    t = _task()
+    assert all(getattr(t, n) == getattr(VillageTask, n, getattr(t, n)) for n in LATER)
+    assert fingerprint(dataclasses.replace(t, persons_per_household=2.62)) == fingerprint(t)
 
 
 def test_previous_does_not_change_the_fingerprint() -> None:

@@ -62,6 +62,7 @@ from gridgeo.county.assign import assign_items
 from gridgeo.county.audit import Start, StartFrom
 from gridgeo.county.coverage import ROUNDING_M, clean_levels, verify_levels
 from gridgeo.county.fingerprint import fingerprint
+from gridgeo.county.policy import VillagePolicy, apply_kinds, share_targets, village_policies
 from gridgeo.county.report import summary
 from gridgeo.county.rules import CountyRules, within_bounds
 from gridgeo.county.sources import Items, column, load_inputs, metric_geoms
@@ -109,6 +110,8 @@ class _County:
     item_v: IArray  # village index of each item, -1 outside every village
     item_wkb: NDArray[np.object_]  # the items' geometries (metric) as WKB: a fifth of their size as objects
     start: Start | None = None  # hand-drawn grids per village (--start-from), steering the draw as --previous does
+    groups: _Groups | None = None  # the villager groups (read once, for the policy and the tasks)
+    policies: list[VillagePolicy] | None = None  # per village: bounds, ratios, targets (gridgeo.county.policy)
 
 
 @dataclass(frozen=True)
@@ -226,6 +229,7 @@ def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Pat
     c = _read_county(rules, county, report)
     if start is not None:
         c.start, report["start_from"] = start.read([str(v) for v in c.vil["code"]], c.vgeom, c.metric)
+    _policy(c, rules, report)
     _end_stage(clock, "read")
     outs, blocks = _villages_and_blocks(c, rules, previous, report, pool=pool, progress=progress,
                                         scheduler=scheduler)
@@ -263,6 +267,8 @@ def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Pat
     _end_stage(clock, "assemble")
     report.update(summary(layers, outs, items=c.items, item_v=c.item_v, rules=rules, block_report=blocks.report))
     report["coverage"] = coverage
+    if "targets" in report:
+        _targets_made(c, layers, report["targets"])
     clock.seconds["total"] = time.perf_counter() - t_all
     report["seconds"] = {k: round(v, 2) for k, v in clock.seconds.items()}
     report["workers"] = n_workers if scheduler is None else report.get("scheduler", {}).get("threads", 0)
@@ -321,6 +327,25 @@ def _read_county(rules: CountyRules, county: str | Path | None, report: dict[str
     return _County(layers=layers, towns=towns, vil=vil, metric=metric, out_crs=out_crs, vgeom=vgeom,
                    items=replace(items, geoms=np.zeros(0, dtype=object)), item_v=item_v, item_wkb=wkb)
 
+
+
+def _policy(c: _County, rules: CountyRules, report: dict[str, Any]) -> None:
+    """Kinds, bounds, limits and targets per village (:mod:`gridgeo.county.policy`), into ``c`` and the report."""
+    names = {str(k): str(v) for k, v in zip(c.towns["code"], c.towns["name"], strict=True)} \
+        if "name" in c.towns.columns else {}
+    kinds = apply_kinds(c.vil, c.vgeom, rules, township_names=names)
+    if kinds is not None:
+        report["kinds"] = kinds
+    c.groups = _groups(c, rules)
+    policies = village_policies(c.vil, c.vgeom, rules, township_names=names)
+    per_village = np.bincount(c.groups.village[c.groups.village >= 0], minlength=len(c.vil)).tolist()
+    c.policies, targets = share_targets(c.vil, policies, rules, groups=per_village)
+    if targets:
+        report["targets"] = targets
+    notes = [n for p in c.policies for n in p.notes]
+    if notes:
+        report["policy_notes"] = notes[:50]
+        log.warning("%d village bound(s) contradict their limits; e.g. %s", len(notes), notes[0])
 
 
 def _group_by_village(geoms: GArray, villages: GArray) -> IArray:
@@ -425,7 +450,8 @@ def _tasks(c: _County, rules: CountyRules, previous: str | Path | None) -> Itera
     bar_geoms = _src.barriers(c.layers, rules, c.metric)
     bar_tree = shapely.STRtree(bar_geoms) if len(bar_geoms) else None
     sites = _src.sites(c.layers, rules, c.metric)
-    groups = _groups(c, rules)
+    groups = c.groups if c.groups is not None else _groups(c, rules)
+    policies = c.policies
     prev = _read_previous(previous, c.metric) if previous is not None else None
     n = len(c.vil)
     by_v_items = index_by(c.item_v, n)
@@ -438,7 +464,8 @@ def _tasks(c: _County, rules: CountyRules, previous: str | Path | None) -> Itera
         barriers = bar_geoms[np.sort(bar_tree.query(g, predicate="intersects"))] if bar_tree is not None \
             else np.zeros(0, dtype=object)
         it, st, gi = by_v_items[i], by_v_sites[i], by_v_groups[i]
-        b = rules.bounds_for(str(row.kind))
+        pol = policies[i] if policies is not None else None
+        b = pol.bounds if pol is not None else rules.bounds_for(str(row.kind))
         yield VillageTask(
             code=code, name=str(getattr(row, "name", "") or ""), kind=str(row.kind), geometry=g,
             barriers=barriers,
@@ -452,7 +479,34 @@ def _tasks(c: _County, rules: CountyRules, previous: str | Path | None) -> Itera
             site_max_block_m2=rules.site_max_block_m2, site_min_m2=rules.site_min_m2, iterations=rules.iterations,
             restarts=rules.restarts, tolerance_m2=rules.tolerance_m2,
             previous=c.start.get(code) if c.start is not None else _previous_of(prev, code),
-            group_extra=[groups.extra[j] for j in gi] if groups.extra else None)
+            group_extra=[groups.extra[j] for j in gi] if groups.extra else None,
+            **(_policy_fields(pol, rules) if pol is not None else {}))
+
+
+def _targets_made(c: _County, layers: dict[str, gpd.GeoDataFrame], targets: dict[str, Any]) -> None:
+    """What was made against what was aimed at, and the villages that made a different count than their
+    share: the engine could not (a count the bounds or the units do not allow), or exclusive grids took
+    households the share counted on."""
+    assert c.policies is not None
+    for level, t in targets.items():
+        t["made"] = len(layers[level])
+        made = Counter(layers[level]["village" if level == "points" else "parent"])
+        key = "grid_count" if level == "grids" else "point_count"
+        off = [{"village": code, "planned": getattr(p, key), "made": made[code]}
+               for code, p in zip(c.vil["code"], c.policies, strict=True)
+               if getattr(p, key) is not None and made[code] != getattr(p, key)]
+        t["villages_off"] = len(off)
+        if off:
+            t["villages_off_detail"] = off[:50]
+
+
+def _policy_fields(pol: VillagePolicy, rules: CountyRules) -> dict[str, Any]:
+    """A task's policy fields (:class:`VillageTask`) from its village's policy."""
+    limited = pol.bounds.grid_limits.any or pol.bounds.point_limits.any  # persons count only then
+    return {"merge_groups": rules.merge_groups, "grid_limits": pol.bounds.grid_limits,
+            "point_limits": pol.bounds.point_limits, **({"persons_per_household": pol.persons} if limited else {}),
+            "engine_grid_bounds": pol.grid_aim, "engine_point_bounds": pol.point_aim,
+            "grid_count": pol.grid_count, "point_count": pol.point_count}
 
 
 def _read_previous(path: str | Path, metric: pyproj.CRS) -> Previous:
@@ -694,8 +748,9 @@ def _level_frames(c: _County, outs: list[VillageOut]) -> dict[str, gpd.GeoDataFr
     ex_rows = [dict(r, township=town_of[o.code]) for o in outs for r in o.exclusive]
     pt_rows = [dict(r, township=town_of[o.code]) for o in outs for r in o.points]
     lead = sorted({k for r in grids_rows for k in r if k.startswith("leader")})
+    limits = [k for k in ("population", "bounds_broken") if any(k in r for r in grids_rows)]  # [bounds] limits
     grids = frame(grids_rows, ["code", "name", "parent", "township", "households", "kind", "source", "group",
-                               "n_points", "within_bounds", *lead])
+                               "n_points", "within_bounds", *limits, *lead])
     excl = frame(ex_rows, ["code", "name", "parent", "township", "category", "households", "kind", "source_id",
                            "n_points"])
     points = frame(pt_rows, ["code", "parent", "village", "township", "households", "n_units", "kind",

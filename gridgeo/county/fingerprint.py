@@ -42,6 +42,13 @@ EXCLUDED: dict[str, str] = {
 }
 
 
+#: Task fields added after :data:`FINGERPRINT_VERSION` 2 (the county policy: merged groups, limits, targets).
+#: Each is hashed only when it differs from its default, so a village built before they existed, whose
+#: rules do not use them, keeps its fingerprint and ``--previous`` still takes it from the old build.
+LATER: tuple[str, ...] = ("merge_groups", "grid_limits", "point_limits", "persons_per_household",
+                          "engine_grid_bounds", "engine_point_bounds", "grid_count", "point_count")
+
+
 def hashed_fields() -> tuple[str, ...]:
     """The names of the task fields the fingerprint covers, in declaration order."""
     from gridgeo.county.village import VillageTask
@@ -57,10 +64,25 @@ def fingerprint(t: VillageTask) -> str:
     """
     h = hashlib.blake2b(digest_size=16)
     _put(h, FINGERPRINT_VERSION)
+    defaults = _defaults()
     for name in hashed_fields():
+        value = getattr(t, name)
+        if name in LATER and value == defaults[name]:
+            continue
         _put(h, name)
-        _put(h, getattr(t, name))
+        _put(h, value)
     return h.hexdigest()
+
+
+def _defaults() -> dict[str, Any]:
+    """The default of each :data:`LATER` field of the task."""
+    from gridgeo.county.village import VillageTask
+
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(VillageTask):
+        if f.name in LATER:
+            out[f.name] = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    return out
 
 
 def _tag(h: Any, tag: bytes, n: int) -> None:

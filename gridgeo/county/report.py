@@ -45,7 +45,16 @@ def summary(layers: dict[str, gpd.GeoDataFrame], outs: list[VillageOut], *, item
                   "split_faces": sum(o.stats.get("split_faces", 0) for o in outs)},
         "tiling": _tiling(outs, rules),
         "fallbacks": _fallbacks(outs),
+        **({"groups": _groups(outs)} if rules.merge_groups else {}),
     }
+
+
+def _groups(outs: list[VillageOut]) -> dict[str, Any]:
+    """``[grids] groups = "merge"``: groups merged into grids of several, the groups cut (each alone above its
+    village's maximum) and those left whole above it (a single street face: nothing to cut along)."""
+    return {"merged": sum(o.stats.get("groups_merged", 0) for o in outs),
+            "split": sorted(g for o in outs for g in o.stats.get("groups_split", [])),
+            "over_max_uncut": sorted(g for o in outs for g in o.stats.get("groups_over_max", []))}
 
 
 def _fallbacks(outs: list[VillageOut]) -> list[dict[str, Any]]:

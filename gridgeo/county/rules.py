@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from gridgeo.county._patrol_rules import PATROL_PRIORITIES, parse_patrol
+from gridgeo.county._rules_file import RulesFile, names, pair
 from gridgeo.errors import FileFormatError, UsageError
 
 if sys.version_info >= (3, 11):
@@ -112,17 +114,39 @@ DEFAULT_EXCLUSIVE: tuple[str, ...] = ("school", "kindergarten", "hospital", "min
 
 
 @dataclass(frozen=True)
+class Limits:
+    """A level's bounds beyond households: persons, area and the daily walk (None: no such bound).
+
+    Why separate from the household bounds: the partition engine balances one
+    additive size, households; these are turned into households per village
+    (:mod:`gridgeo.county.policy`: persons per household, household density,
+    the walk-time estimate) and every part is checked against the real value.
+    """
+
+    population: tuple[float, float] | None = None
+    area_m2: tuple[float, float] | None = None
+    walk_min: float | None = None  #: the longest daily round (minutes) a part's due visits may need
+
+    @property
+    def any(self) -> bool:
+        return self.population is not None or self.area_m2 is not None or self.walk_min is not None
+
+
+@dataclass(frozen=True)
 class LevelBounds:
-    """Households per grid and per grid point for one village kind (``urban`` / ``rural``).
+    """Households per grid and per grid point for one village kind (``urban``, ``rural``, or the rules' own).
 
     Defaults follow the counties' published practice: a rural grid is about one
     villager group or a few (30-300 households), an urban grid a few hundred
     households (100-500); a rural grid point a dozen to a few dozen households
     (10-40), an urban one a building, courtyard or street face (20-120).
+    ``grid_limits`` / ``point_limits`` bound persons, area and walking time too.
     """
 
     grid: tuple[float, float]
     point: tuple[float, float]
+    grid_limits: Limits = field(default_factory=Limits)
+    point_limits: Limits = field(default_factory=Limits)
 
 
 DEFAULT_BOUNDS: dict[str, LevelBounds] = {
@@ -181,6 +205,48 @@ class AreaRules:
 
 
 @dataclass(frozen=True)
+class KindRule:
+    """``[kinds.NAME]``: villages passing any of its tests are of kind NAME (bounds ``[bounds.NAME]``).
+
+    Why rules as well as a column: a county says "the villages of these two
+    townships are mountain villages" or "fewer than 30 households a km²"
+    more often than it keeps a column for it.
+    """
+
+    kind: str
+    names: tuple[str, ...] = ()  #: the village name contains one of these
+    codes: tuple[str, ...] = ()  #: village codes
+    townships: tuple[str, ...] = ()  #: township codes or names
+    density_below: float | None = None  #: households per km² below this
+    density_above: float | None = None  #: households per km² above this
+
+
+@dataclass(frozen=True)
+class KindRules:
+    """The ``[kinds]`` section: each village's kind from a column, else the first rule it passes.
+
+    A village neither names nor matches keeps its urban/rural kind.
+    """
+
+    column: str | None = None
+    rules: tuple[KindRule, ...] = ()
+
+
+#: What a [bounds.*] table may hold: a level's bounds, and (overrides) the village kind
+LEVEL_KEYS: dict[str, str] = {
+    "grid": "households per grid [min, max], or {households, population, area_km2, walk}",
+    "point": "households per grid point [min, max], or {households, population, area_km2, walk}",
+}
+#: what a level's table may bound
+LIMIT_KEYS: dict[str, str] = {
+    "households": "[min, max] households",
+    "population": "[min, max] persons (households x persons per household)",
+    "area_km2": "[min, max] km²",
+    "walk": "the longest daily round of the part's due visits: 4h, 90min or minutes",
+}
+
+
+@dataclass(frozen=True)
 class CountyRules:
     """Everything ``gridgeo build`` needs to know about a county's policy.
 
@@ -212,7 +278,14 @@ class CountyRules:
     site_max_block_m2: float = 40_000.0
     site_min_m2: float = 200.0
     use_groups: bool = True
+    merge_groups: bool = False  # [grids] groups = "merge": small villager groups merged whole into grids
     bounds: dict[str, LevelBounds] = field(default_factory=lambda: dict(DEFAULT_BOUNDS))
+    #: [bounds.township.X] / [bounds.village.X] (X a code or a name): partial bounds over the kind's
+    township_bounds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    village_bounds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    kinds: KindRules | None = None  # [kinds]: village kinds beyond urban/rural
+    persons_per_household: float = 2.62  # [households] persons: China's 2020 census mean household size
+    targets: dict[str, int] = field(default_factory=dict)  # [targets] grids / points: county totals aimed at
     block_min: float | None = 1500.0
     block_max: float | None = None
     block_count: int | None = None
@@ -226,6 +299,30 @@ class CountyRules:
     def bounds_for(self, kind: str | None) -> LevelBounds:
         """The bounds of a village kind; unknown kinds are rural (the counties' default)."""
         return self.bounds.get(kind or "rural", self.bounds["rural"])
+
+    def bounds_of_village(self, kind: str | None, *, village: Sequence[str] = (),
+                          township: Sequence[str] = ()) -> LevelBounds:
+        """A village's bounds: its kind's, then its township's overrides, then its own (most specific wins).
+
+        ``village`` and ``township`` hold the keys an override may be written
+        under (code, name).
+        """
+        b = self.bounds_for(kind)
+        for table, keys in ((self.township_bounds, township), (self.village_bounds, village)):
+            for key in keys:
+                if key in table:
+                    b = apply_bounds(b, table[key])
+                    break
+        return b
+
+
+def apply_bounds(base: LevelBounds, partial: dict[str, Any]) -> LevelBounds:
+    """``base`` with what a partial table (:func:`_level_tables`) sets replaced, limit by limit."""
+    kw: dict[str, Any] = {k: partial[k] for k in ("grid", "point") if k in partial}
+    for key in ("grid_limits", "point_limits"):
+        if key in partial:
+            kw[key] = replace(getattr(base, key), **partial[key])
+    return replace(base, **kw)
 
 
 def within_bounds(value: float, bounds: tuple[float, float]) -> bool:
@@ -242,45 +339,17 @@ _NUM = (int, float)
 _Keys = dict[str, tuple[tuple[type, ...], str]]
 
 
-@dataclass(frozen=True)
-class _File:
-    """The rules file being read: its path (for messages) and its folder (inputs are relative to it)."""
-
-    path: Path
-
-    @property
-    def base(self) -> Path:
-        return self.path.parent
-
-
-def _pair(v: object, what: str, p: Path) -> tuple[float, float]:
-    if (not isinstance(v, list) or len(v) != 2 or any(isinstance(x, bool) or not isinstance(x, int | float)
-                                                      for x in v)):
-        raise UsageError(f"{p}: {what} must be [min, max] numbers, not {v!r}")
-    lo, hi = float(v[0]), float(v[1])
-    if lo < 0 or hi <= 0 or lo > hi:
-        raise UsageError(f"{p}: {what} = [{lo:g}, {hi:g}] needs 0 <= min <= max and max > 0")
-    return lo, hi
-
-
-def _names(body: dict[str, Any], key: str, message: str, f: _File) -> tuple[str, ...]:
-    """A list of names (classes, categories), refused unless every entry is a string."""
-    if not all(isinstance(s, str) for s in body[key]):
-        raise UsageError(f"{f.path}: {message}")
-    return tuple(body[key])
-
-
 # --------------------------------------------------------------------------------------
 # one parser per section: the section's table -> CountyRules fields
 # --------------------------------------------------------------------------------------
-def _county(body: dict[str, Any], f: _File) -> dict[str, Any]:
+def _county(body: dict[str, Any], f: RulesFile) -> dict[str, Any]:
     kw: dict[str, Any] = {k: body[k] for k in ("name", "code", "seed", "workers") if k in body}
     if "code" in kw and not (kw["code"].isdigit() and len(kw["code"]) == 6):
         raise UsageError(f"{f.path}: [county] code must be 6 digits, not {kw['code']!r}")
     return kw
 
 
-def _input_spec(key: str, value: str | dict[str, Any], f: _File) -> InputSpec:
+def _input_spec(key: str, value: str | dict[str, Any], f: RulesFile) -> InputSpec:
     if not isinstance(value, dict):
         return InputSpec((f.base / value).resolve())
     extra = sorted(set(value) - set(INPUT_OPTIONS))
@@ -297,7 +366,7 @@ def _input_spec(key: str, value: str | dict[str, Any], f: _File) -> InputSpec:
                      columns=_columns(key, value.get("columns", {}), f))
 
 
-def _datum(key: str, value: str | None, f: _File) -> str | None:
+def _datum(key: str, value: str | None, f: RulesFile) -> str | None:
     if value is None:
         return None
     if value.lower() not in ("wgs84", "gcj02", "bd09"):
@@ -305,7 +374,7 @@ def _datum(key: str, value: str | None, f: _File) -> str | None:
     return value.lower()
 
 
-def _columns(key: str, value: object, f: _File) -> dict[str, str]:
+def _columns(key: str, value: object, f: RulesFile) -> dict[str, str]:
     """The column mapping: canonical names of the input's kind (or x/y/lon/lat) to the file's columns."""
     from gridgeo.data.schema import SCHEMAS
 
@@ -320,7 +389,7 @@ def _columns(key: str, value: object, f: _File) -> dict[str, str]:
     return dict(value)
 
 
-def _inputs(body: dict[str, Any], f: _File) -> dict[str, Any]:
+def _inputs(body: dict[str, Any], f: RulesFile) -> dict[str, Any]:
     kw: dict[str, Any] = {}
     inputs: dict[str, InputSpec] = {}
     for key, value in body.items():
@@ -333,55 +402,169 @@ def _inputs(body: dict[str, Any], f: _File) -> dict[str, Any]:
     return kw
 
 
-def _levels(body: dict[str, Any], f: _File) -> dict[str, Any]:
+def _levels(body: dict[str, Any], f: RulesFile) -> dict[str, Any]:
     return {k: body[k] for k in ("blocks", "points") if k in body}
 
 
-def _households(body: dict[str, Any], f: _File) -> dict[str, Any]:
+def _households(body: dict[str, Any], f: RulesFile) -> dict[str, Any]:
     kw: dict[str, Any] = {k: float(body[k]) for k in ("dwelling_m2", "default_levels", "min_building_m2") if k in body}
     if kw.get("dwelling_m2", 1.0) <= 0:
         raise UsageError(f"{f.path}: [households] dwelling_m2 must be > 0")
+    if "persons" in body:
+        if not body["persons"] > 0:
+            raise UsageError(f"{f.path}: [households] persons must be > 0, not {body['persons']!r}")
+        kw["persons_per_household"] = float(body["persons"])
     return kw
 
 
-def _barriers(body: dict[str, Any], f: _File) -> dict[str, Any]:
+def _barriers(body: dict[str, Any], f: RulesFile) -> dict[str, Any]:
     kw: dict[str, Any] = {}
     for key, fld in (("highway", "barrier_highways"), ("waterway", "barrier_waterways")):
         if key in body:
-            kw[fld] = _names(body, key, f"[barriers] {key} must be a list of class names", f)
+            kw[fld] = names(body, key, f"[barriers] {key} must be a list of class names", f)
     kw.update({k: body[k] for k in ("water_areas", "ridges") if k in body})
     if "min_unit_m2" in body:
         kw["min_unit_m2"] = float(body["min_unit_m2"])
     return kw
 
 
-def _exclusive(body: dict[str, Any], f: _File) -> dict[str, Any]:
+def _exclusive(body: dict[str, Any], f: RulesFile) -> dict[str, Any]:
     kw: dict[str, Any] = {}
     if "categories" in body:
-        kw["exclusive"] = _names(body, "categories", "[exclusive] categories must be a list of names", f)
+        kw["exclusive"] = names(body, "categories", "[exclusive] categories must be a list of names", f)
     kw.update({k: float(body[k]) for k in ("site_radius_m", "site_max_block_m2", "site_min_m2") if k in body})
     return kw
 
 
-def _grids(body: dict[str, Any], f: _File) -> dict[str, Any]:
-    return {"use_groups": body["use_groups"]} if "use_groups" in body else {}
+#: [grids] groups: how villager groups become grids
+GROUP_MODES: dict[str, str] = {
+    "one": "one grid per villager group (the default where groups are given)",
+    "merge": "small groups merged whole with neighbours within the grid bounds; a group alone above the "
+             "maximum split (reported)",
+    "draw": "grids drawn by the partition engine; group lines ignored",
+}
 
 
-def _bounds(body: dict[str, Any], f: _File) -> dict[str, Any]:
+def _grids(body: dict[str, Any], f: RulesFile) -> dict[str, Any]:
+    if "groups" in body and "use_groups" in body:
+        raise UsageError(f"{f.path}: [grids] give groups or use_groups, not both")
+    if "use_groups" in body:
+        return {"use_groups": body["use_groups"]}
+    if "groups" in body:
+        mode = body["groups"]
+        if mode not in GROUP_MODES:
+            raise UsageError(f"{f.path}: [grids] groups must be one of {', '.join(GROUP_MODES)}, not {mode!r}")
+        return {"use_groups": mode != "draw", "merge_groups": mode == "merge"}
+    return {}
+
+
+def _limit(key: str, v: object, where: str, f: RulesFile) -> tuple[str, Any]:
+    """One entry of a level's table: its field name in :class:`Limits` (or ``households``) and its value."""
+    from gridgeo.data.quantities import parse_duration
+
+    if key == "walk":
+        if isinstance(v, bool) or not isinstance(v, str | int | float):
+            raise UsageError(f"{f.path}: {where} walk must be a duration (4h, 90min, minutes), not {v!r}")
+        try:
+            return "walk_min", parse_duration(v, f"{where} walk")
+        except UsageError as exc:
+            raise UsageError(f"{f.path}: {exc}") from None
+    lo, hi = pair(v, f"{where} {key}", f.path)
+    if key == "area_km2":
+        return "area_m2", (lo * 1e6, hi * 1e6)
+    return key, (lo, hi)
+
+
+def _level(value: object, where: str, f: RulesFile) -> tuple[tuple[float, float] | None, dict[str, Any]]:
+    """A level's entry, ``[min, max]`` households or a table of :data:`LIMIT_KEYS`: (households, limits)."""
+    if not isinstance(value, dict):
+        return pair(value, where, f.path), {}
+    bad = sorted(set(value) - set(LIMIT_KEYS))
+    if bad:
+        raise UsageError(f"{f.path}: unknown key {bad[0]!r} in {where}; known: {', '.join(LIMIT_KEYS)}")
+    pairs = dict(_limit(k, v, where, f) for k, v in value.items())
+    return pairs.pop("households", None), pairs
+
+
+def _level_tables(table: object, where: str, f: RulesFile) -> dict[str, Any]:
+    """A ``[bounds.*]`` table as a partial :class:`LevelBounds` (see :func:`apply_bounds`)."""
+    if not isinstance(table, dict):
+        raise UsageError(f"{f.path}: [{where}] must be a table of {', '.join(LEVEL_KEYS)}")
+    extra = sorted(set(table) - set(LEVEL_KEYS))
+    if extra:
+        raise UsageError(f"{f.path}: unknown key {extra[0]!r} in [{where}]; known: {', '.join(LEVEL_KEYS)}")
+    out: dict[str, Any] = {}
+    for level in LEVEL_KEYS:
+        if level in table:
+            hh, limits = _level(table[level], f"[{where}] {level}", f)
+            if hh is not None:
+                out[level] = hh
+            if limits:
+                out[f"{level}_limits"] = limits
+    return out
+
+
+def _bounds(body: dict[str, Any], f: RulesFile) -> dict[str, Any]:
+    """Bounds per village kind (``[bounds.rural]``, ``[bounds.mountain]``, ...) and the overrides
+    per township and per village (``[bounds.township."城关镇"]``, ``[bounds.village."369900101001"]``)."""
     bounds = dict(DEFAULT_BOUNDS)
+    kw: dict[str, Any] = {}
     for kind, table in body.items():
-        extra = set(table) - {"grid", "point"}
-        if extra:
-            raise UsageError(f"{f.path}: unknown key(s) {sorted(extra)} in [bounds.{kind}]; known: grid, point")
-        d = bounds[kind]
-        bounds[kind] = LevelBounds(
-            grid=_pair(table["grid"], f"[bounds.{kind}] grid", f.path) if "grid" in table else d.grid,
-            point=_pair(table["point"], f"[bounds.{kind}] point", f.path) if "point" in table else d.point,
-        )
-    return {"bounds": bounds}
+        if kind in ("township", "village"):
+            if not isinstance(table, dict) or not all(isinstance(t, dict) for t in table.values()):
+                raise UsageError(f"{f.path}: [bounds.{kind}] must hold one table per {kind} (code or name)")
+            kw[f"{kind}_bounds"] = {str(k): _level_tables(t, f"bounds.{kind}.{k}", f) for k, t in table.items()}
+            continue
+        bounds[kind] = apply_bounds(bounds.get(kind, DEFAULT_BOUNDS["rural"]),
+                                    _level_tables(table, f"bounds.{kind}", f))
+    return {"bounds": bounds, **kw}
 
 
-def _blocks(body: dict[str, Any], f: _File) -> dict[str, Any]:
+#: what a [kinds.NAME] rule may test
+KIND_RULE_KEYS: dict[str, str] = {
+    "names": "the village name contains one of these",
+    "codes": "village codes",
+    "townships": "township codes or names",
+    "density_below": "households per km² below this",
+    "density_above": "households per km² above this",
+}
+
+
+def _kind_rule(kind: str, table: object, f: RulesFile) -> KindRule:
+    if not isinstance(table, dict) or not table:
+        raise UsageError(f"{f.path}: [kinds.{kind}] must be a table of {', '.join(KIND_RULE_KEYS)}")
+    kw: dict[str, Any] = {}
+    for key, v in table.items():
+        if key not in KIND_RULE_KEYS:
+            raise UsageError(f"{f.path}: unknown key {key!r} in [kinds.{kind}]; known: {', '.join(KIND_RULE_KEYS)}")
+        if key.startswith("density"):
+            if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+                raise UsageError(f"{f.path}: [kinds.{kind}] {key} must be a number >= 0, not {v!r}")
+            kw[key] = float(v)
+        elif not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise UsageError(f"{f.path}: [kinds.{kind}] {key} must be a list of strings, not {v!r}")
+        else:
+            kw[key] = tuple(v)
+    return KindRule(kind=kind, **kw)
+
+
+def _kinds(body: dict[str, Any], f: RulesFile) -> dict[str, Any]:
+    """``[kinds]``: ``column = "..."`` and one ``[kinds.NAME]`` rule per kind; every kind needs its bounds."""
+    column = body.get("column")
+    if column is not None and not isinstance(column, str):
+        raise UsageError(f"{f.path}: [kinds] column must be a column name, not {column!r}")
+    rules = tuple(_kind_rule(k, t, f) for k, t in body.items() if k != "column")
+    return {"kinds": KindRules(column=column, rules=rules)}
+
+
+def _targets(body: dict[str, Any], f: RulesFile) -> dict[str, Any]:
+    for k, v in body.items():
+        if v < 1:
+            raise UsageError(f"{f.path}: [targets] {k} must be >= 1, not {v!r}")
+    return {"targets": {k: int(v) for k, v in body.items()}}
+
+
+def _blocks(body: dict[str, Any], f: RulesFile) -> dict[str, Any]:
     kw: dict[str, Any] = {}
     if "min" in body or "max" in body or "count" in body:
         kw["block_min"] = float(body["min"]) if "min" in body else None
@@ -394,7 +577,7 @@ def _blocks(body: dict[str, Any], f: _File) -> dict[str, Any]:
     return kw
 
 
-def _areas(body: dict[str, Any], f: _File) -> dict[str, Any]:
+def _areas(body: dict[str, Any], f: RulesFile) -> dict[str, Any]:
     if "table" not in body and not body.get("count"):
         raise UsageError(f"{f.path}: [areas] needs count = N (areas drawn from the townships) or table = FILE "
                          "(township -> area)")
@@ -403,91 +586,17 @@ def _areas(body: dict[str, Any], f: _File) -> dict[str, Any]:
         raise UsageError(f"{f.path}: [areas] min is above max")
     return {"areas": AreaRules(count=body.get("count"), min=None if lo is None else float(lo),
                                max=None if hi is None else float(hi),
-                               similar=_names(body, "similar", "[areas] similar must be a list of column names", f)
+                               similar=names(body, "similar", "[areas] similar must be a list of column names", f)
                                if "similar" in body else (),
                                table=(f.base / body["table"]).resolve() if "table" in body else None)}
 
 
-def _search(body: dict[str, Any], f: _File) -> dict[str, Any]:
+def _search(body: dict[str, Any], f: RulesFile) -> dict[str, Any]:
     return {k: body[k] for k in ("iterations", "restarts") if k in body}
 
 
-def _check(body: dict[str, Any], f: _File) -> dict[str, Any]:
+def _check(body: dict[str, Any], f: RulesFile) -> dict[str, Any]:
     return {"tolerance_m2": float(body["tolerance_m2"])} if "tolerance_m2" in body else {}
-
-
-# ---- [patrol]: visit policy (gridgeo patrol, /patrol/{grid}); the values made canonical for gridgeo.patrol
-#: the priorities a [patrol.KEY] table may set (gridgeo.patrol.stops.RULE_KEYS; a test keeps them equal)
-PATROL_PRIORITIES: tuple[str, ...] = ("red", "orange", "yellow", "risk", "grid_point", "none")
-#: what a priority's or a category's rule table may hold
-PATROL_RULE_FIELDS: dict[str, str] = {
-    "frequency_days": "a visit is due after this many days (0: no routine visit; campaigns only)",
-    "service_min": "minutes at the door",
-    "weight": "prize of a due visit (red 100, orange 10, yellow 1 by default)",
-    "window": "clock hours a visit must lie in, \"18:00-21:00\"",
-}
-
-
-def _patrol_rule(table: object, where: str, f: _File, *, category: bool) -> dict[str, Any]:
-    """One rule table (``[patrol.red]``, ``[patrol.special.低保户]``) checked, its values canonical."""
-    from gridgeo.data.quantities import parse_window
-
-    if not isinstance(table, dict):
-        raise UsageError(f"{f.path}: [{where}] must be a table of {', '.join(PATROL_RULE_FIELDS)}")
-    out: dict[str, Any] = {}
-    for key, v in table.items():
-        if key not in PATROL_RULE_FIELDS:
-            raise UsageError(f"{f.path}: unknown key {key!r} in [{where}]; known: {', '.join(PATROL_RULE_FIELDS)}")
-        if key == "window":
-            if not isinstance(v, str):
-                raise UsageError(f"{f.path}: [{where}] window must be \"HH:MM-HH:MM\", not {v!r}")
-            try:
-                out[key] = parse_window(v)
-            except UsageError as exc:
-                raise UsageError(f"{f.path}: [{where}] {exc}") from None
-            continue
-        low = 1 if (key == "frequency_days" and category) else 0
-        ok = isinstance(v, int) if key == "frequency_days" else isinstance(v, int | float)
-        if isinstance(v, bool) or not ok or v < low or (key == "weight" and v <= 0):
-            kind = "a whole number" if key == "frequency_days" else "a number"
-            raise UsageError(f"{f.path}: [{where}] {key} ({PATROL_RULE_FIELDS[key]}) must be {kind} "
-                             f"{'> 0' if key == 'weight' else f'>= {low}'}, not {v!r}")
-        out[key] = int(v) if key == "frequency_days" else float(v)
-    return out
-
-
-def _patrol(body: dict[str, Any], f: _File) -> dict[str, Any]:
-    """``[patrol]``: budget, speed, start time, campaign days, start/end places, rules per priority and category."""
-    import datetime as dt
-
-    from gridgeo.data.quantities import parse_duration, parse_place
-
-    kw: dict[str, Any] = {}
-    try:
-        if "budget" in body:
-            kw["budget_min"] = parse_duration(body["budget"], "[patrol] budget")
-        for key in ("start", "end"):
-            if key in body:
-                kw[key] = parse_place(body[key], f"[patrol] {key}")
-    except UsageError as exc:
-        raise UsageError(f"{f.path}: {exc}") from None
-    if "speed_kmh" in body:
-        if not body["speed_kmh"] > 0:
-            raise UsageError(f"{f.path}: [patrol] speed_kmh must be > 0, not {body['speed_kmh']!r}")
-        kw["speed_kmh"] = float(body["speed_kmh"])
-    if "start_time" in body:
-        try:
-            kw["start_time"] = dt.time.fromisoformat(body["start_time"])
-        except ValueError:
-            raise UsageError(f"{f.path}: [patrol] start_time must be HH:MM, not {body['start_time']!r}") from None
-    if "campaign_days" in body:
-        if body["campaign_days"] < 1:
-            raise UsageError(f"{f.path}: [patrol] campaign_days must be >= 1, not {body['campaign_days']!r}")
-        kw["campaign_days"] = int(body["campaign_days"])
-    kw["rules"] = {k: _patrol_rule(body[k], f"patrol.{k}", f, category=False) for k in PATROL_PRIORITIES if k in body}
-    kw["special"] = {str(cat): _patrol_rule(t, f"patrol.special.{cat}", f, category=True)
-                     for cat, t in body.get("special", {}).items()}
-    return {"patrol": kw}
 
 
 @dataclass(frozen=True)
@@ -495,7 +604,9 @@ class _Section:
     """One section of the county rules file: its keys (types, meaning) and its parser."""
 
     keys: _Keys
-    parse: Callable[[dict[str, Any], _File], dict[str, Any]]
+    parse: Callable[[dict[str, Any], RulesFile], dict[str, Any]]
+    #: what any other key of the section is (a kind's name), or None: no other key
+    open_keys: str | None = None
 
 
 #: section -> its keys and parser; sections are parsed in this order, whatever their order in the file.
@@ -509,6 +620,7 @@ _SECTIONS: dict[str, _Section] = {
                          "people", "roads", "water", "pois", "ridges")}, _inputs),
     "levels": _Section({"blocks": ((bool,), "build blocks"), "points": ((bool,), "build grid points")}, _levels),
     "households": _Section({"dwelling_m2": (_NUM, "floor area of one dwelling, m²"),
+                            "persons": (_NUM, "persons per household where the villages give no population"),
                             "default_levels": (_NUM, "storeys of a building with none recorded"),
                             "min_building_m2": (_NUM, "smaller buildings hold no household")}, _households),
     "barriers": _Section({"highway": ((list,), "OSM highway classes that cut street blocks"),
@@ -520,9 +632,17 @@ _SECTIONS: dict[str, _Section] = {
                            "site_radius_m": (_NUM, "footprint radius of a site given as a point"),
                            "site_max_block_m2": (_NUM, "a point site takes its whole street block up to this size"),
                            "site_min_m2": (_NUM, "smaller sites stay in the base grids")}, _exclusive),
-    "grids": _Section({"use_groups": ((bool,), "one grid per villager group where groups are given")}, _grids),
+    "grids": _Section({"use_groups": ((bool,), "one grid per villager group where groups are given"),
+                       "groups": ((str,), "one, merge or draw: how villager groups become grids")}, _grids),
     "bounds": _Section({"rural": ((dict,), "{grid = [min, max], point = [min, max]}"),
-                        "urban": ((dict,), "{grid = [min, max], point = [min, max]}")}, _bounds),
+                        "urban": ((dict,), "{grid = [min, max], point = [min, max]}"),
+                        "township": ((dict,), "per township (code or name): {grid, point}"),
+                        "village": ((dict,), "per village (code or name): {grid, point}")}, _bounds,
+                       open_keys="a village kind's bounds {grid, point}"),
+    "kinds": _Section({"column": ((str,), "village column naming each village's kind")}, _kinds,
+                      open_keys="a rule {names, codes, townships, density_below, density_above}"),
+    "targets": _Section({"grids": ((int,), "grids in the county, as near as the bounds allow"),
+                         "points": ((int,), "grid points in the county, as near as the bounds allow")}, _targets),
     "blocks": _Section({"min": (_NUM, "minimum households per block"),
                         "max": (_NUM, "maximum households per block"),
                         "count": ((int,), "blocks per township"),
@@ -543,7 +663,8 @@ _SECTIONS: dict[str, _Section] = {
                         "start": ((str, list), "station, home or [lon, lat]"),
                         "end": ((str, list), "station, home or [lon, lat]"),
                         **{k: ((dict,), "{frequency_days, service_min, weight, window}") for k in PATROL_PRIORITIES},
-                        "special": ((dict,), "category = {frequency_days, service_min, weight, window}")}, _patrol),
+                        "special": ((dict,), "category = {frequency_days, service_min, weight, window}")},
+                       parse_patrol),
 }
 
 
@@ -554,10 +675,11 @@ def _check_section(p: Path, sec: str, body: object) -> None:
     if not isinstance(body, dict):
         raise UsageError(f"{p}: [{sec}] must be a table")
     keys = _SECTIONS[sec].keys
+    other = _SECTIONS[sec].open_keys
     for key, value in body.items():
-        if key not in keys:
+        if key not in keys and other is None:
             raise UsageError(f"{p}: unknown key {key!r} in [{sec}]; known: {', '.join(keys)}")
-        types, what = keys[key]
+        types, what = keys.get(key, ((dict,), other or ""))
         if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
             raise UsageError(f"{p}: [{sec}] {key} ({what}) must be {' or '.join(t.__name__ for t in types)}, "
                              f"not {value!r}")
@@ -592,9 +714,19 @@ def load_county_rules(path: str | Path) -> CountyRules:
         raise FileFormatError(f"cannot parse rules: {' '.join(str(exc).split())}", path=p) from exc
     for sec, body in data.items():
         _check_section(p, sec, body)
-    f = _File(p)
+    f = RulesFile(p)
     kw: dict[str, Any] = {"source": p}
     for sec, section in _SECTIONS.items():
         if sec in data:
             kw.update(section.parse(data[sec], f))
-    return CountyRules(**kw)
+    rules = CountyRules(**kw)
+    _check_kinds(rules, p)
+    return rules
+
+
+def _check_kinds(rules: CountyRules, p: Path) -> None:
+    """A kind a ``[kinds.NAME]`` rule gives needs ``[bounds.NAME]``: else its villages would get rural
+    bounds with nobody having said so."""
+    for rule in rules.kinds.rules if rules.kinds is not None else ():
+        if rule.kind not in rules.bounds:
+            raise UsageError(f"{p}: [kinds.{rule.kind}] needs its bounds: add [bounds.{rule.kind}] grid = [min, max]")

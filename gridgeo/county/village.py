@@ -45,6 +45,7 @@ from __future__ import annotations
 import copy
 import enum
 import logging
+import math
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -59,9 +60,11 @@ from gridgeo._geom import containing
 from gridgeo.county import _wire
 from gridgeo.county import codes as _codes
 from gridgeo.county import units as _units
+from gridgeo.county._groups import merge_groups
 from gridgeo.county._parts import Adjacency, metric_xy, nearest, part_count, sub_units, union
+from gridgeo.county._targets import share
 from gridgeo.county.assign import assign_items, unit_adjacency
-from gridgeo.county.rules import within_bounds
+from gridgeo.county.rules import Limits, within_bounds
 from gridgeo.county.sites import Footprints, site_footprints
 from gridgeo.county.split import split_heavy
 from gridgeo.errors import GeometryError, GridgeoError
@@ -114,6 +117,26 @@ class VillageTask:
     tolerance_m2: float = 1.0
     previous: dict[str, tuple[GArray, list[str]]] | None = None  # level -> (geoms, codes) of an earlier build
     group_extra: list[dict[str, Any]] | None = None  # per group: leader fields to carry onto its grid
+    merge_groups: bool = False  # [grids] groups = "merge": groups merged whole into grids (use_groups too)
+    grid_limits: Limits = field(default_factory=Limits)  # persons, area, walk per grid (checked on the records)
+    point_limits: Limits = field(default_factory=Limits)
+    persons_per_household: float = 2.62  # this village's (its population / households, else the rules')
+    #: the households the engine aims within: the bounds with the limits turned into households
+    #: (gridgeo.county.policy); None: grid_bounds / point_bounds themselves
+    engine_grid_bounds: tuple[float, float] | None = None
+    engine_point_bounds: tuple[float, float] | None = None
+    grid_count: int | None = None  # this village's share of the county's [targets] grids
+    point_count: int | None = None  # ... of [targets] points
+
+    @property
+    def grid_aim(self) -> tuple[float, float]:
+        """The household bounds the engine draws grids within."""
+        return self.engine_grid_bounds or self.grid_bounds
+
+    @property
+    def point_aim(self) -> tuple[float, float]:
+        """The household bounds the engine draws grid points within."""
+        return self.engine_point_bounds or self.point_bounds
 
     def __getstate__(self) -> dict[str, Any]:
         return _wire.pack(self.__dict__)  # geometry arrays as one WKB array each (gridgeo.county._wire)
@@ -151,6 +174,7 @@ class LabelKind(enum.IntEnum):
     HOUSEHOLDS = 2  #: the group label of its households; key = the label ("?" for none anywhere)
     PARTITION = 3  #: a part drawn by the partition engine; key = the part's index
     SITE = 4  #: an exclusive site; key = the site footprint's index
+    MERGED = 5  #: whole villager groups merged, or a piece of a split group; key = "3+5" or "4#2" (group indices)
 
 
 @dataclass(frozen=True, order=True)
@@ -175,6 +199,14 @@ class Label:
         if self.kind is LabelKind.HOUSEHOLDS:
             return str(self.key)
         return None
+
+    def groups(self) -> list[int]:
+        """The villager groups (task indices) a merged grid is made of, or the one a piece is cut from."""
+        if self.kind is LabelKind.GROUP:
+            return [cast(int, self.key)]
+        if self.kind is LabelKind.MERGED:
+            return [int(g) for g in str(self.key).split("#")[0].split("+")]
+        return []
 
 
 @dataclass(frozen=True)
@@ -376,7 +408,9 @@ def _label_units(t: VillageTask, u: _Units, site_polys: list[Any], st: dict[str,
         label[i] = Label(LabelKind.SITE, int(site_of[i]))
     base = np.flatnonzero(site_of < 0)
     if len(base):
-        if t.use_groups and len(t.group_geoms):
+        if t.use_groups and len(t.group_geoms) and t.merge_groups:
+            st.update(_label_by_merged_groups(t, u, base, label))
+        elif t.use_groups and len(t.group_geoms):
             _label_by_groups(t, u, base, label)
             st["grids_from"] = "villager_groups"
         elif t.item_labels is not None and any(lab is not None for lab in t.item_labels):
@@ -387,14 +421,46 @@ def _label_units(t: VillageTask, u: _Units, site_polys: list[Any], st: dict[str,
     return cast(list[Label], label)
 
 
-def _label_by_groups(t: VillageTask, u: _Units, base: IArray, label: list[Label | None]) -> None:
-    """One grid per villager group: the group a unit lies in, else the nearest one."""
+def _group_of(t: VillageTask, u: _Units, base: IArray) -> IArray:
+    """The villager group of each base unit: the group it lies in, else the nearest one."""
     g = containing(t.group_geoms, u.rep[base])
     miss = g < 0
     if miss.any():
         g[miss] = nearest(t.group_geoms, u.rep[base][miss])
-    for i, gi in zip(base.tolist(), g.tolist(), strict=True):
+    return g
+
+
+def _label_by_groups(t: VillageTask, u: _Units, base: IArray, label: list[Label | None]) -> None:
+    """One grid per villager group: the group a unit lies in, else the nearest one."""
+    for i, gi in zip(base.tolist(), _group_of(t, u, base).tolist(), strict=True):
         label[i] = Label(LabelKind.GROUP, gi)
+
+
+def _label_by_merged_groups(t: VillageTask, u: _Units, base: IArray, label: list[Label | None]) -> dict[str, Any]:
+    """Grids of whole villager groups (:mod:`gridgeo.county._groups`); returns the stats.
+
+    A grid of one whole group is that group's grid (:attr:`LabelKind.GROUP`: its code, name and leader);
+    several groups, or a piece of a group cut because it alone exceeds the maximum, are ``MERGED``.
+    """
+    res = merge_groups(u.adjacency, base, _group_of(t, u, base), u.size, bounds=t.grid_aim, count=t.grid_count,
+                       seed=lambda stage: village_seed(t.seed, t.code + stage),
+                       objective=Objective(iterations=t.iterations, restarts=t.restarts),
+                       previous=_previous_labels(t, "grids", base, u.rep))
+    pieces: dict[int, int] = {}
+    for groups, members in res.parts:
+        if len(groups) == 1 and groups[0] not in res.split:
+            lab = Label(LabelKind.GROUP, groups[0])
+        elif len(groups) == 1:
+            pieces[groups[0]] = pieces.get(groups[0], 0) + 1
+            lab = Label(LabelKind.MERGED, f"{groups[0]}#{pieces[groups[0]]}")
+        else:
+            lab = Label(LabelKind.MERGED, "+".join(str(g) for g in groups))
+        for i in members.tolist():
+            label[i] = lab
+    return {"grids_from": "villager_groups_merged", "grid_violations": res.violations,
+            "groups_merged": sum(len(g) for g, _ in res.parts if len(g) > 1),
+            "groups_split": [t.group_codes[g] for g, n in sorted(res.split.items()) if n > 1],
+            "groups_over_max": [t.group_codes[g] for g, n in sorted(res.split.items()) if n <= 1]}
 
 
 def _label_by_households(t: VillageTask, u: _Units, base: IArray, label: list[Label | None]) -> None:
@@ -428,8 +494,8 @@ def _label_by_households(t: VillageTask, u: _Units, base: IArray, label: list[La
 
 def _label_by_partition(t: VillageTask, u: _Units, base: IArray, label: list[Label | None]) -> dict[str, Any]:
     """Grids drawn by the engine within the village kind's household bounds; returns the stats."""
-    lo_g, hi_g = t.grid_bounds
-    k = min(part_count(float(u.size[base].sum()), lo_g, hi_g), len(base))
+    lo_g, hi_g = t.grid_aim
+    k = min(t.grid_count or part_count(float(u.size[base].sum()), lo_g, hi_g), len(base))
     model = Model(sub_units(u.adjacency, base), size=u.size[base], min_size=lo_g or None, max_size=hi_g,
                   count=k, objective=Objective(iterations=t.iterations, restarts=t.restarts),
                   previous=_previous_labels(t, "grids", base, u.rep))
@@ -493,11 +559,13 @@ def _point_rows(t: VillageTask, u: _Units, grids: _Grids, st: dict[str, Any]) ->
     """
     if not t.points:
         return [(lab, grids.members[lab]) for lab in grids.labels]
-    lo_p, hi_p = t.point_bounds
+    lo_p, hi_p = t.point_aim
     rows: list[_PointRow] = []
     engine: list[tuple[Label, int]] = []
+    want = _point_counts(t, grids) if t.point_count else {}
     for lab in grids.labels:
-        k = min(part_count(grids.households[lab], 0.0 if lab.is_site else lo_p, hi_p), len(grids.members[lab]))
+        k = want.get(lab) or min(part_count(grids.households[lab], 0.0 if lab.is_site else lo_p, hi_p),
+                                 len(grids.members[lab]))
         if k <= 1:
             rows.append((lab, grids.members[lab]))
         else:
@@ -508,10 +576,26 @@ def _point_rows(t: VillageTask, u: _Units, grids: _Grids, st: dict[str, Any]) ->
     return rows
 
 
+def _point_counts(t: VillageTask, grids: _Grids) -> dict[Label, int]:
+    """The village's share of ``[targets] points`` shared among its base grids by households, each within
+    what its point bounds and its units allow (exclusive grids keep their own count)."""
+    lo_p, hi_p = t.point_aim
+    base = grids.base
+    sites = sum(min(part_count(grids.households[lab], 0.0, hi_p), len(grids.members[lab])) for lab in grids.sites)
+    low, high = [], []
+    for lab in base:
+        h, n = grids.households[lab], len(grids.members[lab])
+        lo_i = min(max(1, math.ceil(h / hi_p - 1e-9)) if hi_p > 0 else 1, n)
+        high.append(max(lo_i, min(math.floor(h / lo_p + 1e-9) if lo_p > 0 else n, n)))
+        low.append(lo_i)
+    s = share([grids.households[lab] for lab in base], low, high, max(int(t.point_count or 0) - sites, 0))
+    return dict(zip(base, s.counts, strict=True))
+
+
 def _split_grids(t: VillageTask, u: _Units, grids: _Grids, engine: list[tuple[Label, int]],
                  st: dict[str, Any]) -> list[_PointRow]:
     """One engine run over every grid with more than one point (``engine``: grid, point count)."""
-    lo_p, hi_p = t.point_bounds
+    lo_p, hi_p = t.point_aim
     code = grids.code
     order = np.concatenate([grids.members[lab] for lab, _ in engine])
     groups = [code[lab] for lab, _ in engine for _ in range(len(grids.members[lab]))]
@@ -569,14 +653,15 @@ def _grid_records(t: VillageTask, grids: _Grids, npts: dict[str, int], out: Vill
         h = grids.households[lab]
         gi = cast(int, lab.key) if lab.kind is LabelKind.GROUP else None
         extra = dict(t.group_extra[gi]) if gi is not None and t.group_extra else {}
+        broken = _limits_broken(h, grids.geometry[lab], t.grid_limits, t.persons_per_household)
+        gf = _group_fields(t, lab, out.stats.get("grids_from", "partition"))
         out.grids.append({
             **extra,
-            "code": grids.code[lab],
-            "name": t.group_names[gi] if gi is not None else None,
-            "parent": t.code, "households": int(h), "kind": t.kind,
-            "source": "villager_group" if gi is not None else out.stats.get("grids_from", "partition"),
-            "group": lab.group_code(t),
-            "n_points": npts[grids.code[lab]], "within_bounds": within_bounds(h, t.grid_bounds),
+            "code": grids.code[lab], "name": gf["name"],
+            "parent": t.code, "households": int(h), "kind": t.kind, "source": gf["source"], "group": gf["group"],
+            "n_points": npts[grids.code[lab]], "within_bounds": within_bounds(h, t.grid_bounds) and not broken,
+            **({"population": round(h * t.persons_per_household), "bounds_broken": ",".join(broken)}
+               if t.grid_limits.any else {}),
             "geometry": grids.geometry[lab]})
     for lab in grids.sites:
         si = grids.site_index[cast(int, lab.key)]
@@ -584,6 +669,33 @@ def _grid_records(t: VillageTask, grids: _Grids, npts: dict[str, int], out: Vill
             "code": grids.code[lab], "name": t.site_names[si], "parent": t.code,
             "category": t.site_categories[si], "households": int(grids.households[lab]), "kind": "exclusive",
             "source_id": t.site_ids[si], "n_points": npts[grids.code[lab]], "geometry": grids.geometry[lab]})
+
+
+def _group_fields(t: VillageTask, lab: Label, drawn: str) -> dict[str, Any]:
+    """A grid's name, source and group: its villager group's, the merged groups' (joined), or none."""
+    gs = lab.groups()
+    if lab.kind is LabelKind.GROUP:
+        return {"name": t.group_names[gs[0]], "source": "villager_group", "group": t.group_codes[gs[0]]}
+    if lab.kind is LabelKind.MERGED and "#" in str(lab.key):
+        piece = str(lab.key).split("#")[1]
+        name = t.group_names[gs[0]]
+        return {"name": f"{name}（{piece}）" if name else None, "source": "villager_group_split",
+                "group": t.group_codes[gs[0]]}
+    if lab.kind is LabelKind.MERGED:
+        names = [t.group_names[g] for g in gs]
+        return {"name": "、".join(names) if all(names) else None, "source": "villager_groups_merged",
+                "group": ",".join(t.group_codes[g] for g in gs)}
+    return {"name": None, "source": drawn, "group": lab.group_code(t)}
+
+
+def _limits_broken(households: float, geometry: Any, limits: Limits, persons: float) -> list[str]:
+    """The limits (persons, area) a part breaks, by their real values; the walk is checked on the network."""
+    out = []
+    if limits.population is not None and not within_bounds(households * persons, limits.population):
+        out.append("population")
+    if limits.area_m2 is not None and not within_bounds(float(shapely.area(geometry)), limits.area_m2):
+        out.append("area")
+    return out
 
 
 # --------------------------------------------------------------------------------------
