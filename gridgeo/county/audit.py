@@ -527,7 +527,8 @@ def _size(u: dict[str, Any], households: float, parents: Parents, p: int, rules:
           level: str) -> None:
     """A unit's households, bounds and ``size`` (below / inside / above)."""
     kind = parents.kinds[p] if p >= 0 else None
-    b = rules.bounds_for(kind)
+    code = parents.codes[p] if p >= 0 else ""  # a village's (grids) or a grid's (points): 12 digits of village
+    b = rules.bounds_of_village(kind, village=[code[:12]], township=[code[:9]])  # overrides by code
     lo, hi = b.grid if level == "grids" else b.point
     if u["exclusive"] or (p >= 0 and parents.exclusive[p]):
         lo = 0.0  # an exclusive grid (kind column) or a point of one: the build draws them with no lower bound
