@@ -25,7 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "data": {"errors", "_geom"},
     "partition": {"errors"},
     "routing": {"errors"},
-    "county": {"data", "partition", "people", "errors", "_geom"},
+    "county": {"data", "partition", "people", "patrol", "errors", "_geom"},
     "patrol": {"data", "routing", "errors", "_geom"},
     "synth": {"data", "errors", "_geom"},
     "people": {"data", "patrol", "errors", "_geom"},

@@ -33,6 +33,9 @@ def register(sub: Any) -> None:
     which.add_argument("--worker", metavar="PERSON_ID",
                        help="the grids this person serves in the county's people table, in one round")
     which.add_argument("--all", action="store_true", help="every grid (-o is then a directory)")
+    which.add_argument("--check-budget", action="store_true",
+                       help="check every grid's due visits of --date against the budget with the route solver: "
+                            "-o is a JSON report of the grids that do not fit and why; exit 3 when some do not")
     p.add_argument("--date", type=date, required=True, help="first day, YYYY-MM-DD")
     p.add_argument("--days", type=int, default=1, help="days to plan (periodic plan), default 1")
     p.add_argument("--budget", help="daily budget: 4h, 90min, 3h30m, 240 (minutes); default 4h")
@@ -191,6 +194,25 @@ def _all_grids(county: Any, args: argparse.Namespace, options: Any) -> int:
     return 0
 
 
+def _check_budget(county: Any, args: argparse.Namespace, options: Any) -> int:
+    """``--check-budget``: every grid's day planned (:func:`gridgeo.patrol.walkcheck.check_walk`); the JSON report."""
+    from gridgeo.data.io import atomic_path
+    from gridgeo.patrol.walkcheck import check_walk
+
+    out = Path(args.output)
+    if out.suffix.lower() != ".json":
+        raise UsageError(f"{out}: with --check-budget, -o is the JSON report (.json)")
+    res = check_walk(county, day=args.date, options=options)
+    s = res.summary()
+    body = {**s, "not_fitting": [g.row() for g in res.grids if not g.fits]}
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(body, ensure_ascii=False, indent=1), encoding="utf-8")
+    reasons = ", ".join(f"{n} {r}" for r, n in s["by_reason"].items())
+    print(f"{s['fit']}/{s['grids']} grids' due visits of {s['date']} fit {options.budget_min:g} min "
+          f"({s['fit_share']:.1%})" + (f"; not fitting: {reasons}" if reasons else "") + f"; wrote {out}")
+    return 3 if s["fit"] < s["grids"] else 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Plan one grid (``--grid``) or every grid (``--all``) and write GeoJSON (and GPX)."""
     from gridgeo.patrol import County
@@ -201,6 +223,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--days must be >= 1, got {args.days}")
     check_plan_dates(args.date, options.campaign_days or args.days)
     county = County(args.county, network=args.network, mode=args.mode, seed=options.seed)
+    if args.check_budget:
+        return _check_budget(county, args, options)
     if not args.all:
         return _one_grid(county, args, options)
     return _all_grids(county, args, options)

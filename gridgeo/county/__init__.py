@@ -33,7 +33,10 @@ Modules, by job:
   queue of tasks taken as the workers get through it);
   ``_dask`` -- the same on a Dask cluster (``--scheduler``; ``distributed``
   is imported only there, an optional extra).
+* ``walk_check`` -- the build's last, optional stage (``[grids] walk_check``): every grid's day planned on
+  the built county's streets against the ``[patrol]`` budget (:mod:`gridgeo.patrol.walkcheck`).
 
 May import: :mod:`gridgeo.data`, :mod:`gridgeo.partition` (its public names only),
-:mod:`gridgeo.people` (the roster resolved on the built units), :mod:`gridgeo.errors`, :mod:`gridgeo._geom`.
+:mod:`gridgeo.people` (the roster resolved on the built units), :mod:`gridgeo.patrol` (the walk-time estimate
+and the route check of the walk-time bound), :mod:`gridgeo.errors`, :mod:`gridgeo._geom`.
 """

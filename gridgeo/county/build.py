@@ -67,6 +67,7 @@ from gridgeo.county.report import summary
 from gridgeo.county.rules import CountyRules, within_bounds
 from gridgeo.county.sources import Items, column, load_inputs, metric_geoms
 from gridgeo.county.village import VillageOut, VillageTask, check_village
+from gridgeo.county.walk_check import check_walk_rules, walk_check
 from gridgeo.data import crs as _crs
 from gridgeo.data.io import list_layers, read_layer
 from gridgeo.data.registers import register_report
@@ -207,6 +208,7 @@ def build_county(
         raise UsageError("workers and a scheduler exclude each other: the scheduler's workers build the villages")
     if start_from is not None:
         rules = start_from.rules(rules, previous=previous)
+    check_walk_rules(rules)  # issue 14 item 5: walk_check needs a [patrol] budget, refused before any work
     if scheduler is not None:
         from gridgeo.county._dask import check_scheduler  # Dask is optional: imported only when asked for
 
@@ -265,6 +267,9 @@ def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Pat
         if name in c.layers and len(c.layers[name]):
             layers[name] = c.layers[name].to_crs(c.out_crs)
     _end_stage(clock, "assemble")
+    if rules.walk_check:  # issue 14 item 5: every grid's day on the streets against the budget, last
+        layers["walk_check"], report["walk_check"] = walk_check(layers, rules)
+        _end_stage(clock, "walk_check")
     report.update(summary(layers, outs, items=c.items, item_v=c.item_v, rules=rules, block_report=blocks.report))
     report["coverage"] = coverage
     if "targets" in report:

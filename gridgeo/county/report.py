@@ -147,6 +147,7 @@ def format_report(report: Mapping[str, Any]) -> str:
         *_fallback_lines(report.get("fallbacks") or []),
         *_register_lines(report.get("register")),
         *_people_lines(report.get("people")),
+        *_walk_lines(report.get("walk_check")),
         *[f"warning: {w}" for w in report.get("estimates") or []],
     ]
     return "\n".join(lines)
@@ -161,6 +162,16 @@ def _people_lines(people: Mapping[str, Any] | None) -> list[str]:
             f"{people['source']}; {len(people['moved'])} carried to the unit that replaced theirs, "
             f"{len(people['skipped'])} row(s) skipped" + (" (the report's 'people' lists them)"
                                                           if people["skipped"] or people["moved"] else "")]
+
+
+def _walk_lines(walk: Mapping[str, Any] | None) -> list[str]:
+    """The walk check's line (issue 14 item 5): grids whose due visits of the day fit the budget, why the others not."""
+    if not walk:
+        return []
+    why = ", ".join(f"{n} {r}" for r, n in walk["by_reason"].items())
+    return [f"walk check {walk['date']}: {walk['fit']}/{walk['grids']} grids' due visits fit "
+            f"{walk['budget_min']:g} min ({100 * walk['fit_share']:.1f} %)"
+            + (f"; not fitting: {why} (the walk_check table)" if why else "")]
 
 
 def _register_lines(reg: Mapping[str, Any] | None) -> list[str]:

@@ -295,6 +295,7 @@ class CountyRules:
     tolerance_m2: float = 1.0
     areas: AreaRules | None = None  # [areas]: townships grouped into areas (片区); None: no areas level
     patrol: dict[str, Any] = field(default_factory=dict)
+    walk_check: bool = False  # [grids] walk_check (issue 14 item 5): each grid's day checked against [patrol] budget
 
     def bounds_for(self, kind: str | None) -> LevelBounds:
         """The bounds of a village kind; unknown kinds are rural (the counties' default)."""
@@ -448,14 +449,15 @@ GROUP_MODES: dict[str, str] = {
 def _grids(body: dict[str, Any], f: RulesFile) -> dict[str, Any]:
     if "groups" in body and "use_groups" in body:
         raise UsageError(f"{f.path}: [grids] give groups or use_groups, not both")
+    kw: dict[str, Any] = {"walk_check": body["walk_check"]} if "walk_check" in body else {}
     if "use_groups" in body:
-        return {"use_groups": body["use_groups"]}
+        kw["use_groups"] = body["use_groups"]
     if "groups" in body:
         mode = body["groups"]
         if mode not in GROUP_MODES:
             raise UsageError(f"{f.path}: [grids] groups must be one of {', '.join(GROUP_MODES)}, not {mode!r}")
-        return {"use_groups": mode != "draw", "merge_groups": mode == "merge"}
-    return {}
+        kw.update(use_groups=mode != "draw", merge_groups=mode == "merge")
+    return kw
 
 
 def _limit(key: str, v: object, where: str, f: RulesFile) -> tuple[str, Any]:
@@ -633,7 +635,9 @@ _SECTIONS: dict[str, _Section] = {
                            "site_max_block_m2": (_NUM, "a point site takes its whole street block up to this size"),
                            "site_min_m2": (_NUM, "smaller sites stay in the base grids")}, _exclusive),
     "grids": _Section({"use_groups": ((bool,), "one grid per villager group where groups are given"),
-                       "groups": ((str,), "one, merge or draw: how villager groups become grids")}, _grids),
+                       "groups": ((str,), "one, merge or draw: how villager groups become grids"),
+                       "walk_check": ((bool,), "check each grid's day with the route solver against the "
+                                               "[patrol] budget")}, _grids),
     "bounds": _Section({"rural": ((dict,), "{grid = [min, max], point = [min, max]}"),
                         "urban": ((dict,), "{grid = [min, max], point = [min, max]}"),
                         "township": ((dict,), "per township (code or name): {grid, point}"),

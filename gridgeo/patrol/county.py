@@ -69,13 +69,16 @@ class County:
         mode: str = "walk",
         seed: int = 0,
         names: bool = True,
+        frames: Mapping[str, pd.DataFrame] | None = None,
     ) -> None:
         from gridgeo.data import io
 
         self.path = Path(path)
         self.seed = int(seed)
         self.names = bool(names)  # False: a household stop is named by its id, never by the register's name
-        self.layers = io.list_layers(self.path)
+        # the layers in memory (a build about to be written: gridgeo.county.walk_check); ``path`` names them
+        self._frames = dict(frames) if frames is not None else None
+        self.layers = list(self._frames) if self._frames is not None else io.list_layers(self.path)
         self.network = self._open_network(network, mode)
         self.grid_layer, self.grids = self._read_grids()
         self.codes: list[str] = self.grids["code"].tolist()
@@ -86,30 +89,31 @@ class County:
         self.risk = self._read_risk()
 
     # -- reading the file, in this order -------------------------------------------------
+    def _layer(self, name: str) -> gpd.GeoDataFrame:
+        """Layer ``name`` as stored (a copy of the in-memory frame, or read from the file)."""
+        from gridgeo.data import io
+
+        if self._frames is not None:
+            return self._frames[name].copy()
+        return io.read_layer(self.path, layer=name)
 
     def _open_network(self, network: str | Path | Network | None, mode: str) -> Network:
         """The given network, the one in a given file, or the county's ``roads`` layer."""
-        from gridgeo.data import io
-
         if isinstance(network, Network):
             return network
         if network is not None:
             return load_network(network, mode=mode)
         if "roads" not in self.layers:
             raise InputError("no 'roads' layer and no --network given", path=self.path)
-        roads = io.read_layer(self.path, layer="roads")
+        roads = self._layer("roads")
         return build_network(roads, mode=mode, source=f"{self.path}:roads")
 
     def _read(self, layer: str) -> gpd.GeoDataFrame:
         """Layer ``layer`` in the network's CRS."""
-        from gridgeo.data import io
-
-        return io.read_layer(self.path, layer=layer).to_crs(self.network.crs)
+        return self._layer(layer).to_crs(self.network.crs)
 
     def _read_grids(self) -> tuple[str, gpd.GeoDataFrame]:
         """The grid layer's name and its grids (``code`` as text, rows numbered from 0)."""
-        from gridgeo.data import io
-
         if "grids" in self.layers:
             grid_layer = "grids"
         elif "villager_groups" in self.layers:
@@ -117,7 +121,7 @@ class County:
             log.info("%s: no 'grids' layer; using 'villager_groups' as grids", self.path)
         else:
             raise InputError("no 'grids' or 'villager_groups' layer", path=self.path)
-        grids = io.read_layer(self.path, layer=grid_layer)
+        grids = self._layer(grid_layer)
         if "code" not in grids.columns:
             raise InputError(f"layer {grid_layer!r} has no 'code' column", path=self.path)
         grids = grids.to_crs(self.network.crs).reset_index(drop=True)
@@ -129,11 +133,9 @@ class County:
 
         They tile the villages together, so every household, point and risk point lies in one of them.
         """
-        from gridgeo.data import io
-
         if "exclusive" not in self.layers:
             return grids
-        ex = io.read_layer(self.path, layer="exclusive")
+        ex = self._layer("exclusive")
         if not len(ex) or "code" not in ex.columns:
             return grids
         ex = ex.to_crs(self.network.crs)
@@ -197,6 +199,8 @@ class County:
 
         if "people" not in self.layers:
             return None
+        if self._frames is not None:
+            return pd.DataFrame(self._frames["people"])
         return pyogrio.read_dataframe(self.path, layer="people", read_geometry=False)
 
     def units_of(self, person: str) -> str:
