@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyproj
 import shapely
 
 from gridgeo.errors import InfeasibleError, InputError
@@ -189,13 +190,22 @@ def _households(county: County, row: int) -> int:
 
 
 def _start_far(county: County, row: int, plan: DayPlan | None, options: PatrolOptions) -> bool:
-    """Whether the round starts farther than ``max_snap`` outside the grid (its station, snapped, or its start)."""
+    """Whether the round starts farther than ``max_snap`` outside the grid (its snapped start: the plan's, else the
+    options' place or the grid's station)."""
     geom = county.grids.geometry.iloc[row]
     if plan is not None:
-        return bool(shapely.distance(geom, shapely.Point(plan.station)) > options.max_snap)
-    rp = shapely.point_on_surface(geom)
-    snap = county.network.snap(np.array([[rp.x, rp.y]]))
-    return bool(options.start == "station" and shapely.distance(geom, shapely.Point(snap.xy[0])) > options.max_snap)
+        xy = plan.station
+    else:
+        place = options.home if options.start == "home" else options.start
+        if isinstance(place, tuple):
+            tr = pyproj.Transformer.from_crs("EPSG:4326", county.network.crs, always_xy=True)
+            xy = tr.transform(*place)
+        else:
+            rp = shapely.point_on_surface(geom)
+            xy = (rp.x, rp.y)
+        snapped = county.network.snap(np.array([xy], dtype=float)).xy[0]
+        xy = (float(snapped[0]), float(snapped[1]))
+    return bool(shapely.distance(geom, shapely.Point(xy)) > options.max_snap)
 
 
 def _needed_min(county: County, code: str, plan: DayPlan, day: dt.date, options: PatrolOptions) -> float:

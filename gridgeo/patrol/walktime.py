@@ -284,7 +284,7 @@ def households_within(
 # ------------------------------------------------------------------------------------------ k on a real network
 #: Street length over straight length of a round beyond which a sample's network has a gap (a river without a
 #: bridge, a path that joins the rest far away): such rounds are counted, not fitted (the route check names them).
-MAX_DETOUR = 2.0
+MAX_DETOUR = 3.0
 
 
 @dataclass(frozen=True)
@@ -300,8 +300,8 @@ class Fit:
     k_se
         Standard error of ``k``.
     rel_error
-        Root mean square of the relative residuals ``(L - k √(n A)) / L``: how far one part's tour typically is
-        from the estimate.
+        Root mean square of the relative residuals ``(L - k √(n A)) / (k √(n A))``: by how much one part's tour
+        typically differs from its estimate.
     area
         What ``A`` is: ``hull`` (the convex hull of the part's places) or ``window`` (the square drawn).
     n_range, area_range
@@ -416,7 +416,7 @@ def _least_squares(got: Sequence[_kfit.Sample], sp: Sampling) -> Fit:
     k = float(x @ L / (x @ x))
     resid = L - k * x
     se = float(math.sqrt(resid @ resid / max(1, len(x) - 1) / (x @ x)))
-    rel = float(np.sqrt(np.mean((resid / np.maximum(L, 1e-9)) ** 2)))
+    rel = float(np.sqrt(np.mean((resid / (k * x)) ** 2)))
     detour = float(np.median([s.length_m / s.line_m for s in ok if s.line_m > 0] or [1.0]))
     return Fit(k, float(np.std(L / x)), se, rel, sp.area, (int(n.min()), int(n.max())),
                (float(a.min()), float(a.max())), len(ok), len(got) - len(joined), len(joined) - len(ok),
