@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import math
 import platform
@@ -68,7 +69,7 @@ def pyvrp_tour(d: np.ndarray, seconds: float) -> float:
                 m.add_edge(a, b, distance=int(D[i, j]))
     res = m.solve(stop=MaxRuntime(seconds), seed=0, display=False)
     route = [0, *[a.idx + 1 for r in res.best.routes() for a in r if a.is_client()], 0]  # clients in order added
-    return float(sum(d[a, b] for a, b in zip(route[:-1], route[1:], strict=False)))
+    return float(sum(d[a, b] for a, b in itertools.pairwise(route)))
 
 
 def side_by_side(net: Network, xy: np.ndarray, sp: Sampling, samples: int, seconds: float) -> dict[str, float]:
