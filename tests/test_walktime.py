@@ -33,6 +33,7 @@ from gridgeo.patrol.walktime import (
     fit_k,
     households_within,
     patrol_minutes,
+    walk_limit,
 )
 from tests.conftest import built_synth
 
@@ -86,6 +87,16 @@ def test_estimate_is_monotone() -> None:
     t = [patrol_minutes(n, a, k=1.2, load=load, speed_kmh=4.5) for n, a in ((10, 1e5), (20, 1e5), (20, 4e5))]
     assert t[0] < t[1] < t[2]
     assert patrol_minutes(0, 1e6, k=1.2, load=load, speed_kmh=4.5) == 0.0
+
+
+def test_walk_limit_is_households_within() -> None:
+    load = daily_load(households_per_site=[1, 1, 2, 3, 60], door_m=20.0)
+    walk = walk_limit(k=1.4, load=load, speed_kmh=4.5)
+    for minutes, rho in ((240.0, 1e-4), (90.0, 3e-3)):
+        assert walk(minutes, rho) == households_within(minutes, k=1.4, density_per_m2=rho, speed_kmh=4.5,
+                                                       service_min=load.service_min, due_share=load.due_share,
+                                                       site_share=load.site_share, door_m=20.0)
+    assert walk(240.0, 1e-4) > walk(120.0, 1e-4) > 0
 
 
 def test_estimate_refuses_nonsense() -> None:

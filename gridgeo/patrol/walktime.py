@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,6 +73,7 @@ __all__ = [
     "households_within",
     "patrol_minutes",
     "tour_length_m",
+    "walk_limit",
 ]
 
 #: The Beardwood-Halton-Hammersley constant of uniform points in the plane (Euclidean, n -> infinity).
@@ -279,6 +280,22 @@ def households_within(
         mid = (lo + hi + 1) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
     return lo
+
+
+def walk_limit(*, k: float, load: DailyLoad, speed_kmh: float, access_m: float = 0.0) -> Callable[[float, float], int]:
+    """``walk(minutes, households per m²) -> households``: :func:`households_within` with the county's ``k`` and
+    daily load fixed, the shape the partition's policy asks for (a bound in minutes turned into households).
+
+    The density must be measured as ``k`` was fitted: per m² of the area the households occupy (the convex hull of
+    their places, :class:`Sampling` ``area="hull"``, the default), or per m² of the parts' polygons when ``k`` was
+    fitted with ``area="window"``.
+    """
+    def walk(minutes: float, density_per_m2: float) -> int:
+        return households_within(minutes, k=k, density_per_m2=density_per_m2, service_min=load.service_min,
+                                 speed_kmh=speed_kmh, due_share=load.due_share, site_share=load.site_share,
+                                 door_m=load.door_m, access_m=access_m)
+
+    return walk
 
 
 # ------------------------------------------------------------------------------------------ k on a real network
