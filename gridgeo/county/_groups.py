@@ -126,8 +126,12 @@ def _merge_whole(d: _Draw, mine: IArray, group_of: IArray, whole: list[int], out
     q = quotient_units(d.adj, mine, cls, len(whole))
     w = np.bincount(cls, weights=d.size[mine], minlength=len(whole))
     k = None if count is None else int(min(max(count, 1), len(whole)))
+    prev = _majority(previous, mine, cls) if previous else None
+    if prev and k is None:  # the engine keeps an earlier count when re-drawing: the bounds' own count first
+        k = len(Model(q, size=w, min_size=lo or None, max_size=hi, objective=d.objective)
+                .solve(seed=d.seed("/groups")).parts)
     res = Model(q, size=w, min_size=lo or None, max_size=hi, count=k, objective=d.objective,
-                previous=_majority(previous, mine, cls) if previous else None).solve(seed=d.seed("/groups"))
+                previous=prev).solve(seed=d.seed("/groups"))
     by: dict[int, list[int]] = {}
     for c, part in res.assignment.items():
         by.setdefault(int(part), []).append(whole[int(cast(int, c))])

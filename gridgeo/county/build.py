@@ -57,12 +57,21 @@ from gridgeo.county._estimate import villages_only
 from gridgeo.county._households import households_frame, households_inside, index_by, item_geoms
 from gridgeo.county._job import AREA_KEY, VillageJob, to_output_crs
 from gridgeo.county._pool import WorkerPool, trim_memory
+from gridgeo.county._walk_repair import walk_repaired
 from gridgeo.county.areas import add_areas
 from gridgeo.county.assign import assign_items
 from gridgeo.county.audit import Start, StartFrom
 from gridgeo.county.coverage import ROUNDING_M, clean_levels, verify_levels
 from gridgeo.county.fingerprint import fingerprint
-from gridgeo.county.policy import VillagePolicy, apply_kinds, share_targets, village_policies
+from gridgeo.county.policy import (
+    VillagePolicy,
+    apply_kinds,
+    fitted_walk,
+    share_targets,
+    targets_made,
+    uses_walk,
+    village_policies,
+)
 from gridgeo.county.report import summary
 from gridgeo.county.rules import CountyRules, within_bounds
 from gridgeo.county.sources import Items, column, load_inputs, metric_geoms
@@ -71,7 +80,7 @@ from gridgeo.county.walk_check import check_walk_rules, walk_check
 from gridgeo.data import crs as _crs
 from gridgeo.data.io import list_layers, read_layer
 from gridgeo.data.registers import register_report
-from gridgeo.errors import GeometryError, UsageError, raise_pending
+from gridgeo.errors import GeometryError, InputError, UsageError, raise_pending
 from gridgeo.people.roster import build_people
 
 log = logging.getLogger(__name__)
@@ -218,8 +227,11 @@ def build_county(
     with WorkerPool(n_workers if scheduler is None and n_workers > 1 else 1) as pool:
         if scheduler is None and n_workers > 1:
             pool.start()
-        return _build(rules, county=county, previous=previous, progress=progress, scheduler=scheduler,
-                      n_workers=n_workers, pool=pool, start=start_from)
+        res = _build(rules, county=county, previous=previous, progress=progress, scheduler=scheduler,
+                     n_workers=n_workers, pool=pool, start=start_from)
+        return walk_repaired(res, rules, lambda r, first: _build(
+            r, county=county, previous=first, progress=progress, scheduler=scheduler, n_workers=n_workers,
+            pool=pool, start=start_from))
 
 
 def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Path | None, progress: bool,
@@ -272,8 +284,8 @@ def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Pat
         _end_stage(clock, "walk_check")
     report.update(summary(layers, outs, items=c.items, item_v=c.item_v, rules=rules, block_report=blocks.report))
     report["coverage"] = coverage
-    if "targets" in report:
-        _targets_made(c, layers, report["targets"])
+    if "targets" in report and c.policies is not None:
+        targets_made([str(v) for v in c.vil["code"]], c.policies, layers, report["targets"])
     clock.seconds["total"] = time.perf_counter() - t_all
     report["seconds"] = {k: round(v, 2) for k, v in clock.seconds.items()}
     report["workers"] = n_workers if scheduler is None else report.get("scheduler", {}).get("threads", 0)
@@ -342,7 +354,14 @@ def _policy(c: _County, rules: CountyRules, report: dict[str, Any]) -> None:
     if kinds is not None:
         report["kinds"] = kinds
     c.groups = _groups(c, rules)
-    policies = village_policies(c.vil, c.vgeom, rules, township_names=names)
+    walk = None
+    if uses_walk(rules):
+        if "roads" not in c.layers or not len(c.layers["roads"]):
+            raise InputError("a walk bound ([bounds] walk = ...) needs the county's roads to fit k on",
+                             path=rules.source)
+        places = shapely.get_coordinates(shapely.point_on_surface(shapely.from_wkb(c.item_wkb)))
+        walk, report["walk_limit"] = fitted_walk(c.layers["roads"], places, c.items.weights, rules, crs=c.metric)
+    policies = village_policies(c.vil, c.vgeom, rules, township_names=names, walk=walk)
     per_village = np.bincount(c.groups.village[c.groups.village >= 0], minlength=len(c.vil)).tolist()
     c.policies, targets = share_targets(c.vil, policies, rules, groups=per_village)
     if targets:
@@ -486,23 +505,6 @@ def _tasks(c: _County, rules: CountyRules, previous: str | Path | None) -> Itera
             previous=c.start.get(code) if c.start is not None else _previous_of(prev, code),
             group_extra=[groups.extra[j] for j in gi] if groups.extra else None,
             **(_policy_fields(pol, rules) if pol is not None else {}))
-
-
-def _targets_made(c: _County, layers: dict[str, gpd.GeoDataFrame], targets: dict[str, Any]) -> None:
-    """What was made against what was aimed at, and the villages that made a different count than their
-    share: the engine could not (a count the bounds or the units do not allow), or exclusive grids took
-    households the share counted on."""
-    assert c.policies is not None
-    for level, t in targets.items():
-        t["made"] = len(layers[level])
-        made = Counter(layers[level]["village" if level == "points" else "parent"])
-        key = "grid_count" if level == "grids" else "point_count"
-        off = [{"village": code, "planned": getattr(p, key), "made": made[code]}
-               for code, p in zip(c.vil["code"], c.policies, strict=True)
-               if getattr(p, key) is not None and made[code] != getattr(p, key)]
-        t["villages_off"] = len(off)
-        if off:
-            t["villages_off_detail"] = off[:50]
 
 
 def _policy_fields(pol: VillagePolicy, rules: CountyRules) -> dict[str, Any]:

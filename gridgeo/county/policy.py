@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +49,8 @@ from gridgeo.errors import UsageError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["VillagePolicy", "WalkLimit", "apply_kinds", "engine_bounds", "share_targets", "village_policies"]
+__all__ = ["VillagePolicy", "WalkLimit", "apply_kinds", "engine_bounds", "fitted_walk", "share_targets", "targets_made",
+           "uses_walk", "village_policies"]
 
 GArray = NDArray[np.object_]
 
@@ -178,6 +179,35 @@ def village_policies(vil: gpd.GeoDataFrame, vgeom: GArray, rules: CountyRules, *
     return out
 
 
+def uses_walk(rules: CountyRules) -> bool:
+    """Whether any village kind or override bounds the walk (then ``k`` must be fitted before the villages)."""
+    tables = [*rules.township_bounds.values(), *rules.village_bounds.values()]
+    return any(b.grid_limits.walk_min is not None or b.point_limits.walk_min is not None
+               for b in rules.bounds.values()) or any(
+        t.get(f"{lv}_limits", {}).get("walk_min") is not None for t in tables for lv in ("grid", "point"))
+
+
+def fitted_walk(roads: gpd.GeoDataFrame, places: NDArray[np.float64], households: NDArray[np.int64],
+                rules: CountyRules, *, crs: Any) -> tuple[WalkLimit, dict[str, Any]]:
+    """The walk limit of the county's own streets: ``k`` fitted on its walking network with its places
+    (:func:`gridgeo.patrol.walktime.fit_k`, the area of a part its polygon's, as the grids' density is
+    measured), the daily load from its ``[patrol]`` rules and households per building; and the report."""
+    from gridgeo.patrol import options_from_rules
+    from gridgeo.patrol.network import build_network
+    from gridgeo.patrol.walktime import Sampling, daily_load, fit_k, walk_limit
+
+    net = build_network(roads, crs=crs)
+    fit = fit_k(net, places, seed=rules.seed, sampling=Sampling(area="window"))
+    opts = options_from_rules(rules.patrol)
+    load = daily_load(rules=opts.rules, households_per_site=[int(h) for h in households if h > 0],
+                      door_m=fit.door_m)
+    log.info("walk limit: k = %.3f ± %.3f fitted on %d rounds of the county's streets", fit.k, fit.k_se, fit.samples)
+    speed = opts.speed("walk")
+    return walk_limit(k=fit.k, load=load, speed_kmh=speed), {
+        "fit": fit.summary(), "due_share": round(load.due_share, 4), "service_min": round(load.service_min, 2),
+        "speed_kmh": speed}
+
+
 # ----------------------------------------------------------------------------------------- 4. targets
 def _range(w: float, aim: tuple[float, float], cap: int | None) -> tuple[int, int]:
     lo, hi = aim
@@ -223,3 +253,19 @@ def share_targets(vil: gpd.GeoDataFrame, policies: list[VillagePolicy], rules: C
         policies = [p if (fixed and g) else replace(p, grid_count=c) if level == "grids" else
                     replace(p, point_count=c) for p, c, g in zip(policies, s.counts, groups, strict=True)]
     return policies, rep
+
+
+def targets_made(codes: Sequence[str], policies: Sequence[VillagePolicy], layers: Mapping[str, pd.DataFrame],
+                 targets: dict[str, Any]) -> None:
+    """Into the report's ``targets``: what was made against what was aimed at, and the villages that made a
+    different count than their share (the engine could not: a count the bounds or the units do not allow;
+    or exclusive grids took households the share counted on)."""
+    for level, t in targets.items():
+        t["made"] = len(layers[level])
+        made = Counter(layers[level]["village" if level == "points" else "parent"])
+        off = [{"village": code, "planned": want, "made": made[code]}
+               for code, p in zip(codes, policies, strict=True)
+               if (want := p.grid_count if level == "grids" else p.point_count) is not None and made[code] != want]
+        t["villages_off"] = len(off)
+        if off:
+            t["villages_off_detail"] = off[:50]
