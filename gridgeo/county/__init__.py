@@ -20,6 +20,11 @@ Modules, by job:
 * ``units`` -- household estimates and street blocks; ``assign`` -- items to
   units and unit adjacency; ``split`` -- heavy units split between buildings;
   ``_faces`` -- the noding helpers they share;
+* ``merge`` -- one network from many (多网合一, ``gridgeo merge``): departmental
+  grid layers reconciled into one grid layer within the rules and a
+  crosswalk; ``_merge_inputs`` -- reading and repairing the departmental
+  layers; ``_merge_village`` -- one village's common refinement of them,
+  partitioned by the engine;
 * ``codes`` -- numbering parts in reading order and keeping codes across
   rebuilds;
 * ``coverage`` -- every level one clean coverage, valid as written: the
