@@ -271,3 +271,23 @@ def test_bad_input_clear_error_no_output(case: str, county: dict[str, Path], tmp
         assert (str(bad) if case != "missing_layer" else str(county["a"])) in err, err
     assert not out.exists()
     assert not list(tmp_path.glob(".out.gpkg*"))
+
+
+def test_department_covering_some_villages_only(county: dict[str, Path], tmp_path: Path) -> None:
+    """A department that reaches only one township: the merge still tiles; the villages it misses are named."""
+    b = pyogrio.read_dataframe(county["b"], layer="civil")
+    mine = b[b["code"].str.startswith("B" + TOWNSHIPS[0])]
+    assert 0 < len(mine) < len(b)
+    mine.to_file(tmp_path / "part.gpkg", layer="civil", driver="GPKG")
+    out = tmp_path / "m.gpkg"
+    assert main(["merge", f"{county['a']}:party", f"{tmp_path / 'part.gpkg'}:civil", "--county", str(county["built"]),
+                 "--rules", str(county["rules"]), "-o", str(out), "--report", str(tmp_path / "m.json")]) == 0
+    rep = json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))
+    missed = rep["departments"]["civil"]["villages_not_covered"]
+    villages = pyogrio.read_dataframe(county["built"], layer="villages")
+    other = sorted(str(c) for c in villages["code"] if not str(c).startswith(TOWNSHIPS[0]))
+    assert missed == other
+    probs = pyogrio.read_dataframe(out, layer="merge_problems")
+    assert set(other) <= set(probs[(probs["kind"] == "gap") & (probs["department"] == "civil")]["village"])
+    grids = pyogrio.read_dataframe(out, layer="grids")
+    assert set(grids["parent"]) == set(villages["code"].astype(str))

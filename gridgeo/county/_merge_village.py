@@ -31,7 +31,6 @@ Stages, all in the county's metric CRS (:func:`merge_village`)
 from __future__ import annotations
 
 import logging
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,11 +100,6 @@ class VillageMerge:
     sliver_m2: float = 0.0
     split: int = 0
     violations: list[str] = field(default_factory=list)
-
-
-def village_seed(seed: int, code: str) -> int:
-    """The village's own seed (its result never depends on the other villages)."""
-    return (int(seed) * 1_000_003 + zlib.crc32((code + "/merge").encode())) & 0x7FFFFFFF
 
 
 def merge_village(v: MergeVillage, departments: list[tuple[GArray, shapely.STRtree]],

@@ -403,6 +403,9 @@ def _report(departments: Sequence[Department], outs: list[VillageMerge], grids: 
             "overlaps": int((mine["kind"] == "overlap").sum()),
             "overlap_m2": round(float(mine[mine["kind"] == "overlap"]["area_m2"].sum()), 1),
             "outside_villages_m2": round(float(np.maximum(full - inside.reindex(used).to_numpy(), 0).sum()), 1),
+            # villages the department does not reach at all (each is also one whole-village gap)
+            "villages_not_covered": sorted(str(v) for v, top in t.groupby("village")["dept_grid"].max().items()
+                                           if top < 0),
         }
     n = len(grids)
     inb = int(grids["within_bounds"].sum()) if n else 0
@@ -412,7 +415,7 @@ def _report(departments: Sequence[Department], outs: list[VillageMerge], grids: 
         "households": int(grids["households"].sum()) if n else 0, "households_outside_villages": outside,
         "faces": int(sum(len(o.faces) for o in outs)),
         "slivers_merged": int(sum(o.slivers for o in outs)),
-        "sliver_m2": round(float(sum(o.sliver_m2 for o in outs)), 1),
+        "sliver_m2": round(float(sum(o.sliver_m2 for o in outs)), 2),
         "heavy_faces_split": int(sum(o.split for o in outs)),
         "violations": {o.code: o.violations for o in outs if o.violations},
         "mean_follows": round(float(grids["follows"].mean()), 4) if n and not math.isnan(grids["follows"].mean())
