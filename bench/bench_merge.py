@@ -13,7 +13,9 @@ crosswalk, the coverage check and the write).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -98,7 +100,8 @@ def section(r: dict[str, object]) -> str:
         "the villages -- the common refinement only, which the merge does per village before the partition, the "
         "crosswalk, the coverage check and the write.",
         "",
-        f"Host: {platform.machine()}, Python {platform.python_version()}, one process.",
+        f"Host: {platform.machine()}, {os.cpu_count()} cores (the merge runs in one process), Python "
+        f"{platform.python_version()}; {dt.date.today().isoformat()}.",
         "",
         "| | gridgeo merge (whole command) | geopandas union overlay + clip |",
         "|---|---:|---:|",

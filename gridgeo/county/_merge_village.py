@@ -18,7 +18,8 @@ Stages, all in the county's metric CRS (:func:`merge_village`)
 5. **Households.** Buildings or household points go to faces by overlap
    (:func:`gridgeo.county.assign.assign_items`); a face heavier than the
    grid maximum is split between its buildings
-   (:func:`gridgeo.county.split.split_heavy`), never through one.
+   (:func:`gridgeo.county.split.split_heavy`), never through one. The faces
+   are then checked to tile the village (a failure is an error naming it).
 6. **Partition.** The engine (:class:`gridgeo.partition.Model`) draws the
    village's grids from the faces within the village kind's household
    bounds, with each department's grid id a ``similar`` column: the search
@@ -39,7 +40,7 @@ import shapely
 from numpy.typing import NDArray
 
 from gridgeo._geom import polygonal
-from gridgeo.county._faces import _faces, _merge_small
+from gridgeo.county._faces import _check_tiling, _faces, _merge_small
 from gridgeo.county._parts import part_count, union
 from gridgeo.county.assign import assign_items, unit_adjacency
 from gridgeo.county.split import split_heavy
@@ -116,6 +117,7 @@ def merge_village(v: MergeVillage, departments: list[tuple[GArray, shapely.STRtr
     faces, labels, n_sliver, sliver_area = _absorb_slivers(faces, labels, opts)
     item_face = assign_items(faces, v.items) if len(v.items) else np.zeros(0, dtype=np.int64)
     faces, labels, item_face, n_split = _split_heavy(faces, labels, v, item_face)
+    _check_tiling(float(shapely.area(v.geometry)), faces, f"merge: village {v.code} {v.name}")  # raises, named
     hh = np.bincount(item_face[item_face >= 0], weights=v.weights[item_face >= 0], minlength=len(faces))
     hh = np.rint(hh).astype(np.int64)
     part, violations = _partition(v, faces, labels, hh, opts)
