@@ -149,6 +149,15 @@ def test_every_household_in_one_merged_grid_and_bounds_held(merged: Path) -> Non
     edge_hh = int(hh["households"].to_numpy()[on_edge].sum())
     assert abs(int(got.sum()) + edge_hh - int(hh["households"].sum())) == 0
     assert int(grids["households"].sum()) == int(hh["households"].sum())
+    # the households table: every household point once, in the grid that holds it
+    table = pyogrio.read_dataframe(merged, layer="households")
+    assert len(table) == len(hh) and table["source_id"].is_unique and table["grid"].notna().all()
+    by_id = dict(zip(table["source_id"], table["grid"], strict=True))
+    held = {int(p): str(grids["code"].iloc[g]) for p, g in zip(pi.tolist(), gi.tolist(), strict=True)}
+    ids = hh["source_id"].astype(str).tolist()
+    assert all(by_id[ids[p]] == code for p, code in held.items())
+    per_grid = table.groupby("grid")["households"].sum()
+    assert per_grid.reindex(grids["code"]).fillna(0).astype(int).tolist() == grids["households"].astype(int).tolist()
     inside = [BOUNDS[k][0] <= h <= BOUNDS[k][1] for k, h in zip(grids["kind"], grids["households"], strict=True)]
     assert np.mean(inside) >= 0.9, np.mean(inside)
     assert grids["within_bounds"].astype(bool).tolist() == inside

@@ -41,7 +41,7 @@ from numpy.typing import NDArray
 
 from gridgeo._geom import polygonal
 from gridgeo.county._faces import _check_tiling, _faces, _merge_small
-from gridgeo.county._parts import part_count, union
+from gridgeo.county._parts import nearest, part_count, union
 from gridgeo.county.assign import assign_items, unit_adjacency
 from gridgeo.county.split import split_heavy
 from gridgeo.partition import Model, Objective, Units
@@ -95,8 +95,10 @@ class VillageMerge:
     households: IArray
     labels: list[list[tuple[int, ...]]]
     part: IArray
+    item_part: IArray  # merged grid of each of the village's items
     grids: list[Any]
     grid_households: list[int]
+    codes: list[str] = field(default_factory=list)  # the grids' codes, set when they are numbered
     slivers: int = 0
     sliver_m2: float = 0.0
     split: int = 0
@@ -115,7 +117,7 @@ def merge_village(v: MergeVillage, departments: list[tuple[GArray, shapely.STRtr
     faces = np.asarray([f for f in faces if shapely.area(f) > 0], dtype=object)
     labels = [_labels(faces, idx, p) for idx, p in pieces]
     faces, labels, n_sliver, sliver_area = _absorb_slivers(faces, labels, opts)
-    item_face = assign_items(faces, v.items) if len(v.items) else np.zeros(0, dtype=np.int64)
+    item_face = _item_faces(faces, v.items)
     faces, labels, item_face, n_split = _split_heavy(faces, labels, v, item_face)
     _check_tiling(float(shapely.area(v.geometry)), faces, f"merge: village {v.code} {v.name}")  # raises, named
     hh = np.bincount(item_face[item_face >= 0], weights=v.weights[item_face >= 0], minlength=len(faces))
@@ -124,8 +126,8 @@ def merge_village(v: MergeVillage, departments: list[tuple[GArray, shapely.STRtr
     grids = [union(faces[part == p]) for p in range(int(part.max()) + 1)]
     ghh = [int(hh[part == p].sum()) for p in range(len(grids))]
     return VillageMerge(code=v.code, faces=faces, area=np.asarray(shapely.area(faces), dtype=float), households=hh,
-                        labels=labels, part=part, grids=grids, grid_households=ghh, slivers=n_sliver,
-                        sliver_m2=sliver_area, split=n_split, violations=violations)
+                        labels=labels, part=part, item_part=part[item_face], grids=grids, grid_households=ghh,
+                        slivers=n_sliver, sliver_m2=sliver_area, split=n_split, violations=violations)
 
 
 def _pieces(village: Any, geoms: GArray, tree: shapely.STRtree) -> tuple[IArray, GArray]:
@@ -169,6 +171,17 @@ def _absorb_slivers(faces: GArray, labels: list[list[tuple[int, ...]]], opts: Me
             best[where[f]] = f
     new_labels = [[lab[int(b)] for b in best.tolist()] for lab in labels]
     return merged, new_labels, int(sliver.sum()), float(area[sliver].sum())
+
+
+def _item_faces(faces: GArray, items: GArray) -> IArray:
+    """The face of each item by overlap; an item only touching the village from outside takes the nearest face."""
+    if not len(items):
+        return np.zeros(0, dtype=np.int64)
+    out = assign_items(faces, items)
+    miss = np.flatnonzero(out < 0)
+    if len(miss):
+        out[miss] = nearest(faces, shapely.point_on_surface(items[miss]))
+    return out
 
 
 def _split_heavy(faces: GArray, labels: list[list[tuple[int, ...]]], v: MergeVillage, item_face: IArray) -> tuple[

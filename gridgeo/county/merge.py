@@ -23,7 +23,8 @@ the partition engine draws the merged grids from the faces with every department
 
 Outputs (:func:`write_merge`): ``grids`` (the merged grids), ``villages`` (their union per
 village), ``crosswalk`` (a table: department, departmental grid, new grid, area and households in
-common, and the four shares) and ``merge_problems`` (gaps and overlaps of each department, with
+common, and the four shares), ``households`` (a table: each building or household point and its
+new grid) and ``merge_problems`` (gaps and overlaps of each department, with
 their geometry), plus the report.
 """
 
@@ -87,6 +88,9 @@ class MergeResult:
         uncovered). Household shares are empty where there is no household to share.
     problems
         Gaps and overlaps of each department, per village, with their geometry.
+    households
+        Each building or household point (``source``, ``source_id``, ``households``) and its ``village``
+        and merged ``grid`` (both empty for one outside every village).
     report
         Counts, shares inside the bounds, slivers, repairs, coverage of each department.
     """
@@ -96,6 +100,7 @@ class MergeResult:
     crosswalk: pd.DataFrame
     problems: gpd.GeoDataFrame
     report: dict[str, Any] = field(default_factory=dict)
+    households: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 # --------------------------------------------------------------------------------------
@@ -236,8 +241,22 @@ def merge_departments(departments: Sequence[Department], villages: gpd.GeoDataFr
                          weights=items.weights[by_v[i]], bounds=rules.bounds_for(str(kind)).grid,
                          seed=village_seed(seed, code + "/merge"))
         outs.append(merge_village(v, trees, opts))
-    return _assemble(departments, villages, outs, metric=metric, rules=rules,
-                     outside=int(items.weights[item_v < 0].sum()) if len(item_v) else 0)
+    result = _assemble(departments, villages, outs, metric=metric, rules=rules,
+                       outside=int(items.weights[item_v < 0].sum()) if len(item_v) else 0)
+    result.households = _households_table(items, by_v, outs)
+    return result
+
+
+def _households_table(items: _src.Items, by_v: list[np.ndarray], outs: list[VillageMerge]) -> pd.DataFrame:
+    """Each building or household point and its merged grid (none: outside every village, listed as such)."""
+    grid: list[str | None] = [None] * len(items.weights)
+    village: list[str | None] = [None] * len(items.weights)
+    for idx, vm in zip(by_v, outs, strict=True):
+        for j, p in zip(idx.tolist(), vm.item_part.tolist(), strict=True):
+            grid[j] = vm.codes[p]
+            village[j] = vm.code
+    return pd.DataFrame({"source": items.source, "source_id": items.ids, "households": items.weights,
+                         "village": village, "grid": grid})
 
 
 def _check_reach(departments: Sequence[Department], trees: list[tuple[Any, shapely.STRtree]], vgeom: Any) -> None:
@@ -295,6 +314,7 @@ def _assemble(departments: Sequence[Department], villages: gpd.GeoDataFrame, out
     for vm in outs:
         x, y, a = metric_xy(vm.grids)
         codes = _codes.number(vm.code, x, y, a, width=2)
+        vm.codes = codes
         rows.add(vm, codes)
         kind = str(vinfo.at[vm.code, "kind"])
         bounds = rules.bounds_for(kind).grid
@@ -428,7 +448,7 @@ def _report(departments: Sequence[Department], outs: list[VillageMerge], grids: 
 # files out
 # --------------------------------------------------------------------------------------
 def write_merge(result: MergeResult, path: str | Path) -> None:
-    """Write ``grids``, ``villages``, ``crosswalk`` and (when there are any) ``merge_problems`` atomically.
+    """Write ``grids``, ``villages``, ``crosswalk``, ``households`` and (when any) ``merge_problems`` atomically.
 
     Raises
     ------
@@ -438,7 +458,8 @@ def write_merge(result: MergeResult, path: str | Path) -> None:
     p = Path(path)
     if p.suffix.lower() != ".gpkg":
         raise UsageError(f"{p}: the merge writes several layers and a table: the output must be .gpkg")
-    layers: dict[str, Any] = {"grids": result.grids, "villages": result.villages, "crosswalk": result.crosswalk}
+    layers: dict[str, Any] = {"grids": result.grids, "villages": result.villages, "crosswalk": result.crosswalk,
+                              "households": result.households}
     if len(result.problems):
         layers["merge_problems"] = result.problems
     write_layers(layers, p)
