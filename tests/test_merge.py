@@ -243,14 +243,16 @@ def test_invalid_polygon_repaired_and_reported(county: dict[str, Path], tmp_path
     assert rep["departments"]["party"]["repaired"] and rep["departments"]["party"]["repaired"][0].startswith("A001")
 
 
-@pytest.mark.parametrize("case", ["missing_layer", "points", "no_crs", "one_layer", "elsewhere", "dup_ids"])
+@pytest.mark.parametrize("case", ["missing_layer", "points", "no_crs", "one_layer", "elsewhere", "dup_ids",
+                                  "id_count", "no_id_col"])
 def test_bad_input_clear_error_no_output(case: str, county: dict[str, Path], tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     """Each bad input: one line naming the file and the problem, exit non-zero, no output file."""
     bad = tmp_path / "bad.gpkg"
     a = pyogrio.read_dataframe(county["a"], layer="party")
     expect = {"missing_layer": "no layer 'nosuch'", "points": "not a grid layer", "no_crs": "no CRS",
-              "one_layer": "two or more", "elsewhere": "meets the villages", "dup_ids": "used twice"}[case]
+              "one_layer": "two or more", "elsewhere": "meets the villages", "dup_ids": "used twice",
+              "id_count": "3 id column(s) for 2 layer(s)", "no_id_col": "id column 'nosuch' not found"}[case]
     first = f"{bad}:dept"
     if case == "missing_layer":
         first = f"{county['a']}:nosuch"
@@ -264,6 +266,8 @@ def test_bad_input_clear_error_no_output(case: str, county: dict[str, Path], tmp
         assert pyogrio.read_info(bad, layer="dept")["crs"] is None
     elif case == "elsewhere":
         gpd.GeoDataFrame(a[["code"]], geometry=a.geometry.translate(5.0, 0.0), crs=a.crs).to_file(bad, layer="dept")
+    elif case in ("id_count", "no_id_col"):
+        a.to_file(bad, layer="dept")
     elif case == "dup_ids":
         a2 = a.copy()
         a2.loc[1, "code"] = a2.loc[0, "code"]
@@ -272,11 +276,13 @@ def test_bad_input_clear_error_no_output(case: str, county: dict[str, Path], tmp
     layers = [first] if case == "one_layer" else [first, f"{county['b']}:civil"]
     if case == "one_layer":
         layers = [f"{county['a']}:party"]
-    rc = main(["merge", *layers, "--county", str(county["built"]), "-o", str(out)])
+    ids = {"id_count": ["--id", "code", "--id", "code", "--id", "code"],
+           "no_id_col": ["--id", "nosuch", "--id", "code"]}
+    rc = main(["merge", *layers, "--county", str(county["built"]), "-o", str(out), *ids.get(case, [])])
     err = capsys.readouterr().err
     assert rc != 0
     assert expect in err, err
-    if case not in ("one_layer",):
+    if case not in ("one_layer", "id_count"):
         assert (str(bad) if case != "missing_layer" else str(county["a"])) in err, err
     assert not out.exists()
     assert not list(tmp_path.glob(".out.gpkg*"))

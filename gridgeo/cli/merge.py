@@ -27,7 +27,9 @@ def register(sub: Any) -> None:
     m.add_argument("--households", help="household points FILE[:LAYER] (with a households column where known)")
     m.add_argument("--buildings", help="buildings FILE[:LAYER] (households given or estimated from the footprint)")
     m.add_argument("--rules", help="county rules file (.toml): [bounds.KIND] grid = [min, max], seed, search")
-    m.add_argument("--id", dest="id_col", help="column of the departmental grid ids (default: code, else row number)")
+    m.add_argument("--id", dest="id_col", action="append",
+                   help="column of the departmental grid ids: once for every LAYER, or once per LAYER in order "
+                        "(default: code where a layer has it, else the row number)")
     m.add_argument("--seed", type=int, help="random seed (default: the rules' seed, else 0)")
     m.add_argument("--sliver", type=positive(), default=2.0,
                    help="faces of the overlay thinner than this, m, join a neighbour (default 2)")

@@ -76,8 +76,8 @@ class MergeResult:
     ----------
     grids
         The merged grids (output CRS): ``code``, ``parent`` (village), ``township``, ``kind``,
-        ``households``, ``area_m2``, ``within_bounds``, ``follows`` (mean over the departments of
-        the largest share of the grid's area from one departmental grid: 1 where it is wholly one).
+        ``households``, ``area_m2``, ``within_bounds``, ``follows`` (mean over the departments that
+        reach the grid of the largest share of its area from one of their grids: 1 where it is wholly one).
     villages
         The villages, each the union of its merged grids.
     crosswalk
@@ -108,7 +108,7 @@ class MergeResult:
 # --------------------------------------------------------------------------------------
 def merge_files(layers: Sequence[str], *, names: Sequence[str] | None = None, villages: str | None = None,
                 households: str | None = None, buildings: str | None = None, county: str | None = None,
-                rules: CountyRules | None = None, id_col: str | None = None, seed: int | None = None,
+                rules: CountyRules | None = None, id_col: str | Sequence[str] | None = None, seed: int | None = None,
                 options: MergeOptions | None = None) -> MergeResult:
     """Read the departmental layers, the villages and the households named like the CLI does, and merge.
 
@@ -126,7 +126,8 @@ def merge_files(layers: Sequence[str], *, names: Sequence[str] | None = None, vi
     rules
         The county rules (bounds per village kind, household estimates, seed, search budgets).
     id_col
-        Column of the departmental grid ids (default ``code``, else the row number).
+        Column of the departmental grid ids, one for every layer or one per layer (default ``code``
+        where a layer has it, else the row number).
     seed
         Overrides the rules' seed.
     options
@@ -147,9 +148,23 @@ def merge_files(layers: Sequence[str], *, names: Sequence[str] | None = None, vi
     vil = _read_villages(villages, county)
     metric = _crs.metric_crs(vil)
     items = _read_items(households, buildings, county, r, metric)
-    depts = [read_department(s, name=n, metric=metric, id_col=id_col) for s, n in zip(specs, dept_names, strict=True)]
+    ids = _id_cols(id_col, len(specs))
+    depts = [read_department(s, name=n, metric=metric, id_col=c)
+             for s, n, c in zip(specs, dept_names, ids, strict=True)]
     opts = options or MergeOptions(min_unit_m2=r.min_unit_m2, iterations=r.iterations, restarts=r.restarts)
     return merge_departments(depts, vil, items=items, rules=r, seed=r.seed if seed is None else seed, options=opts)
+
+
+def _id_cols(id_col: str | Sequence[str] | None, n: int) -> list[str | None]:
+    """One id column for every layer, or one per layer (in order)."""
+    if id_col is None or isinstance(id_col, str):
+        return [id_col] * n
+    cols = list(id_col)
+    if len(cols) == 1:
+        return cols * n  # type: ignore[return-value]
+    if len(cols) != n:
+        raise UsageError(f"{len(cols)} id column(s) for {n} layer(s); give --id once (every layer) or once per layer")
+    return cols  # type: ignore[return-value]
 
 
 def _names(specs: list[LayerSpec], names: Sequence[str] | None) -> list[str]:
@@ -330,7 +345,7 @@ def _assemble(departments: Sequence[Department], villages: gpd.GeoDataFrame, out
               "households": {r["code"]: float(r["households"]) for r in grid_rows}}
     crosswalk = _crosswalk(table, departments, totals)
     grids = gpd.GeoDataFrame(pd.DataFrame(grid_rows), geometry="geometry", crs=metric)
-    grids["follows"] = grids["code"].map(_follows(crosswalk, len(departments))).round(4)
+    grids["follows"] = grids["code"].map(_follows(crosswalk)).round(4)
     problems = _problems(table, rows.face, departments, metric).to_crs(out_crs)
     layers = {"villages": _villages_layer(villages, metric).to_crs(out_crs), "grids": grids.to_crs(out_crs)}
     coverage = clean_levels(layers, metric=metric)
@@ -375,11 +390,13 @@ def _share(part: pd.Series, whole: pd.Series) -> pd.Series:
     return (part.astype(float) / w.where(w > 0)).round(6)
 
 
-def _follows(crosswalk: pd.DataFrame, n_depts: int) -> dict[str, float]:
-    """Per new grid, the mean over departments of the largest area share from one departmental grid."""
+def _follows(crosswalk: pd.DataFrame) -> dict[str, float]:
+    """Per new grid, the mean over the departments covering any of it of the largest area share from one of
+    their grids (a department that does not reach the grid, e.g. urban management in a rural village, is not
+    counted against it)."""
     c = crosswalk[crosswalk["dept_grid"].notna()]
     best = c.groupby(["grid", "department"])["share_area_of_grid"].max()
-    mean = best.groupby(level="grid").sum() / max(n_depts, 1)
+    mean = best.groupby(level="grid").mean()
     return {str(k): float(v) for k, v in mean.items()}
 
 
