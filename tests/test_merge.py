@@ -120,7 +120,10 @@ def test_stacked_departments_overlap_and_leave_gaps(county: dict[str, Path]) -> 
 
 
 def test_merged_grids_tile_every_village(merged: Path) -> None:
-    """No gap or overlap inside a village above 1 m² (plus the cm rounding along its edge); valid polygons."""
+    """No gap or overlap inside a village above 1 m² plus what the output's 1e-7° rounding may move along its
+    edge (``ROUNDING_M`` x perimeter); valid polygons, one clean coverage."""
+    from gridgeo.county.coverage import ROUNDING_M
+
     grids = _metric(merged, "grids")
     villages = pyogrio.read_dataframe(merged.parent / "built.gpkg", layer="villages").to_crs(METRIC)
     assert shapely.is_valid(grids.geometry.values).all()
@@ -128,7 +131,7 @@ def test_merged_grids_tile_every_village(merged: Path) -> None:
     for code, v in zip(villages["code"], villages.geometry, strict=True):
         mine = grids[grids["parent"] == code].geometry.values
         assert len(mine) >= 1, code
-        tol = 1.0 + 0.02 * v.length
+        tol = 1.0 + ROUNDING_M * v.length
         assert abs(float(shapely.area(mine).sum()) - v.area) <= tol, code
         assert shapely.symmetric_difference(shapely.union_all(mine), v).area <= tol, code
     assert len(grids) > len(villages) + 10  # most villages are cut: the test is not one grid per village
@@ -306,3 +309,17 @@ def test_department_covering_some_villages_only(county: dict[str, Path], tmp_pat
     assert set(other) <= set(probs[(probs["kind"] == "gap") & (probs["department"] == "civil")]["village"])
     grids = pyogrio.read_dataframe(out, layer="grids")
     assert set(grids["parent"]) == set(villages["code"].astype(str))
+
+
+def test_layer_spec(tmp_path: Path) -> None:
+    """``FILE:LAYER`` splits at the last colon; an existing file whose name has a colon is a file."""
+    from gridgeo.county._merge_inputs import LayerSpec, parse_spec
+    from gridgeo.errors import UsageError
+
+    assert parse_spec("a.gpkg:grids") == LayerSpec(Path("a.gpkg"), "grids")
+    assert parse_spec("a.geojson") == LayerSpec(Path("a.geojson"))
+    odd = tmp_path / "x:y.geojson"
+    odd.write_text("{}", encoding="utf-8")
+    assert parse_spec(str(odd)) == LayerSpec(odd)
+    with pytest.raises(UsageError, match="FILE:LAYER"):
+        parse_spec("a.gpkg:")
