@@ -253,7 +253,7 @@ def merge_departments(departments: Sequence[Department], villages: gpd.GeoDataFr
     for i, (code, name, kind) in enumerate(zip(villages["code"].astype(str), villages.get("name", villages["code"]),
                                                villages["kind"], strict=True)):
         v = MergeVillage(code=code, name=str(name), kind=str(kind), geometry=vgeom[i], items=items.geoms[by_v[i]],
-                         weights=items.weights[by_v[i]], bounds=rules.bounds_for(str(kind)).grid,
+                         weights=items.weights[by_v[i]], bounds=grid_bounds(rules, str(kind)),
                          seed=village_seed(seed, code + "/merge"))
         outs.append(merge_village(v, trees, opts))
     result = _assemble(departments, villages, outs, metric=metric, rules=rules,
@@ -272,6 +272,12 @@ def _households_table(items: _src.Items, by_v: list[np.ndarray], outs: list[Vill
             village[j] = vm.code
     return pd.DataFrame({"source": items.source, "source_id": items.ids, "households": items.weights,
                          "village": village, "grid": grid})
+
+
+def grid_bounds(rules: CountyRules, kind: str) -> tuple[float, float]:
+    """Households per grid in a village of ``kind``: the one place the merge asks the rules (the partition
+    and the ``within_bounds`` column read the same pair)."""
+    return rules.bounds_for(kind).grid
 
 
 def _check_reach(departments: Sequence[Department], trees: list[tuple[Any, shapely.STRtree]], vgeom: Any) -> None:
@@ -332,7 +338,7 @@ def _assemble(departments: Sequence[Department], villages: gpd.GeoDataFrame, out
         vm.codes = codes
         rows.add(vm, codes)
         kind = str(vinfo.at[vm.code, "kind"])
-        bounds = rules.bounds_for(kind).grid
+        bounds = grid_bounds(rules, kind)
         for p, (code, geom) in enumerate(zip(codes, vm.grids, strict=True)):
             h = vm.grid_households[p]
             grid_rows.append({"code": code, "name": None, "parent": vm.code,
