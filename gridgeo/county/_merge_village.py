@@ -68,6 +68,8 @@ class MergeVillage:
     weights: IArray
     bounds: tuple[float, float]
     seed: int
+    #: per department, the layer rows of its grids meeting the village and those grids (unclipped)
+    departments: list[tuple[IArray, GArray]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -105,13 +107,13 @@ class VillageMerge:
     violations: list[str] = field(default_factory=list)
 
 
-def merge_village(v: MergeVillage, departments: list[tuple[GArray, shapely.STRtree]],
-                  opts: MergeOptions) -> VillageMerge:
+def merge_village(task: tuple[MergeVillage, MergeOptions]) -> VillageMerge:
     """The village's faces, their departmental grids and households, and the merged grids (module notes).
 
-    ``departments`` holds each department's metric grids and their tree.
+    One picklable task, so that a worker process can run it (:class:`gridgeo.county._pool.WorkerPool`).
     """
-    pieces = [_pieces(v.geometry, geoms, tree) for geoms, tree in departments]
+    v, opts = task
+    pieces = [_pieces(v.geometry, idx, geoms) for idx, geoms in v.departments]
     lines = [shapely.get_parts(shapely.boundary(p)) for _, p in pieces if len(p)]
     faces = _faces(v.geometry, np.concatenate(lines) if lines else np.zeros(0, dtype=object))
     faces = np.asarray([f for f in faces if shapely.area(f) > 0], dtype=object)
@@ -130,12 +132,11 @@ def merge_village(v: MergeVillage, departments: list[tuple[GArray, shapely.STRtr
                         slivers=n_sliver, sliver_m2=sliver_area, split=n_split, violations=violations)
 
 
-def _pieces(village: Any, geoms: GArray, tree: shapely.STRtree) -> tuple[IArray, GArray]:
-    """Indices and village-clipped polygons of one department's grids that overlap the village."""
-    idx = np.sort(tree.query(village, predicate="intersects")).astype(np.int64)
+def _pieces(village: Any, idx: IArray, geoms: GArray) -> tuple[IArray, GArray]:
+    """Indices and village-clipped polygons of one department's grids ``geoms`` (layer rows ``idx``) here."""
     if not len(idx):
         return idx, np.zeros(0, dtype=object)
-    clipped = [polygonal(g) for g in shapely.intersection(geoms[idx], village)]
+    clipped = [polygonal(g) for g in shapely.intersection(geoms, village)]
     keep = np.asarray([c is not None and shapely.area(c) > 0 for c in clipped], dtype=bool)
     out = np.empty(int(keep.sum()), dtype=object)
     out[:] = [c for c, k in zip(clipped, keep.tolist(), strict=True) if k]

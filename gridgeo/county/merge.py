@@ -48,6 +48,7 @@ from gridgeo.county import sources as _src
 from gridgeo.county._merge_inputs import Department, LayerSpec, parse_spec, read_department, read_layer_spec
 from gridgeo.county._merge_village import MergeOptions, MergeVillage, VillageMerge, merge_village
 from gridgeo.county._parts import metric_xy
+from gridgeo.county._pool import run_pool
 from gridgeo.county.assign import assign_items
 from gridgeo.county.coverage import clean_levels, verify_levels
 from gridgeo.county.rules import CountyRules, within_bounds
@@ -109,7 +110,7 @@ class MergeResult:
 def merge_files(layers: Sequence[str], *, names: Sequence[str] | None = None, villages: str | None = None,
                 households: str | None = None, buildings: str | None = None, county: str | None = None,
                 rules: CountyRules | None = None, id_col: str | Sequence[str] | None = None, seed: int | None = None,
-                options: MergeOptions | None = None) -> MergeResult:
+                options: MergeOptions | None = None, workers: int = 1) -> MergeResult:
     """Read the departmental layers, the villages and the households named like the CLI does, and merge.
 
     Parameters
@@ -130,6 +131,8 @@ def merge_files(layers: Sequence[str], *, names: Sequence[str] | None = None, vi
         where a layer has it, else the row number).
     seed
         Overrides the rules' seed.
+    workers
+        Worker processes for the villages (same result for any number).
     options
         Tolerances and search budgets (default: the rules' ``min_unit_m2``, iterations, restarts).
 
@@ -152,7 +155,8 @@ def merge_files(layers: Sequence[str], *, names: Sequence[str] | None = None, vi
     depts = [read_department(s, name=n, metric=metric, id_col=c)
              for s, n, c in zip(specs, dept_names, ids, strict=True)]
     opts = options or MergeOptions(min_unit_m2=r.min_unit_m2, iterations=r.iterations, restarts=r.restarts)
-    return merge_departments(depts, vil, items=items, rules=r, seed=r.seed if seed is None else seed, options=opts)
+    return merge_departments(depts, vil, items=items, rules=r, seed=r.seed if seed is None else seed, options=opts,
+                             workers=workers)
 
 
 def _id_cols(id_col: str | Sequence[str] | None, n: int) -> list[str | None]:
@@ -219,7 +223,8 @@ def _read_items(households: str | None, buildings: str | None, county: str | Non
 # the merge
 # --------------------------------------------------------------------------------------
 def merge_departments(departments: Sequence[Department], villages: gpd.GeoDataFrame, *, items: _src.Items,
-                      rules: CountyRules, seed: int = 0, options: MergeOptions | None = None) -> MergeResult:
+                      rules: CountyRules, seed: int = 0, options: MergeOptions | None = None,
+                      workers: int = 1) -> MergeResult:
     """Merge departmental grids over ``villages`` into one grid layer and a crosswalk (module notes).
 
     Parameters
@@ -236,6 +241,8 @@ def merge_departments(departments: Sequence[Department], villages: gpd.GeoDataFr
         Same inputs and seed, same output.
     options
         Sliver width, search budgets.
+    workers
+        Worker processes for the villages (each is its own problem); the result does not depend on it.
 
     Raises
     ------
@@ -249,17 +256,29 @@ def merge_departments(departments: Sequence[Department], villages: gpd.GeoDataFr
     _check_reach(departments, trees, vgeom)
     item_v = assign_items(vgeom, items.geoms) if len(items.geoms) else np.zeros(0, dtype=np.int64)
     by_v = _index_by(item_v, len(villages))
-    outs: list[VillageMerge] = []
-    for i, (code, name, kind) in enumerate(zip(villages["code"].astype(str), villages.get("name", villages["code"]),
-                                               villages["kind"], strict=True)):
-        v = MergeVillage(code=code, name=str(name), kind=str(kind), geometry=vgeom[i], items=items.geoms[by_v[i]],
-                         weights=items.weights[by_v[i]], bounds=grid_bounds(rules, str(kind)),
-                         seed=village_seed(seed, code + "/merge"))
-        outs.append(merge_village(v, trees, opts))
+    tasks = (_task(villages, i, vgeom[i], items, by_v[i], trees=trees, rules=rules, seed=seed, opts=opts)
+             for i in range(len(villages)))
+    outs = run_pool(merge_village, tasks, workers=workers) if workers > 1 else [merge_village(t) for t in tasks]
     result = _assemble(departments, villages, outs, metric=metric, rules=rules,
                        outside=int(items.weights[item_v < 0].sum()) if len(item_v) else 0)
     result.households = _households_table(items, by_v, outs)
     return result
+
+
+def _task(villages: gpd.GeoDataFrame, i: int, geom: Any, items: _src.Items, mine: np.ndarray, *,
+          trees: list[tuple[Any, shapely.STRtree]], rules: CountyRules, seed: int,
+          opts: MergeOptions) -> tuple[MergeVillage, MergeOptions]:
+    """Village ``i``'s task: its geometry, items, bounds, seed and each department's grids that meet it."""
+    row = villages.iloc[i]
+    code, kind = str(row["code"]), str(row["kind"])
+    depts = []
+    for geoms, tree in trees:
+        idx = np.sort(tree.query(geom, predicate="intersects")).astype(np.int64)
+        depts.append((idx, geoms[idx]))
+    v = MergeVillage(code=code, name=str(row.get("name", code)), kind=kind, geometry=geom, items=items.geoms[mine],
+                     weights=items.weights[mine], bounds=grid_bounds(rules, kind),
+                     seed=village_seed(seed, code + "/merge"), departments=depts)
+    return v, opts
 
 
 def _households_table(items: _src.Items, by_v: list[np.ndarray], outs: list[VillageMerge]) -> pd.DataFrame:
