@@ -276,7 +276,8 @@ def _task(villages: gpd.GeoDataFrame, i: int, geom: Any, items: _src.Items, mine
         idx = np.sort(tree.query(geom, predicate="intersects")).astype(np.int64)
         depts.append((idx, geoms[idx]))
     v = MergeVillage(code=code, name=str(row.get("name", code)), kind=kind, geometry=geom, items=items.geoms[mine],
-                     weights=items.weights[mine], bounds=grid_bounds(rules, kind),
+                     weights=items.weights[mine],
+                     bounds=grid_bounds(rules, kind, code, str(row.get("township", "") or "")),
                      seed=village_seed(seed, code + "/merge"), departments=depts)
     return v, opts
 
@@ -293,10 +294,11 @@ def _households_table(items: _src.Items, by_v: list[np.ndarray], outs: list[Vill
                          "village": village, "grid": grid})
 
 
-def grid_bounds(rules: CountyRules, kind: str) -> tuple[float, float]:
-    """Households per grid in a village of ``kind``: the one place the merge asks the rules (the partition
-    and the ``within_bounds`` column read the same pair)."""
-    return rules.bounds_for(kind).grid
+def grid_bounds(rules: CountyRules, kind: str, code: str, township: str = "") -> tuple[float, float]:
+    """Households per grid in village ``code`` of ``kind`` (its township's and its own overrides
+    applied): the one place the merge asks the rules (the partition and the ``within_bounds`` column read
+    the same pair). Bounds on persons, area and the walk are not applied by the merge."""
+    return rules.bounds_of_village(kind, village=[code], township=[township] if township else []).grid
 
 
 def _check_reach(departments: Sequence[Department], trees: list[tuple[Any, shapely.STRtree]], vgeom: Any) -> None:
@@ -357,7 +359,7 @@ def _assemble(departments: Sequence[Department], villages: gpd.GeoDataFrame, out
         vm.codes = codes
         rows.add(vm, codes)
         kind = str(vinfo.at[vm.code, "kind"])
-        bounds = grid_bounds(rules, kind)
+        bounds = grid_bounds(rules, kind, vm.code, str(vinfo.at[vm.code, "township"]))
         for p, (code, geom) in enumerate(zip(codes, vm.grids, strict=True)):
             h = vm.grid_households[p]
             grid_rows.append({"code": code, "name": None, "parent": vm.code,
