@@ -39,6 +39,10 @@ VARIANTS: dict[str, str] = {
         "[bounds.sparse]\ngrid = { households = [20, 200], area_km2 = [0, 4] }\n"
         "[bounds.rural]\ngrid = { households = [30, 300], population = [0, 800] }\n"
         "[bounds.township.\"369900001\"]\ngrid = [40, 250]\n[targets]\ngrids = 1500\npoints = 6000\n"),
+    "walk bound 4 h, route check, re-draws": (
+        "[grids]\ngroups = \"merge\"\nwalk_check = true\n[patrol]\nbudget = \"4h\"\n"
+        "[bounds.rural]\ngrid = { households = [30, 300], walk = \"4h\" }\n"
+        "[bounds.urban]\ngrid = { households = [100, 500], walk = \"4h\" }\n"),
 }
 
 HEADER = """## Build time per level and policy (issue 14): `gridgeo build` on 220 villages and 150,000 households
@@ -72,6 +76,11 @@ def _row(name: str, r: dict[str, Any], base: float) -> str:
     extra = [f"{k} {counts[k]:,}" for k in ("micro_grids", "lanes", "walk_check") if k in counts]
     t = r.get("targets", {})
     targets = "; ".join(f"{k} {v['target']} → {v['made']}" for k, v in t.items()) or "-"
+    if "walk_check" in r:
+        w = r["walk_check"]
+        first = r.get("walk_repair", [{}])[0].get("walk_check", w)
+        targets += (f"; walk: {first['fit']}/{first['grids']} fit 4 h from the estimate, {w['fit']}/{w['grids']} "
+                    f"after {len(r.get('walk_repair', []))} re-draw(s)")
     return (f"| {name} | {r['wall']:.1f} | {r['wall'] / base:.2f} | {r['seconds'].get('villages_wall', 0):.1f} | "
             f"{levels}{'; ' + ', '.join(extra) if extra else ''} | "
             f"{100 * r['bounds']['grids']['within_bounds']:.1f} % | {targets} |")
@@ -94,7 +103,7 @@ def main() -> int:
     lines = [f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}; {time.strftime('%Y-%m-%d')}; "
              f"county seed {args.seed}, {args.households:,} households.", "",
              "| variant | total s (build + write) | x default | villages (wall) s | areas / blocks / grids / points "
-             "| grids inside bounds | targets (aimed → made) |", "|---|---:|---:|---:|---|---:|---|"]
+             "| grids inside bounds | targets (aimed → made), walk |", "|---|---:|---:|---:|---|---:|---|"]
     lines += [_row(n, runs[n], base) for n in names]
     text = "\n".join(lines)
     print(text)
