@@ -11,6 +11,7 @@ import shapely
 from shapely import Point, box
 
 from gridgeo.county.fingerprint import EXCLUDED, FINGERPRINT_VERSION, LATER, fingerprint, hashed_fields
+from gridgeo.county.micro import SubLevels
 from gridgeo.county.rules import Limits
 from gridgeo.county.village import VillageTask
 from tests.conftest import garray
@@ -66,6 +67,7 @@ CHANGED: dict[str, Any] = {
     "engine_point_bounds": (10.0, 30.0),
     "grid_count": 2,
     "point_count": 7,
+    "sub": SubLevels(micro=True, lanes=False, micro_bounds=(20.0, 60.0), lane_bounds=(5.0, 80.0)),
 }
 
 
@@ -106,6 +108,17 @@ def test_values_are_told_apart_by_type_and_length() -> None:
     assert fingerprint(a) != fingerprint(b)
     assert fingerprint(dataclasses.replace(t, weights=np.array([2, 3], dtype=np.int32))) != fingerprint(t)
     assert fingerprint(dataclasses.replace(t, item_labels=[])) != fingerprint(t)
+
+
+def test_an_optional_level_switched_off_leaves_the_digest_as_it_was() -> None:
+    # a county that does not draw micro-grids or lanes keeps every build_hash (the pinned digest below);
+    # switching either on, or changing its bounds, is a change of the village's inputs
+    t = _task()
+    assert "sub" in LATER and t.sub is None
+    on = dataclasses.replace(t, sub=CHANGED["sub"])
+    assert fingerprint(on) != fingerprint(t)
+    wider = dataclasses.replace(t, sub=dataclasses.replace(CHANGED["sub"], lane_bounds=(5.0, 81.0)))
+    assert fingerprint(wider) not in {fingerprint(on), fingerprint(t)}
 
 
 def test_digest_is_stable_across_releases() -> None:

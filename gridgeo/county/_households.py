@@ -66,9 +66,23 @@ def households_frame(c: _County, outs: list[VillageOut], points: gpd.GeoDataFram
         "village": [vcodes[k] if k >= 0 else None for k in item_v.tolist()],
         "township": [town_of[vcodes[k]] if k >= 0 else None for k in item_v.tolist()],
     }
+    for level, col, attr in (("micro_grids", "micro_grid", "item_micro"), ("lanes", "lane", "item_lane")):
+        if any(getattr(o, level) for o in outs):  # drawn: each household's micro-grid and lane
+            data[col] = _item_codes(c, outs, attr)
     if items.register is not None:
         data.update(carried_columns(items.register, taken=set(data)))
     return gpd.GeoDataFrame(data, geometry=hh_pts, crs=c.out_crs)
+
+
+def _item_codes(c: _County, outs: list[VillageOut], attr: str) -> list[str | None]:
+    """Each item's code at a level below the grids (``attr``: the VillageOut's per-item list), in item order."""
+    by_code = {o.code: o for o in outs}
+    out: list[str | None] = [None] * len(c.item_v)
+    for vi, idx in enumerate(index_by(c.item_v, len(c.vil))):
+        codes = getattr(by_code[str(c.vil["code"].iloc[vi])], attr)
+        for j, code in zip(idx.tolist(), codes, strict=False):  # a village without the level has none
+            out[j] = code
+    return out
 
 
 def _locations(c: _County, chunk: int = 100_000) -> GArray:

@@ -63,6 +63,7 @@ from gridgeo.county.assign import assign_items
 from gridgeo.county.audit import Start, StartFrom
 from gridgeo.county.coverage import ROUNDING_M, clean_levels, verify_levels
 from gridgeo.county.fingerprint import fingerprint
+from gridgeo.county.micro import SUB_LEVELS, village_sub
 from gridgeo.county.policy import (
     VillagePolicy,
     apply_kinds,
@@ -477,6 +478,8 @@ def _tasks(c: _County, rules: CountyRules, previous: str | Path | None) -> Itera
     groups = c.groups if c.groups is not None else _groups(c, rules)
     policies = c.policies
     prev = _read_previous(previous, c.metric) if previous is not None else None
+    roads, road_names = _src.lane_roads(c.layers, rules, c.metric) if rules.lanes else (np.zeros(0, dtype=object), [])
+    road_tree = shapely.STRtree(roads) if len(roads) else None
     n = len(c.vil)
     by_v_items = index_by(c.item_v, n)
     by_v_sites = index_by(_group_by_village(sites.geoms, c.vgeom), n)
@@ -504,6 +507,7 @@ def _tasks(c: _County, rules: CountyRules, previous: str | Path | None) -> Itera
             restarts=rules.restarts, tolerance_m2=rules.tolerance_m2,
             previous=c.start.get(code) if c.start is not None else _previous_of(prev, code),
             group_extra=[groups.extra[j] for j in gi] if groups.extra else None,
+            sub=village_sub(rules, str(row.kind), g, bounds=b, roads=roads, names=road_names, tree=road_tree),
             **(_policy_fields(pol, rules) if pol is not None else {}))
 
 
@@ -739,7 +743,7 @@ def _release_rows(outs: list[VillageOut]) -> None:
     cleaning's copies of every level.
     """
     for o in outs:
-        for rows in (o.grids, o.exclusive, o.points):
+        for rows in (o.grids, o.exclusive, o.points, o.micro_grids, o.lanes):
             for r in rows:
                 r["geometry"] = None
 
@@ -762,7 +766,13 @@ def _level_frames(c: _County, outs: list[VillageOut]) -> dict[str, gpd.GeoDataFr
                            "n_points"])
     points = frame(pt_rows, ["code", "parent", "village", "township", "households", "n_units", "kind",
                              "within_bounds", "grid_below_min"])
-    return {"grids": grids, "points": points, "exclusive": excl}
+    out = {"grids": grids, "points": points, "exclusive": excl}
+    for level in SUB_LEVELS:  # micro-grids and lanes, where the rules draw them (gridgeo.county.micro)
+        rows = [dict(r, township=town_of[o.code]) for o in outs for r in getattr(o, level)]
+        if rows:
+            out[level] = frame(rows, ["code", *(["name", "street"] if level == "lanes" else []), "parent",
+                                      "village", "township", "households", "n_items", "kind", "within_bounds"])
+    return out
 
 
 def _villages_frame(c: _County, outs: list[VillageOut]) -> gpd.GeoDataFrame:

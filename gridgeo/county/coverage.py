@@ -57,7 +57,11 @@ __all__ = ["COVERAGE_LEVELS", "DECIMALS_DEGREES", "ROUNDING_M", "clean_levels", 
 GArray = NDArray[np.object_]
 
 #: The layers that must each be a clean coverage; "grids" is checked together with "exclusive".
-COVERAGE_LEVELS: tuple[str, ...] = ("areas", "townships", "blocks", "villages", "grids", "points")
+COVERAGE_LEVELS: tuple[str, ...] = ("areas", "townships", "blocks", "villages", "grids", "points", "micro_grids",
+                                     "lanes")
+#: the levels below the grids that tile them beside the points (gridgeo.county.micro): each cleaned as a
+#: coverage of its own (:func:`_clean_below_grids`)
+BELOW_GRIDS: tuple[str, ...] = ("micro_grids", "lanes")
 #: Decimal places kept in a geographic output CRS (1e-7 degree is about 1 cm).
 DECIMALS_DEGREES = 7
 #: How far (m) rounding to :data:`DECIMALS_DEGREES` can move a vertex: half a unit of the last place,
@@ -120,6 +124,7 @@ def clean_levels(layers: dict[str, gpd.GeoDataFrame], *, metric: pyproj.CRS,
     _set_levels(layers, pieces, rounded)
     trim_memory()
     report: dict[str, Any] = {"pieces": len(rounded), "chunks": chunks, "snap_rounded": snap}
+    report.update(_clean_below_grids(layers, decimals, pool=pool))
     report.update(_area_changes(layers, before, metric))
     return report
 
@@ -156,6 +161,28 @@ def verify_levels(layers: Mapping[str, gpd.GeoDataFrame], *, pool: WorkerPool | 
 
 
 # --------------------------------------------------------------------------------------
+def _clean_below_grids(layers: dict[str, gpd.GeoDataFrame], decimals: int, *,
+                       pool: WorkerPool | None = None) -> dict[str, Any]:
+    """Micro-grids and lanes, each cleaned and rounded as one coverage, as the points are.
+
+    Why on their own: neither nests in the grid points, so they cannot be
+    pieces of the grids' coverage; each is made clean by the same two steps
+    (:func:`_coverage_clean`, :func:`_round`). They then tile their grid to
+    within the cleaning's snapping (measured by ``gridgeo.county.micro``'s tests,
+    checked exactly in the metric CRS before the cleaning).
+    """
+    out: dict[str, Any] = {}
+    for lvl in BELOW_GRIDS:
+        g = layers.get(lvl)
+        if g is None or not len(g):
+            continue
+        geoms = polygonal_array(np.asarray(g.geometry.values, dtype=object))
+        rounded, snap = _round(_coverage_clean(geoms), decimals, pool=pool)
+        g.set_geometry(list(rounded), inplace=True, crs=g.crs)
+        out[f"{lvl}_snap_rounded"] = snap
+    return out
+
+
 def _present(layers: Mapping[str, gpd.GeoDataFrame]) -> list[str]:
     return [lvl for lvl in (*COVERAGE_LEVELS, "exclusive") if lvl in layers and len(layers[lvl])]
 

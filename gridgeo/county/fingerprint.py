@@ -29,7 +29,7 @@ from gridgeo._geom import is_geometry_array
 if TYPE_CHECKING:
     from gridgeo.county.village import VillageTask
 
-__all__ = ["EXCLUDED", "FINGERPRINT_VERSION", "fingerprint", "hashed_fields"]
+__all__ = ["EXCLUDED", "FINGERPRINT_VERSION", "LATER", "fingerprint", "hashed_fields"]
 
 #: Bump when the algorithm (or the hashing) changes, so an old build's villages are not taken as current.
 FINGERPRINT_VERSION = 2
@@ -42,11 +42,12 @@ EXCLUDED: dict[str, str] = {
 }
 
 
-#: Task fields added after :data:`FINGERPRINT_VERSION` 2 (the county policy: merged groups, limits, targets).
+#: Task fields added after :data:`FINGERPRINT_VERSION` 2 (the county policy: merged groups, limits, targets;
+#: micro-grids and lanes).
 #: Each is hashed only when it differs from its default, so a village built before they existed, whose
 #: rules do not use them, keeps its fingerprint and ``--previous`` still takes it from the old build.
 LATER: tuple[str, ...] = ("merge_groups", "grid_limits", "point_limits", "persons_per_household",
-                          "engine_grid_bounds", "engine_point_bounds", "grid_count", "point_count")
+                          "engine_grid_bounds", "engine_point_bounds", "grid_count", "point_count", "sub")
 
 
 def hashed_fields() -> tuple[str, ...]:

@@ -147,6 +147,10 @@ class LevelBounds:
     point: tuple[float, float]
     grid_limits: Limits = field(default_factory=Limits)
     point_limits: Limits = field(default_factory=Limits)
+    #: households per micro-grid (微网格: a building or courtyard cluster, a few dozen households) and per
+    #: lane (巷: the households along one street segment); drawn only where ``[levels]`` switches them on
+    micro: tuple[float, float] = (20.0, 60.0)
+    lane: tuple[float, float] = (5.0, 80.0)
 
 
 DEFAULT_BOUNDS: dict[str, LevelBounds] = {
@@ -236,7 +240,11 @@ class KindRules:
 LEVEL_KEYS: dict[str, str] = {
     "grid": "households per grid [min, max], or {households, population, area_km2, walk}",
     "point": "households per grid point [min, max], or {households, population, area_km2, walk}",
+    "micro": "households per micro-grid [min, max] (微网格, drawn where [levels] micro_grids says)",
+    "lane": "households per lane [min, max] (巷, drawn where [levels] lanes says)",
 }
+#: the levels whose bounds are households only (no persons, area or walk)
+HOUSEHOLDS_ONLY: tuple[str, ...] = ("micro", "lane")
 #: what a level's table may bound
 LIMIT_KEYS: dict[str, str] = {
     "households": "[min, max] households",
@@ -265,6 +273,8 @@ class CountyRules:
     osm: Path | None = None
     blocks: bool = True
     points: bool = True
+    micro_grids: tuple[str, ...] = ()  # [levels] micro_grids: the village kinds that get micro-grids (none)
+    lanes: tuple[str, ...] = ()  # [levels] lanes: the village kinds that get lanes (none)
     dwelling_m2: float = 90.0
     default_levels: float = 1.0
     min_building_m2: float = 20.0
@@ -301,6 +311,11 @@ class CountyRules:
         """The bounds of a village kind; unknown kinds are rural (the counties' default)."""
         return self.bounds.get(kind or "rural", self.bounds["rural"])
 
+    def sub_levels_for(self, kind: str | None) -> tuple[bool, bool]:
+        """Whether a village of this kind gets micro-grids, and lanes (``[levels]``)."""
+        k = kind or "rural"
+        return "*" in self.micro_grids or k in self.micro_grids, "*" in self.lanes or k in self.lanes
+
     def bounds_of_village(self, kind: str | None, *, village: Sequence[str] = (),
                           township: Sequence[str] = ()) -> LevelBounds:
         """A village's bounds: its kind's, then its township's overrides, then its own (most specific wins).
@@ -319,7 +334,7 @@ class CountyRules:
 
 def apply_bounds(base: LevelBounds, partial: dict[str, Any]) -> LevelBounds:
     """``base`` with what a partial table (:func:`_level_tables`) sets replaced, limit by limit."""
-    kw: dict[str, Any] = {k: partial[k] for k in ("grid", "point") if k in partial}
+    kw: dict[str, Any] = {k: partial[k] for k in ("grid", "point", "micro", "lane") if k in partial}
     for key in ("grid_limits", "point_limits"):
         if key in partial:
             kw[key] = replace(getattr(base, key), **partial[key])
@@ -404,7 +419,13 @@ def _inputs(body: dict[str, Any], f: RulesFile) -> dict[str, Any]:
 
 
 def _levels(body: dict[str, Any], f: RulesFile) -> dict[str, Any]:
-    return {k: body[k] for k in ("blocks", "points") if k in body}
+    kw: dict[str, Any] = {k: body[k] for k in ("blocks", "points") if k in body}
+    for k in ("micro_grids", "lanes"):  # true: every village; a list: those village kinds
+        v = body.get(k, False)
+        if isinstance(v, list) and not all(isinstance(x, str) for x in v):
+            raise UsageError(f"{f.path}: [levels] {k} must be true, false or a list of village kinds, not {v!r}")
+        kw[k] = ("*",) if v is True else tuple(v) if isinstance(v, list) else ()
+    return kw
 
 
 def _households(body: dict[str, Any], f: RulesFile) -> dict[str, Any]:
@@ -498,6 +519,9 @@ def _level_tables(table: object, where: str, f: RulesFile) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for level in LEVEL_KEYS:
         if level in table:
+            if level in HOUSEHOLDS_ONLY:
+                out[level] = pair(table[level], f"[{where}] {level}", f.path)
+                continue
             hh, limits = _level(table[level], f"[{where}] {level}", f)
             if hh is not None:
                 out[level] = hh
@@ -620,7 +644,9 @@ _SECTIONS: dict[str, _Section] = {
     "inputs": _Section({k: ((str, dict), "a file, or {path, layer, crs, datum, encoding, columns}") for k in
                         ("county", "osm", "townships", "villages", "villager_groups", "buildings", "households",
                          "people", "roads", "water", "pois", "ridges")}, _inputs),
-    "levels": _Section({"blocks": ((bool,), "build blocks"), "points": ((bool,), "build grid points")}, _levels),
+    "levels": _Section({"blocks": ((bool,), "build blocks"), "points": ((bool,), "build grid points"),
+                        "micro_grids": ((bool, list), "micro-grids (微网格) below the grids: true or village kinds"),
+                        "lanes": ((bool, list), "lanes (巷) below the grids: true or village kinds")}, _levels),
     "households": _Section({"dwelling_m2": (_NUM, "floor area of one dwelling, m²"),
                             "persons": (_NUM, "persons per household where the villages give no population"),
                             "default_levels": (_NUM, "storeys of a building with none recorded"),
@@ -638,8 +664,8 @@ _SECTIONS: dict[str, _Section] = {
                        "groups": ((str,), "one, merge or draw: how villager groups become grids"),
                        "walk_check": ((bool,), "check each grid's day with the route solver against the "
                                                "[patrol] budget")}, _grids),
-    "bounds": _Section({"rural": ((dict,), "{grid = [min, max], point = [min, max]}"),
-                        "urban": ((dict,), "{grid = [min, max], point = [min, max]}"),
+    "bounds": _Section({"rural": ((dict,), "{grid = [min, max], point = [min, max], micro = ..., lane = ...}"),
+                        "urban": ((dict,), "{grid = [min, max], point = [min, max], micro = ..., lane = ...}"),
                         "township": ((dict,), "per township (code or name): {grid, point}"),
                         "village": ((dict,), "per village (code or name): {grid, point}")}, _bounds,
                        open_keys="a village kind's bounds {grid, point}"),

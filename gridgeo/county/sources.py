@@ -440,3 +440,22 @@ def sites(layers: Mapping[str, gpd.GeoDataFrame], rules: CountyRules, metric: py
                  categories=[str(v) for v in p["category"]],
                  ids=[str(v) if v is not None else f"poi{int(i)}" for i, v in zip(np.flatnonzero(keep), ids,
                                                                                     strict=True)])
+
+
+def lane_roads(layers: Mapping[str, gpd.GeoDataFrame], rules: CountyRules, metric: pyproj.CRS) -> tuple[
+        GArray, list[str | None]]:
+    """The roads lanes follow (the barrier highway classes), metric CRS, and each one's ``name`` (None: unnamed).
+
+    Why the barrier classes: a lane is the households along a street a grid
+    worker would call one, the same roads that bound street blocks.
+    """
+    r = layers.get("roads")
+    if r is None or not len(r):
+        return np.zeros(0, dtype=object), []
+    keep = r["highway"].isin(rules.barrier_highways).to_numpy() if "highway" in r.columns else np.ones(len(r), bool)
+    r = r[keep]
+    g = metric_geoms(r, metric)
+    ok = ~shapely.is_empty(g) & ~shapely.is_missing(g)
+    names = [str(v) if v is not None and str(v).strip() and str(v) != "nan" else None for v in column(r, "name")] \
+        if "name" in r.columns else [None] * len(r)
+    return g[ok], [n for n, k in zip(names, ok.tolist(), strict=True) if k]

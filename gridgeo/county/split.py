@@ -36,7 +36,7 @@ from gridgeo.errors import InputError, UsageError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["split_heavy"]
+__all__ = ["split_heavy", "split_labelled"]
 
 
 def split_heavy(
@@ -221,7 +221,15 @@ def _split_unit(unit: Any, geoms: GArray, w: FArray, target: float) -> tuple[GAr
     labels[ok] = _bisect(rp[ok], w[ok], target)
     if labels.max() < 1:
         return None
+    return _cells(unit, geoms, labels, ok)
 
+
+def _cells(unit: Any, geoms: GArray, labels: IArray, ok: NDArray[np.bool_]) -> tuple[GArray, IArray] | None:
+    """The unit cut between items of different ``labels`` (-1: no label), never through an item.
+
+    :func:`_split_unit` after its clustering; :func:`split_labelled` with labels given.
+    """
+    n = len(geoms)
     # sites: item vertices, deduplicated; a vertex shared by two items (terraced
     # houses) goes to the lower item index
     coords, owner = shapely.get_coordinates(geoms, return_index=True)
@@ -432,3 +440,40 @@ def _with_vertices(poly: Any, xy: FArray) -> Any | None:
     if not done:
         return None
     return shapely.Polygon(out[0], out[1:])
+
+
+def split_labelled(units: GeomArrayLike, items: GeomArrayLike, item_unit: ArrayLike,
+                   item_label: ArrayLike) -> tuple[GArray, IArray, IArray]:
+    """Split every unit whose items carry more than one label, so that each piece holds one label's items.
+
+    Why: a lane (巷) is the households along one street segment, and one street
+    block often faces two streets; its part nearer to each street's buildings
+    goes to that street's lane. The cut is :func:`split_heavy`'s (Voronoi cells
+    of the items' vertices, between buildings, never through one; neighbours
+    get the new edge vertices), with the clusters given instead of drawn. A
+    unit that cannot be cut stays whole (its items then share a piece).
+    Labels are >= 0 (an item with a negative label is not split off).
+
+    Returns
+    -------
+    new_units, parent, new_item_unit
+        As :func:`split_heavy`.
+    """
+    iu = np.asarray(item_unit).reshape(-1).astype(np.int64)
+    lab = np.asarray(item_label).reshape(-1).astype(np.int64)
+    U, items_arr, _, iu, _ = _split_inputs(units, items, np.ones(len(iu)), iu, max_weight=1.0, target=None)
+    if len(lab) != len(items_arr):
+        raise UsageError(f"{len(items_arr)} items need as many labels (got {len(lab)})")
+    order = np.lexsort((np.arange(len(iu)), iu))
+    pieces: _Pieces = {}
+    for u in np.unique(iu[iu >= 0]).tolist():
+        ids = order[iu[order] == u]
+        mine = lab[ids]
+        if len(np.unique(mine[mine >= 0])) < 2:
+            continue
+        g = items_arr[ids]
+        ok = ~(shapely.is_missing(g) | shapely.is_empty(g))
+        res = _cells(U[u], g, np.where(ok, np.unique(mine, return_inverse=True)[1], -1), ok)
+        if res is not None:
+            pieces[u] = (res[0], ids, res[1])
+    return _renumber(U, pieces, iu)

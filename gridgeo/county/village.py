@@ -64,6 +64,7 @@ from gridgeo.county._groups import merge_groups
 from gridgeo.county._parts import Adjacency, metric_xy, nearest, part_count, sub_units, union
 from gridgeo.county._targets import share
 from gridgeo.county.assign import assign_items, unit_adjacency
+from gridgeo.county.micro import GridRef, SubLevels, build_sublevels, check_sublevels
 from gridgeo.county.rules import Limits, within_bounds
 from gridgeo.county.sites import Footprints, site_footprints
 from gridgeo.county.split import split_heavy
@@ -127,6 +128,7 @@ class VillageTask:
     engine_point_bounds: tuple[float, float] | None = None
     grid_count: int | None = None  # this village's share of the county's [targets] grids
     point_count: int | None = None  # ... of [targets] points
+    sub: SubLevels | None = None  # micro-grids and lanes below the grids (gridgeo.county.micro); None: neither
 
     @property
     def grid_aim(self) -> tuple[float, float]:
@@ -157,6 +159,10 @@ class VillageOut:
     stats: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    micro_grids: list[dict[str, Any]] = field(default_factory=list)  # gridgeo.county.micro, when drawn
+    lanes: list[dict[str, Any]] = field(default_factory=list)
+    item_micro: list[str | None] = field(default_factory=list)
+    item_lane: list[str | None] = field(default_factory=list)
     #: the stage running, or the last one done: what a failure is reported against (the fallback ladder)
     stage: str = ""
 
@@ -334,9 +340,18 @@ def _stages(t: VillageTask, m: Method, out: VillageOut, clock: _Clock) -> None:
     out.stage = "geometry"
     _write_records(t, u, grids, rows, out)
     clock.lap("geometry")
+    if t.sub is not None:  # micro-grids and lanes below the grids (gridgeo.county.micro)
+        out.stage = "micro"
+        build_sublevels(t, u.geoms, u.item_unit, _grid_refs(grids), out)
+        clock.lap("micro")
     out.stage = "check"
     check_village(t, out)
     clock.lap("check")
+
+
+def _grid_refs(grids: _Grids) -> list[GridRef]:
+    """The grids and exclusive grids as :mod:`gridgeo.county.micro` takes them, in label order."""
+    return [GridRef(grids.code[lab], grids.members[lab], grids.geometry[lab], lab.is_site) for lab in grids.labels]
 
 
 # --------------------------------------------------------------------------------------
@@ -794,3 +809,4 @@ def check_village(t: VillageTask, out: VillageOut, *, slack_m: float = 0.0) -> N
         else:
             out.stats["items_cut"] = 0
         shapely.destroy_prepared(polys)  # the rows keep plain polygons
+    check_sublevels(t, out)

@@ -1,0 +1,429 @@
+"""Micro-grids (微网格) and lanes (巷): the optional levels below a village's grids.
+
+Why two levels, both below the grid: counties that go below the grid do it in
+two ways. Yanggao counts 956 micro-grids under 521 base grids, each a building
+or courtyard cluster of a few dozen households led by a building chief
+(楼栋长); Jiahe's 巷长制 gives every lane -- the households along one street
+segment or alley -- a lane chief (巷长). Neither nests in the other, nor in
+the grid points, so each is its own tiling of every grid (base grids and
+exclusive grids alike), and every building or household point is in exactly
+one micro-grid and one lane (checked by :func:`check_sublevels`).
+
+Micro-grids (:func:`_micro`)
+    Units heavier than the micro maximum are split between buildings first
+    (:func:`gridgeo.county.split.split_heavy`, for this level only: the grid
+    points keep their units), then the partition engine splits every grid into
+    contiguous parts within ``[bounds.KIND] micro`` (households), as it does
+    grid points. Code: grid code + ``M`` + 2 digits, west to east, north to south.
+Lanes (:func:`_lanes`)
+    The road lines near the village (the barrier roads, named where the road
+    layer has a ``name``) are cut at their junctions into street segments.
+    Each building goes to the nearest segment that runs within
+    :data:`LANE_REACH_M` of its grid (a grid with no road near it is one
+    lane); a segment whose households exceed the lane maximum is cut along the
+    street into consecutive stretches (:func:`_along`). Street faces facing
+    several segments are split between their buildings by segment
+    (:func:`gridgeo.county.split.split_labelled`), so both sides of an alley in
+    one grid form one lane; pieces holding no building, then lanes below the
+    lane minimum, are merged into the lane of the same grid they share most
+    border with. Code: grid code + ``L`` + 2 digits; name: the street's name.
+
+A household's micro-grid and lane are those of the piece that holds it, so it
+lies in both by construction.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+
+from gridgeo.county import codes as _codes
+from gridgeo.county._faces import _merge_small
+from gridgeo.county._parts import Adjacency, metric_xy, part_count, sub_units, union
+from gridgeo.county.assign import unit_adjacency
+from gridgeo.county.rules import CountyRules, LevelBounds, within_bounds
+from gridgeo.county.split import split_heavy, split_labelled
+from gridgeo.errors import GeometryError
+from gridgeo.partition import Model, Objective
+
+if TYPE_CHECKING:
+    from gridgeo.county.village import VillageOut, VillageTask
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ITEM_ATTR", "LANE_REACH_M", "SUB_LEVELS", "GridRef", "SubLevels", "build_sublevels", "check_sublevels",
+           "street_segments", "village_sub"]
+
+GArray = NDArray[np.object_]
+IArray = NDArray[np.int64]
+FArray = NDArray[np.float64]
+
+#: the layers these levels write, and the VillageOut attribute of each
+SUB_LEVELS: tuple[str, ...] = ("micro_grids", "lanes")
+#: a street segment is a grid's when it runs within this many metres of the grid: the streets on its edge
+#: (grids are bounded by streets) and inside it, not the next block's
+LANE_REACH_M = 30.0
+
+
+@dataclass(frozen=True)
+class SubLevels:
+    """What a village's micro-grids and lanes need: which are drawn, their bounds, the road lines near it."""
+
+    micro: bool
+    lanes: bool
+    micro_bounds: tuple[float, float]
+    lane_bounds: tuple[float, float]
+    roads: GArray = field(default_factory=lambda: np.zeros(0, dtype=object))  # metric CRS
+    road_names: tuple[str | None, ...] = ()
+
+
+@dataclass(frozen=True)
+class GridRef:
+    """One grid or exclusive grid of the village: its code, units (ascending), geometry and kind."""
+
+    code: str
+    members: IArray
+    geometry: Any
+    is_site: bool
+
+
+@dataclass(frozen=True)
+class _Atoms:
+    """The village's units as a level cuts them: pieces, the unit each came from, each item's piece."""
+
+    geoms: GArray
+    parent: IArray
+    item_piece: IArray
+
+
+def village_sub(rules: CountyRules, kind: str, geometry: Any, *, bounds: LevelBounds | None = None, roads: GArray,
+                names: list[str | None], tree: shapely.STRtree | None) -> SubLevels | None:
+    """A village's :class:`SubLevels` (the roads near it from ``tree`` over ``roads``), or None if neither is drawn;
+    ``bounds``: the village's own (its overrides applied), else its kind's."""
+    micro, lanes = rules.sub_levels_for(kind)
+    if not (micro or lanes):
+        return None
+    b = bounds if bounds is not None else rules.bounds_for(kind)
+    near = np.sort(tree.query(geometry, predicate="dwithin", distance=LANE_REACH_M)) \
+        if lanes and tree is not None else np.zeros(0, dtype=np.int64)
+    return SubLevels(micro=micro, lanes=lanes, micro_bounds=b.micro, lane_bounds=b.lane, roads=roads[near],
+                     road_names=tuple(names[i] for i in near.tolist()))
+
+
+def build_sublevels(t: VillageTask, units: GArray, item_unit: IArray, grids: list[GridRef],
+                    out: VillageOut) -> None:
+    """Fill ``out.micro_grids``/``out.lanes`` and each item's micro-grid and lane (module notes)."""
+    s = t.sub
+    if s is None:
+        return
+    w = np.asarray(t.weights, dtype=np.int64)
+    grid_of = np.full(len(units), -1, dtype=np.int64)
+    for g, ref in enumerate(grids):
+        grid_of[ref.members] = g
+    if s.micro:
+        a, part = _micro(t, s, _Atoms(units, np.arange(len(units), dtype=np.int64), item_unit), grid_of, grids)
+        _records(t, a, part, grid_of=grid_of, grids=grids, out=out, level="micro_grids")
+    if s.lanes:
+        a, part = _lanes(t, s, _Atoms(units, np.arange(len(units), dtype=np.int64), item_unit), grid_of,
+                         grids=grids, st=out.stats)
+        _records(t, a, part, grid_of=grid_of, grids=grids, out=out, level="lanes")
+    out.stats["sub_households"] = int(w.sum())
+
+
+# --------------------------------------------------------------------------------------
+# micro-grids
+# --------------------------------------------------------------------------------------
+def _micro(t: VillageTask, s: SubLevels, u: _Atoms, grid_of: IArray, grids: list[GridRef]) -> tuple[_Atoms, IArray]:
+    """Units split to the micro maximum, and each piece's micro-grid (numbered per village)."""
+    w = np.asarray(t.weights, dtype=np.int64)
+    lo, hi = s.micro_bounds
+    load = np.bincount(u.item_piece[u.item_piece >= 0], weights=w[u.item_piece >= 0], minlength=len(u.geoms))
+    a = u
+    if len(t.items) and float(load.max(initial=0.0)) > hi:
+        geoms, parent, ip = split_heavy(u.geoms, t.items, w, u.item_piece, max_weight=hi)
+        a = _Atoms(geoms, parent, ip)
+    size = np.bincount(a.item_piece[a.item_piece >= 0], weights=w[a.item_piece >= 0],
+                       minlength=len(a.geoms)).astype(float)
+    gof = grid_of[a.parent]
+    part = np.full(len(a.geoms), -1, dtype=np.int64)
+    engine: list[tuple[int, int]] = []
+    for g, ref in enumerate(grids):
+        mine = np.flatnonzero(gof == g)
+        k = min(part_count(float(size[mine].sum()), 0.0 if ref.is_site else lo, hi), len(mine))
+        if k <= 1:
+            part[mine] = part.max(initial=-1) + 1
+        else:
+            engine.append((g, k))
+    if engine:
+        _engine_parts(t, a, size, gof, engine=engine, part=part, grids=grids)
+    return a, part
+
+
+def _engine_parts(t: VillageTask, a: _Atoms, size: FArray, gof: IArray, *, engine: list[tuple[int, int]],
+                  part: IArray, grids: list[GridRef]) -> None:
+    """One engine run over every grid with more than one micro-grid (``engine``: grid, count); fills ``part``."""
+    from gridgeo.county.village import village_seed
+
+    assert t.sub is not None
+    lo, hi = t.sub.micro_bounds
+    ip, ix, lens = unit_adjacency(a.geoms)
+    order = np.concatenate([np.flatnonzero(gof == g) for g, _ in engine])
+    codes = [grids[g].code for g, _ in engine]
+    model = Model(sub_units(Adjacency(ip, ix, lens), order), size=size[order],
+                  min_size={grids[g].code: lo for g, _ in engine if not grids[g].is_site} or None,
+                  max_size=hi, group=[grids[int(g)].code for g in gof[order].tolist()],
+                  count={c: k for c, (_, k) in zip(codes, engine, strict=True)},
+                  objective=Objective(iterations=t.iterations, restarts=t.restarts))
+    res = model.solve(seed=village_seed(t.seed, t.code + "/micro"))
+    base = int(part.max(initial=-1)) + 1
+    for uid, p in res.assignment.items():
+        part[int(cast(int, uid))] = base + int(p)
+
+
+# --------------------------------------------------------------------------------------
+# lanes
+# --------------------------------------------------------------------------------------
+def street_segments(roads: GArray, names: tuple[str | None, ...]) -> tuple[GArray, list[str | None]]:
+    """The road lines cut at every junction and crossing, and the name of the road each segment lies on."""
+    lines = roads[np.isin(shapely.get_type_id(roads), (1, 5))] if len(roads) else roads
+    if not len(lines):
+        return np.zeros(0, dtype=object), []
+    merged = shapely.line_merge(shapely.union_all(lines))  # noded at crossings, merged through degree-2 vertices
+    segs = np.asarray([g for g in shapely.get_parts(merged) if shapely.length(g) > 0], dtype=object)
+    if not len(segs):
+        return segs, []
+    keep = np.flatnonzero(np.isin(shapely.get_type_id(roads), (1, 5)))
+    mid = shapely.line_interpolate_point(segs, 0.5, normalized=True)
+    near = shapely.STRtree(lines).query_nearest(mid, all_matches=False)[1]
+    return segs, [names[int(keep[j])] if len(names) else None for j in near.tolist()]
+
+
+def _lanes(t: VillageTask, s: SubLevels, u: _Atoms, grid_of: IArray, *, grids: list[GridRef],
+           st: dict[str, Any]) -> tuple[_Atoms, IArray]:
+    """Each item's lane label, faces split between labels, then empty pieces and small lanes merged."""
+    segs, seg_names = street_segments(s.roads, s.road_names)
+    label, street = _item_lanes(t, s, u, grid_of, grids=grids, segs=segs, st=st)
+    geoms, parent, ip = split_labelled(u.geoms, t.items, u.item_piece, label) if len(t.items) else (
+        u.geoms, u.parent, u.item_piece)
+    a = _Atoms(geoms, parent, ip)
+    gof = grid_of[a.parent]
+    w = np.asarray(t.weights, dtype=float)
+    part = np.full(len(geoms), -1, dtype=np.int64)
+    names: dict[int, str | None] = {}
+    merged = 0
+    for g in range(len(grids)):
+        mine = np.flatnonzero(gof == g)
+        groups, n_merged = _grid_lanes(mine, a, label, w, s.lane_bounds[0])
+        merged += n_merged
+        for grp in groups:
+            p = int(part.max(initial=-1)) + 1
+            part[grp] = p
+            names[p] = _lane_name(grp, a, w, street=street, seg_names=seg_names)
+    st["lanes_merged"] = merged
+    st["lane_names"] = names
+    return a, part
+
+
+def _item_lanes(t: VillageTask, s: SubLevels, u: _Atoms, grid_of: IArray, *, grids: list[GridRef],
+                segs: GArray, st: dict[str, Any]) -> tuple[IArray, IArray]:
+    """Each item's lane label (unique per grid, segment and stretch) and its segment (-1: none near its grid)."""
+    n = len(t.items)
+    label = np.full(n, -1, dtype=np.int64)
+    street = np.full(n, -1, dtype=np.int64)
+    if n == 0:
+        return label, street
+    rep = shapely.point_on_surface(t.items)
+    igrid = np.where(u.item_piece >= 0, grid_of[np.maximum(u.item_piece, 0)], -1)
+    tree = shapely.STRtree(segs) if len(segs) else None
+    w = np.asarray(t.weights, dtype=float)
+    nxt = split = 0
+    for g, ref in enumerate(grids):
+        mine = np.flatnonzero(igrid == g)
+        if not len(mine):
+            continue
+        cand = np.sort(tree.query(ref.geometry, predicate="dwithin", distance=LANE_REACH_M)) \
+            if tree is not None else np.zeros(0, dtype=np.int64)
+        if len(cand):
+            d = shapely.distance(rep[mine][:, None], segs[cand][None, :])
+            street[mine] = cand[np.argmin(d, axis=1)]
+        for seg in np.unique(street[mine]).tolist():
+            on = mine[street[mine] == seg]
+            stretch = _along(rep[on], w[on], segs[seg] if seg >= 0 else None, s.lane_bounds)
+            label[on] = nxt + stretch
+            nxt += int(stretch.max()) + 1
+            split += int(stretch.max() > 0)
+    st["lanes_split"] = split
+    return label, street
+
+
+def _along(pts: GArray, w: FArray, seg: Any, bounds: tuple[float, float]) -> IArray:
+    """Stretch of each item along its street: consecutive runs within the lane bounds (0 for all if it fits)."""
+    total = float(w.sum())
+    lo, hi = bounds
+    if total <= hi or len(pts) < 2:
+        return np.zeros(len(pts), dtype=np.int64)
+    k = min(part_count(total, lo, hi), len(pts))
+    if seg is not None:
+        pos = shapely.line_locate_point(seg, pts)
+    else:  # no street near: along the longer side of the houses' extent
+        xy = shapely.get_coordinates(pts)
+        span = xy.max(axis=0) - xy.min(axis=0)
+        pos = xy[:, 0] if span[0] >= span[1] else xy[:, 1]
+    order = np.lexsort((np.arange(len(pts)), pos))
+    mid = np.cumsum(w[order]) - w[order] / 2.0
+    out = np.empty(len(pts), dtype=np.int64)
+    out[order] = np.minimum((mid * k / max(total, 1e-9)).astype(np.int64), k - 1)
+    _, out = np.unique(out, return_inverse=True)  # no empty stretch numbers
+    return out.astype(np.int64)
+
+
+def _grid_lanes(mine: IArray, a: _Atoms, label: IArray, w: FArray, lo: float) -> tuple[list[IArray], int]:
+    """One grid's pieces grouped into lanes: by their items' label, empty pieces and small lanes merged.
+
+    Returns the lanes (piece indices) and how many lanes below ``lo`` were merged away into a neighbour.
+    """
+    if not len(mine):
+        return [], 0
+    pos = np.full(len(a.geoms), -1, dtype=np.int64)
+    pos[mine] = np.arange(len(mine))
+    items = np.flatnonzero((a.item_piece >= 0) & (pos[np.maximum(a.item_piece, 0)] >= 0))
+    ipos = pos[a.item_piece[items]]
+    tally: dict[int, dict[int, float]] = {}
+    for p, lab, h in zip(ipos.tolist(), label[items].tolist(), w[items].tolist(), strict=True):
+        tally.setdefault(p, {})
+        tally[p][lab] = tally[p].get(lab, 0.0) + h
+    # a piece's lane: its items' label with the most households (a face that could not be cut)
+    lab_of = np.full(len(mine), -1, dtype=np.int64)
+    for p, by in tally.items():
+        lab_of[p] = max(by, key=lambda k: (by[k], -k))
+    groups = [np.flatnonzero(lab_of == v) for v in np.unique(lab_of[lab_of >= 0]).tolist()]
+    groups += [np.asarray([p], dtype=np.int64) for p in np.flatnonzero(lab_of < 0).tolist()]
+    hh = np.bincount(ipos, weights=w[items], minlength=len(mine))
+    n_items = np.bincount(ipos, minlength=len(mine)).astype(float)
+    polys = np.empty(len(groups), dtype=object)
+    polys[:] = [union(a.geoms[mine[gr]]) for gr in groups]
+    polys, where = _merge_small(polys, np.asarray([n_items[gr].sum() for gr in groups], dtype=float), 1.0, "lanes")
+    g_hh = np.bincount(where, weights=np.asarray([hh[gr].sum() for gr in groups]), minlength=len(polys)).astype(float)
+    merged, where2 = _merge_small(polys, g_hh, lo, "lanes") if lo > 0 else (
+        polys, np.arange(len(polys), dtype=np.int64))
+    final = where2[where]
+    lanes = [np.sort(mine[np.concatenate([groups[i] for i in np.flatnonzero(final == k).tolist()])])
+             for k in range(len(merged))]
+    return [ln for ln in lanes if len(ln)], len(polys) - len(merged)
+
+
+def _lane_name(grp: IArray, a: _Atoms, w: FArray, *, street: IArray, seg_names: list[str | None]) -> str | None:
+    """The name of the street most of the lane's households live along, if that road has one."""
+    inside = np.isin(a.item_piece, grp)
+    segs = street[inside]
+    named = [(float(w[inside][segs == s].sum()), seg_names[s]) for s in np.unique(segs).tolist()
+             if s >= 0 and seg_names[s]]
+    return max(named, key=lambda x: (x[0], str(x[1])))[1] if named else None
+
+
+# --------------------------------------------------------------------------------------
+# records and the check
+# --------------------------------------------------------------------------------------
+#: the code letter of each level (grid code + letter + 2 digits) and its VillageOut item attribute
+_LETTER = {"micro_grids": "M", "lanes": "L"}
+ITEM_ATTR = {"micro_grids": "item_micro", "lanes": "item_lane"}
+
+
+def _records(t: VillageTask, a: _Atoms, part: IArray, *, grid_of: IArray, grids: list[GridRef],
+             out: VillageOut, level: str) -> None:
+    """The level's rows (code order) and each item's code, from each piece's part."""
+    assert t.sub is not None
+    lo, hi = t.sub.micro_bounds if level == "micro_grids" else t.sub.lane_bounds
+    w = np.asarray(t.weights, dtype=float)
+    ok = a.item_piece >= 0
+    n = int(part.max(initial=-1)) + 1
+    hh = np.bincount(part[a.item_piece[ok]], weights=w[ok], minlength=n)
+    n_items = np.bincount(part[a.item_piece[ok]], minlength=n)
+    members = [np.flatnonzero(part == p) for p in range(n)]
+    gidx = [int(grid_of[a.parent[m[0]]]) for m in members]
+    polys = [union(a.geoms[m]) for m in members]
+    codes = [""] * n
+    for g, ref in enumerate(grids):
+        mine = [p for p in range(n) if gidx[p] == g]
+        if mine:
+            x, y, ar = metric_xy([polys[p] for p in mine])
+            for p, c in zip(mine, _codes.number(ref.code, x, y, ar, width=2, letter=_LETTER[level]), strict=True):
+                codes[p] = c
+    names = out.stats.pop("lane_names", {}) if level == "lanes" else {}
+    rows = [{"code": codes[p], "parent": grids[gidx[p]].code, "village": t.code, "households": int(hh[p]),
+             "n_items": int(n_items[p]), "kind": "exclusive" if grids[gidx[p]].is_site else t.kind,
+             "within_bounds": within_bounds(float(hh[p]), (0.0 if grids[gidx[p]].is_site else lo, hi)),
+             **({"street": names.get(p)} if level == "lanes" else {}), "geometry": polys[p]} for p in range(n)]
+    if level == "lanes":
+        _lane_names(rows)
+    rows.sort(key=lambda r: r["code"])
+    setattr(out, level, rows)
+    setattr(out, ITEM_ATTR[level], [codes[part[i]] if i >= 0 else None for i in a.item_piece.tolist()])
+
+
+def _lane_names(rows: list[dict[str, Any]]) -> None:
+    """A lane's name: its street's, numbered (1), (2), ... in code order where a grid has that street twice."""
+    seen: dict[tuple[str, str], int] = {}
+    for r in sorted(rows, key=lambda r: r["code"]):
+        s = r["street"]
+        if s:
+            seen[(r["parent"], s)] = seen.get((r["parent"], s), 0) + 1
+    count: dict[tuple[str, str], int] = {}
+    for r in sorted(rows, key=lambda r: r["code"]):
+        s = r["street"]
+        if not s:
+            r["name"] = None
+            continue
+        key = (r["parent"], s)
+        count[key] = count.get(key, 0) + 1
+        r["name"] = s if seen[key] == 1 else f"{s}({count[key]})"
+
+
+def check_sublevels(t: VillageTask, out: VillageOut) -> None:
+    """Micro-grids and lanes each tile their grid (to ``tolerance_m2``); every item lies in its own one.
+
+    Raises
+    ------
+    GeometryError
+        Naming the village, the level and what does not hold.
+    """
+    s = t.sub
+    if s is None:
+        return
+    parents = {r["code"]: r["geometry"] for r in out.grids + out.exclusive}
+    for level, on in (("micro_grids", s.micro), ("lanes", s.lanes)):
+        if on:
+            _check_level(t, out, level, parents)
+
+
+def _check_level(t: VillageTask, out: VillageOut, level: str, parents: dict[str, Any]) -> None:
+    rows: list[dict[str, Any]] = getattr(out, level)
+    by_parent: dict[str, list[Any]] = {}
+    for r in rows:
+        by_parent.setdefault(r["parent"], []).append(r["geometry"])
+    worst_gap = worst_overlap = 0.0
+    for code, geom in parents.items():
+        mine = np.asarray(by_parent.get(code, []), dtype=object)
+        covered = union(mine) if len(mine) else shapely.Polygon()
+        worst_gap = max(worst_gap, float(shapely.area(shapely.symmetric_difference(covered, geom))))
+        worst_overlap = max(worst_overlap, float(np.sum(shapely.area(mine))) - float(shapely.area(covered)))
+    out.stats.setdefault("tiling", {})[level] = {"gap_m2": round(worst_gap, 6), "overlap_m2": round(worst_overlap, 6)}
+    if worst_gap > t.tolerance_m2 or worst_overlap > t.tolerance_m2 or set(by_parent) - set(parents):
+        raise GeometryError(f"village {t.code} {t.name}: {level} do not tile their grid (worst gap {worst_gap:.3f} "
+                            f"m², overlap {worst_overlap:.3f} m², tolerance {t.tolerance_m2:g} m²)")
+    item_codes: list[str | None] = getattr(out, ITEM_ATTR[level])
+    if len(item_codes) != len(t.items) or any(c is None for c in item_codes):
+        raise GeometryError(f"village {t.code} {t.name}: {sum(c is None for c in item_codes)} building(s)/"
+                            f"household(s) in no {level} unit")
+    if len(t.items):
+        by_code = {r["code"]: r["geometry"] for r in rows}
+        mine = np.asarray([by_code[c] for c in item_codes], dtype=object)
+        bad = int(np.sum(~shapely.intersects(mine, t.items)))
+        if bad:
+            raise GeometryError(f"village {t.code} {t.name}: {bad} building(s)/household(s) lie outside the "
+                                f"{level} unit they were assigned to")
