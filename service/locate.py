@@ -35,14 +35,16 @@ bp = Blueprint("locate", __name__)
 #: the answer's members, in order; the spatial queries run finest first (see ``_QUERY_ORDER``)
 LEVEL_KEYS: dict[str, str] = {
     "area": "areas", "township": "townships", "block": "blocks", "village": "villages",
-    "grid": "grids", "point": "points", "exclusive": "exclusive",
+    "grid": "grids", "point": "points", "exclusive": "exclusive", "micro_grid": "micro_grids", "lane": "lanes",
 }
 #: levels in the answer only when the county has them (an area is not a level every county draws)
-OPTIONAL_LEVELS = frozenset({"area"})
-_QUERY_ORDER = ("point", "exclusive", "grid", "village", "block", "township", "area")
+OPTIONAL_LEVELS = frozenset({"area", "micro_grid", "lane"})
+_QUERY_ORDER = ("point", "micro_grid", "lane", "exclusive", "grid", "village", "block", "township", "area")
 #: child level -> [(column, parent level)] followed upwards by code
 _PARENTS: dict[str, list[tuple[str, str]]] = {
     "point": [("parent", "grid"), ("parent", "exclusive")],
+    "micro_grid": [("parent", "grid"), ("parent", "exclusive")],
+    "lane": [("parent", "grid"), ("parent", "exclusive")],
     "exclusive": [("parent", "village")],
     "grid": [("parent", "village")],
     "village": [("parent", "township"), ("block", "block")],

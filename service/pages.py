@@ -48,6 +48,10 @@ LEVELS: dict[str, dict[str, Any]] = {
     "grids": {"label": "网格 grids", "color": "#e6007e", "weight": 1.5, "fillOpacity": 0.06},
     "exclusive": {"label": "专属网格 exclusive", "color": "#6a1b9a", "weight": 2.5, "fillOpacity": 0.25},
     "points": {"label": "网格点 points", "color": "#2e7d32", "weight": 1, "fillOpacity": 0.15, "lazy": True},
+    # below the grids beside the points (drawn where the rules ask for them): off until switched on
+    "micro_grids": {"label": "微网格 micro-grids", "color": "#f9a825", "weight": 1, "fillOpacity": 0.1, "lazy": True,
+                    "off": True},
+    "lanes": {"label": "巷 lanes", "color": "#0097a7", "weight": 1, "fillOpacity": 0.1, "lazy": True, "off": True},
 }
 OTHER_STYLE: dict[str, Any] = {"color": "#607d8b", "weight": 1, "fillOpacity": 0.1}
 #: Input layers of an unbuilt county (``boundaries/sample_county.gpkg``): villager groups stand in

@@ -40,7 +40,8 @@ from gridgeo.errors import NotFoundError, UsageError
 log = logging.getLogger(__name__)
 
 #: the levels of a built county, served first and in this order
-LEVELS: tuple[str, ...] = ("areas", "townships", "blocks", "villages", "grids", "points", "exclusive")
+LEVELS: tuple[str, ...] = ("areas", "townships", "blocks", "villages", "grids", "points", "exclusive",
+                           "micro_grids", "lanes")
 
 TITLES: dict[str, str] = {
     "areas": "Areas 片区",
@@ -50,6 +51,8 @@ TITLES: dict[str, str] = {
     "grids": "Grids 网格",
     "points": "Grid points 网格点",
     "exclusive": "Exclusive grids 专属网格",
+    "micro_grids": "Micro-grids 微网格",
+    "lanes": "Lanes 巷",
     "households": "Households 户",
     "villager_groups": "Villager groups 村民小组",
     "buildings": "Buildings 建筑",
@@ -61,7 +64,8 @@ TITLES: dict[str, str] = {
 #: the only columns served of a layer that can hold people's data; the others (a register's names, phones,
 #: addresses, special-care categories, party membership) stay in the file: the service has no accounts yet
 PUBLIC_COLUMNS: dict[str, tuple[str, ...]] = {
-    "households": ("source", "source_id", "households", "estimated", "point", "grid", "village", "township"),
+    "households": ("source", "source_id", "households", "estimated", "point", "grid", "village", "township",
+                   "micro_grid", "lane"),
 }
 
 _DECIMALS = 7

@@ -14,7 +14,8 @@ Modules, by job:
 * ``village`` -- one village's grids and points in stages, units labelled by
   a typed ``Label``; ``ladder`` -- the fallback rungs a village that cannot
   be tiled is rebuilt with (snapped, coarse, Voronoi cells of buildings,
-  whole); ``sites`` -- exclusive-site footprints;
+  whole); ``sites`` -- exclusive-site footprints; ``micro`` -- the optional
+  levels below the grids, micro-grids (微网格) and lanes (巷);
   ``fingerprint`` -- the village's input digest (``build_hash``) that decides
   what ``--previous`` reuses; ``_parts`` -- handing units to the engine;
 * ``units`` -- household estimates and street blocks; ``assign`` -- items to

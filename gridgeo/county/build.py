@@ -771,7 +771,8 @@ def _level_frames(c: _County, outs: list[VillageOut]) -> dict[str, gpd.GeoDataFr
         rows = [dict(r, township=town_of[o.code]) for o in outs for r in getattr(o, level)]
         if rows:
             out[level] = frame(rows, ["code", *(["name", "street"] if level == "lanes" else []), "parent",
-                                      "village", "township", "households", "n_items", "kind", "within_bounds"])
+                                      "village", "township", "households", "n_items", "kind", "within_bounds",
+                                      "grid_below_min"])
     return out
 
 

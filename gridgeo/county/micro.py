@@ -35,6 +35,7 @@ lies in both by construction.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = ["ITEM_ATTR", "LANE_REACH_M", "SUB_LEVELS", "GridRef", "SubLevels", "build_sublevels", "check_sublevels",
-           "street_segments", "village_sub"]
+           "street_segments", "sub_lines", "sub_summary", "village_sub"]
 
 GArray = NDArray[np.object_]
 IArray = NDArray[np.int64]
@@ -346,6 +347,7 @@ def _records(t: VillageTask, a: _Atoms, part: IArray, *, grid_of: IArray, grids:
     n_items = np.bincount(part[a.item_piece[ok]], minlength=n)
     members = [np.flatnonzero(part == p) for p in range(n)]
     gidx = [int(grid_of[a.parent[m[0]]]) for m in members]
+    grid_hh = np.bincount(gidx, weights=hh, minlength=len(grids)) if n else np.zeros(len(grids))
     polys = [union(a.geoms[m]) for m in members]
     codes = [""] * n
     for g, ref in enumerate(grids):
@@ -358,6 +360,7 @@ def _records(t: VillageTask, a: _Atoms, part: IArray, *, grid_of: IArray, grids:
     rows = [{"code": codes[p], "parent": grids[gidx[p]].code, "village": t.code, "households": int(hh[p]),
              "n_items": int(n_items[p]), "kind": "exclusive" if grids[gidx[p]].is_site else t.kind,
              "within_bounds": within_bounds(float(hh[p]), (0.0 if grids[gidx[p]].is_site else lo, hi)),
+             "grid_below_min": (not grids[gidx[p]].is_site) and float(grid_hh[gidx[p]]) < lo,
              **({"street": names.get(p)} if level == "lanes" else {}), "geometry": polys[p]} for p in range(n)]
     if level == "lanes":
         _lane_names(rows)
@@ -427,3 +430,52 @@ def _check_level(t: VillageTask, out: VillageOut, level: str, parents: dict[str,
         if bad:
             raise GeometryError(f"village {t.code} {t.name}: {bad} building(s)/household(s) lie outside the "
                                 f"{level} unit they were assigned to")
+
+
+def sub_summary(layers: Mapping[str, Any], outs: list[VillageOut]) -> dict[str, Any]:
+    """The report's section per level below the grids: count, share inside bounds, tiling, merges and splits.
+
+    ``base_within_bounds`` leaves out the exclusive grids' units (whose minimum is 0, as for points);
+    ``lanes_merged`` counts lanes below the minimum merged into a neighbour, ``lanes_split`` the street
+    segments whose households were cut into stretches along the street for exceeding the maximum.
+    """
+    out: dict[str, Any] = {}
+    for level in SUB_LEVELS:
+        g = layers.get(level)
+        if g is None:
+            continue
+        base = g[g["kind"] != "exclusive"]
+        tiles = [o.stats.get("tiling", {}).get(level, {}) for o in outs]
+        sec: dict[str, Any] = {
+            "n": len(g), "within_bounds": round(float(g["within_bounds"].astype(bool).mean()), 4) if len(g) else 1.0,
+            "base_within_bounds": round(float(base["within_bounds"].astype(bool).mean()), 4) if len(base) else 1.0,
+            "within_bounds_where_possible": _share(g["within_bounds"][~g["grid_below_min"].astype(bool)]),
+            "in_grid_below_min": int(g["grid_below_min"].astype(bool).sum()),
+            "households": int(g["households"].sum()),
+            "worst_gap_m2": max((t.get("gap_m2", 0.0) for t in tiles), default=0.0),
+            "worst_overlap_m2": max((t.get("overlap_m2", 0.0) for t in tiles), default=0.0)}
+        if level == "lanes":
+            sec["merged"] = sum(int(o.stats.get("lanes_merged", 0)) for o in outs)
+            sec["split_segments"] = sum(int(o.stats.get("lanes_split", 0)) for o in outs)
+            sec["named"] = round(float(g["name"].notna().mean()), 4) if len(g) else 1.0
+        out[level] = sec
+    return out
+
+
+def _share(flags: Any) -> float:
+    return round(float(flags.astype(bool).mean()), 4) if len(flags) else 1.0
+
+
+def sub_lines(bounds: Mapping[str, Any], counts: Mapping[str, int]) -> list[str]:
+    """The terminal report's lines for micro-grids and lanes (none when neither is drawn)."""
+    lines = []
+    for level, label in (("micro_grids", "micro"), ("lanes", "lanes")):
+        b = bounds.get(level)
+        if b is None:
+            continue
+        extra = (f"; {b['merged']} small lanes merged, {b['split_segments']} long streets cut, "
+                 f"{100 * b['named']:.0f} % named") if level == "lanes" else ""
+        lines.append(f"{label:<9} {counts.get(level, 0):>7}   {100 * b['within_bounds']:.1f} %  "
+                     f"({100 * b['within_bounds_where_possible']:.1f} % of those whose grid holds the minimum; "
+                     f"{b['in_grid_below_min']} sit in a grid smaller than that){extra}")
+    return lines

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from gridgeo.county.micro import sub_lines, sub_summary
 from gridgeo.county.rules import CountyRules
 from gridgeo.county.sources import Items
 from gridgeo.county.village import VillageOut
@@ -36,7 +37,7 @@ def summary(layers: dict[str, gpd.GeoDataFrame], outs: list[VillageOut], *, item
     return {
         "counts": {k: len(v) for k, v in layers.items()},
         "bounds": {"blocks": block_report, "grids": _grid_bounds(layers["grids"], rules),
-                   "points": _point_bounds(layers["points"], rules)},
+                   "points": _point_bounds(layers["points"], rules), **sub_summary(layers, outs)},
         "households": _households(items, item_v),
         "exclusive": {"n": len(excl), "by_category": dict(Counter(excl["category"])) if len(excl) else {},
                       "dropped": sorted({str(s) for o in outs for s in o.stats.get("sites_dropped", [])})},
@@ -137,6 +138,7 @@ def format_report(report: Mapping[str, Any]) -> str:
         f"  ({_pct(b['points']['within_bounds_where_possible'])} of those whose grid holds at least a point's "
         f"minimum; {b['points']['outside_bounds_in_grid_below_min']} sit in a grid smaller than that)",
         f"exclusive {c['exclusive']:>7}   {report['exclusive']['by_category']}",
+        *sub_lines(b, c),
         f"households: {h['total']:,} on {h['items']:,} {h['source'] or 'item'}s ({h['given']:,} given, "
         f"{h['estimated']:,} estimated; {h['outside_villages']} outside every village)",
         f"tiling: {t['villages']} villages, worst gap {t['worst_gap_m2']:.4f} m², worst overlap "

@@ -29,6 +29,9 @@ Stages (all in the county's metric CRS), run in order by :func:`build_village`
 5. **Points** (:func:`_point_rows`). The engine splits every grid and every
    exclusive grid into grid points within the point bounds; units follow
    street faces and courtyards, so points do too.
+5b. **Micro-grids and lanes** (:mod:`gridgeo.county.micro`, only where the
+   rules draw them: ``t.sub``). Two more tilings of every grid, beside the
+   points; checked with the rest in stage 6.
 6. **Tiling check** (:func:`check_village`). Grids and exclusive grids must
    tile the village, points their grid, to ``tolerance_m2``; every building
    or household point lies in exactly one point. A village that breaks this

@@ -79,6 +79,9 @@ LEVEL_STYLES: dict[str, LevelStyle] = {
     "points": LevelStyle("244,109,67", 0.25, ("code",), 5_000, 8, visible_scale=50_000),
     "exclusive": LevelStyle("197,27,125", 0.5, ("name", "code"), 10_000, 9, fill_alpha=40),
     "households": LevelStyle("84,84,84", 1.6, ("source_id", "code"), 2_000, 7, visible_scale=25_000),
+    # the optional levels below the grids (gridgeo.county.micro), where a build draws them
+    "micro_grids": LevelStyle("249,168,37", 0.2, ("code",), 4_000, 7, visible_scale=25_000),
+    "lanes": LevelStyle("0,151,167", 0.2, ("name", "code"), 4_000, 7, visible_scale=25_000),
 }
 
 _FONT = "Microsoft YaHei"  # 微软雅黑, on every Chinese Windows; QGIS substitutes a CJK font elsewhere

@@ -50,10 +50,13 @@ LEVEL_NAMES: dict[str, tuple[str, ...]] = {
     "points": ("point", "points", "网格点", "点"),
     "exclusive": ("exclusive", "专属网格"),
     "buildings": ("building", "buildings", "楼栋", "建筑"),
+    "micro_grids": ("micro_grid", "micro_grids", "micro", "微网格"),
+    "lanes": ("lane", "lanes", "巷", "街巷", "小巷"),
 }
 #: role words -> the level they imply (longest first, so 专属网格长 is not read as 网格长)
 _ROLE_LEVELS: tuple[tuple[str, str], ...] = (
-    ("片区", "areas"), ("专属网格", "exclusive"), ("网格点", "points"), ("点长", "points"), ("楼栋", "buildings"),
+    ("片区", "areas"), ("微网格", "micro_grids"), ("街巷", "lanes"), ("巷长", "lanes"),
+    ("专属网格", "exclusive"), ("网格点", "points"), ("点长", "points"), ("楼栋", "buildings"),
     ("单元长", "buildings"), ("网格", "grids"), ("格长", "grids"), ("块长", "blocks"),
     ("村", "villages"), ("社区", "villages"), ("乡镇", "townships"), ("街道", "townships"),
 )
@@ -151,7 +154,8 @@ class _Units:
         name_of: dict[tuple[str, str], str | None] = {}
         by_name: dict[tuple[str, str], list[str]] = {}
         parent_of: dict[tuple[str, str], set[str]] = {}
-        for level in ("areas", "townships", "blocks", "villages", "grids", "points", "exclusive"):
+        for level in ("areas", "townships", "blocks", "villages", "grids", "points", "exclusive", "micro_grids",
+                      "lanes"):
             g = layers.get(level)
             if g is None or not len(g) or "code" not in g.columns:
                 continue
@@ -204,7 +208,11 @@ def _match_row(r: Mapping[str, Any], units: _Units, buildings: set[str]) -> tupl
 def _by_code(code: str, level: str | None, units: _Units, buildings: set[str]) -> tuple[
         tuple[str, str] | None, str]:
     if level == "buildings":
-        return ((level, code), "") if code in buildings else (None, f"no building {code!r}")
+        if code in buildings:
+            return (level, code), ""
+        if any(h[0] == "micro_grids" for h in units.by_code.get(code, [])):  # a 楼栋长 of a micro-grid (微网格)
+            return ("micro_grids", code), ""
+        return None, f"no building {code!r}"
     hits = units.by_code.get(code, [])
     if level is not None and level != "buildings":
         hits = [h for h in hits if h[0] == level] or hits
@@ -337,7 +345,7 @@ def _successors(r: Mapping[str, Any], succ: _Successors, roster: Roster, *, why:
 
 
 #: the levels a rebuild's people can be carried over (the previous build's layers)
-_CARRIED_LEVELS = ("areas", "townships", "blocks", "villages", "grids", "points", "exclusive")
+_CARRIED_LEVELS = ("areas", "townships", "blocks", "villages", "grids", "points", "exclusive", "micro_grids", "lanes")
 
 
 def build_people(roster: tuple[Path, str | None, Mapping[str, Any]] | None, *, county: Path | None,

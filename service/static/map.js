@@ -289,7 +289,8 @@
   }
 
   /* Coarse levels at the bottom, fine levels on top (a click hits the finest feature). */
-  var DRAW_ORDER = ["areas", "townships", "blocks", "villages", "villager_groups", "grids", "exclusive", "points"];
+  var DRAW_ORDER = ["areas", "townships", "blocks", "villages", "villager_groups", "grids", "exclusive", "points",
+                    "micro_grids", "lanes"];
   function order() {
     DRAW_ORDER.forEach(function (n) { if (layers[n] && layers[n].visible) layers[n].group.bringToFront(); });
     ["roads", "water", "pois", "buildings"].forEach(function (n) {
