@@ -12,7 +12,7 @@ import shapely
 from shapely import LineString, MultiLineString, MultiPolygon, Point, Polygon, box
 
 from gridgeo.county.assign import _by_overlap, _overlay_lengths, assign_items, shared_lengths, unit_adjacency
-from gridgeo.county.split import split_heavy
+from gridgeo.county.split import split_heavy, split_labelled
 from gridgeo.county.units import NON_RESIDENTIAL, estimate_households, street_blocks
 from gridgeo.errors import CRSError, GeometryError, InputError, UsageError
 from gridgeo.partition import Units
@@ -298,6 +298,27 @@ def test_split_heavy_grid_of_buildings() -> None:
     assert shapely.coverage_is_valid(new), "split pieces must match their unsplit neighbours' vertices"
     again = split_heavy(units, blds, w, iu, max_weight=40)
     assert wkb(new) == wkb(again[0]) and (parent == again[1]).all() and (niu == again[2]).all()
+
+
+def test_split_labelled_gives_each_label_its_own_pieces() -> None:
+    # a street block facing two streets (lanes): its buildings labelled by street, north half 0, south half 1
+    unit, blds = _grid_town()
+    labels = np.asarray([0 if shapely.centroid(b).y > Y0 + 50 else 1 for b in blds], dtype=np.int64)
+    other = sq(200, 0, 50, 100)
+    units = np.array([unit, other], dtype=object)
+    iu = assign_items(units, blds)
+    new, parent, niu = split_labelled(units, blds, iu, np.where(iu == 0, labels, 0))
+    assert (parent == 0).sum() == 2 and shapely.equals(new[-1], other)
+    _check_split(units, blds, np.ones(len(blds)), new, parent, iu=niu, target=float(len(blds)))
+    for piece in np.flatnonzero(parent == 0).tolist():  # each piece holds one label's buildings, all of them
+        assert len(set(labels[niu == piece])) == 1
+    assert len({int(niu[i]) for i in range(len(blds)) if labels[i] == 0}) == 1
+    assert shapely.coverage_is_valid(new)
+    # one label only: nothing to cut; bad label count refused
+    same, p2, _ = split_labelled(units, blds, iu, np.zeros(len(blds), dtype=np.int64))
+    assert len(same) == 2 and (p2 == [0, 1]).all()
+    with pytest.raises(UsageError, match="as many labels"):
+        split_labelled(units, blds, iu, np.zeros(3, dtype=np.int64))
 
 
 def test_split_heavy_terraced_houses_share_walls() -> None:

@@ -106,24 +106,32 @@ def households_inside(c: _County, layers: dict[str, gpd.GeoDataFrame]) -> int:
     on its surface) may fall in a neighbouring point, or on a shared edge
     after cleaning; a spatial join by a user must give the assigned point.
     Such a location becomes a point on the part of the building inside its
-    grid point (or inside the grid point itself). Household points given as
+    grid point (or inside the grid point itself); where micro-grids or lanes
+    are drawn, inside its point, micro-grid and lane at once (their atoms nest
+    in the point, :mod:`gridgeo.county.micro`). Household points given as
     input are never moved. Returns how many were moved.
     """
     hh, pts = layers["households"], layers["points"]
     if not len(hh) or not len(pts):
         return 0
-    row = {str(code): i for i, code in enumerate(pts["code"])}
-    idx = np.asarray([row.get(p, -1) if isinstance(p, str) else -1 for p in hh["point"]], dtype=np.int64)
-    has = np.flatnonzero(idx >= 0)
-    polys = np.asarray(pts.geometry.values, dtype=object)
-    ok = shapely.within(np.asarray(hh.geometry.values, dtype=object)[has], polys[idx[has]])
-    bad = has[~ok]
-    bad = bad[shapely.get_type_id(item_geoms(c, bad)) != 0] if len(bad) else bad
+    targets = _own_units(hh, layers)
+    if targets is None:
+        return 0
+    has, own = targets
+    ok = np.ones(len(has), dtype=bool)
+    for polys in own:
+        ok &= shapely.within(np.asarray(hh.geometry.values, dtype=object)[has], polys)
+    bad_pos = np.flatnonzero(~ok)
+    bad = has[bad_pos]
+    keep = shapely.get_type_id(item_geoms(c, bad)) != 0 if len(bad) else np.zeros(0, dtype=bool)
+    bad, bad_pos = bad[keep], bad_pos[keep]
     if not len(bad):
         return 0
     bld = np.asarray(shapely.transform(item_geoms(c, bad), transformer(c.metric.to_wkt(), c.out_crs.to_wkt())),
                      dtype=object)
-    target = polys[idx[bad]]
+    target = own[0][bad_pos]
+    for polys in own[1:]:
+        target = shapely.intersection(target, polys[bad_pos])
     part = shapely.intersection(bld, target)
     where = shapely.point_on_surface(np.where(shapely.area(part) > 0, part, target))
     geo = np.asarray(hh.geometry.values, dtype=object).copy()
@@ -131,3 +139,25 @@ def households_inside(c: _County, layers: dict[str, gpd.GeoDataFrame]) -> int:
     hh.set_geometry(list(geo), inplace=True, crs=hh.crs)
     log.info("%d household location(s) moved inside their own grid point", len(bad))
     return len(bad)
+
+
+#: the levels a household's location must lie in: its layer and the households column naming its unit
+_OWN_LEVELS = (("points", "point"), ("micro_grids", "micro_grid"), ("lanes", "lane"))
+
+
+def _own_units(hh: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame]) -> tuple[IArray, list[GArray]] | None:
+    """The households with a unit at every level present, and for each level those units' polygons."""
+    rows: list[IArray] = []
+    polys: list[np.ndarray] = []
+    for lvl, col in _OWN_LEVELS:
+        g = layers.get(lvl)
+        if g is None or not len(g) or col not in hh.columns:
+            continue
+        row = {str(code): i for i, code in enumerate(g["code"])}
+        rows.append(np.asarray([row.get(p, -1) if isinstance(p, str) else -1 for p in hh[col]], dtype=np.int64))
+        polys.append(np.asarray(g.geometry.values, dtype=object))
+    idx = np.stack(rows)
+    has = np.flatnonzero((idx >= 0).all(axis=0))
+    if not len(has):
+        return None
+    return has, [p[i[has]] for p, i in zip(polys, rows, strict=True)]

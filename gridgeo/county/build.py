@@ -63,7 +63,7 @@ from gridgeo.county.assign import assign_items
 from gridgeo.county.audit import Start, StartFrom
 from gridgeo.county.coverage import ROUNDING_M, clean_levels, verify_levels
 from gridgeo.county.fingerprint import fingerprint
-from gridgeo.county.micro import SUB_LEVELS, village_sub
+from gridgeo.county.micro import SUB_LEVELS, atoms_frame, village_sub
 from gridgeo.county.policy import (
     VillagePolicy,
     apply_kinds,
@@ -258,9 +258,11 @@ def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Pat
     report["cpu_seconds_by_stage"] = {k: round(v, 2) for k, v in sorted(stage.items())}
     clock.t = time.perf_counter()
     layers, drawn_areas = _assemble(c, blocks.gdf, outs)
+    atoms = atoms_frame(outs, c.out_crs)  # micro-grids and lanes: the common pieces (gridgeo.county.micro)
     _release_rows(outs)
     trim_memory()
-    coverage = clean_levels(layers, metric=c.metric, pool=pool, areas=drawn_areas)  # gives its memory back
+    coverage = clean_levels(layers, metric=c.metric, pool=pool, areas=drawn_areas, atoms=atoms)  # frees memory
+    del atoms
     layers["households"] = households_frame(c, outs, layers["points"])
     coverage["households_moved_inside"] = households_inside(c, layers)
     c.item_wkb = np.zeros(0, dtype=object)  # placed: the footprints are not needed any more
@@ -746,6 +748,7 @@ def _release_rows(outs: list[VillageOut]) -> None:
         for rows in (o.grids, o.exclusive, o.points, o.micro_grids, o.lanes):
             for r in rows:
                 r["geometry"] = None
+        o.atoms = []
 
 
 def _level_frames(c: _County, outs: list[VillageOut]) -> dict[str, gpd.GeoDataFrame]:
@@ -772,7 +775,7 @@ def _level_frames(c: _County, outs: list[VillageOut]) -> dict[str, gpd.GeoDataFr
         if rows:
             out[level] = frame(rows, ["code", *(["name", "street"] if level == "lanes" else []), "parent",
                                       "village", "township", "households", "n_items", "kind", "within_bounds",
-                                      "grid_below_min"])
+                                      "grid_below_min", *(["merged"] if level == "lanes" else [])])
     return out
 
 

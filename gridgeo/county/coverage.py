@@ -12,8 +12,9 @@ the geographic output CRS can also turn a sliver that was valid in metres
 into a self-intersection. Both are fixed here, on what is about to be
 written, in the output CRS:
 
-1. the finest pieces (grid points; a grid, exclusive grid or village with no
-   finer unit stands for itself) are cleaned as one coverage
+1. the finest pieces (grid points; where micro-grids or lanes are drawn, the
+   atoms they and the points are made of, :mod:`gridgeo.county.micro`; a grid,
+   exclusive grid or village with no finer unit stands for itself) are cleaned as one coverage
    (``shapely.coverage_clean``: near-coincident vertices snapped, overlaps
    merged into the neighbour with the longest shared border, every shared
    edge made identical);
@@ -23,7 +24,8 @@ written, in the output CRS:
    polygon, the whole set is snap-rounded together instead
    (:func:`_snap_round`: all edges noded on the precision grid at once);
 3. every coarser level is the coverage union of its members' pieces: grids
-   and exclusive grids of their points, villages of their grids, blocks and
+   and exclusive grids of their points (points, micro-grids and lanes of their
+   atoms, where there are atoms), villages of their grids, blocks and
    townships of their villages. Each level then tiles its parent exactly
    and shares its parent's vertices, by construction.
 
@@ -36,7 +38,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import geopandas as gpd
@@ -59,9 +61,6 @@ GArray = NDArray[np.object_]
 #: The layers that must each be a clean coverage; "grids" is checked together with "exclusive".
 COVERAGE_LEVELS: tuple[str, ...] = ("areas", "townships", "blocks", "villages", "grids", "points", "micro_grids",
                                      "lanes")
-#: the levels below the grids that tile them beside the points (gridgeo.county.micro): each cleaned as a
-#: coverage of its own (:func:`_clean_below_grids`)
-BELOW_GRIDS: tuple[str, ...] = ("micro_grids", "lanes")
 #: Decimal places kept in a geographic output CRS (1e-7 degree is about 1 cm).
 DECIMALS_DEGREES = 7
 #: How far (m) rounding to :data:`DECIMALS_DEGREES` can move a vertex: half a unit of the last place,
@@ -75,14 +74,17 @@ class _Pieces:
     """The finest pieces and, for each, the grid (or exclusive grid) and village it belongs to."""
 
     geoms: GArray
-    point: NDArray[np.int64]  # row in the points layer, -1 for a piece that is a whole coarser unit
+    point: NDArray[np.int64]  # row in the points layer, -1 for a piece that is a whole coarser unit or an atom
     lvl2: list[str | None]
     village: list[str]
+    #: level -> the code each piece belongs to (None: not a piece of that level), for the atoms' levels
+    keys: dict[str, list[str | None]] = field(default_factory=dict)
 
 
 def clean_levels(layers: dict[str, gpd.GeoDataFrame], *, metric: pyproj.CRS,
                  decimals: int = DECIMALS_DEGREES, pool: WorkerPool | None = None,
-                 areas: Mapping[str, NDArray[np.float64]] | None = None) -> dict[str, Any]:
+                 areas: Mapping[str, NDArray[np.float64]] | None = None,
+                 atoms: gpd.GeoDataFrame | None = None) -> dict[str, Any]:
     """Replace the geometry of every level by one clean coverage (module notes); return what changed.
 
     Parameters
@@ -102,6 +104,13 @@ def clean_levels(layers: dict[str, gpd.GeoDataFrame], *, metric: pyproj.CRS,
         cleaning, where the caller measured it already (the build's workers
         do, in the CRS the units were drawn in); the other levels are
         reprojected to ``metric`` and measured here.
+    atoms
+        Where micro-grids or lanes are drawn (:mod:`gridgeo.county.micro`): the
+        common pieces of points, micro-grids and lanes of those villages, in
+        the output CRS, with columns ``point``, ``micro_grid``, ``lane``,
+        ``grid``, ``village``. They stand in for those villages' points as the
+        finest pieces, and every one of the three levels is the union of its
+        atoms, so each nests exactly in its grid.
 
     Returns
     -------
@@ -110,7 +119,7 @@ def clean_levels(layers: dict[str, gpd.GeoDataFrame], *, metric: pyproj.CRS,
         ``max_area_change_m2`` per level and ``changed`` (units whose area
         moved by more than 1 m²).
     """
-    pieces = _pieces(layers)
+    pieces = _pieces(layers, atoms)
     if not len(pieces.geoms):
         return {"pieces": 0}
     given = areas or {}
@@ -124,7 +133,6 @@ def clean_levels(layers: dict[str, gpd.GeoDataFrame], *, metric: pyproj.CRS,
     _set_levels(layers, pieces, rounded)
     trim_memory()
     report: dict[str, Any] = {"pieces": len(rounded), "chunks": chunks, "snap_rounded": snap}
-    report.update(_clean_below_grids(layers, decimals, pool=pool))
     report.update(_area_changes(layers, before, metric))
     return report
 
@@ -161,44 +169,25 @@ def verify_levels(layers: Mapping[str, gpd.GeoDataFrame], *, pool: WorkerPool | 
 
 
 # --------------------------------------------------------------------------------------
-def _clean_below_grids(layers: dict[str, gpd.GeoDataFrame], decimals: int, *,
-                       pool: WorkerPool | None = None) -> dict[str, Any]:
-    """Micro-grids and lanes, each cleaned and rounded as one coverage, as the points are.
-
-    Why on their own: neither nests in the grid points, so they cannot be
-    pieces of the grids' coverage; each is made clean by the same two steps
-    (:func:`_coverage_clean`, :func:`_round`). They then tile their grid to
-    within the cleaning's snapping (measured by ``gridgeo.county.micro``'s tests,
-    checked exactly in the metric CRS before the cleaning).
-    """
-    out: dict[str, Any] = {}
-    for lvl in BELOW_GRIDS:
-        g = layers.get(lvl)
-        if g is None or not len(g):
-            continue
-        geoms = polygonal_array(np.asarray(g.geometry.values, dtype=object))
-        rounded, snap = _round(_coverage_clean(geoms), decimals, pool=pool)
-        g.set_geometry(list(rounded), inplace=True, crs=g.crs)
-        out[f"{lvl}_snap_rounded"] = snap
-    return out
-
-
 def _present(layers: Mapping[str, gpd.GeoDataFrame]) -> list[str]:
     return [lvl for lvl in (*COVERAGE_LEVELS, "exclusive") if lvl in layers and len(layers[lvl])]
 
 
-def _pieces(layers: Mapping[str, gpd.GeoDataFrame]) -> _Pieces:
-    """Points, then every grid / exclusive grid without points, then every village without either."""
-    geoms: list[Any] = []
-    point: list[int] = []
-    lvl2: list[str | None] = []
-    village: list[str] = []
+def _pieces(layers: Mapping[str, gpd.GeoDataFrame], atoms: gpd.GeoDataFrame | None = None) -> _Pieces:
+    """Atoms, points of the other villages, then every grid / exclusive grid without either, then every
+    village without any."""
+    geoms, lvl2, village, keys = _atom_pieces(atoms)
+    point: list[int] = [-1] * len(geoms)
+    with_atoms = set(village)
     pts = layers.get("points")
     if pts is not None and len(pts):
-        geoms += list(pts.geometry.values)
-        point += list(range(len(pts)))
-        lvl2 += [str(p) for p in pts["parent"]]
-        village += [str(v) for v in pts["village"]]
+        own = [i for i, v in enumerate(pts["village"]) if str(v) not in with_atoms]
+        geoms += [pts.geometry.values[i] for i in own]
+        point += own
+        lvl2 += [str(pts["parent"].iloc[i]) for i in own]
+        village += [str(pts["village"].iloc[i]) for i in own]
+        for k in keys.values():
+            k += [None] * len(own)
     have2 = set(lvl2)
     for name in ("grids", "exclusive"):
         g = layers.get(name)
@@ -216,7 +205,20 @@ def _pieces(layers: Mapping[str, gpd.GeoDataFrame]) -> _Pieces:
     arr = np.empty(len(geoms), dtype=object)
     arr[:] = geoms
     arr = polygonal_array(arr)
-    return _Pieces(arr, np.asarray(point, dtype=np.int64), lvl2, village)
+    for k in keys.values():
+        k += [None] * (len(arr) - len(k))
+    return _Pieces(arr, np.asarray(point, dtype=np.int64), lvl2, village, keys)
+
+
+def _atom_pieces(atoms: gpd.GeoDataFrame | None) -> tuple[list[Any], list[str | None], list[str],
+                                                           dict[str, list[str | None]]]:
+    """The atoms as pieces: geometries, grid and village of each, and their point, micro-grid and lane codes."""
+    if atoms is None or not len(atoms):
+        return [], [], [], {}
+    keys = {lvl: [c if isinstance(c, str) else None for c in atoms[col]]
+            for lvl, col in (("points", "point"), ("micro_grids", "micro_grid"), ("lanes", "lane"))}
+    return (list(atoms.geometry.values), [str(g) for g in atoms["grid"]], [str(v) for v in atoms["village"]],
+            keys)
 
 
 def _coverage_clean(geoms: GArray, snapping_distance: float = -1) -> GArray:
@@ -482,6 +484,8 @@ def _set_levels(layers: dict[str, gpd.GeoDataFrame], p: _Pieces, rounded: GArray
         geo = np.empty(len(pts), dtype=object)
         geo[p.point[mine]] = rounded[mine]
         pts.set_geometry(list(geo), inplace=True, crs=pts.crs)
+    for name, keys in p.keys.items():  # the atoms' levels: each unit the union of its atoms
+        _replace(layers, name, _unite(rounded, keys))
     lvl2 = _unite(rounded, p.lvl2)
     for name in ("grids", "exclusive"):
         _replace(layers, name, lvl2)

@@ -39,12 +39,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
+import geopandas as gpd
 import numpy as np
 import shapely
 from numpy.typing import NDArray
 
+from gridgeo._geom import containing, polygonal_parts
 from gridgeo.county import codes as _codes
-from gridgeo.county._faces import _merge_small
+from gridgeo.county._faces import _edge_neighbours, _FaceGroups, _merge_small
 from gridgeo.county._parts import Adjacency, metric_xy, part_count, sub_units, union
 from gridgeo.county.assign import unit_adjacency
 from gridgeo.county.rules import CountyRules, LevelBounds, within_bounds
@@ -57,8 +59,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ITEM_ATTR", "LANE_REACH_M", "SUB_LEVELS", "GridRef", "SubLevels", "build_sublevels", "check_sublevels",
-           "street_segments", "sub_lines", "sub_summary", "village_sub"]
+__all__ = [
+    "ITEM_ATTR",
+    "LANE_REACH_M",
+    "SUB_LEVELS",
+    "GridRef",
+    "SubLevels",
+    "atoms_frame",
+    "build_sublevels",
+    "check_sublevels",
+    "street_segments",
+    "sub_lines",
+    "sub_summary",
+    "village_sub",
+]
 
 GArray = NDArray[np.object_]
 IArray = NDArray[np.int64]
@@ -126,13 +140,17 @@ def build_sublevels(t: VillageTask, units: GArray, item_unit: IArray, grids: lis
     grid_of = np.full(len(units), -1, dtype=np.int64)
     for g, ref in enumerate(grids):
         grid_of[ref.members] = g
+    whole = _Atoms(units, np.arange(len(units), dtype=np.int64), item_unit)
+    levels: dict[str, tuple[_Atoms, list[str]]] = {}
     if s.micro:
-        a, part = _micro(t, s, _Atoms(units, np.arange(len(units), dtype=np.int64), item_unit), grid_of, grids)
-        _records(t, a, part, grid_of=grid_of, grids=grids, out=out, level="micro_grids")
+        a, part = _micro(t, s, whole, grid_of, grids)
+        codes = _records(t, a, part, grid_of=grid_of, grids=grids, out=out, level="micro_grids")
+        levels["micro_grids"] = (a, [codes[p] for p in part.tolist()])
     if s.lanes:
-        a, part = _lanes(t, s, _Atoms(units, np.arange(len(units), dtype=np.int64), item_unit), grid_of,
-                         grids=grids, st=out.stats)
-        _records(t, a, part, grid_of=grid_of, grids=grids, out=out, level="lanes")
+        a, part = _lanes(t, s, whole, grid_of, grids=grids, st=out.stats)
+        codes = _records(t, a, part, grid_of=grid_of, grids=grids, out=out, level="lanes")
+        levels["lanes"] = (a, [codes[p] for p in part.tolist()])
+    out.atoms = _atom_rows(units, levels, out, [grids[g].code for g in grid_of.tolist()])
     out.stats["sub_households"] = int(w.sum())
 
 
@@ -212,22 +230,36 @@ def _lanes(t: VillageTask, s: SubLevels, u: _Atoms, grid_of: IArray, *, grids: l
     geoms, parent, ip = split_labelled(u.geoms, t.items, u.item_piece, label) if len(t.items) else (
         u.geoms, u.parent, u.item_piece)
     a = _Atoms(geoms, parent, ip)
+    st["lane_faces_uncut"] = _uncut(u.item_piece, label, parent)
     gof = grid_of[a.parent]
     w = np.asarray(t.weights, dtype=float)
     part = np.full(len(geoms), -1, dtype=np.int64)
     names: dict[int, str | None] = {}
+    absorbed: dict[int, int] = {}
     merged = 0
     for g in range(len(grids)):
         mine = np.flatnonzero(gof == g)
-        groups, n_merged = _grid_lanes(mine, a, label, w, s.lane_bounds[0])
+        groups, n_merged = _grid_lanes(mine, a, label, w, s.lane_bounds)
         merged += n_merged
-        for grp in groups:
+        for grp, took in groups:
             p = int(part.max(initial=-1)) + 1
             part[grp] = p
             names[p] = _lane_name(grp, a, w, street=street, seg_names=seg_names)
+            absorbed[p] = took
     st["lanes_merged"] = merged
     st["lane_names"] = names
+    st["lane_absorbed"] = absorbed
     return a, part
+
+
+def _uncut(item_unit: IArray, label: IArray, parent: IArray) -> int:
+    """Faces whose buildings face several lanes but that could not be cut between them (one lane takes all)."""
+    ok = item_unit >= 0
+    pairs = np.unique(np.stack([item_unit[ok], label[ok]], axis=1), axis=0) if ok.any() else np.zeros((0, 2))
+    mixed = np.flatnonzero(np.bincount(pairs[:, 0].astype(np.int64), minlength=len(parent)) > 1) \
+        if len(pairs) else np.zeros(0, dtype=np.int64)
+    pieces = np.bincount(parent, minlength=int(parent.max(initial=-1)) + 1)
+    return int(np.sum(pieces[mixed] < 2))
 
 
 def _item_lanes(t: VillageTask, s: SubLevels, u: _Atoms, grid_of: IArray, *, grids: list[GridRef],
@@ -283,13 +315,16 @@ def _along(pts: GArray, w: FArray, seg: Any, bounds: tuple[float, float]) -> IAr
     return out.astype(np.int64)
 
 
-def _grid_lanes(mine: IArray, a: _Atoms, label: IArray, w: FArray, lo: float) -> tuple[list[IArray], int]:
+def _grid_lanes(mine: IArray, a: _Atoms, label: IArray, w: FArray, bounds: tuple[float, float]) -> tuple[
+        list[tuple[IArray, int]], int]:
     """One grid's pieces grouped into lanes: by their items' label, empty pieces and small lanes merged.
 
-    Returns the lanes (piece indices) and how many lanes below ``lo`` were merged away into a neighbour.
+    Returns the lanes (piece indices, and how many small lanes each took in) and how many lanes below the
+    minimum were merged away into a neighbour.
     """
     if not len(mine):
         return [], 0
+    lo, hi = bounds
     pos = np.full(len(a.geoms), -1, dtype=np.int64)
     pos[mine] = np.arange(len(mine))
     items = np.flatnonzero((a.item_piece >= 0) & (pos[np.maximum(a.item_piece, 0)] >= 0))
@@ -310,12 +345,48 @@ def _grid_lanes(mine: IArray, a: _Atoms, label: IArray, w: FArray, lo: float) ->
     polys[:] = [union(a.geoms[mine[gr]]) for gr in groups]
     polys, where = _merge_small(polys, np.asarray([n_items[gr].sum() for gr in groups], dtype=float), 1.0, "lanes")
     g_hh = np.bincount(where, weights=np.asarray([hh[gr].sum() for gr in groups]), minlength=len(polys)).astype(float)
-    merged, where2 = _merge_small(polys, g_hh, lo, "lanes") if lo > 0 else (
-        polys, np.arange(len(polys), dtype=np.int64))
+    merged, where2 = _merge_lanes(polys, g_hh, lo, hi) if lo > 0 else (polys, np.arange(len(polys), dtype=np.int64))
     final = where2[where]
-    lanes = [np.sort(mine[np.concatenate([groups[i] for i in np.flatnonzero(final == k).tolist()])])
-             for k in range(len(merged))]
-    return [ln for ln in lanes if len(ln)], len(polys) - len(merged)
+    lanes = [(np.sort(mine[np.concatenate([groups[i] for i in np.flatnonzero(final == k).tolist()])]),
+              int(np.sum(where2 == k)) - 1) for k in range(len(merged))]
+    return [ln for ln in lanes if len(ln[0])], len(polys) - len(merged)
+
+
+class _LaneGroups(_FaceGroups):
+    """:class:`~gridgeo.county._faces._FaceGroups` that merge a small lane into a neighbour it fits beside.
+
+    Among the neighbours whose lane stays within the maximum with it, the longest shared border wins; only
+    where none does is the maximum given up (the longest border then).
+    """
+
+    def __init__(self, size: FArray, nbrs: dict[int, dict[int, float]], hi: float) -> None:
+        super().__init__(size, nbrs)
+        self.hi = hi
+
+    def grow(self, s: int, threshold: float) -> None:
+        g = self.find(s)
+        while self.size[g] < threshold:
+            around = self._around(g)
+            if not around:
+                break
+            h = min(around, key=lambda r: (self.size[g] + self.size[r] > self.hi, -around[r],
+                                           min(self.members.get(r, [r]))))
+            self.root[g] = h
+            self.members[h] = self.members.get(h, [h]) + self.members.pop(g, [g])
+            self.size[h] += self.size.pop(g)
+            g = h
+
+
+def _merge_lanes(polys: GArray, hh: FArray, lo: float, hi: float) -> tuple[GArray, IArray]:
+    """Lanes below ``lo`` households merged into a neighbouring lane of the grid (smallest first), as
+    :func:`~gridgeo.county._faces._merge_small` merges faces, preferring a neighbour that stays within ``hi``."""
+    small = np.flatnonzero(hh < lo)
+    if len(small) == 0 or len(polys) < 2:
+        return polys, np.arange(len(polys), dtype=np.int64)
+    groups = _LaneGroups(hh, _edge_neighbours(polys, small), hi)
+    for k in sorted(small.tolist(), key=lambda k: (hh[k], k)):
+        groups.grow(k, lo)
+    return groups.merged(polys)
 
 
 def _lane_name(grp: IArray, a: _Atoms, w: FArray, *, street: IArray, seg_names: list[str | None]) -> str | None:
@@ -333,11 +404,13 @@ def _lane_name(grp: IArray, a: _Atoms, w: FArray, *, street: IArray, seg_names: 
 #: the code letter of each level (grid code + letter + 2 digits) and its VillageOut item attribute
 _LETTER = {"micro_grids": "M", "lanes": "L"}
 ITEM_ATTR = {"micro_grids": "item_micro", "lanes": "item_lane"}
+#: the column naming a household's (or an atom's) unit of each level
+COLUMN = {"micro_grids": "micro_grid", "lanes": "lane"}
 
 
 def _records(t: VillageTask, a: _Atoms, part: IArray, *, grid_of: IArray, grids: list[GridRef],
-             out: VillageOut, level: str) -> None:
-    """The level's rows (code order) and each item's code, from each piece's part."""
+             out: VillageOut, level: str) -> list[str]:
+    """The level's rows (code order) and each item's code, from each piece's part; returns each part's code."""
     assert t.sub is not None
     lo, hi = t.sub.micro_bounds if level == "micro_grids" else t.sub.lane_bounds
     w = np.asarray(t.weights, dtype=float)
@@ -357,16 +430,72 @@ def _records(t: VillageTask, a: _Atoms, part: IArray, *, grid_of: IArray, grids:
             for p, c in zip(mine, _codes.number(ref.code, x, y, ar, width=2, letter=_LETTER[level]), strict=True):
                 codes[p] = c
     names = out.stats.pop("lane_names", {}) if level == "lanes" else {}
+    absorbed = out.stats.pop("lane_absorbed", {}) if level == "lanes" else {}
     rows = [{"code": codes[p], "parent": grids[gidx[p]].code, "village": t.code, "households": int(hh[p]),
              "n_items": int(n_items[p]), "kind": "exclusive" if grids[gidx[p]].is_site else t.kind,
              "within_bounds": within_bounds(float(hh[p]), (0.0 if grids[gidx[p]].is_site else lo, hi)),
              "grid_below_min": (not grids[gidx[p]].is_site) and float(grid_hh[gidx[p]]) < lo,
-             **({"street": names.get(p)} if level == "lanes" else {}), "geometry": polys[p]} for p in range(n)]
+             **({"street": names.get(p), "merged": absorbed.get(p, 0)} if level == "lanes" else {}),
+             "geometry": polys[p]} for p in range(n)]
     if level == "lanes":
         _lane_names(rows)
     rows.sort(key=lambda r: r["code"])
     setattr(out, level, rows)
     setattr(out, ITEM_ATTR[level], [codes[part[i]] if i >= 0 else None for i in a.item_piece.tolist()])
+    return codes
+
+
+# --------------------------------------------------------------------------------------
+# atoms: the common refinement the output is cleaned on
+# --------------------------------------------------------------------------------------
+def _atom_rows(units: GArray, levels: dict[str, tuple[_Atoms, list[str]]], out: VillageOut,
+               unit_grid: list[str]) -> list[dict[str, Any]]:
+    """The village's atoms: every unit, or its pieces where a level split it, cut by the other level.
+
+    Why: points, micro-grids and lanes each tile the grid but none nests in
+    another, so the written layers can only nest exactly (the cleaning moves
+    vertices) if they are made of common pieces. Each atom carries its grid
+    point, micro-grid and lane; :func:`gridgeo.county.coverage.clean_levels`
+    cleans the atoms as the finest pieces and unites each level from them.
+    """
+    pcode = [r["code"] for r in out.points]
+    where = containing(np.asarray([r["geometry"] for r in out.points], dtype=object),
+                       shapely.point_on_surface(units), boundary=False)
+    by_level = {lvl: _by_parent(a.parent, len(units)) for lvl, (a, _) in levels.items()}
+    rows: list[dict[str, Any]] = []
+    for i in range(len(units)):
+        base = {"point": pcode[where[i]] if where[i] >= 0 else None, "grid": unit_grid[i]}
+        pieces: list[tuple[Any, dict[str, str]]] = [(units[i], {})]
+        for lvl, (a, codes) in levels.items():
+            mine = by_level[lvl][i]
+            if len(mine) == 1:
+                pieces = [(g, {**k, COLUMN[lvl]: codes[int(mine[0])]}) for g, k in pieces]
+            else:
+                pieces = _cut(pieces, a.geoms[mine], [codes[j] for j in mine.tolist()], COLUMN[lvl])
+        rows += [{**base, **k, "geometry": g} for g, k in pieces]
+    return rows
+
+
+def _by_parent(parent: IArray, n: int) -> list[IArray]:
+    order = np.argsort(parent, kind="stable")
+    cuts = np.searchsorted(parent[order], np.arange(n + 1))
+    return [order[cuts[i]:cuts[i + 1]] for i in range(n)]
+
+
+def _cut(pieces: list[tuple[Any, dict[str, str]]], parts: GArray, codes: list[str],
+         col: str) -> list[tuple[Any, dict[str, str]]]:
+    """Every piece intersected with every part of one level (polygonal, non-empty results only)."""
+    out: list[tuple[Any, dict[str, str]]] = []
+    for g, k in pieces:
+        if len(pieces) == 1:  # the unit itself: its parts are the pieces
+            out += [(p, {**k, col: c}) for p, c in zip(parts.tolist(), codes, strict=True)]
+            continue
+        hit = np.flatnonzero(shapely.intersects(g, parts))
+        for j in hit.tolist():
+            for piece in polygonal_parts(shapely.intersection(g, parts[j])):
+                if shapely.area(piece) > 0:
+                    out.append((piece, {**k, col: codes[j]}))
+    return out
 
 
 def _lane_names(rows: list[dict[str, Any]]) -> None:
@@ -457,6 +586,7 @@ def sub_summary(layers: Mapping[str, Any], outs: list[VillageOut]) -> dict[str, 
         if level == "lanes":
             sec["merged"] = sum(int(o.stats.get("lanes_merged", 0)) for o in outs)
             sec["split_segments"] = sum(int(o.stats.get("lanes_split", 0)) for o in outs)
+            sec["faces_uncut"] = sum(int(o.stats.get("lane_faces_uncut", 0)) for o in outs)
             sec["named"] = round(float(g["name"].notna().mean()), 4) if len(g) else 1.0
         out[level] = sec
     return out
@@ -479,3 +609,13 @@ def sub_lines(bounds: Mapping[str, Any], counts: Mapping[str, int]) -> list[str]
                      f"({100 * b['within_bounds_where_possible']:.1f} % of those whose grid holds the minimum; "
                      f"{b['in_grid_below_min']} sit in a grid smaller than that){extra}")
     return lines
+
+
+def atoms_frame(outs: list[VillageOut], crs: Any) -> gpd.GeoDataFrame | None:
+    """The villages' atoms (output CRS, as the workers sent them) as one frame for the cleaning; None if none."""
+    rows = [dict(r, village=o.code) for o in outs for r in o.atoms]
+    if not rows:
+        return None
+    cols = ["point", "micro_grid", "lane", "grid", "village"]
+    data = {k: [r.get(k) for r in rows] for k in cols}
+    return gpd.GeoDataFrame(data, geometry=[r["geometry"] for r in rows], crs=crs)

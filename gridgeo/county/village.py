@@ -166,6 +166,8 @@ class VillageOut:
     lanes: list[dict[str, Any]] = field(default_factory=list)
     item_micro: list[str | None] = field(default_factory=list)
     item_lane: list[str | None] = field(default_factory=list)
+    #: the common pieces of points, micro-grids and lanes (each with its codes), which the output is cleaned on
+    atoms: list[dict[str, Any]] = field(default_factory=list)
     #: the stage running, or the last one done: what a failure is reported against (the fallback ladder)
     stage: str = ""
 
