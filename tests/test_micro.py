@@ -24,8 +24,9 @@ from tests.conftest import garray
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "boundaries" / "sample_county.gpkg"
-#: a town of 13 urban communities and 1 village, and a township of 2 villages and 3 communities
-TOWNSHIPS = ("369900001", "369900007")
+#: a town of 13 urban communities and 1 village, a township of 2 villages and 3 communities, and a rural
+#: township of 14 villages and 3 communities (where faces with a disc-shaped site footprint meet both levels)
+TOWNSHIPS = ("369900001", "369900007", "369900018")
 METRIC = "EPSG:4548"  # CGCS2000 GK CM 117E: the sample's
 ON = "[levels]\nmicro_grids = true\nlanes = true\n"
 
@@ -155,6 +156,21 @@ def test_the_build_is_deterministic(built: tuple[BuildResult, Path], tmp_path: P
         assert list(shapely.to_wkb(a.geometry.values)) == list(shapely.to_wkb(b.geometry.values))
 
 
+def test_switching_them_on_moves_no_grid_and_no_household(built: tuple[BuildResult, Path], tmp_path: Path) -> None:
+    # the levels below the grids are cleaned with the points as common atoms: the grids, points and each
+    # household's point stay as the build without them draws them (up to the cleaning's centimetres)
+    res, _ = built
+    off = build_county(load_county_rules(_rules(tmp_path, "[levels]\n")), workers=1)
+    for level in ("grids", "points"):
+        a, b = off.layers[level].set_index("code"), res.layers[level].set_index("code")
+        assert list(a.index) == list(b.index)
+        moved = np.abs(a.geometry.to_crs(METRIC).area - b.geometry.to_crs(METRIC).area.reindex(a.index))
+        assert float(moved.max()) < 5.0, (level, moved.idxmax())
+    assert list(off.layers["households"]["point"]) == list(res.layers["households"]["point"])
+    worst = res.report["coverage"]["max_area_change_m2"]
+    assert max(worst["micro_grids"], worst["lanes"]) < 5.0 + off.report["coverage"]["max_area_change_m2"]["points"]
+
+
 def test_off_by_default_and_only_for_the_kinds_named(tmp_path: Path) -> None:
     rules = load_county_rules(ROOT / "boundaries" / "sample_rules.toml")
     assert rules.micro_grids == () and rules.lanes == () and rules.sub_levels_for("urban") == (False, False)
@@ -277,3 +293,14 @@ def test_locate_without_the_levels_has_no_such_members(tmp_path: Path) -> None:
     v = pyogrio.read_dataframe(tmp_path / "c.gpkg", layer="villages").geometry.iloc[0].representative_point()
     props: dict[str, Any] = client.get(f"/locate?lon={v.x}&lat={v.y}").get_json()["properties"]
     assert "micro_grid" not in props and "lane" not in props and props["grid"] is not None
+
+
+def test_a_previous_build_is_drawn_again_with_its_atoms(built: tuple[BuildResult, Path]) -> None:
+    # the atoms are not written, so a village with these levels is never taken from an old file unchecked
+    res, d = built
+    old = d / "old.gpkg"
+    write_layers(res.layers, old)
+    again = build_county(load_county_rules(d / "rules.toml"), previous=old, workers=1)
+    assert again.report["reused_villages"] == 0
+    assert set(again.layers["lanes"]["parent"]) == set(res.layers["lanes"]["parent"])
+    assert again.report["coverage"]["levels"]["lanes"]["misnoded"] == 0

@@ -618,7 +618,7 @@ def _reuse(previous: str | Path, metric: pyproj.CRS, tasks: list[VillageTask], f
     for i in want:
         t = tasks[i]
         mine = assign.get(t.code, [])
-        if len(mine) != len(t.items):
+        if len(mine) != len(t.items) or t.sub is not None:  # micro-grids and lanes: drawn again with their atoms
             continue
         o = VillageOut(code=t.code, grids=rows.get("grids", {}).get(t.code, []),
                        exclusive=rows.get("exclusive", {}).get(t.code, []),

@@ -47,7 +47,7 @@ import pyproj
 import shapely
 from numpy.typing import NDArray
 
-from gridgeo._geom import polygonal_array
+from gridgeo._geom import make_valid_array, polygonal_array
 from gridgeo.county._pool import WorkerPool, trim_memory
 from gridgeo.county._wire import Geometries
 from gridgeo.errors import GeometryError
@@ -215,10 +215,16 @@ def _atom_pieces(atoms: gpd.GeoDataFrame | None) -> tuple[list[Any], list[str | 
     """The atoms as pieces: geometries, grid and village of each, and their point, micro-grid and lane codes."""
     if atoms is None or not len(atoms):
         return [], [], [], {}
-    keys = {lvl: [c if isinstance(c, str) else None for c in atoms[col]]
+    # an atom the move to the output CRS made invalid is repaired; one it collapsed (no area left) is dropped,
+    # its neighbours close over it in the cleaning (coverage_clean takes polygons only)
+    geoms = polygonal_array(make_valid_array(np.asarray(atoms.geometry.values, dtype=object)))
+    keep = np.flatnonzero(~shapely.is_missing(geoms) & ~shapely.is_empty(geoms))
+    if len(keep) < len(geoms):
+        log.info("coverage: %d atom(s) with no area left in the output CRS dropped", len(geoms) - len(keep))
+    keys = {lvl: [c if isinstance(c, str) else None for c in atoms[col].iloc[keep]]
             for lvl, col in (("points", "point"), ("micro_grids", "micro_grid"), ("lanes", "lane"))}
-    return (list(atoms.geometry.values), [str(g) for g in atoms["grid"]], [str(v) for v in atoms["village"]],
-            keys)
+    return (list(geoms[keep]), [str(g) for g in atoms["grid"].iloc[keep]],
+            [str(v) for v in atoms["village"].iloc[keep]], keys)
 
 
 def _coverage_clean(geoms: GArray, snapping_distance: float = -1) -> GArray:

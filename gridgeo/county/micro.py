@@ -50,7 +50,7 @@ from gridgeo.county._faces import _edge_neighbours, _FaceGroups, _merge_small
 from gridgeo.county._parts import Adjacency, metric_xy, part_count, sub_units, union
 from gridgeo.county.assign import unit_adjacency
 from gridgeo.county.rules import CountyRules, LevelBounds, within_bounds
-from gridgeo.county.split import split_heavy, split_labelled
+from gridgeo.county.split import _with_vertices, split_heavy, split_labelled
 from gridgeo.errors import GeometryError
 from gridgeo.partition import Model, Objective
 
@@ -452,6 +452,10 @@ def _atom_rows(units: GArray, levels: dict[str, tuple[_Atoms, list[str]]], out: 
                unit_grid: list[str]) -> list[dict[str, Any]]:
     """The village's atoms: every unit, or its pieces where a level split it, cut by the other level.
 
+    Every atom gets the vertices of its unit's pieces at every level that lie on
+    its edge (each level's split put new vertices into the neighbouring units of
+    its own copy), so the atoms of neighbouring units share their vertices.
+
     Why: points, micro-grids and lanes each tile the grid but none nests in
     another, so the written layers can only nest exactly (the cleaning moves
     vertices) if they are made of common pieces. Each atom carries its grid
@@ -472,8 +476,33 @@ def _atom_rows(units: GArray, levels: dict[str, tuple[_Atoms, list[str]]], out: 
                 pieces = [(g, {**k, COLUMN[lvl]: codes[int(mine[0])]}) for g, k in pieces]
             else:
                 pieces = _cut(pieces, a.geoms[mine], [codes[j] for j in mine.tolist()], COLUMN[lvl])
-        rows += [{**base, **k, "geometry": g} for g, k in pieces]
+        xy = np.unique(np.concatenate([shapely.get_coordinates(a.geoms[by_level[lvl][i]])
+                                       for lvl, (a, _) in levels.items()]), axis=0)
+        rows += [{**base, **k, "geometry": _with_vertices(g, xy) or g} for g, k in _without_slivers(pieces)]
     return rows
+
+
+#: an atom narrower than this on average (m), or smaller (m²), is a sliver of two levels' cuts meeting: it
+#: joins its neighbour (it would collapse in the output's rounding, ~1 cm)
+SLIVER_WIDTH_M = 1e-3
+SLIVER_M2 = 1e-2
+
+
+def _without_slivers(pieces: list[tuple[Any, dict[str, str]]]) -> list[tuple[Any, dict[str, str]]]:
+    """One unit's atoms, slivers merged into the atom they share most border with (its codes kept)."""
+    if len(pieces) < 2:
+        return pieces
+    geoms = np.empty(len(pieces), dtype=object)
+    geoms[:] = [g for g, _ in pieces]
+    area, length = shapely.area(geoms), shapely.length(geoms)
+    thin = (area < SLIVER_M2) | (2.0 * area < SLIVER_WIDTH_M * length)
+    if not thin.any() or thin.all():
+        return pieces
+    merged, where = _merge_small(geoms, np.where(thin, 0.0, 1.0), 0.5, "atoms")
+    keys: dict[int, dict[str, str]] = {}
+    for i in np.flatnonzero(~thin).tolist():  # a merged atom keeps the codes of its real member
+        keys.setdefault(int(where[i]), pieces[i][1])
+    return [(g, keys.get(k, pieces[int(np.flatnonzero(where == k)[0])][1])) for k, g in enumerate(merged.tolist())]
 
 
 def _by_parent(parent: IArray, n: int) -> list[IArray]:
