@@ -248,3 +248,29 @@ def test_misnoded_in_parallel_chunks_agrees_with_one_call(monkeypatch: pytest.Mo
         got = cov._misnoded(geoms, pool=pool)
     assert got.tolist() == want.tolist()
 
+
+
+def test_atoms_make_points_micro_grids_and_lanes_that_nest_exactly() -> None:
+    # two points (west, east) and two lanes (south, north) over one grid: four atoms, the east ones misnoded
+    # and one collapsed to nothing in the output CRS (dropped: the cleaning must keep the others in place)
+    layers = _layers([box(X0, Y0, X0 + D, Y0 + 2 * D), box(X0 + D, Y0, X0 + 2 * D, Y0 + 2 * D)], grids=[0, 0])
+    grid, p0, p1 = "V100", "V100000", "V100001"
+    layers["micro_grids"] = gpd.GeoDataFrame({"code": [grid + "M01"], "parent": [grid]},
+                                             geometry=[box(X0, Y0, X0 + 2 * D, Y0 + 2 * D)], crs="EPSG:4490")
+    layers["lanes"] = gpd.GeoDataFrame({"code": [grid + "L01", grid + "L02"], "parent": [grid, grid]},
+                                       geometry=[box(X0, Y0, X0 + 2 * D, Y0 + D),
+                                                 box(X0, Y0 + D, X0 + 2 * D, Y0 + 2 * D)], crs="EPSG:4490")
+    east_s = Polygon([(X0 + D, Y0), (X0 + 2 * D, Y0), (X0 + 2 * D, Y0 + D), (X0 + 1.5 * D, Y0 + D),
+                      (X0 + D, Y0 + D)])  # a vertex its north neighbour lacks
+    atoms = gpd.GeoDataFrame({
+        "point": [p0, p0, p1, p1, p1], "micro_grid": [grid + "M01"] * 5,
+        "lane": [grid + "L01", grid + "L02", grid + "L02", grid + "L01", grid + "L02"],
+        "grid": [grid] * 5, "village": ["V1"] * 5},
+        geometry=[_sq(0, 0), _sq(0, 1), shapely.Polygon(), east_s, _sq(1, 1)], crs="EPSG:4490")
+    clean_levels(layers, metric=METRIC, atoms=atoms)
+    verify_levels(layers)
+    g = layers["grids"].geometry[0]
+    for lvl in ("points", "micro_grids", "lanes"):
+        assert shapely.area(shapely.symmetric_difference(shapely.union_all(layers[lvl].geometry.values), g)) < 1e-14
+    assert shapely.hausdorff_distance(layers["lanes"].geometry[1], box(X0, Y0 + D, X0 + 2 * D, Y0 + 2 * D)) < 1e-9
+    assert shapely.hausdorff_distance(layers["points"].geometry[1], box(X0 + D, Y0, X0 + 2 * D, Y0 + 2 * D)) < 1e-9
