@@ -136,7 +136,6 @@ def build_sublevels(t: VillageTask, units: GArray, item_unit: IArray, grids: lis
     s = t.sub
     if s is None:
         return
-    w = np.asarray(t.weights, dtype=np.int64)
     grid_of = np.full(len(units), -1, dtype=np.int64)
     for g, ref in enumerate(grids):
         grid_of[ref.members] = g
@@ -151,7 +150,6 @@ def build_sublevels(t: VillageTask, units: GArray, item_unit: IArray, grids: lis
         codes = _records(t, a, part, grid_of=grid_of, grids=grids, out=out, level="lanes")
         levels["lanes"] = (a, [codes[p] for p in part.tolist()])
     out.atoms = _atom_rows(units, levels, out, [grids[g].code for g in grid_of.tolist()])
-    out.stats["sub_households"] = int(w.sum())
 
 
 # --------------------------------------------------------------------------------------
