@@ -274,3 +274,20 @@ def test_atoms_make_points_micro_grids_and_lanes_that_nest_exactly() -> None:
         assert shapely.area(shapely.symmetric_difference(shapely.union_all(layers[lvl].geometry.values), g)) < 1e-14
     assert shapely.hausdorff_distance(layers["lanes"].geometry[1], box(X0, Y0 + D, X0 + 2 * D, Y0 + 2 * D)) < 1e-9
     assert shapely.hausdorff_distance(layers["points"].geometry[1], box(X0 + D, Y0, X0 + 2 * D, Y0 + 2 * D)) < 1e-9
+
+
+def test_a_unit_below_the_grids_that_vanishes_without_households_is_dropped_and_reported() -> None:
+    # a lane whose only atom lies inside another's (an overlap the cleaning gives to its neighbour): it holds
+    # no household, so it goes, counted; the other lane takes its place
+    layers = _layers([_sq(0, 0)])
+    grid, point = "V100", "V100000"
+    inner = box(X0 + 0.4 * D, Y0 + 0.4 * D, X0 + 0.6 * D, Y0 + 0.6 * D)
+    layers["lanes"] = gpd.GeoDataFrame({"code": [grid + "L01", grid + "L02"], "parent": [grid, grid],
+                                        "households": [5, 0]}, geometry=[_sq(0, 0), inner], crs="EPSG:4490")
+    atoms = gpd.GeoDataFrame({"point": [point, point], "micro_grid": [None, None],
+                              "lane": [grid + "L01", grid + "L02"], "grid": [grid, grid], "village": ["V1", "V1"]},
+                             geometry=[_sq(0, 0), inner], crs="EPSG:4490")
+    rep = clean_levels(layers, metric=METRIC, atoms=atoms)
+    verify_levels(layers)
+    assert list(layers["lanes"]["code"]) == [grid + "L01"] and rep["vanished"] == {"lanes": 1}
+    assert rep["changed_over_1m2"]["lanes"] == 0
