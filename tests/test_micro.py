@@ -304,3 +304,20 @@ def test_a_previous_build_is_drawn_again_with_its_atoms(built: tuple[BuildResult
     assert again.report["reused_villages"] == 0
     assert set(again.layers["lanes"]["parent"]) == set(res.layers["lanes"]["parent"])
     assert again.report["coverage"]["levels"]["lanes"]["misnoded"] == 0
+
+
+@pytest.mark.parametrize("level", ["micro_grids", "lanes"])
+def test_gridgeo_check_finds_no_overlap_or_gap(built: tuple[BuildResult, Path], level: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from gridgeo.cli import main
+
+    res, d = built
+    out = d / f"check_{level}.gpkg"
+    write_layers(res.layers, out)
+    assert main(["check", str(out), "--layer", level, "--parent", "parent", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    worse = {i["kind"] for i in report["problems"] if i["severity"] != "info"}
+    assert report["usable"] and not worse, worse  # enclaves (exclusive grids' units) and multiparts only
+    assert set(report["summary"]) <= {"enclave", "multipart"}
