@@ -66,7 +66,7 @@ def test_policy_keys_read(tmp_path: Path) -> None:
     ("[grids]\ngroups = \"merge\"\nuse_groups = true\n", "groups or use_groups, not both"),
     ("[bounds.mountain]\ngrid = [300, 20]\n", "needs 0 <= min <= max"),
     ("[bounds.rural]\ngrid = { households = [1, 2], persons = [1, 3] }\n", "unknown key 'persons'"),
-    ("[bounds.rural]\nlane = [1, 2]\n", "unknown key 'lane' in [bounds.rural]"),
+    ("[bounds.rural]\nalley = [1, 2]\n", "unknown key 'alley' in [bounds.rural]"),
     ("[bounds.rural]\ngrid = { walk = \"soon\" }\n", "walk 'soon'"),
     ("[bounds.village]\nx = 3\n", "one table per village"),
     ("[kinds.mountain]\ndensity_below = 10\n", "needs its bounds: add [bounds.mountain]"),

@@ -7,10 +7,11 @@ village's share of ``[targets] points`` among its grids.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Share", "share"]
+__all__ = ["Share", "count_ranges", "share"]
 
 
 @dataclass(frozen=True)
@@ -48,3 +49,16 @@ def share(weights: Sequence[float], low: Sequence[int], high: Sequence[int], tot
         return Share(counts, f"the bounds allow at most {ceiling} (each part's households over its minimum, "
                              f"and no more parts than it has units); {left} fewer than the target {total}")
     return Share(counts)
+
+
+def count_ranges(households: Sequence[float], units: Sequence[int], bounds: tuple[float, float]) -> tuple[
+        list[int], list[int]]:
+    """Each part's range of counts: at least what its households need under the maximum, at most what the
+    minimum allows, never more than its units (and at least one)."""
+    lo, hi = bounds
+    low, high = [], []
+    for h, n in zip(households, units, strict=True):
+        lo_i = min(max(1, math.ceil(h / hi - 1e-9)) if hi > 0 else 1, n)
+        low.append(lo_i)
+        high.append(max(lo_i, min(math.floor(h / lo + 1e-9) if lo > 0 else n, n)))
+    return low, high

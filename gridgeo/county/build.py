@@ -70,6 +70,7 @@ from gridgeo.county.policy import (
     fitted_walk,
     share_targets,
     targets_made,
+    task_fields,
     uses_walk,
     village_policies,
 )
@@ -510,16 +511,7 @@ def _tasks(c: _County, rules: CountyRules, previous: str | Path | None) -> Itera
             previous=c.start.get(code) if c.start is not None else _previous_of(prev, code),
             group_extra=[groups.extra[j] for j in gi] if groups.extra else None,
             sub=village_sub(rules, str(row.kind), g, bounds=b, roads=roads, names=road_names, tree=road_tree),
-            **(_policy_fields(pol, rules) if pol is not None else {}))
-
-
-def _policy_fields(pol: VillagePolicy, rules: CountyRules) -> dict[str, Any]:
-    """A task's policy fields (:class:`VillageTask`) from its village's policy."""
-    limited = pol.bounds.grid_limits.any or pol.bounds.point_limits.any  # persons count only then
-    return {"merge_groups": rules.merge_groups, "grid_limits": pol.bounds.grid_limits,
-            "point_limits": pol.bounds.point_limits, **({"persons_per_household": pol.persons} if limited else {}),
-            "engine_grid_bounds": pol.grid_aim, "engine_point_bounds": pol.point_aim,
-            "grid_count": pol.grid_count, "point_count": pol.point_count}
+            **(task_fields(pol, rules) if pol is not None else {}))
 
 
 def _read_previous(path: str | Path, metric: pyproj.CRS) -> Previous:

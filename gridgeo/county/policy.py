@@ -44,13 +44,13 @@ import shapely
 from numpy.typing import NDArray
 
 from gridgeo.county._targets import share
-from gridgeo.county.rules import CountyRules, KindRule, LevelBounds, Limits
+from gridgeo.county.rules import CountyRules, KindRule, LevelBounds, Limits, within_bounds
 from gridgeo.errors import UsageError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["VillagePolicy", "WalkLimit", "apply_kinds", "engine_bounds", "fitted_walk", "share_targets", "targets_made",
-           "uses_walk", "village_policies"]
+__all__ = ["VillagePolicy", "WalkLimit", "apply_kinds", "engine_bounds", "fitted_walk", "limits_broken",
+           "share_targets", "targets_made", "task_fields", "uses_walk", "village_policies"]
 
 GArray = NDArray[np.object_]
 
@@ -208,6 +208,16 @@ def fitted_walk(roads: gpd.GeoDataFrame, places: NDArray[np.float64], households
         "speed_kmh": speed}
 
 
+def limits_broken(households: float, geometry: Any, limits: Limits, persons: float) -> list[str]:
+    """The limits (persons, area) a part breaks, by their real values; the walk is checked on the network."""
+    out = []
+    if limits.population is not None and not within_bounds(households * persons, limits.population):
+        out.append("population")
+    if limits.area_m2 is not None and not within_bounds(float(shapely.area(geometry)), limits.area_m2):
+        out.append("area")
+    return out
+
+
 # ----------------------------------------------------------------------------------------- 4. targets
 def _range(w: float, aim: tuple[float, float], cap: int | None) -> tuple[int, int]:
     lo, hi = aim
@@ -269,3 +279,12 @@ def targets_made(codes: Sequence[str], policies: Sequence[VillagePolicy], layers
         t["villages_off"] = len(off)
         if off:
             t["villages_off_detail"] = off[:50]
+
+
+def task_fields(pol: VillagePolicy, rules: CountyRules) -> dict[str, Any]:
+    """A task's policy fields (:class:`VillageTask`) from its village's policy."""
+    limited = pol.bounds.grid_limits.any or pol.bounds.point_limits.any  # persons count only then
+    return {"merge_groups": rules.merge_groups, "grid_limits": pol.bounds.grid_limits,
+            "point_limits": pol.bounds.point_limits, **({"persons_per_household": pol.persons} if limited else {}),
+            "engine_grid_bounds": pol.grid_aim, "engine_point_bounds": pol.point_aim,
+            "grid_count": pol.grid_count, "point_count": pol.point_count}

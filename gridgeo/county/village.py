@@ -48,7 +48,6 @@ from __future__ import annotations
 import copy
 import enum
 import logging
-import math
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -65,9 +64,10 @@ from gridgeo.county import codes as _codes
 from gridgeo.county import units as _units
 from gridgeo.county._groups import merge_groups
 from gridgeo.county._parts import Adjacency, metric_xy, nearest, part_count, sub_units, union
-from gridgeo.county._targets import share
+from gridgeo.county._targets import count_ranges, share
 from gridgeo.county.assign import assign_items, unit_adjacency
 from gridgeo.county.micro import GridRef, SubLevels, build_sublevels, check_sublevels
+from gridgeo.county.policy import limits_broken
 from gridgeo.county.rules import Limits, within_bounds
 from gridgeo.county.sites import Footprints, site_footprints
 from gridgeo.county.split import split_heavy
@@ -430,8 +430,9 @@ def _label_units(t: VillageTask, u: _Units, site_polys: list[Any], st: dict[str,
     if len(base):
         if t.use_groups and len(t.group_geoms) and t.merge_groups:
             st.update(_label_by_merged_groups(t, u, base, label))
-        elif t.use_groups and len(t.group_geoms):
-            _label_by_groups(t, u, base, label)
+        elif t.use_groups and len(t.group_geoms):  # one grid per villager group
+            for i, gi in zip(base.tolist(), _group_of(t, u, base).tolist(), strict=True):
+                label[i] = Label(LabelKind.GROUP, gi)
             st["grids_from"] = "villager_groups"
         elif t.item_labels is not None and any(lab is not None for lab in t.item_labels):
             _label_by_households(t, u, base, label)
@@ -448,12 +449,6 @@ def _group_of(t: VillageTask, u: _Units, base: IArray) -> IArray:
     if miss.any():
         g[miss] = nearest(t.group_geoms, u.rep[base][miss])
     return g
-
-
-def _label_by_groups(t: VillageTask, u: _Units, base: IArray, label: list[Label | None]) -> None:
-    """One grid per villager group: the group a unit lies in, else the nearest one."""
-    for i, gi in zip(base.tolist(), _group_of(t, u, base).tolist(), strict=True):
-        label[i] = Label(LabelKind.GROUP, gi)
 
 
 def _label_by_merged_groups(t: VillageTask, u: _Units, base: IArray, label: list[Label | None]) -> dict[str, Any]:
@@ -602,13 +597,9 @@ def _point_counts(t: VillageTask, grids: _Grids) -> dict[Label, int]:
     lo_p, hi_p = t.point_aim
     base = grids.base
     sites = sum(min(part_count(grids.households[lab], 0.0, hi_p), len(grids.members[lab])) for lab in grids.sites)
-    low, high = [], []
-    for lab in base:
-        h, n = grids.households[lab], len(grids.members[lab])
-        lo_i = min(max(1, math.ceil(h / hi_p - 1e-9)) if hi_p > 0 else 1, n)
-        high.append(max(lo_i, min(math.floor(h / lo_p + 1e-9) if lo_p > 0 else n, n)))
-        low.append(lo_i)
-    s = share([grids.households[lab] for lab in base], low, high, max(int(t.point_count or 0) - sites, 0))
+    hh = [grids.households[lab] for lab in base]
+    low, high = count_ranges(hh, [len(grids.members[lab]) for lab in base], (lo_p, hi_p))
+    s = share(hh, low, high, max(int(t.point_count or 0) - sites, 0))
     return dict(zip(base, s.counts, strict=True))
 
 
@@ -673,7 +664,7 @@ def _grid_records(t: VillageTask, grids: _Grids, npts: dict[str, int], out: Vill
         h = grids.households[lab]
         gi = cast(int, lab.key) if lab.kind is LabelKind.GROUP else None
         extra = dict(t.group_extra[gi]) if gi is not None and t.group_extra else {}
-        broken = _limits_broken(h, grids.geometry[lab], t.grid_limits, t.persons_per_household)
+        broken = limits_broken(h, grids.geometry[lab], t.grid_limits, t.persons_per_household)
         gf = _group_fields(t, lab, out.stats.get("grids_from", "partition"))
         out.grids.append({
             **extra,
@@ -696,26 +687,14 @@ def _group_fields(t: VillageTask, lab: Label, drawn: str) -> dict[str, Any]:
     gs = lab.groups()
     if lab.kind is LabelKind.GROUP:
         return {"name": t.group_names[gs[0]], "source": "villager_group", "group": t.group_codes[gs[0]]}
-    if lab.kind is LabelKind.MERGED and "#" in str(lab.key):
-        piece = str(lab.key).split("#")[1]
-        name = t.group_names[gs[0]]
-        return {"name": f"{name}（{piece}）" if name else None, "source": "villager_group_split",
-                "group": t.group_codes[gs[0]]}
+    if lab.kind is LabelKind.MERGED and "#" in str(lab.key):  # a piece of a group: 一组（2）
+        name, piece = t.group_names[gs[0]], str(lab.key).split("#")[1]
+        return {"name": name and f"{name}（{piece}）", "source": "villager_group_split", "group": t.group_codes[gs[0]]}
     if lab.kind is LabelKind.MERGED:
         names = [t.group_names[g] for g in gs]
         return {"name": "、".join(names) if all(names) else None, "source": "villager_groups_merged",
                 "group": ",".join(t.group_codes[g] for g in gs)}
     return {"name": None, "source": drawn, "group": lab.group_code(t)}
-
-
-def _limits_broken(households: float, geometry: Any, limits: Limits, persons: float) -> list[str]:
-    """The limits (persons, area) a part breaks, by their real values; the walk is checked on the network."""
-    out = []
-    if limits.population is not None and not within_bounds(households * persons, limits.population):
-        out.append("population")
-    if limits.area_m2 is not None and not within_bounds(float(shapely.area(geometry)), limits.area_m2):
-        out.append("area")
-    return out
 
 
 # --------------------------------------------------------------------------------------
