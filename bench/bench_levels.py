@@ -34,6 +34,7 @@ VARIANTS: dict[str, str] = {
     "default (one grid per group)": "",
     "areas: [areas] count = 7": "[areas]\ncount = 7\n",
     "grids from merged groups": "[grids]\ngroups = \"merge\"\n",
+    "micro-grids and lanes": "[levels]\nmicro_grids = true\nlanes = true\n",
     "policy: kinds, overrides, limits, targets": (
         "[grids]\ngroups = \"merge\"\n[kinds.sparse]\ndensity_below = 40\n"
         "[bounds.sparse]\ngrid = { households = [20, 200], area_km2 = [0, 4] }\n"
