@@ -31,7 +31,10 @@ log = logging.getLogger(__name__)
 
 __all__ = ["REPAIRABLE", "WALK_REPAIRS", "tighter_bounds", "walk_repaired"]
 
-#: Rounds of re-drawing at most (each re-checks every grid on the streets)
+#: Rounds of re-drawing at most (each re-checks every grid on the streets); the rounds also stop as soon as
+#: one cures no grid. Why only 2: a village's maximum is lowered village-wide after its worst grid, so every
+#: round makes the whole village's grids smaller; on the 150,000-household county 4 rounds took the county
+#: from 1,559 to 4,114 grids and exclusive grids to cure 5 more (2 rounds: 2,192)
 WALK_REPAIRS = 2
 
 
@@ -46,11 +49,13 @@ B = TypeVar("B", bound=_Built)
 def walk_repaired(res: B, rules: CountyRules, rebuild: Callable[[CountyRules, Path], B]) -> B:
     """``res``, or the county re-built (``rebuild(rules, first)``, the first build's file as ``--previous``, so
     only the villages re-drawn change) until no grid a smaller one cures is too long, at most
-    :data:`WALK_REPAIRS` times; the report's ``walk_repair`` lists each round's villages and check."""
+    :data:`WALK_REPAIRS` times and only while each round cures some; the report's ``walk_repair`` lists each
+    round's villages and check. A round that cures nothing is undone (the county before it is returned)."""
     for _ in range(WALK_REPAIRS):
         tighter, changes = tighter_bounds(res.layers, rules)
         if not tighter:
             break
+        before = res
         log.info("walk check: %d village(s) re-drawn with a lower grid maximum", len(tighter))
         rules = replace(rules, village_bounds={**rules.village_bounds, **tighter})
         repairs = [*res.report.get("walk_repair", []), {"villages": changes, "walk_check": res.report["walk_check"]}]
@@ -59,7 +64,20 @@ def walk_repaired(res: B, rules: CountyRules, rebuild: Callable[[CountyRules, Pa
             write_layers(res.layers, first)
             res = rebuild(rules, first)
         res.report["walk_repair"] = repairs
+        if _curable(res) >= _curable(before):
+            log.info("walk check: the re-draw cured no grid; the county before it is kept")
+            before.report["walk_repair"] = [*repairs, {"villages": [], "undone": changes,
+                                                       "walk_check": res.report["walk_check"]}]
+            return before
     return res
+
+
+def _curable(res: _Built) -> int:
+    """Grids whose day a smaller grid could make fit (:data:`REPAIRABLE`) that are still too long."""
+    check = res.layers.get("walk_check")
+    if check is None:
+        return 0
+    return int(((~check["fits"].astype(bool)) & check["reason"].isin(REPAIRABLE)).sum())
 
 #: The route check's reasons a smaller grid can cure (:data:`gridgeo.patrol.walkcheck.REASONS`).
 REPAIRABLE: tuple[str, ...] = ("too_many", "single_stop")
