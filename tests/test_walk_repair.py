@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from gridgeo.county._walk_repair import tighter_bounds
+from gridgeo.county._walk_repair import tighter_bounds, walk_repaired
 from gridgeo.county.build import build_county
 from gridgeo.county.rules import load_county_rules
 
@@ -87,3 +87,26 @@ def test_sample_walk_bound_fits_every_grid_the_network_allows(walked: Any) -> No
     grids = walked.layers["grids"]
     # within the lowered maximum, but where one street block alone holds more
     assert grids[grids["parent"].isin(repaired)]["within_bounds"].mean() > 0.9
+
+
+class _Res:
+    def __init__(self, layers: dict[str, pd.DataFrame], report: dict[str, Any]) -> None:
+        self.layers, self.report = layers, report
+
+
+def test_a_round_that_cures_nothing_is_undone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gridgeo.county._walk_repair as wr
+
+    monkeypatch.setattr(wr, "write_layers", lambda layers, path: Path(path).touch())  # tables only: no GeoPackage
+    (tmp_path / "r.toml").write_text("[grids]\ngroups = \"merge\"\n", encoding="utf-8")
+    rules = load_county_rules(tmp_path / "r.toml")
+    first = _Res(_layers("too_many", 320.0), {"walk_check": {"fit": 1}})
+    calls: list[Any] = []
+
+    def rebuild(r: Any, path: Path) -> _Res:  # a re-draw after which the same grid is still too long
+        calls.append(r.village_bounds)
+        return _Res(_layers("too_many", 300.0), {"walk_check": {"fit": 1}})
+
+    got = walk_repaired(first, rules, rebuild)
+    assert got is first and len(calls) == 1 and "369900001001" in calls[0]
+    assert got.report["walk_repair"][-1]["undone"][0]["village"] == "369900001001"
