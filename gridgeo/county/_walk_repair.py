@@ -18,7 +18,7 @@ import logging
 import math
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -29,13 +29,24 @@ from gridgeo.data.io import write_layers
 
 log = logging.getLogger(__name__)
 
-__all__ = ["REPAIRABLE", "WALK_REPAIRS", "tighter_bounds", "walk_repaired"]
+__all__ = ["REPAIRABLE", "WALK_REPAIRS", "Fitted", "tighter_bounds", "walk_repaired"]
 
 #: Rounds of re-drawing at most (each re-checks every grid on the streets); the rounds also stop as soon as
 #: one cures no grid. Why only 2: a village's maximum is lowered village-wide after its worst grid, so every
 #: round makes the whole village's grids smaller; on the 150,000-household county 4 rounds took the county
 #: from 1,559 to 4,114 grids and exclusive grids to cure 5 more (2 rounds: 2,192)
 WALK_REPAIRS = 2
+
+
+@dataclass
+class Fitted:
+    """What a walk bound fits once per ``build_county`` (every re-draw round reads the same county and rules):
+    the walking network (:class:`gridgeo.patrol.network.Network`; the route checks walk it too), the walk
+    limit on it (:data:`gridgeo.county.policy.WalkLimit`) and the fit's report."""
+
+    network: Any = None
+    limit: Callable[[float, float], float] | None = None
+    report: dict[str, Any] | None = None
 
 
 class _Built(Protocol):

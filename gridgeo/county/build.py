@@ -57,7 +57,7 @@ from gridgeo.county._estimate import villages_only
 from gridgeo.county._households import households_frame, households_inside, index_by, item_geoms
 from gridgeo.county._job import AREA_KEY, VillageJob, to_output_crs
 from gridgeo.county._pool import WorkerPool, trim_memory
-from gridgeo.county._walk_repair import walk_repaired
+from gridgeo.county._walk_repair import Fitted, walk_repaired
 from gridgeo.county.areas import add_areas
 from gridgeo.county.assign import assign_items
 from gridgeo.county.audit import Start, StartFrom
@@ -83,6 +83,7 @@ from gridgeo.data import crs as _crs
 from gridgeo.data.io import list_layers, read_layer
 from gridgeo.data.registers import register_report
 from gridgeo.errors import GeometryError, InputError, UsageError, raise_pending
+from gridgeo.patrol.network import build_network
 from gridgeo.people.roster import build_people
 
 log = logging.getLogger(__name__)
@@ -229,15 +230,17 @@ def build_county(
     with WorkerPool(n_workers if scheduler is None and n_workers > 1 else 1) as pool:
         if scheduler is None and n_workers > 1:
             pool.start()
+        fitted = Fitted()
         res = _build(rules, county=county, previous=previous, progress=progress, scheduler=scheduler,
-                     n_workers=n_workers, pool=pool, start=start_from)
+                     n_workers=n_workers, pool=pool, start=start_from, fitted=fitted)
         return walk_repaired(res, rules, lambda r, first: _build(
             r, county=county, previous=first, progress=progress, scheduler=scheduler, n_workers=n_workers,
-            pool=pool, start=start_from))
+            pool=pool, start=start_from, fitted=fitted))
 
 
 def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Path | None, progress: bool,
-           scheduler: str | None, n_workers: int, pool: WorkerPool, start: StartFrom | None = None) -> BuildResult:
+           scheduler: str | None, n_workers: int, pool: WorkerPool, start: StartFrom | None = None,
+           fitted: Fitted) -> BuildResult:
     """The stages of :func:`build_county`, the local villages and coverage chunks in ``pool``."""
     t_all = time.perf_counter()
     clock = _Clock()
@@ -245,7 +248,7 @@ def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Pat
     c = _read_county(rules, county, report)
     if start is not None:
         c.start, report["start_from"] = start.read([str(v) for v in c.vil["code"]], c.vgeom, c.metric)
-    _policy(c, rules, report)
+    _policy(c, rules, report, fitted)
     _end_stage(clock, "read")
     outs, blocks = _villages_and_blocks(c, rules, previous, report, pool=pool, progress=progress,
                                         scheduler=scheduler)
@@ -284,7 +287,7 @@ def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Pat
             layers[name] = c.layers[name].to_crs(c.out_crs)
     _end_stage(clock, "assemble")
     if rules.walk_check:  # issue 14 item 5: every grid's day on the streets against the budget, last
-        layers["walk_check"], report["walk_check"] = walk_check(layers, rules)
+        layers["walk_check"], report["walk_check"] = walk_check(layers, rules, network=fitted.network)
         _end_stage(clock, "walk_check")
     report.update(summary(layers, outs, items=c.items, item_v=c.item_v, rules=rules, block_report=blocks.report))
     report["coverage"] = coverage
@@ -349,8 +352,7 @@ def _read_county(rules: CountyRules, county: str | Path | None, report: dict[str
                    items=replace(items, geoms=np.zeros(0, dtype=object)), item_v=item_v, item_wkb=wkb)
 
 
-
-def _policy(c: _County, rules: CountyRules, report: dict[str, Any]) -> None:
+def _policy(c: _County, rules: CountyRules, report: dict[str, Any], fitted: Fitted) -> None:
     """Kinds, bounds, limits and targets per village (:mod:`gridgeo.county.policy`), into ``c`` and the report."""
     names = {str(k): str(v) for k, v in zip(c.towns["code"], c.towns["name"], strict=True)} \
         if "name" in c.towns.columns else {}
@@ -358,14 +360,15 @@ def _policy(c: _County, rules: CountyRules, report: dict[str, Any]) -> None:
     if kinds is not None:
         report["kinds"] = kinds
     c.groups = _groups(c, rules)
-    walk = None
-    if uses_walk(rules):
+    if uses_walk(rules) and fitted.limit is None:  # once per build_county: the re-draw rounds take it again
         if "roads" not in c.layers or not len(c.layers["roads"]):
             raise InputError("a walk bound ([bounds] walk = ...) needs the county's roads to fit k on",
                              path=rules.source)
         places = shapely.get_coordinates(shapely.point_on_surface(shapely.from_wkb(c.item_wkb)))
-        walk, report["walk_limit"] = fitted_walk(c.layers["roads"], places, c.items.weights, rules, crs=c.metric)
-    policies = village_policies(c.vil, c.vgeom, rules, township_names=names, walk=walk)
+        fitted.network = build_network(c.layers["roads"], crs=c.metric)
+        fitted.limit, fitted.report = fitted_walk(fitted.network, places, c.items.weights, rules)
+    report.update({"walk_limit": fitted.report} if fitted.report is not None else {})
+    policies = village_policies(c.vil, c.vgeom, rules, township_names=names, walk=fitted.limit)
     per_village = np.bincount(c.groups.village[c.groups.village >= 0], minlength=len(c.vil)).tolist()
     c.policies, targets = share_targets(c.vil, policies, rules, groups=per_village)
     if targets:

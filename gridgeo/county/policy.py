@@ -187,16 +187,15 @@ def uses_walk(rules: CountyRules) -> bool:
         t.get(f"{lv}_limits", {}).get("walk_min") is not None for t in tables for lv in ("grid", "point"))
 
 
-def fitted_walk(roads: gpd.GeoDataFrame, places: NDArray[np.float64], households: NDArray[np.int64],
-                rules: CountyRules, *, crs: Any) -> tuple[WalkLimit, dict[str, Any]]:
-    """The walk limit of the county's own streets: ``k`` fitted on its walking network with its places
-    (:func:`gridgeo.patrol.walktime.fit_k`, the area of a part its polygon's, as the grids' density is
-    measured), the daily load from its ``[patrol]`` rules and households per building; and the report."""
+def fitted_walk(net: Any, places: NDArray[np.float64], households: NDArray[np.int64],
+                rules: CountyRules) -> tuple[WalkLimit, dict[str, Any]]:
+    """The walk limit of the county's own streets: ``k`` fitted on its walking network ``net``
+    (:class:`gridgeo.patrol.network.Network`) with its places (:func:`gridgeo.patrol.walktime.fit_k`, the
+    area of a part its polygon's, as the grids' density is measured), the daily load from its ``[patrol]``
+    rules and households per building; and the report."""
     from gridgeo.patrol import options_from_rules
-    from gridgeo.patrol.network import build_network
     from gridgeo.patrol.walktime import Sampling, daily_load, fit_k, walk_limit
 
-    net = build_network(roads, crs=crs)
     fit = fit_k(net, places, seed=rules.seed, sampling=Sampling(area="window"))
     opts = options_from_rules(rules.patrol)
     load = daily_load(rules=opts.rules, households_per_site=[int(h) for h in households if h > 0],

@@ -21,6 +21,7 @@ import pandas as pd
 from gridgeo.county.rules import CountyRules
 from gridgeo.errors import InputError, UsageError
 from gridgeo.patrol import CST, County, options_from_rules
+from gridgeo.patrol.network import Network
 from gridgeo.patrol.walkcheck import check_walk
 
 __all__ = ["check_walk_rules", "walk_check"]
@@ -39,9 +40,10 @@ def check_walk_rules(rules: CountyRules) -> None:
                          "[patrol] budget = \"4h\" (or minutes)")
 
 
-def walk_check(layers: Mapping[str, pd.DataFrame], rules: CountyRules, *,
-               day: dt.date | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The ``walk_check`` table and the report's entry for the built ``layers`` under ``rules``' ``[patrol]``.
+def walk_check(layers: Mapping[str, pd.DataFrame], rules: CountyRules, *, day: dt.date | None = None,
+               network: Network | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The ``walk_check`` table and the report's entry for the built ``layers`` under ``rules``' ``[patrol]``;
+    ``network``: the county's walking network when the build has it already (else made from ``roads``).
 
     Raises
     ------
@@ -51,7 +53,7 @@ def walk_check(layers: Mapping[str, pd.DataFrame], rules: CountyRules, *,
     if "roads" not in layers:
         raise InputError("[grids] walk_check: the county has no roads layer to plan the rounds on",
                          path=rules.source)
-    county = County(rules.source or "build", frames=layers)
+    county = County(rules.source or "build", frames=layers, network=network)
     options = options_from_rules(rules.patrol)
     res = check_walk(county, day=day or dt.datetime.now(CST).date(), options=options)
     return res.table(), res.summary()
