@@ -108,6 +108,36 @@ class SchedulerError(GridgeoError):
     """
 
 
+class AuthenticationError(GridgeoError):
+    """No credentials where the store has accounts, or a token that is unknown or revoked (HTTP 401)."""
+
+
+class ForbiddenError(GridgeoError):
+    """A known user whose role or scope does not allow the request (HTTP 403)."""
+
+
+class TooManyRequestsError(GridgeoError):
+    """Too many failed sign-ins from one address in a short time: slowed down, not locked out (HTTP 429).
+
+    ``retry_after`` is the seconds to wait, sent as ``Retry-After``.
+    """
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        self.retry_after = int(retry_after)
+        super().__init__(message)
+
+
+class ConflictError(GridgeoError):
+    """The request contradicts the stored state: a user that already exists, a report already closed (409)."""
+
+
+class StoreError(GridgeoError):
+    """The writable store (SQLite or PostgreSQL) cannot be opened or written: locked, gone, unreachable.
+
+    Not the client's fault (HTTP 503); the message names the store, never its password.
+    """
+
+
 #: error class -> (CLI exit code, HTTP status). Looked up along the MRO.
 ERROR_TABLE: dict[type[GridgeoError], tuple[int, int]] = {
     UsageError: (2, 400),
@@ -122,6 +152,11 @@ ERROR_TABLE: dict[type[GridgeoError], tuple[int, int]] = {
     ServiceUnavailableError: (1, 503),
     OutputError: (1, 503),
     SchedulerError: (1, 503),
+    AuthenticationError: (2, 401),
+    ForbiddenError: (2, 403),
+    TooManyRequestsError: (1, 429),
+    ConflictError: (1, 409),
+    StoreError: (1, 503),
     GridgeoError: (1, 500),
 }
 

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from .store_backends import store_target  # noqa: F401  (every store backend, for the store and API tests)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GRIDGEO_SHARED", ROOT.parent / "shared"))
 

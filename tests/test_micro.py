@@ -190,7 +190,8 @@ def test_rules_keys_are_checked(tmp_path: Path) -> None:
                         ("[levels]\nmicrogrids = true\n", "unknown key 'microgrids'"),
                         ("[bounds.urban]\nmicro = [60, 20]\n", r"micro = \[60, 20\] needs"),
                         ("[bounds.urban]\nlanes = [5, 80]\n", r"unknown key 'lanes' in \[bounds.urban\]"),
-                        ("[bounds.village.\"369900001001\"]\nlane = { households = [1, 9] }\n", "must be \\[min, max\\]")]:
+                        ("[bounds.village.\"369900001001\"]\nlane = { households = [1, 9] }\n",
+                         "must be \\[min, max\\]")]:
         p.write_text(body, encoding="utf-8")
         with pytest.raises(UsageError, match=match):
             load_county_rules(p)

@@ -1,0 +1,32 @@
+"""The writable store beside a built county: users, visits, household status, tracks, the audit trail.
+
+Two backends behind one interface (:class:`~gridgeo.store.base.Store`): the
+county GeoPackage itself (:mod:`.sqlite`, the default) and PostgreSQL +
+PostGIS (:mod:`.postgres`) for many users. :func:`open_store` picks one by
+the target: a ``postgresql://`` URL, else a file path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .access import ROLES, Principal
+from .base import Placed, Store, User, Visit
+
+__all__ = ["ROLES", "Placed", "Principal", "Store", "User", "Visit", "is_url", "open_store"]
+
+
+def is_url(target: str | Path) -> bool:
+    """Whether ``target`` names a PostgreSQL database rather than a file."""
+    return str(target).startswith(("postgresql://", "postgres://"))
+
+
+def open_store(target: str | Path) -> Store:
+    """The store at ``target``: a ``postgresql://`` URL or a county GeoPackage (its tables made if missing)."""
+    if is_url(target):
+        from .postgres import PostgresStore
+
+        return PostgresStore(str(target))
+    from .sqlite import SQLiteStore
+
+    return SQLiteStore(target)

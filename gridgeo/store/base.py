@@ -1,0 +1,385 @@
+"""The writable store: one interface, written once in SQL both backends run.
+
+A :class:`Store` keeps what changes every day beside the built county: users
+and their hashed tokens, visits, household status changes with their history,
+GPX tracks, and the append-only audit trail. Each write and its audit row
+are one transaction, so there is never a write without its trace, nor a
+trace of a write that did not happen. A write is acknowledged only after
+its commit returns (SQLite: WAL with ``synchronous=FULL``; PostgreSQL: its
+default ``synchronous_commit``), so an acknowledged write survives a killed
+server.
+
+Backends (:mod:`.sqlite`, :mod:`.postgres`) give a DB-API connection per
+thread and their dialect; everything else is here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gridgeo.errors import ConflictError, NotFoundError, StoreError, UsageError
+
+from ._sql import CHAIN_COLUMNS, SCHEMA_VERSION, schema
+from .access import check_role, new_token, token_hash
+
+log = logging.getLogger(__name__)
+
+#: extra tables other parts of the store add (``{key}`` is the dialect's key column type)
+EXTRA_TABLES: list[str] = []
+#: their names, for a GeoPackage's ``gpkg_contents`` (see :mod:`.sqlite`)
+EXTRA_REGISTERED: list[str] = []
+
+
+@dataclass(frozen=True)
+class User:
+    """One account. ``scope`` None: everywhere."""
+
+    id: int
+    name: str
+    role: str
+    scope: str | None
+    created: str
+    created_by: str
+    revoked: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "role": self.role, "scope": self.scope, "created": self.created,
+                "created_by": self.created_by, "revoked": self.revoked}
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A record's place: the household (its item id) and the unit codes of its chain, finest first."""
+
+    household: str
+    units: Mapping[str, str | None]
+    chain: tuple[str, ...]
+
+    def columns(self) -> list[str | None]:
+        return [self.units.get(c) for c in CHAIN_COLUMNS]
+
+    def chain_text(self) -> str:
+        """The chain as stored: codes between spaces, so ``LIKE '% CODE %'`` finds any level."""
+        return " " + " ".join(self.chain) + " "
+
+
+@dataclass(frozen=True)
+class Visit:
+    """A checked visit, ready to be stored (see :func:`gridgeo.store.records.parse_visits`)."""
+
+    place: Placed
+    time: str
+    day: str
+    outcome: str
+    note: str | None
+
+
+def now_utc() -> str:
+    """The current time as the store writes it (ISO 8601 UTC, microseconds, ``Z``)."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _user(row: Sequence[Any]) -> User:
+    return User(int(row[0]), str(row[1]), str(row[2]), row[3], str(row[4]), str(row[5]), row[6])
+
+
+_USER_COLS = "id, name, role, scope, created, created_by, revoked"
+
+
+class Store:
+    """The store's operations; a backend subclass supplies :meth:`_connect` and :attr:`dialect`.
+
+    Parameters
+    ----------
+    url
+        What it was opened from, for messages (a path, or a URL without its password).
+    """
+
+    dialect = "sqlite"
+    #: the backend's own error classes, turned into :class:`StoreError` (a 503) at the transaction's edge
+    errors: tuple[type[BaseException], ...] = ()
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._local = threading.local()
+        self._all: list[Any] = []
+        self._all_lock = threading.Lock()
+
+    # -- connections and transactions ------------------------------------------------------------------
+    def _connect(self) -> Any:  # pragma: no cover - every backend overrides it
+        raise NotImplementedError
+
+    def _conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    def _sql(self, text: str) -> str:
+        """``text`` with the backend's placeholder (``?`` is SQLite's)."""
+        return text
+
+    @contextlib.contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[Any]:
+        """A cursor inside one transaction: committed when the block ends, rolled back on any error.
+
+        ``write=False``: a read, which takes no write lock (SQLite readers never wait for a writer in WAL).
+        """
+        conn = self._conn()
+        cur = conn.cursor()
+        try:
+            self._begin(cur, write=write)
+            yield cur
+            conn.commit()
+        except self.errors as exc:
+            with contextlib.suppress(*self.errors):
+                conn.rollback()
+            raise StoreError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
+        except BaseException:
+            with contextlib.suppress(*self.errors):
+                conn.rollback()
+            raise
+        finally:
+            cur.close()
+
+    def _begin(self, cur: Any, *, write: bool) -> None:
+        """Start a transaction (SQLite takes its write lock now for a write, not at its first statement)."""
+
+    def execute(self, cur: Any, text: str, params: Sequence[Any] = ()) -> Any:
+        return cur.execute(self._sql(text), tuple(params))
+
+    def query(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one read (its own short transaction, so it sees every committed write)."""
+        with self.transaction(write=False) as cur:
+            self.execute(cur, text, params)
+            return [tuple(r) for r in cur.fetchall()]
+
+    def close(self) -> None:
+        """Close every connection this store opened (each thread's)."""
+        with self._all_lock:
+            for conn in self._all:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    # -- schema ----------------------------------------------------------------------------------------
+    def ensure_schema(self) -> None:
+        """Create the tables that are missing; refuse a store written by a newer schema."""
+        with self.transaction() as cur:
+            for stmt in schema(self.dialect, tuple(EXTRA_TABLES)):
+                self.execute(cur, stmt)
+            self.execute(cur, "SELECT value FROM gg_meta WHERE key = 'schema'")
+            row = cur.fetchone()
+            if row is None:
+                self.execute(cur, "INSERT INTO gg_meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise StoreError(f"{self.url}: store schema {row[0]} is newer than this gridgeo's "
+                                 f"({SCHEMA_VERSION}); upgrade gridgeo")
+
+    # -- audit -----------------------------------------------------------------------------------------
+    def audit(self, cur: Any, actor: str, action: str, target: str, *, before: Any = None, after: Any = None) -> None:
+        """Append one row to the audit trail, in the caller's transaction."""
+        self.execute(cur, "INSERT INTO gg_audit (time, actor, action, target, before, after) VALUES (?, ?, ?, ?, ?, ?)",
+                     (now_utc(), actor, action, target, _json(before), _json(after)))
+
+    def audit_rows(self, *, after: int = 0, limit: int = 100, actor: str | None = None,
+                   action: str | None = None, since: str | None = None) -> list[dict[str, Any]]:
+        """Audit rows in order, from id ``after`` on (keyset paging), filtered by actor, action prefix, time."""
+        where: list[str] = ["id > ?"]
+        params: list[Any] = [after]
+        if actor is not None:
+            where.append("actor = ?")
+            params.append(actor)
+        if action is not None:
+            where.append("action LIKE ?")
+            params.append(action.replace("%", "") + "%")
+        if since is not None:
+            where.append("time >= ?")
+            params.append(since)
+        rows = self.query(f"SELECT id, time, actor, action, target, before, after FROM gg_audit "
+                          f"WHERE {' AND '.join(where)} ORDER BY id LIMIT ?", [*params, limit])
+        return [{"id": int(r[0]), "time": r[1], "actor": r[2], "action": r[3], "target": r[4],
+                 "before": _unjson(r[5]), "after": _unjson(r[6])} for r in rows]
+
+    # -- users -----------------------------------------------------------------------------------------
+    def add_user(self, name: str, *, role: str, scope: str | None = None, actor: str = "cli") -> tuple[User, str]:
+        """Create a user and its token; the token is returned once and only its hash is kept."""
+        name = name.strip()
+        if not name:
+            raise UsageError("a user needs a name")
+        check_role(role)
+        token = new_token()
+        created = now_utc()
+        with self.transaction() as cur:
+            self.execute(cur, "SELECT id FROM gg_users WHERE name = ?", (name,))
+            if cur.fetchone() is not None:
+                raise ConflictError(f"{self.url}: user {name!r} already exists (revoke it first, or pick another name)")
+            self.execute(cur, "INSERT INTO gg_users (name, role, scope, token_hash, created, created_by) "
+                         "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                         (name, role, scope, token_hash(token), created, actor))
+            uid = int(cur.fetchone()[0])
+            user = User(uid, name, role, scope, created, actor, None)
+            self.audit(cur, actor, "user.add", f"users/{name}", after=user.as_dict())
+        return user, token
+
+    def users(self) -> list[User]:
+        return [_user(r) for r in self.query(f"SELECT {_USER_COLS} FROM gg_users ORDER BY id")]
+
+    def has_users(self) -> bool:
+        """Whether access control is on: any user, revoked or not (revoking the last one must not open the store)."""
+        return bool(self.query("SELECT COUNT(*) FROM gg_users")[0][0])
+
+    def revoke_user(self, name: str, *, actor: str = "cli") -> User:
+        """Revoke a user's token (the row stays, for the audit trail's sake)."""
+        with self.transaction() as cur:
+            self.execute(cur, f"SELECT {_USER_COLS} FROM gg_users WHERE name = ?", (name,))
+            row = cur.fetchone()
+            if row is None:
+                raise NotFoundError(f"{self.url}: no user {name!r}")
+            before = _user(row)
+            if before.revoked is not None:
+                return before
+            when = now_utc()
+            self.execute(cur, "UPDATE gg_users SET revoked = ? WHERE id = ?", (when, before.id))
+            after = User(before.id, before.name, before.role, before.scope, before.created, before.created_by, when)
+            self.audit(cur, actor, "user.revoke", f"users/{name}", before=before.as_dict(), after=after.as_dict())
+        return after
+
+    def authenticate(self, token: str) -> User | None:
+        """The live user whose token this is, else None."""
+        rows = self.query(f"SELECT {_USER_COLS} FROM gg_users WHERE token_hash = ? AND revoked IS NULL",
+                          (token_hash(token),))
+        return _user(rows[0]) if rows else None
+
+    # -- visits ----------------------------------------------------------------------------------------
+    def add_visits(self, visits: Sequence[Visit], *, actor: str) -> list[int]:
+        """Store visits, all or none, each with its audit row; their ids in order."""
+        ids = []
+        recorded = now_utc()
+        with self.transaction() as cur:
+            for v in visits:
+                self.execute(cur, "INSERT INTO gg_visits (household, time, day, outcome, note, worker, recorded, "
+                             "township, village, grid, point, chain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                             "RETURNING id", (v.place.household, v.time, v.day, v.outcome, v.note, actor, recorded,
+                                              *v.place.columns(), v.place.chain_text()))
+                vid = int(cur.fetchone()[0])
+                ids.append(vid)
+                self.audit(cur, actor, "visit.add", f"visits/{vid}",
+                           after={"household": v.place.household, "time": v.time, "outcome": v.outcome,
+                                  "note": v.note})
+        return ids
+
+    def visits(self, *, unit: tuple[str, str] | None = None, start: str | None = None, end: str | None = None,
+               after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """Visits in id order from ``after``; ``unit`` = (level column or ``chain``, code); ``start``/``end``
+        bound the visit time (UTC text, end exclusive)."""
+        where: list[str] = ["id > ?"]
+        params: list[Any] = [after]
+        where, params = _unit_filter(where, params, unit)
+        if start is not None:
+            where.append("time >= ?")
+            params.append(start)
+        if end is not None:
+            where.append("time < ?")
+            params.append(end)
+        rows = self.query("SELECT id, household, time, day, outcome, note, worker, recorded, township, village, grid, "
+                          f"point FROM gg_visits WHERE {' AND '.join(where)} ORDER BY id LIMIT ?", [*params, limit])
+        keys = ("id", "household", "time", "day", "outcome", "note", "worker", "recorded", *CHAIN_COLUMNS)
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def last_visits(self) -> dict[str, dt.date]:
+        """Each household's last day with a visit that found someone (``visited``): what a plan counts from.
+
+        Why not ``absent`` or ``refused``: the household is still due; the next plan should bring the
+        worker back, not wait a whole period.
+        """
+        rows = self.query("SELECT household, MAX(day) FROM gg_visits WHERE outcome = 'visited' GROUP BY household")
+        return {str(h): dt.date.fromisoformat(str(d)) for h, d in rows}
+
+    # -- household status --------------------------------------------------------------------------------
+    def set_status(self, place: Placed, changes: Mapping[str, Any], *, actor: str, note: str | None = None,
+                   time: str | None = None) -> dict[str, Any]:
+        """Record new values of a household's status fields (priority, special); its whole status after."""
+        when = time or now_utc()
+        with self.transaction() as cur:
+            before = self._status(cur, place.household)
+            for field, value in changes.items():
+                self.execute(cur, "INSERT INTO gg_status (household, field, value, time, author, note, township, "
+                             "village, grid, point, chain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             (place.household, field, _json(value), when, actor, note, *place.columns(),
+                              place.chain_text()))
+            after = {**before, **changes}
+            self.audit(cur, actor, "household.status", f"households/{place.household}", before=before, after=after)
+        return after
+
+    def _status(self, cur: Any, household: str) -> dict[str, Any]:
+        self.execute(cur, "SELECT field, value FROM gg_status WHERE household = ? ORDER BY id", (household,))
+        return {str(f): _unjson(v) for f, v in cur.fetchall()}
+
+    def statuses(self) -> dict[str, dict[str, Any]]:
+        """Every household's current status (the last value of each field)."""
+        out: dict[str, dict[str, Any]] = {}
+        for h, f, v in self.query("SELECT household, field, value FROM gg_status ORDER BY id"):
+            out.setdefault(str(h), {})[str(f)] = _unjson(v)
+        return out
+
+    def status_history(self, household: str) -> list[dict[str, Any]]:
+        rows = self.query("SELECT id, field, value, time, author, note FROM gg_status WHERE household = ? ORDER BY id",
+                          (household,))
+        return [{"id": int(r[0]), "field": r[1], "value": _unjson(r[2]), "time": r[3], "author": r[4], "note": r[5]}
+                for r in rows]
+
+    # -- tracks ----------------------------------------------------------------------------------------
+    def add_track(self, track: Mapping[str, Any], *, actor: str, scope: str | None) -> int:
+        """Store one day's walk (a GPX upload, already parsed: see :func:`gridgeo.store.records.parse_gpx`)."""
+        with self.transaction() as cur:
+            self.execute(cur, "INSERT INTO gg_tracks (worker, day, uploaded, started, ended, n_points, length_m, "
+                         "geometry, scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                         (actor, track["day"], now_utc(), track["started"], track["ended"], track["n_points"],
+                          track["length_m"], track["geometry"], scope))
+            tid = int(cur.fetchone()[0])
+            self.audit(cur, actor, "track.add", f"tracks/{tid}",
+                       after={k: track[k] for k in ("day", "started", "ended", "n_points", "length_m")})
+        return tid
+
+    def track(self, tid: int) -> dict[str, Any]:
+        rows = self.query("SELECT id, worker, day, uploaded, started, ended, n_points, length_m, geometry, scope "
+                          "FROM gg_tracks WHERE id = ?", (tid,))
+        if not rows:
+            raise NotFoundError(f"no track {tid}")
+        keys = ("id", "worker", "day", "uploaded", "started", "ended", "n_points", "length_m", "geometry", "scope")
+        return dict(zip(keys, rows[0], strict=True))
+
+
+def _unit_filter(where: list[str], params: list[Any],
+                 unit: tuple[str, str] | None) -> tuple[list[str], list[Any]]:
+    if unit is None:
+        return where, params
+    column, code = unit
+    if column in CHAIN_COLUMNS:
+        where.append(f"{column} = ?")
+        params.append(code)
+    else:
+        where.append("chain LIKE ? ESCAPE '!'")
+        escaped = code.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        params.append(f"% {escaped} %")
+    return where, params
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _unjson(text: Any) -> Any:
+    return None if text is None else json.loads(text)

@@ -1,0 +1,99 @@
+"""The embedded store: tables inside the county GeoPackage itself (SQLite, WAL, real transactions).
+
+Why the GeoPackage: a county has one file to copy, back up and open in QGIS,
+and GDAL lists only the layers registered in ``gpkg_contents``, so the
+``gg_`` tables ride along without disturbing any reader. WAL lets the
+service's readers go on while one writer commits; ``synchronous=FULL``
+makes a commit durable before the write is acknowledged; ``BEGIN IMMEDIATE``
+takes the write lock at the start of a transaction, so two writers queue
+(up to ``busy_timeout``) instead of one failing half-way.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from gridgeo.errors import StoreError
+
+from ._sql import REGISTERED
+from .base import EXTRA_REGISTERED, Store
+
+#: how long a writer waits for another's lock before the write fails (a 503, never a lost write)
+BUSY_TIMEOUT_MS = 30_000
+
+
+class SQLiteStore(Store):
+    """The store in a SQLite file (a county GeoPackage, or any SQLite database).
+
+    Raises
+    ------
+    StoreError
+        When the file is missing, not SQLite, or cannot be written.
+    """
+
+    dialect = "sqlite"
+    errors = (sqlite3.Error,)
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise StoreError(f"{self.path}: no such store (a county GeoPackage is made by gridgeo build)")
+        super().__init__(str(self.path))
+        try:
+            self.ensure_schema()
+            self._register()
+        except StoreError as exc:
+            raise StoreError(f"{self.path}: not a writable SQLite/GeoPackage store ({exc.__cause__ or exc})") from None
+
+    def _register(self) -> None:
+        """List the store's tables in ``gpkg_contents`` as attribute tables, in a GeoPackage.
+
+        Why: GDAL lists every table of a GeoPackage that registers no attribute table, so the
+        ``gg_`` tables would appear as layers of unknown kind; registered, they are proper
+        attribute tables (visits and the audit trail open in QGIS), and nothing else changes.
+        """
+        with self.transaction() as cur:
+            cur.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'gpkg_contents'")
+            if cur.fetchone() is None:
+                return
+            for name in REGISTERED + tuple(EXTRA_REGISTERED):
+                cur.execute("INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier, description, "
+                            "last_change) VALUES (?, 'attributes', ?, 'gridgeo store', "
+                            "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))", (name, name))
+
+    def _connect(self) -> Any:
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the store ({exc})") from None
+        return _Autocommit(conn)
+
+    def _begin(self, cur: Any, *, write: bool) -> None:
+        cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+class _Autocommit:
+    """A sqlite3 connection in autocommit mode whose commit/rollback end the explicit ``BEGIN``."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def cursor(self) -> sqlite3.Cursor:
+        return self.conn.cursor()
+
+    def commit(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self.conn.close()
