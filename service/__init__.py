@@ -56,6 +56,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         layer, as a built county does not. ``RULES``: a county rules file (TOML) whose ``[patrol]``
         section sets ``/patrol``'s defaults (budget, speed, visit rules, campaign, start and end);
         requests override them one by one.
+        ``STORE``: the writable store (default: the ``COUNTY`` file itself; a ``postgresql://`` URL);
+        its tables come with its first user (``gridgeo users add``), so serving never changes the file.
+        ``ANONYMOUS``: what a client without a token reads, ``public`` (geometry, codes, counts: the
+        default) or ``none``. ``AUTH_FAILURES`` (10) failed sign-ins per ``AUTH_WINDOW`` (60 s) from one
+        address, then 429 until the window has passed.
     """
     app = Flask(__name__)
     app.config.update(JSON_AS_ASCII=False, MAX_LIMIT=10_000, DEFAULT_LIMIT=10, TITLE="gridgeo",
@@ -73,16 +78,26 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def _load(app: Flask) -> Any:
-    """Read the county once (``COUNTY``) and build what the views share: locator and planner."""
+    """Read the county once (``COUNTY``) and build what the views share: locator, planner, store, chains."""
+    from gridgeo.store.chains import Chains
+
+    from .auth import install
     from .locate import Locator
     from .patrol import Planner
+    from .records import open_writable, overlay_statuses
     from .store import County, load_county
 
     path = app.config.get("COUNTY")
     county = load_county(path) if path else County("", {}, "1970-01-01T00:00:00Z")
     app.extensions["county"] = county
     app.extensions["locator"] = Locator(county)
-    app.extensions["planner"] = Planner(str(path), app.config.get("NETWORK"), _patrol_options(app)) if path else None
+    app.extensions["chains"] = Chains({k: c.frame for k, c in county.collections.items()})
+    store = open_writable(app.config.get("STORE", path))
+    app.extensions["store"] = store
+    overlay_statuses(county, store)
+    install(app, store)
+    app.extensions["planner"] = Planner(str(path), app.config.get("NETWORK"), _patrol_options(app),
+                                        store=store, frames=county.frames) if path else None
     return path
 
 
@@ -102,8 +117,9 @@ def _register(app: Flask) -> None:
     from .openapi import bp as openapi_bp
     from .pages import bp as pages_bp
     from .patrol import bp as patrol_bp
+    from .records import bp as records_bp
 
-    for bp in (features_bp, openapi_bp, locate_bp, patrol_bp, pages_bp):
+    for bp in (features_bp, openapi_bp, locate_bp, patrol_bp, pages_bp, records_bp):
         app.register_blueprint(bp)
     app.register_error_handler(GridgeoError, _gridgeo_error)
     app.register_error_handler(HTTPException, _http_error)
@@ -116,7 +132,13 @@ def _gridgeo_error(err: GridgeoError) -> Response:
     status = http_status(err)
     if status >= 500:
         log.exception("request failed: %s", request.url)
-    return problem(status, type(err).__name__, str(err))
+    resp = problem(status, type(err).__name__, str(err))
+    if status == 401:
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="gridgeo"'
+    retry = getattr(err, "retry_after", None)
+    if retry is not None:
+        resp.headers["Retry-After"] = str(retry)
+    return resp
 
 
 def _http_error(err: HTTPException) -> Response:
@@ -140,11 +162,16 @@ def _headers(resp: Response) -> Response:
     if request.method == "OPTIONS":
         resp.headers["Access-Control-Allow-Methods"] = "GET, HEAD, POST, OPTIONS"
         resp.headers["Access-Control-Allow-Headers"] = (
-            request.headers.get("Access-Control-Request-Headers") or "Accept, Content-Type, If-None-Match")
+            request.headers.get("Access-Control-Request-Headers")
+            or "Accept, Authorization, Content-Type, If-None-Match")
         resp.headers["Access-Control-Max-Age"] = "86400"
         return resp
     if "Accept" not in resp.headers.get("Vary", ""):
         resp.vary.add("Accept")
+    if request.headers.get("Authorization"):
+        # what a signed-in user sees is theirs: no shared cache may hand it to the next client
+        resp.vary.add("Authorization")
+        resp.headers["Cache-Control"] = "private, no-store"
     if (request.method in ("GET", "HEAD") and resp.status_code == 200 and not resp.is_streamed
             and not resp.direct_passthrough):  # files sent by send_file keep their own ETag
         # strong ETag over the exact bytes: a change of data, format, CRS or page changes it

@@ -15,8 +15,10 @@ import numpy as np
 from flask import Blueprint, Response, current_app, request, url_for
 
 from gridgeo.errors import UsageError
+from gridgeo.store.chains import HOUSEHOLD_UNITS
 
 from . import html
+from .auth import principal, sees_personal
 from .ogc import (
     CONFORMANCE,
     CRS84,
@@ -178,6 +180,33 @@ def _geometry_bytes(coll: Collection, pos: np.ndarray, crs: str, coords: str | N
     return coll.geometry_variant((crs, coords), pos, lambda g: geojson_bytes(transform_geoms(g, crs, coords)))
 
 
+def _features(coll: Collection, pos: np.ndarray, crs: str, coords: str | None) -> list[bytes]:
+    """The features at ``pos`` as GeoJSON bytes, with the personal properties where the caller may read them."""
+    plist = pos.tolist()
+    tails = _tails(coll, plist)
+    geo = _geometry_bytes(coll, pos, crs, coords)
+    if geo is None and tails is None:
+        return [coll.full[i] for i in plist]
+    if geo is None:
+        geo = [coll.full[i][len(coll.head[i]):len(coll.full[i]) - len(coll.tail[i])] for i in plist]
+    t = tails if tails is not None else [coll.tail[i] for i in plist]
+    return [coll.head[i] + g + ti for i, g, ti in zip(plist, geo, t, strict=True)]
+
+
+def _tails(coll: Collection, plist: list[int]) -> list[bytes] | None:
+    """Each feature's properties with its personal columns where the caller's role and scope allow them."""
+    private = coll.private_tail
+    if private is None or not principal().may("read.personal"):
+        return None
+    chains = current_app.extensions["chains"]
+    cols = {c: coll.frame[c].to_numpy() for c in HOUSEHOLD_UNITS if c in coll.frame.columns}
+    out = []
+    for i in plist:
+        chain = chains.household_chain({c: v[i] for c, v in cols.items()})
+        out.append(private[i] if sees_personal(chain) else coll.tail[i])
+    return out
+
+
 def _output_crs(coll: Collection) -> tuple[str, str | None]:
     allowed = crs_list(coll.storage_epsg)
     crs = parse_crs_uri(request.args["crs"], allowed) if "crs" in request.args else CRS84
@@ -243,11 +272,7 @@ def items(name: str) -> Response:
     links = _items_links(name, coll, q, page)
     if q.fmt == "html":
         return _items_html(coll, page.pos, links, page.n_matched)
-    geo = _geometry_bytes(coll, page.pos, q.crs, q.coords)
-    if geo is None:
-        feats = [coll.full[i] for i in page.pos.tolist()]
-    else:
-        feats = [coll.head[i] + g + coll.tail[i] for i, g in zip(page.pos.tolist(), geo, strict=True)]
+    feats = _features(coll, page.pos, q.crs, q.coords)
     extra = b',"coords":' + dumps(q.coords) if q.coords else b""
     body = b"".join([
         b'{"type":"FeatureCollection","features":[', b",".join(feats),
@@ -361,8 +386,7 @@ def item(name: str, fid: str) -> Response:
         rows = [[p, rec[p]] for p in coll.properties]
         return _html(html.page(f"{coll.title} {fid}", _root(), links=links, tables=[
             {"caption": "Properties", "header": ["name", "value"], "rows": rows}]))
-    geo = _geometry_bytes(coll, np.array([i]), crs, coords)
-    feat = coll.full[i] if geo is None else coll.head[i] + geo[0] + coll.tail[i]
+    feat = _features(coll, np.array([i]), crs, coords)[0]
     extra = b',"coords":' + dumps(coords) if coords else b""
     body = feat[:-1] + extra + b',"links":' + dumps(links) + b"}"
     return _geo_response(body, crs, coords)

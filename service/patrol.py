@@ -24,6 +24,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,9 @@ from gridgeo.data.quantities import parse_place
 from gridgeo.errors import FileFormatError, InputError, ServiceUnavailableError, UsageError
 from gridgeo.patrol import CST, County, DayPlan, PatrolOptions, parse_budget, plan_grid, route_geojson, route_gpx
 from gridgeo.patrol.options import check_plan_dates
+from gridgeo.patrol.records import Records
 from gridgeo.patrol.team import MAX_WORKERS
+from gridgeo.store import Store
 
 from .ogc import CRS84, GEOJSON, check_params, negotiate, parse_coords
 
@@ -140,12 +143,16 @@ def request_options(base: PatrolOptions) -> tuple[PatrolOptions, tuple[tuple[str
 class Planner:
     """The county opened for patrol planning once, and the plans made so far (LRU)."""
 
-    def __init__(self, path: str, network: str | None = None, options: PatrolOptions | None = None) -> None:
+    def __init__(self, path: str, network: str | None = None, options: PatrolOptions | None = None, *,
+                 store: Store | None = None, frames: Callable[[], dict[str, Any]] | None = None) -> None:
         self.path = path
+        self.frames = frames  # the county's layers from memory (see service.store.County.frames)
         self.network = network
+        self.store = store  # its visits and status changes: what each plan starts from
         self.options = PatrolOptions() if options is None else options  # the RULES file's [patrol], or defaults
         self._county: County | None = None
-        self._plans: OrderedDict[tuple[str, dt.date, tuple[tuple[str, str], ...]], list[DayPlan]] = OrderedDict()
+        self._plans: OrderedDict[tuple[Any, ...], list[DayPlan]] = OrderedDict()
+        self._version: tuple[int, int] = (-1, -1)
 
     def county(self) -> County:
         """The :class:`gridgeo.patrol.County`, opened on first use.
@@ -161,8 +168,10 @@ class Planner:
             if self._county is None:
                 log.info("opening %s for patrol planning", self.path)
                 try:
-                    # names=False: household names from a register are private (no accounts yet: issue 15)
-                    self._county = County(self.path, network=self.network, names=False)
+                    # names=False: a stop list never shows a register's household names (it is cached and
+                    # shared by every caller; names come with /collections/households to those allowed)
+                    frames = self.frames() if self.frames is not None else None
+                    self._county = County(self.path, network=self.network, names=False, frames=frames)
                 except (InputError, OSError) as exc:
                     raise self._unavailable(exc) from exc
             return self._county
@@ -177,6 +186,17 @@ class Planner:
         return ServiceUnavailableError(f"patrol planning is unavailable: {exc}; fix the county file or the "
                                        "NETWORK setting and restart the service")
 
+    def _records(self, county: County) -> tuple[int, int]:
+        """Bring the store's visits and statuses into ``county`` when they changed; their version."""
+        if self.store is None:
+            return (0, 0)
+        version = self.store.records_version()
+        with _lock:
+            if version != self._version:
+                county.use_records(Records(self.store.last_visits(), self.store.statuses()))
+                self._version = version
+        return version
+
     def plan(self, grid: str, day: dt.date, options: PatrolOptions,
              key: tuple[tuple[str, str], ...] = ()) -> list[DayPlan]:
         """The day's plan for ``grid`` (a campaign's days: all of them) under ``options``, cached by the
@@ -184,7 +204,8 @@ class Planner:
         county = self.county()
         for code in grid.split(","):  # A,B: one round across several small grids (County.round_stops)
             county.check_grid(code)
-        cache = (grid, day, key)
+        version = self._records(county)
+        cache = (grid, day, key, version)
         with _lock:
             if cache in self._plans:
                 self._plans.move_to_end(cache)

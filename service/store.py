@@ -34,7 +34,7 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 
-from gridgeo.data.io import list_layers, read_layer, rfc7946
+from gridgeo.data.io import feature_ids, list_layers, read_layer, rfc7946
 from gridgeo.errors import NotFoundError, UsageError
 
 log = logging.getLogger(__name__)
@@ -61,13 +61,16 @@ TITLES: dict[str, str] = {
     "pois": "Points of interest 兴趣点",
 }
 
-#: the only columns served of a layer that can hold people's data; the others (a register's names, phones,
-#: addresses, special-care categories, party membership) stay in the file: the service has no accounts yet
+#: the only columns everyone is served of a layer that can hold people's data; the others (a register's names,
+#: phones, addresses, special-care categories, party membership) only to the users allowed them
+#: (:mod:`gridgeo.store.access`), in their scope
 PUBLIC_COLUMNS: dict[str, tuple[str, ...]] = {
     "households": ("source", "source_id", "households", "estimated", "point", "grid", "village", "township",
                    "micro_grid", "lane"),
 }
 
+#: attribute tables kept in memory (the roster, for the patrol planner's teams)
+KEPT_TABLES = ("people",)
 _DECIMALS = 7
 _INT_KEY = re.compile(r"-?[0-9]+")
 #: other CRSs / datums whose serialised geometries are kept per collection
@@ -148,6 +151,9 @@ class Collection:
     tree: shapely.STRtree
     int_keys: bool
     position: dict[Any, int] = field(default_factory=dict)
+    #: the properties with the personal columns, for the users allowed them (None: the layer has none)
+    private_tail: list[bytes] | None = None
+    private_frame: Any = None
     variants: OrderedDict[tuple[str, str | None], list[bytes | None]] = field(default_factory=OrderedDict)
 
     def geometry_variant(self, key: tuple[str, str | None], pos: NDArray[np.int64],
@@ -177,6 +183,31 @@ class Collection:
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    def full_frame(self) -> gpd.GeoDataFrame:
+        """The layer with every column (the personal ones too), CRS84, in id order: for patrol planning."""
+        if self.private_frame is None:
+            return self.frame.copy()
+        extra = [c for c in self.private_frame.columns if c not in self.frame.columns]
+        out = self.frame.copy()
+        for c in extra:
+            out[c] = self.private_frame[c].to_numpy()
+        return out
+
+    def set_status(self, key: Any, status: dict[str, Any]) -> None:
+        """Show a household's current status (priority, special-care categories) in its personal properties.
+
+        Why only there: a status is personal (a red mark, 低保户), so the public properties never carry it.
+        One feature is re-serialised; the list slot is swapped whole, so readers see the old or the new bytes.
+        """
+        pos = self.locate_key(str(key))
+        if self.private_tail is None or self.private_frame is None:
+            self.private_frame = self.frame.drop(columns=[self.frame.geometry.name])
+            self.private_tail = list(self.tail)
+        rec = self.private_frame.iloc[pos].to_dict()
+        for k, v in status.items():
+            rec[k] = "、".join(v) if isinstance(v, list) else v
+        self.private_tail[pos] = properties_bytes(rec)
 
     def parse_key(self, text: str) -> Any:
         """A feature id from the URL: an int for row-numbered layers, else the code string."""
@@ -239,27 +270,21 @@ def _property_type(dtype: Any) -> str:
     return {"i": "integer", "u": "integer", "f": "number", "b": "boolean", "M": "string"}.get(kind, "string")
 
 
-def build_collection(name: str, gdf: gpd.GeoDataFrame, storage_epsg: int | None = None) -> Collection:
+def build_collection(name: str, gdf: gpd.GeoDataFrame, storage_epsg: int | None = None, *,
+                     public: tuple[str, ...] | None = None) -> Collection:
     """Sort one layer (already CRS84, CCW) by its id and pre-serialise every feature.
 
-    The id is ``code`` when the layer has a unique, non-null one (codes are
-    hierarchical and stable, so links survive a rebuild), else such an ``id``
-    column; otherwise the row number from 1, which is the GeoPackage's own
-    fid for a freshly written file.
+    ``public``: the only columns everyone gets; the features are then serialised twice, the second
+    time with every column, for the users allowed personal fields.
+
+    The ids are :func:`gridgeo.data.io.feature_ids`: the ``code``, else ``id``, else the row number.
     """
     geom_col = gdf.geometry.name
-    props = [c for c in gdf.columns if c != geom_col]
-    int_keys = True
-    for col in ("code", "id"):
-        if col in gdf.columns and gdf[col].notna().all():
-            codes = gdf[col].astype(str)
-            if codes.is_unique:
-                int_keys = False
-                keys: NDArray[Any] = codes.to_numpy(dtype=object)
-                break
-            log.warning("layer %s: %s is not unique; not used as the feature id", name, col)
-    if int_keys:
-        keys = np.arange(1, len(gdf) + 1, dtype=np.int64)
+    every = [c for c in gdf.columns if c != geom_col]
+    props = every if public is None else [c for c in every if c in public]
+    if public is not None and len(props) == len(every):
+        public = None  # nothing personal in this file: one serialisation
+    keys, int_keys = feature_ids(gdf)
     order = np.argsort(keys, kind="stable")
     keys = keys[order]
     if not int_keys:
@@ -274,10 +299,15 @@ def build_collection(name: str, gdf: gpd.GeoDataFrame, storage_epsg: int | None 
     for key, rec, g in zip(keys, records, geo, strict=True):
         fid = int(key) if int_keys else str(key)
         h = b'{"type":"Feature","id":' + dumps(fid) + b',"geometry":'
-        t = b',"properties":' + dumps({k: _jsonable(v) for k, v in rec.items()}) + b"}"
+        t = properties_bytes(rec)
         head.append(h)
         tail.append(t)
         full.append(h + g + t)
+    private_tail = private_frame = None
+    if public is not None:
+        private_frame = frame[every].reset_index(drop=True)
+        private_tail = [properties_bytes(r) for r in private_frame.to_dict("records")]
+        frame = frame[[*props, geom_col]]  # what every view reads holds nothing personal
     valid = geoms[~shapely.is_missing(geoms)]
     bounds = tuple(float(v) for v in shapely.total_bounds(valid)) if len(valid) else (0.0, 0.0, 0.0, 0.0)
     types = sorted({t for t in shapely.get_type_id(valid).tolist()})
@@ -301,16 +331,36 @@ def build_collection(name: str, gdf: gpd.GeoDataFrame, storage_epsg: int | None 
         tree=shapely.STRtree(geoms),
         int_keys=int_keys,
         position={(int(k) if int_keys else str(k)): i for i, k in enumerate(keys)},
+        private_tail=private_tail,
+        private_frame=private_frame,
     )
+
+
+def properties_bytes(rec: dict[str, Any]) -> bytes:
+    """A feature's tail: its properties and the closing brace."""
+    return b',"properties":' + dumps({k: _jsonable(v) for k, v in rec.items()}) + b"}"
 
 
 @dataclass
 class County:
-    """All served collections, the six levels first, plus when the file was last changed."""
+    """All served collections, the six levels first, plus when the file was last changed.
+
+    ``tables``: its attribute tables (the build's ``people``), read at start-up with the layers.
+    """
 
     path: str
     collections: dict[str, Collection]
     modified: str
+    tables: dict[str, Any] = field(default_factory=dict)
+
+    def frames(self) -> dict[str, Any]:
+        """Every layer and table as the patrol planner reads them, from memory.
+
+        Why not from the file: the store writes the same GeoPackage through Python's SQLite, and GDAL
+        carries its own; a GDAL open and close of a WAL database in the same process deletes the WAL
+        under the store's connections. So after start-up the service never opens the file with GDAL.
+        """
+        return {**{k: c.full_frame() for k, c in self.collections.items()}, **self.tables}
 
     def get(self, name: str) -> Collection:
         """The collection ``name``.
@@ -336,17 +386,6 @@ def _attribute_tables(path: Path) -> set[str]:
         return set()
 
 
-def _public(gdf: gpd.GeoDataFrame, name: str, path: Path) -> gpd.GeoDataFrame:
-    """The layer without the columns :data:`PUBLIC_COLUMNS` does not list for it (logged)."""
-    if name not in PUBLIC_COLUMNS:
-        return gdf
-    keep = [c for c in gdf.columns if c in PUBLIC_COLUMNS[name] or c == gdf.geometry.name]
-    hidden = [c for c in gdf.columns if c not in keep]
-    if hidden:
-        log.info("%s: layer %s: %d private column(s) not served (%s)", path, name, len(hidden), ", ".join(hidden))
-    return gdf[keep]
-
-
 def load_county(path: str | Path) -> County:
     """Read every layer of the GeoPackage once, in CRS84 with CCW exteriors, and pre-serialise it.
 
@@ -358,15 +397,24 @@ def load_county(path: str | Path) -> County:
     ordered = [n for n in LEVELS if n in names] + [n for n in names if n not in LEVELS]
     out: dict[str, Collection] = {}
     tables = _attribute_tables(p)
+    kept: dict[str, Any] = {}
     for name in ordered:
         if name in tables:
             log.info("%s: layer %s is a table without geometry; not served as features", p, name)
+            if name in KEPT_TABLES:
+                import pyogrio
+
+                kept[name] = pyogrio.read_dataframe(p, layer=name, read_geometry=False)
             continue
         raw = read_layer(p, layer=name)
         if not isinstance(raw, gpd.GeoDataFrame) or raw.geometry is None or raw.crs is None:
             log.warning("%s: layer %s has no geometry or no CRS; not served", p, name)
             continue
-        out[name] = build_collection(name, rfc7946(_public(raw, name, p)), _epsg_of(raw.crs))
+        out[name] = build_collection(name, rfc7946(raw), _epsg_of(raw.crs), public=PUBLIC_COLUMNS.get(name))
+        if out[name].private_tail is not None:
+            hidden = [c for c in out[name].private_frame.columns if c not in out[name].properties]
+            log.info("%s: layer %s: %d personal column(s) served only to users allowed them (%s)", p, name,
+                     len(hidden), ", ".join(hidden))
         log.info("loaded %s: %d features", name, len(out[name]))
     mtime = dt.datetime.fromtimestamp(os.path.getmtime(p), tz=dt.timezone.utc)
-    return County(str(p), out, mtime.replace(microsecond=0).isoformat().replace("+00:00", "Z"))
+    return County(str(p), out, mtime.replace(microsecond=0).isoformat().replace("+00:00", "Z"), kept)

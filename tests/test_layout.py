@@ -27,11 +27,12 @@ ALLOWED: dict[str, set[str]] = {
     "routing": {"errors"},
     "county": {"data", "partition", "people", "patrol", "errors", "_geom"},
     "patrol": {"data", "routing", "errors", "_geom"},
+    "store": {"data", "errors"},
     "synth": {"data", "errors", "_geom"},
     "people": {"data", "patrol", "errors", "_geom"},
-    "cli": {"data", "partition", "routing", "county", "patrol", "people", "synth", "errors", "_geom", "service",
-            "__init__"},
-    "service": {"data", "partition", "routing", "county", "patrol", "people", "synth", "errors", "_geom",
+    "cli": {"data", "partition", "routing", "county", "patrol", "people", "synth", "store", "errors", "_geom",
+            "service", "__init__"},
+    "service": {"data", "partition", "routing", "county", "patrol", "people", "synth", "store", "errors", "_geom",
                 "__init__"},
 }
 MAX_LINES = 800

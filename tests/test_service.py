@@ -86,7 +86,7 @@ def test_collections_levels_first_and_all_layers(client, county_path) -> None:
     doc = client.get("/collections").get_json()
     ids = [c["id"] for c in doc["collections"]]
     assert ids[:6] == LEVELS
-    assert set(ids) == {n for n, _ in pyogrio.list_layers(county_path)}
+    assert set(ids) == {n for n, g in pyogrio.list_layers(county_path) if g is not None}  # not the store's tables
     for c in doc["collections"]:
         assert c["itemCount"] == pyogrio.read_info(county_path, layer=c["id"])["features"]
         assert c["crs"][0] == "http://www.opengis.net/def/crs/OGC/1.3/CRS84"

@@ -29,14 +29,28 @@ from collections.abc import Iterator, Sequence
 from types import FrameType, ModuleType
 
 from gridgeo import __version__
-from gridgeo.cli import adjacency, audit, blocks, build, check, convert, export, merge, pair, patrol, serve, synth
+from gridgeo.cli import (
+    adjacency,
+    audit,
+    blocks,
+    build,
+    check,
+    convert,
+    export,
+    merge,
+    pair,
+    patrol,
+    serve,
+    synth,
+    users,
+)
 from gridgeo.errors import GridgeoError, Interrupted, UsageError, exit_code, note_interrupt, raise_pending
 
 log = logging.getLogger("gridgeo")
 
 #: The subcommands, in the order ``gridgeo --help`` lists them.
 COMMANDS: tuple[ModuleType, ...] = (check, adjacency, synth, convert, blocks, patrol, build, audit, export, merge, pair,
-                                    serve)
+                                    serve, users)
 
 
 #: the signals that interrupt a run (SIGTERM: what `kill`, systemd and container runtimes send)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pyogrio
 import pyproj
 import shapely
@@ -579,3 +580,20 @@ def same_crs(a: pyproj.CRS | None, b: pyproj.CRS | None) -> bool:
 def finite_bounds(gdf: gpd.GeoDataFrame) -> np.ndarray:
     """Per-feature bounds, NaN for null/empty geometries."""
     return np.asarray(shapely.bounds(gdf.geometry.values), dtype=float)
+
+
+def feature_ids(gdf: gpd.GeoDataFrame | pd.DataFrame) -> tuple[np.ndarray, bool]:
+    """Each row's feature id as served (``/collections/X/items/ID``) and whether they are row numbers.
+
+    The id is ``code`` when the layer has a unique, non-null one (codes are hierarchical and stable, so
+    links survive a rebuild), else such an ``id`` column; otherwise the row number from 1, which is the
+    GeoPackage's own fid of a freshly written file. One rule for the service and for patrol planning, so
+    that a visit logged against a household's id finds the same household in the planner.
+    """
+    for col in ("code", "id"):
+        if col in gdf.columns and gdf[col].notna().all():
+            codes = gdf[col].astype(str)
+            if codes.is_unique:
+                return codes.to_numpy(dtype=object), False
+            log.warning("%s is not unique; not used as the feature id", col)
+    return np.arange(1, len(gdf) + 1, dtype=np.int64), True

@@ -29,9 +29,11 @@ import shapely
 from numpy.typing import NDArray
 
 from gridgeo._geom import containing
+from gridgeo.data.io import feature_ids
 from gridgeo.data.registers import categories_of, priority_of
 from gridgeo.errors import InputError, NotFoundError, UsageError
 from gridgeo.patrol.network import Network, build_network, load_network
+from gridgeo.patrol.records import Records
 from gridgeo.patrol.stops import DEFAULT_RULES, SYNTHETIC_SHARES, GridStops, Stop, VisitRule
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,12 @@ class County:
         self.buildings = self._read_buildings(counted) if self.households is None else None
         self.points = self._read_points()
         self.risk = self._read_risk()
+        #: the store's visits and status changes (none until :meth:`use_records`)
+        self.records = Records()
+
+    def use_records(self, records: Records) -> None:
+        """Plan from these real last visits and household statuses (a store's: :mod:`gridgeo.store`)."""
+        self.records = records
 
     # -- reading the file, in this order -------------------------------------------------
     def _layer(self, name: str) -> gpd.GeoDataFrame:
@@ -157,6 +165,7 @@ class County:
         if "households" not in self.layers:
             return None, None
         hh = self._read("households")
+        hh["_item"] = [str(k) for k in feature_ids(hh)[0]]  # the id a visit to it is logged against
         if "priority" in hh.columns:
             hh["_grid"] = self._locate(hh)
             return hh, None
@@ -168,6 +177,8 @@ class County:
             return None
         b = self._read("buildings") if "buildings" in self.layers else counted
         assert b is not None
+        if "_item" not in b.columns:
+            b["_item"] = [str(k) for k in feature_ids(b)[0]]
         b = b[b["households"].fillna(0).astype(int) > 0] if "households" in b.columns else b.iloc[:0]
         b = b.reset_index(drop=True)
         b["_grid"] = self._locate(b)
@@ -292,6 +303,7 @@ class County:
         stops += [] if every_household else self._grid_point_stops(row, code, name)
         if self.risk is not None and not every_household:
             stops += _risk_stops(self.risk[self.risk["_grid"] == row])
+        stops = self.records.apply(stops, day, every=every_household)
         out, synthetic_lv = _stagger_last_visits(stops, rules, day, rng)
         given = station is not None
         if station is None:
@@ -326,6 +338,12 @@ def _priority(value: object) -> str | None:
     """red/orange/yellow as a register writes them (红/橙/黄, 红色...: :func:`gridgeo.data.registers.priority_of`)."""
     p = priority_of(value)
     return p if isinstance(p, str) else None
+
+
+def _item(row: Mapping[str, Any]) -> str | None:
+    """The households feature id of a row read by :meth:`County._read_households`."""
+    v = row.get("_item")
+    return None if v is None else str(v)
 
 
 def _missing(value: object) -> bool:
@@ -365,7 +383,7 @@ def _listed_households(hh: gpd.GeoDataFrame, *, names: bool = True, every: bool 
         sid = str(r[key]) if key is not None and not _missing(r[key]) else f"h{idx}"
         stops.append(Stop(sid, "household", pr, float(xy[i, 0]), float(xy[i, 1]),
                           str((r.get("name") if names else None) or sid), lv, special,
-                          _window(r.get("visit_window"), sid, path)))
+                          _window(r.get("visit_window"), sid, path), _item(r)))
     return stops
 
 
@@ -386,6 +404,7 @@ def _drawn_households(b: gpd.GeoDataFrame, name: str, rng: np.random.Generator, 
     (the unmarked ones kept as ``none`` for a campaign: ``every``)."""
     xy = _xy(b)
     counts = b["households"].fillna(0).astype(int).to_numpy()
+    items = b["_item"].tolist() if "_item" in b.columns else [None] * len(b)
     colours = ["red", "orange", "yellow"]
     probs = [SYNTHETIC_SHARES[c] for c in colours]
     stops: list[Stop] = []
@@ -397,7 +416,7 @@ def _drawn_households(b: gpd.GeoDataFrame, name: str, rng: np.random.Generator, 
             if c < 3 or every:
                 sid = f"b{idx}-{j + 1}"
                 stops.append(Stop(sid, "household", colours[c] if c < 3 else "none", float(xy[i, 0]), float(xy[i, 1]),
-                                  f"{name} 建筑{idx} 第{j + 1}户"))
+                                  f"{name} 建筑{idx} 第{j + 1}户", household=items[i]))
     return stops
 
 

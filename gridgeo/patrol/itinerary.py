@@ -94,6 +94,8 @@ def stop_entry(visit: Visit, to_lonlat: ToLonLat) -> dict[str, Any]:
         "frequency_days": None if rule is None else rule.frequency_days,
         "days_overdue": visit.days_overdue,
         "last_visit": None if visit.stop.last_visit is None else visit.stop.last_visit.isoformat(),
+        # the households item id a visit to this stop is logged against (POST /visits)
+        "household": visit.stop.household,
         "snap_m": round(visit.snap_m, 1),
         "location": door,
         "street": street,

@@ -111,6 +111,8 @@ class Stop:
         Special-care categories of a household (低保户, 留守儿童 ...), from a register's ``special`` column.
     window
         Clock minutes ``(open, close)`` when the household can be visited (a ``visit_window`` column), or None.
+    household
+        The item id of the households feature the stop comes from (the id visits are logged against), or None.
     """
 
     id: str
@@ -122,6 +124,7 @@ class Stop:
     last_visit: dt.date | None = None
     special: tuple[str, ...] = ()
     window: tuple[int, int] | None = None
+    household: str | None = None
 
 
 @dataclass

@@ -4,6 +4,8 @@ Two backends behind one interface (:class:`~gridgeo.store.base.Store`): the
 county GeoPackage itself (:mod:`.sqlite`, the default) and PostgreSQL +
 PostGIS (:mod:`.postgres`) for many users. :func:`open_store` picks one by
 the target: a ``postgresql://`` URL, else a file path.
+
+May import: :mod:`gridgeo.data`, :mod:`gridgeo.errors`.
 """
 
 from __future__ import annotations
@@ -21,12 +23,16 @@ def is_url(target: str | Path) -> bool:
     return str(target).startswith(("postgresql://", "postgres://"))
 
 
-def open_store(target: str | Path) -> Store:
-    """The store at ``target``: a ``postgresql://`` URL or a county GeoPackage (its tables made if missing)."""
+def open_store(target: str | Path, *, create: bool = True) -> Store:
+    """The store at ``target``: a ``postgresql://`` URL or a county GeoPackage.
+
+    ``create``: make its tables if missing (``gridgeo users add``); False leaves a store without
+    tables untouched (``gridgeo serve`` of a county nobody has added a user to).
+    """
     if is_url(target):
         from .postgres import PostgresStore
 
-        return PostgresStore(str(target))
+        return PostgresStore(str(target), create=create)
     from .sqlite import SQLiteStore
 
-    return SQLiteStore(target)
+    return SQLiteStore(target, create=create)

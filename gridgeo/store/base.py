@@ -174,6 +174,17 @@ class Store:
         self._local = threading.local()
 
     # -- schema ----------------------------------------------------------------------------------------
+    def ready(self) -> bool:
+        """Whether the store's tables exist (a county nobody has added a user to has none; serving it
+        read-only must not change its file). Once true, kept."""
+        if getattr(self, "_ready", False):
+            return True
+        self._ready = bool(self.query(self._has_table, ("gg_meta",)))
+        return self._ready
+
+    #: a query with one parameter, the table name, returning a row when the table exists
+    _has_table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+
     def ensure_schema(self) -> None:
         """Create the tables that are missing; refuse a store written by a newer schema."""
         with self.transaction() as cur:
@@ -238,7 +249,7 @@ class Store:
 
     def has_users(self) -> bool:
         """Whether access control is on: any user, revoked or not (revoking the last one must not open the store)."""
-        return bool(self.query("SELECT COUNT(*) FROM gg_users")[0][0])
+        return self.ready() and bool(self.query("SELECT COUNT(*) FROM gg_users")[0][0])
 
     def revoke_user(self, name: str, *, actor: str = "cli") -> User:
         """Revoke a user's token (the row stays, for the audit trail's sake)."""
@@ -258,6 +269,8 @@ class Store:
 
     def authenticate(self, token: str) -> User | None:
         """The live user whose token this is, else None."""
+        if not self.ready():
+            return None
         rows = self.query(f"SELECT {_USER_COLS} FROM gg_users WHERE token_hash = ? AND revoked IS NULL",
                           (token_hash(token),))
         return _user(rows[0]) if rows else None
@@ -304,8 +317,18 @@ class Store:
         Why not ``absent`` or ``refused``: the household is still due; the next plan should bring the
         worker back, not wait a whole period.
         """
+        if not self.ready():
+            return {}
         rows = self.query("SELECT household, MAX(day) FROM gg_visits WHERE outcome = 'visited' GROUP BY household")
         return {str(h): dt.date.fromisoformat(str(d)) for h, d in rows}
+
+    def records_version(self) -> tuple[int, int]:
+        """The newest visit and status ids: a plan made before either changed is stale."""
+        if not self.ready():
+            return (0, 0)
+        row = self.query("SELECT (SELECT COALESCE(MAX(id), 0) FROM gg_visits), "
+                         "(SELECT COALESCE(MAX(id), 0) FROM gg_status)")[0]
+        return int(row[0]), int(row[1])
 
     # -- household status --------------------------------------------------------------------------------
     def set_status(self, place: Placed, changes: Mapping[str, Any], *, actor: str, note: str | None = None,
@@ -330,6 +353,8 @@ class Store:
     def statuses(self) -> dict[str, dict[str, Any]]:
         """Every household's current status (the last value of each field)."""
         out: dict[str, dict[str, Any]] = {}
+        if not self.ready():
+            return out
         for h, f, v in self.query("SELECT household, field, value FROM gg_status ORDER BY id"):
             out.setdefault(str(h), {})[str(f)] = _unjson(v)
         return out

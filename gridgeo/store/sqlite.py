@@ -36,16 +36,25 @@ class SQLiteStore(Store):
     dialect = "sqlite"
     errors = (sqlite3.Error,)
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise StoreError(f"{self.path}: no such store (a county GeoPackage is made by gridgeo build)")
         super().__init__(str(self.path))
         try:
+            if not create:
+                self.ready()  # a file that is not SQLite fails here; an empty store stays untouched
+                return
+            self._wal()
             self.ensure_schema()
             self._register()
         except StoreError as exc:
             raise StoreError(f"{self.path}: not a writable SQLite/GeoPackage store ({exc.__cause__ or exc})") from None
+
+    def _wal(self) -> None:
+        """Put the file in WAL mode (kept in the file): readers go on while a writer commits."""
+        conn = self._conn()
+        conn.conn.execute("PRAGMA journal_mode=WAL")
 
     def _register(self) -> None:
         """List the store's tables in ``gpkg_contents`` as attribute tables, in a GeoPackage.
@@ -67,7 +76,6 @@ class SQLiteStore(Store):
         try:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                    check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         except sqlite3.Error as exc:

@@ -1,0 +1,183 @@
+"""Accounts and access on the served county: the role x route matrix, personal fields, tokens, throttling."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .access_county import PERSONAL, Served, make_people_county, serve_people
+
+ROLES = (None, "admin", "gis", "worker", "worker_out", "secretary", "viewer")
+GPX = (b'<?xml version="1.0"?><gpx version="1.1" xmlns="http://www.topografix.com/GPX/1/1"><trk><trkseg>'
+       b'<trkpt lat="28.0" lon="115.0"><time>2026-11-30T01:00:00Z</time></trkpt>'
+       b'<trkpt lat="28.001" lon="115.0"><time>2026-11-30T01:05:00Z</time></trkpt></trkseg></trk></gpx>')
+
+
+@pytest.fixture(scope="module")
+def people_county(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_people_county(tmp_path_factory.mktemp("access") / "county.gpkg")
+
+
+@pytest.fixture
+def served(people_county: Path, store_target: str, tmp_path: Path) -> Served:
+    county = tmp_path / "served.gpkg"
+    shutil.copy(people_county, county)
+    target = str(county) if not store_target.startswith("postgres") else store_target
+    return serve_people(target, county)
+
+
+def _visit(hid: str) -> dict:
+    return {"household": hid, "time": "2026-11-30T09:00:00", "outcome": "visited", "note": "家中老人身体好"}
+
+
+#: route -> expected status per caller (anonymous first, then ROLES[1:])
+MATRIX = {
+    "GET items": (200, 200, 200, 200, 200, 200, 200),
+    "GET item in": (200, 200, 200, 200, 200, 200, 200),
+    "POST visit in": (401, 201, 403, 201, 403, 201, 403),
+    "POST visit out": (401, 201, 403, 403, 201, 403, 403),
+    "GET visits in": (401, 200, 200, 200, 403, 200, 200),
+    "GET visits all": (401, 200, 200, 200, 200, 200, 200),
+    "POST status in": (401, 201, 403, 201, 403, 201, 403),
+    "GET status in": (401, 200, 403, 200, 403, 200, 403),
+    "GET audit": (401, 200, 403, 403, 403, 403, 403),
+    "POST track": (401, 201, 403, 201, 201, 201, 403),
+    "GET grids": (200, 200, 200, 200, 200, 200, 200),
+    "GET locate": (200, 200, 200, 200, 200, 200, 200),
+}
+
+
+def _call(s: Served, route: str, who: str | None):  # type: ignore[no-untyped-def]
+    h = s.auth(who)
+    c = s.client
+    calls = {
+        "GET items": lambda: c.get("/collections/households/items?limit=10000", headers=h),
+        "GET item in": lambda: c.get(f"/collections/households/items/{s.hh_in}", headers=h),
+        "POST visit in": lambda: c.post("/visits", json=_visit(s.hh_in), headers=h),
+        "POST visit out": lambda: c.post("/visits", json=[_visit(s.hh_out)], headers=h),
+        "GET visits in": lambda: c.get(f"/visits?unit={s.grid_in}", headers=h),
+        "GET visits all": lambda: c.get("/visits", headers=h),
+        "POST status in": lambda: c.post(f"/households/{s.hh_in}/status", json={"priority": "red"}, headers=h),
+        "GET status in": lambda: c.get(f"/households/{s.hh_in}/status", headers=h),
+        "GET audit": lambda: c.get("/audit", headers=h),
+        "POST track": lambda: c.post("/visits/track", data=GPX, headers={**h, "Content-Type": "application/gpx+xml"}),
+        "GET grids": lambda: c.get("/collections/grids/items?limit=5", headers=h),
+        "GET locate": lambda: c.get("/locate?lon=115.0&lat=28.0", headers=h),
+    }
+    return calls[route]()
+
+
+def _leaks(resp) -> list[str]:  # type: ignore[no-untyped-def]
+    """The personal fields present in a response's features."""
+    try:
+        doc = resp.get_json()
+    except Exception:
+        return []
+    feats = doc.get("features", [doc]) if isinstance(doc, dict) else []
+    return sorted({k for f in feats if isinstance(f, dict) for k in (f.get("properties") or {}) if k in PERSONAL})
+
+
+@pytest.mark.parametrize("route", list(MATRIX))
+def test_role_route_matrix(served: Served, route: str) -> None:
+    got = []
+    for who in ROLES:
+        resp = _call(served, route, who)
+        got.append(resp.status_code)
+        assert resp.status_code < 500, resp.get_data(as_text=True)
+        if resp.status_code >= 400:
+            assert resp.mimetype == "application/problem+json"
+        if (who in (None, "gis", "viewer") and route.startswith("GET item")) or (
+                who == "worker_out" and route == "GET item in"):
+            assert _leaks(resp) == [], (who, route)
+        if resp.status_code == 401:
+            assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+    assert tuple(got) == MATRIX[route], dict(zip(ROLES, got, strict=True))
+
+
+def test_personal_fields_only_in_scope(served: Served) -> None:
+    def feats(who: str | None) -> dict[str, dict]:
+        doc = served.client.get("/collections/households/items?limit=10000", headers=served.auth(who)).get_json()
+        return {str(f["id"]): f["properties"] for f in doc["features"]}
+
+    admin, worker, anon = feats("admin"), feats("worker"), feats(None)
+    assert all(set(PERSONAL) <= set(p) for p in admin.values())
+    assert all(not set(PERSONAL) & set(p) for p in anon.values())
+    for fid, props in worker.items():
+        inside = props["grid"] == served.grid_in
+        assert bool(set(PERSONAL) & set(props)) == inside, fid
+    sec = feats("secretary")
+    assert {fid for fid, p in sec.items() if "name" in p} == {fid for fid, p in admin.items()
+                                                              if p["village"] == served.village}
+    resp = served.client.get("/collections/households/items", headers=served.auth("worker"))
+    assert resp.headers["Cache-Control"] == "private, no-store" and "Authorization" in resp.headers["Vary"]
+
+
+def test_bad_tokens_are_401_and_slowed_down(served: Served) -> None:
+    for header in ("Bearer nope", "Basic dXNlcjpwYXNz", "Bearer "):
+        resp = served.client.get("/collections", headers={"Authorization": header})
+        assert resp.status_code == 401 and resp.mimetype == "application/problem+json"
+    statuses = [served.client.get("/collections", headers={"Authorization": f"Bearer bad{i}"}).status_code
+                for i in range(10)]
+    assert statuses[:7] == [401] * 7 and statuses[-1] == 429
+    resp = served.client.get("/collections", headers=served.auth("admin"))
+    assert resp.status_code == 429 and int(resp.headers["Retry-After"]) >= 1  # from the same address
+    assert served.client.get("/collections").status_code == 200  # no token: not a sign-in
+
+
+def test_revoked_token_is_401(served: Served) -> None:
+    assert served.client.get("/audit", headers=served.auth("admin")).status_code == 200
+    served.store.revoke_user("admin")  # type: ignore[attr-defined]
+    assert served.client.get("/audit", headers=served.auth("admin")).status_code == 401
+
+
+def test_anonymous_none_reads_nothing(people_county: Path, tmp_path: Path) -> None:
+    county = tmp_path / "c.gpkg"
+    shutil.copy(people_county, county)
+    s = serve_people(str(county), county, ANONYMOUS="none")
+    assert s.client.get("/collections/grids/items").status_code == 401
+    assert s.client.get("/").status_code == 200 and s.client.get("/api").status_code == 200
+    assert s.client.get("/collections/grids/items", headers=s.auth("viewer")).status_code == 200
+
+
+def test_audit_names_every_write(served: Served) -> None:
+    c, h = served.client, served.auth
+    assert c.post("/visits", json=[_visit(served.hh_in), _visit(served.hh_in)], headers=h("worker")).status_code == 201
+    assert c.post(f"/households/{served.hh_in}/status", json={"special": ["独居老人"]},
+                  headers=h("secretary")).status_code == 201
+    rows = c.get("/audit", headers=h("admin")).get_json()["audit"]
+    acts = [(r["actor"], r["action"]) for r in rows if not r["action"].startswith("user.")]
+    assert acts == [("worker", "visit.add"), ("worker", "visit.add"), ("secretary", "household.status")]
+    st = rows[-1]
+    assert st["target"] == f"households/{served.hh_in}" and st["after"]["special"] == ["独居老人"]
+    assert json.dumps(rows).count("gg_") == 0  # no token, not even its prefix
+    only = c.get("/audit?actor=secretary", headers=h("admin")).get_json()["audit"]
+    assert [r["action"] for r in only] == ["household.status"]
+
+
+def test_status_change_shown_to_those_allowed(served: Served) -> None:
+    c, h = served.client, served.auth
+    url = f"/collections/households/items/{served.hh_in}"
+    before = c.get(url, headers=h("worker")).get_json()["properties"]["priority"]
+    new = "yellow" if before != "yellow" else "red"
+    assert c.post(f"/households/{served.hh_in}/status", json={"priority": new}, headers=h("worker")).status_code == 201
+    assert c.get(url, headers=h("worker")).get_json()["properties"]["priority"] == new
+    assert "priority" not in c.get(url).get_json()["properties"]
+    doc = c.get(f"/households/{served.hh_in}/status", headers=h("admin")).get_json()
+    assert doc["status"] == {"priority": new} and doc["history"][0]["author"] == "worker"
+
+
+def test_bad_bodies_are_4xx(served: Served) -> None:
+    c, h = served.client, served.auth("worker")
+    for body, status in (("not json", 400), ({"household": served.hh_in}, 400), ([], 400),
+                         ({"household": "999999", "time": "2026-11-30T09:00", "outcome": "visited"}, 422),
+                         ([_visit(served.hh_in), {**_visit(served.hh_in), "outcome": "maybe"}], 400)):
+        kw = {"data": body} if isinstance(body, str) else {"json": body}
+        resp = c.post("/visits", headers=h, **kw)
+        assert resp.status_code == status, (body, resp.get_data(as_text=True))
+    assert c.get("/visits", headers=h).get_json()["visits"] == []  # the half-good batch stored nothing
+    assert c.post("/visits/track", data=b"<gpx", headers=h).status_code == 422
+    assert c.post("/households/999999/status", json={"priority": "red"}, headers=h).status_code == 404
+    assert c.get("/visits?unit=nowhere", headers=h).status_code == 404
