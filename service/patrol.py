@@ -40,6 +40,7 @@ from gridgeo.patrol.records import Records
 from gridgeo.patrol.team import MAX_WORKERS
 from gridgeo.store import Store
 
+from .auth import require
 from .ogc import CRS84, GEOJSON, check_params, negotiate, parse_coords
 
 log = logging.getLogger(__name__)
@@ -255,11 +256,23 @@ def _date() -> dt.date:
     return day
 
 
+def _may_see_route(grid_id: str) -> None:
+    """A route names households and their priority colours: with accounts on, only for those who may read
+    personal fields in every grid asked for (its worker, the village's secretary, an admin)."""
+    access = current_app.extensions.get("access")
+    if access is None or not access.controlled():
+        return
+    chains = current_app.extensions["chains"]
+    for code in grid_id.split(","):
+        require("read.personal", chains.chain(code) or (code,), what=f"grid {code}")
+
+
 @bp.get("/patrol/<grid_id>")
 def patrol(grid_id: str) -> Response:
     """The route of ``grid_id`` on ``date`` (default today, UTC+8); the overrides of :data:`OVERRIDES`
     (``budget`` e.g. ``4h``, ``campaign=5`` ...); ``f=gpx``."""
     check_params(("date", "coords", "f", *OVERRIDES))
+    _may_see_route(grid_id)
     fmt = negotiate({"json": GEOJSON, "gpx": GPX})
     day = _date()
     planner: Planner = current_app.extensions["planner"]

@@ -47,6 +47,13 @@ MATRIX = {
     "POST track": (401, 201, 403, 201, 201, 201, 403),
     "GET grids": (200, 200, 200, 200, 200, 200, 200),
     "GET locate": (200, 200, 200, 200, 200, 200, 200),
+    "GET patrol in": (401, 200, 403, 200, 403, 200, 403),
+    "GET patrol gpx in": (401, 200, 403, 200, 403, 200, 403),
+    "GET item out": (200, 200, 200, 200, 200, 200, 200),
+    "POST status out": (401, 201, 403, 403, 201, 403, 403),
+    "GET status out": (401, 200, 403, 403, 200, 403, 403),
+    "GET landing": (200, 200, 200, 200, 200, 200, 200),
+    "GET api": (200, 200, 200, 200, 200, 200, 200),
 }
 
 
@@ -66,6 +73,13 @@ def _call(s: Served, route: str, who: str | None):  # type: ignore[no-untyped-de
         "POST track": lambda: c.post("/visits/track", data=GPX, headers={**h, "Content-Type": "application/gpx+xml"}),
         "GET grids": lambda: c.get("/collections/grids/items?limit=5", headers=h),
         "GET locate": lambda: c.get("/locate?lon=115.0&lat=28.0", headers=h),
+        "GET patrol in": lambda: c.get(f"/patrol/{s.grid_in}?date=2026-11-30", headers=h),
+        "GET patrol gpx in": lambda: c.get(f"/patrol/{s.grid_in}?date=2026-11-30&f=gpx", headers=h),
+        "GET item out": lambda: c.get(f"/collections/households/items/{s.hh_out}", headers=h),
+        "POST status out": lambda: c.post(f"/households/{s.hh_out}/status", json={"priority": "red"}, headers=h),
+        "GET status out": lambda: c.get(f"/households/{s.hh_out}/status", headers=h),
+        "GET landing": lambda: c.get("/", headers=h),
+        "GET api": lambda: c.get("/api", headers=h),
     }
     return calls[route]()
 
@@ -90,7 +104,8 @@ def test_role_route_matrix(served: Served, route: str) -> None:
         if resp.status_code >= 400:
             assert resp.mimetype == "application/problem+json"
         if (who in (None, "gis", "viewer") and route.startswith("GET item")) or (
-                who == "worker_out" and route == "GET item in"):
+                who == "worker_out" and route == "GET item in") or (
+                who in ("worker", "secretary") and route == "GET item out"):
             assert _leaks(resp) == [], (who, route)
         if resp.status_code == 401:
             assert resp.headers["WWW-Authenticate"].startswith("Bearer")

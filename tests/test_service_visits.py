@@ -66,3 +66,36 @@ def test_status_change_puts_a_household_on_the_plan(served: Served) -> None:
         assert h not in {st["household"] for st in _stops(served, DAY)}
     red = [st for st in today if st["priority"] == "red"]
     assert red and all(st["household"] in planned for st in red)
+
+
+def test_cli_patrol_plans_from_logged_visits(people_county: Path, tmp_path: Path) -> None:
+    """``gridgeo patrol`` on the county file reads the visits its embedded store holds, in its own process
+    while the server's connections stay open (as on a county's machine)."""
+    import json
+    import subprocess
+    import sys
+
+    county = tmp_path / "c.gpkg"
+    shutil.copy(people_county, county)
+    s = serve_people(str(county), county)
+    day = DAY.isoformat()
+
+    def plan(name: str) -> list[dict]:
+        out = tmp_path / name
+        res = subprocess.run([sys.executable, "-m", "gridgeo.cli", "patrol", str(county), "--grid", s.grid_in,
+                              "--date", day, "-o", str(out), "-q"], capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr
+        feats = json.loads(out.read_text(encoding="utf-8"))["features"]
+        return [f["properties"] for f in feats if f["properties"].get("stop_kind") == "household"]
+
+    first = plan("a.geojson")
+    target = first[0]["household"]
+    visit = {"household": target, "time": f"{(DAY - dt.timedelta(days=1)).isoformat()}T10:00:00",
+             "outcome": "visited"}
+    assert s.client.post("/visits", json=visit, headers=s.auth("worker")).status_code == 201
+    again = {st["household"]: st for st in plan("b.geojson")}
+    rule = {"red": 1, "orange": 3, "yellow": 7}[first[0]["priority"]]
+    if rule > 1:
+        assert target not in again  # visited yesterday: not due today
+    else:
+        assert again[target]["last_visit"] == visit["time"][:10]

@@ -58,6 +58,8 @@ def register(sub: Any) -> None:
                    help="LON,LAT of the station (default: the street point nearest the grid's inner point)")
     p.add_argument("--max-snap", type=float,
                    help="metres from a stop to the street; farther stops are missed (default 1000)")
+    p.add_argument("--store", help="the store whose logged visits and household statuses the plan starts from: "
+                   "a postgresql:// URL (default: the county GeoPackage's own, where it has one; 'none': ignore it)")
     p.add_argument("--seed", type=int, help="seed of synthetic stops and of the solver (default 0)")
     p.add_argument("--time-limit", type=float, help="solver safety cap per day, seconds (default 1)")
     p.add_argument("-o", "--output", required=True, help="route GeoJSON (with --all: a directory)")
@@ -213,6 +215,34 @@ def _check_budget(county: Any, args: argparse.Namespace, options: Any) -> int:
     return 3 if s["fit"] < s["grids"] else 0
 
 
+def _records(target: str) -> Any:
+    """The real last visits and statuses of the store at ``target`` (None where it has none), read and closed
+    before the county is read: GDAL's SQLite must not open the file while Python's holds it (WAL)."""
+    from gridgeo.patrol.records import Records
+    from gridgeo.store import is_url, open_store
+
+    if not is_url(target) and not _is_sqlite(Path(target)):
+        return None  # a GeoJSON or Shapefile county keeps no store
+    store = open_store(target, create=False)
+    try:
+        if not store.ready():
+            return None
+        records = Records(store.last_visits(), store.statuses())
+    finally:
+        store.close()
+    log.info("%s: planning from %d logged last visits and %d household statuses", target,
+             len(records.last_visits), len(records.statuses))
+    return records
+
+
+def _is_sqlite(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            return f.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
+
+
 def run(args: argparse.Namespace) -> int:
     """Plan one grid (``--grid``) or every grid (``--all``) and write GeoJSON (and GPX)."""
     from gridgeo.patrol import County
@@ -222,7 +252,10 @@ def run(args: argparse.Namespace) -> int:
     if args.days < 1:
         raise UsageError(f"--days must be >= 1, got {args.days}")
     check_plan_dates(args.date, options.campaign_days or args.days)
+    records = _records(args.store or args.county) if args.store != "none" else None
     county = County(args.county, network=args.network, mode=args.mode, seed=options.seed)
+    if records:
+        county.use_records(records)
     if args.check_budget:
         return _check_budget(county, args, options)
     if not args.all:
