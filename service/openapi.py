@@ -18,6 +18,7 @@ from gridgeo import __version__
 
 from . import html
 from .ogc import CRS84, GEOJSON, HTML, JSON, OPENAPI, check_params, crs_list, negotiate
+from .openapi_records import records_paths, security_schemes
 from .store import County, dumps
 
 bp = Blueprint("openapi", __name__)
@@ -61,6 +62,7 @@ def build(county: County, server: str, default_limit: int, max_limit: int) -> di
         **_data_paths(shared, default_limit=default_limit, max_limit=max_limit),
         **_locate_paths(shared),
         **_patrol_paths(shared),
+        **records_paths(),
     }
     return {
         "openapi": "3.0.3",
@@ -69,9 +71,9 @@ def build(county: County, server: str, default_limit: int, max_limit: int) -> di
                                 "grid governance levels, plus locate and patrol.",
                  "license": {"name": "MIT"}},
         "servers": [{"url": server.rstrip("/")}],
-        "tags": [{"name": t} for t in ("Capabilities", "Data", "Locate", "Patrol")],
+        "tags": [{"name": t} for t in ("Capabilities", "Data", "Locate", "Patrol", "Records")],
         "paths": paths,
-        "components": {"schemas": _schemas()},
+        "components": {"schemas": _schemas(), "securitySchemes": security_schemes()},
     }
 
 
