@@ -11,7 +11,7 @@ from typing import Any
 JSON = "application/json"
 PROBLEM = "application/problem+json"
 #: operations that need a token say so; reads of the public part need none
-BEARER = [{"bearer": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 def _p(name: str, where: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
