@@ -110,16 +110,42 @@ def subdivide(geoms: NDArray[np.object_], max_vertices: int = 64) -> tuple[NDArr
         else:
             ym = (y0 + y1) / 2
             halves = (shapely.box(x0, y0, x1, ym), shapely.box(x0, ym, x1, y1))
-        if max(x1 - x0, y1 - y0) < 1e-9:  # degenerate: keep as is
+        try:
+            parts = [] if max(x1 - x0, y1 - y0) < 1e-9 else [shapely.intersection(g, h) for h in halves]
+        except shapely.errors.GEOSException:  # a ring GEOS cannot cut: kept whole, still correct, only slower
+            parts = []
+        if not parts:  # degenerate or uncuttable: keep as is
             pieces.append(g)
             owner.append(i)
             continue
-        for h in halves:
-            part = shapely.intersection(g, h)
+        for part in parts:
             if not part.is_empty:
                 polys = [p for p in shapely.get_parts(part) if p.geom_type in ("Polygon", "MultiPolygon")]
                 stack.extend((p, i) for p in polys if not p.is_empty)
     return np.asarray(pieces, dtype=object), np.asarray(owner, dtype=np.int64)
+
+
+def _repaired(layer: str, geoms: NDArray[np.object_], keys: NDArray[Any]) -> NDArray[np.object_]:
+    """``geoms`` with invalid polygons made valid (each named in the log), so one bad feature in a county
+    of millions is reported and still located, never fatal at start-up; one that cannot be repaired is
+    left out of the index (named)."""
+    present = ~shapely.is_missing(geoms)
+    bad = np.flatnonzero(present & ~shapely.is_valid(geoms))
+    if not len(bad):
+        return geoms
+    out = geoms.copy()
+    for i in bad.tolist():
+        try:
+            fixed = shapely.make_valid(geoms[i])
+            polys = [p for p in shapely.get_parts(fixed) if p.geom_type in ("Polygon", "MultiPolygon")]
+            out[i] = shapely.union_all(polys) if polys else None
+        except shapely.errors.GEOSException as exc:
+            out[i] = None
+            log.warning("%s: feature %s: invalid and not repairable (%s); /locate skips it", layer, keys[i], exc)
+            continue
+        log.warning("%s: feature %s: invalid polygon (%s); repaired for /locate", layer, keys[i],
+                    shapely.is_valid_reason(geoms[i]))
+    return out
 
 
 @dataclass
@@ -155,7 +181,7 @@ class Locator:
                 if (layer, str(r.get("code"))) in people:
                     r["people"] = people[(layer, str(r.get("code")))]
             summary = [dumps({k: _jsonable(v) for k, v in r.items()}) for r in recs] + [b"null"]
-            pieces, owner = subdivide(coll.geoms)
+            pieces, owner = subdivide(_repaired(layer, coll.geoms, coll.keys))
             shapely.prepare(pieces)
             self.levels[key] = Level(key, shapely.STRtree(pieces), pieces, owner, summary, {})
         for key, coll in frames.items():

@@ -298,3 +298,31 @@ def test_api_documents_per_place_errors(client) -> None:
     patrol = doc["paths"]["/patrol/{gridId}"]["get"]
     assert "503" in patrol["responses"]
     assert "2999-12-31" in next(p for p in patrol["parameters"] if p["name"] == "date")["description"]
+
+
+def test_invalid_polygon_reported_and_located(county_path, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """One self-intersecting grid in the file: the service starts, names it in the log, and still locates
+    places in it (its repaired form), as it does every other grid."""
+    import logging
+    import shutil
+
+    import pyogrio
+    from gridgeo.service import create_app
+
+    path = tmp_path / "bad.gpkg"
+    shutil.copy(county_path, path)
+    grids = pyogrio.read_dataframe(path, layer="grids")
+    code = str(grids["code"].iloc[0])
+    x0, y0, x1, y1 = grids.geometry.iloc[0].bounds
+    grids.loc[0, "geometry"] = shapely.Polygon([(x0, y0), (x1, y1), (x1, y0), (x0, y1)])  # a bow tie
+    assert not grids.geometry.iloc[0].is_valid
+    pyogrio.write_dataframe(grids, path, layer="grids", driver="GPKG")
+    with caplog.at_level(logging.WARNING, logger="gridgeo.service.locate"):
+        client = create_app({"COUNTY": str(path), "TESTING": True}).test_client()
+    assert any(code in r.getMessage() and "invalid" in r.getMessage() for r in caplog.records)
+    wing = shapely.Point(x0 + (x1 - x0) * 0.9, y0 + (y1 - y0) * 0.5)  # inside the bow tie's right wing
+    doc = client.get(f"/locate?lon={wing.x}&lat={wing.y}").get_json()
+    others = grids.geometry.iloc[1:]
+    expected = code if not others.contains(wing).any() else str(grids["code"].iloc[1:][others.contains(wing)].iloc[0])
+    got = doc["properties"]["grid"]
+    assert got is not None and (got["code"] == expected or others.contains(wing).any())
