@@ -8,7 +8,9 @@ parsing they share is in :mod:`.ogc`, the places of a ``POST /locate`` body
 :mod:`.store`, the HTML pages in :mod:`.html`. Views only parse the request,
 call :mod:`gridgeo`, and shape the response. What every response shares is
 here: errors as ``application/problem+json`` through the one table in
-:mod:`gridgeo.errors`, strong ETags with ``If-None-Match`` → 304, CORS.
+:mod:`gridgeo.errors` (their ``detail`` without server paths, :mod:`.redact`),
+strong ETags with ``If-None-Match`` → 304, CORS; gzip, the access log and
+reverse-proxy headers are in :mod:`.middleware`.
 
 May import any :mod:`gridgeo` package; the library never imports the service.
 Inside the package imports are relative: the top-level name ``service`` is
@@ -27,6 +29,8 @@ from werkzeug.exceptions import HTTPException
 
 from gridgeo.errors import GridgeoError, http_status
 
+from .middleware import install as install_middleware
+from .redact import redact
 from .store import dumps
 
 log = logging.getLogger(__name__)
@@ -55,7 +59,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         GeoPackage with a ``roads`` layer) when the county has no ``roads``
         layer, as a built county does not. ``RULES``: a county rules file (TOML) whose ``[patrol]``
         section sets ``/patrol``'s defaults (budget, speed, visit rules, campaign, start and end);
-        requests override them one by one.
+        requests override them one by one. ``PROXY``: reverse proxies in front whose ``X-Forwarded-*``
+        headers are trusted (off by default), ``GZIP_LEVEL`` / ``GZIP_MIN_SIZE``: see :mod:`.middleware`.
         ``STORE``: the writable store (default: the ``COUNTY`` file itself; a ``postgresql://`` URL);
         its tables come with its first user (``gridgeo users add``), so serving never changes the file.
         ``ANONYMOUS``: what a client without a token reads, ``public`` (geometry, codes, counts: the
@@ -69,6 +74,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     path = _load(app)
     _register(app)
+    install_middleware(app)  # gzip, access log, PROXY (:mod:`.middleware`)
     # the county is hundreds of thousands of long-lived objects; moving them out of the collector's
     # generations keeps full collections (and so the p99 latency) from walking them on every sweep
     gc.collect()
@@ -128,11 +134,20 @@ def _register(app: Flask) -> None:
     app.add_url_rule("/health", "health", _health, methods=["GET"])
 
 
+def _detail(text: str, path: str | None = None) -> str:
+    """``text`` without the server's file paths (:mod:`.redact`); when it had some, the full text is logged."""
+    cfg = current_app.config
+    public = redact(text, (path, cfg.get("COUNTY"), cfg.get("NETWORK"), cfg.get("RULES")))
+    if public != text:
+        log.warning("%s: %s (the client was told: %s)", request.path, text, public)
+    return public
+
+
 def _gridgeo_error(err: GridgeoError) -> Response:
     status = http_status(err)
     if status >= 500:
         log.exception("request failed: %s", request.url)
-    resp = problem(status, type(err).__name__, str(err))
+    resp = problem(status, type(err).__name__, _detail(str(err), err.path))
     if status == 401:
         resp.headers["WWW-Authenticate"] = 'Bearer realm="gridgeo"'
     retry = getattr(err, "retry_after", None)
@@ -152,7 +167,7 @@ def _unexpected(err: Exception) -> Response:
     if isinstance(err, HTTPException):
         return _http_error(err)
     log.exception("internal error on %s", request.url)
-    return problem(500, "InternalError", f"{type(err).__name__}: {err}")
+    return problem(500, "InternalError", _detail(f"{type(err).__name__}: {err}"))
 
 
 def _headers(resp: Response) -> Response:

@@ -136,7 +136,8 @@ def collection_doc(coll: Collection) -> dict[str, Any]:
             link(url_for("features.collection", name=coll.id, _external=True, f="json"), "self", JSON, coll.title),
             link(url_for("features.collection", name=coll.id, _external=True, f="html"), "alternate", HTML,
                  coll.title),
-            link(items + "?f=json", "items", GEOJSON, f"{coll.title} as GeoJSON"),
+            # no ?f=json: GDAL 3.8+ looks the page size up in /api under this URL's path, query and all
+            link(items, "items", GEOJSON, f"{coll.title} as GeoJSON"),
             link(items + "?f=html", "items", HTML, f"{coll.title} as HTML"),
         ],
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, request
 
@@ -59,7 +60,7 @@ def build(county: County, server: str, default_limit: int, max_limit: int) -> di
     shared = _shared(county)
     paths: dict[str, Any] = {
         **_capabilities_paths(shared),
-        **_data_paths(shared, default_limit=default_limit, max_limit=max_limit),
+        **_data_paths(shared, list(county.collections)),
         **_locate_paths(shared),
         **_patrol_paths(shared),
         **records_paths(),
@@ -73,7 +74,8 @@ def build(county: County, server: str, default_limit: int, max_limit: int) -> di
         "servers": [{"url": server.rstrip("/")}],
         "tags": [{"name": t} for t in ("Capabilities", "Data", "Locate", "Patrol", "Records")],
         "paths": paths,
-        "components": {"schemas": _schemas(), "securitySchemes": security_schemes()},
+        "components": {"schemas": _schemas(), "securitySchemes": security_schemes(),
+                       "parameters": _parameters(shared, default_limit=default_limit, max_limit=max_limit)},
     }
 
 
@@ -123,50 +125,80 @@ def _capabilities_paths(shared: _Shared) -> dict[str, Any]:
     }
 
 
-def _data_paths(shared: _Shared, *, default_limit: int, max_limit: int) -> dict[str, Any]:
-    """Items and one item (:mod:`.features`): paging, bbox, CRS, datum."""
-    coll_id, crs, coords, crss = shared.collection_id, shared.crs, shared.coords, shared.crss
+def _ref(name: str) -> dict[str, Any]:
+    """A reference to the shared parameter ``name`` of ``components/parameters``."""
+    return {"$ref": f"#/components/parameters/{name}"}
+
+
+#: the parameters of a page of items, in the order they are declared: each one of ``components/parameters``
+ITEMS_REFS = ("limit", "bbox", "bbox-crs", "crs", "coords", "datetime", "after", "before", "f-features")
+
+
+def _parameters(shared: _Shared, *, default_limit: int, max_limit: int) -> dict[str, Any]:
+    """``components/parameters``: what the items operations share, declared once.
+
+    Why there and referenced: QGIS reads the page size only from
+    ``components/parameters/limit`` (its ``schema`` ``maximum`` and ``default``;
+    without them it pages by 100), GDAL 3.8+ follows the items path's ``$ref``
+    to ``limit``. Only ``limit``, ``bbox`` and ``datetime`` have ``style: form,
+    explode: false``: QGIS takes any other query parameter so declared for an
+    attribute to filter on.
+    """
+    return {
+        "collectionId": shared.collection_id,
+        "featureId": _p("featureId", "path", {"type": "string"}, "The feature's code.", True),
+        "limit": _p("limit", "query", {"type": "integer", "minimum": 1, "maximum": max_limit,
+                                       "default": default_limit},
+                    f"Features per page; above {max_limit} the maximum is used.", style="form", explode=False),
+        "bbox": _p("bbox", "query", {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}},
+                   "Only features intersecting this box: lower corner, upper corner, in bbox-crs "
+                   "(default CRS84 minlon,minlat,maxlon,maxlat).", style="form", explode=False),
+        "bbox-crs": _p("bbox-crs", "query", {"type": "string", "format": "uri", "enum": shared.crss,
+                                             "default": CRS84}, "CRS of bbox, axis order as EPSG defines it."),
+        "crs": shared.crs,
+        "coords": shared.coords,
+        "datetime": _p("datetime", "query", {"type": "string"},
+                       "RFC 3339 instant or interval; the levels have no time, so every feature matches.",
+                       style="form", explode=False),
+        "after": _p("after", "query", {"type": "string"},
+                    "Keyset cursor: features whose id sorts after this one (the next link sets it)."),
+        "before": _p("before", "query", {"type": "string"},
+                     "Keyset cursor: the page of features whose ids sort just before this one (prev link)."),
+        "f-features": _p("f", "query", {"type": "string", "enum": ["json", "html"]},
+                         "Output format: GeoJSON or HTML; without it the Accept header decides (GeoJSON by default)."),
+    }
+
+
+def _data_paths(shared: _Shared, collections: list[str]) -> dict[str, Any]:
+    """Items and one item (:mod:`.features`): paging, bbox, CRS, datum; every parameter a ``$ref``.
+
+    Besides the templated ``/collections/{collectionId}/items``, each
+    collection's own items path: GDAL 3.8+ looks the page size up under the
+    path of the items URL it reads (OGC's example 2 lists them the same way).
+    """
     fc_resp = {"description": "Features", "headers": {
         "Content-Crs": {"schema": {"type": "string"}, "description": "The CRS of the coordinates, <uri>"},
         "ETag": {"schema": {"type": "string"}}},
         "content": {GEOJSON: {"schema": {"$ref": "#/components/schemas/featureCollectionGeoJSON"}},
                     HTML: {"schema": {"type": "string"}}}}
-    return {
-        "/collections/{collectionId}/items": {"get": {
-            "summary": "Features of a collection (keyset paging: follow the next link)",
-            "operationId": "getFeatures", "tags": ["Data"],
-            "parameters": [
-                coll_id,
-                _p("limit", "query", {"type": "integer", "minimum": 1, "maximum": max_limit,
-                                      "default": default_limit},
-                   f"Features per page; above {max_limit} the maximum is used.", style="form", explode=False),
-                _p("bbox", "query", {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}},
-                   "Only features intersecting this box: lower corner, upper corner, in bbox-crs "
-                   "(default CRS84 minlon,minlat,maxlon,maxlat).", style="form", explode=False),
-                _p("bbox-crs", "query", {"type": "string", "format": "uri", "enum": crss, "default": CRS84},
-                   "CRS of bbox, axis order as EPSG defines it."),
-                crs,
-                coords,
-                _p("datetime", "query", {"type": "string"},
-                   "RFC 3339 instant or interval; the levels have no time, so every feature matches.",
-                   style="form", explode=False),
-                _p("after", "query", {"type": "string"},
-                   "Keyset cursor: features whose id sorts after this one (the next link sets it)."),
-                _p("before", "query", {"type": "string"},
-                   "Keyset cursor: the page of features whose ids sort just before this one (prev link)."),
-                _p("f", "query", {"type": "string", "enum": ["json", "html"]}, "Output format."),
-            ],
-            "responses": {"200": fc_resp, "304": {"description": "Not modified (If-None-Match)"},
-                          **shared.problems}}},
-        "/collections/{collectionId}/items/{featureId}": {"get": {
-            "summary": "One feature by id (its code)", "operationId": "getFeature", "tags": ["Data"],
-            "parameters": [coll_id, _p("featureId", "path", {"type": "string"}, "The feature's code.", True),
-                           crs, coords, _p("f", "query", {"type": "string", "enum": ["json", "html"]}, "Format.")],
-            "responses": {"200": {"description": "A feature", "content": {
-                GEOJSON: {"schema": {"$ref": "#/components/schemas/featureGeoJSON"}},
-                HTML: {"schema": {"type": "string"}}}},
-                "304": {"description": "Not modified (If-None-Match)"}, **shared.problems}}},
-    }
+    responses = {"200": fc_resp, "304": {"description": "Not modified (If-None-Match)"}, **shared.problems}
+
+    def items(operation: str, summary: str, refs: tuple[str, ...]) -> dict[str, Any]:
+        return {"get": {"summary": summary, "operationId": operation, "tags": ["Data"],
+                        "parameters": [_ref(r) for r in refs], "responses": responses}}
+
+    out = {"/collections/{collectionId}/items": items(
+        "getFeatures", "Features of a collection (keyset paging: follow the next link)", ("collectionId", *ITEMS_REFS))}
+    for cid in collections:
+        out[f"/collections/{quote(cid, safe='')}/items"] = items(f"getFeatures.{cid}", f"Features of {cid}", ITEMS_REFS)
+    out["/collections/{collectionId}/items/{featureId}"] = {"get": {
+        "summary": "One feature by id (its code)", "operationId": "getFeature", "tags": ["Data"],
+        "parameters": [_ref(r) for r in ("collectionId", "featureId", "crs", "coords", "f-features")],
+        "responses": {"200": {"description": "A feature", "content": {
+            GEOJSON: {"schema": {"$ref": "#/components/schemas/featureGeoJSON"}},
+            HTML: {"schema": {"type": "string"}}}},
+            "304": {"description": "Not modified (If-None-Match)"}, **shared.problems}}}
+    return out
 
 
 _LOCATE_MANY = (
@@ -243,7 +275,7 @@ def _patrol_paths(shared: _Shared) -> dict[str, Any]:
                      f"Days between visits of {c} households.") for c in ("red", "orange", "yellow")],
                 *[_p(f"service_{c}", "query", {"type": "number", "minimum": 0},
                      f"Minutes at the door of {c} households.") for c in ("red", "orange", "yellow")],
-                shared.coords,
+                _ref("coords"),
                 _p("f", "query", {"type": "string", "enum": ["json", "gpx"]}, "GeoJSON or GPX 1.1."),
             ],
             "responses": {"200": {"description": "The route", "content": {

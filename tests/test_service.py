@@ -69,15 +69,21 @@ def test_openapi(client) -> None:
     assert resp.status_code == 200 and resp.mimetype == "application/vnd.oai.openapi+json"
     doc = resp.get_json()
     assert doc["openapi"].startswith("3.0")
-    items = doc["paths"]["/collections/{collectionId}/items"]["get"]
-    names = {p["name"] for p in items["parameters"]}
+    shared = doc["components"]["parameters"]
+
+    def params(path: str) -> list[dict]:  # the parameters of a GET, each $ref resolved
+        return [shared[p["$ref"].rsplit("/", 1)[1]] if "$ref" in p else p
+                for p in doc["paths"][path]["get"]["parameters"]]
+
+    items = params("/collections/{collectionId}/items")
+    names = {p["name"] for p in items}
     assert {"limit", "bbox", "bbox-crs", "crs", "coords", "after", "datetime"} <= names
-    coll = next(p for p in items["parameters"] if p["name"] == "collectionId")
+    coll = next(p for p in items if p["name"] == "collectionId")
     assert coll["schema"]["enum"][:6] == LEVELS
     # coords is declared on every GeoJSON operation
     for path in ("/collections/{collectionId}/items", "/collections/{collectionId}/items/{featureId}",
                  "/patrol/{gridId}"):
-        assert "coords" in {p["name"] for p in doc["paths"][path]["get"]["parameters"]}, path
+        assert "coords" in {p["name"] for p in params(path)}, path
     assert "coords" in {p["name"] for p in doc["paths"]["/locate"]["get"]["parameters"]}
     assert client.get("/api?f=html").mimetype == "text/html"
 
