@@ -85,6 +85,7 @@ bench: setup-dev
 	$(BIN)/python bench/bench_build.py
 	$(MAKE) apt APT_PACKAGES="wrk python3-gdal python3-venv"
 	$(BIN)/python bench/bench_service.py --setup
+	$(BIN)/python bench/bench_serving.py
 
 # Refresh the vendored Leaflet in service/static/vendor from npm (package.json pins the version).
 vendor:
