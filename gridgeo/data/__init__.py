@@ -10,6 +10,8 @@ GCJ-02/BD-09; ``check`` finds and repairs boundary problems (its rules in ``_che
 columns gridgeo writes, ``gpkg_styles`` stores QGIS layer styles and field aliases in a written GeoPackage,
 ``tables`` reads CSV and XLSX tables (registers, rosters); ``quantities`` reads durations ("4h") and
 clock windows ("18:00-21:00") as people write them; ``export`` writes a county file's layers to XLSX or CSV.
+``live_index`` holds the spatial index of a layer that changes while it is served (rtree: inserts,
+deletes, bbox queries and point lookups under a lock).
 
 May import: :mod:`gridgeo.errors`, :mod:`gridgeo._geom`. Nothing here knows about partitions,
 grids or patrols.
