@@ -12,8 +12,10 @@ PORT   ?= 8000
 # a grid of the built sample county to plan a week of patrols for
 GRID   ?= 36990000100101
 # Debian packages only the tests need, installed only when missing (running needs none): gdal-bin
-# (ogrinfo's OAPIF driver reads the API like QGIS does), chromium (headless screenshots of the map).
-APT_TEST_PACKAGES ?= gdal-bin chromium
+# (ogrinfo's OAPIF driver reads the API like QGIS does), chromium (headless screenshots of the map),
+# postgresql and postgresql-postgis (Debian's PostGIS for its current PostgreSQL: the store tests start a
+# throwaway cluster with initdb/pg_ctl and run every store test on it too).
+APT_TEST_PACKAGES ?= gdal-bin chromium postgresql postgresql-postgis
 # seconds apt waits for another apt/dpkg process to release its lock before giving up
 APT_LOCK_WAIT ?= 600
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from .store_backends import store_target  # noqa: F401  (every store backend, for the store and API tests)
+from .store_backends import pg_cluster, pg_url, store_target  # noqa: F401  (every store backend, for the store and API tests)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GRIDGEO_SHARED", ROOT.parent / "shared"))
