@@ -43,14 +43,15 @@ def people_county(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class Server:
     """``gridgeo serve`` of ``target`` in its own process."""
 
-    def __init__(self, target: str, log: Path) -> None:
-        self.target, self.log, self.port = target, log, _free_port()
+    def __init__(self, target: str, county: Path, log: Path) -> None:
+        self.target, self.county, self.log, self.port = target, county, log, _free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         out = self.log.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "gridgeo.cli", "serve", self.target, "--port",
-                                      str(self.port), "--threads", "8"], stdout=out, stderr=out)
+        self.proc = subprocess.Popen([sys.executable, "-m", "gridgeo.cli", "serve", str(self.county), "--store",
+                                      self.target, "--port", str(self.port), "--threads", "8"],
+                                     stdout=out, stderr=out)
         for _ in range(600):  # start-up reads the county: up to a minute on a slow machine
             if self.proc.poll() is not None:
                 pytest.fail(f"server exited: {self.log.read_text(errors='replace')[-2000:]}")
@@ -147,7 +148,7 @@ def _check(target: str, acked: list[tuple[int, dict]]) -> int:
     return len(rows)
 
 
-def _setup(people_county: Path, tmp_path: Path, store_target: str) -> tuple[str, str, list[str]]:
+def _setup(people_county: Path, tmp_path: Path, store_target: str) -> tuple[str, str, list[str], Path]:
     from gridgeo.store import open_store
 
     county = tmp_path / "c.gpkg"
@@ -156,12 +157,12 @@ def _setup(people_county: Path, tmp_path: Path, store_target: str) -> tuple[str,
     store = open_store(target)
     token = store.add_user("admin", role="admin")[1]
     store.close()
-    return target, token, _households(county)
+    return target, token, _households(county), county
 
 
 def test_concurrent_writers_lose_nothing(people_county: Path, tmp_path: Path, store_target: str) -> None:
-    target, token, households = _setup(people_county, tmp_path, store_target)
-    server = Server(target, tmp_path / "server.log")
+    target, token, households, county = _setup(people_county, tmp_path, store_target)
+    server = Server(target, county, tmp_path / "server.log")
     server.start()
     try:
         acked = _load(server, token, households, kill_after=None)
@@ -173,8 +174,8 @@ def test_concurrent_writers_lose_nothing(people_county: Path, tmp_path: Path, st
 
 def test_sigkill_mid_load_loses_no_acknowledged_write(people_county: Path, tmp_path: Path,
                                                       store_target: str) -> None:
-    target, token, households = _setup(people_county, tmp_path, store_target)
-    server = Server(target, tmp_path / "server.log")
+    target, token, households, county = _setup(people_county, tmp_path, store_target)
+    server = Server(target, county, tmp_path / "server.log")
     server.start()
     try:
         acked = _load(server, token, households, kill_after=CLIENTS * VISITS // 4)

@@ -38,6 +38,8 @@ def register(sub: Any) -> None:
     sv.add_argument("--threads", type=int, default=8, help="waitress worker threads (default 8)")
     sv.add_argument("--network", help="street network for /patrol: OSM file or GeoPackage with a roads layer "
                     "(default: the county's own roads layer)")
+    sv.add_argument("--store", help="the writable store (users, visits, audit): a postgresql:// URL "
+                    "(default: the county GeoPackage itself)")
     sv.add_argument("--rules", help="county rules file (TOML) whose [patrol] section sets /patrol's defaults")
     sv.add_argument("--proxy", default="0", metavar="N",
                     help="trust the X-Forwarded-For/-Proto/-Host/-Port/-Prefix headers of the N reverse proxies in "
@@ -62,7 +64,10 @@ def run(args: argparse.Namespace) -> int:
     app = _Deferred()
     server = listen(app, host=args.host, port=args.port, threads=args.threads, proxied=bool(proxy))
     try:
-        app.target = create_app({"COUNTY": args.path, "NETWORK": args.network, "RULES": args.rules, "PROXY": proxy})
+        config = {"COUNTY": args.path, "NETWORK": args.network, "RULES": args.rules, "PROXY": proxy}
+        if args.store:
+            config["STORE"] = args.store
+        app.target = create_app(config)
     except BaseException:
         _close(server)
         raise

@@ -98,11 +98,17 @@ class PostgresStore(Store):
     dialect = "postgresql"
     errors = (psycopg.Error,)
 
-    def __init__(self, url: str, *, ensure: bool = True) -> None:
+    #: whether a table exists, in the schema the connection writes to
+    _has_table = ("SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() "
+                  "AND table_name = ?")
+
+    def __init__(self, url: str, *, create: bool = True) -> None:
         self.dsn = url
         super().__init__(redact(url))
-        if ensure:
+        if create:
             self.ensure_schema()
+        else:
+            self.ready()  # an unreachable server fails here, at start-up
 
     def _connect(self) -> Any:
         return connect(self.dsn)
