@@ -37,6 +37,7 @@ from gridgeo.cli import (
     check,
     convert,
     export,
+    load,
     merge,
     pair,
     patrol,
@@ -50,7 +51,7 @@ log = logging.getLogger("gridgeo")
 
 #: The subcommands, in the order ``gridgeo --help`` lists them.
 COMMANDS: tuple[ModuleType, ...] = (check, adjacency, synth, convert, blocks, patrol, build, audit, export, merge, pair,
-                                    serve, users)
+                                    load, serve, users)
 
 
 #: the signals that interrupt a run (SIGTERM: what `kill`, systemd and container runtimes send)

@@ -188,15 +188,19 @@ class Store:
     def ensure_schema(self) -> None:
         """Create the tables that are missing; refuse a store written by a newer schema."""
         with self.transaction() as cur:
-            for stmt in schema(self.dialect, tuple(EXTRA_TABLES)):
-                self.execute(cur, stmt)
-            self.execute(cur, "SELECT value FROM gg_meta WHERE key = 'schema'")
-            row = cur.fetchone()
-            if row is None:
-                self.execute(cur, "INSERT INTO gg_meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise StoreError(f"{self.url}: store schema {row[0]} is newer than this gridgeo's "
-                                 f"({SCHEMA_VERSION}); upgrade gridgeo")
+            self.create_schema(cur)
+
+    def create_schema(self, cur: Any) -> None:
+        """:meth:`ensure_schema` in the caller's transaction (``gridgeo load`` makes the tables in its own)."""
+        for stmt in schema(self.dialect, tuple(EXTRA_TABLES)):
+            self.execute(cur, stmt)
+        self.execute(cur, "SELECT value FROM gg_meta WHERE key = 'schema'")
+        row = cur.fetchone()
+        if row is None:
+            self.execute(cur, "INSERT INTO gg_meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise StoreError(f"{self.url}: store schema {row[0]} is newer than this gridgeo's "
+                             f"({SCHEMA_VERSION}); upgrade gridgeo")
 
     # -- audit -----------------------------------------------------------------------------------------
     def audit(self, cur: Any, actor: str, action: str, target: str, *, before: Any = None, after: Any = None) -> None:

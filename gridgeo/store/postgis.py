@@ -1,0 +1,485 @@
+"""A built county in PostGIS: ``gridgeo load county.gpkg postgresql://...`` writes it, the service reads it back.
+
+Why PostGIS beside the GeoPackage: at city scale the county lives where its
+store lives (many writers, one server), and QGIS, ``psql`` and other GIS tools
+read it there. :func:`load_geopackage` writes every layer of a GeoPackage as a
+table of its own (its geometry with its SRID in the layer's own CRS, a GiST
+index, each attribute column in the SQL type of its values, the GeoPackage's
+fid as the primary key), its attribute tables (a build's ``people``) as plain
+tables, and the layer order in :data:`CATALOGUE`. A GeoPackage that holds a
+store (the ``gg_`` tables: users, visits, status, tracks, audit) brings it
+along, ids kept, so a county moves with its history. All of it is one
+transaction: a failure anywhere leaves the database as it was.
+
+:func:`read_layers` gives the layers back as the GeoPackage reader gives them
+(same columns, dtypes, CRS and row order; :data:`CATALOGUE` keeps each
+column's dtype), so serving from PostGIS serves the same features.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+from pandas.api.types import pandas_dtype
+from psycopg import sql
+
+from gridgeo.errors import ConflictError, FileFormatError, InputError
+
+from ._sql import SCHEMA_VERSION
+from .base import now_utc
+from .postgres import SCHEMA_LOCK, PostgresStore
+
+log = logging.getLogger(__name__)
+
+#: the table listing the loaded layers and tables in their order, with what reading them back needs
+CATALOGUE = "gg_layers"
+_CATALOGUE_DDL = (f"CREATE TABLE IF NOT EXISTS {CATALOGUE} (position INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
+                  "kind TEXT NOT NULL, fid_column TEXT NOT NULL, geometry_column TEXT, geometry_type TEXT, "
+                  "srid INTEGER, crs TEXT, columns TEXT NOT NULL, features BIGINT NOT NULL, source TEXT NOT NULL, "
+                  "loaded TEXT NOT NULL)")
+#: GeoPackage tables that are not the county's data (QGIS's styles) and are not loaded
+SKIPPED = frozenset({"layer_styles"})
+#: the prefix of the store's own tables (copied as the store, not as layers)
+STORE_PREFIX = "gg_"
+#: PostgreSQL cuts longer identifiers, which could make two layers one table
+MAX_NAME_BYTES = 63
+
+_INT_TYPES = {"int8": "SMALLINT", "int16": "SMALLINT", "int32": "INTEGER", "int64": "BIGINT", "uint8": "SMALLINT",
+              "uint16": "INTEGER", "uint32": "BIGINT", "uint64": "NUMERIC"}
+
+
+@dataclass
+class Layer:
+    """One layer or attribute table of the GeoPackage, as read, and how it is stored."""
+
+    name: str
+    frame: pd.DataFrame
+    fids: list[int]
+    fid_column: str
+    geometry_column: str | None
+    columns: list[tuple[str, str, str]]  # (name, SQL type, pandas dtype read back)
+    srid: int | None = None
+    crs: str | None = None
+    geometry_type: str | None = None
+
+
+# ------------------------------------------------------------------------------------------- reading the file
+def _check_geopackage(path: Path) -> None:
+    """A clear error unless ``path`` is a GeoPackage (SQLite with ``gpkg_contents``)."""
+    if not path.is_file():
+        raise FileFormatError("no such file", path=path)
+    with open(path, "rb") as f:
+        if f.read(16) != b"SQLite format 3\x00":
+            raise FileFormatError("not a GeoPackage (not an SQLite database)", path=path)
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            conn.execute("SELECT table_name FROM gpkg_contents LIMIT 1").fetchall()
+    except sqlite3.Error as exc:
+        raise FileFormatError(f"not a GeoPackage ({exc})", path=path) from None
+
+
+def _sql_type(series: pd.Series, declared: str) -> str:
+    """The SQL type of a column: from its dtype, the GeoPackage's declared one for an integer column with
+    nulls (read as float), the values' Python type for an object column."""
+    kind = series.dtype.kind
+    if kind == "b":
+        return "BOOLEAN"
+    if kind in "iu":
+        return _INT_TYPES.get(str(series.dtype), "BIGINT")
+    if kind == "f":
+        if declared.startswith(("int", "uint")):
+            return _INT_TYPES.get(declared, "BIGINT")
+        return "REAL" if str(series.dtype) == "float32" else "DOUBLE PRECISION"
+    if kind == "M":
+        return "TIMESTAMPTZ" if getattr(series.dtype, "tz", None) is not None else "TIMESTAMP"
+    values = series.dropna().tolist()[:1000]
+    if values and all(isinstance(v, bytes) for v in values):
+        return "BYTEA"
+    if values and all(isinstance(v, dt.date) and not isinstance(v, dt.datetime) for v in values):
+        return "DATE"
+    if values and all(isinstance(v, bool) for v in values):
+        return "BOOLEAN"
+    return "TEXT"
+
+
+def _geometry_type(geoms: np.ndarray, declared: str) -> str:
+    """The PostGIS type modifier: the declared type if every geometry is one, else the one type they share,
+    else ``Geometry``; ``Z`` when any has a third coordinate."""
+    present = geoms[~shapely.is_missing(geoms)]
+    names = {str(t) for t in shapely.get_type_id(present).tolist()}
+    by_id = {"0": "Point", "1": "LineString", "3": "Polygon", "4": "MultiPoint", "5": "MultiLineString",
+             "6": "MultiPolygon", "7": "GeometryCollection"}
+    kinds = {by_id.get(n, "Geometry") for n in names}
+    base = declared.replace(" Z", "").replace(" M", "").replace("Z", "")
+    if not kinds:
+        out = base if base in by_id.values() else "Geometry"
+    elif kinds == {base}:
+        out = base
+    else:
+        out = kinds.pop() if len(kinds) == 1 else "Geometry"
+    return out + ("Z" if len(present) and bool(shapely.has_z(present).any()) else "")
+
+
+def _read_layer(path: Path, name: str) -> Layer:
+    import pyogrio
+
+    info = pyogrio.read_info(path, layer=name)
+    fid_column = str(info.get("fid_column") or "fid")
+    geometry = info.get("geometry_type") is not None
+    frame = pyogrio.read_dataframe(path, layer=name, fid_as_index=True, read_geometry=geometry)
+    fids = [int(f) for f in frame.index]
+    frame = frame.reset_index(drop=True)
+    declared = dict(zip(info["fields"], (str(d) for d in info["dtypes"]), strict=True))
+    geom_col = str(info.get("geometry_name") or "geom") if geometry else None
+    attrs = [c for c in frame.columns if not (geometry and c == frame.geometry.name)]
+    clash = [c for c in attrs if c in (fid_column, geom_col)]
+    if clash:
+        raise InputError(f"layer {name!r}: column {clash[0]!r} has the name of its fid or geometry column", path=path)
+    columns = [(c, _sql_type(frame[c], declared.get(c, "")), str(frame[c].dtype)) for c in attrs]
+    layer = Layer(name, frame, fids, fid_column, geom_col, columns)
+    if geometry:
+        if frame.crs is None:
+            raise InputError(f"layer {name!r} has no CRS; PostGIS needs one (an SRID)", path=path)
+        epsg = frame.crs.to_epsg()
+        if epsg is None:
+            raise InputError(f"layer {name!r}: its CRS has no EPSG code, and PostGIS needs an SRID", path=path)
+        layer.srid, layer.crs = int(epsg), frame.crs.to_wkt()
+        layer.geometry_type = _geometry_type(np.asarray(frame.geometry.values, dtype=object),
+                                             str(info.get("geometry_type") or ""))
+    return layer
+
+
+def read_geopackage(path: str | Path) -> tuple[list[Layer], dict[str, tuple[list[str], list[tuple[Any, ...]]]]]:
+    """The layers and attribute tables of a GeoPackage (in the order GDAL lists them) and its store's rows.
+
+    Raises
+    ------
+    FileFormatError
+        Not a GeoPackage (the message names the file).
+    InputError
+        No layer with features, or a layer PostGIS cannot hold (no CRS, no EPSG code, too long a name).
+    """
+    import pyogrio
+
+    p = Path(path)
+    _check_geopackage(p)
+    names = [str(n) for n, _ in pyogrio.list_layers(p)]
+    data = [n for n in names if n not in SKIPPED and not n.startswith(STORE_PREFIX)]
+    too_long = [n for n in data if len(n.encode("utf-8")) > MAX_NAME_BYTES]
+    if too_long:
+        raise InputError(f"layer name {too_long[0]!r} is longer than PostgreSQL's {MAX_NAME_BYTES} bytes", path=p)
+    layers = [_read_layer(p, n) for n in data]
+    if not any(layer.geometry_column for layer in layers):
+        raise InputError("has no layer with features to load", path=p)
+    return layers, _store_rows(p)
+
+
+def _store_rows(path: Path) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
+    """The store's tables of the GeoPackage (``gg_`` tables but ``gg_meta``): columns and rows, by id."""
+    out: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {}
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE "
+                                             "'gg!_%' ESCAPE '!' AND name != 'gg_meta' ORDER BY name")]
+        if not tables:
+            return out
+        meta = conn.execute("SELECT value FROM gg_meta WHERE key = 'schema'").fetchone()
+        if meta is not None and int(meta[0]) > SCHEMA_VERSION:
+            raise InputError(f"its store has schema {meta[0]}, newer than this gridgeo's ({SCHEMA_VERSION}); "
+                             "upgrade gridgeo", path=path)
+        for t in tables:
+            cur = conn.execute(f'SELECT * FROM "{t}" ORDER BY 1')
+            out[t] = ([d[0] for d in cur.description], [tuple(r) for r in cur.fetchall()])
+    return out
+
+
+# ------------------------------------------------------------------------------------------- writing PostGIS
+def _python(value: Any, sql_type: str) -> Any:
+    """One cell as the Python value psycopg writes for ``sql_type`` (a missing value: NULL)."""
+    if value is None or value is pd.NaT or (not isinstance(value, str | bytes) and bool(pd.isna(value))):
+        return None
+    if sql_type in ("SMALLINT", "INTEGER", "BIGINT", "NUMERIC"):
+        return int(value)
+    if sql_type in ("REAL", "DOUBLE PRECISION"):
+        return float(value)
+    if sql_type == "BOOLEAN":
+        return bool(value)
+    if sql_type.startswith("TIMESTAMP"):
+        return pd.Timestamp(value).to_pydatetime()
+    if sql_type == "TEXT" and not isinstance(value, str):
+        return str(value)
+    return value
+
+
+def _rows(layer: Layer) -> Iterable[tuple[Any, ...]]:
+    cols = [[_python(v, t) for v in layer.frame[c].tolist()] for c, t, _ in layer.columns]
+    parts: list[Sequence[Any]] = [layer.fids, *cols]
+    if layer.geometry_column is not None:
+        geoms = shapely.set_srid(np.asarray(layer.frame.geometry.values, dtype=object), layer.srid or 0)
+        parts.append(shapely.to_wkb(geoms, hex=True, include_srid=True).tolist())
+    return zip(*parts, strict=True)
+
+
+def _create(cur: Any, layer: Layer) -> None:
+    """The table, its rows (COPY), its GiST index and its line in the catalogue."""
+    ident = sql.Identifier
+    defs = [sql.SQL("{} BIGINT PRIMARY KEY").format(ident(layer.fid_column))]
+    defs += [sql.SQL("{} {}").format(ident(c), sql.SQL(t)) for c, t, _ in layer.columns]
+    names = [layer.fid_column, *(c for c, _, _ in layer.columns)]
+    if layer.geometry_column is not None:
+        defs.append(sql.SQL("{} geometry({}, {})").format(ident(layer.geometry_column),
+                                                          sql.SQL(layer.geometry_type or "Geometry"),
+                                                          sql.Literal(layer.srid)))
+        names.append(layer.geometry_column)
+    cur.execute(sql.SQL("CREATE TABLE {} ({})").format(ident(layer.name), sql.SQL(", ").join(defs)))
+    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(ident(layer.name), sql.SQL(", ").join(map(ident, names)))
+    with cur.copy(copy_sql) as copy:
+        for row in _rows(layer):
+            copy.write_row(row)
+    if layer.geometry_column is not None:
+        cur.execute(sql.SQL("CREATE INDEX ON {} USING GIST ({})").format(ident(layer.name),
+                                                                        ident(layer.geometry_column)))
+    cur.execute(sql.SQL("ANALYZE {}").format(ident(layer.name)))
+
+
+def _srid_known(cur: Any, layer: Layer) -> None:
+    """Add the layer's EPSG code to ``spatial_ref_sys`` if this PostGIS does not list it."""
+    cur.execute("SELECT 1 FROM spatial_ref_sys WHERE srid = %s", (layer.srid,))
+    if cur.fetchone() is None and layer.crs is not None:
+        crs = pyproj.CRS.from_wkt(layer.crs)
+        cur.execute("INSERT INTO spatial_ref_sys (srid, auth_name, auth_srid, srtext, proj4text) "
+                    "VALUES (%s, 'EPSG', %s, %s, %s)", (layer.srid, layer.srid, crs.to_wkt("WKT1_GDAL"),
+                                                        crs.to_proj4()))
+
+
+def _existing(cur: Any, names: list[str]) -> tuple[list[str], list[str]]:
+    """The tables of a previous load (catalogue order) and the other tables in the way of ``names``."""
+    cur.execute("SELECT to_regclass(%s) IS NOT NULL", (CATALOGUE,))
+    loaded: list[str] = []
+    if cur.fetchone()[0]:
+        cur.execute(f"SELECT name FROM {CATALOGUE} ORDER BY position")
+        loaded = [str(r[0]) for r in cur.fetchall()]
+    cur.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = current_schema() AND c.relname = ANY(%s)", (names,))
+    other = sorted({str(r[0]) for r in cur.fetchall()} - set(loaded))
+    return loaded, other
+
+
+def _clear(cur: Any, store: PostgresStore, names: list[str], *, replace: bool) -> list[str]:
+    """Drop a previous load's tables (``replace``), else refuse: a load never overwrites without being told."""
+    loaded, other = _existing(cur, names)
+    if (loaded or other) and not replace:
+        what = (f"a loaded county ({len(loaded)} layers and tables: {', '.join(loaded[:6])}"
+                f"{' ...' if len(loaded) > 6 else ''})" if loaded else f"tables named {', '.join(other)}")
+        raise ConflictError(f"{store.url} already holds {what}; pass --replace to replace them")
+    for name in [*loaded, *other]:
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+    cur.execute(_CATALOGUE_DDL)
+    cur.execute(f"DELETE FROM {CATALOGUE}")
+    return [*loaded, *other]
+
+
+def _copy_store(cur: Any, store: PostgresStore, rows: dict[str, tuple[list[str], list[tuple[Any, ...]]]],
+                *, copy: bool) -> dict[str, int]:
+    """The GeoPackage's store rows into the database's (empty) store, ids kept: rows copied per table."""
+    full = {t: v for t, v in rows.items() if v[1]}
+    if not full or not copy:
+        return {}
+    cur.execute("SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = "
+                "current_schema() AND table_name = ANY(%s)", (list(full),))
+    target: dict[str, set[str]] = {}
+    for t, c in cur.fetchall():
+        target.setdefault(str(t), set()).add(str(c))
+    busy = []
+    for t in full:
+        if t in target:
+            cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(t)))
+            busy += [t] if cur.fetchone()[0] else []
+    if busy:
+        raise ConflictError(f"{store.url} already has a store with rows in {', '.join(busy)}; the GeoPackage's "
+                            "store is not merged into it (pass --no-store to load the layers only)")
+    done: dict[str, int] = {}
+    for t, (cols, data) in full.items():
+        if t not in target:
+            log.warning("store table %s is not a table of this gridgeo's store; not copied", t)
+            continue
+        keep = [i for i, c in enumerate(cols) if c in target[t]]
+        names = sql.SQL(", ").join(sql.Identifier(cols[i]) for i in keep)
+        marks = sql.SQL(", ").join(sql.Placeholder() * len(keep))
+        cur.executemany(sql.SQL("INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE VALUES ({})").format(
+            sql.Identifier(t), names, marks), [tuple(r[i] for i in keep) for r in data])
+        if "id" in target[t]:
+            cur.execute(sql.SQL("SELECT setval(pg_get_serial_sequence(%s, 'id'), (SELECT MAX(id) FROM {}))")
+                        .format(sql.Identifier(t)), (t,))
+        done[t] = len(data)
+    return done
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    """What a load wrote (the one line ``gridgeo load`` prints)."""
+
+    layers: dict[str, int]
+    tables: dict[str, int]
+    store_rows: dict[str, int]
+    replaced: list[str]
+    seconds: float
+    target: str
+
+    def line(self, source: str) -> str:
+        store = (f"; store rows copied: {', '.join(f'{t} {n}' for t, n in self.store_rows.items())}"
+                 if self.store_rows else "")
+        replaced = f" (replacing {len(self.replaced)} tables)" if self.replaced else ""
+        return (f"loaded {len(self.layers)} layers ({sum(self.layers.values()):,} features) and {len(self.tables)} "
+                f"tables from {source} into {self.target}{replaced} in {self.seconds:.1f} s{store}")
+
+
+def load_geopackage(path: str | Path, url: str, *, replace: bool = False, store: bool = True,
+                    actor: str = "cli") -> LoadSummary:
+    """Write the county GeoPackage ``path`` into the PostGIS database ``url``, in one transaction.
+
+    Parameters
+    ----------
+    replace
+        Replace the layers of a previous load (and any table in the way); without it a database that
+        already holds them is refused, unchanged.
+    store
+        Copy the GeoPackage's store (users, visits ...) too, into a database whose store is empty;
+        False: the layers only, the database's store untouched.
+
+    Raises
+    ------
+    FileFormatError, InputError
+        A bad GeoPackage (checked before the database is touched).
+    ConflictError
+        Layers already there without ``replace``; a store on both sides.
+    StoreError
+        The database cannot be reached or written (nothing is written then).
+    """
+    t0 = time.perf_counter()
+    layers, store_rows = read_geopackage(path)
+    counts = {la.name: len(la.fids) for la in layers if la.geometry_column}
+    tables = {la.name: len(la.fids) for la in layers if not la.geometry_column}
+    target = PostgresStore(url, ensure=False)
+    try:
+        with target.transaction() as cur:
+            cur.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            replaced = _clear(cur, target, [layer.name for layer in layers], replace=replace)
+            when = now_utc()
+            for pos, layer in enumerate(layers):
+                if layer.srid is not None:
+                    _srid_known(cur, layer)
+                _create(cur, layer)
+                cur.execute(f"INSERT INTO {CATALOGUE} VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                            (pos, layer.name, "features" if layer.geometry_column else "table", layer.fid_column,
+                             layer.geometry_column, layer.geometry_type, layer.srid, layer.crs,
+                             json.dumps(layer.columns, ensure_ascii=False), len(layer.fids), Path(path).name, when))
+            target.create_schema(cur)
+            copied = _copy_store(cur, target, store_rows, copy=store)
+            target.audit(cur, actor, "county.load", "county", after={
+                "source": Path(path).name, "layers": counts, "tables": tables, "store_rows": copied,
+                "replaced": replaced})
+    finally:
+        target.close()
+    return LoadSummary(counts, tables, copied, replaced, time.perf_counter() - t0, target.url)
+
+
+# ------------------------------------------------------------------------------------------- reading back
+@dataclass(frozen=True)
+class Entry:
+    """One line of the catalogue."""
+
+    name: str
+    kind: str
+    fid_column: str
+    geometry_column: str | None
+    crs: str | None
+    columns: list[tuple[str, str, str]]
+    loaded: str
+
+
+def catalogue(url: str) -> list[Entry]:
+    """The loaded layers and tables of ``url`` in their order.
+
+    Raises
+    ------
+    InputError
+        The database holds no county (``gridgeo load`` never wrote to it).
+    """
+    store = PostgresStore(url, ensure=False)
+    try:
+        if not store.query("SELECT to_regclass(?) IS NOT NULL", (CATALOGUE,))[0][0]:
+            raise InputError(f"{store.url}: holds no county (no {CATALOGUE} table); load one with "
+                             f"gridgeo load county.gpkg {store.url}")
+        rows = store.query(f"SELECT name, kind, fid_column, geometry_column, crs, columns, loaded FROM {CATALOGUE} "
+                           "ORDER BY position")
+    finally:
+        store.close()
+    return [Entry(str(r[0]), str(r[1]), str(r[2]), r[3], r[4], [tuple(c) for c in json.loads(r[5])], str(r[6]))
+            for r in rows]
+
+
+def _frame(entry: Entry, rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """The rows of one table as the GeoPackage reader gives them: its dtypes, a RangeIndex, geometry last."""
+    cols: dict[str, Any] = {}
+    for i, (name, _sql_t, dtype) in enumerate(entry.columns):
+        values = [r[i] for r in rows]
+        if dtype == "object":
+            cols[name] = pd.Series(values, dtype=object)
+        elif dtype.startswith("datetime64"):
+            cols[name] = pd.Series(pd.to_datetime(values, utc="UTC" in dtype)).astype(pandas_dtype(dtype))
+        else:
+            cols[name] = pd.Series([np.nan if v is None else v for v in values]).astype(pandas_dtype(dtype))
+    frame = pd.DataFrame(cols, index=pd.RangeIndex(len(rows)))
+    if entry.geometry_column is None:
+        return frame
+    geoms = shapely.from_wkb([None if r[-1] is None else bytes(r[-1]) for r in rows])
+    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, index=frame.index), crs=entry.crs)
+
+
+def read_layers(url: str, *, names: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
+    """The county's layers (GeoDataFrames) and attribute tables (DataFrames) in load order, or just ``names``.
+
+    Each as :func:`gridgeo.data.io.read_layer` gives it from the GeoPackage that was loaded: same
+    columns and dtypes, its CRS, rows in fid order; ``attrs["source"]`` the URL without its password.
+    """
+    entries = [e for e in catalogue(url) if names is None or e.name in names]
+    store = PostgresStore(url, ensure=False)
+    out: dict[str, pd.DataFrame] = {}
+    try:
+        for e in entries:
+            cols: list[sql.Composable] = [sql.Identifier(c) for c, _, _ in e.columns]
+            if e.geometry_column is not None:
+                cols.append(sql.SQL("ST_AsBinary({})").format(sql.Identifier(e.geometry_column)))
+            query = sql.SQL("SELECT {} FROM {} ORDER BY {}").format(
+                sql.SQL(", ").join(cols) if cols else sql.SQL("1"), sql.Identifier(e.name),
+                sql.Identifier(e.fid_column))
+            with store.transaction(write=False) as cur:
+                cur.execute(query)
+                frame = _frame(e, [tuple(r) for r in cur.fetchall()])
+            frame.attrs.update(source=store.url, layer=e.name)
+            out[e.name] = frame
+    finally:
+        store.close()
+    return out
+
+
+def loaded_at(url: str) -> str:
+    """When the county at ``url`` was loaded (ISO 8601 UTC, seconds): the service's ``modified``."""
+    entries = catalogue(url)
+    when = max(e.loaded for e in entries) if entries else "1970-01-01T00:00:00Z"
+    return when[:19] + "Z" if len(when) >= 19 else when
+
