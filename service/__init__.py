@@ -104,7 +104,7 @@ def _load(app: Flask) -> Any:
     install(app, store)
     app.extensions["planner"] = Planner(str(path), app.config.get("NETWORK"), _patrol_options(app),
                                         store=store, frames=county.frames) if path else None
-    return path
+    return county.path  # a URL without its password
 
 
 def _patrol_options(app: Flask) -> Any:

@@ -12,6 +12,7 @@ exclusive grid, which base grids carve out; a gap in coverage).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,21 +62,29 @@ _REVERSE_AT = 2048
 _PERSON_KEYS = ("name", "role", "phone")
 
 
-def _people(path: str) -> dict[tuple[str, str], list[dict[str, Any]]]:
+def _people(path: str, tables: Mapping[str, pd.DataFrame] | None = None) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """The built county's ``people`` table by (level, unit code): name, role and phone of each person.
 
     Why these are served: responsible people are posted on every grid's notice board (网格公示牌) with
-    their phone, so residents can call them; nothing else of the roster is.
+    their phone, so residents can call them; nothing else of the roster is. ``tables``: the county's
+    attribute tables already read (a county served from PostGIS), else the GeoPackage ``path`` is read.
     """
     import pyogrio
 
-    try:
-        if "people" not in {str(n) for n, _ in pyogrio.list_layers(path)}:
-            return {}
-        t = pyogrio.read_dataframe(path, layer="people", read_geometry=False)
-    except Exception:  # a county file without a readable people table: no people to say
-        log.warning("%s: people table not readable; /locate answers without people", path, exc_info=True)
+    from gridgeo.store import is_url
+
+    if tables and "people" in tables:
+        t = tables["people"]
+    elif is_url(path):
         return {}
+    else:
+        try:
+            if "people" not in {str(n) for n, _ in pyogrio.list_layers(path)}:
+                return {}
+            t = pyogrio.read_dataframe(path, layer="people", read_geometry=False)
+        except Exception:  # a county file without a readable people table: no people to say
+            log.warning("%s: people table not readable; /locate answers without people", path, exc_info=True)
+            return {}
     out: dict[tuple[str, str], list[dict[str, Any]]] = {}
     if not {"level", "unit"} <= set(t.columns):
         return out
@@ -166,7 +175,7 @@ class Locator:
     def __init__(self, county: County) -> None:
         self.levels: dict[str, Level] = {}
         frames = {}
-        people = _people(county.path)
+        people = _people(county.path, county.tables)
         for key, layer in LEVEL_KEYS.items():
             coll = county.collections.get(layer)
             if coll is None or coll.int_keys:

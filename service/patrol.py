@@ -38,7 +38,7 @@ from gridgeo.patrol import CST, County, DayPlan, PatrolOptions, parse_budget, pl
 from gridgeo.patrol.options import check_plan_dates
 from gridgeo.patrol.records import Records
 from gridgeo.patrol.team import MAX_WORKERS
-from gridgeo.store import Store
+from gridgeo.store import Store, is_url
 
 from .auth import require
 from .ogc import CRS84, GEOJSON, check_params, negotiate, parse_coords
@@ -148,6 +148,11 @@ class Planner:
                  store: Store | None = None, frames: Callable[[], dict[str, Any]] | None = None) -> None:
         self.path = path
         self.frames = frames  # the county's layers from memory (see service.store.County.frames)
+        self.name = path  # what messages and logs say: never a password
+        if is_url(path):
+            from gridgeo.store.postgres import redact
+
+            self.name = redact(path)
         self.network = network
         self.store = store  # its visits and status changes: what each plan starts from
         self.options = PatrolOptions() if options is None else options  # the RULES file's [patrol], or defaults
@@ -167,7 +172,7 @@ class Planner:
         """
         with _lock:
             if self._county is None:
-                log.info("opening %s for patrol planning", self.path)
+                log.info("opening %s for patrol planning", self.name)
                 try:
                     # names=False: a stop list never shows a register's household names (it is cached and
                     # shared by every caller; names come with /collections/households to those allowed)
@@ -180,6 +185,9 @@ class Planner:
     def _unavailable(self, exc: BaseException) -> ServiceUnavailableError:
         """The 503 for a county that cannot be opened: the file gone or changed (it was read at start-up), or
         the set-up (no street network); the reader's own words go to the log with the traceback."""
+        if is_url(self.path):
+            return ServiceUnavailableError(f"patrol planning is unavailable: the county database cannot be read "
+                                           f"({exc}); restart the service once it is back")
         gone = not (os.path.isfile(self.path) and os.access(self.path, os.R_OK))
         if gone or (isinstance(exc, FileFormatError) and exc.path == str(self.path)):
             return ServiceUnavailableError(f"the county file {self.path} is no longer readable; "

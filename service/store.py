@@ -31,6 +31,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from numpy.typing import NDArray
 
@@ -386,13 +387,18 @@ def _attribute_tables(path: Path) -> set[str]:
         return set()
 
 
-def load_county(path: str | Path) -> County:
-    """Read every layer of the GeoPackage once, in CRS84 with CCW exteriors, and pre-serialise it.
+def load_county(source: str | Path) -> County:
+    """Read every layer of the county once, in CRS84 with CCW exteriors, and pre-serialise it.
 
+    ``source``: a county GeoPackage, or a ``postgresql://`` URL a county was loaded into (``gridgeo load``).
     Layers without geometry (attribute tables) are skipped: OGC API – Features
-    serves features. The levels come first, the other layers in file order.
+    serves features. The levels come first, the other layers in file (load) order.
     """
-    p = Path(path)
+    from gridgeo.store import is_url
+
+    if is_url(source):
+        return _load_postgis(str(source))
+    p = Path(source)
     names = list_layers(p)
     ordered = [n for n in LEVELS if n in names] + [n for n in names if n not in LEVELS]
     out: dict[str, Collection] = {}
@@ -418,3 +424,28 @@ def load_county(path: str | Path) -> County:
         log.info("loaded %s: %d features", name, len(out[name]))
     mtime = dt.datetime.fromtimestamp(os.path.getmtime(p), tz=dt.timezone.utc)
     return County(str(p), out, mtime.replace(microsecond=0).isoformat().replace("+00:00", "Z"), kept)
+
+
+def _load_postgis(url: str) -> County:
+    """:func:`load_county` from PostGIS: the layers as the GeoPackage gave them, so the same features are served.
+
+    ``tables`` keeps the attribute tables (the ``people`` /locate names); ``path`` is the URL without its
+    password, since it appears in messages.
+    """
+    from gridgeo.store.postgis import loaded_at, read_layers
+    from gridgeo.store.postgres import redact
+
+    name = redact(url)
+    frames = read_layers(url)
+    ordered = [n for n in LEVELS if n in frames] + [n for n in frames if n not in LEVELS]
+    out: dict[str, Collection] = {}
+    tables: dict[str, pd.DataFrame] = {}
+    for n in ordered:
+        raw = frames[n]
+        if not isinstance(raw, gpd.GeoDataFrame):
+            log.info("%s: %s is a table without geometry; not served as features", name, n)
+            tables[n] = raw
+            continue
+        out[n] = build_collection(n, rfc7946(raw), _epsg_of(raw.crs), public=PUBLIC_COLUMNS.get(n))
+        log.info("loaded %s: %d features", n, len(out[n]))
+    return County(name, out, loaded_at(url), tables)

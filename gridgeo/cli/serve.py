@@ -31,8 +31,9 @@ _BIND_ADVICE = {
 
 def register(sub: Any) -> None:
     """Add the ``serve`` subcommand."""
-    sv = sub.add_parser("serve", help="serve a county GeoPackage over HTTP (waitress)")
-    sv.add_argument("path", help="county GeoPackage")
+    sv = sub.add_parser("serve", help="serve a county (GeoPackage or PostGIS database) over HTTP (waitress)")
+    sv.add_argument("path", help="county GeoPackage, or postgresql://user:password@host:port/database holding a "
+                    "county loaded by gridgeo load")
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sv.add_argument("--port", type=_port, default=8000, help="port, 1-65535 (default 8000; 0: any free one)")
     sv.add_argument("--threads", type=int, default=8, help="waitress worker threads (default 8)")
@@ -72,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
         _close(server)
         raise
     port = args.port or _bound_port(server)
-    served.info("serving %s at http://%s/ (map at /map, API at /api; Ctrl-C to stop)", args.path,
-                _where(args.host, port))
+    served.info("serving %s at http://%s/ (map at /map, API at /api; Ctrl-C to stop)",
+                app.target.extensions["county"].path, _where(args.host, port))  # a URL without its password
     server.run()
     return 0
 

@@ -372,7 +372,7 @@ def load_geopackage(path: str | Path, url: str, *, replace: bool = False, store:
     layers, store_rows = read_geopackage(path)
     counts = {la.name: len(la.fids) for la in layers if la.geometry_column}
     tables = {la.name: len(la.fids) for la in layers if not la.geometry_column}
-    target = PostgresStore(url, ensure=False)
+    target = PostgresStore(url, create=False)
     try:
         with target.transaction() as cur:
             cur.execute("CREATE EXTENSION IF NOT EXISTS postgis")
@@ -419,7 +419,7 @@ def catalogue(url: str) -> list[Entry]:
     InputError
         The database holds no county (``gridgeo load`` never wrote to it).
     """
-    store = PostgresStore(url, ensure=False)
+    store = PostgresStore(url, create=False)
     try:
         if not store.query("SELECT to_regclass(?) IS NOT NULL", (CATALOGUE,))[0][0]:
             raise InputError(f"{store.url}: holds no county (no {CATALOGUE} table); load one with "
@@ -457,7 +457,7 @@ def read_layers(url: str, *, names: Sequence[str] | None = None) -> dict[str, pd
     columns and dtypes, its CRS, rows in fid order; ``attrs["source"]`` the URL without its password.
     """
     entries = [e for e in catalogue(url) if names is None or e.name in names]
-    store = PostgresStore(url, ensure=False)
+    store = PostgresStore(url, create=False)
     out: dict[str, pd.DataFrame] = {}
     try:
         for e in entries:
