@@ -143,3 +143,20 @@ def test_reopening_keeps_the_data_and_a_newer_schema_is_refused(pg_url: str) -> 
     s2.close()
     with pytest.raises(StoreError, match="newer than this gridgeo"):
         open_store(pg_url)
+
+
+def test_users_cli_on_a_database(pg_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``gridgeo users add|list|revoke postgresql://...``: the token alone on the last line, never listed."""
+    from gridgeo.cli.main import main
+
+    assert main(["users", "add", pg_url, "li", "--role", "viewer"]) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    store = open_store(pg_url)
+    assert store.authenticate(token) is not None
+    assert main(["users", "list", pg_url]) == 0
+    listed = capsys.readouterr().out
+    assert "li\tviewer" in listed and token not in listed
+    assert main(["users", "revoke", pg_url, "li"]) == 0
+    assert store.authenticate(token) is None
+    assert [a["action"] for a in store.audit_rows()] == ["user.add", "user.revoke"]
+    store.close()
