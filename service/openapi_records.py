@@ -40,7 +40,9 @@ _VISIT = {"type": "object", "required": ["household", "time", "outcome"], "addit
               "time": {"type": "string", "format": "date-time",
                        "description": "ISO 8601; without an offset, China Standard Time (UTC+8)"},
               "outcome": {"type": "string", "enum": ["visited", "absent", "refused"]},
-              "note": {"type": "string", "maxLength": 2000}}}
+              "note": {"type": "string", "maxLength": 2000},
+              "uid": {"type": "string", "minLength": 1, "maxLength": 100,
+                      "description": "The phone's own id of this visit: sent again, it is the same visit"}}}
 _STATUS = {"type": "object", "additionalProperties": False, "properties": {
     "priority": {"type": "string", "description": "red, orange, yellow (or 红/橙/黄), none for unmarked"},
     "special": {"type": "array", "items": {"type": "string"}, "description": "special-care categories"},

@@ -137,3 +137,14 @@ def test_store_in_county_leaves_layers_alone(tmp_path: Path) -> None:
                                                             "gg_audit"}
     assert all(g is None for n, g in after if n.startswith("gg_"))  # attribute tables, not layers
     assert len(pyogrio.read_dataframe(p, layer="gg_users")) == 1
+
+
+def test_a_retried_visit_is_stored_once(store) -> None:
+    v = {"household": 5, "time": "2026-11-30T09:00:00", "outcome": "visited", "uid": "phone-7-0001"}
+    first = store.add_visits(parse_visits(v, _place), actor="wang")
+    again = store.add_visits(parse_visits([v, {**v, "uid": "phone-7-0002"}], _place), actor="wang")
+    assert again[0] == first[0] and again[1] != first[0]
+    assert len(store.visits()) == 2
+    assert len(store.audit_rows(action="visit")) == 2
+    with pytest.raises(UsageError, match="uid"):
+        parse_visits({**v, "uid": ""}, _place)

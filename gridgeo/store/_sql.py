@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS gg_users (
 CREATE TABLE IF NOT EXISTS gg_visits (
     id {key}, household TEXT NOT NULL, time TEXT NOT NULL, day TEXT NOT NULL, outcome TEXT NOT NULL,
     note TEXT, worker TEXT NOT NULL, recorded TEXT NOT NULL, track {big},
-    township TEXT, village TEXT, grid TEXT, point TEXT, chain TEXT NOT NULL);
+    township TEXT, village TEXT, grid TEXT, point TEXT, chain TEXT NOT NULL, uid TEXT);
+CREATE UNIQUE INDEX IF NOT EXISTS gg_visits_uid ON gg_visits (uid);
 CREATE INDEX IF NOT EXISTS gg_visits_household ON gg_visits (household, day);
 CREATE INDEX IF NOT EXISTS gg_visits_time ON gg_visits (time);
 CREATE INDEX IF NOT EXISTS gg_visits_grid ON gg_visits (grid, time);

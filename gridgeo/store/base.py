@@ -79,6 +79,8 @@ class Visit:
     day: str
     outcome: str
     note: str | None
+    #: the client's own id of this visit: a retry after a lost answer is the same visit, not a second one
+    uid: str | None = None
 
 
 def now_utc() -> str:
@@ -281,15 +283,25 @@ class Store:
 
     # -- visits ----------------------------------------------------------------------------------------
     def add_visits(self, visits: Sequence[Visit], *, actor: str) -> list[int]:
-        """Store visits, all or none, each with its audit row; their ids in order."""
+        """Store visits, all or none, each with its audit row; their ids in order.
+
+        A visit whose ``uid`` is stored already is that visit (a phone's retry): its id is returned and
+        nothing is written again.
+        """
         ids = []
         recorded = now_utc()
         with self.transaction() as cur:
             for v in visits:
+                if v.uid is not None:
+                    self.execute(cur, "SELECT id FROM gg_visits WHERE uid = ?", (v.uid,))
+                    row = cur.fetchone()
+                    if row is not None:
+                        ids.append(int(row[0]))
+                        continue
                 self.execute(cur, "INSERT INTO gg_visits (household, time, day, outcome, note, worker, recorded, "
-                             "township, village, grid, point, chain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                             "RETURNING id", (v.place.household, v.time, v.day, v.outcome, v.note, actor, recorded,
-                                              *v.place.columns(), v.place.chain_text()))
+                             "township, village, grid, point, chain, uid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                             "?, ?) RETURNING id", (v.place.household, v.time, v.day, v.outcome, v.note, actor,
+                                                    recorded, *v.place.columns(), v.place.chain_text(), v.uid))
                 vid = int(cur.fetchone()[0])
                 ids.append(vid)
                 self.audit(cur, actor, "visit.add", f"visits/{vid}",

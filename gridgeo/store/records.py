@@ -27,7 +27,8 @@ OUTCOMES = ("visited", "absent", "refused")
 CLOCK_SKEW = dt.timedelta(minutes=15)
 MAX_NOTE = 2000
 MAX_BATCH = 5000
-_VISIT_FIELDS = {"household", "time", "outcome", "note"}
+_VISIT_FIELDS = {"household", "time", "outcome", "note", "uid"}
+MAX_UID = 100
 #: status fields a worker may change, and how each value is checked
 STATUS_FIELDS = ("priority", "special")
 
@@ -87,8 +88,11 @@ def _visit(item: Any, where: str, resolve: Resolve, now: dt.datetime) -> Visit:
     _not_future(t, f"{where}.time", now)
     if item["outcome"] not in OUTCOMES:
         raise UsageError(f"{where}.outcome: must be one of {', '.join(OUTCOMES)}, got {item['outcome']!r}")
+    uid = item.get("uid")
+    if uid is not None and (not isinstance(uid, str) or not 0 < len(uid.strip()) <= MAX_UID):
+        raise UsageError(f"{where}.uid: must be text of 1 to {MAX_UID} characters (the phone's own id of the visit)")
     return Visit(resolve(str(hid), f"{where}.household"), utc_text(t), t.astimezone(CST).date().isoformat(),
-                 str(item["outcome"]), _note(item.get("note"), f"{where}.note"))
+                 str(item["outcome"]), _note(item.get("note"), f"{where}.note"), None if uid is None else uid.strip())
 
 
 def _note(raw: Any, where: str) -> str | None:
