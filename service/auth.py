@@ -21,11 +21,10 @@ import collections
 import threading
 import time
 from collections.abc import Collection
-from typing import Any
 
 from flask import Flask, current_app, g, request
 
-from gridgeo.errors import AuthenticationError, ForbiddenError, TooManyRequestsError
+from gridgeo.errors import AuthenticationError, TooManyRequestsError
 from gridgeo.store import Principal, Store
 
 #: endpoints anyone may call even when ``ANONYMOUS = "none"``: what the service is and how to sign in
@@ -150,6 +149,3 @@ def sees_personal(chain: Collection[str] | None) -> bool:
     p = principal()
     return p.name is not None and p.allowed("read.personal", chain)
 
-
-def forbid(message: str) -> Any:
-    raise ForbiddenError(message)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from gridgeo.errors import ForbiddenError, UsageError
@@ -114,10 +114,3 @@ def token_hash(token: str) -> str:
     """The stored form of a token."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
-
-def private_columns(columns: Iterable[str]) -> list[str]:
-    """The columns of a households layer that only :data:`ROLES` with ``read.personal`` may read.
-
-    A register's column carried under another name (``name_register``) is personal too.
-    """
-    return [c for c in columns if c in PERSONAL_COLUMNS or c.removesuffix("_register") in PERSONAL_COLUMNS]
