@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -57,12 +58,26 @@ def run(args: argparse.Namespace) -> int:
                        scheduler=args.scheduler, start_from=None if args.start_from is None else StartFrom(
                            args.start_from, layer=args.start_layer, code_col=args.start_code))
     t0 = time.perf_counter()
-    write_layers(res.layers, out)
+    carried = _carry_store(out)
+    write_layers(res.layers, out, finish=carried)
     args.written = True  # an interrupt from here on says so (gridgeo.cli.main)
     res.report["seconds"]["write"] = round(time.perf_counter() - t0, 2)
     if args.report:
         with atomic_path(args.report) as tmp:
             tmp.write_text(json.dumps(res.report, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     print(format_report(res.report))
-    print(f"wrote {out}")
+    print(f"wrote {out}" + (" (its store carried over: users, visits, statuses, audit trail)" if carried else ""))
     return 0
+
+
+def _carry_store(out: Path) -> Callable[[Path], object] | None:
+    """What copies the store of the county being replaced into its rebuild, or None when it has none.
+
+    Why: the embedded store lives in the county file, so writing the rebuild over it would drop every user,
+    visit and audit row (:mod:`gridgeo.store.carry`).
+    """
+    from gridgeo.store.carry import carry_store, has_store
+
+    if not has_store(out):
+        return None
+    return lambda tmp: carry_store(out, tmp)

@@ -15,7 +15,7 @@ import os
 import re
 import tempfile
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -518,7 +518,8 @@ def rfc7946(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 GPKG_VERSION = "1.3"
 
 
-def write_layers(layers: Mapping[str, gpd.GeoDataFrame], path: str | Path) -> None:
+def write_layers(layers: Mapping[str, gpd.GeoDataFrame], path: str | Path, *,
+                 finish: Callable[[Path], object] | None = None) -> None:
     """Write layers to one file atomically.
 
     A ``.gpkg`` takes every layer, as GeoPackage :data:`GPKG_VERSION`, with the
@@ -526,6 +527,8 @@ def write_layers(layers: Mapping[str, gpd.GeoDataFrame], path: str | Path) -> No
     (:func:`gridgeo.data.gpkg_styles.add_styles`, written into the temporary
     file before it is moved into place); a ``.geojson`` exactly one, written as
     RFC 7946 (EPSG:4326, counter-clockwise exteriors, no ``crs`` member).
+    ``finish``: called with the temporary file once every layer is in it, before it is moved into place
+    (the build carries the old file's store into it); what it raises leaves ``path`` untouched.
     """
     target = Path(path)
     suf = target.suffix.lower()
@@ -548,6 +551,9 @@ def write_layers(layers: Mapping[str, gpd.GeoDataFrame], path: str | Path) -> No
             from gridgeo.data.gpkg_styles import add_styles
 
             add_styles(tmp)
+            raise_pending()
+        if finish is not None and tmp.exists():
+            finish(tmp)
             raise_pending()
 
 
