@@ -178,6 +178,20 @@ def test_store_moves_with_the_county(county: Path, served_url: str) -> None:
         src.close()
 
 
+def test_users_add_checks_the_scope_in_the_database(county: Path, served_url: str, pg_url: str,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A scope must name a unit of the loaded county; a store-only database cannot be checked (a warning)."""
+    from gridgeo.cli.main import main
+
+    grid = str(pyogrio.read_dataframe(county, layer="grids", columns=["code"], read_geometry=False)["code"][0])
+    assert main(["users", "add", served_url, "li_scoped", "--role", "worker", "--scope", grid]) == 0
+    capsys.readouterr()
+    assert main(["users", "add", served_url, "li_bad", "--role", "worker", "--scope", "NO-SUCH-UNIT"]) == 2
+    assert "'NO-SUCH-UNIT' is not the code of any unit" in capsys.readouterr().err
+    assert "li_bad" not in {u.name for u in open_store(served_url, create=False).users()}
+    assert main(["users", "add", pg_url, "li_store_only", "--role", "worker", "--scope", "ANY"]) == 0
+
+
 def test_ogrinfo_reads_the_tables(county: Path, served_url: str, pg_cluster: Cluster) -> None:
     """GDAL's PostgreSQL driver (QGIS reads PostGIS the same way) sees the layers, their SRS and counts."""
     if shutil.which("ogrinfo") is None:

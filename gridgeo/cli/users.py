@@ -55,14 +55,26 @@ def _actor() -> str:
 
 
 def _check_scope(store: str, scope: str) -> None:
-    """A scope must be a unit code of the county (checked where the county's layers are a file)."""
+    """A scope must be a unit code of the county: in the GeoPackage's levels, or the loaded database's."""
     from pathlib import Path
 
     import pyogrio
 
     from gridgeo.store import is_url
 
-    if is_url(store) or not Path(store).is_file():
+    if is_url(store):
+        from gridgeo.store.postgis import has_unit
+        from gridgeo.store.postgres import redact
+
+        found = has_unit(store, scope, _SCOPE_LAYERS)
+        if found is None:
+            log.warning("%s holds no county layers (a store only): --scope %s not checked against the county",
+                        redact(store), scope)
+            return
+        if not found:
+            raise UsageError(f"{redact(store)}: --scope {scope!r} is not the code of any unit of this county")
+        return
+    if not Path(store).is_file():
         return
     layers = {str(n) for n, g in pyogrio.list_layers(store) if g is not None}
     for layer in _SCOPE_LAYERS:

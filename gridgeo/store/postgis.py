@@ -477,6 +477,29 @@ def read_layers(url: str, *, names: Sequence[str] | None = None) -> dict[str, pd
     return out
 
 
+def has_unit(url: str, code: str, layers: Sequence[str]) -> bool | None:
+    """Whether a layer among ``layers`` of the county at ``url`` has a unit ``code``; None: no county there.
+
+    Why None apart from False: a store database serving a county file (``gridgeo serve county.gpkg
+    --store postgresql://...``) holds no layers to check a scope against.
+    """
+    try:
+        entries = [e for e in catalogue(url) if e.name in layers and any(c[0] == "code" for c in e.columns)]
+    except InputError:
+        return None
+    store = PostgresStore(url, create=False)
+    try:
+        for e in entries:
+            query = sql.SQL("SELECT 1 FROM {} WHERE code = %s LIMIT 1").format(sql.Identifier(e.name))
+            with store.transaction(write=False) as cur:
+                cur.execute(query, (code,))
+                if cur.fetchone() is not None:
+                    return True
+    finally:
+        store.close()
+    return False
+
+
 def loaded_at(url: str) -> str:
     """When the county at ``url`` was loaded (ISO 8601 UTC, seconds): the service's ``modified``."""
     entries = catalogue(url)
