@@ -138,7 +138,7 @@ def _copy(conn: sqlite3.Connection, old: Path, new: Path, actor: str) -> Carried
                 conn.execute(sql)
         conn.execute("INSERT INTO gg_audit (time, actor, action, target, before, after) VALUES "
                      "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?, 'store.carry', ?, NULL, ?)",
-                     (actor, new.name, json.dumps(out.as_dict(), ensure_ascii=False)))
+                     (actor, old.name, json.dumps(out.as_dict(), ensure_ascii=False)))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
