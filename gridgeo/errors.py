@@ -131,6 +131,14 @@ class ConflictError(GridgeoError):
     """The request contradicts the stored state: a user that already exists, a report already closed (409)."""
 
 
+class PayloadTooLargeError(UsageError):
+    """A request body above what the route takes (a photo over its size cap): HTTP 413."""
+
+
+class UnsupportedMediaTypeError(UsageError):
+    """A body that is not of a type the route takes (a "photo" that is no JPEG, PNG or WebP): HTTP 415."""
+
+
 class StoreError(GridgeoError):
     """The writable store (SQLite or PostgreSQL) cannot be opened or written: locked, gone, unreachable.
 
@@ -157,6 +165,8 @@ ERROR_TABLE: dict[type[GridgeoError], tuple[int, int]] = {
     TooManyRequestsError: (1, 429),
     ConflictError: (1, 409),
     StoreError: (1, 503),
+    PayloadTooLargeError: (2, 413),
+    UnsupportedMediaTypeError: (2, 415),
     GridgeoError: (1, 500),
 }
 

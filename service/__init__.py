@@ -65,7 +65,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         its tables come with its first user (``gridgeo users add``), so serving never changes the file.
         ``ANONYMOUS``: what a client without a token reads, ``public`` (geometry, codes, counts: the
         default) or ``none``. ``AUTH_FAILURES`` (10) failed sign-ins per ``AUTH_WINDOW`` (60 s) from one
-        address, then 429 until the window has passed.
+        address, then 429 until the window has passed. ``ANONYMOUS_REPORTS`` (off): residents may file
+        ``POST /reports`` without a token; ``PHOTOS``: where report photos are kept (default: a
+        ``COUNTY.photos`` directory beside the county file); ``CLOCK``: a callable giving the current
+        aware datetime (deadlines; tests inject one). The ``RULES`` file's ``[reports]`` section sets the
+        report categories, deadlines and escalation ladder (:mod:`gridgeo.county.report_rules`).
     """
     app = Flask(__name__)
     app.config.update(JSON_AS_ASCII=False, MAX_LIMIT=10_000, DEFAULT_LIMIT=10, TITLE="gridgeo",
@@ -91,6 +95,7 @@ def _load(app: Flask) -> Any:
     from .locate import Locator
     from .patrol import Planner
     from .records import open_writable, overlay_statuses
+    from .reports import install as install_reports
     from .store import County, load_county
 
     path = app.config.get("COUNTY")
@@ -102,6 +107,7 @@ def _load(app: Flask) -> Any:
     app.extensions["store"] = store
     overlay_statuses(county, store)
     install(app, store)
+    install_reports(app)
     app.extensions["planner"] = Planner(str(path), app.config.get("NETWORK"), _patrol_options(app),
                                         store=store, frames=county.frames) if path else None
     return county.path  # a URL without its password
@@ -124,8 +130,9 @@ def _register(app: Flask) -> None:
     from .pages import bp as pages_bp
     from .patrol import bp as patrol_bp
     from .records import bp as records_bp
+    from .reports import bp as reports_bp
 
-    for bp in (features_bp, openapi_bp, locate_bp, patrol_bp, pages_bp, records_bp):
+    for bp in (features_bp, openapi_bp, locate_bp, patrol_bp, pages_bp, records_bp, reports_bp):
         app.register_blueprint(bp)
     app.register_error_handler(GridgeoError, _gridgeo_error)
     app.register_error_handler(HTTPException, _http_error)
@@ -175,7 +182,7 @@ def _headers(resp: Response) -> Response:
     resp.headers["Access-Control-Allow-Origin"] = "*"
     resp.headers["Access-Control-Expose-Headers"] = _EXPOSE
     if request.method == "OPTIONS":
-        resp.headers["Access-Control-Allow-Methods"] = "GET, HEAD, POST, OPTIONS"
+        resp.headers["Access-Control-Allow-Methods"] = "GET, HEAD, POST, PUT, OPTIONS"
         resp.headers["Access-Control-Allow-Headers"] = (
             request.headers.get("Access-Control-Request-Headers")
             or "Accept, Authorization, Content-Type, If-None-Match")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gridgeo.county._patrol_rules import PATROL_PRIORITIES, parse_patrol
+from gridgeo.county.report_rules import ReportRules, parse_reports
 from gridgeo.county._rules_file import RulesFile, names, pair
 from gridgeo.errors import FileFormatError, UsageError
 
@@ -305,6 +306,7 @@ class CountyRules:
     tolerance_m2: float = 1.0
     areas: AreaRules | None = None  # [areas]: townships grouped into areas (片区); None: no areas level
     patrol: dict[str, Any] = field(default_factory=dict)
+    reports: ReportRules = field(default_factory=ReportRules)  # [reports]: categories, ladder, deadlines (随手拍)
     walk_check: bool = False  # [grids] walk_check (issue 14 item 5): each grid's day checked against [patrol] budget
 
     def bounds_for(self, kind: str | None) -> LevelBounds:
@@ -695,6 +697,10 @@ _SECTIONS: dict[str, _Section] = {
                         **{k: ((dict,), "{frequency_days, service_min, weight, window}") for k in PATROL_PRIORITIES},
                         "special": ((dict,), "category = {frequency_days, service_min, weight, window}")},
                        parse_patrol),
+    "reports": _Section({"ladder": ((list,), "levels a report climbs: grid, village, block, township, county"),
+                         "county_handler": ((str,), "who answers at the county level"),
+                         "categories": ((dict,), "[reports.categories.KEY] label, lowest, hours = {level = h}")},
+                        lambda body, f: {"reports": parse_reports(body, f.path)}),
 }
 
 

@@ -1,4 +1,4 @@
-"""The writable store beside a built county: users, visits, household status, tracks, the audit trail.
+"""The writable store beside a built county: users, visits, household status, tracks, reports, the audit trail.
 
 Two backends behind one interface (:class:`~gridgeo.store.base.Store`): the
 county GeoPackage itself (:mod:`.sqlite`, the default) and PostgreSQL +
@@ -14,8 +14,9 @@ from pathlib import Path
 
 from .access import ROLES, Principal
 from .base import Placed, Store, User, Visit
+from .reports import Reports  # its tables join the schema every store is made with
 
-__all__ = ["ROLES", "Placed", "Principal", "Store", "User", "Visit", "is_url", "open_store"]
+__all__ = ["ROLES", "Placed", "Principal", "Reports", "Store", "User", "Visit", "is_url", "open_store"]
 
 
 def is_url(target: str | Path) -> bool:

@@ -1,0 +1,393 @@
+"""Reports from residents and workers (随手拍): filed, assigned, handled, escalated, closed, each step kept.
+
+A report is filed at a place already located to its chain of units and
+carries, from that moment, its *ladder*: the handler of every level that
+may take it (the lowest level that handles its category first, then up to
+the county), each with the hours it has before the report moves on. Why a
+snapshot and not the live roster: escalation must work where the county's
+layers are not at hand (``gridgeo reports sweep STORE`` from cron, on a
+PostgreSQL store), and a report is answered by the people who were
+responsible when it was filed; a rebuilt roster applies to the next one.
+
+States (:data:`TRANSITIONS`): ``received`` → ``handling`` (taken up in the
+grid) → ``routed`` (to a department or a higher level) → ``supervised``
+(督办, by a level above the handler) → ``closed``. Every change is one row
+of ``gg_report_events`` (who, when, from, to, note) and one audit row, in
+the same transaction as the change. Changes are optimistic: an update
+names the state and step it read, so two handlers (or a handler and the
+deadline sweep) acting at once never both win; the loser gets a 409.
+
+Escalation moves a report one rung up its ladder, re-assigns it and
+restarts its deadline from the moment of escalation (the new handler
+learns of it then). :meth:`Reports.sweep` does so for every open report
+whose deadline has passed, as actor ``system``; time is always passed in
+(``now``), never read here, so tests inject it and nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gridgeo.errors import ConflictError, NotFoundError, UsageError
+
+from . import base
+from .base import Store
+
+log = logging.getLogger(__name__)
+
+#: state -> the states it may move to (``closed`` is final)
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "received": ("handling", "routed", "closed"),
+    "handling": ("routed", "supervised", "closed"),
+    "routed": ("handling", "supervised", "closed"),
+    "supervised": ("handling", "routed", "closed"),
+    "closed": (),
+}
+STATES = tuple(TRANSITIONS)
+OPEN_STATES = tuple(s for s in STATES if s != "closed")
+#: who the deadline sweep is in the trail
+SYSTEM = "system"
+#: the level above every unit: the county's own centre (no unit code of the layers)
+COUNTY = "county"
+#: the chain columns a report keeps for filtering by level (the whole chain is in ``chain`` too)
+REPORT_UNITS = ("township", "village", "grid", "point")
+MAX_TEXT = 4000
+MAX_NOTE = 2000
+
+_DDL = (
+    "CREATE TABLE IF NOT EXISTS gg_reports ("
+    " id {key}, created TEXT NOT NULL, reporter TEXT NOT NULL, reporter_name TEXT, reporter_phone TEXT,"
+    " category TEXT NOT NULL, body TEXT NOT NULL, lon {real} NOT NULL, lat {real} NOT NULL,"
+    " township TEXT, village TEXT, grid TEXT, point TEXT, chain TEXT NOT NULL, places TEXT NOT NULL,"
+    " ladder TEXT NOT NULL, step INTEGER NOT NULL, level TEXT NOT NULL, unit TEXT, due TEXT NOT NULL,"
+    " state TEXT NOT NULL, department TEXT, updated TEXT NOT NULL, closed TEXT,"
+    " photo TEXT, photo_type TEXT, photo_size {big})",
+    "CREATE INDEX IF NOT EXISTS gg_reports_open ON gg_reports (state, due)",
+    "CREATE INDEX IF NOT EXISTS gg_reports_unit ON gg_reports (unit, state)",
+    "CREATE TABLE IF NOT EXISTS gg_report_events ("
+    " id {key}, report {big} NOT NULL, time TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,"
+    " from_state TEXT, to_state TEXT NOT NULL, from_level TEXT, to_level TEXT NOT NULL, unit TEXT,"
+    " department TEXT, note TEXT)",
+    "CREATE INDEX IF NOT EXISTS gg_report_events_report ON gg_report_events (report, id)",
+)
+base.EXTRA_TABLES.extend(_DDL)
+base.EXTRA_REGISTERED.extend(("gg_reports", "gg_report_events"))
+
+_COLS = ("id", "created", "reporter", "reporter_name", "reporter_phone", "category", "body", "lon", "lat",
+         "township", "village", "grid", "point", "chain", "places", "ladder", "step", "level", "unit", "due",
+         "state", "department", "updated", "closed", "photo", "photo_type", "photo_size")
+_EVENT_COLS = ("id", "report", "time", "actor", "action", "from_state", "to_state", "from_level", "to_level",
+               "unit", "department", "note")
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One level a report may be handled at: its unit, the person answering there, the hours they have.
+
+    ``note`` says why this rung is not the one expected (a level below it without anyone responsible).
+    """
+
+    level: str
+    unit: str | None
+    role: str | None
+    name: str | None
+    phone: str | None
+    hours: float
+    note: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"level": self.level, "unit": self.unit, "role": self.role, "name": self.name, "phone": self.phone,
+                "hours": self.hours, "note": self.note}
+
+
+@dataclass(frozen=True)
+class NewReport:
+    """A checked report, located and with its ladder, ready to be stored.
+
+    ``places``: the chain, coarsest first (``[{"level", "code", "name"}]``, township → … → point).
+    """
+
+    lon: float
+    lat: float
+    category: str
+    text: str
+    places: Sequence[Mapping[str, Any]]
+    ladder: Sequence[Rung]
+    reporter_name: str | None = None
+    reporter_phone: str | None = None
+
+    def units(self) -> dict[str, str | None]:
+        """The code of each of :data:`REPORT_UNITS` (an exclusive grid counts as the grid)."""
+        got = {str(p["level"]): p.get("code") for p in self.places}
+        out = {u: got.get(u) for u in REPORT_UNITS}
+        if out["grid"] is None:
+            out["grid"] = got.get("exclusive")
+        return out
+
+
+def stamp(t: dt.datetime) -> str:
+    """``t`` as the store writes times (UTC, microseconds, ``Z``; sortable as text on both backends)."""
+    if t.tzinfo is None:
+        raise UsageError("report times must be timezone-aware")
+    return t.astimezone(dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _due(now: dt.datetime, hours: float) -> str:
+    return stamp(now + dt.timedelta(hours=float(hours)))
+
+
+def _note(raw: Any, where: str = "note") -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise UsageError(f"{where}: must be text")
+    if len(raw) > MAX_NOTE:
+        raise UsageError(f"{where}: at most {MAX_NOTE} characters, got {len(raw)}")
+    return raw.strip() or None
+
+
+class Reports:
+    """The reports of one store (its ``gg_reports`` and ``gg_report_events`` tables).
+
+    Parameters
+    ----------
+    store
+        An open store; its tables are made at first use if a store written before reports existed lacks them.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._ensured = False
+
+    def _ensure(self) -> None:
+        """Create the report tables in a store made before they existed (idempotent, schema-locked on PG)."""
+        if self._ensured:
+            return
+        if not self.store.query(self.store._has_table, ("gg_report_events",)):
+            self.store.ensure_schema()
+        self._ensured = True
+
+    # -- filing ----------------------------------------------------------------------------------------
+    def file(self, new: NewReport, *, actor: str, now: dt.datetime) -> dict[str, Any]:
+        """Store a report (state ``received``, assigned to the first rung of its ladder); the stored report."""
+        if not new.ladder:
+            raise UsageError("a report needs at least one level to be handled at")
+        self._ensure()
+        first = new.ladder[0]
+        when = stamp(now)
+        units = new.units()
+        chain = " " + " ".join(str(p["code"]) for p in reversed(list(new.places)) if p.get("code")) + " "
+        s = self.store
+        with s.transaction() as cur:
+            s.execute(cur, "INSERT INTO gg_reports (created, reporter, reporter_name, reporter_phone, category, body, "
+                      "lon, lat, township, village, grid, point, chain, places, ladder, step, level, unit, due, state, "
+                      "updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 'received', ?) "
+                      "RETURNING id",
+                      (when, actor, new.reporter_name, new.reporter_phone, new.category, new.text, new.lon, new.lat,
+                       *(units[u] for u in REPORT_UNITS), chain, _dump(list(new.places)),
+                       _dump([r.as_dict() for r in new.ladder]), first.level, first.unit, _due(now, first.hours),
+                       when))
+            rid = int(cur.fetchone()[0])
+            self._event(cur, rid, when, actor, "file", None, "received", None, first.level, first.unit, None,
+                        first.note)
+            s.audit(cur, actor, "report.file", f"reports/{rid}",
+                    after={"category": new.category, "state": "received", "level": first.level, "unit": first.unit,
+                           "due": _due(now, first.hours), "lon": new.lon, "lat": new.lat})
+        return self.get(rid)
+
+    def _event(self, cur: Any, rid: int, when: str, actor: str, action: str, from_state: str | None, to_state: str,
+               from_level: str | None, to_level: str, unit: str | None, department: str | None,
+               note: str | None) -> None:
+        self.store.execute(cur, "INSERT INTO gg_report_events (report, time, actor, action, from_state, to_state, "
+                           "from_level, to_level, unit, department, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (rid, when, actor, action, from_state, to_state, from_level, to_level, unit, department,
+                            note))
+
+    # -- reading ---------------------------------------------------------------------------------------
+    def get(self, rid: int) -> dict[str, Any]:
+        """One report (its ladder and places decoded), or :class:`NotFoundError`."""
+        self._ensure()
+        rows = self.store.query(f"SELECT {', '.join(_COLS)} FROM gg_reports WHERE id = ?", (int(rid),))
+        if not rows:
+            raise NotFoundError(f"no report {rid}")
+        return _decode(rows[0])
+
+    def events(self, rid: int) -> list[dict[str, Any]]:
+        """The report's history, oldest first."""
+        self._ensure()
+        rows = self.store.query(f"SELECT {', '.join(_EVENT_COLS)} FROM gg_report_events WHERE report = ? "
+                                "ORDER BY id", (int(rid),))
+        return [dict(zip(_EVENT_COLS, r, strict=True)) for r in rows]
+
+    def list(self, *, now: dt.datetime, unit: str | None = None, assigned: str | None = None,
+             state: str | None = None, overdue: bool | None = None, category: str | None = None,
+             after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """Reports in id order from ``after``: located in ``unit`` (any level), assigned to ``assigned``,
+        in ``state``, past their deadline or not (``overdue``; closed reports are never overdue)."""
+        self._ensure()
+        where, params = ["id > ?"], [after]
+        if unit is not None:
+            where.append("chain LIKE ? ESCAPE '!'")
+            params.append(f"% {_like(unit)} %")
+        if assigned is not None:
+            where.append("unit = ?")
+            params.append(assigned)
+        if state is not None:
+            if state not in TRANSITIONS:
+                raise UsageError(f"state must be one of {', '.join(STATES)}, got {state!r}")
+            where.append("state = ?")
+            params.append(state)
+        if category is not None:
+            where.append("category = ?")
+            params.append(category)
+        if overdue is not None:
+            where.append("state <> 'closed' AND due < ?" if overdue else "(state = 'closed' OR due >= ?)")
+            params.append(stamp(now))
+        rows = self.store.query(f"SELECT {', '.join(_COLS)} FROM gg_reports WHERE {' AND '.join(where)} "
+                                "ORDER BY id LIMIT ?", [*params, limit])
+        return [_decode(r) for r in rows]
+
+    # -- changing --------------------------------------------------------------------------------------
+    def transition(self, rid: int, to: str, *, actor: str, now: dt.datetime, note: str | None = None,
+                   department: str | None = None, expect: tuple[str, int] | None = None) -> dict[str, Any]:
+        """Move a report to state ``to``; a 409 naming the allowed states when it cannot go there.
+
+        ``routed`` without escalation needs the ``department`` it goes to; ``closed`` needs a ``note`` (how
+        it was resolved). ``expect``: the (state, step) the caller read and checked access on; if the report
+        changed meanwhile, a 409 instead of acting on a report nobody looked at.
+        """
+        if to not in TRANSITIONS:
+            raise UsageError(f"to: must be one of {', '.join(STATES)}, got {to!r}")
+        note = _note(note)
+        department = _note(department, "department")
+        if to == "closed" and note is None:
+            raise UsageError("closing a report needs a note saying how it was resolved")
+        if to == "routed" and department is None:
+            raise UsageError("routing a report needs the department it goes to (department); to move it up "
+                             "a level, escalate it")
+        cur_rep = self.get(rid)
+        state, step = cur_rep["state"], int(cur_rep["step"])
+        _expect(cur_rep, expect)
+        if to not in TRANSITIONS[state]:
+            allowed = ", ".join(TRANSITIONS[state]) or "none (it is closed)"
+            raise ConflictError(f"report {rid} is {state}; it may go to: {allowed}")
+        when = stamp(now)
+        s = self.store
+        with s.transaction() as cur:
+            s.execute(cur, "UPDATE gg_reports SET state = ?, department = COALESCE(?, department), updated = ?, "
+                      "closed = ? WHERE id = ? AND state = ? AND step = ?",
+                      (to, department, when, when if to == "closed" else None, rid, state, step))
+            _won(cur, rid)
+            self._event(cur, rid, when, actor, "transition", state, to, cur_rep["level"], cur_rep["level"],
+                        cur_rep["unit"], department, note)
+            s.audit(cur, actor, f"report.{to}", f"reports/{rid}", before={"state": state},
+                    after={"state": to, "note": note, "department": department})
+        return self.get(rid)
+
+    def escalate(self, rid: int, *, actor: str, now: dt.datetime, note: str | None = None,
+                 expect: tuple[str, int] | None = None) -> dict[str, Any]:
+        """Move an open report one rung up its ladder (state ``routed``), re-assigned, its deadline restarted."""
+        note = _note(note)
+        rep = self.get(rid)
+        _expect(rep, expect)
+        if rep["state"] == "closed":
+            raise ConflictError(f"report {rid} is closed; it cannot be escalated")
+        if int(rep["step"]) + 1 >= len(rep["ladder"]):
+            raise ConflictError(f"report {rid} is at the top of its ladder ({rep['level']}); it cannot go higher")
+        with self.store.transaction() as cur:
+            self._climb(cur, rep, actor=actor, now=now, note=note, action="escalate")
+        return self.get(rid)
+
+    def _climb(self, cur: Any, rep: Mapping[str, Any], *, actor: str, now: dt.datetime, note: str | None,
+               action: str) -> None:
+        rid, step = int(rep["id"]), int(rep["step"])
+        nxt = Rung(**rep["ladder"][step + 1])
+        when, due = stamp(now), _due(now, nxt.hours)
+        s = self.store
+        s.execute(cur, "UPDATE gg_reports SET step = ?, level = ?, unit = ?, due = ?, state = 'routed', updated = ? "
+                  "WHERE id = ? AND state = ? AND step = ?",
+                  (step + 1, nxt.level, nxt.unit, due, when, rid, rep["state"], step))
+        _won(cur, rid)
+        text = "; ".join(t for t in (note, nxt.note) if t) or None
+        self._event(cur, rid, when, actor, action, rep["state"], "routed", rep["level"], nxt.level, nxt.unit, None,
+                    text)
+        s.audit(cur, actor, f"report.{action}", f"reports/{rid}",
+                before={"state": rep["state"], "level": rep["level"], "unit": rep["unit"], "due": rep["due"]},
+                after={"state": "routed", "level": nxt.level, "unit": nxt.unit, "due": due, "note": text})
+
+    def sweep(self, *, now: dt.datetime) -> list[int]:
+        """Escalate every open report past its deadline one rung (actor ``system``); the ids escalated.
+
+        A report at the top of its ladder stays where it is, overdue (the county centre has no one above).
+        One rung per sweep: the new deadline starts now, so a report is never pushed past a level that did
+        not yet know of it. A report changed by someone else meanwhile is left to the next sweep.
+        """
+        self._ensure()
+        rows = self.store.query(f"SELECT {', '.join(_COLS)} FROM gg_reports WHERE state <> 'closed' AND due < ? "
+                                "ORDER BY id", (stamp(now),))
+        done: list[int] = []
+        for row in rows:
+            rep = _decode(row)
+            if int(rep["step"]) + 1 >= len(rep["ladder"]):
+                continue
+            try:
+                with self.store.transaction() as cur:
+                    self._climb(cur, rep, actor=SYSTEM, now=now, action="deadline",
+                                note=f"deadline {rep['due']} passed at {rep['level']} {rep['unit'] or ''}".strip())
+            except ConflictError:
+                continue
+            done.append(int(rep["id"]))
+        if done:
+            log.info("deadline sweep escalated %d report(s): %s", len(done), ", ".join(map(str, done)))
+        return done
+
+    def set_photo(self, rid: int, sha256: str, mtype: str, size: int, *, actor: str,
+                  now: dt.datetime) -> dict[str, Any]:
+        """Attach a stored photo (its hash, type and size; the bytes are a file, see :mod:`.photos`)."""
+        rep = self.get(rid)
+        when = stamp(now)
+        with self.store.transaction() as cur:
+            self.store.execute(cur, "UPDATE gg_reports SET photo = ?, photo_type = ?, photo_size = ?, updated = ? "
+                               "WHERE id = ?", (sha256, mtype, int(size), when, rid))
+            self.store.audit(cur, actor, "report.photo", f"reports/{rid}",
+                             before={"photo": rep["photo"]}, after={"photo": sha256, "type": mtype, "size": size})
+        return self.get(rid)
+
+
+def _expect(rep: Mapping[str, Any], expect: tuple[str, int] | None) -> None:
+    if expect is not None and (rep["state"], int(rep["step"])) != (expect[0], int(expect[1])):
+        raise ConflictError(f"report {rep['id']} changed meanwhile (now {rep['state']} at {rep['level']}); "
+                            "read it again")
+
+
+def _won(cur: Any, rid: int) -> None:
+    """The optimistic update found its row (else someone else changed the report first: a 409, rolled back)."""
+    if cur.rowcount != 1:
+        raise ConflictError(f"report {rid} changed meanwhile; read it again")
+
+
+def _like(code: str) -> str:
+    return code.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _decode(row: Sequence[Any]) -> dict[str, Any]:
+    out = dict(zip(_COLS, row, strict=True))
+    out["places"] = json.loads(out["places"])
+    out["ladder"] = json.loads(out["ladder"])
+    out["chain"] = out["chain"].split()
+    out["step"] = int(out["step"])
+    return out
+
+
+def overdue(rep: Mapping[str, Any], now: dt.datetime) -> bool:
+    """Whether an open report is past its deadline at ``now``."""
+    return rep["state"] != "closed" and str(rep["due"]) < stamp(now)
