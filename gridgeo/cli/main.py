@@ -41,6 +41,7 @@ from gridgeo.cli import (
     merge,
     pair,
     patrol,
+    reports,
     serve,
     synth,
     users,
@@ -51,7 +52,7 @@ log = logging.getLogger("gridgeo")
 
 #: The subcommands, in the order ``gridgeo --help`` lists them.
 COMMANDS: tuple[ModuleType, ...] = (check, adjacency, synth, convert, blocks, patrol, build, audit, export, merge, pair,
-                                    load, serve, users)
+                                    load, serve, users, reports)
 
 
 #: the signals that interrupt a run (SIGTERM: what `kill`, systemd and container runtimes send)
