@@ -103,11 +103,13 @@ def _load(app: Flask) -> Any:
     app.extensions["county"] = county
     app.extensions["locator"] = Locator(county)
     app.extensions["chains"] = Chains({k: c.frame for k, c in county.collections.items()})
+    # before the store opens: the roster is read with GDAL, whose closing of a GeoPackage deletes the WAL
+    # file under the store's open connections
+    install_reports(app)
     store = open_writable(app.config.get("STORE", path))
     app.extensions["store"] = store
     overlay_statuses(county, store)
     install(app, store)
-    install_reports(app)
     app.extensions["planner"] = Planner(str(path), app.config.get("NETWORK"), _patrol_options(app),
                                         store=store, frames=county.frames) if path else None
     return county.path  # a URL without its password

@@ -102,3 +102,11 @@ def serve_people(target: str, county: Path, **config: object) -> Served:
     store.close()
     app = create_app({"COUNTY": str(county), "STORE": target, "TESTING": True, **config})
     return Served(app.test_client(), open_store(target), tokens, g_in, g_out, village, hh_in, hh_out)
+
+
+def inside(county: Path, code: str, layer: str = "grids") -> tuple[float, float]:
+    """A WGS84 lon/lat inside unit ``code`` of ``layer`` (a report's place in the tests)."""
+    units = pyogrio.read_dataframe(county, layer=layer)
+    unit = units[units["code"] == code].to_crs("EPSG:4326")
+    pt = shapely.point_on_surface(unit.geometry.iloc[0])
+    return float(pt.x), float(pt.y)

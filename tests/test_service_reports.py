@@ -1,0 +1,292 @@
+"""``/reports`` (随手拍) on both backends: located, assigned, escalated on a passed deadline, closed, audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyogrio
+import pytest
+import shapely
+
+from .access_county import Served, inside, make_people_county, serve_people
+
+T0 = dt.datetime(2026, 12, 1, 1, 0, tzinfo=dt.timezone.utc)
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF" + bytes(range(256)) * 4
+
+
+class Clock:
+    """The service's clock in the tests: moved by hand, never slept on."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+#: the module's county, as made (no store in it: GDAL may read it while a served copy is open)
+_SRC: list[Path] = []
+
+
+@pytest.fixture(scope="module")
+def people_county(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    _SRC[:] = [make_people_county(tmp_path_factory.mktemp("reports") / "county.gpkg")]
+    return _SRC[0]
+
+
+def _serve(people_county: Path, store_target: str, tmp_path: Path, **config: object) -> tuple[Served, Clock, Path]:
+    county = tmp_path / "served.gpkg"
+    shutil.copy(people_county, county)
+    clock = Clock()
+    target = str(county) if not store_target.startswith("postgres") else store_target
+    return serve_people(target, county, CLOCK=clock, **config), clock, county
+
+
+@pytest.fixture
+def served(people_county: Path, store_target: str, tmp_path: Path) -> tuple[Served, Clock, Path]:
+    return _serve(people_county, store_target, tmp_path)
+
+
+def _report(county: Path, grid: str, **extra: object) -> dict:
+    lon, lat = inside(_SRC[0], grid)  # the source, never the served file: GDAL closing the GeoPackage would
+    # delete the WAL file under the store's open connections
+    return {"lon": lon, "lat": lat, "category": "sanitation", "text": "路边垃圾堆积三天了",
+            "reporter_name": "王五", "reporter_phone": "13900001111", **extra}
+
+
+def _grid_leader(county: Path, grid: str) -> str:
+    g = pyogrio.read_dataframe(_SRC[0], layer="grids", read_geometry=False)
+    return str(g.loc[g["code"] == grid, "leader"].iloc[0])
+
+
+def test_located_assigned_escalated_closed_and_audited(served: tuple[Served, Clock, Path]) -> None:
+    s, clock, county = served
+    c, h = s.client, s.auth
+    resp = c.post("/reports", json=_report(county, s.grid_in), headers=h("worker"))
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    doc = resp.get_json()
+    rid = doc["id"]
+    assert resp.headers["Location"].endswith(f"/reports/{rid}")
+    levels = [p["level"] for p in doc["chain"]]
+    assert levels[0] == "township" and levels[-1] == "point" and "village" in levels and "grid" in levels
+    assert next(p["code"] for p in doc["chain"] if p["level"] == "grid") == s.grid_in
+    assert next(p["code"] for p in doc["chain"] if p["level"] == "village") == s.village
+    a = doc["assigned_to"]
+    assert (a["level"], a["unit"], a["role"], a["name"]) == ("grid", s.grid_in, "格长", _grid_leader(county, s.grid_in))
+    assert doc["state"] == "received" and doc["due"] == "2026-12-02T01:00:00.000000Z"  # sanitation: 24 h in the grid
+    assert c.post(f"/reports/{rid}/transition", json={"to": "handling", "note": "已联系保洁"},
+                  headers=h("worker")).status_code == 200
+    # the deadline passes: the next read escalates it to the village, as "system", before answering
+    clock.now = T0 + dt.timedelta(hours=25)
+    assert [r["id"] for r in c.get("/reports?overdue=true", headers=h("admin")).get_json()["reports"]] == []
+    doc = c.get(f"/reports/{rid}", headers=h("secretary")).get_json()
+    assert (doc["state"], doc["assigned_to"]["level"], doc["assigned_to"]["unit"]) == ("routed", "village", s.village)
+    assert doc["assigned_to"]["name"] and doc["escalations"] == 1 and not doc["overdue"]
+    # the grid worker may read it still, but it is the village's now
+    assert c.get(f"/reports/{rid}", headers=h("worker")).status_code == 200
+    resp = c.post(f"/reports/{rid}/transition", json={"to": "closed", "note": "x"}, headers=h("worker"))
+    assert resp.status_code == 403 and "assigned to village" in resp.get_json()["detail"]
+    clock.now += dt.timedelta(hours=1)
+    resp = c.post(f"/reports/{rid}/transition", json={"to": "closed", "note": "已清运"}, headers=h("secretary"))
+    assert resp.status_code == 200 and resp.get_json()["state"] == "closed"
+    events = resp.get_json()["events"]
+    assert [(e["actor"], e["action"], e["to_state"], e["to_level"]) for e in events] == [
+        ("worker", "file", "received", "grid"), ("worker", "transition", "handling", "grid"),
+        ("system", "deadline", "routed", "village"), ("secretary", "transition", "closed", "village")]
+    assert events[2]["time"] == "2026-12-02T02:00:00.000000Z"  # when the sweep ran, the injected time
+    audit = c.get("/audit?action=report.", headers=h("admin")).get_json()["audit"]
+    assert [(r["actor"], r["action"], r["target"]) for r in audit] == [
+        ("worker", "report.file", f"reports/{rid}"), ("worker", "report.handling", f"reports/{rid}"),
+        ("system", "report.deadline", f"reports/{rid}"), ("secretary", "report.closed", f"reports/{rid}")]
+    assert audit[2]["after"]["unit"] == s.village and audit[2]["before"]["unit"] == s.grid_in
+    resp = c.post(f"/reports/{rid}/transition", json={"to": "handling"}, headers=h("admin"))
+    assert resp.status_code == 409 and resp.mimetype == "application/problem+json"
+    assert "it may go to: none" in resp.get_json()["detail"]
+
+
+def test_personal_parts_only_to_those_allowed(served: tuple[Served, Clock, Path]) -> None:
+    s, _, county = served
+    rid = s.client.post("/reports", json=_report(county, s.grid_in), headers=s.auth("admin")).get_json()["id"]
+    for who in ("gis", "viewer"):
+        doc = s.client.get(f"/reports/{rid}", headers=s.auth(who)).get_json()
+        assert not {"text", "reporter", "filed_by", "photo"} & set(doc), who
+        assert "name" not in doc["assigned_to"] and "phone" not in doc["assigned_to"]
+        assert doc["assigned_to"]["role"] == "格长" and doc["assigned_to"]["unit"] == s.grid_in
+        assert all(e["note"] is None for e in doc["events"])
+        listed = s.client.get("/reports", headers=s.auth(who)).get_json()["reports"]
+        assert listed and all("reporter" not in r and "text" not in r for r in listed)
+        assert "王五" not in s.client.get(f"/reports/{rid}", headers=s.auth(who)).get_data(as_text=True)
+    doc = s.client.get(f"/reports/{rid}", headers=s.auth("worker")).get_json()
+    assert doc["reporter"] == {"name": "王五", "phone": "13900001111"} and doc["text"].startswith("路边")
+    assert s.client.get(f"/reports/{rid}", headers=s.auth("worker_out")).status_code == 403
+    assert s.client.get(f"/reports?unit={s.grid_in}", headers=s.auth("worker_out")).status_code == 403
+    assert s.client.get("/reports", headers=s.auth("worker_out")).get_json()["reports"] == []  # its own scope
+
+
+def test_web_map_datums_and_projected_crs_locate_the_same(served: tuple[Served, Clock, Path]) -> None:
+    from gridgeo.data.crs import wgs84_to_datum
+
+    s, _, county = served
+    lon, lat = inside(_SRC[0], s.grid_in)
+    gcj = wgs84_to_datum(np.asarray([shapely.Point(lon, lat)], dtype=object), "gcj02")[0]
+    bd = wgs84_to_datum(np.asarray([shapely.Point(lon, lat)], dtype=object), "bd09")[0]
+    from pyproj import Transformer
+
+    e, n = Transformer.from_crs("EPSG:4326", "EPSG:4548", always_xy=True).transform(lon, lat)
+    bodies = [{"lon": gcj.x, "lat": gcj.y, "coords": "gcj02"}, {"lon": bd.x, "lat": bd.y, "coords": "bd09"},
+              {"lon": e, "lat": n, "crs": "http://www.opengis.net/def/crs/EPSG/0/4548"},
+              {"lon": lon, "lat": lat, "crs": "http://www.opengis.net/def/crs/EPSG/0/4490"}]
+    for b in bodies:
+        resp = s.client.post("/reports", json={**_report(county, s.grid_in), **b}, headers=s.auth("worker"))
+        assert resp.status_code == 201, (b, resp.get_data(as_text=True))
+        doc = resp.get_json()
+        assert doc["assigned_to"]["unit"] == s.grid_in, b
+        got = doc["location"]["coordinates"]
+        assert abs(got[0] - lon) < 2e-5 and abs(got[1] - lat) < 2e-5, (b, got)  # back to WGS84, within ~2 m
+
+
+def test_bad_reports_are_4xx_problems(served: tuple[Served, Clock, Path]) -> None:
+    s, _, county = served
+    c, h = s.client, s.auth("worker")
+    good = _report(county, s.grid_in)
+    cases = [({**good, "lon": 100.0, "lat": 40.0}, 422, "outside the county"),
+             ({**good, "category": "noise"}, 400, "unknown category 'noise'; known: sanitation (环境卫生)"),
+             ({**good, "lon": "east"}, 400, "report.lon"), ({**good, "lat": 95.0}, 400, "off the globe"),
+             ({**good, "coords": "utm"}, 400, "report.coords"), ({**good, "text": ""}, 400, "report.text: missing"),
+             ({**good, "colour": "red"}, 400, "unknown field(s) colour"), ([good], 400, "must be an object"),
+             ({**good, "crs": "EPSG:9999"}, 400, "crs")]
+    for body, status, words in cases:
+        resp = c.post("/reports", json=body, headers=h)
+        assert resp.status_code == status, (body, resp.get_data(as_text=True))
+        assert resp.mimetype == "application/problem+json" and words in resp.get_json()["detail"], resp.get_json()
+    assert c.post("/reports", data="{", headers={**h, "Content-Type": "application/json"}).status_code == 400
+    assert c.post("/reports", data="text", headers=h).status_code == 400
+    rid = c.post("/reports", json=good, headers=h).get_json()["id"]
+    for data, status in ((b"GIF89a" + b"\x00" * 50, 415), (b"", 415), (JPEG + b"\x00" * (10 * 2**20), 413)):
+        resp = c.put(f"/reports/{rid}/photo", data=data, headers={**h, "Content-Type": "image/jpeg"})
+        assert resp.status_code == status and resp.mimetype == "application/problem+json", resp.get_data()
+    assert c.get(f"/reports/{rid}/photo", headers=h).status_code == 404  # none stored by the refusals
+    for bad in ("999999", "abc", "-1"):
+        assert c.get(f"/reports/{bad}", headers=h).status_code == 404
+    assert c.post(f"/reports/{rid}/transition", json={"to": "done"}, headers=h).status_code == 400
+    assert c.post(f"/reports/{rid}/transition", json={"to": "closed"}, headers=h).status_code == 400  # no note
+    assert c.get("/reports?overdue=maybe", headers=h).status_code == 400
+    assert c.get("/reports?state=lost", headers=s.auth("admin")).status_code == 400
+    assert c.get("/reports?unit=nowhere", headers=h).status_code == 404
+
+
+def test_photo_with_the_report_and_later(served: tuple[Served, Clock, Path]) -> None:
+    s, _, county = served
+    c = s.client
+    import json
+
+    data = {"report": json.dumps(_report(county, s.grid_in)), "photo": (io.BytesIO(JPEG), "p.jpg")}
+    resp = c.post("/reports", data=data, headers=s.auth("worker"), content_type="multipart/form-data")
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    doc = resp.get_json()
+    assert doc["photo"]["type"] == "image/jpeg" and doc["photo"]["size"] == len(JPEG)
+    got = c.get(f"/reports/{doc['id']}/photo", headers=s.auth("worker"))
+    assert got.status_code == 200 and got.data == JPEG and got.mimetype == "image/jpeg"
+    assert c.get(f"/reports/{doc['id']}/photo", headers=s.auth("viewer")).status_code == 403
+    photos = county.with_name(county.stem + ".photos")
+    assert [p.name for p in photos.rglob("*") if p.is_file()] == [__import__("hashlib").sha256(JPEG).hexdigest()]
+    png = b"\x89PNG\r\n\x1a\n" + b"\x01" * 64
+    resp = c.put(f"/reports/{doc['id']}/photo", data=png, headers={**s.auth("secretary"), "Content-Type": "image/png"})
+    assert resp.status_code == 200 and resp.get_json()["photo"]["type"] == "image/png"
+    assert c.get(f"/reports/{doc['id']}/photo", headers=s.auth("admin")).data == png
+    rows = c.get("/audit?action=report.photo", headers=s.auth("admin")).get_json()["audit"]
+    assert [r["actor"] for r in rows] == ["worker", "secretary"] and rows[1]["before"]["photo"] == rows[0]["after"][
+        "photo"]
+
+
+def test_nobody_at_the_grid_goes_one_level_up_and_says_so(people_county: Path, store_target: str,
+                                                         tmp_path: Path) -> None:
+    county = tmp_path / "served.gpkg"
+    shutil.copy(people_county, county)
+    grids = pyogrio.read_dataframe(county, layer="grids")
+    hh = pyogrio.read_dataframe(county, layer="households", read_geometry=False)
+    g_in = str(hh["grid"].value_counts().index[0])
+    grids.loc[grids["code"] == g_in, "leader"] = None
+    pyogrio.write_dataframe(grids, county, layer="grids", driver="GPKG")
+    other = str(grids.loc[grids["code"] != g_in, "code"].iloc[0])
+    people = pd.DataFrame({"person_id": ["p1"], "name": ["陈网格员"], "role": ["网格员"], "phone": ["13512345678"],
+                           "level": ["grids"], "unit": [other], "unit_name": ["x"], "roster_row": [1]})
+    pyogrio.write_dataframe(people, county, layer="people", driver="GPKG")
+    target = str(county) if not store_target.startswith("postgres") else store_target
+    s = serve_people(target, county, CLOCK=Clock())
+    doc = s.client.post("/reports", json=_report(county, g_in), headers=s.auth("admin")).get_json()
+    a = doc["assigned_to"]
+    assert (a["level"], a["unit"]) == ("village", s.village)
+    assert f"no one responsible for grid {g_in}" in a["note"] and "one level up" in a["note"]
+    doc = s.client.post("/reports", json=_report(county, other), headers=s.auth("admin")).get_json()
+    assert (doc["assigned_to"]["name"], doc["assigned_to"]["role"]) == ("陈网格员", "网格员")  # the roster first
+
+
+def test_services_start_in_the_village_and_categories_are_listed(served: tuple[Served, Clock, Path]) -> None:
+    s, _, county = served
+    doc = s.client.post("/reports", json=_report(county, s.grid_in, category="民生服务"),
+                        headers=s.auth("worker")).get_json()
+    assert doc["category"] == "services" and doc["assigned_to"]["level"] == "village"
+    cats = s.client.get("/reports/categories").get_json()
+    assert {c["key"] for c in cats["categories"]} == {"sanitation", "dispute", "safety", "services", "other"}
+    assert cats["ladder"][-1] == "county"
+
+
+def test_supervision_comes_from_above(served: tuple[Served, Clock, Path]) -> None:
+    s, _, county = served
+    rid = s.client.post("/reports", json=_report(county, s.grid_in), headers=s.auth("worker")).get_json()["id"]
+    assert s.client.post(f"/reports/{rid}/transition", json={"to": "handling"}, headers=s.auth("worker")).status_code \
+        == 200
+    resp = s.client.post(f"/reports/{rid}/transition", json={"to": "supervised"}, headers=s.auth("worker"))
+    assert resp.status_code == 403 and "level above" in resp.get_json()["detail"]
+    resp = s.client.post(f"/reports/{rid}/transition", json={"to": "supervised", "note": "督办: 两日内办结"},
+                         headers=s.auth("secretary"))
+    assert resp.status_code == 200 and resp.get_json()["state"] == "supervised"
+    resp = s.client.post(f"/reports/{rid}/escalate", json={"note": "需要村里协调"}, headers=s.auth("worker"))
+    assert resp.status_code == 200 and resp.get_json()["assigned_to"]["unit"] == s.village
+    assert resp.get_json()["events"][-1]["note"] == "需要村里协调"
+
+
+def test_anonymous_reports_only_when_allowed(served: tuple[Served, Clock, Path]) -> None:
+    from gridgeo.service import create_app
+
+    off, clock, county = served
+    resp = off.client.post("/reports", json=_report(county, off.grid_in))
+    assert resp.status_code == 401 and resp.headers["WWW-Authenticate"].startswith("Bearer")
+    # the same store served again with residents' reports on (its connections closed first: GDAL reads the file)
+    off.client.application.extensions["store"].close()  # type: ignore[attr-defined]
+    off.store.close()  # type: ignore[attr-defined]
+    target = off.store.url if off.store.dialect == "sqlite" else off.store.dsn  # type: ignore[attr-defined]
+    app = create_app({"COUNTY": str(county), "STORE": target, "TESTING": True, "CLOCK": clock,
+                      "ANONYMOUS_REPORTS": True})
+    on = Served(app.test_client(), off.store, off.tokens, off.grid_in, off.grid_out, off.village, off.hh_in,
+                off.hh_out)
+    resp = on.client.post("/reports", json=_report(county, on.grid_in))
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    doc = resp.get_json()
+    assert "reporter" not in doc and "name" not in doc["assigned_to"] and doc["assigned_to"]["unit"] == on.grid_in
+    assert on.client.get(f"/reports/{doc['id']}").status_code == 401  # filing is not reading
+    assert on.client.get(f"/reports/{doc['id']}", headers=on.auth("worker")).get_json()["filed_by"] == "anonymous"
+    assert on.client.post("/reports", json=_report(county, on.grid_in),
+                          headers=on.auth("viewer")).status_code == 403  # a token is still its role
+
+
+def test_cli_sweep_escalates_with_the_service_idle(served: tuple[Served, Clock, Path],
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from gridgeo.cli.main import main
+
+    s, _, county = served
+    rid = s.client.post("/reports", json=_report(county, s.grid_in, category="safety"),
+                        headers=s.auth("worker")).get_json()["id"]
+    target = s.store.url if s.store.dialect == "sqlite" else s.store.dsn  # type: ignore[attr-defined]
+    assert main(["reports", "sweep", target, "--now", "2026-12-01T12:00:00+08:00"]) == 0  # 3 h on: not yet
+    assert capsys.readouterr().out == ""
+    assert main(["reports", "sweep", target, "--now", "2026-12-01T14:30:00+08:00"]) == 0  # safety: 4 h in the grid
+    assert capsys.readouterr().out.split() == [str(rid)]
+    doc = s.client.get(f"/reports/{rid}", headers=s.auth("admin")).get_json()
+    assert doc["assigned_to"]["level"] == "village" and doc["events"][-1]["actor"] == "system"
