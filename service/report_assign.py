@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from gridgeo.errors import GridgeoError
 from gridgeo.county.report_rules import LEADER_TITLES, Category, ReportRules
+from gridgeo.errors import GridgeoError
 from gridgeo.store.reports import COUNTY, Rung
 
 from .locate import LEVEL_KEYS, Locator, _people

@@ -283,7 +283,7 @@ def list_reports() -> Response:
         raise UsageError(f"overdue must be true or false, got {flag!r}")
     now = _now()
     limit = int_arg("limit", 100, 1, 10_000)
-    rows = _reports().list(now=now, unit=unit, assigned=request.args.get("assigned"),
+    rows = _reports().find(now=now, unit=unit, assigned=request.args.get("assigned"),
                            state=request.args.get("state"), category=request.args.get("category"),
                            overdue=None if flag is None else flag.lower() in ("true", "1"),
                            after=int_arg("after", 0, 0, 2**62), limit=limit)

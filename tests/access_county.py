@@ -72,6 +72,9 @@ class Served:
     village: str
     hh_in: str
     hh_out: str
+    #: a WGS84 lon/lat inside ``grid_in`` and one inside ``grid_out`` (where reports are filed)
+    pt_in: tuple[float, float] = (0.0, 0.0)
+    pt_out: tuple[float, float] = (0.0, 0.0)
 
     def auth(self, who: str | None) -> dict[str, str]:
         """The headers of a request by ``who`` (a key of :attr:`tokens`; None: anonymous)."""
@@ -92,6 +95,7 @@ def serve_people(target: str, county: Path, **config: object) -> Served:
     # the item ids are row numbers from 1 (the layer has no code or id column)
     hh_in = str(int(hh.index[hh["grid"] == g_in][0]) + 1)
     hh_out = str(int(hh.index[hh["grid"] == g_out][0]) + 1)
+    pt_in, pt_out = inside(county, g_in), inside(county, g_out)  # read before the store opens (see below)
     store = open_store(target)
     tokens = {}
     for name, role, scope in (("admin", "admin", None), ("gis", "gis", None), ("worker", "worker", g_in),
@@ -101,7 +105,7 @@ def serve_people(target: str, county: Path, **config: object) -> Served:
     # closed while the app reads the file with GDAL: GDAL's own SQLite deletes the WAL under open connections
     store.close()
     app = create_app({"COUNTY": str(county), "STORE": target, "TESTING": True, **config})
-    return Served(app.test_client(), open_store(target), tokens, g_in, g_out, village, hh_in, hh_out)
+    return Served(app.test_client(), open_store(target), tokens, g_in, g_out, village, hh_in, hh_out, pt_in, pt_out)
 
 
 def inside(county: Path, code: str, layer: str = "grids") -> tuple[float, float]:

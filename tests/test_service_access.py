@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -52,14 +53,99 @@ MATRIX = {
     "GET item out": (200, 200, 200, 200, 200, 200, 200),
     "POST status out": (401, 201, 403, 403, 201, 403, 403),
     "GET status out": (401, 200, 403, 403, 200, 403, 403),
+    "POST report in": (401, 201, 403, 201, 403, 201, 403),
+    "POST report out": (401, 201, 403, 403, 201, 403, 403),
+    "POST report photo in": (401, 201, 403, 201, 403, 201, 403),
+    "GET reports in": (401, 200, 200, 200, 403, 200, 200),
+    "GET reports all": (401, 200, 200, 200, 200, 200, 200),
+    "GET report in": (401, 200, 200, 200, 403, 200, 200),
+    "GET report out": (401, 200, 200, 403, 200, 403, 200),
+    "POST report transition in": (401, 200, 403, 200, 403, 200, 403),
+    "POST report escalate in": (401, 200, 403, 200, 403, 200, 403),
+    "POST report escalated transition": (401, 200, 403, 403, 403, 200, 403),
+    "PUT report photo in": (401, 200, 403, 200, 403, 200, 403),
+    "GET report photo in": (401, 200, 403, 200, 403, 200, 403),
+    "GET report categories": (200, 200, 200, 200, 200, 200, 200),
     "GET landing": (200, 200, 200, 200, 200, 200, 200),
     "GET api": (200, 200, 200, 200, 200, 200, 200),
 }
 
 
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF" + b"\x00" * 64
+
+
+def _report(pt: tuple[float, float]) -> dict:
+    return {"lon": pt[0], "lat": pt[1], "category": "sanitation", "text": "垃圾堆积", "reporter_name": "王五",
+            "reporter_phone": "13900001111"}
+
+
+def _filed(s: Served, pt: tuple[float, float], *, photo: bool = False, escalated: bool = False) -> int:
+    """A report filed by the admin (fresh for each caller, so one caller's change is not the next one's 409)."""
+    admin = s.auth("admin")
+    rid = int(s.client.post("/reports", json=_report(pt), headers=admin).get_json()["id"])
+    if photo:
+        s.client.put(f"/reports/{rid}/photo", data=JPEG, headers={**admin, "Content-Type": "image/jpeg"})
+    if escalated:
+        s.client.post(f"/reports/{rid}/escalate", json={"note": "村里处理"}, headers=admin)
+    return rid
+
+
+def _report_calls(s: Served, h: dict[str, str]) -> dict:  # type: ignore[type-arg]
+    c = s.client
+    multipart = lambda: {"report": json.dumps(_report(s.pt_in)), "photo": (io.BytesIO(JPEG), "p.jpg")}  # noqa: E731
+    return {
+        "POST report in": lambda: c.post("/reports", json=_report(s.pt_in), headers=h),
+        "POST report out": lambda: c.post("/reports", json=_report(s.pt_out), headers=h),
+        "POST report photo in": lambda: c.post("/reports", data=multipart(), headers=h,
+                                               content_type="multipart/form-data"),
+        "GET reports in": lambda: (_filed(s, s.pt_in), c.get(f"/reports?unit={s.grid_in}", headers=h))[1],
+        "GET reports all": lambda: (_filed(s, s.pt_in), _filed(s, s.pt_out), c.get("/reports", headers=h))[2],
+        "GET report in": lambda: c.get(f"/reports/{_filed(s, s.pt_in)}", headers=h),
+        "GET report out": lambda: c.get(f"/reports/{_filed(s, s.pt_out)}", headers=h),
+        "POST report transition in": lambda: c.post(f"/reports/{_filed(s, s.pt_in)}/transition",
+                                                    json={"to": "handling", "note": "已到现场"}, headers=h),
+        "POST report escalate in": lambda: c.post(f"/reports/{_filed(s, s.pt_in)}/escalate",
+                                                  json={"note": "需要村里协调"}, headers=h),
+        "POST report escalated transition": lambda: c.post(f"/reports/{_filed(s, s.pt_in, escalated=True)}/transition",
+                                                           json={"to": "handling"}, headers=h),
+        "PUT report photo in": lambda: c.put(f"/reports/{_filed(s, s.pt_in)}/photo", data=JPEG,
+                                             headers={**h, "Content-Type": "image/jpeg"}),
+        "GET report photo in": lambda: c.get(f"/reports/{_filed(s, s.pt_in, photo=True)}/photo", headers=h),
+        "GET report categories": lambda: c.get("/reports/categories", headers=h),
+    }
+
+
+#: what of a report only callers who read personal fields at its place may see
+REPORT_PERSONAL = ("text", "reporter", "filed_by", "photo")
+
+
+def _report_leaks(s: Served, who: str | None, resp) -> list[str]:  # type: ignore[no-untyped-def]
+    """The personal parts of the reports in an answer (one report or a list) that ``who`` may not read: those
+    of every report for anonymous, gis and viewer; of reports outside their scope for the scoped workers."""
+    try:
+        doc = resp.get_json()
+    except Exception:
+        return []
+    if not isinstance(doc, dict):
+        return []
+    scope = {"admin": "*", "worker": s.grid_in, "worker_out": s.grid_out, "secretary": s.village}.get(who or "")
+    reps = [r for r in doc.get("reports", [doc] if "assigned_to" in doc else [])
+            if scope != "*" and (scope is None or scope not in {p["code"] for p in r["chain"]})]
+    found = {k for r in reps for k in REPORT_PERSONAL if k in r}
+    found |= {f"assigned_to.{k}" for r in reps for k in ("name", "phone")
+              if k in r.get("assigned_to", {}) and r["assigned_to"]["level"] != "county"}
+    found |= {"events.note" for r in reps for e in r.get("events", []) if e.get("note")}
+    if reps and len(reps) == len(doc.get("reports", [doc])) and (
+            "王五" in resp.get_data(as_text=True) or "13900001111" in resp.get_data(as_text=True)):
+        found.add("reporter (in the body)")
+    return sorted(found)
+
+
 def _call(s: Served, route: str, who: str | None):  # type: ignore[no-untyped-def]
     h = s.auth(who)
     c = s.client
+    if "report" in route:
+        return _report_calls(s, h)[route]()
     calls = {
         "GET items": lambda: c.get("/collections/households/items?limit=10000", headers=h),
         "GET item in": lambda: c.get(f"/collections/households/items/{s.hh_in}", headers=h),
@@ -109,6 +195,8 @@ def test_role_route_matrix(served: Served, route: str) -> None:
             assert _leaks(resp) == [], (who, route)
         if resp.status_code == 401:
             assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+        if "report" in route and resp.status_code < 300:
+            assert _report_leaks(served, who, resp) == [], (who, route)
     assert tuple(got) == MATRIX[route], dict(zip(ROLES, got, strict=True))
 
 

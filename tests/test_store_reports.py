@@ -43,7 +43,7 @@ def test_filed_escalated_on_deadline_and_closed_with_its_trail(book: Reports) ->
     assert book.sweep(now=T0 + dt.timedelta(hours=23)) == []  # not yet due: nothing moves
     rep = book.transition(rid, "handling", actor="worker", now=T0 + dt.timedelta(hours=1), note="已到现场")
     late = T0 + dt.timedelta(hours=25)
-    assert overdue(rep, late) and [r["id"] for r in book.list(now=late, overdue=True)] == [rid]
+    assert overdue(rep, late) and [r["id"] for r in book.find(now=late, overdue=True)] == [rid]
     assert book.sweep(now=late) == [rid]
     rep = book.get(rid)
     assert (rep["state"], rep["level"], rep["unit"], rep["step"]) == ("routed", "village", "V1", 1)
@@ -66,9 +66,10 @@ def test_filed_escalated_on_deadline_and_closed_with_its_trail(book: Reports) ->
     assert "deadline 2026-12-02T09:00:00.000000Z passed" in events[2]["note"]
     assert "需要县里协调" in events[3]["note"] and "township T1" in events[3]["note"]  # why, and why not the township
     audit = [(r["actor"], r["action"], r["target"]) for r in book.store.audit_rows() if r["action"].startswith("rep")]
-    assert audit == [("worker", "report.file", f"reports/{rid}"), ("worker", "report.handling", f"reports/{rid}"),
-                     ("system", "report.deadline", f"reports/{rid}"), ("secretary", "report.escalate", f"reports/{rid}"),
-                     ("admin", "report.closed", f"reports/{rid}")]
+    target = f"reports/{rid}"
+    assert audit == [("worker", "report.file", target), ("worker", "report.handling", target),
+                     ("system", "report.deadline", target), ("secretary", "report.escalate", target),
+                     ("admin", "report.closed", target)]
     closing = book.store.audit_rows(action="report.closed")[0]
     assert closing["before"] == {"state": "routed"} and closing["after"]["note"] == "已清运"
 
@@ -106,12 +107,12 @@ def test_list_filters(book: Reports) -> None:
     a = int(book.file(_new(), actor="w", now=T0)["id"])
     b = int(book.file(_new("safety"), actor="w", now=T0)["id"])
     book.transition(b, "handling", actor="w", now=T0)
-    ids = lambda **kw: [int(r["id"]) for r in book.list(now=T0, **kw)]  # noqa: E731
+    ids = lambda **kw: [int(r["id"]) for r in book.find(now=T0, **kw)]  # noqa: E731
     assert ids() == [a, b] and ids(unit="V1") == [a, b] and ids(unit="G2") == [] and ids(unit="G%") == []
     assert ids(state="handling") == [b] and ids(category="safety") == [b] and ids(assigned="G1") == [a, b]
     assert ids(after=a) == [b] and ids(limit=1) == [a] and ids(overdue=False) == [a, b]
     with pytest.raises(UsageError, match="state must be one of"):
-        book.list(now=T0, state="nope")
+        book.find(now=T0, state="nope")
 
 
 def test_photos_are_files_named_by_their_hash(tmp_path: Path) -> None:
@@ -149,6 +150,6 @@ def test_tables_made_in_a_store_from_before_reports(tmp_path: Path) -> None:
         conn.execute("DROP TABLE gg_report_events")
     store = open_store(p, create=False)
     book = Reports(store)
-    assert book.list(now=T0) == [] and int(book.file(_new(), actor="a", now=T0)["id"]) == 1
+    assert book.find(now=T0) == [] and int(book.file(_new(), actor="a", now=T0)["id"]) == 1
     assert [u.name for u in store.users()] == ["a"]
     store.close()

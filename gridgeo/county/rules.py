@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from gridgeo.county._patrol_rules import PATROL_PRIORITIES, parse_patrol
-from gridgeo.county.report_rules import ReportRules, parse_reports
 from gridgeo.county._rules_file import RulesFile, names, pair
+from gridgeo.county.report_rules import ReportRules, parse_reports
 from gridgeo.errors import FileFormatError, UsageError
 
 if sys.version_info >= (3, 11):

@@ -193,16 +193,16 @@ class Reports:
                        _dump([r.as_dict() for r in new.ladder]), first.level, first.unit, _due(now, first.hours),
                        when))
             rid = int(cur.fetchone()[0])
-            self._event(cur, rid, when, actor, "file", None, "received", None, first.level, first.unit, None,
-                        first.note)
+            self._event(cur, rid, when=when, actor=actor, action="file", from_state=None, to_state="received",
+                        from_level=None, to_level=first.level, unit=first.unit, note=first.note)
             s.audit(cur, actor, "report.file", f"reports/{rid}",
                     after={"category": new.category, "state": "received", "level": first.level, "unit": first.unit,
                            "due": _due(now, first.hours), "lon": new.lon, "lat": new.lat})
         return self.get(rid)
 
-    def _event(self, cur: Any, rid: int, when: str, actor: str, action: str, from_state: str | None, to_state: str,
-               from_level: str | None, to_level: str, unit: str | None, department: str | None,
-               note: str | None) -> None:
+    def _event(self, cur: Any, rid: int, *, when: str, actor: str, action: str, from_state: str | None,
+               to_state: str, from_level: str | None, to_level: str, unit: str | None, department: str | None = None,
+               note: str | None = None) -> None:
         self.store.execute(cur, "INSERT INTO gg_report_events (report, time, actor, action, from_state, to_state, "
                            "from_level, to_level, unit, department, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            (rid, when, actor, action, from_state, to_state, from_level, to_level, unit, department,
@@ -224,13 +224,14 @@ class Reports:
                                 "ORDER BY id", (int(rid),))
         return [dict(zip(_EVENT_COLS, r, strict=True)) for r in rows]
 
-    def list(self, *, now: dt.datetime, unit: str | None = None, assigned: str | None = None,
+    def find(self, *, now: dt.datetime, unit: str | None = None, assigned: str | None = None,
              state: str | None = None, overdue: bool | None = None, category: str | None = None,
              after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         """Reports in id order from ``after``: located in ``unit`` (any level), assigned to ``assigned``,
         in ``state``, past their deadline or not (``overdue``; closed reports are never overdue)."""
         self._ensure()
-        where, params = ["id > ?"], [after]
+        where: list[str] = ["id > ?"]
+        params: list[Any] = [after]
         if unit is not None:
             where.append("chain LIKE ? ESCAPE '!'")
             params.append(f"% {_like(unit)} %")
@@ -283,8 +284,9 @@ class Reports:
                       "closed = ? WHERE id = ? AND state = ? AND step = ?",
                       (to, department, when, when if to == "closed" else None, rid, state, step))
             _won(cur, rid)
-            self._event(cur, rid, when, actor, "transition", state, to, cur_rep["level"], cur_rep["level"],
-                        cur_rep["unit"], department, note)
+            self._event(cur, rid, when=when, actor=actor, action="transition", from_state=state, to_state=to,
+                        from_level=cur_rep["level"], to_level=cur_rep["level"], unit=cur_rep["unit"],
+                        department=department, note=note)
             s.audit(cur, actor, f"report.{to}", f"reports/{rid}", before={"state": state},
                     after={"state": to, "note": note, "department": department})
         return self.get(rid)
@@ -314,8 +316,8 @@ class Reports:
                   (step + 1, nxt.level, nxt.unit, due, when, rid, rep["state"], step))
         _won(cur, rid)
         text = "; ".join(t for t in (note, nxt.note) if t) or None
-        self._event(cur, rid, when, actor, action, rep["state"], "routed", rep["level"], nxt.level, nxt.unit, None,
-                    text)
+        self._event(cur, rid, when=when, actor=actor, action=action, from_state=rep["state"], to_state="routed",
+                    from_level=rep["level"], to_level=nxt.level, unit=nxt.unit, note=text)
         s.audit(cur, actor, f"report.{action}", f"reports/{rid}",
                 before={"state": rep["state"], "level": rep["level"], "unit": rep["unit"], "due": rep["due"]},
                 after={"state": "routed", "level": nxt.level, "unit": nxt.unit, "due": due, "note": text})
