@@ -290,3 +290,40 @@ def test_cli_sweep_escalates_with_the_service_idle(served: tuple[Served, Clock, 
     assert capsys.readouterr().out.split() == [str(rid)]
     doc = s.client.get(f"/reports/{rid}", headers=s.auth("admin")).get_json()
     assert doc["assigned_to"]["level"] == "village" and doc["events"][-1]["actor"] == "system"
+
+
+def test_rules_file_sets_categories_ladder_and_deadlines(people_county: Path, store_target: str,
+                                                         tmp_path: Path) -> None:
+    from gridgeo.county.rules import load_county_rules
+    from gridgeo.errors import UsageError
+
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[reports]\nladder = ["grid", "village", "township"]\ncounty_handler = "县综治中心"\n'
+                     '[reports.categories.noise]\nlabel = "噪音扰民"\nlowest = "village"\n'
+                     'hours = { village = 6, county = 12 }\n', encoding="utf-8")
+    s, _, county = _serve(people_county, store_target, tmp_path, RULES=str(rules))
+    doc = s.client.post("/reports", json=_report(county, s.grid_in, category="噪音扰民"),
+                        headers=s.auth("admin")).get_json()
+    assert doc["category"] == "noise" and doc["assigned_to"]["level"] == "village"
+    assert doc["due"] == "2026-12-01T07:00:00.000000Z"  # 6 h
+    rid = doc["id"]
+    doc = s.client.post(f"/reports/{rid}/escalate", headers=s.auth("admin")).get_json()
+    assert doc["assigned_to"]["level"] == "township" and doc["assigned_to"]["hours"] == 6.0  # below it: the village's
+    doc = s.client.post(f"/reports/{rid}/escalate", headers=s.auth("admin")).get_json()
+    a = doc["assigned_to"]
+    assert (a["level"], a["role"], a["hours"]) == ("county", "县综治中心", 12.0)
+    resp = s.client.post(f"/reports/{rid}/escalate", headers=s.auth("admin"))
+    assert resp.status_code == 409 and "top of its ladder" in resp.get_json()["detail"]
+    cats = s.client.get("/reports/categories").get_json()
+    assert cats["ladder"] == ["grid", "village", "township", "county"] and "block" not in cats["ladder"]
+    for bad, words in (('[reports]\nladder = ["village", "grid"]\n', "must go up"),
+                       ('[reports]\nladder = ["grid", "moon"]\n', "ladder entries must be one of"),
+                       ('[reports]\nsla = 3\n', "unknown key 'sla'"),
+                       ('[reports.categories.x]\nlabel = "X"\nlowest = "grid"\n', "needs hours"),
+                       ('[reports.categories.x]\nlabel = "X"\nlowest = "grid"\nhours = {grid = -1}\n',
+                        "hours.grid must be a number of hours > 0, not -1"),
+                       ('[reports.categories.x]\nlabel = "X"\nlowest = "grid"\nhours = {grid = 0}\n', "> 0"),
+                       ('[reports]\nladder = ["village", "county"]\n', "category sanitation starts at grid")):
+        rules.write_text(bad, encoding="utf-8")
+        with pytest.raises(UsageError, match=words.replace("(", r"\(")):
+            load_county_rules(rules)
