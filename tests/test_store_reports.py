@@ -148,8 +148,12 @@ def test_tables_made_in_a_store_from_before_reports(tmp_path: Path) -> None:
     with sqlite3.connect(p) as conn:
         conn.execute("DROP TABLE gg_reports")
         conn.execute("DROP TABLE gg_report_events")
+        conn.execute("DELETE FROM gpkg_contents WHERE table_name LIKE 'gg_report%'")
     store = open_store(p, create=False)
     book = Reports(store)
     assert book.find(now=T0) == [] and int(book.file(_new(), actor="a", now=T0)["id"]) == 1
     assert [u.name for u in store.users()] == ["a"]
     store.close()
+    with sqlite3.connect(p) as conn:  # listed as attribute tables, so QGIS shows them
+        listed = {r[0] for r in conn.execute("SELECT table_name FROM gpkg_contents WHERE data_type = 'attributes'")}
+    assert {"gg_reports", "gg_report_events"} <= listed

@@ -47,7 +47,6 @@ class SQLiteStore(Store):
                 return
             self._wal()
             self.ensure_schema()
-            self._register()
         except StoreError as exc:
             raise StoreError(f"{self.path}: not a writable SQLite/GeoPackage store ({exc.__cause__ or exc})") from None
 
@@ -55,6 +54,12 @@ class SQLiteStore(Store):
         """Put the file in WAL mode (kept in the file): readers go on while a writer commits."""
         conn = self._conn()
         conn.conn.execute("PRAGMA journal_mode=WAL")
+
+    def ensure_schema(self) -> None:
+        """Create the missing tables and list them in ``gpkg_contents`` (tables a newer part adds to an older
+        store, such as the reports', included)."""
+        super().ensure_schema()
+        self._register()
 
     def _register(self) -> None:
         """List the store's tables in ``gpkg_contents`` as attribute tables, in a GeoPackage.
