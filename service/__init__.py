@@ -66,7 +66,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         ``ANONYMOUS``: what a client without a token reads, ``public`` (geometry, codes, counts: the
         default) or ``none``. ``AUTH_FAILURES`` (10) failed sign-ins per ``AUTH_WINDOW`` (60 s) from one
         address, then 429 until the window has passed. ``ANONYMOUS_REPORTS`` (off): residents may file
-        ``POST /reports`` without a token; ``PHOTOS``: where report photos are kept (default: a
+        ``POST /reports`` without a token, ``ANONYMOUS_REPORTS_PER_HOUR`` (20) from one address, then 429;
+        ``PHOTOS``: where report photos are kept (default: a
         ``COUNTY.photos`` directory beside the county file); ``CLOCK``: a callable giving the current
         aware datetime (deadlines; tests inject one). The ``RULES`` file's ``[reports]`` section sets the
         report categories, deadlines and escalation ladder (:mod:`gridgeo.county.report_rules`).

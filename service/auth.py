@@ -35,11 +35,15 @@ _USERS_TTL = 5.0
 
 
 class Throttle:
-    """Failed sign-ins per address in a sliding window (thread-safe, in memory, per process)."""
+    """Events per address in a sliding window (thread-safe, in memory, per process).
 
-    def __init__(self, limit: int, window: float) -> None:
+    ``what`` names the events in the 429's message: failed sign-ins, or residents' anonymous reports.
+    """
+
+    def __init__(self, limit: int, window: float, *, what: str = "failed sign-ins") -> None:
         self.limit = int(limit)
         self.window = float(window)
+        self.what = what
         self._fails: dict[str, collections.deque[float]] = {}
         self._lock = threading.Lock()
 
@@ -56,7 +60,7 @@ class Throttle:
             q = self._recent(addr, now)
             if len(q) >= self.limit:
                 wait = max(1, int(q[0] + self.window - now + 0.999))
-                raise TooManyRequestsError(f"too many failed sign-ins from this address; retry in {wait} s",
+                raise TooManyRequestsError(f"too many {self.what} from this address; retry in {wait} s",
                                            retry_after=wait)
 
     def fail(self, addr: str) -> None:

@@ -51,7 +51,7 @@ from gridgeo.store import Principal, Reports, is_url
 from gridgeo.store.photos import MAX_PHOTO_BYTES, PhotoDir
 from gridgeo.store.reports import MAX_TEXT, NewReport, overdue
 
-from .auth import principal, require, sees_personal
+from .auth import Throttle, principal, require, sees_personal
 from .locate import _lat_first, _to_wgs84, _unplaceable
 from .ogc import CRS84, JSON, check_params, crs_list, int_arg, is_geographic, parse_crs_uri
 from .positions import out_of_range
@@ -240,6 +240,10 @@ def _filer() -> Principal:
     """The caller, if it may file reports (anonymous residents only with ``ANONYMOUS_REPORTS``)."""
     p = principal()
     if p.name is None and current_app.config.get("ANONYMOUS_REPORTS") and _store() is not None:
+        throttle: Throttle = current_app.extensions["report_throttle"]
+        addr = request.remote_addr or "?"
+        throttle.check(addr)  # a flood from one address is a 429, not a county's inbox filled
+        throttle.fail(addr)
         return p
     return require("report.write")
 
@@ -425,3 +429,5 @@ def install(app: Any) -> None:
     rules = load_county_rules(app.config["RULES"]).reports if app.config.get("RULES") else ReportRules()
     app.extensions["report_assigner"] = Assigner(app.extensions["county"], app.extensions["locator"], rules)
     app.extensions["report_photos"] = photo_dir(app.config)
+    app.extensions["report_throttle"] = Throttle(int(app.config.get("ANONYMOUS_REPORTS_PER_HOUR", 20)), 3600.0,
+                                                 what="anonymous reports")

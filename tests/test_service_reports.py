@@ -263,7 +263,7 @@ def test_anonymous_reports_only_when_allowed(served: tuple[Served, Clock, Path])
     off.store.close()  # type: ignore[attr-defined]
     target = off.store.url if off.store.dialect == "sqlite" else off.store.dsn  # type: ignore[attr-defined]
     app = create_app({"COUNTY": str(county), "STORE": target, "TESTING": True, "CLOCK": clock,
-                      "ANONYMOUS_REPORTS": True})
+                      "ANONYMOUS_REPORTS": True, "ANONYMOUS_REPORTS_PER_HOUR": 3})
     on = Served(app.test_client(), off.store, off.tokens, off.grid_in, off.grid_out, off.village, off.hh_in,
                 off.hh_out)
     resp = on.client.post("/reports", json=_report(county, on.grid_in))
@@ -274,6 +274,9 @@ def test_anonymous_reports_only_when_allowed(served: tuple[Served, Clock, Path])
     assert on.client.get(f"/reports/{doc['id']}", headers=on.auth("worker")).get_json()["filed_by"] == "anonymous"
     assert on.client.post("/reports", json=_report(county, on.grid_in),
                           headers=on.auth("viewer")).status_code == 403  # a token is still its role
+    codes = [on.client.post("/reports", json=_report(county, on.grid_in)).status_code for _ in range(3)]
+    assert codes == [201, 201, 429]  # 3 an hour from one address; a signed-in worker is not counted
+    assert on.client.post("/reports", json=_report(county, on.grid_in), headers=on.auth("worker")).status_code == 201
 
 
 def test_cli_sweep_escalates_with_the_service_idle(served: tuple[Served, Clock, Path],
