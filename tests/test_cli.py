@@ -94,7 +94,7 @@ def test_every_subcommand_registered_from_one_place() -> None:
 
     names = {m.__name__.rsplit(".", 1)[1] for m in COMMANDS}
     assert names == {"check", "adjacency", "synth", "convert", "blocks", "patrol", "build", "audit", "export", "merge",
-                     "pair", "serve", "users", "load", "reports"}
+                     "pair", "serve", "users", "load", "reports", "diff"}
     assert all(callable(m.register) and callable(m.run) for m in COMMANDS)
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert set(sub.choices) == names  # type: ignore[arg-type]

@@ -36,6 +36,7 @@ from gridgeo.cli import (
     build,
     check,
     convert,
+    diff,
     export,
     load,
     merge,
@@ -51,8 +52,8 @@ from gridgeo.errors import GridgeoError, Interrupted, UsageError, exit_code, not
 log = logging.getLogger("gridgeo")
 
 #: The subcommands, in the order ``gridgeo --help`` lists them.
-COMMANDS: tuple[ModuleType, ...] = (check, adjacency, synth, convert, blocks, patrol, build, audit, export, merge, pair,
-                                    load, serve, users, reports)
+COMMANDS: tuple[ModuleType, ...] = (check, adjacency, synth, convert, blocks, patrol, build, audit, diff, export, merge,
+                                    pair, load, serve, users, reports)
 
 
 #: the signals that interrupt a run (SIGTERM: what `kill`, systemd and container runtimes send)
