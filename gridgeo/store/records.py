@@ -92,10 +92,12 @@ def _visit(item: Any, where: str, resolve: Resolve, now: dt.datetime) -> Visit:
     if uid is not None and (not isinstance(uid, str) or not 0 < len(uid.strip()) <= MAX_UID):
         raise UsageError(f"{where}.uid: must be text of 1 to {MAX_UID} characters (the phone's own id of the visit)")
     return Visit(resolve(str(hid), f"{where}.household"), utc_text(t), t.astimezone(CST).date().isoformat(),
-                 str(item["outcome"]), _note(item.get("note"), f"{where}.note"), None if uid is None else uid.strip())
+                 str(item["outcome"]), note_text(item.get("note"), f"{where}.note"),
+                 None if uid is None else uid.strip())
 
 
-def _note(raw: Any, where: str) -> str | None:
+def note_text(raw: Any, where: str) -> str | None:
+    """A free-text note as stored: None, or stripped text of at most :data:`MAX_NOTE` characters."""
     if raw is None:
         return None
     if not isinstance(raw, str):
@@ -135,7 +137,7 @@ def parse_status(body: Any, *, now: dt.datetime | None = None) -> tuple[dict[str
     now = now or dt.datetime.now(dt.timezone.utc)
     t = parse_time(body["time"], "status.time") if body.get("time") is not None else now
     _not_future(t, "status.time", now)
-    return changes, _note(body.get("note"), "status.note"), utc_text(t)
+    return changes, note_text(body.get("note"), "status.note"), utc_text(t)
 
 
 # ------------------------------------------------------------------------------------------- GPX

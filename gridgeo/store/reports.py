@@ -37,6 +37,7 @@ from gridgeo.errors import ConflictError, NotFoundError, UsageError
 
 from . import base
 from .base import Store
+from .records import note_text
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,6 @@ COUNTY = "county"
 #: the chain columns a report keeps for filtering by level (the whole chain is in ``chain`` too)
 REPORT_UNITS = ("township", "village", "grid", "point")
 MAX_TEXT = 4000
-MAX_NOTE = 2000
 
 _DDL = (
     "CREATE TABLE IF NOT EXISTS gg_reports ("
@@ -142,13 +142,7 @@ def _due(now: dt.datetime, hours: float) -> str:
 
 
 def _note(raw: Any, where: str = "note") -> str | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, str):
-        raise UsageError(f"{where}: must be text")
-    if len(raw) > MAX_NOTE:
-        raise UsageError(f"{where}: at most {MAX_NOTE} characters, got {len(raw)}")
-    return raw.strip() or None
+    return note_text(raw, where)
 
 
 class Reports:
