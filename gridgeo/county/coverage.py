@@ -136,7 +136,7 @@ def clean_levels(layers: dict[str, gpd.GeoDataFrame], *, metric: pyproj.CRS,
     rounded, snap = _round(cleaned, decimals, again=(lambda: _coverage_clean(pieces.geoms)) if chunks > 1 else None,
                            pool=pool)
     del cleaned
-    kept = _set_levels(layers, pieces, rounded, atoms=atoms is layers.get("units"))
+    kept = _set_levels(layers, pieces, rounded, atoms=atoms is not None and atoms is layers.get("units"))
     trim_memory()
     report: dict[str, Any] = {"pieces": len(rounded), "chunks": chunks, "snap_rounded": snap}
     for lvl, mask in kept.items():  # units below the grids that vanished in the cleaning (no households)
