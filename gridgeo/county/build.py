@@ -19,8 +19,9 @@ keeps its grids, points and codes when another village is re-drawn.
 What is written
 ---------------
 A GeoPackage with layers ``townships``, ``blocks``, ``villages``, ``grids``,
-``points``, ``exclusive`` and ``households`` (one row per building or
-household point: the grid point, grid, village and township it belongs to),
+``points``, ``exclusive``, ``units`` (the atomic pieces every level is the
+union of, :mod:`gridgeo.county.atomic`) and ``households`` (one row per building or
+household point: the unit, grid point, grid, village and township it belongs to),
 each with ``code``, ``name``, ``parent`` and ``households`` (DESIGN.md), plus
 the input ``roads`` and ``pois`` unchanged (so the file is all the patrol
 planner and the service need), in the villages' geographic CRS (EPSG:4490 for CGCS2000 inputs). The file is
