@@ -162,6 +162,17 @@ def test_previous_build_keeps_the_units_and_their_codes(synth_micro: Path, tmp_p
     assert a["code"].tolist() == b["code"].tolist()
     assert a["households"].tolist() == b["households"].tolist()
     _check_exact(second)
+    # an older build without the units layer: nothing can be taken from it, every village is drawn again
+    old = tmp_path / "old.gpkg"
+    for name in pyogrio.list_layers(first)[:, 0]:
+        if name != "units":
+            g = pyogrio.read_dataframe(first, layer=name)
+            pyogrio.write_dataframe(g.drop(columns=["unit"], errors="ignore"), old, layer=str(name),
+                                    driver="GPKG", append=old.exists())
+    third = _build(plain, tmp_path / "third.gpkg", "--workers", "1", "--previous", str(old),
+                   "--report", str(tmp_path / "r3.json"))
+    assert json.loads((tmp_path / "r3.json").read_text(encoding="utf-8"))["reused_villages"] == 0
+    assert pyogrio.read_dataframe(third, layer="units")["code"].tolist() == a["code"].tolist()
 
 
 def test_a_village_drawn_again_from_previous_gives_the_same_units(synth_micro: Path, tmp_path: Path) -> None:
