@@ -90,7 +90,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 def _load(app: Flask) -> Any:
     """Read the county once (``COUNTY``) and build what the views share: locator, planner, store, chains."""
-    from gridgeo.store.chains import Chains
+    from gridgeo.store.chains import PARENT_COLUMNS, Chains
 
     from .auth import install
     from .locate import Locator
@@ -103,7 +103,8 @@ def _load(app: Flask) -> Any:
     county = load_county(path) if path else County("", {}, "1970-01-01T00:00:00Z")
     app.extensions["county"] = county
     app.extensions["locator"] = Locator(county)
-    app.extensions["chains"] = Chains({k: c.frame for k, c in county.collections.items()})
+    app.extensions["chains"] = Chains({k: c.table(["code", *PARENT_COLUMNS[k]]) for k, c in county.collections.items()
+                                       if k in PARENT_COLUMNS})
     # before the store opens: the roster is read with GDAL, whose closing of a GeoPackage deletes the WAL
     # file under the store's open connections
     install_reports(app)

@@ -187,24 +187,27 @@ def _features(coll: Collection, pos: np.ndarray, crs: str, coords: str | None) -
     tails = _tails(coll, plist)
     geo = _geometry_bytes(coll, pos, crs, coords)
     if geo is None and tails is None:
-        return [coll.full[i] for i in plist]
-    if geo is None:
-        geo = [coll.full[i][len(coll.head[i]):len(coll.full[i]) - len(coll.tail[i])] for i in plist]
-    t = tails if tails is not None else [coll.tail[i] for i in plist]
-    return [coll.head[i] + g + ti for i, g, ti in zip(plist, geo, t, strict=True)]
+        return coll.public_features(plist)
+    heads, crs84, public = coll.parts(plist)
+    g = geo if geo is not None else crs84
+    t = tails if tails is not None else public
+    return [h + gi + ti for h, gi, ti in zip(heads, g, t, strict=True)]
 
 
 def _tails(coll: Collection, plist: list[int]) -> list[bytes] | None:
     """Each feature's properties with its personal columns where the caller's role and scope allow them."""
-    private = coll.private_tail
-    if private is None or not principal().may("read.personal"):
+    if not coll.has_private or not principal().may("read.personal"):
+        return None
+    private = coll.private_tails(plist)
+    if private is None:
         return None
     chains = current_app.extensions["chains"]
-    cols = {c: coll.frame[c].to_numpy() for c in HOUSEHOLD_UNITS if c in coll.frame.columns}
+    cols = coll.units(plist, HOUSEHOLD_UNITS)
+    _, _, public = coll.parts(plist)
     out = []
-    for i in plist:
-        chain = chains.household_chain({c: v[i] for c, v in cols.items()})
-        out.append(private[i] if sees_personal(chain) else coll.tail[i])
+    for j in range(len(plist)):
+        chain = chains.household_chain({c: v[j] for c, v in cols.items()})
+        out.append(private[j] if sees_personal(chain) else public[j])
     return out
 
 
@@ -268,12 +271,13 @@ def items(name: str) -> Response:
     """A page of features: bbox filter, keyset paging (``after``/``before`` a feature id), CRS, datum."""
     check_params(ITEMS_PARAMS)
     coll = county().get(name)
-    q = _items_query(coll)
-    page = _page(coll, q)
-    links = _items_links(name, coll, q, page)
-    if q.fmt == "html":
-        return _items_html(coll, page.pos, links, page.n_matched)
-    feats = _features(coll, page.pos, q.crs, q.coords)
+    with coll.lock.reading():  # a feature replaced or deleted meanwhile: this page sees before or after
+        q = _items_query(coll)
+        page = _page(coll, q)
+        links = _items_links(name, coll, q, page)
+        if q.fmt == "html":
+            return _items_html(coll, page.pos, links, page.n_matched)
+        feats = _features(coll, page.pos, q.crs, q.coords)
     extra = b',"coords":' + dumps(q.coords) if q.coords else b""
     body = b"".join([
         b'{"type":"FeatureCollection","features":[', b",".join(feats),
@@ -346,10 +350,10 @@ def _items_links(name: str, coll: Collection, q: _ItemsQuery, page: _Page) -> li
     lo, hi, pos, fmt = page.lo, page.hi, page.pos, q.fmt
     if hi < page.n_matched and hi > lo:
         links.append(link(url_for("features.items", name=name, _external=True, **keep, f=fmt,
-                                  after=str(coll.keys[pos[-1]])), "next", FEATURE_FORMATS[fmt], "next page"))
+                                  after=str(coll.key_at(int(pos[-1])))), "next", FEATURE_FORMATS[fmt], "next page"))
     if lo > 0 and hi > lo:
         links.append(link(url_for("features.items", name=name, _external=True, **keep, f=fmt,
-                                  before=str(coll.keys[pos[0]])), "prev", FEATURE_FORMATS[fmt], "previous page"))
+                                  before=str(coll.key_at(int(pos[0])))), "prev", FEATURE_FORMATS[fmt], "previous page"))
     links.append(link(url_for("features.collection", name=name, _external=True), "collection", JSON, coll.title))
     return links
 
@@ -357,9 +361,9 @@ def _items_links(name: str, coll: Collection, q: _ItemsQuery, page: _Page) -> li
 def _items_html(coll: Collection, pos: np.ndarray, links: list[dict[str, Any]], n_matched: int) -> Response:
     props = list(coll.properties)
     rows = []
-    for i in pos.tolist():
-        key = str(coll.keys[i])
-        rec = coll.frame.iloc[i]
+    plist = pos.tolist()
+    for i, rec in zip(plist, coll.records(plist), strict=True):
+        key = str(coll.key_at(i))
         rows.append([{"text": key, "href": url_for("features.item", name=coll.id, fid=key, f="html")}]
                     + [rec[p] for p in props])
     title = f"{coll.title}: features {len(pos)} of {n_matched}"
@@ -373,6 +377,12 @@ def item(name: str, fid: str) -> Response:
     check_params(ITEM_PARAMS)
     coll = county().get(name)
     fmt = negotiate(FEATURE_FORMATS)
+    with coll.lock.reading():
+        return _item(coll, name, fid, fmt)
+
+
+def _item(coll: Collection, name: str, fid: str, fmt: str) -> Response:
+    """One feature's response (read lock held)."""
     i = coll.locate_key(fid)
     crs, coords = _output_crs(coll)
     links = [
@@ -383,7 +393,7 @@ def item(name: str, fid: str) -> Response:
         link(url_for("features.collection", name=name, _external=True), "collection", JSON, coll.title),
     ]
     if fmt == "html":
-        rec = coll.frame.iloc[i]
+        rec = coll.records([i])[0]
         rows = [[p, rec[p]] for p in coll.properties]
         return _html(html.page(f"{coll.title} {fid}", _root(), links=links, tables=[
             {"caption": "Properties", "header": ["name", "value"], "rows": rows}]))

@@ -1,12 +1,15 @@
 """``/locate``: whose township, block, village, grid, grid point and exclusive grid a place is in.
 
 The first question when a resident reports something from a phone. The
-index is built once at start-up: one STRtree per level, plus, for every
-feature, the row of its parent. A batch is answered with one vectorised
-``STRtree.query(points, predicate="intersects")`` on the finest level
-(grid points); the coarser levels follow by code lookups, and a level is
-queried spatially only for the few places the finer ones left open (an
-exclusive grid, which base grids carve out; a gap in coverage).
+index is built once at start-up: per level, a :class:`~gridgeo.data.live_index.LiveIndex`
+(rtree) of the level's polygons cut into small pieces, plus, for every
+feature, the row of its parent. Why a live index and not an STRtree: a level
+can change while it is served (a grid redrawn), and an rtree takes that one
+feature's pieces out and in again where an STRtree would be rebuilt whole
+(:meth:`Locator.replace`, :meth:`Locator.delete`). A batch is answered on the
+finest level (grid points) first; the coarser levels follow by code lookups,
+and a level is queried spatially only for the few places the finer ones left
+open (an exclusive grid, which base grids carve out; a gap in coverage).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from flask import Blueprint, Response, current_app, request
 from numpy.typing import NDArray
 
 from gridgeo.data.crs import bd09_to_wgs84, gcj02_to_wgs84
-from gridgeo.errors import UsageError
+from gridgeo.data.live_index import LiveIndex, ReadWriteLock
+from gridgeo.errors import NotFoundError, UsageError
 
 from .ogc import CRS84, GEOJSON, check_params, crs_list, is_geographic, parse_coords, parse_crs_uri, point_to_crs84
 from .positions import Positions, check_degrees, out_of_range, parse_positions, read_json
@@ -54,8 +58,6 @@ _PARENTS: dict[str, list[tuple[str, str]]] = {
 }
 #: besides code, name and every ``leader*`` column: whoever else answers for the place, where the data says
 _SUMMARY_EXTRA = ("worker", "worker_phone", "phone", "contact")
-#: from this many places on, a batch builds its own tree of places (see :meth:`Locator.locate`)
-_REVERSE_AT = 2048
 
 
 #: what /locate says of each responsible person (the people table's other columns stay in the file)
@@ -99,13 +101,18 @@ def subdivide(geoms: NDArray[np.object_], max_vertices: int = 64) -> tuple[NDArr
     """Cut polygons into pieces of at most ``max_vertices`` vertices (as PostGIS ``ST_Subdivide`` does).
 
     Why: a point-in-polygon test costs the polygon's vertex count, and a
-    village boundary has thousands. Indexed as small pieces, the tree prunes to
+    village boundary has thousands. Indexed as small pieces, the index prunes to
     one or two short rings per place. Returns the pieces and, per piece, the
-    row of the polygon it came from.
+    row of the polygon it came from. Polygons already small enough (most grid
+    points) are taken as they are, in one vectorised pass: no Python loop over them.
     """
-    pieces: list[Any] = []
-    owner: list[int] = []
-    stack = [(g, i) for i, g in enumerate(geoms) if g is not None and not g.is_empty]
+    present = ~shapely.is_missing(geoms)
+    present[present] = ~shapely.is_empty(geoms[present])
+    small = present.copy()
+    small[present] = shapely.get_num_coordinates(geoms[present]) <= max_vertices
+    pieces: list[Any] = list(geoms[small])
+    owner: list[int] = np.flatnonzero(small).tolist()
+    stack = [(geoms[i], i) for i in np.flatnonzero(present & ~small).tolist()]
     while stack:
         g, i = stack.pop()
         if shapely.get_num_coordinates(g) <= max_vertices:
@@ -131,7 +138,9 @@ def subdivide(geoms: NDArray[np.object_], max_vertices: int = 64) -> tuple[NDArr
             if not part.is_empty:
                 polys = [p for p in shapely.get_parts(part) if p.geom_type in ("Polygon", "MultiPolygon")]
                 stack.extend((p, i) for p in polys if not p.is_empty)
-    return np.asarray(pieces, dtype=object), np.asarray(owner, dtype=np.int64)
+    out = np.empty(len(pieces), dtype=object)
+    out[:] = pieces
+    return out, np.asarray(owner, dtype=np.int64)
 
 
 def _repaired(layer: str, geoms: NDArray[np.object_], keys: NDArray[Any]) -> NDArray[np.object_]:
@@ -144,36 +153,95 @@ def _repaired(layer: str, geoms: NDArray[np.object_], keys: NDArray[Any]) -> NDA
         return geoms
     out = geoms.copy()
     for i in bad.tolist():
-        try:
-            fixed = shapely.make_valid(geoms[i])
-            polys = [p for p in shapely.get_parts(fixed) if p.geom_type in ("Polygon", "MultiPolygon")]
-            out[i] = shapely.union_all(polys) if polys else None
-        except shapely.errors.GEOSException as exc:
-            out[i] = None
-            log.warning("%s: feature %s: invalid and not repairable (%s); /locate skips it", layer, keys[i], exc)
-            continue
-        log.warning("%s: feature %s: invalid polygon (%s); repaired for /locate", layer, keys[i],
-                    shapely.is_valid_reason(geoms[i]))
+        out[i] = _repair_one(layer, keys[i], geoms[i])
     return out
+
+
+def _repair_one(layer: str, key: Any, geom: Any) -> Any:
+    """One invalid polygon made valid (named in the log), or None (named) when GEOS cannot repair it."""
+    try:
+        fixed = shapely.make_valid(geom)
+        polys = [p for p in shapely.get_parts(fixed) if p.geom_type in ("Polygon", "MultiPolygon")]
+        out = shapely.union_all(polys) if polys else None
+    except shapely.errors.GEOSException as exc:
+        log.warning("%s: feature %s: invalid and not repairable (%s); /locate skips it", layer, key, exc)
+        return None
+    log.warning("%s: feature %s: invalid polygon (%s); repaired for /locate", layer, key, shapely.is_valid_reason(geom))
+    return out
+
+
+#: a piece's key in a level's :class:`LiveIndex` is ``row << PIECE_BITS | n``: the smallest key over a
+#: place is then the smallest row, the feature first in id order (what a shared boundary answers)
+PIECE_BITS = 20
+
+
+def _piece_keys(owner: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
+    """Each piece's key (its row, then its number among that row's pieces) and the piece count per row."""
+    order = np.argsort(owner, kind="stable")
+    sorted_owner = owner[order]
+    starts = np.r_[0, np.flatnonzero(sorted_owner[1:] != sorted_owner[:-1]) + 1] if len(owner) else np.empty(0, int)
+    rank = np.arange(len(owner)) - np.repeat(starts, np.diff(np.r_[starts, len(owner)]))
+    keys = np.empty(len(owner), dtype=np.int64)
+    keys[order] = (sorted_owner << PIECE_BITS) | rank
+    if len(rank) and rank.max() >= 1 << PIECE_BITS:
+        raise UsageError(f"a polygon cut into more than {1 << PIECE_BITS} pieces")
+    counts = np.bincount(owner, minlength=int(owner.max()) + 1 if len(owner) else 0).astype(np.int32)
+    return keys, counts
+
+
+class Summaries:
+    """The JSON of each feature's summary (code, name, leaders, people), made when first asked for.
+
+    Why lazy: a county of hundreds of thousands of grid points would make them all at start-up, and a
+    /locate answer needs one per distinct feature it names. Row -1 (and ``len - 1``) is ``null``.
+    """
+
+    def __init__(self, layer: str, columns: dict[str, NDArray[Any]], n: int,
+                 people: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
+        self.layer, self.columns, self.n, self.people = layer, columns, n, people
+        self._made: dict[int, bytes] = {}
+
+    def __len__(self) -> int:
+        return self.n + 1
+
+    def __getitem__(self, row: int) -> bytes:
+        if row < 0 or row >= self.n:
+            return b"null"
+        got = self._made.get(row)
+        if got is None:
+            from .store import _jsonable
+
+            rec = {k: _jsonable(v[row]) for k, v in self.columns.items()}
+            who = self.people.get((self.layer, str(rec.get("code"))))
+            if who:
+                rec["people"] = who
+            got = self._made[row] = dumps(rec)
+        return got
 
 
 @dataclass
 class Level:
-    """One level's index: its tree, summaries as JSON bytes (``null`` last, for row -1), parent rows."""
+    """One level's index: live pieces keyed by row, summaries (row -1: ``null``), parent rows, ids to rows."""
 
     name: str
-    tree: shapely.STRtree
-    pieces: NDArray[np.object_]
-    owner: NDArray[np.int64]
-    summary: list[bytes]
+    layer: str
+    index: LiveIndex
+    summary: Summaries
     parent_rows: dict[str, NDArray[np.int64]]
+    rows: dict[Any, int]
+    counts: NDArray[np.int32]
 
 
 class Locator:
-    """Point-in-level lookups over a county (built once; read-only, so safe across threads)."""
+    """Point-in-level lookups over a county; each level a :class:`LiveIndex` that takes a changed feature.
+
+    Reads run in parallel; :meth:`replace` and :meth:`delete` wait for the reads under way and hold
+    new ones back while they swap a feature's pieces, so no answer sees a feature half replaced.
+    """
 
     def __init__(self, county: County) -> None:
         self.levels: dict[str, Level] = {}
+        self._lock = ReadWriteLock()
         frames = {}
         people = _people(county.path, county.tables)
         for key, layer in LEVEL_KEYS.items():
@@ -181,29 +249,89 @@ class Locator:
             if coll is None or coll.int_keys:
                 continue
             frames[key] = coll
-            cols = [c for c in coll.frame.columns if c in ("code", "name") or c.startswith("leader")
+            cols = [c for c in coll.column_names if c in ("code", "name") or c.startswith("leader")
                     or c in _SUMMARY_EXTRA]
-            recs = coll.frame[cols].to_dict("records")
-            from .store import _jsonable
-
-            for r in recs:
-                if (layer, str(r.get("code"))) in people:
-                    r["people"] = people[(layer, str(r.get("code")))]
-            summary = [dumps({k: _jsonable(v) for k, v in r.items()}) for r in recs] + [b"null"]
-            pieces, owner = subdivide(_repaired(layer, coll.geoms, coll.keys))
-            shapely.prepare(pieces)
-            self.levels[key] = Level(key, shapely.STRtree(pieces), pieces, owner, summary, {})
+            keys = coll.keys
+            pieces, owner = subdivide(_repaired(layer, coll.geometries(), keys))
+            pkeys, counts = _piece_keys(owner)
+            index = LiveIndex(pkeys.tolist(), pieces, name=layer)
+            self.levels[key] = Level(key, layer, index, Summaries(layer, coll.columns(cols), len(keys), people), {},
+                                     {k: i for i, k in enumerate(keys.tolist())}, counts)
         for key, coll in frames.items():
             for col, parent in _PARENTS.get(key, []):
-                if parent not in frames or col not in coll.frame.columns:
+                if parent not in frames or col not in coll.column_names:
                     continue
                 index = pd.Index(frames[parent].keys)
-                codes = coll.frame[col].astype("string").fillna("").to_numpy(dtype=object)
+                codes = pd.Series(coll.columns([col])[col]).astype("string").fillna("").to_numpy(dtype=object)
                 self.levels[key].parent_rows[parent] = index.get_indexer(codes).astype(np.int64)
         coarsest = next((k for k in LEVEL_KEYS if k in self.levels), "township")
         #: said of a valid place no feature of any level contains, so an all-null answer is not a riddle
         self.outside_note = f"outside the county (no {coarsest} contains it)"
         log.info("locate index over %s", ", ".join(self.levels) or "no levels")
+
+    def _level(self, layer: str) -> Level:
+        for level in self.levels.values():
+            if level.layer == layer:
+                return level
+        have = ", ".join(v.layer for v in self.levels.values())
+        raise NotFoundError(f"/locate has no level {layer!r}; it has {have}")
+
+    def replace(self, layer: str, key: Any, geom: Any) -> bool:
+        """Give feature ``key`` of level ``layer`` the CRS84 polygon ``geom`` (a redrawn grid); True when indexed.
+
+        An invalid polygon is repaired (named in the log); one that cannot be, or an empty one, leaves the
+        feature in no place (False). Only the index changes: the feature keeps its row, summary and parents.
+
+        Raises
+        ------
+        NotFoundError
+            No such level, or no such feature in it.
+        """
+        level = self._level(layer)
+        row = self._row(level, key)
+        arr = np.empty(1, dtype=object)
+        arr[0] = geom
+        fixed = _repaired(layer, arr, np.array([key], dtype=object))
+        pieces, _ = subdivide(fixed) if fixed[0] is not None else (np.empty(0, dtype=object), None)
+        with self._lock.writing():
+            self._drop_pieces(level, row)
+            ok = 0
+            for n, piece in enumerate(pieces.tolist()):
+                ok += level.index.insert((row << PIECE_BITS) | n, piece)
+            level.counts[row] = len(pieces)
+        return bool(len(pieces)) and ok == len(pieces)
+
+    def delete(self, layer: str, key: Any) -> None:
+        """Take feature ``key`` of level ``layer`` out of the index: no place is found in it any more.
+
+        Raises
+        ------
+        NotFoundError
+            No such level, or no such feature in it.
+        """
+        level = self._level(layer)
+        row = self._row(level, key)
+        with self._lock.writing():
+            self._drop_pieces(level, row)
+            level.counts[row] = 0
+
+    @staticmethod
+    def _row(level: Level, key: Any) -> int:
+        row = level.rows.get(key)
+        if row is None:
+            raise NotFoundError(f"/locate: no feature {key!r} in level {level.layer!r}")
+        return row
+
+    @staticmethod
+    def _drop_pieces(level: Level, row: int) -> None:
+        """Forget every piece of ``row`` (write lock held); pieces skipped when indexed are forgotten too."""
+        count = int(level.counts[row]) if row < len(level.counts) else 0
+        if row >= len(level.counts):
+            level.counts = np.r_[level.counts, np.zeros(row + 1 - len(level.counts), dtype=np.int32)]
+        for n in range(count):
+            pk = (row << PIECE_BITS) | n
+            if pk in level.index:
+                level.index.delete(pk)
 
     def locate(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> dict[str, NDArray[np.int64]]:
         """Row per level for each WGS84 point (-1 where outside every feature of that level).
@@ -211,28 +339,24 @@ class Locator:
         On a shared boundary the feature first in id order wins, so the answer is deterministic.
         """
         n = len(lon)
-        pts = np.asarray(shapely.points(lon, lat), dtype=object).reshape(-1)
+        lon, lat = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
         rows = {key: np.full(n, -1, dtype=np.int64) for key in self.levels}
-        for key in _QUERY_ORDER:
-            level = self.levels.get(key)
-            if level is None:
-                continue
-            need = np.flatnonzero(rows[key] < 0)
-            if len(need) == 0:
-                continue
-            if len(need) >= _REVERSE_AT:
-                # a big batch: index the places instead, and let each prepared piece find its places;
-                # GEOS then tests prepared polygons against points, 2-4x faster than the other way round
-                gi, pi = shapely.STRtree(pts[need]).query(level.pieces, predicate="intersects")
-            else:
-                pi, gi = level.tree.query(pts[need], predicate="intersects")
-            gi = level.owner[gi]
-            if len(pi):
-                best = np.full(len(need), np.iinfo(np.int64).max, dtype=np.int64)
-                np.minimum.at(best, pi, gi)
-                hit = best != np.iinfo(np.int64).max
-                rows[key][need[hit]] = best[hit]
-                self._propagate(key, need[hit], rows)
+        with self._lock.reading():
+            for key in _QUERY_ORDER:
+                level = self.levels.get(key)
+                if level is None:
+                    continue
+                need = np.flatnonzero(rows[key] < 0)
+                if len(need) == 0:
+                    continue
+                pi, pk = level.index.hits_xy(lon[need], lat[need])
+                if len(pi):
+                    gi = np.asarray(pk, dtype=np.int64) >> PIECE_BITS
+                    best = np.full(len(need), np.iinfo(np.int64).max, dtype=np.int64)
+                    np.minimum.at(best, pi, gi)
+                    hit = best != np.iinfo(np.int64).max
+                    rows[key][need[hit]] = best[hit]
+                    self._propagate(key, need[hit], rows)
         return rows
 
     def _propagate(self, key: str, idx: NDArray[np.int64], rows: dict[str, NDArray[np.int64]]) -> None:

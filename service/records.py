@@ -98,10 +98,9 @@ def place_household(hid: str, where: str = "household") -> Placed:
         pos = coll.locate_key(hid)
     except NotFoundError:
         raise InputError(f"{where}: no household {hid!r} in the households collection") from None
-    row = coll.frame.iloc[pos]
-    units = {c: (None if row.get(c) is None or str(row.get(c)) in ("", "nan", "None") else str(row.get(c)))
-             for c in HOUSEHOLD_UNITS if c in coll.frame.columns}
-    return Placed(str(coll.keys[pos]), units, _chains().household_chain(units))
+    row = {c: v[0] for c, v in coll.units([pos], HOUSEHOLD_UNITS).items()}
+    units = {c: (None if v is None or str(v) in ("", "nan", "None") else str(v)) for c, v in row.items()}
+    return Placed(str(coll.key_at(pos)), units, _chains().household_chain(units))
 
 
 def _created(doc: Any, location: str | None = None) -> Response:

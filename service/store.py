@@ -36,6 +36,7 @@ import shapely
 from numpy.typing import NDArray
 
 from gridgeo.data.io import feature_ids, list_layers, read_layer, rfc7946
+from gridgeo.data.live_index import LiveIndex, ReadWriteLock
 from gridgeo.errors import NotFoundError, UsageError
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,10 @@ PUBLIC_COLUMNS: dict[str, tuple[str, ...]] = {
     "households": ("source", "source_id", "households", "estimated", "point", "grid", "village", "township",
                    "micro_grid", "lane"),
 }
+
+#: layers whose features change while served (a household moved, added, removed): their bbox queries run on a
+#: :class:`~gridgeo.data.live_index.LiveIndex`, which takes one change in microseconds where an STRtree is rebuilt
+WRITABLE: frozenset[str] = frozenset({"households"})
 
 #: attribute tables kept in memory (the roster, for the patrol planner's teams)
 KEPT_TABLES = ("people",)
@@ -149,9 +154,13 @@ class Collection:
     frame: gpd.GeoDataFrame
     storage_epsg: int | None
     bbox: tuple[float, float, float, float]
-    tree: shapely.STRtree
+    tree: shapely.STRtree | None
     int_keys: bool
     position: dict[Any, int] = field(default_factory=dict)
+    #: the layer's live index (layers in :data:`WRITABLE`), keyed by feature id; None: ``tree`` answers bboxes
+    live: LiveIndex | None = None
+    #: views read under it, :meth:`replace` and :meth:`delete` write under it
+    lock: ReadWriteLock = field(default_factory=ReadWriteLock)
     #: the properties with the personal columns, for the users allowed them (None: the layer has none)
     private_tail: list[bytes] | None = None
     private_frame: Any = None
@@ -184,6 +193,117 @@ class Collection:
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    # ---------------------------------------------------------------- what the views read (as LazyCollection)
+    @property
+    def column_names(self) -> list[str]:
+        """The public (non-geometry) columns, in file order."""
+        return [c for c in self.frame.columns if c != self.frame.geometry.name]
+
+    def columns(self, names: list[str]) -> dict[str, NDArray[Any]]:
+        """Whole public columns, in id order (for the locator's summaries and the chains of units)."""
+        return {c: self.frame[c].to_numpy() for c in names if c in self.frame.columns}
+
+    def geometries(self) -> NDArray[np.object_]:
+        """Every geometry in CRS84, in id order."""
+        return self.geoms
+
+    def table(self, names: list[str]) -> pd.DataFrame:
+        """The columns ``names`` it has, as a table in id order (what :class:`~gridgeo.store.chains.Chains` reads)."""
+        return pd.DataFrame(self.columns(names))
+
+    def key_at(self, pos: int) -> Any:
+        """The id of the feature at ``pos``."""
+        return self.keys[pos]
+
+    def public_features(self, plist: list[int]) -> list[bytes]:
+        """The ready CRS84 features at ``plist`` (public properties)."""
+        return [self.full[i] for i in plist]
+
+    def parts(self, plist: list[int]) -> tuple[list[bytes], list[bytes], list[bytes]]:
+        """Head, CRS84 geometry and public tail of each feature at ``plist``, to splice another in."""
+        heads = [self.head[i] for i in plist]
+        tails = [self.tail[i] for i in plist]
+        geos = [self.full[i][len(h):len(self.full[i]) - len(t)] for i, h, t in zip(plist, heads, tails, strict=True)]
+        return heads, geos, tails
+
+    @property
+    def has_private(self) -> bool:
+        """Whether the layer has columns only some users may read."""
+        return self.private_tail is not None
+
+    def private_tails(self, plist: list[int]) -> list[bytes] | None:
+        """The tails with every column (personal ones, statuses), None when the layer has nothing personal."""
+        private = self.private_tail
+        return None if private is None else [private[i] for i in plist]
+
+    def units(self, plist: list[int], names: tuple[str, ...]) -> dict[str, list[Any]]:
+        """The columns ``names`` (a household's units) of the features at ``plist``."""
+        return {c: self.frame[c].to_numpy()[plist].tolist() for c in names if c in self.frame.columns}
+
+    def records(self, plist: list[int]) -> list[dict[str, Any]]:
+        """The public properties of the features at ``plist`` (an HTML table)."""
+        return [self.frame.iloc[i][list(self.properties)].to_dict() for i in plist]
+
+    # ---------------------------------------------------------------- changes
+    def replace(self, key: Any, geom: Any) -> bool:
+        """Give feature ``key`` the CRS84 geometry ``geom``; True when its bbox index took it.
+
+        Its served bytes change at once; its bbox index is updated in place (a live layer) or rebuilt
+        (the others, whose features are not expected to change: O(n)). A geometry the index refuses
+        (empty, invalid) is still served but found by no bbox (logged by the index).
+
+        Raises
+        ------
+        NotFoundError
+            When the collection has no such feature.
+        """
+        g = shapely.orient_polygons(geom, exterior_cw=False) if geom is not None else None
+        with self.lock.writing():
+            pos = self.locate_key(str(key))
+            self.geoms[pos] = g
+            geo = geojson_bytes(round_coords(np.array([g], dtype=object)))[0]
+            self.full[pos] = self.head[pos] + geo + self.tail[pos]
+            for cache in self.variants.values():
+                cache[pos] = None
+            self.frame.loc[pos, self.frame.geometry.name] = g
+            ok = self._reindex_one(self.keys[pos], g)
+            if g is not None and not shapely.is_empty(g):
+                x0, y0, x1, y1 = shapely.bounds(g).tolist()
+                w, s, e, n = self.bbox
+                self.bbox = (min(w, x0), min(s, y0), max(e, x1), max(n, y1))
+        return ok
+
+    def delete(self, key: Any) -> None:
+        """Stop serving feature ``key``: gone from pages, bbox answers and its item URL (O(n) in memory).
+
+        Raises
+        ------
+        NotFoundError
+            When the collection has no such feature.
+        """
+        with self.lock.writing():
+            pos = self.locate_key(str(key))
+            fid = self.keys[pos]
+            self.keys = np.delete(self.keys, pos)
+            self.geoms = np.delete(self.geoms, pos)
+            for lst in (self.head, self.tail, self.full, self.private_tail, *self.variants.values()):
+                if lst is not None:
+                    del lst[pos]
+            self.frame = self.frame.drop(index=pos).reset_index(drop=True)
+            if self.private_frame is not None:
+                self.private_frame = self.private_frame.drop(index=pos).reset_index(drop=True)
+            self.position = {k: i for i, k in enumerate(self.keys.tolist())}
+            if self.live is not None:
+                self.live.delete(fid)
+            else:
+                self.tree = shapely.STRtree(self.geoms)
+
+    def _reindex_one(self, fid: Any, geom: Any) -> bool:
+        if self.live is None:
+            self.tree = shapely.STRtree(self.geoms)
+            return True
+        return self.live.replace(fid, geom)
 
     def full_frame(self) -> gpd.GeoDataFrame:
         """The layer with every column (the personal ones too), CRS84, in id order: for patrol planning."""
@@ -251,6 +371,12 @@ class Collection:
 
     def bbox_positions(self, boxes: list[tuple[float, float, float, float]]) -> NDArray[np.int64]:
         """Sorted positions of the features whose geometry intersects any of ``boxes`` (CRS84)."""
+        if self.live is not None:
+            live = self.live
+            found = [np.fromiter((self.position[k] for k in live.query_bbox(b)), dtype=np.int64) for b in boxes]
+            idx = np.concatenate(found) if found else np.empty(0, dtype=np.int64)
+            return np.unique(idx).astype(np.int64)
+        assert self.tree is not None
         hits = [self.tree.query(shapely.box(*b), predicate="intersects") for b in boxes]
         idx = np.concatenate(hits) if hits else np.empty(0, dtype=np.int64)
         return np.unique(idx).astype(np.int64)
@@ -329,11 +455,12 @@ def build_collection(name: str, gdf: gpd.GeoDataFrame, storage_epsg: int | None 
         frame=frame,
         storage_epsg=storage_epsg,
         bbox=bounds,  # type: ignore[arg-type]
-        tree=shapely.STRtree(geoms),
+        tree=None if name in WRITABLE else shapely.STRtree(geoms),
         int_keys=int_keys,
         position={(int(k) if int_keys else str(k)): i for i, k in enumerate(keys)},
         private_tail=private_tail,
         private_frame=private_frame,
+        live=LiveIndex(keys.tolist(), geoms, name=name) if name in WRITABLE else None,
     )
 
 

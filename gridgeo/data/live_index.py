@@ -318,6 +318,15 @@ class LiveIndex:
             out[p].append(k)
         return [_sorted(v) if len(v) > 1 else v for v in out]
 
+    def hits_xy(self, x: ArrayLike, y: ArrayLike) -> tuple[NDArray[np.int64], NDArray[np.object_]]:
+        """Every (place, key) pair of a place and an indexed geometry covering it, as two arrays.
+
+        Why besides :meth:`locate_xy`: a caller that picks among the hits itself (the locator takes the
+        smallest feature row per place, with integer keys) does it vectorised, with no list per place.
+        Places are positions in ``x``/``y``; non-finite places have no hits.
+        """
+        return self._hits(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+
     def _hits(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[NDArray[np.int64], NDArray[np.object_]]:
         """(place, key) for every place and indexed geometry covering it, in chunks of :data:`CHUNK` places."""
         ok = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
