@@ -1,0 +1,168 @@
+"""`gridgeo serve` on a big county: start-up to the first answer, peak memory, pages and /locate over HTTP.
+
+Why over HTTP and in a child process: start-up and memory are the server process's own (what a county's
+machine must have); the pages are timed one at a time on a kept-alive connection, so a figure is one
+request's latency, waitress included, not a throughput under load (no wrk on this machine).
+
+    .venv/bin/python bench/tile_county.py /tmp/X/county.gpkg -o /tmp/X/big.gpkg --copies 156
+    .venv/bin/python bench/bench_big_serve.py /tmp/X/big.gpkg --label branch
+    PYTHONPATH=/tmp/X/main_src .venv/bin/python bench/bench_big_serve.py /tmp/X/big.gpkg --label main
+
+(``main_src``: ``git archive main gridgeo service`` unpacked, with ``gridgeo/service -> ../service``.)
+The county file is copied first (``--copy``, default on), so the store's tables never land in the input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import logging
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from memwatch import _kib, _tree
+
+log = logging.getLogger("bench_big_serve")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Watch:
+    """The server's process tree: its peak RSS, sampled whenever :meth:`sample` is called."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak = pid, 0
+
+    def sample(self) -> int:
+        rss = sum(_kib(p, "VmRSS", "status") for p in _tree(self.pid))
+        self.peak = max(self.peak, rss)
+        return rss
+
+
+def _get(conn: http.client.HTTPConnection, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+    conn.request("POST" if body is not None else "GET", path, body=body,
+                 headers={"Content-Type": "application/json"} if body is not None else {})
+    r = conn.getresponse()
+    return r.status, r.read()
+
+
+def _wait(port: int, proc: subprocess.Popen[bytes], watch: Watch, timeout: float) -> float:
+    """Seconds until ``/collections/households/items?limit=1`` answers 200 (RSS sampled meanwhile)."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        watch.sample()
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited with {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            status, _ = _get(conn, "/collections/households/items?limit=1")
+            conn.close()
+            if status == 200:
+                return time.perf_counter() - t0
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("no answer within the timeout")
+
+
+def _timed(conn: http.client.HTTPConnection, paths: list[str], watch: Watch) -> dict[str, float]:
+    """Median and p90 ms of GETting each path once (after one warm-up request of the first)."""
+    _get(conn, paths[0])
+    ms = []
+    for p in paths:
+        t = time.perf_counter()
+        status, _ = _get(conn, p)
+        ms.append((time.perf_counter() - t) * 1000)
+        if status != 200:
+            raise SystemExit(f"{p}: {status}")
+    watch.sample()
+    return {"median_ms": round(statistics.median(ms), 2), "p90_ms": round(float(np.percentile(ms, 90)), 2),
+            "n": len(ms)}
+
+
+def measure(county: Path, args: argparse.Namespace) -> dict[str, Any]:
+    port = _free_port()
+    cmd = [sys.executable, "-c", "import sys; from gridgeo.cli import main; sys.exit(main())", "serve", str(county),
+           "--port", str(port), "--threads", "4"]
+    with open(args.log, "wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=os.environ.copy())
+    watch = Watch(proc.pid)
+    out: dict[str, Any] = {"label": args.label}
+    try:
+        out["startup_s"] = round(_wait(port, proc, watch, args.timeout), 1)
+        out["peak_rss_startup_gib"] = round(watch.peak / 2**20, 2)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        doc = json.loads(_get(conn, "/collections/households/items?limit=1")[1])
+        out["households"] = doc["numberMatched"]
+        rng = np.random.default_rng(1)
+        n = int(doc["numberMatched"])
+        ids = rng.integers(1, n, args.requests).tolist()
+        out["item"] = _timed(conn, [f"/collections/households/items/{i}" for i in ids], watch)
+        out["page_100"] = _timed(conn, [f"/collections/households/items?limit=100&after={i}" for i in ids], watch)
+        grids = json.loads(_get(conn, "/collections/grids")[1])
+        w, s, e, nn = grids["extent"]["spatial"]["bbox"][0]
+        boxes = []
+        for _ in range(args.requests):  # ~100 households: a box of 0.004 x 0.004 degrees somewhere inside
+            x, y = rng.uniform(w, e - 0.004), rng.uniform(s, nn - 0.004)
+            boxes.append(f"{x:.5f},{y:.5f},{x + 0.004:.5f},{y + 0.004:.5f}")
+        out["bbox_page_100"] = _timed(conn, [f"/collections/households/items?limit=100&bbox={b}" for b in boxes],
+                                      watch)
+        out["grid_page_100"] = _timed(conn, [f"/collections/grids/items?limit=100&bbox={b}" for b in boxes[:50]],
+                                      watch)
+        lon, lat = rng.uniform(w, e, 100_000), rng.uniform(s, nn, 100_000)
+        body = json.dumps({"points": np.column_stack([lon, lat]).round(6).tolist()}).encode()
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            status, _ = _get(conn, "/locate", body)
+            times.append(time.perf_counter() - t)
+            watch.sample()
+            if status != 200:
+                raise SystemExit(f"/locate: {status}")
+        out["locate_points_per_s"] = round(100_000 / statistics.median(times))
+        out["peak_rss_gib"] = round(watch.peak / 2**20, 2)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("county", type=Path)
+    ap.add_argument("--label", default="branch")
+    ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument("--log", default="/tmp/bench_big_serve.log")
+    ap.add_argument("--no-copy", dest="copy", action="store_false")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    county = args.county
+    if args.copy:
+        county = county.with_name(f"{county.stem}-{args.label}.gpkg")
+        shutil.copy(args.county, county)
+    try:
+        print(json.dumps(measure(county, args)))
+    finally:
+        if args.copy:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(county) + suffix).unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()
