@@ -71,9 +71,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         ``COUNTY.photos`` directory beside the county file); ``CLOCK``: a callable giving the current
         aware datetime (deadlines; tests inject one). The ``RULES`` file's ``[reports]`` section sets the
         report categories, deadlines and escalation ladder (:mod:`gridgeo.county.report_rules`).
+        ``LAZY_AT`` (100,000): a layer with more features
+        is served from the GeoPackage page by page instead of held in memory (:mod:`.lazy`); None: none is.
     """
     app = Flask(__name__)
-    app.config.update(JSON_AS_ASCII=False, MAX_LIMIT=10_000, DEFAULT_LIMIT=10, TITLE="gridgeo",
+    from .store import LAZY_AT
+
+    app.config.update(JSON_AS_ASCII=False, MAX_LIMIT=10_000, DEFAULT_LIMIT=10, TITLE="gridgeo", LAZY_AT=LAZY_AT,
                       MAX_CONTENT_LENGTH=64 * 1024 * 1024)
     app.config.update(config or {})
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
@@ -100,7 +104,7 @@ def _load(app: Flask) -> Any:
     from .store import County, load_county
 
     path = app.config.get("COUNTY")
-    county = load_county(path) if path else County("", {}, "1970-01-01T00:00:00Z")
+    county = load_county(path, lazy_at=app.config["LAZY_AT"]) if path else County("", {}, "1970-01-01T00:00:00Z")
     app.extensions["county"] = county
     app.extensions["locator"] = Locator(county)
     app.extensions["chains"] = Chains({k: c.table(["code", *PARENT_COLUMNS[k]]) for k, c in county.collections.items()

@@ -39,7 +39,7 @@ from .ogc import (
     storage_crs_uri,
     transform_geoms,
 )
-from .store import Collection, County, dumps, geojson_bytes
+from .store import County, Served, dumps, geojson_bytes
 
 bp = Blueprint("features", __name__)
 
@@ -118,7 +118,7 @@ def conformance() -> Response:
     return _json(doc)
 
 
-def collection_doc(coll: Collection) -> dict[str, Any]:
+def collection_doc(coll: Served) -> dict[str, Any]:
     """The description of one collection (Part 1 + Part 2 ``crs``/``storageCrs``)."""
     w, s, e, n = coll.bbox
     items = url_for("features.items", name=coll.id, _external=True)
@@ -174,14 +174,14 @@ def collection(name: str) -> Response:
     return _json(doc)
 
 
-def _geometry_bytes(coll: Collection, pos: np.ndarray, crs: str, coords: str | None) -> list[bytes] | None:
+def _geometry_bytes(coll: Served, pos: np.ndarray, crs: str, coords: str | None) -> list[bytes] | None:
     """Re-serialised geometries of ``pos`` when the request needs other coordinates, else None."""
     if crs == CRS84 and coords is None:
         return None
     return coll.geometry_variant((crs, coords), pos, lambda g: geojson_bytes(transform_geoms(g, crs, coords)))
 
 
-def _features(coll: Collection, pos: np.ndarray, crs: str, coords: str | None) -> list[bytes]:
+def _features(coll: Served, pos: np.ndarray, crs: str, coords: str | None) -> list[bytes]:
     """The features at ``pos`` as GeoJSON bytes, with the personal properties where the caller may read them."""
     plist = pos.tolist()
     tails = _tails(coll, plist)
@@ -194,7 +194,7 @@ def _features(coll: Collection, pos: np.ndarray, crs: str, coords: str | None) -
     return [h + gi + ti for h, gi, ti in zip(heads, g, t, strict=True)]
 
 
-def _tails(coll: Collection, plist: list[int]) -> list[bytes] | None:
+def _tails(coll: Served, plist: list[int]) -> list[bytes] | None:
     """Each feature's properties with its personal columns where the caller's role and scope allow them."""
     if not coll.has_private or not principal().may("read.personal"):
         return None
@@ -211,7 +211,7 @@ def _tails(coll: Collection, plist: list[int]) -> list[bytes] | None:
     return out
 
 
-def _output_crs(coll: Collection) -> tuple[str, str | None]:
+def _output_crs(coll: Served) -> tuple[str, str | None]:
     allowed = crs_list(coll.storage_epsg)
     crs = parse_crs_uri(request.args["crs"], allowed) if "crs" in request.args else CRS84
     coords = parse_coords()
@@ -287,7 +287,7 @@ def items(name: str) -> Response:
     return _geo_response(body, q.crs, q.coords)
 
 
-def _items_query(coll: Collection) -> _ItemsQuery:
+def _items_query(coll: Served) -> _ItemsQuery:
     """Parse the items request, in the order its errors are reported."""
     fmt = negotiate(FEATURE_FORMATS)
     cfg = current_app.config
@@ -304,7 +304,7 @@ def _items_query(coll: Collection) -> _ItemsQuery:
                        matched=_bbox_matches(coll, bbox_crs))
 
 
-def _bbox_matches(coll: Collection, bbox_crs: str) -> np.ndarray | None:
+def _bbox_matches(coll: Served, bbox_crs: str) -> np.ndarray | None:
     """Positions of the features intersecting ``bbox`` (split at the antimeridian); None without one."""
     if "bbox" not in request.args:
         return None
@@ -315,7 +315,7 @@ def _bbox_matches(coll: Collection, bbox_crs: str) -> np.ndarray | None:
     return coll.bbox_positions(boxes)
 
 
-def _page(coll: Collection, q: _ItemsQuery) -> _Page:
+def _page(coll: Served, q: _ItemsQuery) -> _Page:
     """The keyset page: ``limit`` matches after ``after``, before ``before``, or from the start."""
     matched = q.matched
     n_matched = len(coll) if matched is None else len(matched)
@@ -335,7 +335,7 @@ def _page(coll: Collection, q: _ItemsQuery) -> _Page:
     return _Page(lo=lo, hi=hi, pos=pos, n_matched=n_matched)
 
 
-def _items_links(name: str, coll: Collection, q: _ItemsQuery, page: _Page) -> list[dict[str, Any]]:
+def _items_links(name: str, coll: Served, q: _ItemsQuery, page: _Page) -> list[dict[str, Any]]:
     """``self``/``alternate`` for this page, ``next``/``prev`` keyset links, ``collection``."""
     keep = {k: v for k, v in request.args.items() if k not in ("after", "before", "f")}
     links = []
@@ -358,7 +358,7 @@ def _items_links(name: str, coll: Collection, q: _ItemsQuery, page: _Page) -> li
     return links
 
 
-def _items_html(coll: Collection, pos: np.ndarray, links: list[dict[str, Any]], n_matched: int) -> Response:
+def _items_html(coll: Served, pos: np.ndarray, links: list[dict[str, Any]], n_matched: int) -> Response:
     props = list(coll.properties)
     rows = []
     plist = pos.tolist()
@@ -381,7 +381,7 @@ def item(name: str, fid: str) -> Response:
         return _item(coll, name, fid, fmt)
 
 
-def _item(coll: Collection, name: str, fid: str, fmt: str) -> Response:
+def _item(coll: Served, name: str, fid: str, fmt: str) -> Response:
     """One feature's response (read lock held)."""
     i = coll.locate_key(fid)
     crs, coords = _output_crs(coll)

@@ -1,22 +1,24 @@
 """``/locate``: whose township, block, village, grid, grid point and exclusive grid a place is in.
 
 The first question when a resident reports something from a phone. The
-index is built once at start-up: per level, a :class:`~gridgeo.data.live_index.LiveIndex`
-(rtree) of the level's polygons cut into small pieces, plus, for every
-feature, the row of its parent. Why a live index and not an STRtree: a level
-can change while it is served (a grid redrawn), and an rtree takes that one
-feature's pieces out and in again where an STRtree would be rebuilt whole
-(:meth:`Locator.replace`, :meth:`Locator.delete`). A batch is answered on the
-finest level (grid points) first; the coarser levels follow by code lookups,
-and a level is queried spatially only for the few places the finer ones left
-open (an exclusive grid, which base grids carve out; a gap in coverage).
+index is built once at start-up: per level, the polygons cut into small
+pieces, plus, for every feature, the row of its parent. A level can change
+while it is served (a grid redrawn): :meth:`Locator.replace` and
+:meth:`Locator.delete` mask the feature's start-up pieces and put its new
+ones in a :class:`~gridgeo.data.live_index.LiveIndex` (rtree), which takes
+inserts and deletes; the start-up pieces stay in an STRtree, whose vectorised
+queries a live rtree answers at a quarter of the rate (``bench/bench_index.py``).
+A batch is answered on the finest level (grid points) first; the coarser
+levels follow by code lookups, and a level is queried spatially only for the
+few places the finer ones left open (an exclusive grid, which base grids
+carve out; a gap in coverage).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -77,7 +79,7 @@ def _people(path: str, tables: Mapping[str, pd.DataFrame] | None = None) -> dict
 
     if tables and "people" in tables:
         t = tables["people"]
-    elif is_url(path):
+    elif is_url(path) or tables is not None:  # the county's tables were read: it has no people table
         return {}
     else:
         try:
@@ -170,23 +172,11 @@ def _repair_one(layer: str, key: Any, geom: Any) -> Any:
     return out
 
 
-#: a piece's key in a level's :class:`LiveIndex` is ``row << PIECE_BITS | n``: the smallest key over a
-#: place is then the smallest row, the feature first in id order (what a shared boundary answers)
+#: a changed feature's piece key in a level's :class:`LiveIndex` is ``row << PIECE_BITS | n``: the smallest
+#: key over a place is then the smallest row, the feature first in id order (what a shared boundary answers)
 PIECE_BITS = 20
-
-
-def _piece_keys(owner: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
-    """Each piece's key (its row, then its number among that row's pieces) and the piece count per row."""
-    order = np.argsort(owner, kind="stable")
-    sorted_owner = owner[order]
-    starts = np.r_[0, np.flatnonzero(sorted_owner[1:] != sorted_owner[:-1]) + 1] if len(owner) else np.empty(0, int)
-    rank = np.arange(len(owner)) - np.repeat(starts, np.diff(np.r_[starts, len(owner)]))
-    keys = np.empty(len(owner), dtype=np.int64)
-    keys[order] = (sorted_owner << PIECE_BITS) | rank
-    if len(rank) and rank.max() >= 1 << PIECE_BITS:
-        raise UsageError(f"a polygon cut into more than {1 << PIECE_BITS} pieces")
-    counts = np.bincount(owner, minlength=int(owner.max()) + 1 if len(owner) else 0).astype(np.int32)
-    return keys, counts
+#: from this many places on, a batch builds its own tree of places (see :meth:`Locator.locate`)
+_REVERSE_AT = 2048
 
 
 class Summaries:
@@ -221,22 +211,38 @@ class Summaries:
 
 @dataclass
 class Level:
-    """One level's index: live pieces keyed by row, summaries (row -1: ``null``), parent rows, ids to rows."""
+    """One level's index: the start-up pieces in an STRtree, the changed features' pieces in a LiveIndex.
+
+    ``changed[row]``: the row's start-up pieces no longer count (it was replaced or deleted); its
+    current pieces, if any, are in ``live`` under keys ``row << PIECE_BITS | n`` (``counts[row]`` of them).
+    """
 
     name: str
     layer: str
-    index: LiveIndex
+    tree: shapely.STRtree
+    pieces: NDArray[np.object_]
+    owner: NDArray[np.int64]
+    live: LiveIndex
+    changed: NDArray[np.bool_]
+    counts: dict[int, int]
     summary: Summaries
     parent_rows: dict[str, NDArray[np.int64]]
     rows: dict[Any, int]
-    counts: NDArray[np.int32]
+    #: the changed features' pieces and their rows, for a big batch's tree of places (None: remake)
+    changed_pieces: tuple[NDArray[np.object_], NDArray[np.int64]] | None = None
+    by_row: dict[int, list[Any]] = field(default_factory=dict)
 
 
 class Locator:
-    """Point-in-level lookups over a county; each level a :class:`LiveIndex` that takes a changed feature.
+    """Point-in-level lookups over a county, each level taking a changed feature while it is read.
 
-    Reads run in parallel; :meth:`replace` and :meth:`delete` wait for the reads under way and hold
-    new ones back while they swap a feature's pieces, so no answer sees a feature half replaced.
+    Why two indexes per level: rtree (libspatialindex) answers one place in about 6 microseconds, too
+    slow for batches of 100,000 (bench/bench_index.py: a quarter of the STRtree's rate), while an
+    STRtree cannot change. So the polygons read at start-up stay in an STRtree, vectorised as before,
+    and a feature replaced or deleted since is masked out of it; its new pieces go to a
+    :class:`LiveIndex` (rtree), which takes inserts and deletes in microseconds and holds only what
+    changed. Reads run in parallel; :meth:`replace` and :meth:`delete` wait for the reads under way and
+    hold new ones back, so no answer sees a feature half replaced.
     """
 
     def __init__(self, county: County) -> None:
@@ -253,10 +259,11 @@ class Locator:
                     or c in _SUMMARY_EXTRA]
             keys = coll.keys
             pieces, owner = subdivide(_repaired(layer, coll.geometries(), keys))
-            pkeys, counts = _piece_keys(owner)
-            index = LiveIndex(pkeys.tolist(), pieces, name=layer)
-            self.levels[key] = Level(key, layer, index, Summaries(layer, coll.columns(cols), len(keys), people), {},
-                                     {k: i for i, k in enumerate(keys.tolist())}, counts)
+            shapely.prepare(pieces)
+            self.levels[key] = Level(key, layer, shapely.STRtree(pieces), pieces, owner, LiveIndex(name=layer),
+                                     np.zeros(len(keys), dtype=bool), {},
+                                     Summaries(layer, coll.columns(cols), len(keys), people), {},
+                                     {k: i for i, k in enumerate(keys.tolist())})
         for key, coll in frames.items():
             for col, parent in _PARENTS.get(key, []):
                 if parent not in frames or col not in coll.column_names:
@@ -297,8 +304,10 @@ class Locator:
             self._drop_pieces(level, row)
             ok = 0
             for n, piece in enumerate(pieces.tolist()):
-                ok += level.index.insert((row << PIECE_BITS) | n, piece)
+                ok += level.live.insert((row << PIECE_BITS) | n, piece)
             level.counts[row] = len(pieces)
+            level.by_row[row] = [p for n, p in enumerate(pieces.tolist())
+                                 if level.live.is_indexed((row << PIECE_BITS) | n)]
         return bool(len(pieces)) and ok == len(pieces)
 
     def delete(self, layer: str, key: Any) -> None:
@@ -313,7 +322,6 @@ class Locator:
         row = self._row(level, key)
         with self._lock.writing():
             self._drop_pieces(level, row)
-            level.counts[row] = 0
 
     @staticmethod
     def _row(level: Level, key: Any) -> int:
@@ -324,14 +332,12 @@ class Locator:
 
     @staticmethod
     def _drop_pieces(level: Level, row: int) -> None:
-        """Forget every piece of ``row`` (write lock held); pieces skipped when indexed are forgotten too."""
-        count = int(level.counts[row]) if row < len(level.counts) else 0
-        if row >= len(level.counts):
-            level.counts = np.r_[level.counts, np.zeros(row + 1 - len(level.counts), dtype=np.int32)]
-        for n in range(count):
-            pk = (row << PIECE_BITS) | n
-            if pk in level.index:
-                level.index.delete(pk)
+        """Mask the row's start-up pieces and forget its changed ones (write lock held)."""
+        level.changed[row] = True
+        for n in range(level.counts.pop(row, 0)):
+            level.live.delete((row << PIECE_BITS) | n)
+        level.by_row.pop(row, None)
+        level.changed_pieces = None
 
     def locate(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> dict[str, NDArray[np.int64]]:
         """Row per level for each WGS84 point (-1 where outside every feature of that level).
@@ -340,6 +346,7 @@ class Locator:
         """
         n = len(lon)
         lon, lat = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+        pts = np.asarray(shapely.points(lon, lat), dtype=object).reshape(-1)
         rows = {key: np.full(n, -1, dtype=np.int64) for key in self.levels}
         with self._lock.reading():
             for key in _QUERY_ORDER:
@@ -349,15 +356,49 @@ class Locator:
                 need = np.flatnonzero(rows[key] < 0)
                 if len(need) == 0:
                     continue
-                pi, pk = level.index.hits_xy(lon[need], lat[need])
+                pi, gi = self._hits(level, pts, lon, lat, need)
                 if len(pi):
-                    gi = np.asarray(pk, dtype=np.int64) >> PIECE_BITS
                     best = np.full(len(need), np.iinfo(np.int64).max, dtype=np.int64)
                     np.minimum.at(best, pi, gi)
                     hit = best != np.iinfo(np.int64).max
                     rows[key][need[hit]] = best[hit]
                     self._propagate(key, need[hit], rows)
         return rows
+
+    @staticmethod
+    def _hits(level: Level, pts: NDArray[np.object_], lon: NDArray[np.float64], lat: NDArray[np.float64],
+              need: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """(place among ``need``, feature row) for every piece covering a place: start-up and changed pieces."""
+        big = len(need) >= _REVERSE_AT
+        if big:
+            # a big batch: index the places instead, and let each prepared piece find its places;
+            # GEOS then tests prepared polygons against points, 2-4x faster than the other way round
+            places = shapely.STRtree(pts[need])
+            gi, pi = places.query(level.pieces, predicate="intersects")
+        else:
+            pi, gi = level.tree.query(pts[need], predicate="intersects")
+        gi = level.owner[gi]
+        if not level.by_row and not level.changed.any():
+            return pi, gi
+        keep = ~level.changed[gi]
+        pi, gi = pi[keep], gi[keep]
+        if big:  # the changed pieces look their places up in the same tree of places
+            geoms, owner = Locator._changed(level)
+            ci, cp = places.query(geoms, predicate="intersects")
+            return np.r_[pi, cp], np.r_[gi, owner[ci]]
+        lp, lk = level.live.hits_xy(lon[need], lat[need])  # a few places: the rtree answers them
+        return np.r_[pi, lp], np.r_[gi, np.asarray(lk, dtype=np.int64) >> PIECE_BITS]
+
+    @staticmethod
+    def _changed(level: Level) -> tuple[NDArray[np.object_], NDArray[np.int64]]:
+        """The changed features' indexed pieces (prepared by the rtree) and their rows, made once per change."""
+        got = level.changed_pieces
+        if got is None:
+            rows = [r for r, ps in level.by_row.items() for _ in ps]
+            geoms = np.empty(len(rows), dtype=object)
+            geoms[:] = [p for ps in level.by_row.values() for p in ps]
+            got = level.changed_pieces = (geoms, np.asarray(rows, dtype=np.int64))
+        return got
 
     def _propagate(self, key: str, idx: NDArray[np.int64], rows: dict[str, NDArray[np.int64]]) -> None:
         """Fill the parents of newly found rows of level ``key`` (and theirs) where still open."""

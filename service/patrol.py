@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -145,7 +145,7 @@ class Planner:
     """The county opened for patrol planning once, and the plans made so far (LRU)."""
 
     def __init__(self, path: str, network: str | None = None, options: PatrolOptions | None = None, *,
-                 store: Store | None = None, frames: Callable[[], dict[str, Any]] | None = None) -> None:
+                 store: Store | None = None, frames: Callable[[], Mapping[str, Any]] | None = None) -> None:
         self.path = path
         self.frames = frames  # the county's layers from memory (see service.store.County.frames)
         self.name = path  # what messages and logs say: never a password

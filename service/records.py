@@ -23,7 +23,7 @@ from gridgeo.store.records import parse_gpx, parse_status, parse_time, parse_vis
 
 from .auth import principal, require, sees_personal
 from .ogc import JSON, check_params, int_arg
-from .store import Collection, County, dumps
+from .store import County, Served, dumps
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def _chains() -> Chains:
     return current_app.extensions["chains"]  # type: ignore[no-any-return]
 
 
-def _households() -> Collection:
+def _households() -> Served:
     coll = _county().collections.get(HOUSEHOLDS)
     if coll is None:
         raise NotFoundError("this county has no households layer")

@@ -24,10 +24,10 @@ import math
 import os
 import re
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import geopandas as gpd
 import numpy as np
@@ -38,6 +38,9 @@ from numpy.typing import NDArray
 from gridgeo.data.io import feature_ids, list_layers, read_layer, rfc7946
 from gridgeo.data.live_index import LiveIndex, ReadWriteLock
 from gridgeo.errors import NotFoundError, UsageError
+
+if TYPE_CHECKING:
+    from .lazy import LazyCollection
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,10 @@ PUBLIC_COLUMNS: dict[str, tuple[str, ...]] = {
 #: layers whose features change while served (a household moved, added, removed): their bbox queries run on a
 #: :class:`~gridgeo.data.live_index.LiveIndex`, which takes one change in microseconds where an STRtree is rebuilt
 WRITABLE: frozenset[str] = frozenset({"households"})
+
+#: a layer with more features than this is served from the GeoPackage page by page (:mod:`.lazy`), not held
+#: in memory: pre-serialised, 100,000 households are about 40 MB and 2 s of start-up, 5 million 2 GiB and 80 s
+LAZY_AT = 100_000
 
 #: attribute tables kept in memory (the roster, for the patrol planner's teams)
 KEPT_TABLES = ("people",)
@@ -469,6 +476,10 @@ def properties_bytes(rec: dict[str, Any]) -> bytes:
     return b',"properties":' + dumps({k: _jsonable(v) for k, v in rec.items()}) + b"}"
 
 
+#: a served layer: held in memory, or read from the GeoPackage per page (:mod:`.lazy`); the views read both alike
+Served: TypeAlias = "Collection | LazyCollection"
+
+
 @dataclass
 class County:
     """All served collections, the six levels first, plus when the file was last changed.
@@ -477,20 +488,21 @@ class County:
     """
 
     path: str
-    collections: dict[str, Collection]
+    collections: dict[str, Served]
     modified: str
     tables: dict[str, Any] = field(default_factory=dict)
 
-    def frames(self) -> dict[str, Any]:
-        """Every layer and table as the patrol planner reads them, from memory.
+    def frames(self) -> Mapping[str, Any]:
+        """Every layer and table as the patrol planner reads them: each made when first asked for.
 
-        Why not from the file: the store writes the same GeoPackage through Python's SQLite, and GDAL
-        carries its own; a GDAL open and close of a WAL database in the same process deletes the WAL
-        under the store's connections. So after start-up the service never opens the file with GDAL.
+        Why not from the file with GDAL: the store writes the same GeoPackage through Python's SQLite,
+        and GDAL carries its own; a GDAL open and close of a WAL database in the same process deletes
+        the WAL under the store's connections. So after start-up the service never opens the file with
+        GDAL: a layer held in memory is copied, one served from the file is read through sqlite3.
         """
-        return {**{k: c.full_frame() for k, c in self.collections.items()}, **self.tables}
+        return _Frames(self)
 
-    def get(self, name: str) -> Collection:
+    def get(self, name: str) -> Served:
         """The collection ``name``.
 
         Raises
@@ -504,6 +516,25 @@ class County:
         return coll
 
 
+class _Frames(Mapping[str, Any]):
+    """:meth:`County.frames`: the layers by name, each made on ``[]`` (the planner asks for a few)."""
+
+    def __init__(self, county: County) -> None:
+        self.county = county
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self.county.tables:
+            return self.county.tables[name]
+        coll = self.county.collections[name]
+        return coll.full_frame() if isinstance(coll, Collection) else coll.frame()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self.county.collections, *self.county.tables])
+
+    def __len__(self) -> int:
+        return len(self.county.collections) + len(self.county.tables)
+
+
 def _attribute_tables(path: Path) -> set[str]:
     """The layers of a GeoPackage that have no geometry (a build's ``people``): not features."""
     import pyogrio
@@ -514,12 +545,44 @@ def _attribute_tables(path: Path) -> set[str]:
         return set()
 
 
-def load_county(source: str | Path) -> County:
-    """Read every layer of the county once, in CRS84 with CCW exteriors, and pre-serialise it.
+def _big_layers(path: Path, names: list[str], lazy_at: int | None) -> dict[str, int]:
+    """The feature tables of a GeoPackage with more than ``lazy_at`` features, and their counts.
+
+    Read with Python's sqlite3 through a connection closed before GDAL opens the file (see
+    :meth:`County.frames`); a file that is not a GeoPackage has none.
+    """
+    import sqlite3
+
+    if lazy_at is None or path.suffix.lower() != ".gpkg":
+        return {}
+    from .lazy import feature_count
+
+    out: dict[str, int] = {}
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            feature_tables = {str(r[0]) for r in conn.execute("SELECT table_name FROM gpkg_geometry_columns")}
+            for n in names:
+                if n in feature_tables:
+                    count = feature_count(conn, n)
+                    if count > lazy_at:
+                        out[n] = count
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:  # not a GeoPackage sqlite3 reads: every layer in memory, read by GDAL
+        log.info("%s: not read through sqlite3 (%s); every layer held in memory", path, exc)
+        return {}
+    return out
+
+
+def load_county(source: str | Path, *, lazy_at: int | None = LAZY_AT) -> County:
+    """Read the county's layers once, in CRS84 with CCW exteriors: small ones pre-serialised in memory,
+    big ones (more than ``lazy_at`` features) served from the file page by page (:mod:`.lazy`).
 
     ``source``: a county GeoPackage, or a ``postgresql://`` URL a county was loaded into (``gridgeo load``).
     Layers without geometry (attribute tables) are skipped: OGC API – Features
-    serves features. The levels come first, the other layers in file (load) order.
+    serves features. The levels come first, the other layers in file (load) order. ``lazy_at=None``:
+    every layer in memory (a PostGIS county always is).
     """
     from gridgeo.store import is_url
 
@@ -528,10 +591,14 @@ def load_county(source: str | Path) -> County:
     p = Path(source)
     names = list_layers(p)
     ordered = [n for n in LEVELS if n in names] + [n for n in names if n not in LEVELS]
-    out: dict[str, Collection] = {}
+    big = _big_layers(p, ordered, lazy_at)
+    out: dict[str, Served | None] = {}
     tables = _attribute_tables(p)
     kept: dict[str, Any] = {}
     for name in ordered:
+        if name in big:
+            out[name] = None  # its place in the order; opened below, once GDAL is done with the file
+            continue
         if name in tables:
             log.info("%s: layer %s is a table without geometry; not served as features", p, name)
             if name in KEPT_TABLES:
@@ -543,14 +610,20 @@ def load_county(source: str | Path) -> County:
         if not isinstance(raw, gpd.GeoDataFrame) or raw.geometry is None or raw.crs is None:
             log.warning("%s: layer %s has no geometry or no CRS; not served", p, name)
             continue
-        out[name] = build_collection(name, rfc7946(raw), _epsg_of(raw.crs), public=PUBLIC_COLUMNS.get(name))
-        if out[name].private_tail is not None:
-            hidden = [c for c in out[name].private_frame.columns if c not in out[name].properties]
+        coll = out[name] = build_collection(name, rfc7946(raw), _epsg_of(raw.crs), public=PUBLIC_COLUMNS.get(name))
+        if coll.private_tail is not None:
+            hidden = [c for c in coll.private_frame.columns if c not in coll.properties]
             log.info("%s: layer %s: %d personal column(s) served only to users allowed them (%s)", p, name,
                      len(hidden), ", ".join(hidden))
-        log.info("loaded %s: %d features", name, len(out[name]))
+        log.info("loaded %s: %d features", name, len(coll))
+    from .lazy import LazyCollection
+
+    for name, count in big.items():
+        lazy = out[name] = LazyCollection(p, name, count, public=PUBLIC_COLUMNS.get(name))
+        log.info("serving %s from the file: %d features (more than %d)", name, len(lazy), lazy_at)
     mtime = dt.datetime.fromtimestamp(os.path.getmtime(p), tz=dt.timezone.utc)
-    return County(str(p), out, mtime.replace(microsecond=0).isoformat().replace("+00:00", "Z"), kept)
+    served = {k: v for k, v in out.items() if v is not None}
+    return County(str(p), served, mtime.replace(microsecond=0).isoformat().replace("+00:00", "Z"), kept)
 
 
 def _load_postgis(url: str) -> County:
@@ -565,7 +638,7 @@ def _load_postgis(url: str) -> County:
     name = redact(url)
     frames = read_layers(url)
     ordered = [n for n in LEVELS if n in frames] + [n for n in frames if n not in LEVELS]
-    out: dict[str, Collection] = {}
+    out: dict[str, Served] = {}
     tables: dict[str, pd.DataFrame] = {}
     for n in ordered:
         raw = frames[n]

@@ -55,7 +55,9 @@ def test_locator_replace_moves_a_grid(fresh) -> None:  # type: ignore[no-untyped
     assert fresh.extensions["locator"].replace("points", a, moved) is True
     geoms[a] = moved
     lon, lat = _places(grids, 3000, 1)
-    assert _grid_codes(fresh, lon, lat) == _truth(geoms, lon, lat)
+    truth = _truth(geoms, lon, lat)
+    assert _grid_codes(fresh, lon, lat) == truth  # a big batch: the places' own tree
+    assert _grid_codes(fresh, lon[:500], lat[:500]) == truth[:500]  # a small one: the pieces' tree
     # and the old ground of a is now someone else's or nobody's
     inside = shapely.point_on_surface(grids.geoms[0])
     assert _grid_codes(fresh, np.array([inside.x]), np.array([inside.y])) == _truth(

@@ -79,7 +79,8 @@ class County:
         self.seed = int(seed)
         self.names = bool(names)  # False: a household stop is named by its id, never by the register's name
         # the layers in memory (a build about to be written: gridgeo.county.walk_check); ``path`` names them
-        self._frames = dict(frames) if frames is not None else None
+        # a Mapping, not copied into a dict: the service's makes each layer when asked (a big one read then)
+        self._frames = frames
         self.layers = list(self._frames) if self._frames is not None else io.list_layers(self.path)
         self.network = self._open_network(network, mode)
         self.grid_layer, self.grids = self._read_grids()
