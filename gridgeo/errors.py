@@ -88,7 +88,13 @@ class ServiceUnavailableError(GridgeoError):
 
     Not the client's fault, so not a 4xx: the request may work once the
     operator has put the file back and restarted the service (HTTP 503).
+    ``retry_after``: seconds after which it may well work (an index still
+    being built), sent as ``Retry-After``; None when no one can say.
     """
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 class OutputError(GridgeoError):

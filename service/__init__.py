@@ -71,8 +71,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         ``COUNTY.photos`` directory beside the county file); ``CLOCK``: a callable giving the current
         aware datetime (deadlines; tests inject one). The ``RULES`` file's ``[reports]`` section sets the
         report categories, deadlines and escalation ladder (:mod:`gridgeo.county.report_rules`).
-        ``LAZY_AT`` (100,000): a layer with more features
-        is served from the GeoPackage page by page instead of held in memory (:mod:`.lazy`); None: none is.
+        ``LAZY_AT`` (50,000): a layer with more features (or more than 8 MiB of geometry) is served from
+        the GeoPackage page by page instead of held in memory (:mod:`.lazy`); None: none is.
     """
     app = Flask(__name__)
     from .store import LAZY_AT
@@ -106,12 +106,15 @@ def _load(app: Flask) -> Any:
     path = app.config.get("COUNTY")
     county = load_county(path, lazy_at=app.config["LAZY_AT"]) if path else County("", {}, "1970-01-01T00:00:00Z")
     app.extensions["county"] = county
-    app.extensions["locator"] = Locator(county)
-    app.extensions["chains"] = Chains({k: c.table(["code", *PARENT_COLUMNS[k]]) for k, c in county.collections.items()
-                                       if k in PARENT_COLUMNS})
-    # before the store opens: the roster is read with GDAL, whose closing of a GeoPackage deletes the WAL
-    # file under the store's open connections
-    install_reports(app)
+
+    def chains() -> Chains:
+        return Chains({k: c.table(["code", *PARENT_COLUMNS[k]]) for k, c in county.collections.items()
+                       if k in PARENT_COLUMNS})
+
+    background = _background(app, county)
+    app.extensions["chains"] = Later(chains, "chains of units") if background else chains()
+    _start_locator(app, county, Locator, background)
+    install_reports(app)  # the roster comes from the county's tables, read with the layers (no GDAL here)
     store = open_writable(app.config.get("STORE", path))
     app.extensions["store"] = store
     overlay_statuses(county, store)
@@ -119,6 +122,87 @@ def _load(app: Flask) -> Any:
     app.extensions["planner"] = Planner(str(path), app.config.get("NETWORK"), _patrol_options(app),
                                         store=store, frames=county.frames) if path else None
     return county.path  # a URL without its password
+
+
+class Later:
+    """A value made in a thread at start-up; using it (an attribute, ``in``) waits until it is made.
+
+    Why: the chains of units of a county of 600,000 units take seconds; a page for anonymous users needs
+    none, so it need not wait for them, and the first request that does waits only for what is left.
+    """
+
+    def __init__(self, make: Any, what: str) -> None:
+        import threading
+
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._what = what
+
+        def run() -> None:
+            try:
+                self._value = make()
+            except BaseException as exc:  # kept, raised to every user of the value
+                self._error = exc
+                log.exception("building the %s failed", what)
+
+        self._thread = threading.Thread(target=run, name=what, daemon=True)
+        self._thread.start()
+
+    def get(self) -> Any:
+        """The value, once made (raises what making it raised)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.get()
+
+
+def _background(app: Flask, county: Any) -> bool:
+    """Whether the indexes are built in threads: ``LOCATE_BACKGROUND`` if set, else when a level is lazy."""
+    from .locate import LEVEL_KEYS
+    from .store import Collection
+
+    background = app.config.get("LOCATE_BACKGROUND")
+    if background is None:
+        background = any(not isinstance(county.collections.get(layer), Collection | None)
+                         for layer in LEVEL_KEYS.values())
+    return bool(background)
+
+
+def _start_locator(app: Flask, county: Any, make: Any, background: bool) -> None:
+    """Build the /locate index now, or, for a county whose levels are served from the file, in a thread.
+
+    Why a thread: indexing hundreds of thousands of level polygons takes seconds the pages need not wait
+    for; /locate waits for it a little, then answers 503 with Retry-After (:func:`.locate._locator`).
+    ``LOCATE_BACKGROUND``: True or False forces one way; None (default): a thread when a level is lazy.
+    """
+    import threading
+
+    ready = threading.Event()
+    app.extensions["locator_ready"] = ready
+
+    def build() -> None:
+        chains = app.extensions.get("chains")
+        if isinstance(chains, Later):  # one thing at a time: the chains first, the sooner to serve people's data
+            chains._thread.join()
+        try:
+            app.extensions["locator"] = make(county)
+        except Exception:  # logged; /locate then answers 503 naming the log, every other route still serves
+            log.exception("the /locate index could not be built")
+            app.extensions["locator_error"] = True
+        finally:
+            ready.set()
+
+    if background:
+        threading.Thread(target=build, name="locate-index", daemon=True).start()
+        log.info("building the /locate index in the background")
+    else:
+        build()
 
 
 def _patrol_options(app: Flask) -> Any:

@@ -17,6 +17,8 @@ A geometry that cannot be read is logged with its layer and id, served as ``null
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import sqlite3
 import threading
@@ -35,7 +37,7 @@ from numpy.typing import NDArray
 from gridgeo.data.live_index import ReadWriteLock
 from gridgeo.errors import NotFoundError, UsageError
 
-from .store import _INT_KEY, TITLES, _jsonable, dumps, geojson_bytes, properties_bytes, round_coords
+from .store import _INT_KEY, TITLES, dumps, geojson_bytes, properties_bytes, round_coords
 
 log = logging.getLogger(__name__)
 
@@ -124,25 +126,65 @@ def feature_count(conn: sqlite3.Connection, table: str) -> int:
 
 
 def _value(value: Any, kind: str) -> Any:
-    """A cell as the in-memory layer serves it: BOOLEAN columns as booleans, the rest as SQLite gives them."""
+    """A cell as the in-memory layer serves it: BOOLEAN columns as booleans, a BLOB as hex, the rest as
+    SQLite gives them (int, float, str, None: JSON already; SQLite stores no NaN)."""
     if value is None:
         return None
     if kind == "BOOLEAN":
         return bool(value)
-    return _jsonable(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
 
 
 class _Feature:
-    """One feature's serialised parts, and what a page asks of it besides (its row, its geometry)."""
+    """One feature's serialised parts, and what a page asks of it besides (its row, its geometry).
 
-    __slots__ = ("geo", "geom", "head", "private", "row", "tail")
+    ``props``: every column's JSON as SQLite wrote it; the row is parsed from it only when asked for
+    (a personal-data check, an HTML table), since a page for most callers needs none.
+    """
 
-    def __init__(self, head: bytes, geo: bytes, tail: bytes, *, private: bytes | None, row: dict[str, Any],
+    __slots__ = ("_row", "geo", "geom", "head", "private", "props", "tail")
+
+    def __init__(self, head: bytes, geo: bytes, tail: bytes, *, private: bytes | None, props: str,
                  geom: Any) -> None:
-        self.head, self.geo, self.tail, self.private, self.row, self.geom = head, geo, tail, private, row, geom
+        self.head, self.geo, self.tail, self.private, self.props, self.geom = head, geo, tail, private, props, geom
+        self._row: dict[str, Any] | None = None
+
+    @property
+    def row(self) -> dict[str, Any]:
+        if self._row is None:
+            self._row = json.loads(self.props)
+        return self._row
 
     def size(self) -> int:
-        return len(self.head) + len(self.geo) + len(self.tail) + len(self.private or b"") + 200
+        return len(self.head) + len(self.geo) + len(self.tail) + len(self.private or b"") + len(self.props) + 200
+
+
+def _json_expr(col: str, kind: str) -> str:
+    """The SQL that makes one cell's JSON value as the in-memory layer serves it (see :func:`_value`):
+    BOOLEAN as true/false, REAL with 17 significant digits (SQLite's own JSON keeps 15), a BLOB as hex."""
+    q = f'"{col}"'
+    base = kind.split("(")[0]
+    if base == "BOOLEAN":
+        return f"CASE WHEN {q} IS NULL THEN NULL WHEN {q} THEN json('true') ELSE json('false') END"
+    if base in ("REAL", "FLOAT", "DOUBLE"):
+        return f"CASE WHEN {q} IS NULL THEN NULL ELSE json(printf('%!.17g', {q})) END"
+    if base == "BLOB":
+        return f"lower(hex({q}))"
+    return f"CASE WHEN typeof({q}) = 'blob' THEN lower(hex({q})) ELSE {q} END"
+
+
+def _json_object(cols: list[tuple[str, str]]) -> str:
+    """``json_object(...)`` of ``cols``, in pieces of 60 (SQLite takes at most 127 arguments a call)."""
+    if not cols:
+        return "'{}'"
+    parts = [", ".join(f"'{c.replace(chr(39), chr(39) * 2)}', {_json_expr(c, k)}" for c, k in cols[i:i + 60])
+             for i in range(0, len(cols), 60)]
+    out = f"json_object({parts[0]})"
+    for p in parts[1:]:
+        out = f"json_patch({out}, json_object({p}))"
+    return out
 
 
 class LazyCollection:
@@ -181,16 +223,43 @@ class LazyCollection:
         self._cache_bytes = 0
         self._bboxes: OrderedDict[tuple[tuple[float, ...], ...], NDArray[np.int64]] = OrderedDict()
         self._cache_lock = threading.Lock()
-        self._ids(conn)
+        self._ids_lock = threading.Lock()
+        self._ids_done = False
         self.bbox = self._extent(conn)
         self.geometry_type = _geometry_type(conn, table)
 
     # ---------------------------------------------------------------- ids and positions
+    def _ensure_ids(self) -> None:
+        """Read the ids when first needed (a layer of codes: all of them, sorted; a request or the index)."""
+        if self._ids_done:
+            return
+        with self._ids_lock:
+            if not self._ids_done:
+                self._ids(self._conn())
+                self._ids_done = True
+
+    @property
+    def int_keys(self) -> bool:
+        """Whether the ids are row numbers (no unique, never-null ``code`` or ``id``)."""
+        self._ensure_ids()
+        return self._int_keys
+
+    @property
+    def fids(self) -> NDArray[np.int64] | None:
+        """Each position's fid; None when fid = position + 1."""
+        self._ensure_ids()
+        return self._fids
+
+    @property
+    def _keys(self) -> NDArray[Any] | None:
+        self._ensure_ids()
+        return self._codes
+
     def _ids(self, conn: sqlite3.Connection) -> None:
         """Ids as :func:`gridgeo.data.io.feature_ids` gives them, and each position's fid."""
-        self.int_keys = True
-        self.fids: NDArray[np.int64] | None = None  # None: fid = position + 1
-        self._keys: NDArray[Any] | None = None
+        self._int_keys = True
+        self._fids: NDArray[np.int64] | None = None
+        self._codes: NDArray[Any] | None = None
         for col in ("code", "id"):
             if col not in self._kinds:
                 continue
@@ -199,17 +268,19 @@ class LazyCollection:
             if len(rows) and codes.notna().all() and codes.astype(str).is_unique:
                 text = codes.astype(str).to_numpy(dtype=object)
                 order = np.argsort(text, kind="stable")
-                self._keys = text[order]
-                self.fids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))[order]
-                self.int_keys = False
+                self._codes = text[order]
+                self._fids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))[order]
+                self._int_keys = False
                 self.n = len(rows)
                 return
             log.warning("%s: %s is not unique; not used as the feature id", self.id, col)
-        lo, hi = conn.execute(f'SELECT min("{self.t.fid}"), max("{self.t.fid}") FROM "{self.t.name}"').fetchone()
+        # two queries: SQLite answers min() or max() of the primary key from the b-tree, both at once by a scan
+        lo = conn.execute(f'SELECT min("{self.t.fid}") FROM "{self.t.name}"').fetchone()[0]
+        hi = conn.execute(f'SELECT max("{self.t.fid}") FROM "{self.t.name}"').fetchone()[0]
         if not (lo == 1 and hi == self.n):  # fids with gaps: the row number is the rank of the fid
             fids = conn.execute(f'SELECT "{self.t.fid}" FROM "{self.t.name}" ORDER BY 1').fetchall()
-            self.fids = np.fromiter((r[0] for r in fids), dtype=np.int64, count=len(fids))
-            self.n = len(self.fids)
+            self._fids = np.fromiter((r[0] for r in fids), dtype=np.int64, count=len(fids))
+            self.n = len(self._fids)
 
     @property
     def keys(self) -> NDArray[Any]:
@@ -305,8 +376,11 @@ class LazyCollection:
         return [got[f] for f in fids]
 
     def _read(self, fids: list[int]) -> dict[int, _Feature]:
-        cols = ", ".join(f'"{c}"' for c, _ in self.t.columns)
-        sql = f'SELECT "{self.t.fid}", "{self.t.geom}"{", " + cols if cols else ""} FROM "{self.t.name}" '
+        """Read and serialise the features ``fids``: SQLite writes the properties' JSON, GEOS the geometries'."""
+        every = _json_object(self.t.columns)
+        public = every if not self.has_private else _json_object([(c, k) for c, k in self.t.columns
+                                                                   if c in self.public])
+        sql = f'SELECT "{self.t.fid}", "{self.t.geom}", {every}, {public} FROM "{self.t.name}" '
         if fids == list(range(fids[0], fids[0] + len(fids))):
             rows = self._conn().execute(sql + f'WHERE "{self.t.fid}" BETWEEN ? AND ?', (fids[0], fids[-1])).fetchall()
         else:
@@ -319,36 +393,40 @@ class LazyCollection:
             raise NotFoundError(f"{self.id}: {len(fids) - len(rows)} feature(s) are no longer in the file")
         by_fid = {int(r[0]): r for r in rows}
         rows = [by_fid[f] for f in fids]
-        keys = [self._key_of_fid(f) for f in fids]
+        keys = self._keys_of(fids)
         geoms = self._crs84(decode(self.id, keys, [r[1] for r in rows]))
         geo = geojson_bytes(round_coords(geoms))
-        names = [c for c, _ in self.t.columns]
         out: dict[int, _Feature] = {}
         for f, k, r, g, gj in zip(fids, keys, rows, geoms.tolist(), geo, strict=True):
-            rec = {c: _value(v, self._kinds[c]) for c, v in zip(names, r[2:], strict=True)}
-            head = b'{"type":"Feature","id":' + dumps(k) + b',"geometry":'
-            tail = properties_bytes({c: rec[c] for c in self.public})
-            private = self._private(k, rec) if self.has_private else None
-            out[f] = _Feature(head, gj, tail, private=private, row=rec, geom=g)
+            head = (b'{"type":"Feature","id":%d,"geometry":' % k) if self.int_keys else \
+                b'{"type":"Feature","id":' + dumps(k) + b',"geometry":'
+            tail = b',"properties":' + r[3].encode("utf-8") + b"}"
+            private = self._private(k, r[2]) if self.has_private else None
+            out[f] = _Feature(head, gj, tail, private=private, props=r[2], geom=g)
         return out
 
-    def _key_of_fid(self, fid: int) -> Any:
+    def _keys_of(self, fids: list[int]) -> list[Any]:
+        """The feature ids of fids (read from the file, so all served)."""
         if self._keys is None:
-            return fid
-        pos = int(self._positions(np.array([fid], dtype=np.int64))[0])
-        return self._keys[pos] if pos < self.n and self.fids is not None and self.fids[pos] == fid else fid
+            return fids
+        if self.fids is None:
+            return self._keys[np.asarray(fids, dtype=np.int64) - 1].tolist()
+        return self._keys[self._positions(np.asarray(fids, dtype=np.int64))].tolist()
 
-    def _private(self, key: Any, rec: dict[str, Any]) -> bytes:
+    def _private(self, key: Any, props: str) -> bytes:
+        """The tail with every column, and the household's status over it (as ``set_status`` in memory)."""
         status = self.statuses.get(key)
         if not status:
-            return properties_bytes(rec)
+            return b',"properties":' + props.encode("utf-8") + b"}"
+        rec = json.loads(props)
         return properties_bytes({**rec, **{k: "、".join(v) if isinstance(v, list) else v for k, v in status.items()}})
 
-    def _crs84(self, geoms: NDArray[np.object_]) -> NDArray[np.object_]:
-        """Geometries in CRS84 with counter-clockwise exteriors (RFC 7946), as the in-memory layer has them."""
+    def _crs84(self, geoms: NDArray[np.object_], *, orient: bool = True) -> NDArray[np.object_]:
+        """Geometries in CRS84 with counter-clockwise exteriors (RFC 7946), as the in-memory layer has them
+        (``orient=False``: as stored, for an index, to which ring order makes no difference)."""
         if self._to84 is not None and len(geoms):
             geoms = np.asarray(shapely.transform(geoms, self._to84, interleaved=False), dtype=object)
-        return np.asarray(shapely.orient_polygons(geoms, exterior_cw=False), dtype=object)
+        return np.asarray(shapely.orient_polygons(geoms, exterior_cw=False), dtype=object) if orient else geoms
 
     def public_features(self, plist: list[int]) -> list[bytes]:
         return [f.head + f.geo + f.tail for f in self._features(plist)]
@@ -406,9 +484,24 @@ class LazyCollection:
         out = {}
         for j, c in enumerate(have, start=1):
             arr = np.empty(len(rows), dtype=object)
-            arr[:] = [_value(r[j], self._kinds[c]) for r in rows]
+            kind = self._kinds[c]
+            arr[:] = [_value(r[j], kind) for r in rows] if kind in ("BOOLEAN", "BLOB") else [r[j] for r in rows]
             out[c] = arr[order]
         return out
+
+    def rows_at(self, plist: list[int], names: list[str]) -> list[dict[str, Any]]:
+        """The columns ``names`` of the features at ``plist``, read in one query (not through the page cache:
+        a /locate answer's summaries need no geometry)."""
+        have = [c for c in names if c in self.public]
+        fids = self._fid(plist)
+        sel = "".join(f', "{c}"' for c in have)
+        got: dict[int, dict[str, Any]] = {}
+        for lo in range(0, len(fids), 900):
+            part = fids[lo:lo + 900]
+            for r in self._conn().execute(f'SELECT "{self.t.fid}"{sel} FROM "{self.t.name}" WHERE "{self.t.fid}" '
+                                          f'IN ({",".join("?" * len(part))})', part):
+                got[int(r[0])] = {c: _value(v, self._kinds[c]) for c, v in zip(have, r[1:], strict=True)}
+        return [got.get(f, {}) for f in fids]
 
     def _order(self, fids_in_fid_order: list[int]) -> NDArray[np.int64]:
         """The permutation taking rows read in fid order to id order."""
@@ -420,13 +513,28 @@ class LazyCollection:
         return pd.DataFrame(self.columns(names))
 
     def geometries(self) -> NDArray[np.object_]:
-        """Every geometry in CRS84, in id order: what the locator indexes (a level, not the households)."""
-        rows = self._conn().execute(f'SELECT "{self.t.fid}", "{self.t.geom}" FROM "{self.t.name}" ORDER BY 1'
-                                    ).fetchall()
+        """Every geometry in CRS84, in id order: what the locator indexes (a level, not the households).
+
+        The GeoPackage header is cut off in SQL for the rows that share the first row's (GDAL writes one
+        layout per layer), so no Python runs per feature; any other row is decoded as :func:`decode` does.
+        """
+        conn = self._conn()
+        first = conn.execute(f'SELECT "{self.t.geom}" FROM "{self.t.name}" WHERE "{self.t.geom}" IS NOT NULL '
+                             'LIMIT 1').fetchone()
+        head = bytes(first[0][:8]) if first and first[0] and len(first[0]) >= 8 and first[0][:2] == b"GP" else b""
+        size = 8 + _ENVELOPE.get((head[3] >> 1) & 0x07, 0) if head and not head[3] & 0x10 else 0
+        g = f'"{self.t.geom}"'
+        rows = conn.execute(f'SELECT "{self.t.fid}", CASE WHEN substr({g}, 1, 8) = ? THEN substr({g}, ?) END, '
+                            f'CASE WHEN substr({g}, 1, 8) = ? THEN NULL ELSE {g} END FROM "{self.t.name}" ORDER BY 1',
+                            (head, size + 1, head)).fetchall()
         fids = [r[0] for r in rows]
-        keys = fids if self._keys is None else self._keys[np.argsort(self._order(fids))].tolist()
-        geoms = self._crs84(decode(self.id, keys, [r[1] for r in rows]))
-        return geoms[self._order(fids)]
+        geoms = np.asarray(shapely.from_wkb([r[1] for r in rows], on_invalid="ignore"), dtype=object)
+        odd = [i for i, r in enumerate(rows) if r[2] is not None or (r[1] is not None and geoms[i] is None)]
+        if odd:
+            keys = fids if self._keys is None else self._keys[np.argsort(self._order(fids))].tolist()
+            geoms[odd] = decode(self.id, [keys[i] for i in odd], [rows[i][2] if rows[i][2] is not None
+                                                                  else head + rows[i][1] for i in odd])
+        return self._crs84(geoms, orient=False)[self._order(fids)]
 
     def frame(self) -> gpd.GeoDataFrame:
         """The whole layer with every column, CRS84, in id order (patrol planning: read when first asked)."""
@@ -443,10 +551,11 @@ class LazyCollection:
 
     # ---------------------------------------------------------------- bbox
     def _extent(self, conn: sqlite3.Connection) -> tuple[float, float, float, float]:
-        """The layer's extent in CRS84, from its R*tree (no feature read)."""
-        if self.t.rtree is None:
-            return (0.0, 0.0, 0.0, 0.0)
-        b = conn.execute(f'SELECT min(minx), min(miny), max(maxx), max(maxy) FROM "{self.t.rtree}"').fetchone()
+        """The layer's extent in CRS84: the GeoPackage's recorded one, else its R*tree's (no feature read)."""
+        b = conn.execute("SELECT min_x, min_y, max_x, max_y FROM gpkg_contents WHERE table_name = ?",
+                         (self.t.name,)).fetchone()
+        if (b is None or b[0] is None) and self.t.rtree is not None:
+            b = conn.execute(f'SELECT min(minx), min(miny), max(maxx), max(maxy) FROM "{self.t.rtree}"').fetchone()
         if b is None or b[0] is None:
             return (0.0, 0.0, 0.0, 0.0)
         if self._to84 is None:
@@ -520,6 +629,7 @@ _TYPES = {"INTEGER": "integer", "INT": "integer", "MEDIUMINT": "integer", "SMALL
           "TINYINT": "integer", "REAL": "number", "FLOAT": "number", "DOUBLE": "number", "BOOLEAN": "boolean"}
 
 
+@functools.lru_cache(maxsize=16)
 def _transformer(srs: int) -> Any:
     """A lon/lat transform from ``srs`` to CRS84, None when it leaves coordinates as they are.
 

@@ -17,6 +17,7 @@ carve out; a gap in coverage).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +30,7 @@ from numpy.typing import NDArray
 
 from gridgeo.data.crs import bd09_to_wgs84, gcj02_to_wgs84
 from gridgeo.data.live_index import LiveIndex, ReadWriteLock
-from gridgeo.errors import NotFoundError, UsageError
+from gridgeo.errors import NotFoundError, ServiceUnavailableError, UsageError
 
 from .ogc import CRS84, GEOJSON, check_params, crs_list, is_geographic, parse_coords, parse_crs_uri, point_to_crs84
 from .positions import Positions, check_degrees, out_of_range, parse_positions, read_json
@@ -175,6 +176,12 @@ def _repair_one(layer: str, key: Any, geom: Any) -> Any:
 #: a changed feature's piece key in a level's :class:`LiveIndex` is ``row << PIECE_BITS | n``: the smallest
 #: key over a place is then the smallest row, the feature first in id order (what a shared boundary answers)
 PIECE_BITS = 20
+#: polygons with more vertices are cut into pieces for the index. Why so many: a prepared polygon finds a
+#: point through GEOS's indexed locator, in log time of its vertices; on the sample county cutting at 64
+#: vertices made /locate no faster (348,000 vs 373,000 places/s uncut) and its start-up 9x slower, and
+#: on a county of 600,000 polygons cost 74 s. Only giant rings are still cut, so no one polygon's index
+#: is huge.
+CUT_AT = 4096
 #: from this many places on, a batch builds its own tree of places (see :meth:`Locator.locate`)
 _REVERSE_AT = 2048
 
@@ -183,30 +190,57 @@ class Summaries:
     """The JSON of each feature's summary (code, name, leaders, people), made when first asked for.
 
     Why lazy: a county of hundreds of thousands of grid points would make them all at start-up, and a
-    /locate answer needs one per distinct feature it names. Row -1 (and ``len - 1``) is ``null``.
+    /locate answer needs one per distinct feature it names. A layer served from the file reads the
+    rows a batch names in one query (:meth:`fill`), so nothing per feature is held until asked for;
+    what was made is kept up to :data:`_SUMMARIES_KEPT` rows. Row -1 (and ``len - 1``) is ``null``.
     """
 
-    def __init__(self, layer: str, columns: dict[str, NDArray[Any]], n: int,
-                 people: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
-        self.layer, self.columns, self.n, self.people = layer, columns, n, people
+    def __init__(self, layer: str, coll: Any, cols: list[str], people: dict[tuple[str, str], list[dict[str, Any]]],
+                 columns: dict[str, NDArray[Any]] | None = None) -> None:
+        self.layer, self.coll, self.cols, self.people = layer, coll, cols, people
+        self.n = len(coll)
+        self.columns = columns
         self._made: dict[int, bytes] = {}
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return self.n + 1
+
+    def _make(self, rec: dict[str, Any]) -> bytes:
+        from .store import _jsonable
+
+        rec = {k: _jsonable(v) for k, v in rec.items()}
+        who = self.people.get((self.layer, str(rec.get("code"))))
+        if who:
+            rec["people"] = who
+        return dumps(rec)
+
+    def fill(self, rows: list[int]) -> None:
+        """Make the summaries of ``rows`` not made yet: one read of the file for all of them."""
+        todo = [r for r in rows if 0 <= r < self.n and r not in self._made]
+        if not todo:
+            return
+        if self.columns is not None:
+            made = {r: self._make({k: v[r] for k, v in self.columns.items()}) for r in todo}
+        else:
+            made = {r: self._make(rec) for r, rec in zip(todo, self.coll.rows_at(todo, self.cols), strict=True)}
+        with self._lock:
+            if len(self._made) + len(made) > _SUMMARIES_KEPT:
+                self._made = {}
+            self._made.update(made)
 
     def __getitem__(self, row: int) -> bytes:
         if row < 0 or row >= self.n:
             return b"null"
         got = self._made.get(row)
         if got is None:
-            from .store import _jsonable
+            self.fill([row])
+            got = self._made.get(row)
+        return got if got is not None else b"null"
 
-            rec = {k: _jsonable(v[row]) for k, v in self.columns.items()}
-            who = self.people.get((self.layer, str(rec.get("code"))))
-            if who:
-                rec["people"] = who
-            got = self._made[row] = dumps(rec)
-        return got
+
+#: summaries kept made per level (a batch over a whole province names ~100,000 grid points)
+_SUMMARIES_KEPT = 200_000
 
 
 @dataclass
@@ -227,7 +261,8 @@ class Level:
     counts: dict[int, int]
     summary: Summaries
     parent_rows: dict[str, NDArray[np.int64]]
-    rows: dict[Any, int]
+    #: the level's collection: its feature ids to rows (rows are its positions)
+    coll: Any
     #: the changed features' pieces and their rows, for a big batch's tree of places (None: remake)
     changed_pieces: tuple[NDArray[np.object_], NDArray[np.int64]] | None = None
     by_row: dict[int, list[Any]] = field(default_factory=dict)
@@ -255,15 +290,8 @@ class Locator:
             if coll is None or coll.int_keys:
                 continue
             frames[key] = coll
-            cols = [c for c in coll.column_names if c in ("code", "name") or c.startswith("leader")
-                    or c in _SUMMARY_EXTRA]
-            keys = coll.keys
-            pieces, owner = subdivide(_repaired(layer, coll.geometries(), keys))
-            shapely.prepare(pieces)
-            self.levels[key] = Level(key, layer, shapely.STRtree(pieces), pieces, owner, LiveIndex(name=layer),
-                                     np.zeros(len(keys), dtype=bool), {},
-                                     Summaries(layer, coll.columns(cols), len(keys), people), {},
-                                     {k: i for i, k in enumerate(keys.tolist())})
+        for key, coll in frames.items():  # one at a time: two at once ran no faster and held both in memory
+            self.levels[key] = self._build(key, coll, people)
         for key, coll in frames.items():
             for col, parent in _PARENTS.get(key, []):
                 if parent not in frames or col not in coll.column_names:
@@ -275,6 +303,20 @@ class Locator:
         #: said of a valid place no feature of any level contains, so an all-null answer is not a riddle
         self.outside_note = f"outside the county (no {coarsest} contains it)"
         log.info("locate index over %s", ", ".join(self.levels) or "no levels")
+
+    @staticmethod
+    def _build(key: str, coll: Any, people: dict[tuple[str, str], list[dict[str, Any]]]) -> Level:
+        """One level's index from its collection (a thread of the start-up pool)."""
+        layer = coll.id
+        cols = [c for c in coll.column_names if c in ("code", "name") or c.startswith("leader")
+                or c in _SUMMARY_EXTRA]
+        keys = coll.keys
+        pieces, owner = subdivide(_repaired(layer, coll.geometries(), keys), CUT_AT)
+        shapely.prepare(pieces)
+        in_memory = not hasattr(coll, "rows_at")
+        summary = Summaries(layer, coll, cols, people, coll.columns(cols) if in_memory else None)
+        return Level(key, layer, shapely.STRtree(pieces), pieces, owner, LiveIndex(name=layer),
+                     np.zeros(len(keys), dtype=bool), {}, summary, {}, coll)
 
     def _level(self, layer: str) -> Level:
         for level in self.levels.values():
@@ -299,7 +341,7 @@ class Locator:
         arr = np.empty(1, dtype=object)
         arr[0] = geom
         fixed = _repaired(layer, arr, np.array([key], dtype=object))
-        pieces, _ = subdivide(fixed) if fixed[0] is not None else (np.empty(0, dtype=object), None)
+        pieces, _ = subdivide(fixed, CUT_AT) if fixed[0] is not None else (np.empty(0, dtype=object), None)
         with self._lock.writing():
             self._drop_pieces(level, row)
             ok = 0
@@ -325,10 +367,10 @@ class Locator:
 
     @staticmethod
     def _row(level: Level, key: Any) -> int:
-        row = level.rows.get(key)
-        if row is None:
-            raise NotFoundError(f"/locate: no feature {key!r} in level {level.layer!r}")
-        return row
+        try:
+            return int(level.coll.locate_key(str(key)))
+        except NotFoundError:
+            raise NotFoundError(f"/locate: no feature {key!r} in level {level.layer!r}") from None
 
     @staticmethod
     def _drop_pieces(level: Level, row: int) -> None:
@@ -422,6 +464,8 @@ class Locator:
         keys = [k for k in LEVEL_KEYS if k in self.levels]
         stacked = np.column_stack([rows[k] for k in keys]) if keys else np.zeros((n, 0), dtype=np.int64)
         combos, inverse = _unique_rows(stacked, [len(self.levels[k].summary) for k in keys])
+        for j, k in enumerate(keys):
+            self.levels[k].summary.fill(np.unique(combos[:, j]).tolist())
         props: list[bytes] = []
         for combo in combos.tolist():
             got = dict(zip(keys, combo, strict=True))
@@ -462,8 +506,26 @@ def _unique_rows(stacked: NDArray[np.int64], sizes: list[int]) -> tuple[NDArray[
     return stacked[first], np.asarray(inverse).reshape(-1)
 
 
+#: seconds a /locate request waits for an index still being built before it answers 503
+LOCATE_WAIT = 2.0
+
+
 def _locator() -> Locator:
-    return current_app.extensions["locator"]  # type: ignore[no-any-return]
+    """The index, once built (see ``service._start_locator``).
+
+    Raises
+    ------
+    ServiceUnavailableError
+        While it is still being built after :data:`LOCATE_WAIT` seconds, or when building it failed.
+    """
+    ready = current_app.extensions.get("locator_ready")
+    if ready is not None and not ready.wait(LOCATE_WAIT):
+        raise ServiceUnavailableError("the /locate index is still being built; retry in a few seconds",
+                                      retry_after=5)
+    loc = current_app.extensions.get("locator")
+    if loc is None:
+        raise ServiceUnavailableError("the /locate index could not be built (see the service's log)", retry_after=60)
+    return loc  # type: ignore[no-any-return]
 
 
 def _input_crs() -> str:

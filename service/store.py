@@ -79,8 +79,13 @@ PUBLIC_COLUMNS: dict[str, tuple[str, ...]] = {
 WRITABLE: frozenset[str] = frozenset({"households"})
 
 #: a layer with more features than this is served from the GeoPackage page by page (:mod:`.lazy`), not held
-#: in memory: pre-serialised, 100,000 households are about 40 MB and 2 s of start-up, 5 million 2 GiB and 80 s
-LAZY_AT = 100_000
+#: in memory. Why: reading and pre-serialising costs 60-350 microseconds a feature at start-up (34,000
+#: village polygons: 6 s), while a page of 100 read from the file costs about 1.5 ms the first time and
+#: what memory costs after (its LRU). The built sample county (32,000 households) stays in memory whole.
+LAZY_AT = 50_000
+#: nor is a layer whose geometries take more than this in the file: 5,000 township polygons of a province
+#: are 35 MB, and pre-serialised twice that in memory and 2 s of start-up
+LAZY_BYTES = 8 * 2**20
 
 #: attribute tables kept in memory (the roster, for the patrol planner's teams)
 KEPT_TABLES = ("people",)
@@ -545,8 +550,10 @@ def _attribute_tables(path: Path) -> set[str]:
         return set()
 
 
-def _big_layers(path: Path, names: list[str], lazy_at: int | None) -> dict[str, int]:
-    """The feature tables of a GeoPackage with more than ``lazy_at`` features, and their counts.
+def _big_layers(path: Path, names: list[str], lazy_at: int | None, lazy_bytes: int = LAZY_BYTES
+                ) -> dict[str, int]:
+    """The feature tables of a GeoPackage with more than ``lazy_at`` features or ``lazy_bytes`` of
+    geometry, and their feature counts.
 
     Read with Python's sqlite3 through a connection closed before GDAL opens the file (see
     :meth:`County.frames`); a file that is not a GeoPackage has none.
@@ -561,12 +568,15 @@ def _big_layers(path: Path, names: list[str], lazy_at: int | None) -> dict[str, 
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            feature_tables = {str(r[0]) for r in conn.execute("SELECT table_name FROM gpkg_geometry_columns")}
+            geom_col = {str(r[0]): str(r[1]) for r in conn.execute(
+                "SELECT table_name, column_name FROM gpkg_geometry_columns")}
             for n in names:
-                if n in feature_tables:
-                    count = feature_count(conn, n)
-                    if count > lazy_at:
-                        out[n] = count
+                if n not in geom_col:
+                    continue
+                count = feature_count(conn, n)
+                if count > lazy_at or int(conn.execute(  # a small table: summing its blobs is quick
+                        f'SELECT coalesce(sum(length("{geom_col[n]}")), 0) FROM "{n}"').fetchone()[0]) > lazy_bytes:
+                    out[n] = count
         finally:
             conn.close()
     except sqlite3.Error as exc:  # not a GeoPackage sqlite3 reads: every layer in memory, read by GDAL
@@ -577,7 +587,8 @@ def _big_layers(path: Path, names: list[str], lazy_at: int | None) -> dict[str, 
 
 def load_county(source: str | Path, *, lazy_at: int | None = LAZY_AT) -> County:
     """Read the county's layers once, in CRS84 with CCW exteriors: small ones pre-serialised in memory,
-    big ones (more than ``lazy_at`` features) served from the file page by page (:mod:`.lazy`).
+    big ones (more than ``lazy_at`` features or :data:`LAZY_BYTES` of geometry) served from the file page
+    by page (:mod:`.lazy`).
 
     ``source``: a county GeoPackage, or a ``postgresql://`` URL a county was loaded into (``gridgeo load``).
     Layers without geometry (attribute tables) are skipped: OGC API – Features
@@ -620,7 +631,7 @@ def load_county(source: str | Path, *, lazy_at: int | None = LAZY_AT) -> County:
 
     for name, count in big.items():
         lazy = out[name] = LazyCollection(p, name, count, public=PUBLIC_COLUMNS.get(name))
-        log.info("serving %s from the file: %d features (more than %d)", name, len(lazy), lazy_at)
+        log.info("serving %s from the file: %d features", name, len(lazy))
     mtime = dt.datetime.fromtimestamp(os.path.getmtime(p), tz=dt.timezone.utc)
     served = {k: v for k, v in out.items() if v is not None}
     return County(str(p), served, mtime.replace(microsecond=0).isoformat().replace("+00:00", "Z"), kept)

@@ -177,6 +177,7 @@ def test_bad_features_are_named_and_skipped(county_path: Path, tmp_path: Path, c
         caplog.clear()
         with caplog.at_level(logging.WARNING):
             app = create_app({"COUNTY": str(path), "TESTING": True, "LAZY_AT": lazy_at})
+            assert app.extensions["locator_ready"].wait(60)  # lazy levels: built in the background
             c = app.test_client()
             page = c.get("/collections/households/items?limit=5")
             assert page.status_code == 200
@@ -192,3 +193,30 @@ def test_bad_features_are_named_and_skipped(county_path: Path, tmp_path: Path, c
         w, s, e, n = app.extensions["county"].collections["villages"].bbox
         doc = c.post("/locate", json={"points": [[(w + e) / 2, (s + n) / 2]]}).get_json()
         assert doc["numberReturned"] == 1
+
+
+def test_locate_503_while_its_index_is_built(county_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Pages answer at once; /locate answers 503 with Retry-After until its index (built in a thread) is ready."""
+    import threading
+
+    from gridgeo.service import create_app
+    from gridgeo.service import locate as locate_mod
+
+    gate = threading.Event()
+    real = locate_mod.Locator.__init__
+
+    def slow(self, county):  # type: ignore[no-untyped-def]
+        gate.wait(30)
+        real(self, county)
+
+    monkeypatch.setattr(locate_mod.Locator, "__init__", slow)
+    monkeypatch.setattr(locate_mod, "LOCATE_WAIT", 0.05)
+    app = create_app({"COUNTY": str(county_path), "TESTING": True, "LOCATE_BACKGROUND": True})
+    c = app.test_client()
+    assert c.get("/collections/grids/items?limit=2").status_code == 200
+    r = c.get("/locate?lon=115.0&lat=28.0")
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+    assert r.mimetype == "application/problem+json" and "being built" in r.get_json()["detail"]
+    gate.set()
+    assert app.extensions["locator_ready"].wait(30)
+    assert c.get("/locate?lon=115.0&lat=28.0").status_code == 200
