@@ -506,6 +506,20 @@ def _unique_rows(stacked: NDArray[np.int64], sizes: list[int]) -> tuple[NDArray[
     return stacked[first], np.asarray(inverse).reshape(-1)
 
 
+class WhenReady:
+    """The /locate index for code that holds it from start-up (the report assigner) while a thread builds it:
+    each use waits for it as a request to /locate does (then 503), so it is only used inside a request."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_locator(), name)
+
+
+def locator_for(app: Any) -> Locator | WhenReady:
+    """The index if built, else a :class:`WhenReady` (see ``service._start_locator``)."""
+    loc = app.extensions.get("locator")
+    return loc if isinstance(loc, Locator) else WhenReady()
+
+
 #: seconds a /locate request waits for an index still being built before it answers 503
 LOCATE_WAIT = 2.0
 

@@ -22,7 +22,7 @@ from gridgeo.county.report_rules import LEADER_TITLES, Category, ReportRules
 from gridgeo.errors import GridgeoError
 from gridgeo.store.reports import COUNTY, Rung
 
-from .locate import LEVEL_KEYS, Locator, _people
+from .locate import LEVEL_KEYS, Locator, WhenReady, _people
 from .store import County
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def _text(v: Any) -> str | None:
 class Assigner:
     """Locate a report and build its ladder (built once at start-up; read-only, so thread-safe)."""
 
-    def __init__(self, county: County, locator: Locator, rules: ReportRules) -> None:
+    def __init__(self, county: County, locator: Locator | WhenReady, rules: ReportRules) -> None:
         self.county = county
         self.locator = locator
         self.rules = rules
@@ -55,9 +55,9 @@ class Assigner:
             r = rows.get(level)
             layer = LEVEL_KEYS[level]
             coll = self.county.collections.get(layer)
-            if r is None or coll is None or int(r[0]) < 0 or "code" not in coll.frame.columns:
+            if r is None or coll is None or int(r[0]) < 0 or "code" not in coll.column_names:
                 continue
-            rec = coll.frame.iloc[int(r[0])]
+            rec = coll.records([int(r[0])])[0]  # held in memory or read from the file (:mod:`.lazy`)
             out.append({"level": level, "code": _text(rec.get("code")), "name": _text(rec.get("name"))})
         return [p for p in out if p["code"] is not None]
 
@@ -68,10 +68,10 @@ class Assigner:
             return {"name": listed[0].get("name"), "role": listed[0].get("role") or LEADER_TITLES.get(level),
                     "phone": listed[0].get("phone")}
         coll = self.county.collections.get(layer)
-        if coll is None or "leader" not in coll.frame.columns:
+        if coll is None or "leader" not in coll.column_names:
             return None
         try:
-            rec = coll.frame.iloc[coll.locate_key(code)]
+            rec = coll.records([coll.locate_key(code)])[0]
         except GridgeoError:  # a code the layer lost: nobody
             return None
         name = _text(rec.get("leader"))

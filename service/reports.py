@@ -52,7 +52,7 @@ from gridgeo.store.photos import MAX_PHOTO_BYTES, PhotoDir
 from gridgeo.store.reports import MAX_TEXT, NewReport, overdue
 
 from .auth import Throttle, principal, require, sees_personal
-from .locate import _lat_first, _to_wgs84, _unplaceable
+from .locate import _lat_first, _to_wgs84, _unplaceable, locator_for
 from .ogc import CRS84, JSON, check_params, crs_list, int_arg, is_geographic, parse_crs_uri
 from .positions import out_of_range
 from .records import _store
@@ -427,7 +427,7 @@ def install(app: Any) -> None:
     from gridgeo.county.rules import load_county_rules
 
     rules = load_county_rules(app.config["RULES"]).reports if app.config.get("RULES") else ReportRules()
-    app.extensions["report_assigner"] = Assigner(app.extensions["county"], app.extensions["locator"], rules)
+    app.extensions["report_assigner"] = Assigner(app.extensions["county"], locator_for(app), rules)
     app.extensions["report_photos"] = photo_dir(app.config)
     app.extensions["report_throttle"] = Throttle(int(app.config.get("ANONYMOUS_REPORTS_PER_HOUR", 20)), 3600.0,
                                                  what="anonymous reports")

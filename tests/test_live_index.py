@@ -290,3 +290,11 @@ def test_read_write_lock_is_reentrant_for_readers_and_keeps_writers_alone() -> N
     t.join(timeout=60)  # deadlock guard
     assert not t.is_alive()
     assert inside == ["reader again", "writer", "writer reads"]
+
+
+def test_inverted_or_non_finite_box_holds_nothing() -> None:
+    """A bbox split at the antimeridian can come out inverted: no hits, never rtree's RTreeError."""
+    idx = LiveIndex(["A"], [box(0, 0, 1, 1)])
+    assert idx.query_bbox((1.0, 0.0, 0.0, 1.0)) == []
+    assert idx.query_bbox((0.0, 0.0, float("inf"), 1.0)) == []
+    assert idx.query_bbox((0.0, 0.0, 1.0, 1.0)) == ["A"]

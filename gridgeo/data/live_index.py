@@ -279,8 +279,11 @@ class LiveIndex:
     def query_bbox(self, box: tuple[float, float, float, float]) -> list[Hashable]:
         """Keys whose geometry intersects the box ``(minx, miny, maxx, maxy)``, smallest first.
 
-        Same answer as ``STRtree.query(shapely.box(*box), predicate="intersects")``.
+        Same answer as ``STRtree.query(shapely.box(*box), predicate="intersects")``; a box whose minimum
+        is above its maximum (or not finite) holds nothing (rtree would raise on it).
         """
+        if not (np.all(np.isfinite(box)) and box[0] <= box[2] and box[1] <= box[3]):
+            return []
         with self._lock:
             ids = np.fromiter(self._tree.intersection(tuple(float(v) for v in box)), dtype=np.int64)
             geoms, keys = self._geoms[ids], self._keys[ids]
