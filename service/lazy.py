@@ -10,8 +10,11 @@ on the same file, and a GDAL open and close deletes the WAL under them (see :met
 Feature ids follow :func:`gridgeo.data.io.feature_ids`: ``code`` when unique and never null (kept in
 memory sorted, with each feature's fid: ids and positions as the in-memory layer has them), else row
 numbers, which are the fids themselves when they run 1..n (nothing in memory per feature). A bbox query
-asks the GeoPackage's own R*tree (``rtree_<table>_<geom>``, which SQLite keeps up to date as the table
-changes: the layer's live index) and tests exactly only the candidates whose box is not inside the query.
+asks the GeoPackage's own R*tree (``rtree_<table>_<geom>``, which the file's triggers keep up to date
+when GDAL or QGIS edits the table; Python's sqlite3 lacks the ST_ functions they call, so no write
+through it can leave the tree behind, it fails) and tests exactly only the candidates whose box is not
+inside the query. An edit by another program shows once its feature leaves the page cache; the ids
+of a code-keyed layer and a row-number layer's count are read once (a feature added needs a restart).
 A geometry that cannot be read is logged with its layer and id, served as ``null`` and found by no bbox.
 """
 
