@@ -552,6 +552,31 @@ class LazyCollection:
                 for j, c in enumerate(names, start=2)}
         return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"), crs="EPSG:4326")
 
+    def within(self, bounds: tuple[float, float, float, float]) -> gpd.GeoDataFrame:
+        """Every feature whose R*tree box meets the CRS84 ``bounds``: every column, CRS84, ``_item`` (its id)
+        and its position as the index (the patrol planner's households of one grid, :class:`ByGrid`)."""
+        q = bounds if self._to84 is None else _to_storage(bounds, self.t.srs)
+        if self.t.rtree is None:
+            raise UsageError(f"{self.id} has no spatial index in the file: it cannot be read by area")
+        fids = [int(r[0]) for r in self._conn().execute(
+            f'SELECT id FROM "{self.t.rtree}" WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ? ORDER BY 1',
+            (q[0], q[2], q[1], q[3]))]
+        names = [c for c, _ in self.t.columns]
+        sel = "".join(f', "{c}"' for c in names)
+        rows: list[Any] = []
+        for lo in range(0, len(fids), 900):
+            part = fids[lo:lo + 900]
+            rows += self._conn().execute(f'SELECT "{self.t.fid}", "{self.t.geom}"{sel} FROM "{self.t.name}" WHERE '
+                                         f'"{self.t.fid}" IN ({",".join("?" * len(part))}) ORDER BY 1', part).fetchall()
+        got = [int(r[0]) for r in rows]
+        keys = self._keys_of(got)
+        geoms = self._crs84(decode(self.id, keys, [r[1] for r in rows]))
+        data = {c: [_value(r[j], self._kinds[c]) for r in rows] for j, c in enumerate(names, start=2)}
+        data["_item"] = [str(k) for k in keys]
+        index = pd.Index(self._positions(np.asarray(got, dtype=np.int64)) if got else np.empty(0, dtype=np.int64))
+        return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, crs="EPSG:4326", index=index),
+                                crs="EPSG:4326", index=index)
+
     # ---------------------------------------------------------------- bbox
     def _extent(self, conn: sqlite3.Connection) -> tuple[float, float, float, float]:
         """The layer's extent in CRS84: the GeoPackage's recorded one, else its R*tree's (no feature read)."""

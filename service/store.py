@@ -38,6 +38,7 @@ from numpy.typing import NDArray
 from gridgeo.data.io import feature_ids, list_layers, read_layer, rfc7946
 from gridgeo.data.live_index import LiveIndex, ReadWriteLock
 from gridgeo.errors import NotFoundError, UsageError
+from gridgeo.patrol.county import AreaSource
 
 if TYPE_CHECKING:
     from .lazy import LazyCollection
@@ -521,6 +522,22 @@ class County:
         return coll
 
 
+#: layers served from the file that the patrol planner reads grid by grid (not whole): the households
+BY_AREA = frozenset({"households"})
+
+
+class _ByArea(AreaSource):
+    """A layer served from the file, as the patrol planner reads it: by area (:class:`gridgeo.patrol.county.ByGrid`)."""
+
+    def __init__(self, coll: LazyCollection) -> None:
+        self.coll = coll
+        self.columns = [c for c, _ in coll.t.columns]
+        self.crs = "EPSG:4326"
+
+    def within(self, bounds: tuple[float, float, float, float]) -> gpd.GeoDataFrame:
+        return self.coll.within(bounds)
+
+
 class _Frames(Mapping[str, Any]):
     """:meth:`County.frames`: the layers by name, each made on ``[]`` (the planner asks for a few)."""
 
@@ -531,7 +548,11 @@ class _Frames(Mapping[str, Any]):
         if name in self.county.tables:
             return self.county.tables[name]
         coll = self.county.collections[name]
-        return coll.full_frame() if isinstance(coll, Collection) else coll.frame()
+        if isinstance(coll, Collection):
+            return coll.full_frame()
+        if name in BY_AREA:
+            return _ByArea(coll)
+        return coll.frame()
 
     def __iter__(self) -> Iterator[str]:
         return iter([*self.county.collections, *self.county.tables])

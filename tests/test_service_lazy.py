@@ -220,3 +220,32 @@ def test_locate_503_while_its_index_is_built(county_path: Path, monkeypatch) -> 
     gate.set()
     assert app.extensions["locator_ready"].wait(30)
     assert c.get("/locate?lon=115.0&lat=28.0").status_code == 200
+
+
+def test_patrol_reads_households_grid_by_grid(county_path: Path, tmp_path: Path) -> None:
+    """A county whose households carry counts and no buildings layer (as a build writes): served from the
+    file, the planner reads each grid's households when that grid is planned, never the layer whole, and
+    plans what it plans from memory."""
+    import pyogrio
+    from gridgeo.service import create_app
+
+    from gridgeo.patrol.county import ByGrid
+
+    path = tmp_path / "built.gpkg"
+    for i, (name, _) in enumerate(pyogrio.list_layers(county_path)):
+        if name != "buildings":
+            pyogrio.write_dataframe(pyogrio.read_dataframe(county_path, layer=name), path, layer=name,
+                                    append=i > 0)
+    apps = {lz: create_app({"COUNTY": str(path), "TESTING": True, "LAZY_AT": lz}) for lz in (None, 0)}
+    grids = [str(k) for k in apps[None].extensions["county"].collections["grids"].keys[:4]]
+    planned_ok = 0
+    for g in grids:
+        a, b = (apps[lz].test_client().get(f"/patrol/{g}?date=2026-11-30") for lz in (None, 0))
+        assert a.status_code == b.status_code
+        if a.status_code == 200:
+            _same(a.get_json(), b.get_json(), g)
+            planned_ok += 1
+    assert planned_ok >= 2
+    planned = apps[0].extensions["planner"].county()
+    assert isinstance(planned.buildings, ByGrid) and planned.households is None
+    assert 0 < len(planned.buildings._kept) <= len(grids)  # only the grids asked for were read

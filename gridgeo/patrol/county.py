@@ -161,10 +161,19 @@ class County:
         return containing(self.grids.geometry.values, shapely.point_on_surface(gdf.geometry.values),
                           boundary=False)
 
-    def _read_households(self) -> tuple[gpd.GeoDataFrame | None, gpd.GeoDataFrame | None]:
-        """Household points with priorities (located in grids), or else a build's household counts."""
+    def _read_households(self) -> tuple[Any, Any]:
+        """Household points with priorities (located in grids), or else a build's household counts.
+
+        A layer given as an :class:`AreaSource` (a service's layer of millions, served from its file)
+        is not read here: each grid's households are read when that grid is planned (:class:`ByGrid`).
+        """
         if "households" not in self.layers:
             return None, None
+        src = self._frames.get("households") if self._frames is not None else None
+        if isinstance(src, AreaSource):
+            if "priority" in src.columns:
+                return ByGrid(self, src), None
+            return None, (ByGrid(self, src, counted=True) if "households" in src.columns else None)
         hh = self._read("households")
         hh["_item"] = [str(k) for k in feature_ids(hh)[0]]  # the id a visit to it is logged against
         if "priority" in hh.columns:
@@ -176,6 +185,8 @@ class County:
         """Buildings with households (located in grids): the ``buildings`` layer, else ``counted``."""
         if "buildings" not in self.layers and counted is None:
             return None
+        if isinstance(counted, ByGrid) and "buildings" not in self.layers:
+            return counted
         b = self._read("buildings") if "buildings" in self.layers else counted
         assert b is not None
         if "_item" not in b.columns:
@@ -315,10 +326,9 @@ class County:
     def _household_stops(self, row: int, name: str, rng: np.random.Generator, *, every: bool = False) -> list[Stop]:
         """The grid's households with priorities, or else drawn on its buildings' household counts."""
         if self.households is not None:
-            return _listed_households(self.households[self.households["_grid"] == row], names=self.names,
-                                      every=every, path=self.path)
+            return _listed_households(in_grid(self.households, row), names=self.names, every=every, path=self.path)
         if self.buildings is not None:
-            return _drawn_households(self.buildings[self.buildings["_grid"] == row], name, rng, every=every)
+            return _drawn_households(in_grid(self.buildings, row), name, rng, every=every)
         return []
 
     def _grid_point_stops(self, row: int, code: str, name: str) -> list[Stop]:
@@ -326,8 +336,76 @@ class County:
         if self.points is not None:
             return _listed_points(self.points[self.points["parent"].astype(str) == code])
         if self.buildings is not None:
-            return _placed_points(self.buildings[self.buildings["_grid"] == row], code, name)
+            return _placed_points(in_grid(self.buildings, row), code, name)
         return []
+
+    @functools.cached_property
+    def grid_tree(self) -> shapely.STRtree:
+        """The grids (and exclusive grids) in an STRtree, for :class:`ByGrid`'s lookups."""
+        return shapely.STRtree(self.grids.geometry.values)
+
+
+class AreaSource:
+    """A layer read by area when asked (the service's big layers): what :class:`County` reads per grid.
+
+    Subclasses give ``columns`` (the layer's column names), ``crs`` and :meth:`within`.
+    """
+
+    columns: list[str]
+    crs: Any
+
+    def within(self, bounds: tuple[float, float, float, float]) -> gpd.GeoDataFrame:
+        """Every feature whose box meets ``bounds`` (in :attr:`crs`), every column and ``_item`` (its id),
+        indexed by its row in the whole layer."""
+        raise NotImplementedError
+
+
+def in_grid(layer: Any, row: int) -> gpd.GeoDataFrame:
+    """The features of ``layer`` (a located frame, or a :class:`ByGrid`) in grid ``row``."""
+    return layer.of(row) if isinstance(layer, ByGrid) else layer[layer["_grid"] == row]
+
+
+class ByGrid:
+    """A layer's features grid by grid, read from an :class:`AreaSource` when a grid is planned (kept, LRU).
+
+    Why: a county of five million households would otherwise be read, reprojected and located whole the
+    first time anyone plans a patrol; a grid's few hundred take milliseconds. Each feature is placed as
+    :meth:`County._locate` places it (the lowest-numbered grid holding its point on surface), against the
+    grids near it only, which gives the same answer. ``counted``: a build's household counts, kept where
+    positive (:meth:`County._read_buildings`).
+    """
+
+    KEEP = 64
+
+    def __init__(self, county: County, src: AreaSource, *, counted: bool = False) -> None:
+        self.county, self.src, self.counted = county, src, counted
+        self.columns = [*src.columns, "_item", "_grid"]
+        self._kept: dict[int, gpd.GeoDataFrame] = {}
+
+    def of(self, row: int) -> gpd.GeoDataFrame:
+        got = self._kept.get(row)
+        if got is None:
+            got = self._read(row)
+            if len(self._kept) >= self.KEEP:
+                self._kept.pop(next(iter(self._kept)))
+            self._kept[row] = got
+        return got
+
+    def _read(self, row: int) -> gpd.GeoDataFrame:
+        from pyproj import Transformer
+
+        c = self.county
+        x0, y0, x1, y1 = c.grids.geometry.iloc[row].bounds
+        tr = Transformer.from_crs(c.network.crs, self.src.crs, always_xy=True)
+        sub = self.src.within(tr.transform_bounds(x0, y0, x1, y1, densify_pts=21)).to_crs(c.network.crs)
+        if self.counted:
+            sub = sub[sub["households"].fillna(0).astype(int) > 0] if "households" in sub.columns else sub.iloc[:0]
+        pts = shapely.point_on_surface(sub.geometry.values)
+        near = c.grid_tree.query(shapely.box(x0, y0, x1, y1))
+        near = np.sort(near)
+        got = containing(c.grids.geometry.values[near], pts, boundary=False)
+        sub = sub.assign(_grid=np.where(got >= 0, near[np.maximum(got, 0)], -1))
+        return sub[sub["_grid"] == row]
 
 
 # ------------------------------------------------------------------------------ stops of a grid

@@ -150,7 +150,9 @@ def _register(county: County, grid: str, ids: set[str]) -> dict[str, tuple[str, 
     hh = county.households
     if not county.names or hh is None or not ids or not ({"address", "special"} & set(hh.columns)):
         return {}
-    hh = hh[hh["_grid"] == county.check_grid(grid)]  # County located each household in its grid
+    from gridgeo.patrol.county import in_grid
+
+    hh = in_grid(hh, county.check_grid(grid))  # County located each household in its grid
     found: dict[str, tuple[str, str]] = {}
     for i, sid in enumerate(_household_ids(hh)):
         if sid in ids:
