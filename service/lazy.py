@@ -166,13 +166,19 @@ class _Feature:
 
 def _json_expr(col: str, kind: str) -> str:
     """The SQL that makes one cell's JSON value as the in-memory layer serves it (see :func:`_value`):
-    BOOLEAN as true/false, REAL with 17 significant digits (SQLite's own JSON keeps 15), a BLOB as hex."""
+    BOOLEAN as true/false, REAL as the shortest of 15-17 significant digits that reads back the same (as
+    Python's repr), a BLOB as hex."""
     q = f'"{col}"'
     base = kind.split("(")[0]
     if base == "BOOLEAN":
         return f"CASE WHEN {q} IS NULL THEN NULL WHEN {q} THEN json('true') ELSE json('false') END"
     if base in ("REAL", "FLOAT", "DOUBLE"):
-        return f"CASE WHEN {q} IS NULL THEN NULL ELSE json(printf('%!.17g', {q})) END"
+        # the shortest of 15, 16 and 17 significant digits that reads back as the same double: what
+        # Python's repr (the in-memory layers) writes, so 0.1 stays 0.1 and nothing is lost
+        return (f"CASE WHEN {q} IS NULL THEN NULL "
+                f"WHEN CAST(printf('%!.15g', {q}) AS REAL) = {q} THEN json(printf('%!.15g', {q})) "
+                f"WHEN CAST(printf('%!.16g', {q}) AS REAL) = {q} THEN json(printf('%!.16g', {q})) "
+                f"ELSE json(printf('%!.17g', {q})) END")
     if base == "BLOB":
         return f"lower(hex({q}))"
     return f"CASE WHEN typeof({q}) = 'blob' THEN lower(hex({q})) ELSE {q} END"

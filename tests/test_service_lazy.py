@@ -249,3 +249,26 @@ def test_patrol_reads_households_grid_by_grid(county_path: Path, tmp_path: Path)
     planned = apps[0].extensions["planner"].county()
     assert isinstance(planned.buildings, ByGrid) and planned.households is None
     assert 0 < len(planned.buildings._kept) <= len(grids)  # only the grids asked for were read
+
+
+def test_lazy_numbers_read_as_in_memory(tmp_path: Path) -> None:
+    """A REAL cell is written as Python writes it (0.1, not 0.10000000000000001), and reads back the same."""
+    import geopandas as gpd
+    import pyogrio
+    import shapely
+    from gridgeo.service import create_app
+
+    values = [0.1, 0.30000000000000004, 2.0, 1 / 3, 1e-7, 123456.789]
+    gdf = gpd.GeoDataFrame({"code": [f"P{i}" for i in range(len(values))], "share": values},
+                           geometry=shapely.points([[117.0 + i / 100, 28.0] for i in range(len(values))]),
+                           crs="EPSG:4490")
+    path = tmp_path / "numbers.gpkg"
+    pyogrio.write_dataframe(gdf, path, layer="pois", driver="GPKG")
+    texts = {}
+    for mode, lazy_at in (("mem", None), ("lazy", 0)):
+        app = create_app({"COUNTY": str(path), "TESTING": True, "LAZY_AT": lazy_at})
+        texts[mode] = app.test_client().get("/collections/pois/items?limit=100").get_data(as_text=True)
+    for v in values[:4] + values[5:]:  # 1e-7: SQLite writes 1.0e-07, the same number
+        assert f'"share":{v!r}' in texts["lazy"] and f'"share":{v!r}' in texts["mem"], v
+    got = [f["properties"]["share"] for f in json.loads(texts["lazy"])["features"]]
+    assert got == values
