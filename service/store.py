@@ -72,7 +72,7 @@ TITLES: dict[str, str] = {
 #: (:mod:`gridgeo.store.access`), in their scope
 PUBLIC_COLUMNS: dict[str, tuple[str, ...]] = {
     "households": ("source", "source_id", "households", "estimated", "point", "grid", "village", "township",
-                   "micro_grid", "lane"),
+                   "micro_grid", "lane", "unit"),
 }
 
 #: layers whose features change while served (a household moved, added, removed): their bbox queries run on a
