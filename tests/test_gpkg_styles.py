@@ -139,8 +139,7 @@ def test_styles_are_idempotent_and_served(built: Path, tmp_path: Path) -> None:
     copy = tmp_path / "again.gpkg"
     shutil.copy(built, copy)
     assert add_styles(copy) == list(LEVELS)
-    n = len(LEVELS)  # one style per level written (the units layer is the eighth)
-    assert _rows(copy, f"SELECT count(*), sum(useAsDefault) FROM {STYLES_TABLE}") == [(n, n)]
+    assert _rows(copy, f"SELECT count(*), sum(useAsDefault) FROM {STYLES_TABLE}") == [(7, 7)]
     from gridgeo.service.store import load_county
 
     county = load_county(copy)  # the service reads every layer: the style table is none of them

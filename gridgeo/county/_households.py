@@ -44,7 +44,7 @@ def index_by(labels: IArray, n: int) -> list[IArray]:
 
 
 def households_frame(c: _County, outs: list[VillageOut], points: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """One row per building or household point: its unit, grid point, grid, village and township."""
+    """One row per building or household point: its grid point, grid, village and township."""
     by_code = {o.code: o for o in outs}
     items, item_v, vil = c.items, c.item_v, c.vil
     ip: list[str | None] = [None] * len(item_v)
@@ -61,7 +61,6 @@ def households_frame(c: _County, outs: list[VillageOut], points: gpd.GeoDataFram
         "source_id": items.ids,
         "households": items.weights.astype(int),
         "estimated": items.estimated.astype(bool),
-        "unit": _item_codes(c, outs, "item_unit"),
         "point": ip,
         "grid": [parent_of.get(p) if p else None for p in ip],
         "village": [vcodes[k] if k >= 0 else None for k in item_v.tolist()],
@@ -107,8 +106,9 @@ def households_inside(c: _County, layers: dict[str, gpd.GeoDataFrame]) -> int:
     on its surface) may fall in a neighbouring point, or on a shared edge
     after cleaning; a spatial join by a user must give the assigned point.
     Such a location becomes a point on the part of the building inside its
-    grid point (or inside the grid point itself); inside its unit, point, micro-grid
-    and lane at once (the unit nests in each, :mod:`gridgeo.county.atomic`). Household points given as
+    grid point (or inside the grid point itself); where micro-grids or lanes
+    are drawn, inside its point, micro-grid and lane at once (their atoms nest
+    in the point, :mod:`gridgeo.county.micro`). Household points given as
     input are never moved. Returns how many were moved.
     """
     hh, pts = layers["households"], layers["points"]
@@ -142,7 +142,7 @@ def households_inside(c: _County, layers: dict[str, gpd.GeoDataFrame]) -> int:
 
 
 #: the levels a household's location must lie in: its layer and the households column naming its unit
-_OWN_LEVELS = (("units", "unit"), ("points", "point"), ("micro_grids", "micro_grid"), ("lanes", "lane"))
+_OWN_LEVELS = (("points", "point"), ("micro_grids", "micro_grid"), ("lanes", "lane"))
 
 
 def _own_units(hh: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame]) -> tuple[IArray, list[GArray]] | None:

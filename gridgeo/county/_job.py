@@ -32,7 +32,7 @@ __all__ = ["AREA_KEY", "VillageJob", "to_output_crs", "transformer"]
 #: the row key holding the unit's area (m²) in the metric CRS, as drawn (not a written column)
 AREA_KEY = "_area_m2"
 #: the levels of a :class:`VillageOut`, as attribute names
-LEVEL_ROWS: tuple[str, ...] = ("grids", "exclusive", "points", "micro_grids", "lanes", "atoms", "units")
+LEVEL_ROWS: tuple[str, ...] = ("grids", "exclusive", "points", "micro_grids", "lanes", "atoms")
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,8 @@ keeps its grids, points and codes when another village is re-drawn.
 What is written
 ---------------
 A GeoPackage with layers ``townships``, ``blocks``, ``villages``, ``grids``,
-``points``, ``exclusive``, ``units`` (the atomic pieces every level is the
-union of, :mod:`gridgeo.county.atomic`) and ``households`` (one row per building or
-household point: the unit, grid point, grid, village and township it belongs to),
+``points``, ``exclusive`` and ``households`` (one row per building or
+household point: the grid point, grid, village and township it belongs to),
 each with ``code``, ``name``, ``parent`` and ``households`` (DESIGN.md), plus
 the input ``roads`` and ``pois`` unchanged (so the file is all the patrol
 planner and the service need), in the villages' geographic CRS (EPSG:4490 for CGCS2000 inputs). The file is
@@ -58,15 +57,13 @@ from gridgeo.county._estimate import villages_only
 from gridgeo.county._households import households_frame, households_inside, index_by, item_geoms
 from gridgeo.county._job import AREA_KEY, VillageJob, to_output_crs
 from gridgeo.county._pool import WorkerPool, trim_memory
-from gridgeo.county._reuse import previous_of, read_previous, reuse
 from gridgeo.county._walk_repair import Fitted, walk_repaired
 from gridgeo.county.areas import add_areas
 from gridgeo.county.assign import assign_items
-from gridgeo.county.atomic import check_layers, unit_counts, units_frame
 from gridgeo.county.audit import Start, StartFrom
-from gridgeo.county.coverage import clean_levels, verify_levels
+from gridgeo.county.coverage import ROUNDING_M, clean_levels, verify_levels
 from gridgeo.county.fingerprint import fingerprint
-from gridgeo.county.micro import SUB_LEVELS, village_sub
+from gridgeo.county.micro import SUB_LEVELS, atoms_frame, village_sub
 from gridgeo.county.policy import (
     VillagePolicy,
     apply_kinds,
@@ -80,11 +77,12 @@ from gridgeo.county.policy import (
 from gridgeo.county.report import summary
 from gridgeo.county.rules import CountyRules, within_bounds
 from gridgeo.county.sources import Items, column, load_inputs, metric_geoms
-from gridgeo.county.village import VillageOut, VillageTask
+from gridgeo.county.village import VillageOut, VillageTask, check_village
 from gridgeo.county.walk_check import check_walk_rules, walk_check
 from gridgeo.data import crs as _crs
+from gridgeo.data.io import list_layers, read_layer
 from gridgeo.data.registers import register_report
-from gridgeo.errors import InputError, UsageError, raise_pending
+from gridgeo.errors import GeometryError, InputError, UsageError, raise_pending
 from gridgeo.patrol.network import build_network
 from gridgeo.people.roster import build_people
 
@@ -93,13 +91,14 @@ log = logging.getLogger(__name__)
 __all__ = ["LEVELS", "BuildResult", "build_county", "load_inputs"]
 
 #: The layers a build writes, in order.
-LEVELS: tuple[str, ...] = ("townships", "blocks", "villages", "grids", "points", "exclusive", "units",
-                           "households")
+LEVELS: tuple[str, ...] = ("townships", "blocks", "villages", "grids", "points", "exclusive", "households")
 #: Input layers copied into the output unchanged: the patrol planner walks the roads and visits the POIs.
 PASS_THROUGH: tuple[str, ...] = ("roads", "pois")
 
 GArray = NDArray[np.object_]
 IArray = NDArray[np.int64]
+#: level -> (geometries in the metric CRS, codes) of an earlier build
+Previous = dict[str, tuple[GArray, list[str]]]
 
 
 @dataclass
@@ -263,11 +262,11 @@ def _build(rules: CountyRules, *, county: str | Path | None, previous: str | Pat
     report["cpu_seconds_by_stage"] = {k: round(v, 2) for k, v in sorted(stage.items())}
     clock.t = time.perf_counter()
     layers, drawn_areas = _assemble(c, blocks.gdf, outs)
+    atoms = atoms_frame(outs, c.out_crs)  # micro-grids and lanes: the common pieces (gridgeo.county.micro)
     _release_rows(outs)
     trim_memory()
-    coverage = clean_levels(layers, metric=c.metric, pool=pool, areas=drawn_areas)  # on the units; frees memory
-    layers["points"]["n_units"] = unit_counts(layers["units"], layers["points"])  # micro atoms count too
-    check_layers(layers)
+    coverage = clean_levels(layers, metric=c.metric, pool=pool, areas=drawn_areas, atoms=atoms)  # frees memory
+    del atoms
     layers["households"] = households_frame(c, outs, layers["points"])
     coverage["households_moved_inside"] = households_inside(c, layers)
     c.item_wkb = np.zeros(0, dtype=object)  # placed: the footprints are not needed any more
@@ -484,7 +483,7 @@ def _tasks(c: _County, rules: CountyRules, previous: str | Path | None) -> Itera
     sites = _src.sites(c.layers, rules, c.metric)
     groups = c.groups if c.groups is not None else _groups(c, rules)
     policies = c.policies
-    prev = read_previous(previous, c.metric) if previous is not None else None
+    prev = _read_previous(previous, c.metric) if previous is not None else None
     roads, road_names = _src.lane_roads(c.layers, rules, c.metric) if rules.lanes else (np.zeros(0, dtype=object), [])
     road_tree = shapely.STRtree(roads) if len(roads) else None
     n = len(c.vil)
@@ -512,10 +511,29 @@ def _tasks(c: _County, rules: CountyRules, previous: str | Path | None) -> Itera
             seed=rules.seed, min_unit_m2=rules.min_unit_m2, site_radius_m=rules.site_radius_m,
             site_max_block_m2=rules.site_max_block_m2, site_min_m2=rules.site_min_m2, iterations=rules.iterations,
             restarts=rules.restarts, tolerance_m2=rules.tolerance_m2,
-            previous=c.start.get(code) if c.start is not None else previous_of(prev, code),
+            previous=c.start.get(code) if c.start is not None else _previous_of(prev, code),
             group_extra=[groups.extra[j] for j in gi] if groups.extra else None,
             sub=village_sub(rules, str(row.kind), g, bounds=b, roads=roads, names=road_names, tree=road_tree),
             **(task_fields(pol, rules) if pol is not None else {}))
+
+
+def _read_previous(path: str | Path, metric: pyproj.CRS) -> Previous:
+    """The grids, exclusive grids and points of an earlier build (metric CRS, with their codes)."""
+    have = set(list_layers(path))
+    out: Previous = {}
+    for lvl in ("grids", "exclusive", "points"):
+        if lvl in have:
+            g = read_layer(path, layer=lvl)
+            out[lvl] = (metric_geoms(g, metric), [str(c) for c in g["code"]])
+    return out
+
+
+def _previous_of(prev: Previous | None, code: str) -> Previous | None:
+    """The part of an earlier build inside one village: the parts whose codes start with the village's."""
+    if prev is None:
+        return None
+    return {lvl: (geoms[[c.startswith(code) for c in cs]], [c for c in cs if c.startswith(code)])
+            for lvl, (geoms, cs) in prev.items()}
 
 
 # --------------------------------------------------------------------------------------
@@ -540,7 +558,7 @@ def _build_villages(c: _County, rules: CountyRules, previous: str | Path | None,
         outs = _run(job, tasks, pool, progress=progress, total=len(c.vil), also=also)
     else:
         every = list(tasks)
-        reused = reuse(previous, c.metric, every, fps) if previous is not None else {}
+        reused = _reuse(previous, c.metric, every, fps) if previous is not None else {}
         for o in reused.values():
             to_output_crs(o, metric=job.metric, out=job.out)
         todo = [t for i, t in enumerate(every) if i not in reused]
@@ -574,6 +592,85 @@ def _mark_fallback(o: VillageOut, name: str, fp: str) -> str:
     log.warning("village %s %s: built by the fallback rung %r (%s)", o.code, name, fb["rung"],
                 "; ".join(fb["failed"]))
     return f"{fp}+{fb['rung']}"
+
+
+def _reuse(previous: str | Path, metric: pyproj.CRS, tasks: list[VillageTask], fps: list[str]) -> dict[
+        int, VillageOut]:
+    """Villages whose inputs are unchanged since ``previous`` was built, taken from it (and re-checked).
+
+    Why: re-drawing one village of a county should not cost the whole county.
+    A village is taken only when its fingerprint (:func:`gridgeo.county.fingerprint.fingerprint`:
+    every input field of its task) equals the one the old build recorded and
+    every building of it has its old assignment; everything taken goes through
+    the same tiling check, and a village that fails it is re-drawn instead.
+    """
+    want = _unchanged(previous, tasks, fps)
+    if not want:
+        return {}
+    rows = _previous_rows(previous, metric)
+    assign = _previous_assignment(previous)
+    out: dict[int, VillageOut] = {}
+    for i in want:
+        t = tasks[i]
+        mine = assign.get(t.code, [])
+        if len(mine) != len(t.items) or t.sub is not None:  # micro-grids and lanes: drawn again with their atoms
+            continue
+        o = VillageOut(code=t.code, grids=rows.get("grids", {}).get(t.code, []),
+                       exclusive=rows.get("exclusive", {}).get(t.code, []),
+                       points=rows.get("points", {}).get(t.code, []), item_point=list(mine),
+                       stats={"reused": True})
+        t0 = time.perf_counter()
+        try:
+            check_village(t, o, slack_m=ROUNDING_M)
+        except GeometryError as err:  # its old grids were edited since, or no longer fit: draw it again
+            log.info("%s: not taken from %s (%s); re-drawn", t.code, previous, err)
+            continue
+        o.seconds["check"] = time.perf_counter() - t0
+        out[i] = o
+    log.info("%d of %d villages unchanged since %s: taken from it", len(out), len(tasks), previous)
+    return out
+
+
+def _unchanged(previous: str | Path, tasks: list[VillageTask], fps: list[str]) -> list[int]:
+    """The tasks whose fingerprint equals the ``build_hash`` the earlier build recorded for the village."""
+    have = set(list_layers(previous))
+    if not {"villages", "grids", "points", "exclusive", "households"} <= have:
+        return []
+    old_v = read_layer(previous, layer="villages")
+    if "build_hash" not in old_v.columns:
+        return []
+    old_hash = dict(zip(old_v["code"].astype(str), old_v["build_hash"].astype(str), strict=True))
+    return [i for i, (t, fp) in enumerate(zip(tasks, fps, strict=True)) if old_hash.get(t.code) == fp]
+
+
+def _previous_rows(previous: str | Path, metric: pyproj.CRS) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """level -> village code -> the earlier build's rows of that level (metric CRS, NaN as None)."""
+    rows: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for lvl, key in (("grids", "parent"), ("exclusive", "parent"), ("points", "village")):
+        g = read_layer(previous, layer=lvl)
+        g = g.to_crs(metric) if len(g) else g
+        recs = g.drop(columns=[g.geometry.name, "township"], errors="ignore").to_dict("records")
+        for r, geom in zip(recs, g.geometry.values, strict=True):
+            clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+            clean["geometry"] = geom
+            rows.setdefault(lvl, {}).setdefault(str(r[key]), []).append(clean)
+    return rows
+
+
+def _previous_assignment(previous: str | Path) -> dict[str, list[str | None]]:
+    """village code -> the grid point of each of its items in the earlier build, in the items' order.
+
+    The assignment rows of a village are in its items' order (the build writes
+    them so), and an equal fingerprint means equal items in equal order: match
+    by position (row-number ids of a file without an id column shift when
+    another village's buildings change; positions do not).
+    """
+    hh = read_layer(previous, layer="households")
+    assign: dict[str, list[str | None]] = {}
+    for v, pt in zip(hh["village"], hh["point"], strict=True):
+        if isinstance(v, str):
+            assign.setdefault(v, []).append(pt if isinstance(pt, str) else None)
+    return assign
 
 
 def _run(job: VillageJob, tasks: Iterable[VillageTask], pool: WorkerPool, *, progress: bool,
@@ -623,18 +720,16 @@ def _run_dask(job: VillageJob, tasks: list[VillageTask], scheduler: str, *, prog
 # --------------------------------------------------------------------------------------
 def _assemble(c: _County, blocks: gpd.GeoDataFrame, outs: list[VillageOut]) -> tuple[
         dict[str, gpd.GeoDataFrame], dict[str, NDArray[np.float64]]]:
-    """The output layers, in the output CRS (the households layer follows the cleaning).
+    """The output layers of units, in the output CRS (the households layer follows the cleaning).
 
-    And the metric area of every grid, exclusive grid, point and unit as drawn (:mod:`gridgeo.county._job`),
+    And the metric area of every grid, exclusive grid and point as drawn (:mod:`gridgeo.county._job`),
     which the cleaning reports its area changes against.
     """
     levels = _level_frames(c, outs)
     areas = {name: np.asarray([r.get(AREA_KEY, np.nan) for o in outs for r in getattr(o, name)], dtype=float)
              for name in levels}
-    units, areas["units"] = units_frame(outs, c.out_crs, dict(zip(c.vil["code"], c.vil["township"], strict=True)),
-                                        area_key=AREA_KEY)
     return {"townships": _townships_frame(c, blocks), "blocks": blocks.to_crs(c.out_crs) if len(blocks) else blocks,
-            "villages": _villages_frame(c, outs), **levels, "units": units}, areas
+            "villages": _villages_frame(c, outs), **levels}, areas
 
 
 def _release_rows(outs: list[VillageOut]) -> None:
@@ -645,7 +740,7 @@ def _release_rows(outs: list[VillageOut]) -> None:
     cleaning's copies of every level.
     """
     for o in outs:
-        for rows in (o.grids, o.exclusive, o.points, o.micro_grids, o.lanes, o.units):
+        for rows in (o.grids, o.exclusive, o.points, o.micro_grids, o.lanes):
             for r in rows:
                 r["geometry"] = None
         o.atoms = []

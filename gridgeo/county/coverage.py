@@ -12,10 +12,9 @@ the geographic output CRS can also turn a sliver that was valid in metres
 into a self-intersection. Both are fixed here, on what is about to be
 written, in the output CRS:
 
-1. the finest pieces (the atomic units, layer ``units``: street blocks and split
-   pieces, or where micro-grids or lanes are drawn the atoms they and the points
-   share, :mod:`gridgeo.county.atomic`; where a layers set has no units, grid points;
-   a grid, exclusive grid or village with no finer unit stands for itself) are cleaned as one coverage
+1. the finest pieces (grid points; where micro-grids or lanes are drawn, the
+   atoms they and the points are made of, :mod:`gridgeo.county.micro`; a grid,
+   exclusive grid or village with no finer unit stands for itself) are cleaned as one coverage
    (``shapely.coverage_clean``: near-coincident vertices snapped, overlaps
    merged into the neighbour with the longest shared border, every shared
    edge made identical);
@@ -24,9 +23,9 @@ written, in the output CRS:
    so a vertex shared before is shared after; where rounding breaks a
    polygon, the whole set is snap-rounded together instead
    (:func:`_snap_round`: all edges noded on the precision grid at once);
-3. the units are written as cleaned; every coarser level is the coverage union
-   of its members' pieces: points, micro-grids, lanes, grids and exclusive grids
-   of their units (of their points where there are none), villages of their grids, blocks and
+3. every coarser level is the coverage union of its members' pieces: grids
+   and exclusive grids of their points (points, micro-grids and lanes of their
+   atoms, where there are atoms), villages of their grids, blocks and
    townships of their villages. Each level then tiles its parent exactly
    and shares its parent's vertices, by construction.
 
@@ -61,7 +60,7 @@ GArray = NDArray[np.object_]
 
 #: The layers that must each be a clean coverage; "grids" is checked together with "exclusive".
 COVERAGE_LEVELS: tuple[str, ...] = ("areas", "townships", "blocks", "villages", "grids", "points", "micro_grids",
-                                     "lanes", "units")
+                                     "lanes")
 #: Decimal places kept in a geographic output CRS (1e-7 degree is about 1 cm).
 DECIMALS_DEGREES = 7
 #: How far (m) rounding to :data:`DECIMALS_DEGREES` can move a vertex: half a unit of the last place,
@@ -76,7 +75,6 @@ class _Pieces:
 
     geoms: GArray
     point: NDArray[np.int64]  # row in the points layer, -1 for a piece that is a whole coarser unit or an atom
-    atom: NDArray[np.int64]  # row in the atoms frame (the units layer), -1 for a piece that is not an atom
     lvl2: list[str | None]
     village: list[str]
     #: level -> the code each piece belongs to (None: not a piece of that level), for the atoms' levels
@@ -109,12 +107,10 @@ def clean_levels(layers: dict[str, gpd.GeoDataFrame], *, metric: pyproj.CRS,
     atoms
         Where micro-grids or lanes are drawn (:mod:`gridgeo.county.micro`): the
         common pieces of points, micro-grids and lanes of those villages, in
-        the output CRS, with columns ``point``, ``grid``, ``village`` and
-        ``micro_grid``, ``lane`` where drawn. They stand in for those villages'
-        points as the finest pieces, and every one of the three levels is the
-        union of its atoms, so each nests exactly in its grid. Default: the
-        ``units`` layer (:mod:`gridgeo.county.atomic`), which then gets the
-        cleaned pieces as its geometry (empty units without households dropped).
+        the output CRS, with columns ``point``, ``micro_grid``, ``lane``,
+        ``grid``, ``village``. They stand in for those villages' points as the
+        finest pieces, and every one of the three levels is the union of its
+        atoms, so each nests exactly in its grid.
 
     Returns
     -------
@@ -123,8 +119,6 @@ def clean_levels(layers: dict[str, gpd.GeoDataFrame], *, metric: pyproj.CRS,
         ``max_area_change_m2`` per level and ``changed`` (units whose area
         moved by more than 1 m²).
     """
-    if atoms is None and "units" in layers and len(layers["units"]):
-        atoms = layers["units"]
     pieces = _pieces(layers, atoms)
     if not len(pieces.geoms):
         return {"pieces": 0}
@@ -136,7 +130,7 @@ def clean_levels(layers: dict[str, gpd.GeoDataFrame], *, metric: pyproj.CRS,
     rounded, snap = _round(cleaned, decimals, again=(lambda: _coverage_clean(pieces.geoms)) if chunks > 1 else None,
                            pool=pool)
     del cleaned
-    kept = _set_levels(layers, pieces, rounded, atoms=atoms is not None and atoms is layers.get("units"))
+    kept = _set_levels(layers, pieces, rounded)
     trim_memory()
     report: dict[str, Any] = {"pieces": len(rounded), "chunks": chunks, "snap_rounded": snap}
     for lvl, mask in kept.items():  # units below the grids that vanished in the cleaning (no households)
@@ -186,7 +180,7 @@ def _present(layers: Mapping[str, gpd.GeoDataFrame]) -> list[str]:
 def _pieces(layers: Mapping[str, gpd.GeoDataFrame], atoms: gpd.GeoDataFrame | None = None) -> _Pieces:
     """Atoms, points of the other villages, then every grid / exclusive grid without either, then every
     village without any."""
-    geoms, lvl2, village, keys, atom_row = _atom_pieces(atoms)
+    geoms, lvl2, village, keys = _atom_pieces(atoms)
     point: list[int] = [-1] * len(geoms)
     with_atoms = set(village)
     pts = layers.get("points")
@@ -217,17 +211,14 @@ def _pieces(layers: Mapping[str, gpd.GeoDataFrame], atoms: gpd.GeoDataFrame | No
     arr = polygonal_array(arr)
     for k in keys.values():
         k += [None] * (len(arr) - len(k))
-    atom = np.full(len(arr), -1, dtype=np.int64)
-    atom[:len(atom_row)] = atom_row
-    return _Pieces(arr, np.asarray(point, dtype=np.int64), atom, lvl2, village, keys)
+    return _Pieces(arr, np.asarray(point, dtype=np.int64), lvl2, village, keys)
 
 
 def _atom_pieces(atoms: gpd.GeoDataFrame | None) -> tuple[list[Any], list[str | None], list[str],
-                                                           dict[str, list[str | None]], NDArray[np.int64]]:
-    """The atoms as pieces: geometries, grid and village of each, their point, micro-grid and lane codes
-    (the columns present), and the atoms' rows they are."""
+                                                           dict[str, list[str | None]]]:
+    """The atoms as pieces: geometries, grid and village of each, and their point, micro-grid and lane codes."""
     if atoms is None or not len(atoms):
-        return [], [], [], {}, np.zeros(0, dtype=np.int64)
+        return [], [], [], {}
     # an atom the move to the output CRS made invalid is repaired; one it collapsed (no area left) is dropped,
     # its neighbours close over it in the cleaning (coverage_clean takes polygons only)
     geoms = polygonal_array(make_valid_array(np.asarray(atoms.geometry.values, dtype=object)))
@@ -235,10 +226,9 @@ def _atom_pieces(atoms: gpd.GeoDataFrame | None) -> tuple[list[Any], list[str | 
     if len(keep) < len(geoms):
         log.info("coverage: %d atom(s) with no area left in the output CRS dropped", len(geoms) - len(keep))
     keys = {lvl: [c if isinstance(c, str) else None for c in atoms[col].iloc[keep]]
-            for lvl, col in (("points", "point"), ("micro_grids", "micro_grid"), ("lanes", "lane"))
-            if col in atoms.columns}
+            for lvl, col in (("points", "point"), ("micro_grids", "micro_grid"), ("lanes", "lane"))}
     return (list(geoms[keep]), [str(g) for g in atoms["grid"].iloc[keep]],
-            [str(v) for v in atoms["village"].iloc[keep]], keys, keep.astype(np.int64))
+            [str(v) for v in atoms["village"].iloc[keep]], keys)
 
 
 def _coverage_clean(geoms: GArray, snapping_distance: float = -1) -> GArray:
@@ -496,22 +486,13 @@ def _unite(geoms: GArray, keys: Sequence[str | None]) -> dict[str, Any]:
     return {k: out[k] for k in groups}  # in the groups' order, as before
 
 
-def _set_levels(layers: dict[str, gpd.GeoDataFrame], p: _Pieces, rounded: GArray, *, atoms: bool = False) -> dict[
+def _set_levels(layers: dict[str, gpd.GeoDataFrame], p: _Pieces, rounded: GArray) -> dict[
         str, NDArray[np.bool_] | None]:
-    """Each level's geometry from the rounded pieces: units and points as they are, coarser levels as unions.
+    """Each level's geometry from the rounded pieces: points as they are, coarser levels as unions.
 
-    ``atoms``: the pieces' atoms are the ``units`` layer, which gets them back (an atom dropped as empty:
-    an empty polygon). Returns, per level made of atoms, the rows kept (None: all) where units vanished
-    (:func:`_drop_vanished`).
+    Returns, per level made of atoms, the rows kept (None: all) where units vanished (:func:`_drop_vanished`).
     """
     kept: dict[str, NDArray[np.bool_] | None] = {}
-    if atoms:
-        units = layers["units"]
-        geo = np.full(len(units), shapely.Polygon(), dtype=object)
-        mine = p.atom >= 0
-        geo[p.atom[mine]] = rounded[mine]
-        units.set_geometry(list(geo), inplace=True, crs=units.crs)
-        kept["units"] = _drop_vanished(layers, "units")
     pts = layers.get("points")
     if pts is not None and len(pts):
         mine = p.point >= 0

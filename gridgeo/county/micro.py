@@ -39,6 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
+import geopandas as gpd
 import numpy as np
 import shapely
 from numpy.typing import NDArray
@@ -64,6 +65,7 @@ __all__ = [
     "SUB_LEVELS",
     "GridRef",
     "SubLevels",
+    "atoms_frame",
     "build_sublevels",
     "check_sublevels",
     "street_segments",
@@ -455,9 +457,8 @@ def _atom_rows(units: GArray, levels: dict[str, tuple[_Atoms, list[str]]], out: 
     Why: points, micro-grids and lanes each tile the grid but none nests in
     another, so the written layers can only nest exactly (the cleaning moves
     vertices) if they are made of common pieces. Each atom carries its grid
-    point, micro-grid and lane, and the index of the unit it is cut from (``unit``); they become the
-    village's written units (:func:`gridgeo.county.atomic.village_units`), which
-    :func:`gridgeo.county.coverage.clean_levels` cleans as the finest pieces and unites each level from.
+    point, micro-grid and lane; :func:`gridgeo.county.coverage.clean_levels`
+    cleans the atoms as the finest pieces and unites each level from them.
     """
     pcode = [r["code"] for r in out.points]
     where = containing(np.asarray([r["geometry"] for r in out.points], dtype=object),
@@ -465,7 +466,7 @@ def _atom_rows(units: GArray, levels: dict[str, tuple[_Atoms, list[str]]], out: 
     by_level = {lvl: _by_parent(a.parent, len(units)) for lvl, (a, _) in levels.items()}
     rows: list[dict[str, Any]] = []
     for i in range(len(units)):
-        base = {"point": pcode[where[i]] if where[i] >= 0 else None, "grid": unit_grid[i], "unit": i}
+        base = {"point": pcode[where[i]] if where[i] >= 0 else None, "grid": unit_grid[i]}
         pieces: list[tuple[Any, dict[str, str]]] = [(units[i], {})]
         for lvl, (a, codes) in levels.items():
             mine = by_level[lvl][i]
@@ -635,3 +636,13 @@ def sub_lines(bounds: Mapping[str, Any], counts: Mapping[str, int]) -> list[str]
                      f"({100 * b['within_bounds_where_possible']:.1f} % of those whose grid holds the minimum; "
                      f"{b['in_grid_below_min']} sit in a grid smaller than that){extra}")
     return lines
+
+
+def atoms_frame(outs: list[VillageOut], crs: Any) -> gpd.GeoDataFrame | None:
+    """The villages' atoms (output CRS, as the workers sent them) as one frame for the cleaning; None if none."""
+    rows = [dict(r, village=o.code) for o in outs for r in o.atoms]
+    if not rows:
+        return None
+    cols = ["point", "micro_grid", "lane", "grid", "village"]
+    data = {k: [r.get(k) for r in rows] for k in cols}
+    return gpd.GeoDataFrame(data, geometry=[r["geometry"] for r in rows], crs=crs)

@@ -65,15 +65,13 @@ from gridgeo.county import units as _units
 from gridgeo.county._groups import merge_groups
 from gridgeo.county._parts import Adjacency, metric_xy, nearest, part_count, sub_units, union
 from gridgeo.county._targets import count_ranges, share
-from gridgeo.county._tiling import check_village
 from gridgeo.county.assign import assign_items, unit_adjacency
-from gridgeo.county.atomic import UnitPlaces, village_units
-from gridgeo.county.micro import GridRef, SubLevels, build_sublevels
+from gridgeo.county.micro import GridRef, SubLevels, build_sublevels, check_sublevels
 from gridgeo.county.policy import limits_broken
 from gridgeo.county.rules import Limits, within_bounds
 from gridgeo.county.sites import Footprints, site_footprints
 from gridgeo.county.split import split_heavy
-from gridgeo.errors import GridgeoError
+from gridgeo.errors import GeometryError, GridgeoError
 from gridgeo.partition import Model, Objective
 
 log = logging.getLogger(__name__)
@@ -168,11 +166,8 @@ class VillageOut:
     lanes: list[dict[str, Any]] = field(default_factory=list)
     item_micro: list[str | None] = field(default_factory=list)
     item_lane: list[str | None] = field(default_factory=list)
-    #: the common pieces of points, micro-grids and lanes (each with its codes), until they become the units
+    #: the common pieces of points, micro-grids and lanes (each with its codes), which the output is cleaned on
     atoms: list[dict[str, Any]] = field(default_factory=list)
-    #: the atomic units every level is made of (gridgeo.county.atomic), which the output is cleaned on
-    units: list[dict[str, Any]] = field(default_factory=list)
-    item_unit: list[str | None] = field(default_factory=list)  # each item's unit code
     #: the stage running, or the last one done: what a failure is reported against (the fallback ladder)
     stage: str = ""
 
@@ -348,27 +343,15 @@ def _stages(t: VillageTask, m: Method, out: VillageOut, clock: _Clock) -> None:
     rows = _point_rows(t, u, grids, out.stats)
     clock.lap("points")
     out.stage = "geometry"
-    unit_point = _write_records(t, u, grids, rows, out)
+    _write_records(t, u, grids, rows, out)
     clock.lap("geometry")
     if t.sub is not None:  # micro-grids and lanes below the grids (gridgeo.county.micro)
         out.stage = "micro"
         build_sublevels(t, u.geoms, u.item_unit, _grid_refs(grids), out)
         clock.lap("micro")
-    village_units(t, u.geoms, u.item_unit, _unit_places(u, grids, rows, unit_point), out)
-    clock.lap("units_layer")
     out.stage = "check"
     check_village(t, out)
     clock.lap("check")
-
-
-def _unit_places(u: _Units, grids: _Grids, rows: list[_PointRow], point: list[str]) -> UnitPlaces:
-    """Each unit's point (``point``, from :func:`_write_records`), grid and whether that is exclusive."""
-    grid = [""] * len(u.geoms)
-    site = [False] * len(u.geoms)
-    for lab, m in rows:
-        for i in m.tolist():
-            grid[i], site[i] = grids.code[lab], lab.is_site
-    return UnitPlaces(point, grid, site)
 
 
 def _grid_refs(grids: _Grids) -> list[GridRef]:
@@ -645,11 +628,8 @@ def _split_grids(t: VillageTask, u: _Units, grids: _Grids, engine: list[tuple[La
 # --------------------------------------------------------------------------------------
 # records
 # --------------------------------------------------------------------------------------
-def _write_records(t: VillageTask, u: _Units, grids: _Grids, rows: list[_PointRow], out: VillageOut) -> list[str]:
-    """The rows of the grids, exclusive and points layers, and each item's point, in code order.
-
-    Returns each unit's point code (every unit is in one point: the rows partition them).
-    """
+def _write_records(t: VillageTask, u: _Units, grids: _Grids, rows: list[_PointRow], out: VillageOut) -> None:
+    """The rows of the grids, exclusive and points layers, and each item's point, in code order."""
     pcodes = _point_records(t, u, grids, rows, out)
     npts = {c: 0 for c in grids.code.values()}
     for lab, _ in rows:
@@ -661,7 +641,6 @@ def _write_records(t: VillageTask, u: _Units, grids: _Grids, rows: list[_PointRo
     out.item_point = [pcodes[point_of_unit[i]] if i >= 0 else None for i in u.item_unit.tolist()]
     for recs in (out.grids, out.exclusive, out.points):  # code order is reading order
         recs.sort(key=lambda r: r["code"])
-    return [pcodes[p] for p in point_of_unit.tolist()]
 
 
 def _point_records(t: VillageTask, u: _Units, grids: _Grids, rows: list[_PointRow], out: VillageOut) -> list[str]:
@@ -754,3 +733,64 @@ def _previous_labels(t: VillageTask, level: str, units: NDArray[np.int64], rep: 
         return None
     where = containing(np.asarray(prev[0], dtype=object), rep[units])
     return {int(u): prev[1][w] for u, w in zip(units.tolist(), where.tolist(), strict=True) if w >= 0} or None
+
+
+def check_village(t: VillageTask, out: VillageOut, *, slack_m: float = 0.0) -> None:
+    """Grids + exclusive grids tile the village; points tile their grid; every item in one point.
+
+    ``slack_m`` widens the village tolerance by that many metres times the
+    village's perimeter: a village taken from an earlier build comes with its
+    written coordinates (rounded, :data:`gridgeo.county.coverage.ROUNDING_M`),
+    while ``t.geometry`` is the input's.
+
+    Raises
+    ------
+    GeometryError
+        Naming the village and what does not hold.
+    """
+    tol = t.tolerance_m2
+    tol_village = tol + slack_m * float(shapely.length(t.geometry))
+    area = float(shapely.area(t.geometry))
+    level2 = [r["geometry"] for r in out.grids] + [r["geometry"] for r in out.exclusive]
+    total = float(np.sum(shapely.area(np.asarray(level2, dtype=object)))) if level2 else 0.0
+    covered = union(np.asarray(level2, dtype=object)) if level2 else shapely.Polygon()
+    sym = float(shapely.area(shapely.symmetric_difference(covered, t.geometry)))
+    overlap = max(total - float(shapely.area(covered)), 0.0)
+    out.stats["tiling"] = {"village_m2": round(area, 3), "grids_m2": round(total, 3), "gap_m2": round(sym, 6),
+                           "overlap_m2": round(overlap, 6)}
+    if sym > tol_village or overlap > tol:
+        raise GeometryError(f"village {t.code} {t.name}: grids do not tile the village "
+                            f"(gap {sym:.3f} m², overlap {overlap:.3f} m², tolerance {tol_village:g} m²)")
+    pt_area: dict[str, float] = {}
+    for r in out.points:
+        pt_area[r["parent"]] = pt_area.get(r["parent"], 0.0) + float(shapely.area(r["geometry"]))
+    worst = 0.0
+    for r in out.grids + out.exclusive:
+        worst = max(worst, abs(pt_area.get(r["code"], 0.0) - float(shapely.area(r["geometry"]))))
+    out.stats["tiling"]["points_worst_m2"] = round(worst, 6)
+    if worst > tol:
+        raise GeometryError(f"village {t.code} {t.name}: grid points do not tile their grid "
+                            f"(worst difference {worst:.3f} m², tolerance {tol:g} m²)")
+    orphans = sum(c is None for c in out.item_point)
+    if orphans:
+        raise GeometryError(f"village {t.code} {t.name}: {orphans} building(s)/household(s) in no grid point")
+    if len(t.items):
+        by_code = {r["code"]: r["geometry"] for r in out.points}
+        mine = np.asarray([by_code[c] for c in out.item_point], dtype=object)
+        polys = np.asarray(list(by_code.values()), dtype=object)
+        shapely.prepare(polys)  # each point is tested against many items
+        bad = int(np.sum(~shapely.intersects(mine, t.items)))  # prepared: the first argument
+        if bad:
+            raise GeometryError(f"village {t.code} {t.name}: {bad} building(s)/household(s) lie outside the grid "
+                                "point they were assigned to")
+        out.stats["items"] = len(t.items)
+        if shapely.get_type_id(t.items[0]) in (3, 6):
+            # only a building not within its point can be cut by the point's edge (most are within: cheap)
+            maybe = np.flatnonzero(~shapely.contains(mine, t.items))
+            ia = shapely.area(t.items[maybe])
+            inside = shapely.area(shapely.intersection(t.items[maybe], mine[maybe]))
+            out.stats["items_cut"] = int(np.sum(inside < 0.999 * ia - 1e-9))
+        else:
+            out.stats["items_cut"] = 0
+        shapely.destroy_prepared(polys)  # the rows keep plain polygons
+    check_sublevels(t, out)

@@ -59,7 +59,7 @@ FIELD_ALIASES: dict[str, str] = {
     "role": "职务",
     "phone": "联系电话",
     "level": "层级",
-    "unit": "单元编码",  # a household's atomic unit; a person's unit served
+    "unit": "所服务单元编码",
     "unit_name": "所服务单元名称",
     "leader": "负责人",
     "leader_phone": "负责人电话",
@@ -84,7 +84,6 @@ LAYER_TITLES: dict[str, str] = {
     "exclusive": "专属网格",
     "micro_grids": "微网格",
     "lanes": "巷",
-    "units": "单元",
     "households": "住户",
     "people": "人员",
     "roads": "道路",

@@ -78,8 +78,6 @@ LEVEL_STYLES: dict[str, LevelStyle] = {
     "grids": LevelStyle("26,152,80", 0.4, ("name", "code"), 25_000, 9),
     "points": LevelStyle("244,109,67", 0.25, ("code",), 5_000, 8, visible_scale=50_000),
     "exclusive": LevelStyle("197,27,125", 0.5, ("name", "code"), 10_000, 9, fill_alpha=40),
-    # the atomic units every level is made of (gridgeo.county.atomic): hairlines, only when zoomed in
-    "units": LevelStyle("120,144,156", 0.1, ("code",), 2_000, 6, visible_scale=10_000),
     "households": LevelStyle("84,84,84", 1.6, ("source_id", "code"), 2_000, 7, visible_scale=25_000),
     # the optional levels below the grids (gridgeo.county.micro), where a build draws them
     "micro_grids": LevelStyle("249,168,37", 0.2, ("code",), 4_000, 7, visible_scale=25_000),
