@@ -120,8 +120,26 @@ def _load(app: Flask) -> Any:
     overlay_statuses(county, store)
     install(app, store)
     app.extensions["planner"] = Planner(str(path), app.config.get("NETWORK"), _patrol_options(app),
-                                        store=store, frames=county.frames) if path else None
+                                        store=store, frames=county.frames, **_by_township(app, county)
+                                        ) if path else None
     return county.path  # a URL without its password
+
+
+def _by_township(app: Flask, county: Any) -> dict[str, Any]:
+    """The patrol planner's township-by-township set-up for a county whose roads are served from the file.
+
+    Why: such a county (a province) has a street network no server holds as one graph; a round never leaves
+    its township, so each township is opened for planning on its own (:class:`.patrol.Regions`).
+    """
+    from .patrol import Regions
+
+    if app.config.get("NETWORK") or not county.is_lazy("roads") or not {"grids", "townships"} <= set(
+            county.collections):
+        return {}
+    log.info("patrol: the street network is read township by township (%s is served from the file)", "roads")
+    regions = Regions(county.get("grids"), county.get("townships"),
+                      lambda code: tuple(app.extensions["chains"].chain(code)))
+    return {"regions": regions, "region": county.region}
 
 
 class Later:

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -50,6 +51,50 @@ bp = Blueprint("patrol", __name__)
 GPX = "application/gpx+xml"
 _lock = threading.Lock()
 _CACHE_SIZE = 256
+#: townships open at once for planning, when a county is planned township by township (LRU)
+_REGIONS = 4
+#: degrees around a township's box whose streets its routes may use (about 2 km)
+_MARGIN = 0.02
+
+
+class Regions:
+    """Where a grid is planned in a county too big to plan whole: its township's box, with a margin.
+
+    Why: a province's street network (half a million roads) and its stops do not fit a server's memory as
+    one graph, and no grid worker's round leaves its township; so a county whose roads are served from
+    the file is opened for planning one township at a time (:meth:`service.store.County.region`).
+
+    Parameters
+    ----------
+    grids
+        The served grids (their ``township`` column, where they have one).
+    townships
+        The served townships (their boxes, read once).
+    chain
+        A unit's chain of parents (:meth:`gridgeo.store.chains.Chains.chain`), for grids without a
+        ``township`` column.
+    """
+
+    def __init__(self, grids: Any, townships: Any, chain: Callable[[str], tuple[str, ...]]) -> None:
+        self.grids = grids
+        self.chain = chain
+        keys = [str(k) for k in townships.keys]
+        bounds = shapely.bounds(townships.geometries())
+        self.boxes = {k: tuple(float(v) for v in b) for k, b in zip(keys, bounds.tolist(), strict=True)}
+
+    def of(self, grid: str) -> tuple[str, tuple[float, float, float, float]] | None:
+        """The township of ``grid`` and its box (CRS84, with :data:`_MARGIN`); None when it is not known."""
+        try:
+            pos = self.grids.locate_key(grid)
+        except Exception:  # an unknown grid: the whole-county path answers its 404
+            return None
+        town = self.grids.units([pos], ("township",)).get("township", [None])[0]
+        if town is None or str(town) not in self.boxes:
+            town = next((c for c in self.chain(grid) if c in self.boxes), None)
+        box = self.boxes.get(str(town)) if town is not None else None
+        if box is None:
+            return None
+        return str(town), (box[0] - _MARGIN, box[1] - _MARGIN, box[2] + _MARGIN, box[3] + _MARGIN)
 
 
 #: the longest campaign a request may ask for (a campaign is planned in one request)
@@ -145,9 +190,13 @@ class Planner:
     """The county opened for patrol planning once, and the plans made so far (LRU)."""
 
     def __init__(self, path: str, network: str | None = None, options: PatrolOptions | None = None, *,
-                 store: Store | None = None, frames: Callable[[], Mapping[str, Any]] | None = None) -> None:
+                 store: Store | None = None, frames: Callable[[], Mapping[str, Any]] | None = None,
+                 regions: Regions | None = None,
+                 region: Callable[[tuple[float, float, float, float]], Mapping[str, Any]] | None = None) -> None:
         self.path = path
         self.frames = frames  # the county's layers from memory (see service.store.County.frames)
+        self.regions, self.region = regions, region  # planned by township (see Regions), when both are given
+        self._regional: OrderedDict[str, County] = OrderedDict()
         self.name = path  # what messages and logs say: never a password
         if is_url(path):
             from gridgeo.store.postgres import redact
@@ -158,7 +207,28 @@ class Planner:
         self.options = PatrolOptions() if options is None else options  # the RULES file's [patrol], or defaults
         self._county: County | None = None
         self._plans: OrderedDict[tuple[Any, ...], list[DayPlan]] = OrderedDict()
-        self._version: tuple[int, int] = (-1, -1)
+        self._versions: weakref.WeakKeyDictionary[County, tuple[int, int]] = weakref.WeakKeyDictionary()
+
+    def county_of(self, grid: str) -> County:
+        """The :class:`gridgeo.patrol.County` that plans ``grid``: its township's (:class:`Regions`), or the
+        whole county's."""
+        where = self.regions.of(grid.split(",")[0]) if self.regions is not None and self.region else None
+        if where is None:
+            return self.county()
+        town, box = where
+        with _lock:
+            if town in self._regional:
+                self._regional.move_to_end(town)
+                return self._regional[town]
+            log.info("opening township %s of %s for patrol planning", town, self.name)
+            try:
+                county = County(self.path, network=self.network, names=False, frames=self.region(box))  # type: ignore[misc]
+            except (InputError, OSError) as exc:
+                raise self._unavailable(exc) from exc
+            self._regional[town] = county
+            while len(self._regional) > _REGIONS:
+                self._regional.popitem(last=False)
+            return county
 
     def county(self) -> County:
         """The :class:`gridgeo.patrol.County`, opened on first use.
@@ -201,16 +271,16 @@ class Planner:
             return (0, 0)
         version = self.store.records_version()
         with _lock:
-            if version != self._version:
+            if self._versions.get(county) != version:  # each open county (a township's too) keeps its own
                 county.use_records(Records(self.store.last_visits(), self.store.statuses()))
-                self._version = version
+                self._versions[county] = version
         return version
 
     def plan(self, grid: str, day: dt.date, options: PatrolOptions,
              key: tuple[tuple[str, str], ...] = ()) -> list[DayPlan]:
         """The day's plan for ``grid`` (a campaign's days: all of them) under ``options``, cached by the
         request's overrides ``key`` (NotFoundError for an unknown grid, InfeasibleError for a tiny budget)."""
-        county = self.county()
+        county = self.county_of(grid)
         for code in grid.split(","):  # A,B: one round across several small grids (County.round_stops)
             county.check_grid(code)
         version = self._records(county)

@@ -508,6 +508,19 @@ class County:
         """
         return _Frames(self)
 
+    def region(self, bounds: tuple[float, float, float, float]) -> Mapping[str, Any]:
+        """:meth:`frames` cut to the CRS84 ``bounds``: every feature whose box meets them.
+
+        Why: the patrol planner of a county served from the file (a province) plans one township at a
+        time; its street network and stops are read for that township's box, never for the whole county.
+        """
+        return _Frames(self, bounds)
+
+    def is_lazy(self, name: str) -> bool:
+        """Whether layer ``name`` is served from the file (too big to hold), not from memory."""
+        coll = self.collections.get(name)
+        return coll is not None and not isinstance(coll, Collection)
+
     def get(self, name: str) -> Served:
         """The collection ``name``.
 
@@ -539,20 +552,29 @@ class _ByArea(AreaSource):
 
 
 class _Frames(Mapping[str, Any]):
-    """:meth:`County.frames`: the layers by name, each made on ``[]`` (the planner asks for a few)."""
+    """:meth:`County.frames`: the layers by name, each made on ``[]`` (the planner asks for a few).
 
-    def __init__(self, county: County) -> None:
+    ``bounds`` (CRS84): only the features whose box meets them (:meth:`County.region`).
+    """
+
+    def __init__(self, county: County, bounds: tuple[float, float, float, float] | None = None) -> None:
         self.county = county
+        self.bounds = bounds
 
     def __getitem__(self, name: str) -> Any:
         if name in self.county.tables:
             return self.county.tables[name]
         coll = self.county.collections[name]
         if isinstance(coll, Collection):
-            return coll.full_frame()
+            frame = coll.full_frame()
+            if self.bounds is None:
+                return frame
+            return frame.iloc[coll.bbox_positions([self.bounds])].reset_index(drop=True)
         if name in BY_AREA:
             return _ByArea(coll)
-        return coll.frame()
+        if self.bounds is None:
+            return coll.frame()
+        return coll.within(self.bounds).drop(columns="_item").reset_index(drop=True)
 
     def __iter__(self) -> Iterator[str]:
         return iter([*self.county.collections, *self.county.tables])

@@ -246,9 +246,13 @@ def test_patrol_reads_households_grid_by_grid(county_path: Path, tmp_path: Path)
             _same(a.get_json(), b.get_json(), g)
             planned_ok += 1
     assert planned_ok >= 2
-    planned = apps[0].extensions["planner"].county()
-    assert isinstance(planned.buildings, ByGrid) and planned.households is None
-    assert 0 < len(planned.buildings._kept) <= len(grids)  # only the grids asked for were read
+    planner = apps[0].extensions["planner"]
+    assert planner.regions is not None and planner._regional  # roads from the file: planned by township
+    for planned in planner._regional.values():
+        assert isinstance(planned.buildings, ByGrid) and planned.households is None
+        assert len(planned.buildings._kept) <= len(grids)  # only the grids asked for were read
+    assert sum(len(p.buildings._kept) for p in planner._regional.values()) > 0
+    assert planner._county is None  # the whole county was never opened
 
 
 def test_lazy_numbers_read_as_in_memory(tmp_path: Path) -> None:
