@@ -40,7 +40,7 @@ from numpy.typing import NDArray
 from gridgeo.data.live_index import ReadWriteLock
 from gridgeo.errors import NotFoundError, UsageError
 
-from .store import _INT_KEY, TITLES, dumps, geojson_bytes, properties_bytes, round_coords
+from .store import TITLES, dumps, geojson_bytes, parse_key, properties_bytes, round_coords
 
 log = logging.getLogger(__name__)
 
@@ -319,14 +319,7 @@ class LazyCollection:
         return order[np.searchsorted(sorted_fids, fids)].astype(np.int64)
 
     def parse_key(self, text: str) -> Any:
-        if not self.int_keys:
-            return text
-        if not _INT_KEY.fullmatch(text):
-            return None
-        try:
-            return int(text)
-        except ValueError:
-            return None
+        return parse_key(text, int_keys=self.int_keys)
 
     def locate_key(self, fid: str) -> int:
         key = self.parse_key(str(fid))

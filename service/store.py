@@ -345,15 +345,7 @@ class Collection:
 
     def parse_key(self, text: str) -> Any:
         """A feature id from the URL: an int for row-numbered layers, else the code string."""
-        if not self.int_keys:
-            return text
-        # plain ASCII digits only: int() would also take " 1", "1_0" and "١", so one feature got many URLs
-        if not _INT_KEY.fullmatch(text):
-            return None
-        try:
-            return int(text)
-        except ValueError:  # more digits than int() converts
-            return None
+        return parse_key(text, int_keys=self.int_keys)
 
     def locate_key(self, fid: str) -> int:
         """Position of feature ``fid``.
@@ -393,6 +385,21 @@ class Collection:
         hits = [self.tree.query(shapely.box(*b), predicate="intersects") for b in boxes]
         idx = np.concatenate(hits) if hits else np.empty(0, dtype=np.int64)
         return np.unique(idx).astype(np.int64)
+
+
+def parse_key(text: str, *, int_keys: bool) -> Any:
+    """A feature id from the URL: an int for row-numbered layers (None when ``text`` is not one), else ``text``.
+
+    Plain ASCII digits only: ``int()`` would also take " 1", "1_0" and "١", so one feature got many URLs.
+    """
+    if not int_keys:
+        return text
+    if not _INT_KEY.fullmatch(text):
+        return None
+    try:
+        return int(text)
+    except ValueError:  # more digits than int() converts
+        return None
 
 
 def _epsg_of(gdf_crs: Any) -> int | None:
