@@ -81,6 +81,8 @@ base.EXTRA_REGISTERED.extend(("gg_reports", "gg_report_events"))
 _COLS = ("id", "created", "reporter", "reporter_name", "reporter_phone", "category", "body", "lon", "lat",
          "township", "village", "grid", "point", "chain", "places", "ladder", "step", "level", "unit", "due",
          "state", "department", "updated", "closed", "photo", "photo_type", "photo_size")
+#: the number of rungs of a report's ladder (a JSON array), in SQL per dialect
+_RUNGS = {"sqlite": "json_array_length(ladder)", "postgresql": "json_array_length(ladder::json)"}
 _EVENT_COLS = ("id", "report", "time", "actor", "action", "from_state", "to_state", "from_level", "to_level",
                "unit", "department", "note")
 
@@ -324,13 +326,13 @@ class Reports:
         not yet know of it. A report changed by someone else meanwhile is left to the next sweep.
         """
         self._ensure()
+        # reports at the top of their ladder stay overdue for good: left out in SQL, so the sweep every
+        # reports request runs reads only what it escalates, however many such reports pile up
         rows = self.store.query(f"SELECT {', '.join(_COLS)} FROM gg_reports WHERE state <> 'closed' AND due < ? "
-                                "ORDER BY id", (stamp(now),))
+                                f"AND step + 1 < {_RUNGS[self.store.dialect]} ORDER BY id", (stamp(now),))
         done: list[int] = []
         for row in rows:
             rep = _decode(row)
-            if int(rep["step"]) + 1 >= len(rep["ladder"]):
-                continue
             try:
                 with self.store.transaction() as cur:
                     self._climb(cur, rep, actor=SYSTEM, now=now, action="deadline",
