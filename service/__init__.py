@@ -97,7 +97,7 @@ def _load(app: Flask) -> Any:
     from gridgeo.store.chains import PARENT_COLUMNS, Chains
 
     from .auth import install
-    from .locate import Locator
+    from .locate import Locator, _people
     from .patrol import Planner
     from .records import open_writable, overlay_statuses
     from .reports import install as install_reports
@@ -106,6 +106,7 @@ def _load(app: Flask) -> Any:
     path = app.config.get("COUNTY")
     county = load_county(path, lazy_at=app.config["LAZY_AT"]) if path else County("", {}, "1970-01-01T00:00:00Z")
     app.extensions["county"] = county
+    app.extensions["people"] = _people(county.path, county.tables)  # for /locate's answers and report handlers
 
     def chains() -> Chains:
         return Chains({k: c.table(["code", *PARENT_COLUMNS[k]]) for k, c in county.collections.items()
@@ -136,7 +137,7 @@ def _by_township(app: Flask, county: Any) -> dict[str, Any]:
     if app.config.get("NETWORK") or not county.is_lazy("roads") or not {"grids", "townships"} <= set(
             county.collections):
         return {}
-    log.info("patrol: the street network is read township by township (%s is served from the file)", "roads")
+    log.info("patrol: the street network is read township by township (roads are served from the file)")
     regions = Regions(county.get("grids"), county.get("townships"),
                       lambda code: tuple(app.extensions["chains"].chain(code)))
     return {"regions": regions, "region": county.region}
@@ -183,12 +184,10 @@ class Later:
 def _background(app: Flask, county: Any) -> bool:
     """Whether the indexes are built in threads: ``LOCATE_BACKGROUND`` if set, else when a level is lazy."""
     from .locate import LEVEL_KEYS
-    from .store import Collection
 
     background = app.config.get("LOCATE_BACKGROUND")
     if background is None:
-        background = any(not isinstance(county.collections.get(layer), Collection | None)
-                         for layer in LEVEL_KEYS.values())
+        background = any(county.is_lazy(layer) for layer in LEVEL_KEYS.values())
     return bool(background)
 
 
@@ -209,7 +208,7 @@ def _start_locator(app: Flask, county: Any, make: Any, background: bool) -> None
         if isinstance(chains, Later):  # one thing at a time: the chains first, the sooner to serve people's data
             chains._thread.join()
         try:
-            app.extensions["locator"] = make(county)
+            app.extensions["locator"] = make(county, people=app.extensions["people"])
         except Exception:  # logged; /locate then answers 503 naming the log, every other route still serves
             log.exception("the /locate index could not be built")
             app.extensions["locator_error"] = True

@@ -280,11 +280,11 @@ class Locator:
     hold new ones back, so no answer sees a feature half replaced.
     """
 
-    def __init__(self, county: County) -> None:
+    def __init__(self, county: County, *, people: dict[tuple[str, str], list[dict[str, Any]]] | None = None) -> None:
         self.levels: dict[str, Level] = {}
         self._lock = ReadWriteLock()
         frames = {}
-        people = _people(county.path, county.tables)
+        people = _people(county.path, county.tables) if people is None else people
         for key, layer in LEVEL_KEYS.items():
             coll = county.collections.get(layer)
             if coll is None or coll.int_keys:

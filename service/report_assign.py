@@ -22,7 +22,7 @@ from gridgeo.county.report_rules import LEADER_TITLES, Category, ReportRules
 from gridgeo.errors import GridgeoError
 from gridgeo.store.reports import COUNTY, Rung
 
-from .locate import LEVEL_KEYS, Locator, WhenReady, _people
+from .locate import LEVEL_KEYS, Locator, WhenReady
 from .store import County
 
 log = logging.getLogger(__name__)
@@ -41,11 +41,12 @@ def _text(v: Any) -> str | None:
 class Assigner:
     """Locate a report and build its ladder (built once at start-up; read-only, so thread-safe)."""
 
-    def __init__(self, county: County, locator: Locator | WhenReady, rules: ReportRules) -> None:
+    def __init__(self, county: County, locator: Locator | WhenReady, rules: ReportRules,
+                 people: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
         self.county = county
         self.locator = locator
         self.rules = rules
-        self.people = _people(county.path, county.tables)
+        self.people = people  # the roster by (layer, unit code), read once at start-up (:func:`.locate._people`)
 
     def places(self, lon: float, lat: float) -> list[dict[str, Any]]:
         """The units containing a WGS84 point, coarsest first (``[]``: outside the county)."""

@@ -427,7 +427,8 @@ def install(app: Any) -> None:
     from gridgeo.county.rules import load_county_rules
 
     rules = load_county_rules(app.config["RULES"]).reports if app.config.get("RULES") else ReportRules()
-    app.extensions["report_assigner"] = Assigner(app.extensions["county"], locator_for(app), rules)
+    app.extensions["report_assigner"] = Assigner(app.extensions["county"], locator_for(app), rules,
+                                                     app.extensions["people"])
     app.extensions["report_photos"] = photo_dir(app.config)
     app.extensions["report_throttle"] = Throttle(int(app.config.get("ANONYMOUS_REPORTS_PER_HOUR", 20)), 3600.0,
                                                  what="anonymous reports")

@@ -205,9 +205,9 @@ def test_locate_503_while_its_index_is_built(county_path: Path, monkeypatch) -> 
     gate = threading.Event()
     real = locate_mod.Locator.__init__
 
-    def slow(self, county):  # type: ignore[no-untyped-def]
+    def slow(self, county, **kw):  # type: ignore[no-untyped-def]
         gate.wait(30)
-        real(self, county)
+        real(self, county, **kw)
 
     monkeypatch.setattr(locate_mod.Locator, "__init__", slow)
     monkeypatch.setattr(locate_mod, "LOCATE_WAIT", 0.05)
