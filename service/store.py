@@ -318,14 +318,19 @@ class Collection:
             return True
         return self.live.replace(fid, geom)
 
-    def full_frame(self) -> gpd.GeoDataFrame:
-        """The layer with every column (the personal ones too), CRS84, in id order: for patrol planning."""
+    def full_frame(self, rows: NDArray[np.int64] | None = None) -> gpd.GeoDataFrame:
+        """The layer with every column (the personal ones too), CRS84, in id order: for patrol planning.
+
+        ``rows``: only the features at these positions (a township's, :meth:`County.region`), renumbered
+        from 0, so a part costs what the part holds, not a copy of the whole layer first.
+        """
+        frame = self.frame if rows is None else self.frame.iloc[rows].reset_index(drop=True)
+        out = frame.copy() if rows is None else frame
         if self.private_frame is None:
-            return self.frame.copy()
-        extra = [c for c in self.private_frame.columns if c not in self.frame.columns]
-        out = self.frame.copy()
-        for c in extra:
-            out[c] = self.private_frame[c].to_numpy()
+            return out
+        private = self.private_frame if rows is None else self.private_frame.iloc[rows]
+        for c in [c for c in private.columns if c not in frame.columns]:
+            out[c] = private[c].to_numpy()
         return out
 
     def set_status(self, key: Any, status: dict[str, Any]) -> None:
@@ -573,10 +578,7 @@ class _Frames(Mapping[str, Any]):
             return self.county.tables[name]
         coll = self.county.collections[name]
         if isinstance(coll, Collection):
-            frame = coll.full_frame()
-            if self.bounds is None:
-                return frame
-            return frame.iloc[coll.bbox_positions([self.bounds])].reset_index(drop=True)
+            return coll.full_frame(None if self.bounds is None else coll.bbox_positions([self.bounds]))
         if name in BY_AREA:
             return _ByArea(coll)
         if self.bounds is None:

@@ -276,3 +276,19 @@ def test_lazy_numbers_read_as_in_memory(tmp_path: Path) -> None:
         assert f'"share":{v!r}' in texts["lazy"] and f'"share":{v!r}' in texts["mem"], v
     got = [f["properties"]["share"] for f in json.loads(texts["lazy"])["features"]]
     assert got == values
+
+
+def test_region_of_layers_in_memory_is_their_part(tmp_path: Path) -> None:
+    """County.region on layers held in memory: the features whose box meets the bounds, every column."""
+    import shapely
+    from gridgeo.service.store import load_county
+
+    county = load_county(make_people_county(tmp_path / "people.gpkg"), lazy_at=None)
+    hh = county.collections["households"]
+    w, s, e, n = hh.bbox
+    box = (w, s, (w + e) / 2, (s + n) / 2)
+    part = county.region(box)["households"]
+    whole = county.frames()["households"]
+    inside = whole[shapely.intersects(whole.geometry.values, shapely.box(*box))].reset_index(drop=True)
+    assert 0 < len(part) < len(whole) and list(part.columns) == list(whole.columns)
+    assert part.drop(columns="geometry").equals(inside.drop(columns="geometry"))
