@@ -139,15 +139,15 @@ def diff_counties(old: str | Path, new: str | Path, *, area_tol: float = 1.0) ->
     names = [n for n in LEVELS if lo.get(n) or ln.get(n)]
     if not names:
         raise InputError(f"{po}, {pn}: no level layer ({', '.join(LEVELS)}) in either file")
-    metric = _metric(po if lo.get("villages") else pn)
+    metric = next(_metric(p, ls) for key in ("villages", *LEVELS) for p, ls in ((po, lo), (pn, ln)) if ls.get(key))
     levels = {n: _level(n, po if lo.get(n) else None, pn if ln.get(n) else None, metric, area_tol) for n in names}
     households = _households(po, pn) if lo.get("households") and ln.get("households") else {}
     people = _people(po, pn, levels) if "people" in lo and "people" in ln else {}
     return CountyDiff(str(po), str(pn), levels, households, people)
 
 
-def _metric(path: Path) -> Any:
-    layer = "villages" if "villages" in _layers(path) else next(n for n in LEVELS if n in _layers(path))
+def _metric(path: Path, layers: dict[str, bool]) -> Any:
+    layer = next(n for n in ("villages", *LEVELS) if layers.get(n))
     return metric_crs(pyogrio.read_dataframe(path, layer=layer, columns=[]))
 
 
