@@ -537,6 +537,59 @@ def _coordinates(xs: list[float], ys: list[float]) -> list[bytes]:
     return [b"%r,%r" % p for p in zip(xs, ys, strict=True)]
 
 
+class EarlyLocator(Locator):
+    """/locate for a few places while the index is still being built: each level asked of its own spatial
+    index (the GeoPackage's R*tree for a level served from the file, the STRtree of one in memory).
+
+    Why: a resident's phone asks one place, and on a province the index takes 15-30 s to build after
+    start-up; asked of the file, one place costs a few milliseconds a level. Each level is found on its
+    own (no parent followed by code), which answers as the index does wherever the levels tile their
+    parents; only batches up to :data:`EARLY_MAX` places are taken, a bigger one is 503 until the index
+    is ready.
+    """
+
+    def __init__(self, county: County, *, people: dict[tuple[str, str], list[dict[str, Any]]] | None = None) -> None:
+        self.levels = {}
+        self._lock = ReadWriteLock()
+        people = _people(county.path, county.tables) if people is None else people
+        for key, layer in LEVEL_KEYS.items():
+            coll = county.collections.get(layer)
+            if coll is None or coll.int_keys:
+                continue
+            cols = [c for c in coll.column_names if c in ("code", "name") or c.startswith("leader")
+                    or c in _SUMMARY_EXTRA]
+            summary = Summaries(layer, coll, cols, people, None if hasattr(coll, "rows_at") else coll.columns(cols))
+            none = np.empty(0, dtype=object)
+            self.levels[key] = Level(key, layer, shapely.STRtree(none), none, np.empty(0, dtype=np.int64),
+                                     LiveIndex(name=layer), np.zeros(len(coll), dtype=bool), {}, summary, {}, coll)
+        coarsest = next((k for k in LEVEL_KEYS if k in self.levels), "township")
+        self.outside_note = f"outside the county (no {coarsest} contains it)"
+
+    def locate(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> dict[str, NDArray[np.int64]]:
+        """Row per level for each place: the first feature in id order whose geometry meets it, else -1."""
+        rows = {key: np.full(len(lon), -1, dtype=np.int64) for key in self.levels}
+        for key, level in self.levels.items():
+            for i, (x, y) in enumerate(zip(np.asarray(lon).tolist(), np.asarray(lat).tolist(), strict=True)):
+                hit = level.coll.bbox_positions([(x, y, x, y)])
+                rows[key][i] = int(hit[0]) if len(hit) else -1
+        return rows
+
+
+#: the most places /locate answers from the file while its index is being built (see :class:`EarlyLocator`)
+EARLY_MAX = 64
+_EARLY_LOCK = threading.Lock()
+
+
+def _early() -> EarlyLocator:
+    """The app's :class:`EarlyLocator`, made when first asked for."""
+    with _EARLY_LOCK:
+        got = current_app.extensions.get("locator_early")
+        if got is None:
+            got = current_app.extensions["locator_early"] = EarlyLocator(
+                current_app.extensions["county"], people=current_app.extensions.get("people"))
+        return got  # type: ignore[no-any-return]
+
+
 class WhenReady:
     """The /locate index for code that holds it from start-up (the report assigner) while a thread builds it:
     each use waits for it as a request to /locate does (then 503), so it is only used inside a request."""
@@ -555,18 +608,23 @@ def locator_for(app: Any) -> Locator | WhenReady:
 LOCATE_WAIT = 2.0
 
 
-def _locator() -> Locator:
-    """The index, once built (see ``service._start_locator``).
+def _locator(places: int = 0) -> Locator:
+    """The index, once built (see ``service._start_locator``); before that, for a request of at most
+    :data:`EARLY_MAX` ``places``, the :class:`EarlyLocator`.
 
     Raises
     ------
     ServiceUnavailableError
-        While it is still being built after :data:`LOCATE_WAIT` seconds, or when building it failed.
+        While it is still being built after :data:`LOCATE_WAIT` seconds (and the request has more places
+        than the early answer takes), or when building it failed.
     """
     ready = current_app.extensions.get("locator_ready")
-    if ready is not None and not ready.wait(LOCATE_WAIT):
-        raise ServiceUnavailableError("the /locate index is still being built; retry in a few seconds",
-                                      retry_after=5)
+    early = 0 < places <= EARLY_MAX
+    if ready is not None and not ready.wait(0 if early else LOCATE_WAIT):
+        if early:
+            return _early()
+        raise ServiceUnavailableError(f"the /locate index is still being built; retry in a few seconds (until "
+                                      f"then at most {EARLY_MAX} places per request are answered)", retry_after=5)
     loc = current_app.extensions.get("locator")
     if loc is None:
         raise ServiceUnavailableError("the /locate index could not be built (see the service's log)", retry_after=60)
@@ -636,8 +694,8 @@ def locate_get() -> Response:
     lon, lat = _to_wgs84(np.array([a]), np.array([b]), crs, coords)
     if out_of_range(lon, lat)[0]:
         raise UsageError(f"locate: lon={x!r}, lat={y!r} {_unplaceable(crs)}")
-    rows = _locator().locate(lon, lat)
-    feat = _locator().features(rows, _coordinates([a], [b]), None)[0]
+    loc = _locator(1)
+    feat = loc.features(loc.locate(lon, lat), _coordinates([a], [b]), None)[0]
     return _response(feat, crs, coords)
 
 
@@ -674,7 +732,7 @@ def locate_post() -> Response:
     if n and not len(good):
         first = next(e for e in pos.errors if e is not None)
         raise UsageError(f"no place of the {n} can be located; {first}" if n > 1 else first)
-    loc = _locator()
+    loc = _locator(len(lon))
     rows = loc.locate(lon, lat)
     xs, ys = pos.xy[good, 0].tolist(), pos.xy[good, 1].tolist()
     ids = None if pos.ids is None else [pos.ids[i] for i in good.tolist()]

@@ -195,8 +195,11 @@ def test_bad_features_are_named_and_skipped(county_path: Path, tmp_path: Path, c
         assert doc["numberReturned"] == 1
 
 
-def test_locate_503_while_its_index_is_built(county_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """Pages answer at once; /locate answers 503 with Retry-After until its index (built in a thread) is ready."""
+@pytest.mark.parametrize("lazy_at", [0, None], ids=["from-file", "in-memory"])
+def test_locate_early_then_503_while_its_index_is_built(county_path: Path, monkeypatch,  # type: ignore[no-untyped-def]
+                                                        lazy_at: int | None) -> None:
+    """Pages answer at once; while the /locate index is built in a thread, a few places are answered from
+    each level's own spatial index (the same answer the index gives), a bigger batch is 503 with Retry-After."""
     import threading
 
     from gridgeo.service import create_app
@@ -211,15 +214,26 @@ def test_locate_503_while_its_index_is_built(county_path: Path, monkeypatch) -> 
 
     monkeypatch.setattr(locate_mod.Locator, "__init__", slow)
     monkeypatch.setattr(locate_mod, "LOCATE_WAIT", 0.05)
-    app = create_app({"COUNTY": str(county_path), "TESTING": True, "LOCATE_BACKGROUND": True})
+    app = create_app({"COUNTY": str(county_path), "TESTING": True, "LOCATE_BACKGROUND": True, "LAZY_AT": lazy_at})
     c = app.test_client()
     assert c.get("/collections/grids/items?limit=2").status_code == 200
-    r = c.get("/locate?lon=115.0&lat=28.0")
+    pts = [f["geometry"]["coordinates"] for f in
+           c.get("/collections/households/items?limit=40").get_json()["features"]][:40]
+    pts.append([0.0, 0.0])  # outside the county
+    early = [c.get(f"/locate?lon={x}&lat={y}") for x, y in pts]
+    assert all(r.status_code == 200 for r in early)
+    assert early[0].get_json()["properties"]["point"] is not None
+    batch = c.post("/locate", json={"points": pts})
+    assert batch.status_code == 200
+    r = c.post("/locate", json={"points": pts * 2})  # more than EARLY_MAX
     assert r.status_code == 503 and r.headers["Retry-After"] == "5"
     assert r.mimetype == "application/problem+json" and "being built" in r.get_json()["detail"]
     gate.set()
     assert app.extensions["locator_ready"].wait(30)
-    assert c.get("/locate?lon=115.0&lat=28.0").status_code == 200
+    late = [c.get(f"/locate?lon={x}&lat={y}") for x, y in pts]
+    assert [r.get_json() for r in late] == [r.get_json() for r in early]
+    assert c.post("/locate", json={"points": pts}).get_json() == batch.get_json()
+    assert c.post("/locate", json={"points": pts * 2}).status_code == 200
 
 
 def test_patrol_reads_households_grid_by_grid(county_path: Path, tmp_path: Path) -> None:
