@@ -186,7 +186,7 @@ CUT_AT = 4096
 _REVERSE_AT = 2048
 #: ... and when the level has at most this many pieces per place (see :meth:`Locator._hits`)
 _REVERSE_RATIO = 4
-#: the fixed parts of a /locate feature (see :meth:`Locator.features`)
+#: the fixed parts of a /locate feature (see :meth:`Locator._parts`)
 _FEATURE_HEAD = b'{"type":"Feature","geometry":{"type":"Point","coordinates":['
 _FEATURE_ID = b'{"type":"Feature","id":'
 _ID_TAIL = b',"geometry":{"type":"Point","coordinates":['
@@ -306,22 +306,18 @@ class Locator:
                 index = pd.Index(frames[parent].keys)
                 codes = pd.Series(coll.columns([col])[col]).astype("string").fillna("").to_numpy(dtype=object)
                 self.levels[key].parent_rows[parent] = index.get_indexer(codes).astype(np.int64)
-        coarsest = next((k for k in LEVEL_KEYS if k in self.levels), "township")
         #: said of a valid place no feature of any level contains, so an all-null answer is not a riddle
-        self.outside_note = f"outside the county (no {coarsest} contains it)"
+        self.outside_note = _outside_note(self.levels)
         log.info("locate index over %s", ", ".join(self.levels) or "no levels")
 
     @staticmethod
     def _build(key: str, coll: Any, people: dict[tuple[str, str], list[dict[str, Any]]]) -> Level:
         """One level's index from its collection (a thread of the start-up pool)."""
         layer = coll.id
-        cols = [c for c in coll.column_names if c in ("code", "name") or c.startswith("leader")
-                or c in _SUMMARY_EXTRA]
         keys = coll.keys
         pieces, owner = subdivide(_repaired(layer, coll.geometries(), keys), CUT_AT)
         shapely.prepare(pieces)
-        in_memory = not hasattr(coll, "rows_at")
-        summary = Summaries(layer, coll, cols, people, coll.columns(cols) if in_memory else None)
+        summary = _summaries(coll, people)
         return Level(key, layer, shapely.STRtree(pieces), pieces, owner, LiveIndex(name=layer),
                      np.zeros(len(keys), dtype=bool), {}, summary, {}, coll)
 
@@ -530,6 +526,19 @@ class Locator:
         return b'{"type":"Feature",%b"geometry":null,"properties":{%b,"error":%b}}' % (ident, levels, dumps(message))
 
 
+def _summaries(coll: Any, people: dict[tuple[str, str], list[dict[str, Any]]]) -> Summaries:
+    """A level's :class:`Summaries`: code, name, every ``leader*`` column and whoever else answers for it;
+    the columns held when the level is in memory, read per batch when it is served from the file."""
+    cols = [c for c in coll.column_names if c in ("code", "name") or c.startswith("leader") or c in _SUMMARY_EXTRA]
+    return Summaries(coll.id, coll, cols, people, None if hasattr(coll, "rows_at") else coll.columns(cols))
+
+
+def _outside_note(levels: Mapping[str, Any]) -> str:
+    """What a place no feature of any level contains is told, naming the coarsest level there is."""
+    coarsest = next((k for k in LEVEL_KEYS if k in levels), "township")
+    return f"outside the county (no {coarsest} contains it)"
+
+
 def _coordinates(xs: list[float], ys: list[float]) -> list[bytes]:
     """Each place's ``x,y`` as JSON numbers (shortest round-trip digits, as ``repr``), bracketless: the
     brackets are in the feature's fixed parts. (One ``json.dumps`` of all pairs, cut apart, ran no faster:
@@ -556,14 +565,11 @@ class EarlyLocator(Locator):
             coll = county.collections.get(layer)
             if coll is None or coll.int_keys:
                 continue
-            cols = [c for c in coll.column_names if c in ("code", "name") or c.startswith("leader")
-                    or c in _SUMMARY_EXTRA]
-            summary = Summaries(layer, coll, cols, people, None if hasattr(coll, "rows_at") else coll.columns(cols))
             none = np.empty(0, dtype=object)
             self.levels[key] = Level(key, layer, shapely.STRtree(none), none, np.empty(0, dtype=np.int64),
-                                     LiveIndex(name=layer), np.zeros(len(coll), dtype=bool), {}, summary, {}, coll)
-        coarsest = next((k for k in LEVEL_KEYS if k in self.levels), "township")
-        self.outside_note = f"outside the county (no {coarsest} contains it)"
+                                     LiveIndex(name=layer), np.zeros(len(coll), dtype=bool), {},
+                                     _summaries(coll, people), {}, coll)
+        self.outside_note = _outside_note(self.levels)
 
     def locate(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> dict[str, NDArray[np.int64]]:
         """Row per level for each place: the first feature in id order whose geometry meets it, else -1."""
