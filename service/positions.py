@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,8 @@ class Positions:
     #: JSON bytes of each feature's id, for a FeatureCollection body only
     ids: list[bytes] | None
     errors: list[str | None]
+    #: each place's ``x, y`` as the body wrote them (JSON numbers), when the body is a plain list of pairs
+    texts: list[bytes] | None = None
 
     def good(self) -> NDArray[np.int64]:
         """Indices of the places without an error."""
@@ -50,8 +53,8 @@ class Positions:
             self.xy[i] = np.nan
 
 
-def read_json() -> Any:
-    """The request body as JSON.
+def read_json() -> tuple[Any, bytes]:
+    """The request body as JSON, and its bytes.
 
     Raises
     ------
@@ -63,7 +66,7 @@ def read_json() -> Any:
         raise UsageError("POST /locate needs a JSON body (Content-Type: application/json)")
     raw = request.get_data(cache=False)
     try:
-        return json.loads(raw)
+        return json.loads(raw), raw
     except RecursionError:
         raise UsageError("request body nested too deep to be a batch of places") from None
     except UnicodeDecodeError as exc:
@@ -189,10 +192,38 @@ def _features(feats: Any) -> tuple[NDArray[np.float64], list[str | None], list[b
     return xy, errors, fids
 
 
-def parse_positions(doc: Any) -> Positions:
+#: the inside of an innermost ``[...]`` of a body already parsed as JSON (see :func:`_pair_texts`)
+_INNERMOST = re.compile(rb"\[\s*([^\[\]]*?)\s*\]")
+#: whitespace other than spaces inside a pair: such a body is answered from the parsed numbers
+_LINE_BREAKS = re.compile(rb"[\n\r\t]")
+
+
+def _pair_texts(doc: Any, raw: bytes | None, n: int) -> list[bytes] | None:
+    """Each place's ``x, y`` text as the body wrote it, when the body is ``{"points": [[x, y], ...]}`` only.
+
+    Why: the answer repeats each place's coordinates, and writing 200,000 floats back (``repr``) cost
+    0.19 s of a 1.3 s batch; finding them in the body costs 0.04 s. Only then is it safe: the body has
+    been parsed as JSON and holds nothing but the one member and its pairs of numbers, so its innermost
+    brackets are exactly the places, in order: their count is checked, and that each holds one comma
+    (no height), by the commas of all of them together. A pair broken over lines is not echoed: the
+    answer is one line however the body was laid out.
+    """
+    if raw is None or not (isinstance(doc, dict) and len(doc) == 1 and "points" in doc):
+        return None
+    texts = _INNERMOST.findall(raw)
+    if len(texts) != n:
+        return None
+    joined = b",".join(texts)
+    if joined.count(b",") != 2 * n - 1 or _LINE_BREAKS.search(joined):
+        return None
+    return texts
+
+
+def parse_positions(doc: Any, raw: bytes | None = None) -> Positions:
     """``{"points": [[x, y], ...]}`` and/or a FeatureCollection of points -> :class:`Positions`.
 
-    The ids are those of the features, when the body is a FeatureCollection only.
+    The ids are those of the features, when the body is a FeatureCollection only. ``raw``: the body's
+    bytes, so that a plain list of pairs keeps each place's text (:attr:`Positions.texts`).
 
     Raises
     ------
@@ -204,10 +235,13 @@ def parse_positions(doc: Any) -> Positions:
     chunks: list[NDArray[np.float64]] = []
     errors: list[str | None] = []
     ids: list[bytes] | None = None
+    texts = None
     if "points" in doc:
         xy, errs = _points(doc["points"])
         chunks.append(xy)
         errors += errs
+        if errs and errs[0] is None and all(e is None for e in errs):
+            texts = _pair_texts(doc, raw, len(xy))
     if doc.get("type") == "FeatureCollection":
         xy, errs, fids = _features(doc.get("features"))
         chunks.append(xy)
@@ -219,7 +253,7 @@ def parse_positions(doc: Any) -> Positions:
     arr = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
     if len(arr) > MAX_POINTS:
         raise UsageError(f"at most {MAX_POINTS} points per request; got {len(arr)}")
-    return Positions(np.array(arr, dtype=float).reshape(-1, 2), ids, errors)
+    return Positions(np.array(arr, dtype=float).reshape(-1, 2), ids, errors, texts)
 
 
 def out_of_range(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> NDArray[np.bool_]:

@@ -326,3 +326,51 @@ def test_invalid_polygon_reported_and_located(county_path, tmp_path, caplog) -> 
     expected = code if not others.contains(wing).any() else str(grids["code"].iloc[1:][others.contains(wing)].iloc[0])
     got = doc["properties"]["grid"]
     assert got is not None and (got["code"] == expected or others.contains(wing).any())
+
+
+@pytest.mark.parametrize("layout", ["compact", "spaced", "indented", "ints", "heights", "with_features"])
+def test_post_echo_is_the_places_sent(client, layers, layout: str) -> None:
+    """However the body writes its places, each answer's coordinates are the numbers sent (the fast echo of
+    the body's own text, or the parsed numbers when the body is laid out otherwise) and the codes agree."""
+    w, s, e, n = layers["village"].total_bounds
+    rng = np.random.default_rng(7)
+    lon, lat = rng.uniform(w, e, 50), rng.uniform(s, n, 50)
+    pairs: list[list[float]] = np.c_[lon, lat].tolist()
+    if layout == "ints":
+        pairs[0] = [int(w), int(s)]  # outside, but a place all the same
+    if layout == "heights":
+        pairs = [[x, y, 12.5] for x, y in pairs]
+    doc: dict[str, object] = {"points": pairs}
+    if layout == "with_features":
+        doc["type"] = "FeatureCollection"
+        doc["features"] = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": pairs[1]},
+                            "properties": {}}]
+    text = {"compact": json.dumps(doc, separators=(",", ":")), "indented": json.dumps(doc, indent=2)}.get(
+        layout, json.dumps(doc))
+    resp = client.post("/locate", data=text, content_type="application/json")
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    raw = resp.get_data(as_text=True)
+    assert "\n" not in raw
+    got = resp.get_json()
+    assert_rfc7946(got)
+    sent = [p[:2] for p in pairs] + ([pairs[1][:2]] if layout == "with_features" else [])
+    assert [f["geometry"]["coordinates"] for f in got["features"]] == sent
+    truth = _truth(layers, np.array([p[0] for p in sent], float), np.array([p[1] for p in sent], float))
+    for k in LEVELS:
+        assert [(f["properties"][k] or {}).get("code") for f in got["features"]] == truth[k], k
+
+
+@pytest.mark.parametrize(("body", "echoed"), [
+    (b'{"points":[[1.5,2],[3,4e1]]}', [b"1.5,2", b"3,4e1"]),
+    (b'{"points": [ [1.5 , 2] ,[3, 4] ]}', [b"1.5 , 2", b"3, 4"]),
+    (b'{"points":[[1,\n2],[3,4]]}', None),  # broken over lines
+    (b'{"points":[[1,2,3],[3,4]]}', None),  # a height
+    (b'{"points":[[1,2]],"type":"FeatureCollection","features":[]}', None),  # another member
+    (b'{"points":"[9,9]","points":[[1,2]]}', None),  # a duplicate member: brackets that are not places
+    (b'{"points":[[1,2],[3,"4"]]}', None),  # a bad pair
+])
+def test_pair_texts_only_when_exactly_the_places(body: bytes, echoed: list[bytes] | None) -> None:
+    from gridgeo.service.positions import parse_positions
+
+    pos = parse_positions(json.loads(body), body)
+    assert pos.texts == echoed
