@@ -240,8 +240,9 @@ def _register(app: Flask) -> None:
     from .patrol import bp as patrol_bp
     from .records import bp as records_bp
     from .reports import bp as reports_bp
+    from .users import bp as users_bp
 
-    for bp in (features_bp, openapi_bp, locate_bp, patrol_bp, pages_bp, records_bp, reports_bp):
+    for bp in (features_bp, openapi_bp, locate_bp, patrol_bp, pages_bp, records_bp, reports_bp, users_bp):
         app.register_blueprint(bp)
     app.register_error_handler(GridgeoError, _gridgeo_error)
     app.register_error_handler(HTTPException, _http_error)
@@ -291,7 +292,7 @@ def _headers(resp: Response) -> Response:
     resp.headers["Access-Control-Allow-Origin"] = "*"
     resp.headers["Access-Control-Expose-Headers"] = _EXPOSE
     if request.method == "OPTIONS":
-        resp.headers["Access-Control-Allow-Methods"] = "GET, HEAD, POST, PUT, OPTIONS"
+        resp.headers["Access-Control-Allow-Methods"] = "GET, HEAD, POST, PUT, DELETE, OPTIONS"
         resp.headers["Access-Control-Allow-Headers"] = (
             request.headers.get("Access-Control-Request-Headers")
             or "Accept, Authorization, Content-Type, If-None-Match")

@@ -21,6 +21,7 @@ from . import html
 from .ogc import CRS84, GEOJSON, HTML, JSON, OPENAPI, check_params, crs_list, negotiate
 from .openapi_records import records_paths, security_schemes
 from .openapi_reports import reports_paths
+from .openapi_users import users_paths
 from .store import County, dumps
 
 bp = Blueprint("openapi", __name__)
@@ -66,6 +67,7 @@ def build(county: County, server: str, default_limit: int, max_limit: int) -> di
         **_patrol_paths(shared),
         **records_paths(),
         **reports_paths(),
+        **users_paths(),
     }
     return {
         "openapi": "3.0.3",
@@ -74,7 +76,7 @@ def build(county: County, server: str, default_limit: int, max_limit: int) -> di
                                 "grid governance levels, plus locate and patrol.",
                  "license": {"name": "MIT"}},
         "servers": [{"url": server.rstrip("/")}],
-        "tags": [{"name": t} for t in ("Capabilities", "Data", "Locate", "Patrol", "Records", "Reports")],
+        "tags": [{"name": t} for t in ("Capabilities", "Data", "Locate", "Patrol", "Records", "Reports", "Users")],
         "paths": paths,
         "components": {"schemas": _schemas(), "securitySchemes": security_schemes(),
                        "parameters": _parameters(shared, default_limit=default_limit, max_limit=max_limit)},

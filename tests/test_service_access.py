@@ -45,6 +45,8 @@ MATRIX = {
     "POST status in": (401, 201, 403, 201, 403, 201, 403),
     "GET status in": (401, 200, 403, 200, 403, 200, 403),
     "GET audit": (401, 200, 403, 403, 403, 403, 403),
+    "GET users": (401, 200, 403, 403, 403, 403, 403),
+    "POST user token": (401, 200, 403, 403, 403, 403, 403),
     "POST track": (401, 201, 403, 201, 201, 201, 403),
     "GET grids": (200, 200, 200, 200, 200, 200, 200),
     "GET locate": (200, 200, 200, 200, 200, 200, 200),
@@ -141,6 +143,13 @@ def _report_leaks(s: Served, who: str | None, resp) -> list[str]:  # type: ignor
     return sorted(found)
 
 
+def _new_user(s: Served) -> str:
+    """A fresh user for a caller to act on (so no caller's own token changes under the matrix)."""
+    name = f"u{len(s.store.users())}"  # type: ignore[attr-defined]
+    s.store.add_user(name, role="viewer")  # type: ignore[attr-defined]
+    return name
+
+
 def _call(s: Served, route: str, who: str | None):  # type: ignore[no-untyped-def]
     h = s.auth(who)
     c = s.client
@@ -156,6 +165,8 @@ def _call(s: Served, route: str, who: str | None):  # type: ignore[no-untyped-de
         "POST status in": lambda: c.post(f"/households/{s.hh_in}/status", json={"priority": "red"}, headers=h),
         "GET status in": lambda: c.get(f"/households/{s.hh_in}/status", headers=h),
         "GET audit": lambda: c.get("/audit", headers=h),
+        "GET users": lambda: c.get("/users", headers=h),
+        "POST user token": lambda: c.post(f"/users/{_new_user(s)}/token", headers=h),
         "POST track": lambda: c.post("/visits/track", data=GPX, headers={**h, "Content-Type": "application/gpx+xml"}),
         "GET grids": lambda: c.get("/collections/grids/items?limit=5", headers=h),
         "GET locate": lambda: c.get("/locate?lon=115.0&lat=28.0", headers=h),

@@ -105,6 +105,29 @@ def check_role(role: str) -> str:
     return role
 
 
+#: names the audit trail gives to callers that are not users, so no user may take them
+RESERVED_NAMES = frozenset({"anonymous", "system"})
+#: the longest user name taken (a name shows in every audit row the user writes)
+MAX_NAME = 64
+
+
+def check_user_name(name: str) -> str:
+    """``name`` stripped, if it can name a user; else a :class:`UsageError` saying why.
+
+    Why the rules: the audit trail names every writer by this text, so it must not pass for another kind
+    of writer (``anonymous``, the ``system`` sweep, a ``cli:`` login), nor hide in control characters.
+    """
+    name = name.strip()
+    if not name:
+        raise UsageError("a user needs a name")
+    if len(name) > MAX_NAME:
+        raise UsageError(f"a user name has at most {MAX_NAME} characters; got {len(name)}")
+    if name.lower() in RESERVED_NAMES or any(c in name for c in ":/") or any(not c.isprintable() for c in name):
+        raise UsageError(f"user name {name!r} is not allowed: not {', '.join(sorted(RESERVED_NAMES))}, "
+                         "no ':' or '/' and no control characters (the audit trail names writers by it)")
+    return name
+
+
 def new_token() -> str:
     """A fresh bearer token: the prefix (so a leaked one is recognised by scanners) and 256 random bits."""
     return TOKEN_PREFIX + secrets.token_urlsafe(32)

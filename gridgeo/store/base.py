@@ -24,10 +24,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gridgeo.errors import ConflictError, NotFoundError, StoreError, UsageError
+from gridgeo.errors import ConflictError, NotFoundError, StoreError
 
 from ._sql import CHAIN_COLUMNS, SCHEMA_VERSION, schema
-from .access import check_role, new_token, token_hash
+from .access import check_role, check_user_name, new_token, token_hash
 
 log = logging.getLogger(__name__)
 
@@ -232,9 +232,7 @@ class Store:
     # -- users -----------------------------------------------------------------------------------------
     def add_user(self, name: str, *, role: str, scope: str | None = None, actor: str = "cli") -> tuple[User, str]:
         """Create a user and its token; the token is returned once and only its hash is kept."""
-        name = name.strip()
-        if not name:
-            raise UsageError("a user needs a name")
+        name = check_user_name(name)
         check_role(role)
         token = new_token()
         created = now_utc()
@@ -272,6 +270,28 @@ class Store:
             after = User(before.id, before.name, before.role, before.scope, before.created, before.created_by, when)
             self.audit(cur, actor, "user.revoke", f"users/{name}", before=before.as_dict(), after=after.as_dict())
         return after
+
+    def rotate_token(self, name: str, *, actor: str = "cli") -> tuple[User, str]:
+        """A new token for a live user, the old one dead at once (a lost phone); returned once, kept hashed."""
+        token = new_token()
+        with self.transaction() as cur:
+            self.execute(cur, f"SELECT {_USER_COLS} FROM gg_users WHERE name = ?", (name,))
+            row = cur.fetchone()
+            if row is None:
+                raise NotFoundError(f"{self.url}: no user {name!r}")
+            user = _user(row)
+            if user.revoked is not None:
+                raise ConflictError(f"{self.url}: user {name!r} was revoked on {user.revoked}; add a new user instead")
+            self.execute(cur, "UPDATE gg_users SET token_hash = ? WHERE id = ?", (token_hash(token), user.id))
+            self.audit(cur, actor, "user.token", f"users/{name}", before=user.as_dict(), after=user.as_dict())
+        return user, token
+
+    def user(self, name: str) -> User:
+        """The user named ``name`` (revoked or not)."""
+        rows = self.query(f"SELECT {_USER_COLS} FROM gg_users WHERE name = ?", (name,))
+        if not rows:
+            raise NotFoundError(f"no user {name!r}")
+        return _user(rows[0])
 
     def authenticate(self, token: str) -> User | None:
         """The live user whose token this is, else None."""
