@@ -11,6 +11,7 @@ and a viewer.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,6 +107,15 @@ def serve_people(target: str, county: Path, **config: object) -> Served:
     store.close()
     app = create_app({"COUNTY": str(county), "STORE": target, "TESTING": True, **config})
     return Served(app.test_client(), open_store(target), tokens, g_in, g_out, village, hh_in, hh_out, pt_in, pt_out)
+
+
+def serve_copy(people_county: Path, store_target: str, tmp_path: Path, **config: object) -> Served:
+    """:func:`serve_people` on a copy of ``people_county`` in ``tmp_path``, its store the copy itself (SQLite)
+    or ``store_target`` (PostgreSQL): each test writes to a county of its own."""
+    county = tmp_path / "served.gpkg"
+    shutil.copy(people_county, county)
+    target = str(county) if not store_target.startswith("postgres") else store_target
+    return serve_people(target, county, **config)
 
 
 def inside(county: Path, code: str, layer: str = "grids") -> tuple[float, float]:

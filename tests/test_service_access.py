@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .access_county import PERSONAL, Served, make_people_county, serve_people
+from .access_county import PERSONAL, Served, make_people_county, serve_copy, serve_people
 
 ROLES = (None, "admin", "gis", "worker", "worker_out", "secretary", "viewer")
 GPX = (b'<?xml version="1.0"?><gpx version="1.1" xmlns="http://www.topografix.com/GPX/1/1"><trk><trkseg>'
@@ -24,10 +24,7 @@ def people_county(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def served(people_county: Path, store_target: str, tmp_path: Path) -> Served:
-    county = tmp_path / "served.gpkg"
-    shutil.copy(people_county, county)
-    target = str(county) if not store_target.startswith("postgres") else store_target
-    return serve_people(target, county)
+    return serve_copy(people_county, store_target, tmp_path)
 
 
 def _visit(hid: str) -> dict:

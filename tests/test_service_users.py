@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from .access_county import Served, make_people_county, serve_people
+from .access_county import Served, make_people_county, serve_copy
 
 
 @pytest.fixture(scope="module")
@@ -17,10 +16,7 @@ def people_county(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def served(people_county: Path, store_target: str, tmp_path: Path) -> Served:
-    county = tmp_path / "served.gpkg"
-    shutil.copy(people_county, county)
-    target = str(county) if not store_target.startswith("postgres") else store_target
-    return serve_people(target, county)
+    return serve_copy(people_county, store_target, tmp_path)
 
 
 def _bearer(token: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .access_county import Served, make_people_county, serve_people
+from .access_county import Served, make_people_county, serve_copy, serve_people
 
 DAY = dt.date(2026, 11, 30)
 
@@ -20,9 +20,7 @@ def people_county(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def served(people_county: Path, store_target: str, tmp_path: Path) -> Served:
-    county = tmp_path / "served.gpkg"
-    shutil.copy(people_county, county)
-    return serve_people(str(county) if not store_target.startswith("postgres") else store_target, county)
+    return serve_copy(people_county, store_target, tmp_path)
 
 
 def _stops(s: Served, day: dt.date) -> list[dict]:

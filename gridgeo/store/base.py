@@ -258,11 +258,7 @@ class Store:
     def revoke_user(self, name: str, *, actor: str = "cli") -> User:
         """Revoke a user's token (the row stays, for the audit trail's sake)."""
         with self.transaction() as cur:
-            self.execute(cur, f"SELECT {_USER_COLS} FROM gg_users WHERE name = ?", (name,))
-            row = cur.fetchone()
-            if row is None:
-                raise NotFoundError(f"{self.url}: no user {name!r}")
-            before = _user(row)
+            before = self._user_in(cur, name)
             if before.revoked is not None:
                 return before
             when = now_utc()
@@ -275,16 +271,20 @@ class Store:
         """A new token for a live user, the old one dead at once (a lost phone); returned once, kept hashed."""
         token = new_token()
         with self.transaction() as cur:
-            self.execute(cur, f"SELECT {_USER_COLS} FROM gg_users WHERE name = ?", (name,))
-            row = cur.fetchone()
-            if row is None:
-                raise NotFoundError(f"{self.url}: no user {name!r}")
-            user = _user(row)
+            user = self._user_in(cur, name)
             if user.revoked is not None:
                 raise ConflictError(f"{self.url}: user {name!r} was revoked on {user.revoked}; add a new user instead")
             self.execute(cur, "UPDATE gg_users SET token_hash = ? WHERE id = ?", (token_hash(token), user.id))
             self.audit(cur, actor, "user.token", f"users/{name}", before=user.as_dict(), after=user.as_dict())
         return user, token
+
+    def _user_in(self, cur: Any, name: str) -> User:
+        """The user ``name`` read inside a write transaction (so a change is made to what was read)."""
+        self.execute(cur, f"SELECT {_USER_COLS} FROM gg_users WHERE name = ?", (name,))
+        row = cur.fetchone()
+        if row is None:
+            raise NotFoundError(f"{self.url}: no user {name!r}")
+        return _user(row)
 
     def user(self, name: str) -> User:
         """The user named ``name`` (revoked or not)."""
