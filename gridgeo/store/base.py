@@ -26,7 +26,7 @@ from typing import Any
 
 from gridgeo.errors import ConflictError, NotFoundError, StoreError, UsageError
 
-from ._sql import CHAIN_COLUMNS, SCHEMA_VERSION, schema
+from ._sql import CHAIN_COLUMNS, SCHEMA_VERSION, fill, schema
 from .access import check_role, new_token, token_hash
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,13 @@ log = logging.getLogger(__name__)
 EXTRA_TABLES: list[str] = []
 #: their names, for a GeoPackage's ``gpkg_contents`` (see :mod:`.sqlite`)
 EXTRA_REGISTERED: list[str] = []
+#: columns added to a table after its first release, as ``(table, column, type)`` (``{big}``, ``{real}`` as in
+#: the tables). Why a list and not the ``CREATE TABLE``: a store made before the column existed has the table
+#: already, and ``CREATE TABLE IF NOT EXISTS`` leaves it as it is; :meth:`Store.create_schema` adds each missing
+#: one with ``ALTER TABLE ... ADD COLUMN``, to old and new stores alike, so the column has one definition.
+#: Only nullable columns without a default: adding one is then a change of the catalogue on both backends,
+#: never a rewrite of the table's rows.
+EXTRA_COLUMNS: list[tuple[str, str, str]] = []
 
 
 @dataclass(frozen=True)
@@ -186,6 +193,33 @@ class Store:
 
     #: a query with one parameter, the table name, returning a row when the table exists
     _has_table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    #: a query with one parameter, the table name, returning the name of each of its columns
+    _columns_of = "SELECT name FROM pragma_table_info(?)"
+
+    def missing_columns(self, cur: Any | None = None) -> list[tuple[str, str, str]]:
+        """The :data:`EXTRA_COLUMNS` of existing tables that this store's tables lack (in the caller's
+        transaction when ``cur`` is given)."""
+        have: dict[str, set[str]] = {}
+        out = []
+        for table, column, kind in EXTRA_COLUMNS:
+            if table not in have:
+                if cur is None:
+                    rows = self.query(self._columns_of, (table,))
+                else:
+                    self.execute(cur, self._columns_of, (table,))
+                    rows = cur.fetchall()
+                have[table] = {str(r[0]) for r in rows}
+            if have[table] and column not in have[table]:  # a table not made yet gets it when it is made
+                out.append((table, column, kind))
+        return out
+
+    def schema_current(self) -> bool:
+        """Whether every table and column of this gridgeo's schema exists (checked once per store object,
+        then kept: a request must not pay for the catalogue queries, and columns are never dropped)."""
+        if getattr(self, "_current", False):
+            return True
+        self._current = all(self.query(self._has_table, (t,)) for t in EXTRA_REGISTERED) and not self.missing_columns()
+        return self._current
 
     def ensure_schema(self) -> None:
         """Create the tables that are missing; refuse a store written by a newer schema."""
@@ -196,6 +230,9 @@ class Store:
         """:meth:`ensure_schema` in the caller's transaction (``gridgeo load`` makes the tables in its own)."""
         for stmt in schema(self.dialect, tuple(EXTRA_TABLES)):
             self.execute(cur, stmt)
+        for table, column, kind in self.missing_columns(cur):
+            log.info("%s: adding column %s.%s (a store made by an older gridgeo)", self.url, table, column)
+            self.execute(cur, f"ALTER TABLE {table} ADD COLUMN {column} {fill(self.dialect, kind)}")
         self.execute(cur, "SELECT value FROM gg_meta WHERE key = 'schema'")
         row = cur.fetchone()
         if row is None:
