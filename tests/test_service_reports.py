@@ -390,3 +390,38 @@ def test_receipt_lets_an_anonymous_filer_follow_the_report(served: tuple[Served,
     assert resp.status_code == 429 and int(resp.headers["Retry-After"]) >= 1
     assert c.get(f"/reports/{rid}").status_code == 401  # no receipt, no token: as before
 
+
+def test_county_level_report_past_its_deadline_is_supervised_once(served: tuple[Served, Clock, Path]) -> None:
+    """No level above the county to escalate to: its passed deadline marks the report supervised (督办), once."""
+    from gridgeo.store.reports import stamp
+
+    s, clock, county = served
+    c, h = s.client, s.auth
+    rid = c.post("/reports", json=_report(county, s.grid_in), headers=h("worker")).get_json()["id"]
+    while c.post(f"/reports/{rid}/escalate", headers=h("admin")).status_code == 200:  # by hand, up to the top
+        pass
+    doc = c.get(f"/reports/{rid}", headers=h("admin")).get_json()
+    assert (doc["assigned_to"]["level"], doc["overdue"], doc["overdue_hours"], doc["overdue_marked"]) == (
+        "county", False, None, None)
+    clock.now = T0 + dt.timedelta(hours=doc["assigned_to"]["hours"] + 5)
+    marked_at = stamp(clock.now)
+    doc = c.get(f"/reports/{rid}", headers=h("admin")).get_json()
+    assert (doc["state"], doc["assigned_to"]["level"], doc["overdue"], doc["overdue_hours"]) == (
+        "supervised", "county", True, 5.0)
+    assert doc["overdue_marked"] == marked_at
+    last = doc["events"][-1]
+    assert (last["actor"], last["action"], last["to_state"], last["to_level"]) == (
+        "system", "deadline", "supervised", "county")
+    listed = c.get("/reports?overdue=true", headers=h("admin")).get_json()["reports"]
+    assert [(r["id"], r["state"], r["overdue_marked"]) for r in listed] == [(rid, "supervised", marked_at)]
+    assert listed[0]["overdue_hours"] > 0
+    # a day on, every reports route sweeps again (one read, one list): the mark stays, nothing is added
+    clock.now += dt.timedelta(hours=24)
+    again = c.get(f"/reports/{rid}", headers=h("admin")).get_json()
+    listed = c.get("/reports?overdue=true", headers=h("admin")).get_json()["reports"]
+    assert (again["state"], again["overdue_hours"], again["overdue_marked"]) == ("supervised", 29.0, marked_at)
+    assert again["events"] == doc["events"]
+    assert [(r["id"], r["overdue_hours"]) for r in listed] == [(rid, 29.0)]
+    rows = c.get("/audit?action=report.deadline", headers=h("admin")).get_json()["audit"]
+    assert [(r["actor"], r["target"], r["before"]["state"], r["after"]["state"]) for r in rows] == [
+        ("system", f"reports/{rid}", doc["events"][-1]["from_state"], "supervised")]
