@@ -13,13 +13,15 @@ Access: filing needs ``report.write`` inside the caller's scope, or no token
 at all when ``ANONYMOUS_REPORTS`` is on (residents; off by default). Reading
 needs ``report.read`` in scope; the text, the photo, the reporter's name and
 phone, the handler's name and phone and the notes of the history go only to
-callers who read personal fields there. A resident who filed without a token gets a
-``receipt`` in the ``201`` answer, once; sent back as ``X-Report-Receipt`` it opens that
-report's public view and its photo (:mod:`.report_receipt`). Handling (a transition, an
-escalation) needs ``report.handle`` and a scope covering the unit the
-report is assigned to (a village secretary may act on a grid's report, a
-grid worker not on one escalated to the village); ``supervised`` (督办) only
-from a level above the handler's.
+callers who read personal fields there, and each request that serves them
+leaves one ``read`` row in the audit trail (:mod:`.read_audit`). A resident
+who filed without a token gets a ``receipt`` in the ``201`` answer, once;
+sent back as ``X-Report-Receipt`` it opens that report's public view and its
+photo (:mod:`.report_receipt`). Handling (a transition, an escalation) needs
+``report.handle`` and a scope covering the unit the report is assigned to (a
+village secretary may act on a grid's report, a grid worker not on one
+escalated to the village); ``supervised`` (督办) only from a level above the
+handler's.
 
 Every reports route first runs the deadline sweep (lazily, as the store's
 ``system`` actor), so a report read is never shown as waiting at a level
@@ -55,7 +57,7 @@ from gridgeo.store import Principal, Reports, is_url
 from gridgeo.store.photos import MAX_PHOTO_BYTES, PhotoDir
 from gridgeo.store.reports import MAX_TEXT, NewReport, new_receipt, overdue, overdue_hours
 
-from . import report_receipt
+from . import read_audit, report_receipt
 from .auth import Throttle, principal, require, sees_personal
 from .locate import _lat_first, _to_wgs84, _unplaceable, locator_for
 from .ogc import CRS84, JSON, check_params, crs_list, int_arg, is_geographic, parse_crs_uri
@@ -301,6 +303,7 @@ def list_reports() -> Response:
                            state=request.args.get("state"), category=request.args.get("category"),
                            overdue=None if flag is None else flag.lower() in ("true", "1"),
                            after=int_arg("after", 0, 0, 2**62), limit=limit)
+    read_audit.record("reports", [int(r["id"]) for r in rows if sees_personal(r["chain"])])
     doc: dict[str, Any] = {"reports": [shape(r, now=now) for r in rows], "numberReturned": len(rows)}
     if len(rows) == limit:
         args = {k: v for k, v in request.args.items() if k != "after"}
@@ -348,7 +351,9 @@ def get_report(reportId: str) -> Response:
         doc = report_receipt.public_view(shape(rep, now=_now()), rep, events)
         return report_receipt.private(_json(200, doc))
     book, rep = _readable(reportId)
-    return _json(200, shape(rep, now=_now(), events=book.events(int(rep["id"]))))
+    doc = shape(rep, now=_now(), events=book.events(int(rep["id"])))
+    read_audit.record("report", [rep["id"]] if sees_personal(rep["chain"]) else [])
+    return _json(200, doc)
 
 
 def _handler(book: Reports, reportId: str) -> tuple[Principal, dict[str, Any]]:
@@ -437,6 +442,7 @@ def get_photo(reportId: str) -> Response:
         require("read.personal", rep["chain"], what=f"report {rep['id']}")
     if not rep["photo"]:
         raise NotFoundError(f"report {rep['id']} has no photo")
+    read_audit.record("report_photo", [rep["id"]])  # a receipt holder has no name: their own photo, unrecorded
     resp = Response(_photos().read(rep["photo"]), mimetype=rep["photo_type"])
     resp.headers["Cache-Control"] = "private, max-age=3600"
     return report_receipt.private(resp) if receipt is not None else resp

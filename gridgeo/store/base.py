@@ -42,6 +42,15 @@ EXTRA_REGISTERED: list[str] = []
 #: Only nullable columns without a default: adding one is then a change of the catalogue on both backends,
 #: never a rewrite of the table's rows.
 EXTRA_COLUMNS: list[tuple[str, str, str]] = []
+#: the actions of the audit rows that record a read of personal fields (kind ``read``; every other row is a
+#: ``write``). Why the action's prefix and not a column of its own: ``gg_audit`` is append-only in stores already
+#: in use, and a service opens those without changing their schema; the prefix needs no new column, and carried or
+#: old rows keep their kind.
+READ_PREFIX = "read."
+#: the kinds of audit row ``GET /audit?kind=`` filters by
+AUDIT_KINDS = ("read", "write")
+#: the most ids one read row lists (its ``count`` says how many were served)
+READ_IDS = 100
 
 
 @dataclass(frozen=True)
@@ -247,11 +256,30 @@ class Store:
         self.execute(cur, "INSERT INTO gg_audit (time, actor, action, target, before, after) VALUES (?, ?, ?, ?, ?, ?)",
                      (now_utc(), actor, action, target, _json(before), _json(after)))
 
+    def audit_read(self, actor: str, what: str, target: str, ids: Sequence[Any]) -> None:
+        """Append the row of one read of personal fields: action ``read.WHAT``, the first :data:`READ_IDS` ids
+        served and how many there were (its own transaction: a read writes nothing else).
+
+        Why a row per read and not only per write: who looked at whose name, phone or special-care category
+        is what an audit of personal data asks first; a page of households is one row, not one per household.
+        """
+        ids = list(ids)
+        with self.transaction() as cur:
+            self.audit(cur, actor, READ_PREFIX + what, target, after={"ids": ids[:READ_IDS], "count": len(ids)})
+
     def audit_rows(self, *, after: int = 0, limit: int = 100, actor: str | None = None,
-                   action: str | None = None, since: str | None = None) -> list[dict[str, Any]]:
-        """Audit rows in order, from id ``after`` on (keyset paging), filtered by actor, action prefix, time."""
+                   action: str | None = None, since: str | None = None,
+                   kind: str | None = None) -> list[dict[str, Any]]:
+        """Audit rows in order, from id ``after`` on (keyset paging), filtered by actor, action prefix, time and
+        kind (``read``: the rows of :meth:`audit_read`; ``write``: every other; None: both)."""
+        if kind not in (None, *AUDIT_KINDS):
+            raise UsageError(f"kind must be one of {', '.join(AUDIT_KINDS)}, got {kind!r}")
         where: list[str] = ["id > ?"]
         params: list[Any] = [after]
+        if kind is not None:
+            # the prefix compared as text, not by LIKE: exact on both backends (SQLite's LIKE ignores case)
+            where.append(f"substr(action, 1, {len(READ_PREFIX)}) {'=' if kind == 'read' else '<>'} ?")
+            params.append(READ_PREFIX)
         if actor is not None:
             where.append("actor = ?")
             params.append(actor)
@@ -264,6 +292,7 @@ class Store:
         rows = self.query(f"SELECT id, time, actor, action, target, before, after FROM gg_audit "
                           f"WHERE {' AND '.join(where)} ORDER BY id LIMIT ?", [*params, limit])
         return [{"id": int(r[0]), "time": r[1], "actor": r[2], "action": r[3], "target": r[4],
+                 "kind": "read" if str(r[3]).startswith(READ_PREFIX) else "write",
                  "before": _unjson(r[5]), "after": _unjson(r[6])} for r in rows]
 
     # -- users -----------------------------------------------------------------------------------------
