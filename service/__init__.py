@@ -295,7 +295,7 @@ def _headers(resp: Response) -> Response:
         resp.headers["Access-Control-Allow-Methods"] = "GET, HEAD, POST, PUT, DELETE, OPTIONS"
         resp.headers["Access-Control-Allow-Headers"] = (
             request.headers.get("Access-Control-Request-Headers")
-            or "Accept, Authorization, Content-Type, If-None-Match")
+            or "Accept, Authorization, Content-Type, If-None-Match, X-Report-Receipt")
         resp.headers["Access-Control-Max-Age"] = "86400"
         return resp
     if "Accept" not in resp.headers.get("Vary", ""):

@@ -32,6 +32,8 @@ OPEN_ENDPOINTS = frozenset({"features.landing", "features.conformance", "openapi
                             "pages.map_page"})
 #: how long the answer to "does the store have users?" is kept (users are added by another process)
 _USERS_TTL = 5.0
+#: the header an anonymous filer sends their report's receipt in (:mod:`.report_receipt`)
+RECEIPT_HEADER = "X-Report-Receipt"
 
 
 class Throttle:

@@ -17,7 +17,7 @@ from flask import Blueprint, Response, current_app, request, url_for
 from gridgeo.errors import UsageError
 from gridgeo.store.chains import HOUSEHOLD_UNITS
 
-from . import html
+from . import html, read_audit
 from .auth import principal, sees_personal
 from .ogc import (
     CONFORMANCE,
@@ -182,9 +182,11 @@ def _geometry_bytes(coll: Served, pos: np.ndarray, crs: str, coords: str | None)
 
 
 def _features(coll: Served, pos: np.ndarray, crs: str, coords: str | None) -> list[bytes]:
-    """The features at ``pos`` as GeoJSON bytes, with the personal properties where the caller may read them."""
+    """The features at ``pos`` as GeoJSON bytes, with the personal properties where the caller may read them
+    (that read recorded first, :mod:`.read_audit`: unrecorded, the request fails instead)."""
     plist = pos.tolist()
-    tails = _tails(coll, plist)
+    tails, personal = _tails(coll, plist)
+    read_audit.record(coll.id, [coll.key_at(i) for i in personal])
     geo = _geometry_bytes(coll, pos, crs, coords)
     if geo is None and tails is None:
         return coll.public_features(plist)
@@ -194,21 +196,25 @@ def _features(coll: Served, pos: np.ndarray, crs: str, coords: str | None) -> li
     return [h + gi + ti for h, gi, ti in zip(heads, g, t, strict=True)]
 
 
-def _tails(coll: Served, plist: list[int]) -> list[bytes] | None:
-    """Each feature's properties with its personal columns where the caller's role and scope allow them."""
+def _tails(coll: Served, plist: list[int]) -> tuple[list[bytes] | None, list[int]]:
+    """Each feature's properties with its personal columns where the caller's role and scope allow them
+    (None: none anywhere), and the positions served with them."""
     if not coll.has_private or not principal().may("read.personal"):
-        return None
+        return None, []
     private = coll.private_tails(plist)
     if private is None:
-        return None
+        return None, []
     chains = current_app.extensions["chains"]
     cols = coll.units(plist, HOUSEHOLD_UNITS)
     _, _, public = coll.parts(plist)
-    out = []
-    for j in range(len(plist)):
-        chain = chains.household_chain({c: v[j] for c, v in cols.items()})
-        out.append(private[j] if sees_personal(chain) else public[j])
-    return out
+    out, personal = [], []
+    for j, i in enumerate(plist):
+        if sees_personal(chains.household_chain({c: v[j] for c, v in cols.items()})):
+            out.append(private[j])
+            personal.append(i)
+        else:
+            out.append(public[j])
+    return out, personal
 
 
 def _output_crs(coll: Served) -> tuple[str, str | None]:

@@ -185,7 +185,10 @@ def _data_paths(shared: _Shared, collections: list[str]) -> dict[str, Any]:
         "ETag": {"schema": {"type": "string"}}},
         "content": {GEOJSON: {"schema": {"$ref": "#/components/schemas/featureCollectionGeoJSON"}},
                     HTML: {"schema": {"type": "string"}}}}
-    responses = {"200": fc_resp, "304": {"description": "Not modified (If-None-Match)"}, **shared.problems}
+    unaudited = {"503": _problem("Personal fields whose read cannot be recorded in the audit trail now (they are "
+                                 "not served unrecorded); retry later")}
+    responses = {"200": fc_resp, "304": {"description": "Not modified (If-None-Match)"}, **shared.problems,
+                 **unaudited}
 
     def items(operation: str, summary: str, refs: tuple[str, ...]) -> dict[str, Any]:
         return {"get": {"summary": summary, "operationId": operation, "tags": ["Data"],
@@ -201,7 +204,7 @@ def _data_paths(shared: _Shared, collections: list[str]) -> dict[str, Any]:
         "responses": {"200": {"description": "A feature", "content": {
             GEOJSON: {"schema": {"$ref": "#/components/schemas/featureGeoJSON"}},
             HTML: {"schema": {"type": "string"}}}},
-            "304": {"description": "Not modified (If-None-Match)"}, **shared.problems}}}
+            "304": {"description": "Not modified (If-None-Match)"}, **shared.problems, **unaudited}}}
     return out
 
 

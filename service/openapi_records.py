@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gridgeo.store.base import AUDIT_KINDS, READ_IDS
+
 JSON = "application/json"
 PROBLEM = "application/problem+json"
 #: operations that need a token say so; reads of the public part need none
@@ -30,7 +32,8 @@ AUTH_PROBLEMS: dict[str, Any] = {
     "404": _problem("No such household or unit"),
     "422": _problem("A well-formed request naming what does not exist (a household id) or a bad GPX file"),
     "429": _problem("Too many failed sign-ins from this address: wait Retry-After seconds"),
-    "503": _problem("The store cannot be written (read-only county file, database down)"),
+    "503": _problem("The store cannot be written (read-only county file, database down), or not the audit row "
+                    "of a read of personal fields, which is then not served"),
 }
 
 _VISIT = {"type": "object", "required": ["household", "time", "outcome"], "additionalProperties": False,
@@ -88,11 +91,16 @@ def records_paths() -> dict[str, Any]:
                      "requestBody": {"required": True, "content": {JSON: {"schema": _STATUS}}},
                      "responses": {**_ok("The status after", "201"), **AUTH_PROBLEMS}}},
         "/audit": {"get": {
-            "summary": "The audit trail (admins)", "operationId": "getAudit", "tags": ["Records"],
-            "security": BEARER,
-            "parameters": [_p("actor", "query", {"type": "string"}, "Only this user's writes."),
-                           _p("action", "query", {"type": "string"}, "Actions starting with this (visit., user.)."),
+            "summary": "The audit trail (admins): writes, and reads of personal fields", "operationId": "getAudit",
+            "tags": ["Records"], "security": BEARER,
+            "parameters": [_p("actor", "query", {"type": "string"}, "Only this user's rows."),
+                           _p("action", "query", {"type": "string"},
+                              "Actions starting with this (visit., user., read.)."),
                            _p("since", "query", {"type": "string", "format": "date-time"}, "From this time."),
+                           _p("kind", "query", {"type": "string", "enum": list(AUDIT_KINDS)},
+                              "read: the rows of requests that served personal fields (action read.WHAT, the "
+                              f"caller, the path, after = the first {READ_IDS} ids served and their count); write: "
+                              "every other row. Default: both."),
                            *paging],
             "responses": {**_ok("Audit rows in order"), **AUTH_PROBLEMS}}},
     }

@@ -37,6 +37,33 @@ _ESCALATE = {"type": "object", "additionalProperties": False, "properties": {
     "note": {"type": "string", "maxLength": 2000, "description": "Why it cannot be resolved at this level"}}}
 
 
+_VIEW_PROPS: dict[str, Any] = {
+    "id": {"type": "integer"}, "state": {"type": "string", "enum": list(STATES)},
+    "overdue": {"type": "boolean", "description": "Open and past its deadline"},
+    "overdue_hours": {"type": "number", "nullable": True,
+                      "description": "Hours past the deadline (one decimal); null when not overdue"},
+    "overdue_marked": {"type": "string", "nullable": True, "format": "date-time",
+                       "description": "When the system marked it supervised for a deadline passed at the top of "
+                                      "its ladder (the county: no level above); once, never again"},
+    "chain": {"type": "array", "items": {"type": "object"}, "description": "Its units, township → point"},
+    "assigned_to": {"type": "object"}, "events": {"type": "array", "items": {"type": "object"}}}
+_VIEW = {"type": "object", "properties": _VIEW_PROPS}
+_FILED = {"type": "object", "properties": {**_VIEW_PROPS, "receipt": {
+    "type": "string", "description": "Only to a resident filing without a token, and only in this answer: "
+                                     "send it back as the X-Report-Receipt header to follow the report (the "
+                                     "server keeps only its SHA-256, so it cannot be shown again)"}}}
+#: what a resident without a token shows to read the report they filed
+RECEIPT = {"name": "X-Report-Receipt", "in": "header", "required": False, "schema": {"type": "string"},
+           "description": "The receipt POST /reports gave an anonymous filer: opens that report's public view "
+                          "(state, history of states without who moved them, chain codes) and its photo to a "
+                          "caller without a token. A wrong one is the 404 of a missing id and counts as a "
+                          "failed sign-in (429 after too many). Ignored with a bearer token."}
+
+
+def _view(description: str, schema: dict[str, Any], status: str = "200") -> dict[str, Any]:
+    return {status: {"description": description, "content": {JSON: {"schema": schema}}}}
+
+
 def reports_paths() -> dict[str, Any]:
     """``/reports``, ``/reports/categories``, ``/reports/{reportId}`` and its transition, escalation, photo."""
     rid = _p("reportId", "path", {"type": "integer", "minimum": 1}, "The report's id.", True)
@@ -47,8 +74,8 @@ def reports_paths() -> dict[str, Any]:
                      "operationId": "fileReport", "tags": ["Reports"], "security": BEARER,
                      "requestBody": {"required": True, "content": {JSON: {"schema": _REPORT},
                                                                    "multipart/form-data": {"schema": _MULTIPART}}},
-                     "responses": {**_ok("The report: id, chain (township → point), assigned_to", "201"),
-                                   **problems}},
+                     "responses": {**_view("The report: id, chain (township → point), assigned_to; receipt "
+                                           "for an anonymous filer", _FILED, "201"), **problems}},
             "get": {"summary": "Reports located in a unit (default: the caller's scope)", "operationId": "getReports",
                     "tags": ["Reports"], "security": BEARER,
                     "parameters": [
@@ -66,9 +93,9 @@ def reports_paths() -> dict[str, Any]:
             "operationId": "getReportCategories", "tags": ["Reports"],
             "responses": {**_ok("Categories and ladder"), **AUTH_PROBLEMS}}},
         "/reports/{reportId}": {"get": {
-            "summary": "One report and its history", "operationId": "getReport", "tags": ["Reports"],
-            "security": BEARER, "parameters": [rid], "responses": {**_ok("The report and its events"),
-                                                                    **AUTH_PROBLEMS}}},
+            "summary": "One report and its history (with a token, or its receipt)", "operationId": "getReport",
+            "tags": ["Reports"], "security": [*BEARER, {}], "parameters": [rid, RECEIPT],
+            "responses": {**_view("The report and its events", _VIEW), **AUTH_PROBLEMS}}},
         "/reports/{reportId}/transition": {"post": {
             "summary": "Move a report to another state (received → handling → routed → supervised → closed)",
             "operationId": "transitionReport", "tags": ["Reports"], "security": BEARER, "parameters": [rid],
@@ -86,8 +113,8 @@ def reports_paths() -> dict[str, Any]:
                         t: {"schema": {"type": "string", "format": "binary"}}
                         for t in ("image/jpeg", "image/png", "image/webp")}},
                     "responses": {**_ok("The report after"), **problems}},
-            "get": {"summary": "The report's photo", "operationId": "getReportPhoto", "tags": ["Reports"],
-                    "security": BEARER, "parameters": [rid],
+            "get": {"summary": "The report's photo (with a token, or its receipt)", "operationId": "getReportPhoto",
+                    "tags": ["Reports"], "security": [*BEARER, {}], "parameters": [rid, RECEIPT],
                     "responses": {"200": {"description": "The image", "content": {
                         t: {"schema": {"type": "string", "format": "binary"}}
                         for t in ("image/jpeg", "image/png", "image/webp")}}, **AUTH_PROBLEMS}}},

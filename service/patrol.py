@@ -41,6 +41,7 @@ from gridgeo.patrol.records import Records
 from gridgeo.patrol.team import MAX_WORKERS
 from gridgeo.store import Store, is_url
 
+from . import read_audit
 from .auth import require
 from .ogc import CRS84, GEOJSON, check_params, negotiate, parse_coords
 
@@ -361,6 +362,7 @@ def patrol(grid_id: str) -> Response:
     if coords is not None and fmt == "gpx":
         raise UsageError("GPX is WGS84 by definition; coords applies to GeoJSON")
     plans = planner.plan(grid_id, day, options, key)
+    read_audit.record("patrol", list(dict.fromkeys(v.stop.id for d in plans for v in d.visits)))  # names, colours
     plan: DayPlan | list[DayPlan] = plans if options.campaign_days is not None or len(plans) > 1 else plans[0]
     if fmt == "gpx":
         resp = Response(route_gpx(plan), mimetype=GPX)

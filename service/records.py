@@ -21,6 +21,7 @@ from gridgeo.store import Placed, Store, is_url, open_store
 from gridgeo.store.chains import HOUSEHOLD_UNITS, Chains
 from gridgeo.store.records import parse_gpx, parse_status, parse_time, parse_visits, utc_text
 
+from . import read_audit
 from .auth import principal, require, sees_personal
 from .ogc import JSON, check_params, int_arg
 from .store import County, Served, dumps
@@ -152,6 +153,7 @@ def list_visits() -> Response:
     for r in rows:
         if not sees_personal((r["point"], r["grid"], r["village"], r["township"])):
             r["note"] = None  # a note may name people: only for those who read personal fields there
+    read_audit.record("visits", [r["id"] for r in rows if r["note"] is not None])
     doc: dict[str, Any] = {"visits": rows, "numberReturned": len(rows)}
     if len(rows) == limit:
         args = {k: v for k, v in request.args.items() if k != "after"}
@@ -187,6 +189,7 @@ def household_status(hid: str) -> Response:
     require("read.personal", place.chain, what=f"household {hid}")
     store = _store()
     history = store.status_history(place.household)
+    read_audit.record("household_status", [_households().parse_key(place.household)])  # its id as items name it
     current: dict[str, Any] = {}
     for h in history:
         current[h["field"]] = h["value"]
@@ -216,12 +219,14 @@ def _placed_or_404(hid: str) -> Placed:
 # --------------------------------------------------------------------------------------------- audit
 @bp.get("/audit")
 def audit() -> Response:
-    """The audit trail (admins): every write, who and when, before and after; keyset-paged by id."""
-    check_params(("after", "limit", "actor", "action", "since"))
+    """The audit trail (admins): every write, who and when, before and after, and every read of personal
+    fields (:mod:`.read_audit`; ``kind`` picks one of the two); keyset-paged by id."""
+    check_params(("after", "limit", "actor", "action", "since", "kind"))
     require("audit.read")
     since = request.args.get("since")
     rows = _store().audit_rows(after=int_arg("after", 0, 0, 2**62), limit=int_arg("limit", 100, 1, 10_000),
                                actor=request.args.get("actor"), action=request.args.get("action"),
-                               since=None if since is None else utc_text(parse_time(since, "since")))
+                               since=None if since is None else utc_text(parse_time(since, "since")),
+                               kind=request.args.get("kind"))  # read, write, or None: both
     doc: dict[str, Any] = {"audit": rows, "numberReturned": len(rows), "caller": principal().label}
     return Response(dumps(doc), mimetype=JSON)

@@ -13,16 +13,22 @@ Access: filing needs ``report.write`` inside the caller's scope, or no token
 at all when ``ANONYMOUS_REPORTS`` is on (residents; off by default). Reading
 needs ``report.read`` in scope; the text, the photo, the reporter's name and
 phone, the handler's name and phone and the notes of the history go only to
-callers who read personal fields there. Handling (a transition, an
-escalation) needs ``report.handle`` and a scope covering the unit the
-report is assigned to (a village secretary may act on a grid's report, a
-grid worker not on one escalated to the village); ``supervised`` (督办) only
-from a level above the handler's.
+callers who read personal fields there, and each request that serves them
+leaves one ``read`` row in the audit trail (:mod:`.read_audit`). A resident
+who filed without a token gets a ``receipt`` in the ``201`` answer, once;
+sent back as ``X-Report-Receipt`` it opens that report's public view and its
+photo (:mod:`.report_receipt`). Handling (a transition, an escalation) needs
+``report.handle`` and a scope covering the unit the report is assigned to (a
+village secretary may act on a grid's report, a grid worker not on one
+escalated to the village); ``supervised`` (督办) only from a level above the
+handler's.
 
 Every reports route first runs the deadline sweep (lazily, as the store's
 ``system`` actor), so a report read is never shown as waiting at a level
-whose time is up. The clock is ``CLOCK`` of the config (a callable giving an
-aware datetime; tests inject one), else the system's.
+whose time is up; one at the top of its ladder (the county) is marked
+``supervised`` once instead, and every view shows ``overdue_hours``. The
+clock is ``CLOCK`` of the config (a callable giving an aware datetime; tests
+inject one), else the system's.
 """
 
 from __future__ import annotations
@@ -49,8 +55,9 @@ from gridgeo.errors import (
 )
 from gridgeo.store import Principal, Reports, is_url
 from gridgeo.store.photos import MAX_PHOTO_BYTES, PhotoDir
-from gridgeo.store.reports import MAX_TEXT, NewReport, overdue
+from gridgeo.store.reports import MAX_TEXT, NewReport, new_receipt, overdue, overdue_hours
 
+from . import read_audit, report_receipt
 from .auth import Throttle, principal, require, sees_personal
 from .locate import _lat_first, _to_wgs84, _unplaceable, locator_for
 from .ogc import CRS84, JSON, check_params, crs_list, int_arg, is_geographic, parse_crs_uri
@@ -215,7 +222,8 @@ def shape(rep: dict[str, Any], *, now: dt.datetime, events: list[dict[str, Any]]
     doc: dict[str, Any] = {
         "id": int(rep["id"]), "category": rep["category"],
         "category_label": cats[rep["category"]].label if rep["category"] in cats else rep["category"],
-        "state": rep["state"], "overdue": overdue(rep, now), "created": rep["created"], "updated": rep["updated"],
+        "state": rep["state"], "overdue": overdue(rep, now), "overdue_hours": overdue_hours(rep, now),
+        "overdue_marked": rep["overdue_marked"], "created": rep["created"], "updated": rep["updated"],
         "closed": rep["closed"], "due": rep["due"], "escalations": rep["step"], "department": rep["department"],
         "location": {"type": "Point", "coordinates": [float(rep["lon"]), float(rep["lat"])]},
         "chain": rep["places"], "assigned_to": assigned,
@@ -261,11 +269,15 @@ def file_report() -> Response:
     photo = _photos().put(photo_bytes, where="photo") if photo_bytes is not None else None
     book = _reports()
     now = _now()
-    rep = book.file(new, actor=p.label, now=now)
+    receipt = new_receipt() if p.name is None else None  # a resident without a token follows it with this
+    rep = book.file(new, actor=p.label, now=now, receipt=receipt)
     if photo is not None:
         rep = book.set_photo(int(rep["id"]), photo.sha256, photo.type, photo.size, actor=p.label, now=now)
     log.info("%s filed report %s (%s) at %s", p.label, rep["id"], new.category, rep["unit"] or rep["level"])
-    return _json(201, shape(rep, now=now), url_for("reports.get_report", reportId=rep["id"], _external=True))
+    doc = shape(rep, now=now)
+    resp = _json(201, doc if receipt is None else {**doc, "receipt": receipt},
+                 url_for("reports.get_report", reportId=rep["id"], _external=True))
+    return report_receipt.private(resp) if receipt is not None else resp
 
 
 _LIST_PARAMS = ("unit", "assigned", "state", "overdue", "category", "after", "limit")
@@ -291,6 +303,7 @@ def list_reports() -> Response:
                            state=request.args.get("state"), category=request.args.get("category"),
                            overdue=None if flag is None else flag.lower() in ("true", "1"),
                            after=int_arg("after", 0, 0, 2**62), limit=limit)
+    read_audit.record("reports", [int(r["id"]) for r in rows if sees_personal(r["chain"])])
     doc: dict[str, Any] = {"reports": [shape(r, now=now) for r in rows], "numberReturned": len(rows)}
     if len(rows) == limit:
         args = {k: v for k, v in request.args.items() if k != "after"}
@@ -330,8 +343,17 @@ def _readable(reportId: str) -> tuple[Reports, dict[str, Any]]:
 def get_report(reportId: str) -> Response:
     """One report with its whole history (who moved it, when, from where to where, why)."""
     check_params(())
+    receipt = report_receipt.presented()
+    if receipt is not None:  # a resident following the report they filed without a token
+        book = _reports()
+        rep = report_receipt.by_receipt(book, reportId, receipt, _report_id)
+        events = book.events(int(rep["id"]))
+        doc = report_receipt.public_view(shape(rep, now=_now()), rep, events)
+        return report_receipt.private(_json(200, doc))
     book, rep = _readable(reportId)
-    return _json(200, shape(rep, now=_now(), events=book.events(int(rep["id"]))))
+    doc = shape(rep, now=_now(), events=book.events(int(rep["id"])))
+    read_audit.record("report", [rep["id"]] if sees_personal(rep["chain"]) else [])
+    return _json(200, doc)
 
 
 def _handler(book: Reports, reportId: str) -> tuple[Principal, dict[str, Any]]:
@@ -412,13 +434,18 @@ def put_photo(reportId: str) -> Response:
 def get_photo(reportId: str) -> Response:
     """The report's photo (to those who read personal fields at its place: photos show faces and plates)."""
     check_params(())
-    _, rep = _readable(reportId)
-    require("read.personal", rep["chain"], what=f"report {rep['id']}")
+    receipt = report_receipt.presented()
+    if receipt is not None:  # the filer's own photo, to their receipt
+        rep = report_receipt.by_receipt(_reports(), reportId, receipt, _report_id)
+    else:
+        _, rep = _readable(reportId)
+        require("read.personal", rep["chain"], what=f"report {rep['id']}")
     if not rep["photo"]:
         raise NotFoundError(f"report {rep['id']} has no photo")
+    read_audit.record("report_photo", [rep["id"]])  # a receipt holder has no name: their own photo, unrecorded
     resp = Response(_photos().read(rep["photo"]), mimetype=rep["photo_type"])
     resp.headers["Cache-Control"] = "private, max-age=3600"
-    return resp
+    return report_receipt.private(resp) if receipt is not None else resp
 
 
 def install(app: Any) -> None:

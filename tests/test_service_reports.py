@@ -252,20 +252,25 @@ def test_supervision_comes_from_above(served: tuple[Served, Clock, Path]) -> Non
     assert resp.get_json()["events"][-1]["note"] == "需要村里协调"
 
 
-def test_anonymous_reports_only_when_allowed(served: tuple[Served, Clock, Path]) -> None:
+def _anonymous_on(off: Served, clock: Clock, county: Path, **config: object) -> Served:
+    """The same store served again with residents' reports on (its connections closed first: GDAL reads the
+    file)."""
     from gridgeo.service import create_app
 
-    off, clock, county = served
-    resp = off.client.post("/reports", json=_report(county, off.grid_in))
-    assert resp.status_code == 401 and resp.headers["WWW-Authenticate"].startswith("Bearer")
-    # the same store served again with residents' reports on (its connections closed first: GDAL reads the file)
     off.client.application.extensions["store"].close()  # type: ignore[attr-defined]
     off.store.close()  # type: ignore[attr-defined]
     target = off.store.url if off.store.dialect == "sqlite" else off.store.dsn  # type: ignore[attr-defined]
     app = create_app({"COUNTY": str(county), "STORE": target, "TESTING": True, "CLOCK": clock,
-                      "ANONYMOUS_REPORTS": True, "ANONYMOUS_REPORTS_PER_HOUR": 3})
-    on = Served(app.test_client(), off.store, off.tokens, off.grid_in, off.grid_out, off.village, off.hh_in,
-                off.hh_out)
+                      "ANONYMOUS_REPORTS": True, **config})
+    return Served(app.test_client(), off.store, off.tokens, off.grid_in, off.grid_out, off.village, off.hh_in,
+                  off.hh_out)
+
+
+def test_anonymous_reports_only_when_allowed(served: tuple[Served, Clock, Path]) -> None:
+    off, clock, county = served
+    resp = off.client.post("/reports", json=_report(county, off.grid_in))
+    assert resp.status_code == 401 and resp.headers["WWW-Authenticate"].startswith("Bearer")
+    on = _anonymous_on(off, clock, county, ANONYMOUS_REPORTS_PER_HOUR=3)
     resp = on.client.post("/reports", json=_report(county, on.grid_in))
     assert resp.status_code == 201, resp.get_data(as_text=True)
     doc = resp.get_json()
@@ -330,3 +335,93 @@ def test_rules_file_sets_categories_ladder_and_deadlines(people_county: Path, st
         rules.write_text(bad, encoding="utf-8")
         with pytest.raises(UsageError, match=words.replace("(", r"\(")):
             load_county_rules(rules)
+
+
+def test_receipt_lets_an_anonymous_filer_follow_the_report(served: tuple[Served, Clock, Path]) -> None:
+    import hashlib
+    import json
+
+    off, clock, county = served
+    s = _anonymous_on(off, clock, county, AUTH_FAILURES=4)
+    c = s.client
+    data = {"report": json.dumps(_report(county, s.grid_in)), "photo": (io.BytesIO(JPEG), "p.jpg")}
+    resp = c.post("/reports", data=data, content_type="multipart/form-data")
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    doc = resp.get_json()
+    rid, receipt = doc["id"], doc["receipt"]
+    assert isinstance(receipt, str) and len(receipt) >= 32 and resp.headers["Cache-Control"] == "private, no-store"
+    stored = s.store.query("SELECT receipt_hash FROM gg_reports WHERE id = ?", (rid,))  # type: ignore[attr-defined]
+    assert stored == [(hashlib.sha256(receipt.encode()).hexdigest(),)]
+    signed = c.post("/reports", json=_report(county, s.grid_in), headers=s.auth("worker")).get_json()
+    assert "receipt" not in signed  # a user follows reports with their token
+    assert c.post(f"/reports/{rid}/transition", json={"to": "handling", "note": "已联系保洁员李六"},
+                  headers=s.auth("worker")).status_code == 200
+    mine = {"X-Report-Receipt": receipt}
+    resp = c.get(f"/reports/{rid}", headers=mine)
+    assert resp.status_code == 200 and resp.headers["Cache-Control"] == "private, no-store"
+    assert "X-Report-Receipt" in resp.headers["Vary"]
+    doc = resp.get_json()
+    assert doc["state"] == "handling" and doc["assigned_to"]["unit"] == s.grid_in
+    assert {s.grid_in, s.village} <= {p["code"] for p in doc["chain"]}
+    assert [(e["action"], e["to_state"]) for e in doc["events"]] == [("file", "received"), ("transition", "handling")]
+    assert all("actor" not in e and "note" not in e for e in doc["events"])  # nothing of the handlers
+    assert not {"text", "reporter", "filed_by", "receipt"} & set(doc) and not {"name", "phone"} & set(
+        doc["assigned_to"])
+    body = resp.get_data(as_text=True)
+    for secret in ("王五", "13900001111", "李六", _grid_leader(county, s.grid_in), '"worker"'):
+        assert secret not in body, secret
+    photo = c.get(doc["photo"]["href"].replace("http://localhost", ""), headers=mine)
+    assert photo.status_code == 200 and photo.data == JPEG and photo.headers["Cache-Control"] == "private, no-store"
+    # a user's token decides what they read; the header is ignored
+    doc = c.get(f"/reports/{rid}", headers={**s.auth("viewer"), **mine}).get_json()
+    assert "events" in doc and all("actor" in e for e in doc["events"])
+    # no oracle: a wrong receipt, another report's, none at all for a report filed with a token, and an id that
+    # does not exist all get the same 404
+    missing = c.get("/reports/999999", headers=mine)
+    wrong = c.get(f"/reports/{rid}", headers={"X-Report-Receipt": receipt[:-1] + "A"})
+    other = c.get(f"/reports/{signed['id']}", headers=mine)
+    for resp, n in ((missing, 999999), (wrong, rid), (other, signed["id"])):
+        assert resp.status_code == 404 and resp.mimetype == "application/problem+json"
+        assert resp.get_json() == {"type": "about:blank", "title": "NotFoundError", "status": 404,
+                                   "detail": f"no report {n}"}
+    assert c.get(f"/reports/{rid}/photo", headers={"X-Report-Receipt": "guess"}).status_code == 404
+    # four failures from this address: the next try is slowed down, even with the right receipt
+    resp = c.get(f"/reports/{rid}", headers=mine)
+    assert resp.status_code == 429 and int(resp.headers["Retry-After"]) >= 1
+    assert c.get(f"/reports/{rid}").status_code == 401  # no receipt, no token: as before
+
+
+def test_county_level_report_past_its_deadline_is_supervised_once(served: tuple[Served, Clock, Path]) -> None:
+    """No level above the county to escalate to: its passed deadline marks the report supervised (督办), once."""
+    from gridgeo.store.reports import stamp
+
+    s, clock, county = served
+    c, h = s.client, s.auth
+    rid = c.post("/reports", json=_report(county, s.grid_in), headers=h("worker")).get_json()["id"]
+    while c.post(f"/reports/{rid}/escalate", headers=h("admin")).status_code == 200:  # by hand, up to the top
+        pass
+    doc = c.get(f"/reports/{rid}", headers=h("admin")).get_json()
+    assert (doc["assigned_to"]["level"], doc["overdue"], doc["overdue_hours"], doc["overdue_marked"]) == (
+        "county", False, None, None)
+    clock.now = T0 + dt.timedelta(hours=doc["assigned_to"]["hours"] + 5)
+    marked_at = stamp(clock.now)
+    doc = c.get(f"/reports/{rid}", headers=h("admin")).get_json()
+    assert (doc["state"], doc["assigned_to"]["level"], doc["overdue"], doc["overdue_hours"]) == (
+        "supervised", "county", True, 5.0)
+    assert doc["overdue_marked"] == marked_at
+    last = doc["events"][-1]
+    assert (last["actor"], last["action"], last["to_state"], last["to_level"]) == (
+        "system", "deadline", "supervised", "county")
+    listed = c.get("/reports?overdue=true", headers=h("admin")).get_json()["reports"]
+    assert [(r["id"], r["state"], r["overdue_marked"]) for r in listed] == [(rid, "supervised", marked_at)]
+    assert listed[0]["overdue_hours"] > 0
+    # a day on, every reports route sweeps again (one read, one list): the mark stays, nothing is added
+    clock.now += dt.timedelta(hours=24)
+    again = c.get(f"/reports/{rid}", headers=h("admin")).get_json()
+    listed = c.get("/reports?overdue=true", headers=h("admin")).get_json()["reports"]
+    assert (again["state"], again["overdue_hours"], again["overdue_marked"]) == ("supervised", 29.0, marked_at)
+    assert again["events"] == doc["events"]
+    assert [(r["id"], r["overdue_hours"]) for r in listed] == [(rid, 29.0)]
+    rows = c.get("/audit?action=report.deadline", headers=h("admin")).get_json()["audit"]
+    assert [(r["actor"], r["target"], r["before"]["state"], r["after"]["state"]) for r in rows] == [
+        ("system", f"reports/{rid}", doc["events"][-1]["from_state"], "supervised")]

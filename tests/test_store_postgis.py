@@ -166,8 +166,8 @@ def test_store_moves_with_the_county(county: Path, served_url: str) -> None:
     try:
         assert [u.as_dict() for u in pg.users()] == [u.as_dict() for u in src.users()]
         assert pg.visits() == src.visits() and pg.statuses() == src.statuses()
-        trail = pg.audit_rows()
-        assert trail[:-1] == src.audit_rows() and trail[-1]["action"] == "county.load"
+        trail = pg.audit_rows(kind="write")  # the file's reads since the load (other tests') stay in the file
+        assert trail[:-1] == src.audit_rows(kind="write") and trail[-1]["action"] == "county.load"
         assert trail[-1]["after"]["layers"]["grids"] > 0 and trail[-1]["after"]["store_rows"]["gg_users"] == 1
         place = Placed("2", {"grid": "G"}, ("G",))
         vid = pg.add_visits(parse_visits([{"household": 2, "time": "2025-03-03T10:00:00", "outcome": "absent"}],

@@ -11,7 +11,7 @@ import pytest
 from gridgeo.errors import ConflictError, NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError, UsageError
 from gridgeo.store import Reports, open_store
 from gridgeo.store.photos import PhotoDir, check_photo
-from gridgeo.store.reports import NewReport, Rung, overdue
+from gridgeo.store.reports import NewReport, Rung, new_receipt, overdue, overdue_hours, receipt_hash, stamp
 
 T0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.timezone.utc)
 PLACES = [{"level": "township", "code": "T1", "name": "城关街道"}, {"level": "village", "code": "V1", "name": "朝阳"},
@@ -53,7 +53,11 @@ def test_filed_escalated_on_deadline_and_closed_with_its_trail(book: Reports) ->
     assert (rep["level"], rep["unit"]) == ("county", None)
     with pytest.raises(ConflictError, match="top of its ladder"):
         book.escalate(rid, actor="secretary", now=late)
-    assert book.sweep(now=late + dt.timedelta(days=30)) == []  # the county has no one above: stays, overdue
+    later = late + dt.timedelta(days=30)
+    assert book.sweep(now=later) == [rid]  # the county has no one above: marked supervised, once
+    assert book.sweep(now=later + dt.timedelta(days=1)) == []
+    rep = book.get(rid)
+    assert (rep["state"], rep["level"], rep["overdue_marked"]) == ("supervised", "county", stamp(later))
     with pytest.raises(UsageError, match="note"):
         book.transition(rid, "closed", actor="admin", now=late)
     rep = book.transition(rid, "closed", actor="admin", now=late + dt.timedelta(hours=2), note="已清运")
@@ -62,16 +66,82 @@ def test_filed_escalated_on_deadline_and_closed_with_its_trail(book: Reports) ->
     assert [(e["actor"], e["action"], e["from_state"], e["to_state"], e["to_level"]) for e in events] == [
         ("worker", "file", None, "received", "grid"), ("worker", "transition", "received", "handling", "grid"),
         ("system", "deadline", "handling", "routed", "village"),
-        ("secretary", "escalate", "routed", "routed", "county"), ("admin", "transition", "routed", "closed", "county")]
+        ("secretary", "escalate", "routed", "routed", "county"),
+        ("system", "deadline", "routed", "supervised", "county"),
+        ("admin", "transition", "supervised", "closed", "county")]
     assert "deadline 2026-12-02T09:00:00.000000Z passed" in events[2]["note"]
     assert "需要县里协调" in events[3]["note"] and "township T1" in events[3]["note"]  # why, and why not the township
     audit = [(r["actor"], r["action"], r["target"]) for r in book.store.audit_rows() if r["action"].startswith("rep")]
     target = f"reports/{rid}"
     assert audit == [("worker", "report.file", target), ("worker", "report.handling", target),
                      ("system", "report.deadline", target), ("secretary", "report.escalate", target),
-                     ("admin", "report.closed", target)]
+                     ("system", "report.deadline", target), ("admin", "report.closed", target)]
     closing = book.store.audit_rows(action="report.closed")[0]
-    assert closing["before"] == {"state": "routed"} and closing["after"]["note"] == "已清运"
+    assert closing["before"] == {"state": "supervised"} and closing["after"]["note"] == "已清运"
+
+
+def test_top_of_the_ladder_past_its_deadline_is_supervised_once(book: Reports) -> None:
+    """A report at the county (no level above) whose deadline passes: marked supervised by the system, once."""
+    rid = int(book.file(_new(), actor="worker", now=T0)["id"])
+    t = T0
+    for hours in (24, 48):  # grid → village → county, each on its passed deadline
+        t += dt.timedelta(hours=hours, minutes=1)
+        assert book.sweep(now=t) == [rid]
+    rep = book.get(rid)
+    assert (rep["level"], rep["state"], rep["overdue_marked"]) == ("county", "routed", None)
+    assert book.sweep(now=t + dt.timedelta(hours=119)) == []  # the county's 120 h not yet over
+    late = t + dt.timedelta(hours=121)
+    assert book.sweep(now=late) == [rid]
+    rep = book.get(rid)
+    assert (rep["level"], rep["state"], rep["step"], rep["overdue_marked"]) == ("county", "supervised", 2,
+                                                                                 stamp(late))
+    assert overdue(rep, late) and overdue_hours(rep, late) == 1.0
+    # a second sweep, and one a month later, change nothing: no event, no audit row, the same row
+    n_events, n_audit = len(book.events(rid)), len(book.store.audit_rows(limit=1000))
+    assert book.sweep(now=late) == [] and book.sweep(now=late + dt.timedelta(days=30)) == []
+    assert book.get(rid) == rep and len(book.events(rid)) == n_events
+    assert len(book.store.audit_rows(limit=1000)) == n_audit
+    # taken up again at the county and still overdue: not marked a second time
+    book.transition(rid, "handling", actor="admin", now=late, note="县中心接手")
+    assert book.sweep(now=late + dt.timedelta(days=2)) == [] and book.get(rid)["state"] == "handling"
+    deadline = [r for r in book.store.audit_rows(action="report.deadline") if r["after"]["state"] == "supervised"]
+    assert len(deadline) == 1 and deadline[0]["actor"] == "system" and deadline[0]["target"] == f"reports/{rid}"
+    assert deadline[0]["before"]["state"] == "routed" and deadline[0]["after"]["overdue_hours"] == 1.0
+    assert book.events(rid)[-2]["note"].endswith("no level above it: supervised")
+    assert overdue_hours(book.get(rid), T0) is None
+
+
+def test_receipt_reads_the_report_and_only_its_own(book: Reports) -> None:
+    receipt = new_receipt()
+    rid = int(book.file(_new(), actor="anonymous", now=T0, receipt=receipt)["id"])
+    other = int(book.file(_new(), actor="worker", now=T0)["id"])  # filed with a token: no receipt
+    assert book.by_receipt(rid, receipt)["id"] == rid
+    for rep_id, given in ((rid, receipt + "x"), (rid, ""), (other, receipt), (other, ""), (999_999, receipt)):
+        with pytest.raises(NotFoundError) as err:
+            book.by_receipt(rep_id, given)
+        assert str(err.value) == f"no report {rep_id}"  # the words of an id that does not exist
+    stored = book.store.query("SELECT receipt_hash FROM gg_reports ORDER BY id")
+    assert stored == [(receipt_hash(receipt),), (None,)] and receipt not in str(book.get(rid))
+    assert len(receipt) >= 32 and new_receipt() != receipt
+
+
+def test_columns_added_to_a_store_from_before_them(store_target: str) -> None:
+    """A store whose gg_reports predates receipt_hash and overdue_marked gets them (ALTER TABLE), rows kept."""
+    store = open_store(store_target)
+    rid = int(Reports(store).file(_new(), actor="worker", now=T0)["id"])
+    with store.transaction() as cur:
+        for col in ("receipt_hash", "overdue_marked"):
+            store.execute(cur, f"ALTER TABLE gg_reports DROP COLUMN {col}")
+    store.close()
+    fresh = open_store(store_target, create=False)
+    assert {c for _, c, _ in fresh.missing_columns()} == {"receipt_hash", "overdue_marked"}
+    assert not fresh.schema_current()
+    book = Reports(fresh)
+    receipt = new_receipt()
+    new = int(book.file(_new(), actor="anonymous", now=T0, receipt=receipt)["id"])
+    assert fresh.missing_columns() == [] and book.get(rid)["category"] == "sanitation"
+    assert book.by_receipt(new, receipt)["id"] == new and book.get(rid)["overdue_marked"] is None
+    fresh.close()
 
 
 def test_illegal_transitions_name_the_allowed_ones(book: Reports) -> None:

@@ -74,6 +74,11 @@ _GUARD: dict[str, tuple[str, ...]] = {
 }
 
 
+def fill(dialect: str, text: str) -> str:
+    """``text`` with its ``{key}``, ``{big}`` and ``{real}`` placeholders as ``dialect`` spells those types."""
+    return text.format(**_TYPES[dialect])
+
+
 def schema(dialect: str, extra: tuple[str, ...] = ()) -> list[str]:
     """The statements that create the store's tables in ``dialect`` (``sqlite`` or ``postgresql``), in order.
 

@@ -24,9 +24,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gridgeo.errors import ConflictError, NotFoundError, StoreError
+from gridgeo.errors import ConflictError, NotFoundError, StoreError, UsageError
 
-from ._sql import CHAIN_COLUMNS, SCHEMA_VERSION, schema
+from ._sql import CHAIN_COLUMNS, SCHEMA_VERSION, fill, schema
 from .access import check_role, check_user_name, new_token, token_hash
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,22 @@ log = logging.getLogger(__name__)
 EXTRA_TABLES: list[str] = []
 #: their names, for a GeoPackage's ``gpkg_contents`` (see :mod:`.sqlite`)
 EXTRA_REGISTERED: list[str] = []
+#: columns added to a table after its first release, as ``(table, column, type)`` (``{big}``, ``{real}`` as in
+#: the tables). Why a list and not the ``CREATE TABLE``: a store made before the column existed has the table
+#: already, and ``CREATE TABLE IF NOT EXISTS`` leaves it as it is; :meth:`Store.create_schema` adds each missing
+#: one with ``ALTER TABLE ... ADD COLUMN``, to old and new stores alike, so the column has one definition.
+#: Only nullable columns without a default: adding one is then a change of the catalogue on both backends,
+#: never a rewrite of the table's rows.
+EXTRA_COLUMNS: list[tuple[str, str, str]] = []
+#: the actions of the audit rows that record a read of personal fields (kind ``read``; every other row is a
+#: ``write``). Why the action's prefix and not a column of its own: ``gg_audit`` is append-only in stores already
+#: in use, and a service opens those without changing their schema; the prefix needs no new column, and carried or
+#: old rows keep their kind.
+READ_PREFIX = "read."
+#: the kinds of audit row ``GET /audit?kind=`` filters by
+AUDIT_KINDS = ("read", "write")
+#: the most ids one read row lists (its ``count`` says how many were served)
+READ_IDS = 100
 
 
 @dataclass(frozen=True)
@@ -186,6 +202,33 @@ class Store:
 
     #: a query with one parameter, the table name, returning a row when the table exists
     _has_table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    #: a query with one parameter, the table name, returning the name of each of its columns
+    _columns_of = "SELECT name FROM pragma_table_info(?)"
+
+    def missing_columns(self, cur: Any | None = None) -> list[tuple[str, str, str]]:
+        """The :data:`EXTRA_COLUMNS` of existing tables that this store's tables lack (in the caller's
+        transaction when ``cur`` is given)."""
+        have: dict[str, set[str]] = {}
+        out = []
+        for table, column, kind in EXTRA_COLUMNS:
+            if table not in have:
+                if cur is None:
+                    rows = self.query(self._columns_of, (table,))
+                else:
+                    self.execute(cur, self._columns_of, (table,))
+                    rows = cur.fetchall()
+                have[table] = {str(r[0]) for r in rows}
+            if have[table] and column not in have[table]:  # a table not made yet gets it when it is made
+                out.append((table, column, kind))
+        return out
+
+    def schema_current(self) -> bool:
+        """Whether every table and column of this gridgeo's schema exists (checked once per store object,
+        then kept: a request must not pay for the catalogue queries, and columns are never dropped)."""
+        if getattr(self, "_current", False):
+            return True
+        self._current = all(self.query(self._has_table, (t,)) for t in EXTRA_REGISTERED) and not self.missing_columns()
+        return self._current
 
     def ensure_schema(self) -> None:
         """Create the tables that are missing; refuse a store written by a newer schema."""
@@ -196,6 +239,9 @@ class Store:
         """:meth:`ensure_schema` in the caller's transaction (``gridgeo load`` makes the tables in its own)."""
         for stmt in schema(self.dialect, tuple(EXTRA_TABLES)):
             self.execute(cur, stmt)
+        for table, column, kind in self.missing_columns(cur):
+            log.info("%s: adding column %s.%s (a store made by an older gridgeo)", self.url, table, column)
+            self.execute(cur, f"ALTER TABLE {table} ADD COLUMN {column} {fill(self.dialect, kind)}")
         self.execute(cur, "SELECT value FROM gg_meta WHERE key = 'schema'")
         row = cur.fetchone()
         if row is None:
@@ -210,11 +256,30 @@ class Store:
         self.execute(cur, "INSERT INTO gg_audit (time, actor, action, target, before, after) VALUES (?, ?, ?, ?, ?, ?)",
                      (now_utc(), actor, action, target, _json(before), _json(after)))
 
+    def audit_read(self, actor: str, what: str, target: str, ids: Sequence[Any]) -> None:
+        """Append the row of one read of personal fields: action ``read.WHAT``, the first :data:`READ_IDS` ids
+        served and how many there were (its own transaction: a read writes nothing else).
+
+        Why a row per read and not only per write: who looked at whose name, phone or special-care category
+        is what an audit of personal data asks first; a page of households is one row, not one per household.
+        """
+        ids = list(ids)
+        with self.transaction() as cur:
+            self.audit(cur, actor, READ_PREFIX + what, target, after={"ids": ids[:READ_IDS], "count": len(ids)})
+
     def audit_rows(self, *, after: int = 0, limit: int = 100, actor: str | None = None,
-                   action: str | None = None, since: str | None = None) -> list[dict[str, Any]]:
-        """Audit rows in order, from id ``after`` on (keyset paging), filtered by actor, action prefix, time."""
+                   action: str | None = None, since: str | None = None,
+                   kind: str | None = None) -> list[dict[str, Any]]:
+        """Audit rows in order, from id ``after`` on (keyset paging), filtered by actor, action prefix, time and
+        kind (``read``: the rows of :meth:`audit_read`; ``write``: every other; None: both)."""
+        if kind not in (None, *AUDIT_KINDS):
+            raise UsageError(f"kind must be one of {', '.join(AUDIT_KINDS)}, got {kind!r}")
         where: list[str] = ["id > ?"]
         params: list[Any] = [after]
+        if kind is not None:
+            # the prefix compared as text, not by LIKE: exact on both backends (SQLite's LIKE ignores case)
+            where.append(f"substr(action, 1, {len(READ_PREFIX)}) {'=' if kind == 'read' else '<>'} ?")
+            params.append(READ_PREFIX)
         if actor is not None:
             where.append("actor = ?")
             params.append(actor)
@@ -227,6 +292,7 @@ class Store:
         rows = self.query(f"SELECT id, time, actor, action, target, before, after FROM gg_audit "
                           f"WHERE {' AND '.join(where)} ORDER BY id LIMIT ?", [*params, limit])
         return [{"id": int(r[0]), "time": r[1], "actor": r[2], "action": r[3], "target": r[4],
+                 "kind": "read" if str(r[3]).startswith(READ_PREFIX) else "write",
                  "before": _unjson(r[5]), "after": _unjson(r[6])} for r in rows]
 
     # -- users -----------------------------------------------------------------------------------------

@@ -101,6 +101,9 @@ class PostgresStore(Store):
     #: whether a table exists, in the schema the connection writes to
     _has_table = ("SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() "
                   "AND table_name = ?")
+    #: the names of a table's columns, in that schema
+    _columns_of = ("SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+                   "AND table_name = ?")
 
     def __init__(self, url: str, *, create: bool = True) -> None:
         self.dsn = url

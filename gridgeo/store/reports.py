@@ -27,8 +27,11 @@ whose deadline has passed, as actor ``system``; time is always passed in
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
 import logging
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -77,10 +80,14 @@ _DDL = (
 )
 base.EXTRA_TABLES.extend(_DDL)
 base.EXTRA_REGISTERED.extend(("gg_reports", "gg_report_events"))
+#: added after the table's first release (see :data:`gridgeo.store.base.EXTRA_COLUMNS`): the SHA-256 of the
+#: receipt an anonymous filer got (never the receipt), and when the sweep marked a report at the top of its
+#: ladder supervised for its passed deadline (so it is marked once, not at every sweep)
+base.EXTRA_COLUMNS.extend((("gg_reports", "receipt_hash", "TEXT"), ("gg_reports", "overdue_marked", "TEXT")))
 
 _COLS = ("id", "created", "reporter", "reporter_name", "reporter_phone", "category", "body", "lon", "lat",
          "township", "village", "grid", "point", "chain", "places", "ladder", "step", "level", "unit", "due",
-         "state", "department", "updated", "closed", "photo", "photo_type", "photo_size")
+         "state", "department", "updated", "closed", "photo", "photo_type", "photo_size", "overdue_marked")
 #: the number of rungs of a report's ladder (a JSON array), in SQL per dialect
 _RUNGS = {"sqlite": "json_array_length(ladder)", "postgresql": "json_array_length(ladder::json)"}
 _EVENT_COLS = ("id", "report", "time", "actor", "action", "from_state", "to_state", "from_level", "to_level",
@@ -161,16 +168,22 @@ class Reports:
         self._ensured = False
 
     def _ensure(self) -> None:
-        """Create the report tables in a store made before they existed (idempotent, schema-locked on PG)."""
+        """Create the report tables and columns a store made before them lacks (idempotent, schema-locked on PG;
+        checked once per store object, see :meth:`Store.schema_current`)."""
         if self._ensured:
             return
-        if not self.store.query(self.store._has_table, ("gg_report_events",)):
+        if not self.store.schema_current():
             self.store.ensure_schema()
+            self.store._current = True
         self._ensured = True
 
     # -- filing ----------------------------------------------------------------------------------------
-    def file(self, new: NewReport, *, actor: str, now: dt.datetime) -> dict[str, Any]:
-        """Store a report (state ``received``, assigned to the first rung of its ladder); the stored report."""
+    def file(self, new: NewReport, *, actor: str, now: dt.datetime, receipt: str | None = None) -> dict[str, Any]:
+        """Store a report (state ``received``, assigned to the first rung of its ladder); the stored report.
+
+        ``receipt``: what an anonymous filer got to follow the report with (:func:`new_receipt`); only its
+        SHA-256 is kept, so the store's rows never let anyone read the report as its filer.
+        """
         if not new.ladder:
             raise UsageError("a report needs at least one level to be handled at")
         self._ensure()
@@ -182,12 +195,12 @@ class Reports:
         with s.transaction() as cur:
             s.execute(cur, "INSERT INTO gg_reports (created, reporter, reporter_name, reporter_phone, category, body, "
                       "lon, lat, township, village, grid, point, chain, places, ladder, step, level, unit, due, state, "
-                      "updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 'received', ?) "
-                      "RETURNING id",
+                      "updated, receipt_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, "
+                      "'received', ?, ?) RETURNING id",
                       (when, actor, new.reporter_name, new.reporter_phone, new.category, new.text, new.lon, new.lat,
                        *(units[u] for u in REPORT_UNITS), chain, _dump(list(new.places)),
                        _dump([r.as_dict() for r in new.ladder]), first.level, first.unit, _due(now, first.hours),
-                       when))
+                       when, None if receipt is None else receipt_hash(receipt)))
             rid = int(cur.fetchone()[0])
             self._event(cur, rid, when=when, actor=actor, action="file", from_state=None, to_state="received",
                         from_level=None, to_level=first.level, unit=first.unit, note=first.note)
@@ -212,6 +225,18 @@ class Reports:
         if not rows:
             raise NotFoundError(f"no report {rid}")
         return _decode(rows[0])
+
+    def by_receipt(self, rid: int, receipt: str) -> dict[str, Any]:
+        """Report ``rid`` if ``receipt`` is the one its anonymous filer got, else the :class:`NotFoundError` of
+        an id that does not exist (the same words: a wrong receipt tells nothing of the report)."""
+        self._ensure()
+        rows = self.store.query(f"SELECT {', '.join(_COLS)}, receipt_hash FROM gg_reports WHERE id = ?", (int(rid),))
+        stored = rows[0][-1] if rows else None
+        # compared in constant time, and a hash compared even for a missing id, so timing tells nothing either
+        same = hmac.compare_digest(str(stored or _NO_RECEIPT), receipt_hash(receipt))
+        if stored is None or not same:
+            raise NotFoundError(f"no report {rid}")
+        return _decode(rows[0][:-1])
 
     def events(self, rid: int) -> list[dict[str, Any]]:
         """The report's history, oldest first."""
@@ -319,30 +344,56 @@ class Reports:
                 after={"state": "routed", "level": nxt.level, "unit": nxt.unit, "due": due, "note": text})
 
     def sweep(self, *, now: dt.datetime) -> list[int]:
-        """Escalate every open report past its deadline one rung (actor ``system``); the ids escalated.
+        """Escalate every open report past its deadline one rung (actor ``system``); the ids changed.
 
-        A report at the top of its ladder stays where it is, overdue (the county centre has no one above).
         One rung per sweep: the new deadline starts now, so a report is never pushed past a level that did
-        not yet know of it. A report changed by someone else meanwhile is left to the next sweep.
+        not yet know of it. A report at the top of its ladder (the county centre: no one above it) is marked
+        ``supervised`` (督办) instead, once: ``overdue_marked`` keeps when, so the next sweeps leave it alone,
+        however long it stays overdue. A report changed by someone else meanwhile is left to the next sweep.
         """
         self._ensure()
-        # reports at the top of their ladder stay overdue for good: left out in SQL, so the sweep every
-        # reports request runs reads only what it escalates, however many such reports pile up
+        # a report marked at the top stays overdue for good: left out in SQL, so the sweep every reports
+        # request runs reads only what it changes, however many such reports pile up
         rows = self.store.query(f"SELECT {', '.join(_COLS)} FROM gg_reports WHERE state <> 'closed' AND due < ? "
-                                f"AND step + 1 < {_RUNGS[self.store.dialect]} ORDER BY id", (stamp(now),))
-        done: list[int] = []
+                                f"AND (step + 1 < {_RUNGS[self.store.dialect]} OR overdue_marked IS NULL) "
+                                "ORDER BY id", (stamp(now),))
+        climbed: list[int] = []
+        marked: list[int] = []
         for row in rows:
             rep = _decode(row)
+            note = f"deadline {rep['due']} passed at {rep['level']} {rep['unit'] or ''}".strip()
+            top = int(rep["step"]) + 1 >= len(rep["ladder"])
             try:
                 with self.store.transaction() as cur:
-                    self._climb(cur, rep, actor=SYSTEM, now=now, action="deadline",
-                                note=f"deadline {rep['due']} passed at {rep['level']} {rep['unit'] or ''}".strip())
+                    if top:
+                        self._mark(cur, rep, now=now, note=note + "; no level above it: supervised")
+                    else:
+                        self._climb(cur, rep, actor=SYSTEM, now=now, action="deadline", note=note)
             except ConflictError:
                 continue
-            done.append(int(rep["id"]))
-        if done:
-            log.info("deadline sweep escalated %d report(s): %s", len(done), ", ".join(map(str, done)))
-        return done
+            (marked if top else climbed).append(int(rep["id"]))
+        if climbed:
+            log.info("deadline sweep escalated %d report(s): %s", len(climbed), ", ".join(map(str, climbed)))
+        if marked:
+            log.info("deadline sweep marked %d report(s) at the top of their ladder supervised: %s", len(marked),
+                     ", ".join(map(str, marked)))
+        return sorted(climbed + marked)
+
+    def _mark(self, cur: Any, rep: Mapping[str, Any], *, now: dt.datetime, note: str) -> None:
+        """Mark a report at the top of its ladder ``supervised`` for its passed deadline (its trail says so)."""
+        rid, when = int(rep["id"]), stamp(now)
+        s = self.store
+        s.execute(cur, "UPDATE gg_reports SET state = 'supervised', overdue_marked = ?, updated = ? "
+                  "WHERE id = ? AND state = ? AND step = ? AND overdue_marked IS NULL",
+                  (when, when, rid, rep["state"], rep["step"]))
+        _won(cur, rid)
+        self._event(cur, rid, when=when, actor=SYSTEM, action="deadline", from_state=rep["state"],
+                    to_state="supervised", from_level=rep["level"], to_level=rep["level"], unit=rep["unit"],
+                    note=note)
+        s.audit(cur, SYSTEM, "report.deadline", f"reports/{rid}",
+                before={"state": rep["state"], "level": rep["level"], "unit": rep["unit"], "due": rep["due"]},
+                after={"state": "supervised", "level": rep["level"], "unit": rep["unit"], "due": rep["due"],
+                       "overdue_hours": overdue_hours(rep, now), "note": note})
 
     def set_photo(self, rid: int, sha256: str, mtype: str, size: int, *, actor: str,
                   now: dt.datetime) -> dict[str, Any]:
@@ -389,3 +440,25 @@ def _decode(row: Sequence[Any]) -> dict[str, Any]:
 def overdue(rep: Mapping[str, Any], now: dt.datetime) -> bool:
     """Whether an open report is past its deadline at ``now``."""
     return rep["state"] != "closed" and str(rep["due"]) < stamp(now)
+
+
+def overdue_hours(rep: Mapping[str, Any], now: dt.datetime) -> float | None:
+    """How many hours an open report is past its deadline at ``now`` (one decimal), None when it is not."""
+    if not overdue(rep, now):
+        return None
+    due = dt.datetime.fromisoformat(str(rep["due"]).replace("Z", "+00:00"))
+    return round((now - due).total_seconds() / 3600.0, 1)
+
+
+def new_receipt() -> str:
+    """A fresh receipt for an anonymous filer: 192 random bits, URL-safe (shown once, kept as its hash)."""
+    return secrets.token_urlsafe(24)
+
+
+def receipt_hash(receipt: str) -> str:
+    """The stored form of a receipt (SHA-256, hex). As with tokens, that much entropy needs no slow hash."""
+    return hashlib.sha256(receipt.encode("utf-8", "replace")).hexdigest()
+
+
+#: what a report filed with a token compares against: the hash of no receipt anyone can hold
+_NO_RECEIPT = "-" * 64
