@@ -59,7 +59,7 @@ from gridgeo.store.reports import MAX_TEXT, NewReport, new_receipt, overdue, ove
 
 from . import read_audit, report_receipt
 from .auth import Throttle, principal, require, sees_personal
-from .locate import _lat_first, _to_wgs84, _unplaceable, locator_for
+from .locate import LEVEL_KEYS, _lat_first, _to_wgs84, _unplaceable, locator_for
 from .ogc import CRS84, JSON, check_params, crs_list, int_arg, is_geographic, parse_crs_uri
 from .positions import out_of_range
 from .records import _store
@@ -210,14 +210,37 @@ def _rank(level: str) -> str:
     return "grid" if level == "exclusive" else level
 
 
+def _today(rep: dict[str, Any], rung: dict[str, Any]) -> dict[str, Any] | None:
+    """Who answers for the rung's unit in the roster served now, when not the person stored with the report.
+
+    Why: the ladder is made when the report is filed, but grid workers change (a rebuild with a new
+    roster, then a restart); an open report must name the one to call today, and still say whom it was
+    given to. Nobody in today's roster: the stored person stays (someone must be named).
+    """
+    if rung["level"] == "county" or not rung["unit"]:
+        return None
+    level = next((p["level"] for p in rep["places"] if p["code"] == rung["unit"]), rung["level"])
+    layer = LEVEL_KEYS.get(level)
+    who = None if layer is None else _assigner().person(rung["level"], layer, rung["unit"])
+    if who is None or (who["name"], who["phone"]) == (rung["name"], rung["phone"]):
+        return None
+    return who
+
+
 def shape(rep: dict[str, Any], *, now: dt.datetime, events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A report as the API shows it to the caller: personal parts only to those who read them there."""
     personal = sees_personal(rep["chain"])
     rung = rep["ladder"][rep["step"]]
     assigned = {"level": rung["level"], "unit": rung["unit"], "role": rung["role"], "note": rung["note"],
                 "due": rep["due"], "hours": rung["hours"]}
+    now_there = _today(rep, rung)
+    if now_there is not None:  # the roster named someone else since the report reached this rung
+        assigned.update(role=now_there["role"], roster_changed=True)
     if personal or rung["level"] == "county":
         assigned.update(name=rung["name"], phone=rung["phone"])
+        if now_there is not None:
+            assigned.update(name=now_there["name"], phone=now_there["phone"],
+                            assigned_first={k: rung[k] for k in ("name", "role", "phone")})
     cats = _assigner().rules.categories
     doc: dict[str, Any] = {
         "id": int(rep["id"]), "category": rep["category"],

@@ -425,3 +425,28 @@ def test_county_level_report_past_its_deadline_is_supervised_once(served: tuple[
     rows = c.get("/audit?action=report.deadline", headers=h("admin")).get_json()["audit"]
     assert [(r["actor"], r["target"], r["before"]["state"], r["after"]["state"]) for r in rows] == [
         ("system", f"reports/{rid}", doc["events"][-1]["from_state"], "supervised")]
+
+
+def test_an_open_report_names_todays_roster(served: tuple[Served, Clock, Path]) -> None:
+    """The grid's worker changes (a rebuild with a new roster, then a restart): the report filed before
+    names the new one to call, and still says whom it was given to; nothing personal to others."""
+    import pandas as pd
+
+    s, clock, county = served
+    rid = s.client.post("/reports", json=_report(county, s.grid_in), headers=s.auth("worker")).get_json()["id"]
+    first = _grid_leader(county, s.grid_in)
+    # the restart: connections closed (GDAL writes the file), the roster written, the county served again
+    s.client.application.extensions["store"].close()  # type: ignore[attr-defined]
+    s.store.close()  # type: ignore[attr-defined]
+    roster = pd.DataFrame({"level": ["grids"], "unit": [s.grid_in], "name": ["赵新"], "role": ["网格员"],
+                           "phone": ["13700002222"]})
+    pyogrio.write_dataframe(roster, county, layer="people", driver="GPKG")
+    again = _anonymous_on(s, clock, county)
+    doc = again.client.get(f"/reports/{rid}", headers=again.auth("worker")).get_json()
+    got = doc["assigned_to"]
+    assert (got["name"], got["phone"], got["role"], got["roster_changed"]) == ("赵新", "13700002222", "网格员", True)
+    assert got["assigned_first"]["name"] == first
+    assert doc["events"][0]["action"] == "file"  # the history is as it was
+    viewer = again.client.get(f"/reports/{rid}", headers=again.auth("viewer")).get_json()["assigned_to"]
+    assert viewer["roster_changed"] is True and not {"name", "phone", "assigned_first"} & set(viewer)
+    assert "赵新" not in again.client.get(f"/reports/{rid}", headers=again.auth("viewer")).get_data(as_text=True)
