@@ -19,13 +19,15 @@ from .access_county import make_people_county, serve_people
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+@pytest.fixture
+def served(tmp_path_factory: pytest.TempPathFactory, store_target: str):  # type: ignore[no-untyped-def]
+    """The people county served with its store on each backend (the writes land in SQLite or PostgreSQL)."""
     d = tmp_path_factory.mktemp("fuzz")
     county = make_people_county(d / "source.gpkg")
     served_county = d / "served.gpkg"
     shutil.copy(county, served_county)
-    return serve_people(str(served_county), served_county)
+    return serve_people(str(served_county) if not store_target.startswith("postgres") else store_target,
+                        served_county)
 
 
 def _operations(app):  # type: ignore[no-untyped-def]
