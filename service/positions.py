@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,31 +191,30 @@ def _features(feats: Any) -> tuple[NDArray[np.float64], list[str | None], list[b
     return xy, errors, fids
 
 
-#: the inside of an innermost ``[...]`` of a body already parsed as JSON (see :func:`_pair_texts`)
-_INNERMOST = re.compile(rb"\[\s*([^\[\]]*?)\s*\]")
-#: whitespace other than spaces inside a pair: such a body is answered from the parsed numbers
-_LINE_BREAKS = re.compile(rb"[\n\r\t]")
+#: what a list of pairs of JSON numbers is written with, spaces aside (see :func:`_pair_texts`)
+_NUMERIC = b"0123456789eE+-.,[]"
 
 
 def _pair_texts(doc: Any, raw: bytes | None, n: int) -> list[bytes] | None:
-    """Each place's ``x, y`` text as the body wrote it, when the body is ``{"points": [[x, y], ...]}`` only.
+    """Each place's ``x,y`` text as the body wrote it, when the body is ``{"points": [[x, y], ...]}`` only.
 
     Why: the answer repeats each place's coordinates, and writing 200,000 floats back (``repr``) cost
-    0.19 s of a 1.3 s batch; finding them in the body costs 0.04 s. Only then is it safe: the body has
-    been parsed as JSON and holds nothing but the one member and its pairs of numbers, so its innermost
-    brackets are exactly the places, in order: their count is checked, and that each holds one comma
-    (no height), by the commas of all of them together. A pair broken over lines is not echoed: the
-    answer is one line however the body was laid out.
+    0.19 s of a 1.3 s batch; cutting them out of the body costs about 0.02 s (bytes methods, no regular
+    expression). Only then is it safe: the body has been parsed as JSON and is one member holding pairs
+    of numbers, so from its first ``[`` to its last ``]`` it is that list; it must hold nothing but
+    digits, signs, exponents, points, commas and brackets (a tab or a line break: answered from the
+    parsed numbers, so the answer stays one line), ``n`` places split at ``],[``, and ``2n - 1`` commas
+    in all (one in each pair: no height).
     """
-    if raw is None or not (isinstance(doc, dict) and len(doc) == 1 and "points" in doc):
+    if raw is None or n == 0 or not (isinstance(doc, dict) and len(doc) == 1 and "points" in doc):
         return None
-    texts = _INNERMOST.findall(raw)
-    if len(texts) != n:
+    inner = raw[raw.find(b"[") + 1:raw.rfind(b"]")].replace(b" ", b"")
+    if inner[:1] != b"[" or inner[-1:] != b"]" or inner.translate(None, _NUMERIC):
         return None
-    joined = b",".join(texts)
-    if joined.count(b",") != 2 * n - 1 or _LINE_BREAKS.search(joined):
+    if inner.count(b",") != 2 * n - 1 or inner.count(b"[") != n:
         return None
-    return texts
+    texts = inner[1:-1].split(b"],[")
+    return texts if len(texts) == n else None
 
 
 def parse_positions(doc: Any, raw: bytes | None = None) -> Positions:
