@@ -241,8 +241,10 @@ def _register(app: Flask) -> None:
     from .records import bp as records_bp
     from .reports import bp as reports_bp
     from .users import bp as users_bp
+    from .versions import bp as versions_bp
 
-    for bp in (features_bp, openapi_bp, locate_bp, patrol_bp, pages_bp, records_bp, reports_bp, users_bp):
+    for bp in (features_bp, openapi_bp, locate_bp, patrol_bp, pages_bp, records_bp, reports_bp, users_bp,
+               versions_bp):
         app.register_blueprint(bp)
     app.register_error_handler(GridgeoError, _gridgeo_error)
     app.register_error_handler(HTTPException, _http_error)

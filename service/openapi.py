@@ -22,6 +22,7 @@ from .ogc import CRS84, GEOJSON, HTML, JSON, OPENAPI, check_params, crs_list, ne
 from .openapi_records import records_paths, security_schemes
 from .openapi_reports import reports_paths
 from .openapi_users import users_paths
+from .openapi_versions import versions_paths
 from .store import County, dumps
 
 bp = Blueprint("openapi", __name__)
@@ -68,6 +69,7 @@ def build(county: County, server: str, default_limit: int, max_limit: int) -> di
         **records_paths(),
         **reports_paths(),
         **users_paths(),
+        **versions_paths(),
     }
     return {
         "openapi": "3.0.3",
@@ -76,7 +78,8 @@ def build(county: County, server: str, default_limit: int, max_limit: int) -> di
                                 "grid governance levels, plus locate and patrol.",
                  "license": {"name": "MIT"}},
         "servers": [{"url": server.rstrip("/")}],
-        "tags": [{"name": t} for t in ("Capabilities", "Data", "Locate", "Patrol", "Records", "Reports", "Users")],
+        "tags": [{"name": t} for t in ("Capabilities", "Data", "Locate", "Patrol", "Records", "Reports", "Users",
+                                       "Versions")],
         "paths": paths,
         "components": {"schemas": _schemas(), "securitySchemes": security_schemes(),
                        "parameters": _parameters(shared, default_limit=default_limit, max_limit=max_limit)},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -13,6 +14,8 @@ from typing import Any
 
 from gridgeo.errors import UsageError
 
+log = logging.getLogger(__name__)
+
 
 def register(sub: Any) -> None:
     """Add the ``build`` subcommand."""
@@ -21,6 +24,8 @@ def register(sub: Any) -> None:
     p.add_argument("-o", "--output", required=True, help="output GeoPackage")
     p.add_argument("--input", help="a county GeoPackage as `gridgeo synth` writes it (overrides [inputs] county)")
     p.add_argument("--previous", help="an earlier build: continuing grids and points keep their codes")
+    p.add_argument("-m", "--message", help="why this rebuild: kept with its version when the county has a store "
+                                         "(default: 'gridgeo build RULES')")
     p.add_argument("--start-from", metavar="GRIDS",
                    help="hand-drawn grids (any format) to re-draw from as from --previous: each household stays "
                         "in its hand-drawn grid where the bounds allow (villager groups then unused)")
@@ -58,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
                        scheduler=args.scheduler, start_from=None if args.start_from is None else StartFrom(
                            args.start_from, layer=args.start_layer, code_col=args.start_code))
     t0 = time.perf_counter()
-    carried = _carry_store(out)
+    carried = _carry_store(out, rules=str(args.rules), message=args.message)
     write_layers(res.layers, out, finish=carried)
     args.written = True  # an interrupt from here on says so (gridgeo.cli.main)
     res.report["seconds"]["write"] = round(time.perf_counter() - t0, 2)
@@ -70,14 +75,52 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _carry_store(out: Path) -> Callable[[Path], object] | None:
+def _carry_store(out: Path, *, rules: str = "", message: str | None = None) -> Callable[[Path], object] | None:
     """What copies the store of the county being replaced into its rebuild, or None when it has none.
 
     Why: the embedded store lives in the county file, so writing the rebuild over it would drop every user,
-    visit and audit row (:mod:`gridgeo.store.carry`).
+    visit and audit row (:mod:`gridgeo.store.carry`). The rebuild is then recorded as a version, with its
+    change list (:func:`record_build`).
     """
     from gridgeo.store.carry import carry_store, has_store
 
+    from .users import _actor
+
     if not has_store(out):
         return None
-    return lambda tmp: carry_store(out, tmp)
+
+    def finish(tmp: Path) -> object:
+        carried = carry_store(out, tmp)
+        record_build(out, tmp, author=_actor(), message=message or f"gridgeo build {rules}")
+        return carried
+
+    return finish
+
+
+def record_build(old: Path, new: Path, *, author: str, message: str) -> dict[str, object]:
+    """The rebuild ``new`` (its store already carried from ``old``) as a version of the county
+    (:mod:`gridgeo.store.versions`), its change list against ``old`` (:func:`gridgeo.county.diff.diff_counties`).
+
+    Why here: both files exist only now, before ``new`` replaces ``old``. The change list names the files by
+    their base names (the server's directories are nobody's business over HTTP).
+    """
+    import datetime as dt
+
+    from gridgeo.county.diff import diff_counties
+    from gridgeo.store import Versions, open_store
+
+    changes = diff_counties(old, new).as_dict()
+    changes["old"] = changes["new"] = old.name
+    store = open_store(new)  # its tables made where the old store lacked any (gg_versions itself, at first)
+    try:
+        versions = Versions(store)
+        if not versions.list():
+            when = dt.datetime.fromtimestamp(old.stat().st_mtime, dt.timezone.utc)
+            versions.add(kind="build", author="unknown", changes=None,
+                         message=f"{old.name} as built before versions were kept",
+                         time=when.isoformat(timespec="microseconds").replace("+00:00", "Z"))
+        row = versions.add(kind="build", author=author, message=message, changes=changes)
+    finally:
+        store.close()
+    log.info("version %d of %s: %s", row["id"], old.name, message)
+    return row

@@ -24,8 +24,8 @@ from gridgeo.errors import ForbiddenError, UsageError
 ROLES: dict[str, frozenset[str]] = {
     "admin": frozenset({"read", "read.personal", "visit.write", "visit.read", "status.write", "report.write",
                         "report.read", "report.handle", "track.write", "audit.read", "user.admin",
-                        "geometry.write", "roster.write"}),
-    "gis": frozenset({"read", "visit.read", "report.read", "geometry.write", "roster.write"}),
+                        "geometry.write", "roster.write", "version.read"}),
+    "gis": frozenset({"read", "visit.read", "report.read", "geometry.write", "roster.write", "version.read"}),
     "worker": frozenset({"read", "read.personal", "visit.write", "visit.read", "status.write", "report.write",
                          "report.read", "report.handle", "track.write"}),
     "viewer": frozenset({"read", "visit.read", "report.read"}),
@@ -95,6 +95,7 @@ _VERBS = {
     "status.write": "change a household's status", "report.write": "file reports", "report.read": "read reports",
     "report.handle": "handle reports", "track.write": "upload tracks", "audit.read": "read the audit trail",
     "user.admin": "manage users", "geometry.write": "edit geometry", "roster.write": "edit rosters",
+    "version.read": "read the county's versions",
 }
 
 

@@ -1,0 +1,110 @@
+"""Versions (版本) of the served county: every accepted change set, with author, time, message and change list.
+
+Why in the store: a rebuild replaces the county file, and the GIS office then needs
+to say what changed, when, by whom and why (the grids retired and created, the
+households that moved, whose unit was retired) long after the old file is gone.
+Each version keeps its change list against the version before it
+(:func:`gridgeo.county.diff.diff_counties`), so the list is the one the county
+saw when it accepted the change, not one reconstructed later.
+
+A rebuild over a county that has a store (``gridgeo build -o county.gpkg``)
+records itself here after the store is carried into the new file
+(:func:`gridgeo.cli.build.record_build`); the first such rebuild also records the
+build it replaced as version 1, without a change list (no one kept one before).
+Each version is an audit row too (``version.add``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from gridgeo.errors import NotFoundError, UsageError
+
+from . import base
+
+log = logging.getLogger(__name__)
+
+#: what made a version
+KINDS = ("build", "load", "edit", "restore")
+
+_DDL = (
+    "CREATE TABLE IF NOT EXISTS gg_versions ("
+    " id {key}, time TEXT NOT NULL, author TEXT NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL,"
+    " previous {big}, summary TEXT NOT NULL, changes TEXT)",
+)
+base.EXTRA_TABLES.extend(_DDL)
+base.EXTRA_REGISTERED.append("gg_versions")
+
+_COLS = "id, time, author, kind, message, previous, summary"
+
+
+def summarise(changes: dict[str, Any] | None) -> dict[str, Any]:
+    """The counts of a change list: per level retired, created, reshaped, kept; households moved; people."""
+    if not changes:
+        return {}
+    out: dict[str, Any] = {"levels": {k: {"retired": len(v["retired"]), "created": len(v["created"]),
+                                          "reshaped": len(v["reshaped"]), "kept": v["kept"]}
+                                      for k, v in changes.get("levels", {}).items()}}
+    moved = changes.get("households", {}).get("moved", {})
+    out["households_moved"] = {lvl: {"rows": m["rows"], "households": m["households"]} for lvl, m in moved.items()}
+    people = changes.get("people") or {}
+    if people:
+        out["people"] = {"moved": len(people["moved"]), "on_retired": len(people["on_retired"])}
+    return out
+
+
+class Versions:
+    """The versions kept in ``store`` (either backend)."""
+
+    def __init__(self, store: base.Store) -> None:
+        self.store = store
+        self._ensured = False
+
+    def _ensure(self) -> None:
+        """Make the table in a store an older gridgeo made (checked once per object, as :class:`.Reports` does)."""
+        if not self._ensured and not self.store.schema_current():
+            self.store.ensure_schema()
+        self._ensured = True
+
+    def add(self, *, kind: str, author: str, message: str, changes: dict[str, Any] | None,
+            time: str | None = None) -> dict[str, Any]:
+        """Record a version after the last one, with its audit row; the version (without its changes)."""
+        if kind not in KINDS:
+            raise UsageError(f"a version's kind is one of {', '.join(KINDS)}, got {kind!r}")
+        self._ensure()
+        summary = summarise(changes)
+        when = time or base.now_utc()
+        with self.store.transaction() as cur:
+            self.store.execute(cur, "SELECT max(id) FROM gg_versions")
+            last = cur.fetchone()[0]
+            self.store.execute(cur, "INSERT INTO gg_versions (time, author, kind, message, previous, summary, "
+                               "changes) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                               (when, author, kind, message, last, json.dumps(summary, ensure_ascii=False),
+                                None if changes is None else json.dumps(changes, ensure_ascii=False)))
+            vid = int(cur.fetchone()[0])
+            row = {"id": vid, "time": when, "author": author, "kind": kind, "message": message,
+                   "previous": None if last is None else int(last), "summary": summary}
+            self.store.audit(cur, author, "version.add", f"versions/{vid}", after=row)
+        return row
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every version, oldest first, without change lists."""
+        self._ensure()
+        return [_row(r) for r in self.store.query(f"SELECT {_COLS} FROM gg_versions ORDER BY id")]
+
+    def get(self, vid: int) -> dict[str, Any]:
+        """Version ``vid`` with its change list against the version before it (None for the first)."""
+        self._ensure()
+        rows = self.store.query(f"SELECT {_COLS}, changes FROM gg_versions WHERE id = ?", (vid,))
+        if not rows:
+            raise NotFoundError(f"no version {vid}")
+        out = _row(rows[0][:-1])
+        out["changes"] = None if rows[0][-1] is None else json.loads(rows[0][-1])
+        return out
+
+
+def _row(r: tuple[Any, ...]) -> dict[str, Any]:
+    return {"id": int(r[0]), "time": r[1], "author": r[2], "kind": r[3], "message": r[4],
+            "previous": None if r[5] is None else int(r[5]), "summary": json.loads(r[6])}

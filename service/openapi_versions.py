@@ -1,0 +1,48 @@
+"""The ``/api`` part of the county's versions (:mod:`.versions`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .openapi_records import AUTH_PROBLEMS, BEARER, JSON, _p, _problem
+
+_VERSION: dict[str, Any] = {"type": "object", "properties": {
+    "id": {"type": "integer"}, "time": {"type": "string", "format": "date-time"}, "author": {"type": "string"},
+    "kind": {"type": "string", "enum": ["build", "load", "edit", "restore"]}, "message": {"type": "string"},
+    "previous": {"type": "integer", "nullable": True},
+    "summary": {"type": "object", "description": "Per level: codes retired, created, reshaped, kept; households "
+                                                 "moved per level; people moved or on a retired code"},
+    "links": {"type": "array", "items": {"type": "object"}}}}
+_CHANGES = {"type": "object", "nullable": True, "description": "The change list against the version before "
+            "(as `gridgeo diff --json` writes it); null for the first version"}
+
+
+def _one(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"200": {"description": description, "content": {JSON: {"schema": schema}}}}
+
+
+def versions_paths() -> dict[str, Any]:
+    """``/versions``, ``/versions/{versionId}``, ``/versions/{a}/diff/{b}``."""
+    vid = _p("versionId", "path", {"type": "integer", "minimum": 1}, "The version's number.", True)
+    a = _p("a", "path", {"type": "integer", "minimum": 1}, "The earlier version.", True)
+    b = _p("b", "path", {"type": "integer", "minimum": 1}, "The version made from it.", True)
+    problems = {**AUTH_PROBLEMS, "404": _problem("No such version"),
+                "409": _problem("The two versions are not consecutive (no change list is kept between them)")}
+    return {
+        "/versions": {"get": {
+            "summary": "The county's versions, oldest first (GIS staff, admins)", "operationId": "getVersions",
+            "tags": ["Versions"], "security": BEARER,
+            "responses": {**_one("Versions with their counts", {"type": "object", "properties": {
+                "versions": {"type": "array", "items": _VERSION}, "numberReturned": {"type": "integer"}}}),
+                **AUTH_PROBLEMS}}},
+        "/versions/{versionId}": {"get": {
+            "summary": "One version and its change list", "operationId": "getVersion", "tags": ["Versions"],
+            "security": BEARER, "parameters": [vid],
+            "responses": {**_one("The version", {"type": "object", "properties": {
+                **_VERSION["properties"], "changes": _CHANGES}}), **problems}}},
+        "/versions/{a}/diff/{b}": {"get": {
+            "summary": "The change list from version a to version b (b made from a)", "operationId": "diffVersions",
+            "tags": ["Versions"], "security": BEARER, "parameters": [a, b],
+            "responses": {**_one("Both versions and the change list", {"type": "object", "properties": {
+                "from": _VERSION, "to": _VERSION, "changes": _CHANGES}}), **problems}}},
+    }
