@@ -41,7 +41,7 @@ from gridgeo.errors import NotFoundError, UsageError
 from gridgeo.patrol.county import AreaSource
 
 if TYPE_CHECKING:
-    from .lazy import LazyCollection
+    from .lazy_base import LazyLayer
 
 log = logging.getLogger(__name__)
 
@@ -495,7 +495,7 @@ def properties_bytes(rec: dict[str, Any]) -> bytes:
 
 
 #: a served layer: held in memory, or read from the GeoPackage per page (:mod:`.lazy`); the views read both alike
-Served: TypeAlias = "Collection | LazyCollection"
+Served: TypeAlias = "Collection | LazyLayer"
 
 
 @dataclass
@@ -554,7 +554,7 @@ BY_AREA = frozenset({"households"})
 class _ByArea(AreaSource):
     """A layer served from the file, as the patrol planner reads it: by area (:class:`gridgeo.patrol.county.ByGrid`)."""
 
-    def __init__(self, coll: LazyCollection) -> None:
+    def __init__(self, coll: LazyLayer) -> None:
         self.coll = coll
         self.columns = [c for c, _ in coll.t.columns]
         self.crs = "EPSG:4326"
