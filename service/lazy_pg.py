@@ -122,6 +122,7 @@ class PgLazyCollection(LazyLayer):
         self.geometry_type = served_type((entry.geometry_type or "").removesuffix("Z"))
         ident = sql.Identifier
         self._fid_sql, self._geom_sql, self._table_sql = ident(self.t.fid), ident(self.t.geom), ident(self.t.name)
+        self._queries: dict[tuple[tuple[str, ...], bool, bool], str] = {}
         self.bbox = self._extent()
 
     def _gist(self, entry: Entry) -> str | None:
@@ -191,13 +192,20 @@ class PgLazyCollection(LazyLayer):
         """A run of fids by range (a page in fid order), others by ``= ANY``: one statement either way."""
         if not fids:
             return [], [] if geometry else None, {c: [] for c in names}
-        select = self._select(names, geometry=geometry)
-        if fids == list(range(fids[0], fids[0] + len(fids))):
-            q, params = sql.SQL("{} WHERE {} BETWEEN %s AND %s ORDER BY {}"), (fids[0], fids[-1])
-        else:
-            q, params = sql.SQL("{} WHERE {} = ANY(%s) ORDER BY {}"), (fids,)  # type: ignore[assignment]
-        rows = self.reader.rows(_text(q.format(select, self._fid_sql, self._fid_sql)), params)
+        run = fids == list(range(fids[0], fids[0] + len(fids)))
+        params = (fids[0], fids[-1]) if run else (fids,)
+        rows = self.reader.rows(self._by_fid(tuple(names), geometry, run), params)
         return self._rows(rows, names, geometry=geometry)
+
+    def _by_fid(self, names: tuple[str, ...], geometry: bool, run: bool) -> str:
+        """The text of a read by fid, made once (composing it took a fifth of a page's time)."""
+        key = (names, geometry, run)
+        text = self._queries.get(key)
+        if text is None:
+            where = "{} BETWEEN %s AND %s" if run else "{} = ANY(%s)"
+            text = self._queries[key] = _text(sql.SQL("{} WHERE " + where + " ORDER BY {}").format(
+                self._select(list(names), geometry=geometry), self._fid_sql, self._fid_sql))
+        return text
 
     def _fetch(self, fids: list[int]) -> dict[int, tuple[Any, bytes, bytes]]:
         names = [c for c, _ in self.t.columns]
