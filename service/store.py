@@ -499,7 +499,8 @@ def properties_bytes(rec: dict[str, Any]) -> bytes:
     return b',"properties":' + dumps({k: _jsonable(v) for k, v in rec.items()}) + b"}"
 
 
-#: a served layer: held in memory, or read from the GeoPackage per page (:mod:`.lazy`); the views read both alike
+#: a served layer: held in memory, or read per page from the GeoPackage (:mod:`.lazy`) or PostGIS
+#: (:mod:`.lazy_pg`); the views read them alike
 Served: TypeAlias = "Collection | LazyLayer"
 
 
