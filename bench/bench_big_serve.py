@@ -10,6 +10,8 @@ request's latency, waitress included, not a throughput under load (no wrk on thi
 
 (``main_src``: ``git archive main gridgeo service`` unpacked, with ``gridgeo/service -> ../service``.)
 The county file is copied first (``--copy``, default on), so the store's tables never land in the input.
+A ``postgresql://`` URL (a county ``gridgeo load`` wrote) is served as it is, never copied; the RSS is then
+the gridgeo server's only (PostgreSQL's own processes are not its children).
 """
 
 from __future__ import annotations
@@ -95,9 +97,9 @@ def _timed(conn: http.client.HTTPConnection, paths: list[str], watch: Watch) -> 
             "n": len(ms)}
 
 
-def measure(county: Path, args: argparse.Namespace) -> dict[str, Any]:
+def measure(county: str, args: argparse.Namespace) -> dict[str, Any]:
     port = _free_port()
-    cmd = [sys.executable, "-c", "import sys; from gridgeo.cli import main; sys.exit(main())", "serve", str(county),
+    cmd = [sys.executable, "-c", "import sys; from gridgeo.cli import main; sys.exit(main())", "serve", county,
            "--port", str(port), "--threads", "4"]
     with open(args.log, "wb") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=os.environ.copy())
@@ -160,7 +162,7 @@ def measure(county: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("county", type=Path)
+    ap.add_argument("county", help="a county GeoPackage, or the postgresql:// URL a county was loaded into")
     ap.add_argument("--label", default="branch")
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--timeout", type=float, default=900)
@@ -168,14 +170,16 @@ def main() -> None:
     ap.add_argument("--no-copy", dest="copy", action="store_false")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO)
+    copy = args.copy and not args.county.startswith("postgresql")
     county = args.county
-    if args.copy:
-        county = county.with_name(f"{county.stem}-{args.label}.gpkg")
-        shutil.copy(args.county, county)
+    if copy:
+        src = Path(args.county)
+        county = str(src.with_name(f"{src.stem}-{args.label}.gpkg"))
+        shutil.copy(src, county)
     try:
         print(json.dumps(measure(county, args)))
     finally:
-        if args.copy:
+        if copy:
             for suffix in ("", "-wal", "-shm"):
                 Path(str(county) + suffix).unlink(missing_ok=True)
 

@@ -72,7 +72,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         aware datetime (deadlines; tests inject one). The ``RULES`` file's ``[reports]`` section sets the
         report categories, deadlines and escalation ladder (:mod:`gridgeo.county.report_rules`).
         ``LAZY_AT`` (50,000): a layer with more features (or more than 8 MiB of geometry) is served from
-        the GeoPackage page by page instead of held in memory (:mod:`.lazy`); None: none is.
+        the GeoPackage or the PostGIS table page by page instead of held in memory (:mod:`.lazy`,
+        :mod:`.lazy_pg`); None: none is.
     """
     app = Flask(__name__)
     from .store import LAZY_AT

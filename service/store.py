@@ -41,7 +41,7 @@ from gridgeo.errors import NotFoundError, UsageError
 from gridgeo.patrol.county import AreaSource
 
 if TYPE_CHECKING:
-    from .lazy import LazyCollection
+    from .lazy_base import LazyLayer
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +121,14 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+#: the one encoder of :func:`dumps` (``json.dumps`` with options makes a new one per call: a tenth of the time
+#: of serialising a page of properties read from PostGIS)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON (Chinese stays readable, not ``\\u`` escaped)."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODER.encode(obj).encode("utf-8")
 
 
 def round_coords(geoms: NDArray[np.object_], decimals: int = _DECIMALS) -> NDArray[np.object_]:
@@ -494,8 +499,9 @@ def properties_bytes(rec: dict[str, Any]) -> bytes:
     return b',"properties":' + dumps({k: _jsonable(v) for k, v in rec.items()}) + b"}"
 
 
-#: a served layer: held in memory, or read from the GeoPackage per page (:mod:`.lazy`); the views read both alike
-Served: TypeAlias = "Collection | LazyCollection"
+#: a served layer: held in memory, or read per page from the GeoPackage (:mod:`.lazy`) or PostGIS
+#: (:mod:`.lazy_pg`); the views read them alike
+Served: TypeAlias = "Collection | LazyLayer"
 
 
 @dataclass
@@ -554,7 +560,7 @@ BY_AREA = frozenset({"households"})
 class _ByArea(AreaSource):
     """A layer served from the file, as the patrol planner reads it: by area (:class:`gridgeo.patrol.county.ByGrid`)."""
 
-    def __init__(self, coll: LazyCollection) -> None:
+    def __init__(self, coll: LazyLayer) -> None:
         self.coll = coll
         self.columns = [c for c, _ in coll.t.columns]
         self.crs = "EPSG:4326"
@@ -645,12 +651,12 @@ def load_county(source: str | Path, *, lazy_at: int | None = LAZY_AT) -> County:
     ``source``: a county GeoPackage, or a ``postgresql://`` URL a county was loaded into (``gridgeo load``).
     Layers without geometry (attribute tables) are skipped: OGC API – Features
     serves features. The levels come first, the other layers in file (load) order. ``lazy_at=None``:
-    every layer in memory (a PostGIS county always is).
+    every layer in memory.
     """
     from gridgeo.store import is_url
 
     if is_url(source):
-        return _load_postgis(str(source))
+        return _load_postgis(str(source), lazy_at)
     p = Path(source)
     names = list_layers(p)
     ordered = [n for n in LEVELS if n in names] + [n for n in names if n not in LEVELS]
@@ -689,21 +695,32 @@ def load_county(source: str | Path, *, lazy_at: int | None = LAZY_AT) -> County:
     return County(str(p), served, mtime.replace(microsecond=0).isoformat().replace("+00:00", "Z"), kept)
 
 
-def _load_postgis(url: str) -> County:
-    """:func:`load_county` from PostGIS: the layers as the GeoPackage gave them, so the same features are served.
+def _load_postgis(url: str, lazy_at: int | None) -> County:
+    """:func:`load_county` from PostGIS: the layers as the GeoPackage gave them, so the same features are served;
+    a big table (more than ``lazy_at`` rows or :data:`LAZY_BYTES` of geometry) read page by page
+    (:mod:`.lazy_pg`), the others whole.
 
     ``tables`` keeps the attribute tables (the ``people`` /locate names); ``path`` is the URL without its
     password, since it appears in messages.
     """
-    from gridgeo.store.postgis import loaded_at, read_layers
+    from gridgeo.store.postgis import catalogue, loaded_at, read_layers
     from gridgeo.store.postgres import redact
 
+    from .lazy_pg import PgLazyCollection, Reader, big_tables
+
     name = redact(url)
-    frames = read_layers(url)
-    ordered = [n for n in LEVELS if n in frames] + [n for n in frames if n not in LEVELS]
+    entries = {e.name: e for e in catalogue(url)}
+    reader = Reader(url)
+    big = big_tables(reader, list(entries.values()), lazy_at, LAZY_BYTES)
+    frames = read_layers(url, names=[n for n in entries if n not in big])
+    ordered = [n for n in LEVELS if n in entries] + [n for n in entries if n not in LEVELS]
     out: dict[str, Served] = {}
     tables: dict[str, pd.DataFrame] = {}
     for n in ordered:
+        if n in big:
+            out[n] = PgLazyCollection(reader, entries[n], big[n], public=PUBLIC_COLUMNS.get(n))
+            log.info("serving %s from the database: %d features", n, len(out[n]))
+            continue
         raw = frames[n]
         if not isinstance(raw, gpd.GeoDataFrame):
             log.info("%s: %s is a table without geometry; not served as features", name, n)
@@ -711,4 +728,6 @@ def _load_postgis(url: str) -> County:
             continue
         out[n] = build_collection(n, rfc7946(raw), _epsg_of(raw.crs), public=PUBLIC_COLUMNS.get(n))
         log.info("loaded %s: %d features", n, len(out[n]))
+    if not big:
+        reader.close()
     return County(name, out, loaded_at(url), tables)

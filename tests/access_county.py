@@ -82,8 +82,12 @@ class Served:
         return {} if who is None else {"Authorization": f"Bearer {self.tokens[who]}"}
 
 
-def serve_people(target: str, county: Path, **config: object) -> Served:
-    """Serve ``county`` with its store at ``target``, after adding one user per role (see the module)."""
+def serve_people(target: str, county: Path, *, serve: str | None = None, **config: object) -> Served:
+    """Serve ``county`` with its store at ``target``, after adding one user per role (see the module).
+
+    ``serve``: what is served, if not the file (the ``postgresql://`` URL it was loaded into); ``config``
+    the app's other keys (``LAZY_AT`` ...).
+    """
     from gridgeo.service import create_app
 
     from gridgeo.store import open_store
@@ -105,7 +109,7 @@ def serve_people(target: str, county: Path, **config: object) -> Served:
         tokens[name] = store.add_user(name, role=role, scope=scope)[1]
     # closed while the app reads the file with GDAL: GDAL's own SQLite deletes the WAL under open connections
     store.close()
-    app = create_app({"COUNTY": str(county), "STORE": target, "TESTING": True, **config})
+    app = create_app({"COUNTY": serve or str(county), "STORE": target, "TESTING": True, **config})
     return Served(app.test_client(), open_store(target), tokens, g_in, g_out, village, hh_in, hh_out, pt_in, pt_out)
 
 

@@ -409,6 +409,8 @@ class Entry:
     crs: str | None
     columns: list[tuple[str, str, str]]
     loaded: str
+    srid: int | None = None
+    geometry_type: str | None = None
 
 
 def catalogue(url: str) -> list[Entry]:
@@ -424,25 +426,27 @@ def catalogue(url: str) -> list[Entry]:
         if not store.query("SELECT to_regclass(?) IS NOT NULL", (CATALOGUE,))[0][0]:
             raise InputError(f"{store.url}: holds no county (no {CATALOGUE} table); load one with "
                              f"gridgeo load county.gpkg {store.url}")
-        rows = store.query(f"SELECT name, kind, fid_column, geometry_column, crs, columns, loaded FROM {CATALOGUE} "
-                           "ORDER BY position")
+        rows = store.query(f"SELECT name, kind, fid_column, geometry_column, crs, columns, loaded, srid, "
+                           f"geometry_type FROM {CATALOGUE} ORDER BY position")
     finally:
         store.close()
-    return [Entry(str(r[0]), str(r[1]), str(r[2]), r[3], r[4], [tuple(c) for c in json.loads(r[5])], str(r[6]))
-            for r in rows]
+    return [Entry(str(r[0]), str(r[1]), str(r[2]), r[3], r[4], [tuple(c) for c in json.loads(r[5])], str(r[6]),
+                  r[7], r[8]) for r in rows]
+
+
+def column(values: list[Any], dtype: str) -> pd.Series:
+    """One column's values as psycopg gives them, as the GeoPackage reader gives them: of ``dtype``
+    (the catalogue's), a missing value NaN, NaT or None as that dtype has it."""
+    if dtype == "object":
+        return pd.Series(values, dtype=object)
+    if dtype.startswith("datetime64"):
+        return pd.Series(pd.to_datetime(values, utc="UTC" in dtype)).astype(pandas_dtype(dtype))
+    return pd.Series([np.nan if v is None else v for v in values]).astype(pandas_dtype(dtype))
 
 
 def _frame(entry: Entry, rows: list[tuple[Any, ...]]) -> pd.DataFrame:
     """The rows of one table as the GeoPackage reader gives them: its dtypes, a RangeIndex, geometry last."""
-    cols: dict[str, Any] = {}
-    for i, (name, _sql_t, dtype) in enumerate(entry.columns):
-        values = [r[i] for r in rows]
-        if dtype == "object":
-            cols[name] = pd.Series(values, dtype=object)
-        elif dtype.startswith("datetime64"):
-            cols[name] = pd.Series(pd.to_datetime(values, utc="UTC" in dtype)).astype(pandas_dtype(dtype))
-        else:
-            cols[name] = pd.Series([np.nan if v is None else v for v in values]).astype(pandas_dtype(dtype))
+    cols = {name: column([r[i] for r in rows], dtype) for i, (name, _sql_t, dtype) in enumerate(entry.columns)}
     frame = pd.DataFrame(cols, index=pd.RangeIndex(len(rows)))
     if entry.geometry_column is None:
         return frame
