@@ -23,7 +23,7 @@ import shapely
 
 from gridgeo.cli.main import main
 from gridgeo.errors import ConflictError, FileFormatError, InputError, StoreError
-from gridgeo.store import Placed, open_store
+from gridgeo.store import Placed, Versions, open_store
 from gridgeo.store.postgis import CATALOGUE, load_geopackage, read_layers
 from gridgeo.store.records import parse_visits
 
@@ -167,8 +167,11 @@ def test_store_moves_with_the_county(county: Path, served_url: str) -> None:
         assert [u.as_dict() for u in pg.users()] == [u.as_dict() for u in src.users()]
         assert pg.visits() == src.visits() and pg.statuses() == src.statuses()
         trail = pg.audit_rows(kind="write")  # the file's reads since the load (other tests') stay in the file
-        assert trail[:-1] == src.audit_rows(kind="write") and trail[-1]["action"] == "county.load"
-        assert trail[-1]["after"]["layers"]["grids"] > 0 and trail[-1]["after"]["store_rows"]["gg_users"] == 1
+        assert trail[:-2] == src.audit_rows(kind="write")
+        assert [r["action"] for r in trail[-2:]] == ["county.load", "version.add"]
+        assert trail[-2]["after"]["layers"]["grids"] > 0 and trail[-2]["after"]["store_rows"]["gg_users"] == 1
+        (loaded,) = Versions(pg).list()  # the load is a version of its own
+        assert (loaded["kind"], loaded["message"], loaded["previous"]) == ("load", "gridgeo load county.gpkg", None)
         place = Placed("2", {"grid": "G"}, ("G",))
         vid = pg.add_visits(parse_visits([{"household": 2, "time": "2025-03-03T10:00:00", "outcome": "absent"}],
                                          lambda h, w: place), actor="wang")
@@ -281,7 +284,9 @@ def test_a_store_on_both_sides_is_not_merged(county: Path, pg_url: str) -> None:
     assert _sql(pg_url, "SELECT name FROM grids WHERE fid = 1") == [("marker",)]  # layers untouched too
     before = _sql(pg_url, "SELECT COUNT(*) FROM gg_audit")[0][0]
     s = load_geopackage(county, pg_url, replace=True, store=False)
-    assert s.store_rows == {} and _sql(pg_url, "SELECT COUNT(*) FROM gg_audit")[0][0] == before + 1
+    # two rows: the load's and its version's (the database's own store kept, its versions going on)
+    assert s.store_rows == {} and _sql(pg_url, "SELECT COUNT(*) FROM gg_audit")[0][0] == before + 2
+    assert _sql(pg_url, "SELECT id, kind, previous FROM gg_versions ORDER BY id") == [(1, "load", None), (2, "load", 1)]
 
 
 def test_other_tables_in_the_way_are_refused(county: Path, pg_url: str) -> None:

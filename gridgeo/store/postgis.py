@@ -41,6 +41,7 @@ from gridgeo.errors import ConflictError, FileFormatError, InputError
 from ._sql import SCHEMA_VERSION
 from .base import now_utc
 from .postgres import SCHEMA_LOCK, PostgresStore
+from .versions import Versions
 
 log = logging.getLogger(__name__)
 
@@ -392,6 +393,8 @@ def load_geopackage(path: str | Path, url: str, *, replace: bool = False, store:
             target.audit(cur, actor, "county.load", "county", after={
                 "source": Path(path).name, "layers": counts, "tables": tables, "store_rows": copied,
                 "replaced": replaced})
+            Versions(target).add_in(cur, kind="load", author=actor, changes=None, message=(
+                f"gridgeo load {Path(path).name}" + (" (its layers replacing the loaded ones)" if replaced else "")))
     finally:
         target.close()
     return LoadSummary(counts, tables, copied, replaced, time.perf_counter() - t0, target.url)

@@ -71,22 +71,27 @@ class Versions:
     def add(self, *, kind: str, author: str, message: str, changes: dict[str, Any] | None,
             time: str | None = None) -> dict[str, Any]:
         """Record a version after the last one, with its audit row; the version (without its changes)."""
+        self._ensure()
+        with self.store.transaction() as cur:
+            return self.add_in(cur, kind=kind, author=author, message=message, changes=changes, time=time)
+
+    def add_in(self, cur: Any, *, kind: str, author: str, message: str, changes: dict[str, Any] | None,
+               time: str | None = None) -> dict[str, Any]:
+        """:meth:`add` in the caller's transaction (``gridgeo load`` records its version with the load)."""
         if kind not in KINDS:
             raise UsageError(f"a version's kind is one of {', '.join(KINDS)}, got {kind!r}")
-        self._ensure()
         summary = summarise(changes)
         when = time or base.now_utc()
-        with self.store.transaction() as cur:
-            self.store.execute(cur, "SELECT max(id) FROM gg_versions")
-            last = cur.fetchone()[0]
-            self.store.execute(cur, "INSERT INTO gg_versions (time, author, kind, message, previous, summary, "
-                               "changes) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                               (when, author, kind, message, last, json.dumps(summary, ensure_ascii=False),
-                                None if changes is None else json.dumps(changes, ensure_ascii=False)))
-            vid = int(cur.fetchone()[0])
-            row = {"id": vid, "time": when, "author": author, "kind": kind, "message": message,
-                   "previous": None if last is None else int(last), "summary": summary}
-            self.store.audit(cur, author, "version.add", f"versions/{vid}", after=row)
+        self.store.execute(cur, "SELECT max(id) FROM gg_versions")
+        last = cur.fetchone()[0]
+        self.store.execute(cur, "INSERT INTO gg_versions (time, author, kind, message, previous, summary, "
+                           "changes) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                           (when, author, kind, message, last, json.dumps(summary, ensure_ascii=False),
+                            None if changes is None else json.dumps(changes, ensure_ascii=False)))
+        vid = int(cur.fetchone()[0])
+        row = {"id": vid, "time": when, "author": author, "kind": kind, "message": message,
+               "previous": None if last is None else int(last), "summary": summary}
+        self.store.audit(cur, author, "version.add", f"versions/{vid}", after=row)
         return row
 
     def list(self) -> list[dict[str, Any]]:
