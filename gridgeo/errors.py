@@ -137,6 +137,14 @@ class ConflictError(GridgeoError):
     """The request contradicts the stored state: a user that already exists, a report already closed (409)."""
 
 
+class PreconditionFailedError(ConflictError):
+    """An edit made against another state than the stored one: a stale ``If-Match`` (412)."""
+
+
+class PreconditionRequiredError(UsageError):
+    """An edit sent without the ``If-Match`` of the state it was made from (428)."""
+
+
 class PayloadTooLargeError(UsageError):
     """A request body above what the route takes (a photo over its size cap): HTTP 413."""
 
@@ -169,6 +177,8 @@ ERROR_TABLE: dict[type[GridgeoError], tuple[int, int]] = {
     AuthenticationError: (2, 401),
     ForbiddenError: (2, 403),
     TooManyRequestsError: (1, 429),
+    PreconditionFailedError: (1, 412),
+    PreconditionRequiredError: (2, 428),
     ConflictError: (1, 409),
     StoreError: (1, 503),
     PayloadTooLargeError: (2, 413),

@@ -234,6 +234,7 @@ def _patrol_options(app: Flask) -> Any:
 
 def _register(app: Flask) -> None:
     """The blueprints, the error handlers, the shared headers and ``/health``."""
+    from .edits import bp as edits_bp
     from .features import bp as features_bp
     from .locate import bp as locate_bp
     from .openapi import bp as openapi_bp
@@ -244,7 +245,8 @@ def _register(app: Flask) -> None:
     from .users import bp as users_bp
     from .versions import bp as versions_bp
 
-    for bp in (features_bp, openapi_bp, locate_bp, patrol_bp, pages_bp, records_bp, reports_bp, users_bp,
+    # edits first: its OPTIONS of an item (the caller's methods) before the one Flask makes for the GET
+    for bp in (edits_bp, features_bp, openapi_bp, locate_bp, patrol_bp, pages_bp, records_bp, reports_bp, users_bp,
                versions_bp):
         app.register_blueprint(bp)
     app.register_error_handler(GridgeoError, _gridgeo_error)
@@ -295,10 +297,10 @@ def _headers(resp: Response) -> Response:
     resp.headers["Access-Control-Allow-Origin"] = "*"
     resp.headers["Access-Control-Expose-Headers"] = _EXPOSE
     if request.method == "OPTIONS":
-        resp.headers["Access-Control-Allow-Methods"] = "GET, HEAD, POST, PUT, DELETE, OPTIONS"
+        resp.headers["Access-Control-Allow-Methods"] = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
         resp.headers["Access-Control-Allow-Headers"] = (
             request.headers.get("Access-Control-Request-Headers")
-            or "Accept, Authorization, Content-Type, If-None-Match, X-Report-Receipt")
+            or "Accept, Authorization, Content-Type, If-Match, If-None-Match, X-Report-Receipt")
         resp.headers["Access-Control-Max-Age"] = "86400"
         return resp
     if "Accept" not in resp.headers.get("Vary", ""):

@@ -120,15 +120,14 @@ def conformance() -> Response:
 
 def collection_doc(coll: Served) -> dict[str, Any]:
     """The description of one collection (Part 1 + Part 2 ``crs``/``storageCrs``)."""
-    w, s, e, n = coll.bbox
     items = url_for("features.items", name=coll.id, _external=True)
-    return {
+    doc: dict[str, Any] = {
         "id": coll.id,
         "title": coll.title,
         "description": f"{coll.title}: {len(coll)} features ({coll.geometry_type}); ids are "
                        + ("row numbers" if coll.int_keys else "the hierarchical codes"),
         "itemType": "feature",
-        "extent": {"spatial": {"bbox": [[w, s, e, n]], "crs": CRS84}},
+        **_extent(coll),
         "crs": crs_list(coll.storage_epsg),
         "storageCrs": storage_crs_uri(coll.storage_epsg),
         "itemCount": len(coll),
@@ -141,6 +140,19 @@ def collection_doc(coll: Served) -> dict[str, Any]:
             link(items + "?f=html", "items", HTML, f"{coll.title} as HTML"),
         ],
     }
+    return doc
+
+
+def _extent(coll: Served) -> dict[str, Any]:
+    """``extent`` of a layer with a geometry somewhere; none for an empty one.
+
+    Why not ``[0, 0, 0, 0]``: clients take the union of the collections' extents to frame the county,
+    and a box at (0, 0) put every county's map at world scale (an OSM build's empty exclusive grids).
+    """
+    w, s, e, n = coll.bbox
+    if len(coll) == 0 or (w, s, e, n) == (0.0, 0.0, 0.0, 0.0):
+        return {}
+    return {"extent": {"spatial": {"bbox": [[w, s, e, n]], "crs": CRS84}}}
 
 
 @bp.get("/collections")
@@ -377,7 +389,7 @@ def _items_html(coll: Served, pos: np.ndarray, links: list[dict[str, Any]], n_ma
         {"caption": "Features", "header": ["id", *props], "rows": rows}]))
 
 
-@bp.get("/collections/<name>/items/<fid>")
+@bp.route("/collections/<name>/items/<fid>", methods=["GET"], provide_automatic_options=False)  # OPTIONS: .edits
 def item(name: str, fid: str) -> Response:
     """One feature by its id (the ``code``), in any offered CRS or datum."""
     check_params(ITEM_PARAMS)

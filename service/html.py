@@ -12,7 +12,7 @@ from typing import Any
 from flask import render_template_string
 
 _TEMPLATE = """<!doctype html>
-<html lang="zh"><head><meta charset="utf-8"><title>{{ title }} · gridgeo</title>
+<html lang="zh"><head><meta charset="utf-8"><title>{{ title }}{% if title != "gridgeo" %} · gridgeo{% endif %}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>body{font-family:system-ui,sans-serif;margin:1.5em;max-width:75em}table{border-collapse:collapse}
 td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}th{background:#f3f3f3}
@@ -43,4 +43,18 @@ def page(
     ``tables`` are ``{"caption", "header", "rows"}``; a cell is text or ``{"text", "href"}``.
     """
     return render_template_string(_TEMPLATE, title=title, root=root, description=description,
-                                  links=links or [], tables=tables or [], pre=pre)
+                                  links=_one_per_target(links or []), tables=tables or [], pre=pre)
+
+
+def _one_per_target(links: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One line per target: OGC API asks for some links twice, under a short and a URI relation
+    (``conformance`` and ``http://www.opengis.net/def/rel/ogc/1.0/conformance``), which a JSON client
+    needs and a person reading the page does not; the line names both relations."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for lk in links:
+        key = (str(lk.get("href")), str(lk.get("type")))
+        if key in out:
+            out[key] = {**out[key], "rel": f"{out[key]['rel']}, {lk.get('rel')}"}
+        else:
+            out[key] = lk
+    return list(out.values())

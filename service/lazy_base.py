@@ -384,6 +384,12 @@ class LazyLayer:
             self.statuses[k] = dict(status)
             self._cache.pop(self._fid([pos])[0], None)  # made again, with it, when next asked for
 
+    def set_properties(self, key: Any, values: dict[str, Any]) -> None:
+        """An edit of feature ``key`` committed to the table: its cached bytes go, so the next read has it."""
+        pos = self.locate_key(str(key))
+        with self._cache_lock:
+            self._cache.pop(self._fid([pos])[0], None)
+
     def replace(self, key: Any, geom: Any) -> bool:
         raise UsageError(f"{self.id} is served from the store: change it there (its spatial index follows the "
                          "table)")

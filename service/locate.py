@@ -246,6 +246,17 @@ class Summaries:
                 got = self._texts[lead] = (texts, made)
             return got
 
+    def forget(self, row: int, values: Mapping[str, Any]) -> None:
+        """Row ``row`` was edited (``values``, its new public values): its summary is made again when asked."""
+        with self._lock:
+            if self.columns is not None:
+                for k, v in values.items():
+                    if k in self.columns:
+                        self.columns[k] = self.columns[k].copy()  # never the served frame's own array
+                        self.columns[k][row] = v
+            for _texts, made in self._texts.values():
+                made[row] = False
+
     def column(self, rows: NDArray[np.int64], lead: bytes) -> NDArray[np.object_]:
         """``lead`` + the summary of each of ``rows`` (``null`` where -1), one shared byte string per row."""
         texts, made = self._table(lead)
@@ -333,6 +344,12 @@ class Locator:
         summary = _summaries(coll, people)
         return Level(key, layer, CellIndex(shapely.bounds(pieces)), pieces, owner, LiveIndex(name=layer),
                      np.zeros(len(keys), dtype=bool), {}, summary, {}, coll)
+
+    def edited(self, layer: str, key: Any, values: Mapping[str, Any]) -> None:
+        """Feature ``key`` of ``layer`` got new public ``values`` (a name, a leader): its summary follows."""
+        level = next((lv for lv in self.levels.values() if lv.layer == layer), None)
+        if level is not None:
+            level.summary.forget(level.coll.locate_key(str(key)), values)
 
     def _level(self, layer: str) -> Level:
         for level in self.levels.values():

@@ -19,6 +19,7 @@ from gridgeo import __version__
 
 from . import html
 from .ogc import CRS84, GEOJSON, HTML, JSON, OPENAPI, check_params, crs_list, negotiate
+from .openapi_edits import edit_operation, options_operation
 from .openapi_records import records_paths, security_schemes
 from .openapi_reports import reports_paths
 from .openapi_users import users_paths
@@ -207,7 +208,9 @@ def _data_paths(shared: _Shared, collections: list[str]) -> dict[str, Any]:
         "responses": {"200": {"description": "A feature", "content": {
             GEOJSON: {"schema": {"$ref": "#/components/schemas/featureGeoJSON"}},
             HTML: {"schema": {"type": "string"}}}},
-            "304": {"description": "Not modified (If-None-Match)"}, **shared.problems, **unaudited}}}
+            "304": {"description": "Not modified (If-None-Match)"}, **shared.problems, **unaudited}},
+        "patch": edit_operation([_ref(r) for r in ("collectionId", "featureId")]),
+        "options": options_operation([_ref(r) for r in ("collectionId", "featureId")])}
     return out
 
 

@@ -292,6 +292,21 @@ class Collection:
                 self.bbox = (min(w, x0), min(s, y0), max(e, x1), max(n, y1))
         return ok
 
+    def set_properties(self, key: Any, values: Mapping[str, Any]) -> None:
+        """Give feature ``key`` new values of public columns (an edit of its name or responsible person);
+        its served bytes change at once, as :func:`build_collection` makes them."""
+        with self.lock.writing():
+            pos = self.locate_key(str(key))
+            geo = self.parts([pos])[1][0]  # before the tail changes: the geometry is what lies between
+            for frame in (self.frame, self.private_frame):
+                for k, v in values.items():
+                    if frame is not None and k in frame.columns:
+                        frame.iat[pos, frame.columns.get_loc(k)] = v
+            self.tail[pos] = properties_bytes(self.frame.iloc[[pos]][list(self.properties)].to_dict("records")[0])
+            self.full[pos] = self.head[pos] + geo + self.tail[pos]
+            if self.private_tail is not None and self.private_frame is not None:
+                self.private_tail[pos] = properties_bytes(self.private_frame.iloc[[pos]].to_dict("records")[0])
+
     def delete(self, key: Any) -> None:
         """Stop serving feature ``key``: gone from pages, bbox answers and its item URL (O(n) in memory).
 

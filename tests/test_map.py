@@ -226,6 +226,13 @@ def test_chromium_draws_patrol_route(serve, tmp_path: Path) -> None:
     assert resp.status_code == 200, resp.get_data(as_text=True)[:500]
     img = _screenshot(serve(app) + f"/map?grid={SAMPLE_GRID}&date=2024-06-03", tmp_path)
     assert _count(img, ROUTE_STYLE["color"]) > 300
+    # the summary in words a patrol supervisor reads, not the plan's keys
+    cmd = [_chromium(), *CHROMIUM_ARGS, f"--user-data-dir={tmp_path / 'profile2'}", "--dump-dom",
+           serve(app) + f"/map?grid={SAMPLE_GRID}&date=2024-06-03"]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    status = dom[dom.index('id="route-status"'):][:400]
+    assert " stops; " in status and "due visits" in status and ("km" in status or " m," in status), status
+    assert "distance_m" not in status and "duration_min" not in status, status
 
 
 # ------------------------------------------------------------------ a small PNG reader (no Pillow)

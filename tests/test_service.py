@@ -248,3 +248,29 @@ def test_html_escapes_names(client) -> None:
 def test_head(client) -> None:
     resp = client.head("/collections/grids/items")
     assert resp.status_code == 200 and resp.headers["ETag"]
+
+
+@pytest.mark.parametrize("lazy_at", [None, 0])
+def test_an_empty_layer_has_no_extent(tmp_path: Path, lazy_at: int | None) -> None:
+    """An empty layer (an OSM build's exclusive grids) says no extent, rather than a box at (0, 0) that
+    framed every map at world scale; the others keep theirs. Held in memory or read from the file alike."""
+    from tests.service_county import make_county
+
+    path = make_county(tmp_path / "county.gpkg")
+    excl = pyogrio.read_dataframe(path, layer="exclusive")
+    pyogrio.write_dataframe(excl.iloc[0:0], path, layer="exclusive", promote_to_multi=True)
+    c = create_app({"COUNTY": str(path), "TESTING": True, "LAZY_AT": lazy_at}).test_client()
+    colls = {d["id"]: d for d in c.get("/collections").get_json()["collections"]}
+    assert colls["exclusive"]["itemCount"] == 0 and "extent" not in colls["exclusive"]
+    assert "extent" not in c.get("/collections/exclusive").get_json()
+    w, s, e, n = colls["villages"]["extent"]["spatial"]["bbox"][0]
+    assert 100 < w < e < 130 and 20 < s < n < 40
+
+
+def test_landing_page_for_people(client) -> None:  # type: ignore[no-untyped-def]
+    page = client.get("/?f=html").get_data(as_text=True)
+    assert "<title>gridgeo</title>" in page
+    assert page.count('href="http://localhost/conformance"') == 1  # one line, both relations named
+    assert "conformance, http://www.opengis.net/def/rel/ogc/1.0/conformance" in page
+    doc = client.get("/").get_json()  # JSON clients still get both relations
+    assert {"conformance", "http://www.opengis.net/def/rel/ogc/1.0/conformance"} <= {lk["rel"] for lk in doc["links"]}

@@ -366,7 +366,7 @@ def test_post_echo_is_the_places_sent(client, layers, layout: str) -> None:
     (b'{"points":[[1,2]]}', [b"1,2"]),
     (b'{"points":[[-1.5E+2,2e-3]]} ', [b"-1.5E+2,2e-3"]),
     (b'{"points":[[1,\t2],[3,4]]}', None),  # a tab
-    (b'{"\u0070oints":[[1,2]]}', [b"1,2"]),  # the key escaped
+    (rb'{"\u0070oints":[[1,2]]}', [b"1,2"]),  # the key escaped
     (b'{"points":[[1,\n2],[3,4]]}', None),  # broken over lines
     (b'{"points":[[1,2,3],[3,4]]}', None),  # a height
     (b'{"points":[[1,2]],"type":"FeatureCollection","features":[]}', None),  # another member

@@ -12,6 +12,7 @@ takes the write lock at the start of a transaction, so two writers queue
 from __future__ import annotations
 
 import sqlite3
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,49 @@ from .base import EXTRA_REGISTERED, Store
 
 #: how long a writer waits for another's lock before the write fails (a 503, never a lost write)
 BUSY_TIMEOUT_MS = 30_000
+
+
+#: bytes of a GeoPackage geometry's envelope by its indicator (GeoPackage 1.3, 2.1.3)
+_ENVELOPE = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
+
+
+def _header(blob: bytes | None) -> tuple[bool, tuple[float, float, float, float] | None, int]:
+    """(empty, (minx, maxx, miny, maxy) or None, where the WKB starts) of a GeoPackage geometry blob."""
+    if blob is None or len(blob) < 8 or blob[:2] != b"GP":
+        return True, None, 0
+    flags = blob[3]
+    size = _ENVELOPE.get((flags >> 1) & 7, 0)
+    empty = bool(flags & 16)
+    if size and len(blob) >= 8 + size:
+        return empty, struct.unpack("<dddd" if flags & 1 else ">dddd", blob[8:40]), 8 + size
+    return empty, None, 8 + size
+
+
+def _bound(i: int) -> Any:
+    """``ST_MinX`` (0), ``ST_MaxX`` (1), ``ST_MinY`` (2), ``ST_MaxY`` (3) of a GeoPackage geometry."""
+    def bound(blob: bytes | None) -> float | None:
+        empty, env, at = _header(blob)
+        if empty or blob is None:
+            return None
+        if env is None:
+            import shapely
+
+            x0, y0, x1, y1 = shapely.from_wkb(bytes(blob[at:])).bounds
+            env = (x0, x1, y0, y1)
+        return float(env[i])
+    return bound
+
+
+def gpkg_functions(conn: sqlite3.Connection) -> None:
+    """The SQL functions a GeoPackage's R*tree triggers call (``ST_IsEmpty``, ``ST_MinX`` ...), as GDAL gives them.
+
+    Why: GDAL's triggers keep ``rtree_<table>_<geom>`` in step with the table on every update, and their
+    conditions call these functions, which Python's SQLite lacks; without them an edit of a unit's name
+    through the store fails, and with them the tree follows a geometry change as it does under GDAL.
+    """
+    conn.create_function("ST_IsEmpty", 1, lambda b: int(_header(b)[0]), deterministic=True)
+    for i, name in enumerate(("ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY")):
+        conn.create_function(name, 1, _bound(i), deterministic=True)
 
 
 class SQLiteStore(Store):
@@ -83,6 +127,7 @@ class SQLiteStore(Store):
                                    check_same_thread=False)
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            gpkg_functions(conn)
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot open the store ({exc})") from None
         return _Autocommit(conn)

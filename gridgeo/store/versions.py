@@ -45,7 +45,8 @@ def summarise(changes: dict[str, Any] | None) -> dict[str, Any]:
     if not changes:
         return {}
     out: dict[str, Any] = {"levels": {k: {"retired": len(v["retired"]), "created": len(v["created"]),
-                                          "reshaped": len(v["reshaped"]), "kept": v["kept"]}
+                                          "reshaped": len(v["reshaped"]), "kept": v["kept"],
+                                          **({"edited": len(v["edited"])} if "edited" in v else {})}
                                       for k, v in changes.get("levels", {}).items()}}
     moved = changes.get("households", {}).get("moved", {})
     out["households_moved"] = {lvl: {"rows": m["rows"], "households": m["households"]} for lvl, m in moved.items()}

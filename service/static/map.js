@@ -364,9 +364,17 @@
       if (g === "LineString" || g === "MultiLineString") Object.assign(p, f.properties || {});
     });
     var parts = [];
-    ["distance_m", "duration_min", "visits_made", "visits_due", "red_met", "red_due", "score"].forEach(function (k) {
-      if (p[k] !== undefined && p[k] !== null) parts.push(k + " " + p[k]);
-    });
+    var has = function (k) { return p[k] !== undefined && p[k] !== null; };
+    if (has("distance_m")) {
+      parts.push(p.distance_m >= 1000 ? (p.distance_m / 1000).toFixed(1) + " km" : Math.round(p.distance_m) + " m");
+    }
+    if (has("duration_min")) {
+      var m = Math.round(p.duration_min);
+      parts.push(m >= 60 ? Math.floor(m / 60) + " h " + (m % 60) + " min walk" : m + " min walk");
+    }
+    if (has("visits_made") && has("visits_due")) parts.push(p.visits_made + " of " + p.visits_due + " due visits");
+    else if (has("visits_made")) parts.push(p.visits_made + " visits");
+    if (has("red_met") && has("red_due") && p.red_due) parts.push(p.red_met + " of " + p.red_due + " red households");
     return parts.join(", ");
   }
 

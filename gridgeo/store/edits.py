@@ -1,0 +1,60 @@
+"""Edits of a unit's attributes in the county's own layer tables, in the store's transaction.
+
+Why here: when the store and the layers are one database (the county GeoPackage's
+embedded store, or a county loaded into PostGIS), an edit, its audit row and its
+version are one transaction: a unit never has a name no version records, nor a
+version whose change did not happen. The build's columns (codes, parents,
+counts, rule marks) are not editable: an edit may set a unit's name, kind and the
+people answering for it (``leader*`` columns), as ``gridgeo build`` writes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gridgeo.errors import InputError
+
+from .base import Store
+
+#: the level layers whose units GIS staff edit
+EDITABLE_LAYERS = ("blocks", "grids", "points", "exclusive")
+#: the longest text an edited attribute takes
+MAX_VALUE = 200
+
+
+def editable(column: str) -> bool:
+    """Whether an edit may set ``column``: a name, a kind, a responsible person (never a code or a count)."""
+    return column in ("name", "kind") or column.startswith("leader")
+
+
+def check_values(layer: str, columns: list[str], values: Mapping[str, Any]) -> dict[str, str | None]:
+    """``values`` (property -> text or null) if an edit of ``layer`` may set them all; else an
+    :class:`InputError` naming every property that may not be set and why."""
+    problems = []
+    out: dict[str, str | None] = {}
+    for k, v in values.items():
+        if k not in columns:
+            problems.append(f"{k}: {layer} has no such property")
+        elif not editable(k):
+            problems.append(f"{k}: set by the build (codes, parents, counts, rule marks), not editable")
+        elif isinstance(v, bool) or (v is not None and not isinstance(v, str | int | float)):
+            problems.append(f"{k}: a text or null, got {type(v).__name__}")
+        elif v is not None and len(str(v)) > MAX_VALUE:
+            problems.append(f"{k}: at most {MAX_VALUE} characters, got {len(str(v))}")
+        else:
+            out[k] = None if v is None else str(v)
+    if problems:
+        raise InputError(f"{layer}: " + "; ".join(problems))
+    return out
+
+
+def update_unit(store: Store, cur: Any, layer: str, code: str, values: Mapping[str, str | None]) -> None:
+    """Set ``values`` on the unit ``code`` of ``layer`` (identifiers checked by the caller against the layer's
+    columns), in the caller's transaction."""
+    if layer not in EDITABLE_LAYERS or not values or not all(editable(k) for k in values):
+        raise InputError(f"{layer}: not an edit of a unit's attributes ({', '.join(values)})")
+    sets = ", ".join(f'"{k}" = ?' for k in values)
+    store.execute(cur, f'UPDATE "{layer}" SET {sets} WHERE code = ?', [*values.values(), code])
+    if cur.rowcount != 1:
+        raise InputError(f"{layer}: no unit {code!r} in the store's copy of the layer ({cur.rowcount} rows)")

@@ -1,0 +1,155 @@
+"""OGC API – Features Part 4 on the units GIS staff edit: ``PATCH`` of an item's attributes, ``OPTIONS``.
+
+Why attributes first: a unit's name, kind and responsible people change far more
+often than its shape, and QGIS and OWSLib edit them as Part 4 ``PATCH`` of the
+feature. Geometry edits are re-assignments of the units each level is made of,
+which needs the units layer (issue 16), so a geometry in the body is refused with
+422, never applied as drawn.
+
+An edit needs ``geometry.write`` (name, kind) or ``roster.write`` (``leader*``)
+inside the caller's scope, and the ``ETag`` of the item the caller read as
+``If-Match`` (412 when it is stale, 428 when missing): two GIS officers editing one
+grid cannot overwrite each other unknowingly. The change, its audit row and a
+version (kind ``edit``, its change list naming the unit, before and after) are one
+transaction of the database that holds the layers; then the served feature and
+``/locate``'s summaries follow. ``OPTIONS`` says which methods the caller may use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request, url_for
+from werkzeug.exceptions import MethodNotAllowed
+
+from gridgeo.errors import InputError, PreconditionFailedError, PreconditionRequiredError, UsageError
+from gridgeo.store import Store, Versions, is_url
+from gridgeo.store.edits import EDITABLE_LAYERS, check_values, update_unit
+
+from .auth import principal, require
+from .features import _item, county
+from .locate import Locator
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("edits", __name__)
+
+_READ = ("GET", "HEAD", "OPTIONS")
+
+
+def _etag(name: str, fid: str) -> str:
+    """The ETag a ``GET`` of the item as GeoJSON gives (the service's hook hashes the body the same way)."""
+    coll = county().get(name)
+    with coll.lock.reading():
+        body = _item(coll, name, fid, "json").get_data()
+    return hashlib.blake2b(body, digest_size=16).hexdigest()
+
+
+def _check_if_match(name: str, fid: str) -> None:
+    sent = request.if_match
+    if not sent:
+        raise PreconditionRequiredError(f"an edit of {name} {fid} needs If-Match: the ETag of the item as read "
+                                        "(GET it first), so that no one else's edit is overwritten")
+    tag = _etag(name, fid)
+    if not sent.star_tag and not any(t.removesuffix("-gzip") == tag for t in sent.as_set()):
+        raise PreconditionFailedError(f"{name} {fid} has changed since it was read (If-Match is stale): "
+                                      "GET it again and redo the edit")
+
+
+def _layers_store() -> Store | None:
+    """The store, if it is the database holding the layers (else an edit could not be one transaction)."""
+    store = current_app.extensions.get("store")
+    if store is None or not store.ready():
+        return None
+    path = county().path
+    if store.dialect == "postgresql":
+        same = is_url(path) and store.url == path  # both without the password
+    else:
+        same = not is_url(path) and Path(str(getattr(store, "path", ""))).resolve() == Path(path).resolve()
+    return store if same else None
+
+
+def _edits_store(name: str) -> Store:
+    """:func:`_layers_store`, or 405: this service cannot keep an edit with its audit row and version."""
+    store = _layers_store()
+    if store is None or name not in EDITABLE_LAYERS:
+        why = (f"{name} is not edited over the API (editable: {', '.join(EDITABLE_LAYERS)})" if store is not None
+               else "this service's layers are not in a writable store's database (serve the county with its own "
+                    "store, or from the PostGIS it was loaded into), so an edit could not be kept with its trail")
+        raise MethodNotAllowed(valid_methods=list(_READ), description=why)
+    return store
+
+
+def _body(name: str, fid: str, columns: list[str]) -> dict[str, str | None]:
+    """The properties a Part 4 PATCH body (a partial GeoJSON Feature, or its properties) sets."""
+    doc = request.get_json(silent=True)
+    if not isinstance(doc, dict):
+        raise UsageError(f"PATCH {name}/{fid}: a JSON object, {{\"properties\": {{...}}}} (a partial Feature)")
+    if "geometry" in doc:
+        raise InputError(f"{name} {fid}: geometry edits are re-assignments of the units each level is made "
+                         "of, and the units layer is not built yet; only properties can be edited")
+    if doc.get("id") is not None and str(doc["id"]) != fid:
+        raise InputError(f"{name} {fid}: the body's id {doc['id']!r} is another feature")
+    props = doc.get("properties", {k: v for k, v in doc.items() if k not in ("type", "id")})
+    if not isinstance(props, dict) or not props:
+        raise UsageError(f"PATCH {name}/{fid}: no properties to set")
+    return check_values(name, columns, props)
+
+
+@bp.route("/collections/<name>/items/<fid>", methods=["PATCH"], provide_automatic_options=False)
+def patch_item(name: str, fid: str) -> Response:
+    """Set a unit's name, kind or responsible people (Part 4 PATCH, JSON merge patch of its properties)."""
+    coll = county().get(name)
+    pos = coll.locate_key(fid)
+    store = _edits_store(name)
+    chain = current_app.extensions["chains"].chain(fid)
+    values = _body(name, fid, coll.column_names)
+    for action in {"roster.write" if k.startswith("leader") else "geometry.write" for k in values}:
+        require(action, chain, what=f"{name} {fid}")
+    _check_if_match(name, fid)
+    rec = coll.records([pos])[0]
+    before = {k: None if rec.get(k) is None else str(rec.get(k)) for k in values}
+    changed = {k: v for k, v in values.items() if before.get(k) != v}
+    if changed:
+        _apply(store, name, fid, before, changed)
+    with coll.lock.reading():
+        resp = _item(coll, name, fid, "json")
+    resp.set_etag(hashlib.blake2b(resp.get_data(), digest_size=16).hexdigest())
+    return resp
+
+
+def _apply(store: Store, name: str, fid: str, before: dict[str, Any], changed: dict[str, str | None]) -> None:
+    """The edit, its audit row and its version in one transaction; then the served copies."""
+    who = principal().label
+    edit = {"code": fid, "before": {k: before.get(k) for k in changed}, "after": changed}
+    changes = {"levels": {name: {"retired": [], "created": [], "reshaped": [], "kept": len(county().get(name)),
+                                 "edited": [edit]}}, "households": {}, "people": {}}
+    with store.transaction() as cur:
+        update_unit(store, cur, name, fid, changed)
+        store.audit(cur, who, "unit.edit", f"{name}/{fid}", before=edit["before"], after=changed)
+        Versions(store).add_in(cur, kind="edit", author=who, changes=changes,
+                               message=f"{name} {fid}: " + ", ".join(f"{k} {v!r}" for k, v in changed.items()))
+    county().get(name).set_properties(fid, changed)
+    loc: Any = current_app.extensions.get("locator")
+    if isinstance(loc, Locator):  # not built yet: it reads the edited values when it is
+        loc.edited(name, fid, changed)
+    log.info("%s edited %s %s: %s", who, name, fid, ", ".join(changed))
+
+
+@bp.route("/collections/<name>/items/<fid>", methods=["OPTIONS"])
+def item_options(name: str, fid: str) -> Response:
+    """The methods the caller may use on this item (QGIS asks before it offers editing)."""
+    coll = county().get(name)
+    coll.locate_key(fid)
+    methods = list(_READ)
+    p = principal()
+    chain = current_app.extensions["chains"].chain(fid) if name in EDITABLE_LAYERS and _layers_store() else None
+    if chain is not None and (p.allowed("geometry.write", chain) or p.allowed("roster.write", chain)):
+        methods.append("PATCH")
+    resp = Response(status=204)
+    resp.headers["Allow"] = ", ".join(methods)
+    resp.headers["Link"] = f'<{url_for("features.item", name=name, fid=fid, _external=True)}>; rel="self"'
+    return resp

@@ -1,0 +1,41 @@
+"""The ``/api`` part of Part 4 editing (:mod:`.edits`): PATCH of a unit's attributes, OPTIONS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gridgeo.store.edits import EDITABLE_LAYERS, MAX_VALUE
+
+from .openapi_records import AUTH_PROBLEMS, BEARER, _problem
+
+_PATCH = {"type": "object", "properties": {
+    "type": {"type": "string", "enum": ["Feature"]}, "id": {"type": "string"},
+    "properties": {"type": "object", "minProperties": 1, "additionalProperties": {
+        "type": "string", "nullable": True, "maxLength": MAX_VALUE},
+        "description": "name, kind, leader* (the responsible people); codes, parents and counts are the build's"}}}
+
+
+def edit_operation(parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    """``PATCH /collections/{collectionId}/items/{featureId}``."""
+    return {
+        "summary": f"Edit a unit's name, kind or responsible people ({', '.join(EDITABLE_LAYERS)}; GIS staff, "
+                   "admins)", "operationId": "patchFeature", "tags": ["Data"], "security": BEARER,
+        "parameters": [*parameters, {"name": "If-Match", "in": "header", "required": True,
+                                     "schema": {"type": "string"},
+                                     "description": "The ETag of the feature as read (or *)"}],
+        "requestBody": {"required": True, "content": {t: {"schema": _PATCH} for t in (
+            "application/merge-patch+json", "application/json", "application/geo+json")}},
+        "responses": {"200": {"description": "The feature after the edit (a new version of the county)",
+                              "content": {"application/geo+json": {"schema": {"type": "object"}}}},
+                      **AUTH_PROBLEMS, "404": _problem("No such collection or feature"),
+                      "412": _problem("If-Match is stale: the feature changed since it was read"),
+                      "422": _problem("A property that cannot be set, or a geometry (not editable yet)"),
+                      "428": _problem("No If-Match")}}
+
+
+def options_operation(parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    """``OPTIONS`` of an item: the methods the caller may use (``Allow``)."""
+    return {"summary": "The methods the caller may use on this feature (Allow)", "operationId": "featureOptions",
+            "tags": ["Data"], "parameters": parameters,
+            "responses": {"204": {"description": "Allow lists GET, HEAD, OPTIONS and PATCH when allowed"},
+                          "404": _problem("No such collection or feature")}}

@@ -1,0 +1,177 @@
+"""Part 4 PATCH of a unit's attributes: If-Match, roles and scopes, one transaction with its audit row and
+version, the served feature and /locate following; OPTIONS per role. Both backends (the county's own file,
+and the county loaded into PostGIS and served from there)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gridgeo.store import Versions
+from gridgeo.store.postgis import load_geopackage
+
+from .access_county import Served, make_people_county, serve_people
+
+
+@pytest.fixture(scope="module")
+def people_county(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_people_county(tmp_path_factory.mktemp("edits") / "county.gpkg")
+
+
+def _serve(people_county: Path, store_target: str, tmp_path: Path, **config: object) -> Served:
+    county = tmp_path / "served.gpkg"
+    shutil.copy(people_county, county)
+    if store_target.startswith("postgres"):  # the layers and the store in one database
+        load_geopackage(county, store_target)
+        return serve_people(store_target, county, serve=store_target, **config)
+    return serve_people(str(county), county, **config)
+
+
+@pytest.fixture
+def served(people_county: Path, store_target: str, tmp_path: Path) -> Served:
+    """The layers held in memory."""
+    return _serve(people_county, store_target, tmp_path)
+
+
+@pytest.fixture(params=[{}, {"LAZY_AT": 0}], ids=["memory", "lazy"])
+def either(request: pytest.FixtureRequest, people_county: Path, store_target: str, tmp_path: Path) -> Served:
+    """The layers held in memory, and read from the file or the database page by page."""
+    return _serve(people_county, store_target, tmp_path, **request.param)
+
+
+def _edits(s: Served) -> list[dict]:
+    return [v for v in Versions(s.store).list() if v["kind"] == "edit"]  # type: ignore[arg-type]
+
+
+def _grid(s: Served, who: str = "gis") -> tuple[dict, str]:
+    resp = s.client.get(f"/collections/grids/items/{s.grid_in}", headers=s.auth(who))
+    assert resp.status_code == 200
+    return resp.get_json(), resp.headers["ETag"].strip('"')
+
+
+def _patch(s: Served, body: object, etag: str | None, who: str | None = "gis", code: str | None = None):  # type: ignore[no-untyped-def]
+    h = {**s.auth(who), **({"If-Match": etag if etag == "*" else f'"{etag}"'} if etag else {})}
+    return s.client.patch(f"/collections/grids/items/{code or s.grid_in}", json=body, headers=h)
+
+
+def test_edit_a_grid_name_and_leader(either: Served) -> None:
+    s = either
+    before, etag = _grid(s)
+    resp = _patch(s, {"type": "Feature", "properties": {"name": "东坑组网格", "leader": "李新"}}, etag)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    doc = resp.get_json()
+    assert (doc["properties"]["name"], doc["properties"]["leader"]) == ("东坑组网格", "李新")
+    assert doc["geometry"] == before["geometry"] and doc["properties"]["code"] == s.grid_in
+    after, new_tag = _grid(s, "viewer")
+    assert after["properties"]["name"] == "东坑组网格" and new_tag == resp.headers["ETag"].strip('"') != etag
+    page = s.client.get("/collections/grids/items?limit=1000").get_json()
+    assert [f["properties"]["name"] for f in page["features"] if f["id"] == s.grid_in] == ["东坑组网格"]
+    lon, lat = s.pt_in
+    here = s.client.get(f"/locate?lon={lon}&lat={lat}").get_json()["properties"]["grid"]
+    assert (here["name"], here["leader"]) == ("东坑组网格", "李新")
+    (row,) = s.store.audit_rows(action="unit.edit")  # type: ignore[attr-defined]
+    assert (row["actor"], row["target"], row["after"]) == ("gis", f"grids/{s.grid_in}",
+                                                           {"name": "东坑组网格", "leader": "李新"})
+    assert row["before"]["name"] == before["properties"]["name"]
+    (version,) = _edits(s)  # (a county loaded into PostGIS has its load's version before)
+    assert (version["kind"], version["author"], version["summary"]["levels"]["grids"]["retired"]) == ("edit", "gis", 0)
+    edited = Versions(s.store).get(version["id"])["changes"]["levels"]["grids"]["edited"]  # type: ignore[arg-type]
+    assert edited == [{"code": s.grid_in, "before": {"name": before["properties"]["name"],
+                                                     "leader": before["properties"].get("leader")},
+                       "after": {"name": "东坑组网格", "leader": "李新"}}]
+    # the same edit again changes nothing: no second version
+    assert _patch(s, {"properties": {"name": "东坑组网格"}}, new_tag).status_code == 200
+    assert len(_edits(s)) == 1
+
+
+def test_stale_or_missing_if_match(served: Served) -> None:
+    s = served
+    _, etag = _grid(s)
+    assert _patch(s, {"properties": {"name": "甲"}}, etag).status_code == 200
+    stale = _patch(s, {"properties": {"name": "乙"}}, etag)
+    assert stale.status_code == 412 and stale.mimetype == "application/problem+json"
+    missing = _patch(s, {"properties": {"name": "乙"}}, None)
+    assert missing.status_code == 428 and "If-Match" in missing.get_json()["detail"]
+    assert _grid(s)[0]["properties"]["name"] == "甲"
+    assert _patch(s, {"properties": {"name": "丙"}}, "*").status_code == 200  # any current state
+
+
+def test_who_may_edit(served: Served) -> None:
+    for who, status in ((None, 401), ("viewer", 403), ("worker", 403), ("secretary", 403), ("admin", 200)):
+        _, etag = _grid(served)
+        resp = _patch(served, {"properties": {"name": f"改名{who}"}}, etag, who)
+        assert resp.status_code == status, (who, resp.get_data(as_text=True))
+        if status >= 400:
+            assert resp.mimetype == "application/problem+json"
+            assert _grid(served)[0]["properties"]["name"] != f"改名{who}"
+
+
+def test_a_gis_user_edits_inside_its_scope_only(served: Served) -> None:
+    s = served
+    s.tokens["gis_out"] = s.store.add_user("gis_out", role="gis", scope=s.grid_out)[1]  # type: ignore[attr-defined]
+    _, etag = _grid(s)
+    assert _patch(s, {"properties": {"name": "越界"}}, etag, "gis_out").status_code == 403
+
+
+_BAD = [
+    ({"geometry": {"type": "Point", "coordinates": [0, 0]}, "properties": {}}, "geometry edits"),
+    ({"properties": {"code": "X"}}, "code: set by the build"),
+    ({"properties": {"households": 3}}, "not editable"),
+    ({"properties": {"colour": "red"}}, "no such property"),
+    ({"properties": {"name": ["a"]}}, "a text or null"),
+    ({"properties": {"name": "x" * 201}}, "at most 200"),
+    ({"id": "other", "properties": {"name": "x"}}, "another feature"),
+]
+
+
+def test_bad_edits_are_named_and_change_nothing(served: Served) -> None:
+    before, etag = _grid(served)
+    for body, words in _BAD:
+        resp = _patch(served, body, etag)
+        assert resp.status_code == 422, resp.get_data(as_text=True)
+        assert words in resp.get_json()["detail"], (body, resp.get_json())
+    assert _grid(served)[0] == before and not _edits(served)
+
+
+def test_edits_survive_a_restart(either: Served) -> None:
+    from gridgeo.service import create_app
+
+    s = either
+    _, etag = _grid(s)
+    assert _patch(s, {"properties": {"name": "重启后仍在"}}, etag).status_code == 200
+    app = s.client.application  # type: ignore[attr-defined]
+    again = create_app({k: app.config[k] for k in ("COUNTY", "STORE", "TESTING", "LAZY_AT")}).test_client()
+    assert again.get(f"/collections/grids/items/{s.grid_in}").get_json()["properties"]["name"] == "重启后仍在"
+
+
+def test_options_say_what_the_caller_may_do(served: Served) -> None:
+    edit, read = "GET, HEAD, OPTIONS, PATCH", "GET, HEAD, OPTIONS"
+    for who, allow in (("gis", edit), ("admin", edit), ("viewer", read), (None, read), ("worker", read)):
+        resp = served.client.options(f"/collections/grids/items/{served.grid_in}", headers=served.auth(who))
+        assert resp.status_code == 204 and resp.headers["Allow"] == allow, who
+        hh = served.client.options(f"/collections/households/items/{served.hh_in}", headers=served.auth(who))
+        assert hh.headers["Allow"] == read
+    assert served.client.options("/collections/grids/items/nope").status_code == 404
+
+
+def test_not_editable_here_is_405(served: Served, people_county: Path, store_target: str, tmp_path: Path) -> None:
+    hh = served.client.patch(f"/collections/households/items/{served.hh_in}", json={"properties": {"name": "x"}},
+                             headers={**served.auth("admin"), "If-Match": "*"})
+    assert hh.status_code == 405 and hh.headers["Allow"] == "GET, HEAD, OPTIONS"
+    assert hh.mimetype == "application/problem+json"
+    if not store_target.startswith("postgres"):
+        return
+    # the layers from the file, the store in PostgreSQL: an edit could not be one transaction with its trail
+    from gridgeo.service import create_app
+
+    county = tmp_path / "split.gpkg"
+    shutil.copy(people_county, county)
+    split = create_app({"COUNTY": str(county), "STORE": store_target, "TESTING": True}).test_client()
+    gis = served.auth("gis")  # the same store: its users
+    resp = split.patch(f"/collections/grids/items/{served.grid_in}", json={"properties": {"name": "x"}},
+                       headers={**gis, "If-Match": "*"})
+    assert resp.status_code == 405 and "not in a writable store's database" in resp.get_json()["detail"]
+    assert split.options(f"/collections/grids/items/{served.grid_in}", headers=gis).headers["Allow"] == (
+        "GET, HEAD, OPTIONS")
