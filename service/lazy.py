@@ -11,8 +11,9 @@ Feature ids follow :func:`gridgeo.data.io.feature_ids`: ``code`` when unique and
 memory sorted, with each feature's fid: ids and positions as the in-memory layer has them), else row
 numbers, which are the fids themselves when they run 1..n (nothing in memory per feature). A bbox query
 asks the GeoPackage's own R*tree (``rtree_<table>_<geom>``, which the file's triggers keep up to date
-when GDAL or QGIS edits the table; Python's sqlite3 lacks the ST_ functions they call, so no write
-through it can leave the tree behind, it fails) and tests exactly only the candidates whose box is not
+when GDAL or QGIS edits the table, and when the store does: its connections carry the ST_ functions the
+triggers call, :func:`gridgeo.store.sqlite.gpkg_functions`; a plain sqlite3 connection lacks them, so its
+write fails rather than leave the tree behind) and tests exactly only the candidates whose box is not
 inside the query. An edit by another program shows once its feature leaves the page cache; the ids
 of a code-keyed layer and a row-number layer's count are read once (a feature added needs a restart).
 A geometry that cannot be read is logged with its layer and id, served as ``null`` and found by no bbox.
