@@ -51,6 +51,17 @@ def make_people_county(path: Path) -> Path:
     return path
 
 
+def make_register_county(path: Path) -> Path:
+    """:func:`make_people_county` whose households carry a register's key (``source``, ``source_id``), as a
+    build from registers writes them: what a rebuild matches households by."""
+    make_people_county(path)
+    hh = pyogrio.read_dataframe(path, layer="households")
+    hh["source"] = "register"
+    hh["source_id"] = [f"R{i:05d}" for i in range(len(hh))]
+    pyogrio.write_dataframe(hh, path, layer="households", driver="GPKG")
+    return path
+
+
 def _owner(geoms: object, units: gpd.GeoDataFrame) -> list[str | None]:
     tree = shapely.STRtree(units.geometry.values)
     pi, ui = tree.query(geoms, predicate="intersects")

@@ -13,16 +13,9 @@ from gridgeo.errors import StoreError
 from gridgeo.store import Placed, Visit, open_store
 from gridgeo.store.carry import carry_store, has_store
 
-from .access_county import make_people_county
+from .access_county import make_register_county
 
-
-def _county(path: Path) -> Path:
-    make_people_county(path)
-    hh = pyogrio.read_dataframe(path, layer="households")
-    hh["source"] = "register"
-    hh["source_id"] = [f"R{i:05d}" for i in range(len(hh))]
-    pyogrio.write_dataframe(hh, path, layer="households", driver="GPKG")
-    return path
+_county = make_register_county
 
 
 def _layers(path: Path, *, reverse: bool) -> dict:

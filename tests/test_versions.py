@@ -12,16 +12,7 @@ from gridgeo.cli.build import _carry_store
 from gridgeo.data.io import write_layers
 from gridgeo.store import Versions, open_store
 
-from .access_county import Served, make_people_county, serve_copy
-
-
-def _county(path: Path) -> Path:
-    make_people_county(path)
-    hh = pyogrio.read_dataframe(path, layer="households")
-    hh["source"] = "register"
-    hh["source_id"] = [f"R{i:05d}" for i in range(len(hh))]
-    pyogrio.write_dataframe(hh, path, layer="households", driver="GPKG")
-    return path
+from .access_county import Served, make_people_county, make_register_county, serve_copy
 
 
 def _layers(path: Path) -> dict:
@@ -41,7 +32,7 @@ def _recode(layers: dict, old: str, new: str) -> int:
 
 @pytest.fixture
 def rebuilt(tmp_path: Path) -> tuple[Path, dict[str, str], str, str, int]:
-    county = _county(tmp_path / "county.gpkg")
+    county = make_register_county(tmp_path / "county.gpkg")
     store = open_store(county)
     tokens = {r: store.add_user(r, role=r)[1] for r in ("admin", "gis", "viewer")}
     store.close()
