@@ -18,6 +18,7 @@ transaction of the database that holds the layers; then the served feature and
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -102,11 +103,48 @@ def _body(name: str, fid: str, columns: list[str]) -> dict[str, str | None]:
 @bp.route("/collections/<name>/items/<fid>", methods=["PATCH"], provide_automatic_options=False)
 def patch_item(name: str, fid: str) -> Response:
     """Set a unit's name, kind or responsible people (Part 4 PATCH, JSON merge patch of its properties)."""
+    return _edit(name, fid, lambda columns, _now: _body(name, fid, columns))
+
+
+@bp.route("/collections/<name>/items/<fid>", methods=["PUT"], provide_automatic_options=False)
+def put_item(name: str, fid: str) -> Response:
+    """Part 4 PUT (OWSLib's update): the whole feature back, its geometry as it is, some properties changed."""
+    return _edit(name, fid, lambda columns, now: _replacement(name, fid, columns, now))
+
+
+def _replacement(name: str, fid: str, columns: list[str], now: dict[str, Any]) -> dict[str, str | None]:
+    """The properties a PUT body changes; its geometry must be the stored one (geometry edits are not made)."""
+    import shapely.geometry
+
+    doc = request.get_json(force=True, silent=True)
+    if not isinstance(doc, dict) or doc.get("type") != "Feature" or not isinstance(doc.get("properties"), dict):
+        raise UsageError(f"PUT {name}/{fid}: a GeoJSON Feature with its geometry and properties")
+    if doc.get("id") is not None and str(doc["id"]) != fid:
+        raise InputError(f"{name} {fid}: the body's id {doc['id']!r} is another feature")
+    try:
+        same = doc.get("geometry") is not None and shapely.geometry.shape(doc["geometry"]).equals_exact(
+            shapely.geometry.shape(now["geometry"]), 1e-9)
+    except (TypeError, ValueError, KeyError, AttributeError, shapely.errors.GEOSException):
+        same = False
+    if not same:
+        raise InputError(f"{name} {fid}: geometry edits are re-assignments of the units each level is made "
+                         "of, and the units layer is not built yet; send the feature's geometry as it is")
+    changed = {k: v for k, v in doc["properties"].items() if now["properties"].get(k, object()) != v}
+    return check_values(name, columns, changed) if changed else {}
+
+
+def _edit(name: str, fid: str, parse: Any) -> Response:
+    """An edit: who may, what it sets (``parse(columns, the feature now)``), If-Match, then one transaction."""
     coll = county().get(name)
     pos = coll.locate_key(fid)
     store = _edits_store(name)
     chain = current_app.extensions["chains"].chain(fid)
-    values = _body(name, fid, coll.column_names)
+    p = principal()
+    if not (p.allowed("geometry.write", chain) or p.allowed("roster.write", chain)):
+        require("geometry.write", chain, what=f"{name} {fid}")  # 401 or 403, saying why
+    with coll.lock.reading():
+        now = json.loads(_item(coll, name, fid, "json").get_data())
+    values = parse(coll.column_names, now)
     for action in {"roster.write" if k.startswith("leader") else "geometry.write" for k in values}:
         require(action, chain, what=f"{name} {fid}")
     _check_if_match(name, fid)
@@ -148,7 +186,7 @@ def item_options(name: str, fid: str) -> Response:
     p = principal()
     chain = current_app.extensions["chains"].chain(fid) if name in EDITABLE_LAYERS and _layers_store() else None
     if chain is not None and (p.allowed("geometry.write", chain) or p.allowed("roster.write", chain)):
-        methods.append("PATCH")
+        methods += ["PATCH", "PUT"]
     resp = Response(status=204)
     resp.headers["Allow"] = ", ".join(methods)
     resp.headers["Link"] = f'<{url_for("features.item", name=name, fid=fid, _external=True)}>; rel="self"'

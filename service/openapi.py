@@ -210,6 +210,7 @@ def _data_paths(shared: _Shared, collections: list[str]) -> dict[str, Any]:
             HTML: {"schema": {"type": "string"}}}},
             "304": {"description": "Not modified (If-None-Match)"}, **shared.problems, **unaudited}},
         "patch": edit_operation([_ref(r) for r in ("collectionId", "featureId")]),
+        "put": edit_operation([_ref(r) for r in ("collectionId", "featureId")], put=True),
         "options": options_operation([_ref(r) for r in ("collectionId", "featureId")])}
     return out
 

@@ -15,11 +15,13 @@ _PATCH = {"type": "object", "properties": {
         "description": "name, kind, leader* (the responsible people); codes, parents and counts are the build's"}}}
 
 
-def edit_operation(parameters: list[dict[str, Any]]) -> dict[str, Any]:
-    """``PATCH /collections/{collectionId}/items/{featureId}``."""
+def edit_operation(parameters: list[dict[str, Any]], *, put: bool = False) -> dict[str, Any]:
+    """``PATCH`` (a partial feature) or ``PUT`` (the whole feature, its geometry unchanged) of an item."""
+    what = "the whole feature back, its geometry as it is" if put else "a partial feature"
     return {
-        "summary": f"Edit a unit's name, kind or responsible people ({', '.join(EDITABLE_LAYERS)}; GIS staff, "
-                   "admins)", "operationId": "patchFeature", "tags": ["Data"], "security": BEARER,
+        "summary": f"Edit a unit's name, kind or responsible people: {what} ({', '.join(EDITABLE_LAYERS)}; GIS "
+                   "staff, admins)", "operationId": "putFeature" if put else "patchFeature", "tags": ["Data"],
+        "security": BEARER,
         "parameters": [*parameters, {"name": "If-Match", "in": "header", "required": True,
                                      "schema": {"type": "string"},
                                      "description": "The ETag of the feature as read (or *)"}],
