@@ -41,20 +41,14 @@ bp = Blueprint("edits", __name__)
 _READ = ("GET", "HEAD", "OPTIONS")
 
 
-def _etag(name: str, fid: str) -> str:
-    """The ETag a ``GET`` of the item as GeoJSON gives (the service's hook hashes the body the same way)."""
-    coll = county().get(name)
-    with coll.lock.reading():
-        body = _item(coll, name, fid, "json").get_data()
-    return hashlib.blake2b(body, digest_size=16).hexdigest()
-
-
-def _check_if_match(name: str, fid: str) -> None:
+def _check_if_match(name: str, fid: str, body: bytes) -> None:
+    """``If-Match`` against the ETag a ``GET`` of the item as GeoJSON gives (``body``: those bytes; the
+    service's hook hashes a body the same way)."""
     sent = request.if_match
     if not sent:
         raise PreconditionRequiredError(f"an edit of {name} {fid} needs If-Match: the ETag of the item as read "
                                         "(GET it first), so that no one else's edit is overwritten")
-    tag = _etag(name, fid)
+    tag = hashlib.blake2b(body, digest_size=16).hexdigest()
     if not sent.star_tag and not any(t.removesuffix("-gzip") == tag for t in sent.as_set()):
         raise PreconditionFailedError(f"{name} {fid} has changed since it was read (If-Match is stale): "
                                       "GET it again and redo the edit")
@@ -143,11 +137,11 @@ def _edit(name: str, fid: str, parse: Any) -> Response:
     if not (p.allowed("geometry.write", chain) or p.allowed("roster.write", chain)):
         require("geometry.write", chain, what=f"{name} {fid}")  # 401 or 403, saying why
     with coll.lock.reading():
-        now = json.loads(_item(coll, name, fid, "json").get_data())
-    values = parse(coll.column_names, now)
+        body = _item(coll, name, fid, "json").get_data()
+    values = parse(coll.column_names, json.loads(body))
     for action in {"roster.write" if k.startswith("leader") else "geometry.write" for k in values}:
         require(action, chain, what=f"{name} {fid}")
-    _check_if_match(name, fid)
+    _check_if_match(name, fid, body)
     rec = coll.records([pos])[0]
     before = {k: None if rec.get(k) is None else str(rec.get(k)) for k in values}
     changed = {k: v for k, v in values.items() if before.get(k) != v}

@@ -150,3 +150,28 @@ def assert_rfc7946(doc: dict) -> None:
                 continue
             assert poly.exterior.is_ccw, "exterior ring not counter-clockwise"
             assert all(not r.is_ccw for r in poly.interiors), "hole not clockwise"
+
+
+def start_live(app: object, threads: int = 4) -> tuple[str, object]:
+    """``app`` on a waitress server on a free loopback port, in a thread, once it answers ``/health``:
+    its base URL and the server (``close()`` it)."""
+    import socket
+    import threading
+    import time
+    import urllib.request
+
+    from waitress.server import create_server
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    srv = create_server(app, host="127.0.0.1", port=port, threads=threads)
+    threading.Thread(target=srv.run, daemon=True).start()
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url + "/health", timeout=1).read()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return url, srv

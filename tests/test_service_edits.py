@@ -13,6 +13,7 @@ from gridgeo.store import Versions
 from gridgeo.store.postgis import load_geopackage
 
 from .access_county import Served, make_people_county, serve_people
+from .service_county import start_live
 
 
 @pytest.fixture(scope="module")
@@ -193,31 +194,16 @@ def test_owslib_updates_a_grid_with_put(people_county: Path, tmp_path: Path) -> 
     """OWSLib's Part 4 client (``collection_item_update``: PUT of the whole feature) against a live server;
     the feature's geometry sent back as it is, its name changed; a moved geometry is refused."""
     import json
-    import socket
-    import threading
-    import time
     import urllib.request
 
     from owslib.ogcapi import REQUEST_HEADERS
     from owslib.ogcapi.features import Features
-    from waitress.server import create_server
 
     original = dict(REQUEST_HEADERS)
 
     s = _serve(people_county, "sqlite", tmp_path)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    srv = create_server(s.client.application, host="127.0.0.1", port=port, threads=2)  # type: ignore[attr-defined]
-    threading.Thread(target=srv.run, daemon=True).start()
-    url = f"http://127.0.0.1:{port}"
+    url, srv = start_live(s.client.application, threads=2)  # type: ignore[attr-defined]
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(url + "/health", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.05)
         def read() -> tuple[dict, str]:  # from the live server: the ETag is of the bytes its own host gives
             with urllib.request.urlopen(f"{url}/collections/grids/items/{s.grid_in}", timeout=10) as r:
                 return json.loads(r.read()), r.headers["ETag"].strip('"')
@@ -246,4 +232,4 @@ def test_owslib_updates_a_grid_with_put(people_county: Path, tmp_path: Path) -> 
     finally:
         REQUEST_HEADERS.clear()
         REQUEST_HEADERS.update(original)
-        srv.close()
+        srv.close()  # type: ignore[attr-defined]

@@ -13,7 +13,6 @@ import re
 import shutil
 import socket
 import subprocess
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -22,7 +21,7 @@ import pyogrio
 import pytest
 
 pytest.register_assert_rewrite("tests.service_county")
-from tests.service_county import assert_rfc7946  # noqa: E402
+from tests.service_county import assert_rfc7946, start_live  # noqa: E402
 
 pytest_plugins = ("tests.service_county",)
 
@@ -45,21 +44,10 @@ def _free_port() -> int:
 def server(county_path: Path):
     """waitress serving the test county in a thread; yields the base URL."""
     from gridgeo.service import create_app
-    from waitress.server import create_server
 
-    port = _free_port()
-    srv = create_server(create_app({"COUNTY": str(county_path)}), host="127.0.0.1", port=port, threads=4)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(url + "/health", timeout=1).read()
-            break
-        except OSError:
-            time.sleep(0.05)
+    url, srv = start_live(create_app({"COUNTY": str(county_path)}))
     yield url
-    srv.close()
+    srv.close()  # type: ignore[attr-defined]
 
 
 def _get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
