@@ -214,8 +214,10 @@ class LazyCollection(LazyLayer):
     def _fetch(self, fids: list[int]) -> dict[int, tuple[Any, bytes, bytes]]:
         """SQLite writes the properties' JSON (:func:`_json_object`)."""
         every = _json_object(self.t.columns)
-        public = every if not self.has_private else _json_object([(c, k) for c, k in self.t.columns
-                                                                   if c in self.public])
+        if not self.has_private:  # one JSON per row: SQLite would evaluate a repeated expression twice (2.3x)
+            rows = self._by_fid(f'SELECT "{self.t.fid}", "{self.t.geom}", {every} FROM "{self.t.name}"', fids)
+            return {int(r[0]): (r[1], js, js) for r in rows for js in (r[2].encode("utf-8"),)}
+        public = _json_object([(c, k) for c, k in self.t.columns if c in self.public])
         rows = self._by_fid(f'SELECT "{self.t.fid}", "{self.t.geom}", {every}, {public} FROM "{self.t.name}"', fids)
         return {int(r[0]): (r[1], r[2].encode("utf-8"), r[3].encode("utf-8")) for r in rows}
 

@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -435,6 +435,30 @@ class LazyLayer:
         assert raws is not None
         geoms = self._decode(self._keys_of(fids), raws)
         return self._crs84(geoms, orient=False)[self._order(fids)]
+
+    def geometry_chunks(self, size: int) -> Iterator[tuple[NDArray[np.int64], NDArray[np.object_]]]:
+        """(positions, CRS84 geometries as stored) of every row, ``size`` rows at a time in fid order.
+
+        Why: the /locate index reads a level of hundreds of thousands of polygons, and read whole its
+        blobs and geometries at once are a transient the size of the layer (glibc keeps it as RSS).
+        """
+        fids = list(range(1, self.n + 1)) if self.fids is None else np.sort(self.fids).tolist()
+        for lo in range(0, len(fids), size):
+            got, raws, _ = self._rows_of(fids[lo:lo + size], [], geometry=True)
+            assert raws is not None
+            pos = self._positions(np.asarray(got, dtype=np.int64))
+            yield pos, self._crs84(self._decode(self._keys_of(got), raws), orient=False)
+
+    def geometries_at(self, plist: list[int]) -> NDArray[np.object_]:
+        """The CRS84 geometries as stored at positions ``plist``, in that order (None: no such row now)."""
+        fids = self._fid(plist)
+        got, raws, _ = self._rows_of(sorted(set(fids)), [], geometry=True)
+        assert raws is not None
+        geoms = dict(zip(got, self._crs84(self._decode(self._keys_of(got), raws), orient=False).tolist(),
+                         strict=True))
+        out = np.empty(len(fids), dtype=object)
+        out[:] = [geoms.get(f) for f in fids]
+        return out
 
     def frame(self) -> gpd.GeoDataFrame:
         """The whole layer with every column, CRS84, in id order (patrol planning: read when first asked)."""

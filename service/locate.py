@@ -11,7 +11,10 @@ queries a live rtree answers at a quarter of the rate (``bench/bench_index.py``)
 A batch is answered on the finest level (grid points) first; the coarser
 levels follow by code lookups, and a level is queried spatially only for the
 few places the finer ones left open (an exclusive grid, which base grids
-carve out; a gap in coverage).
+carve out; a gap in coverage). So a level a finer one leads to, when served
+from the store, holds only its boxes and reads the polygons a place falls in
+(:mod:`.locate_pieces`): on the tiled 5M-household county that halves the
+index's memory.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from gridgeo.data.crs import bd09_to_wgs84, gcj02_to_wgs84
 from gridgeo.data.live_index import LiveIndex, ReadWriteLock
 from gridgeo.errors import NotFoundError, ServiceUnavailableError, UsageError
 
+from .lazy_base import LazyLayer
+from .locate_pieces import CUT_AT, StoredPieces, held_pieces, repaired, stored_pieces, subdivide
 from .ogc import CRS84, GEOJSON, check_params, crs_list, is_geographic, parse_coords, parse_crs_uri, point_to_crs84
 from .positions import Positions, check_degrees, out_of_range, parse_positions, read_json
 from .store import County, dumps
@@ -101,88 +106,9 @@ def _people(path: str, tables: Mapping[str, pd.DataFrame] | None = None) -> dict
     return out
 
 
-def subdivide(geoms: NDArray[np.object_], max_vertices: int = 64) -> tuple[NDArray[np.object_], NDArray[np.int64]]:
-    """Cut polygons into pieces of at most ``max_vertices`` vertices (as PostGIS ``ST_Subdivide`` does).
-
-    Why: a point-in-polygon test costs the polygon's vertex count, and a
-    village boundary has thousands. Indexed as small pieces, the index prunes to
-    one or two short rings per place. Returns the pieces and, per piece, the
-    row of the polygon it came from. Polygons already small enough (most grid
-    points) are taken as they are, in one vectorised pass: no Python loop over them.
-    """
-    present = ~shapely.is_missing(geoms)
-    present[present] = ~shapely.is_empty(geoms[present])
-    small = present.copy()
-    small[present] = shapely.get_num_coordinates(geoms[present]) <= max_vertices
-    pieces: list[Any] = list(geoms[small])
-    owner: list[int] = np.flatnonzero(small).tolist()
-    stack = [(geoms[i], i) for i in np.flatnonzero(present & ~small).tolist()]
-    while stack:
-        g, i = stack.pop()
-        if shapely.get_num_coordinates(g) <= max_vertices:
-            pieces.append(g)
-            owner.append(i)
-            continue
-        x0, y0, x1, y1 = g.bounds
-        if x1 - x0 >= y1 - y0:
-            xm = (x0 + x1) / 2
-            halves = (shapely.box(x0, y0, xm, y1), shapely.box(xm, y0, x1, y1))
-        else:
-            ym = (y0 + y1) / 2
-            halves = (shapely.box(x0, y0, x1, ym), shapely.box(x0, ym, x1, y1))
-        try:
-            parts = [] if max(x1 - x0, y1 - y0) < 1e-9 else [shapely.intersection(g, h) for h in halves]
-        except shapely.errors.GEOSException:  # a ring GEOS cannot cut: kept whole, still correct, only slower
-            parts = []
-        if not parts:  # degenerate or uncuttable: keep as is
-            pieces.append(g)
-            owner.append(i)
-            continue
-        for part in parts:
-            if not part.is_empty:
-                polys = [p for p in shapely.get_parts(part) if p.geom_type in ("Polygon", "MultiPolygon")]
-                stack.extend((p, i) for p in polys if not p.is_empty)
-    out = np.empty(len(pieces), dtype=object)
-    out[:] = pieces
-    return out, np.asarray(owner, dtype=np.int64)
-
-
-def _repaired(layer: str, geoms: NDArray[np.object_], keys: NDArray[Any]) -> NDArray[np.object_]:
-    """``geoms`` with invalid polygons made valid (each named in the log), so one bad feature in a county
-    of millions is reported and still located, never fatal at start-up; one that cannot be repaired is
-    left out of the index (named)."""
-    present = ~shapely.is_missing(geoms)
-    bad = np.flatnonzero(present & ~shapely.is_valid(geoms))
-    if not len(bad):
-        return geoms
-    out = geoms.copy()
-    for i in bad.tolist():
-        out[i] = _repair_one(layer, keys[i], geoms[i])
-    return out
-
-
-def _repair_one(layer: str, key: Any, geom: Any) -> Any:
-    """One invalid polygon made valid (named in the log), or None (named) when GEOS cannot repair it."""
-    try:
-        fixed = shapely.make_valid(geom)
-        polys = [p for p in shapely.get_parts(fixed) if p.geom_type in ("Polygon", "MultiPolygon")]
-        out = shapely.union_all(polys) if polys else None
-    except shapely.errors.GEOSException as exc:
-        log.warning("%s: feature %s: invalid and not repairable (%s); /locate skips it", layer, key, exc)
-        return None
-    log.warning("%s: feature %s: invalid polygon (%s); repaired for /locate", layer, key, shapely.is_valid_reason(geom))
-    return out
-
-
 #: a changed feature's piece key in a level's :class:`LiveIndex` is ``row << PIECE_BITS | n``: the smallest
 #: key over a place is then the smallest row, the feature first in id order (what a shared boundary answers)
 PIECE_BITS = 20
-#: polygons with more vertices are cut into pieces for the index. Why so many: a prepared polygon finds a
-#: point through GEOS's indexed locator, in log time of its vertices; on the sample county cutting at 64
-#: vertices made /locate no faster (348,000 vs 373,000 places/s uncut) and its start-up 9x slower, and
-#: on a county of 600,000 polygons cost 74 s. Only giant rings are still cut, so no one polygon's index
-#: is huge.
-CUT_AT = 4096
 #: from this many places on, a batch builds its own tree of places (see :meth:`Locator.locate`)
 _REVERSE_AT = 2048
 #: ... and when the level has at most this many pieces per place (see :meth:`Locator._hits`)
@@ -285,7 +211,7 @@ class Level:
     name: str
     layer: str
     cells: CellIndex
-    pieces: NDArray[np.object_]
+    pieces: NDArray[np.object_] | StoredPieces
     owner: NDArray[np.int64]
     live: LiveIndex
     changed: NDArray[np.bool_]
@@ -321,8 +247,9 @@ class Locator:
             if coll is None or coll.int_keys:
                 continue
             frames[key] = coll
+        led = _led_to(frames)
         for key, coll in frames.items():  # one at a time: two at once ran no faster and held both in memory
-            self.levels[key] = self._build(key, coll, people)
+            self.levels[key] = self._build(key, coll, people, stored=key in led and isinstance(coll, LazyLayer))
         for key, coll in frames.items():
             for col, parent in _PARENTS.get(key, []):
                 if parent not in frames or col not in coll.column_names:
@@ -335,15 +262,19 @@ class Locator:
         log.info("locate index over %s", ", ".join(self.levels) or "no levels")
 
     @staticmethod
-    def _build(key: str, coll: Any, people: dict[tuple[str, str], list[dict[str, Any]]]) -> Level:
-        """One level's index from its collection (a thread of the start-up pool)."""
-        layer = coll.id
-        keys = coll.keys
-        pieces, owner = subdivide(_repaired(layer, coll.geometries(), keys), CUT_AT)
-        shapely.prepare(pieces)
+    def _build(key: str, coll: Any, people: dict[tuple[str, str], list[dict[str, Any]]], *, stored: bool) -> Level:
+        """One level's index from its collection: its polygons held, or left in the store (``stored``: a
+        level a finer one leads to, served from the store; see :mod:`.locate_pieces`)."""
+        if stored:
+            kept, owner = stored_pieces(coll)
+            pieces: NDArray[np.object_] | StoredPieces = kept
+            bounds = kept.bounds
+        else:
+            pieces, owner = held_pieces(coll)
+            bounds = shapely.bounds(pieces)
         summary = _summaries(coll, people)
-        return Level(key, layer, CellIndex(shapely.bounds(pieces)), pieces, owner, LiveIndex(name=layer),
-                     np.zeros(len(keys), dtype=bool), {}, summary, {}, coll)
+        return Level(key, coll.id, CellIndex(bounds), pieces, owner, LiveIndex(name=coll.id),
+                     np.zeros(len(coll), dtype=bool), {}, summary, {}, coll)
 
     def edited(self, layer: str, key: Any, values: Mapping[str, Any]) -> None:
         """Feature ``key`` of ``layer`` got new public ``values`` (a name, a leader): its summary follows."""
@@ -373,7 +304,7 @@ class Locator:
         row = self._row(level, key)
         arr = np.empty(1, dtype=object)
         arr[0] = geom
-        fixed = _repaired(layer, arr, np.array([key], dtype=object))
+        fixed = repaired(layer, arr, np.array([key], dtype=object))
         pieces, _ = subdivide(fixed, CUT_AT) if fixed[0] is not None else (np.empty(0, dtype=object), None)
         with self._lock.writing():
             self._drop_pieces(level, row)
@@ -448,10 +379,12 @@ class Locator:
         # falls in (no GEOS point, no tree walk: gridgeo.data.cell_index), and the prepared pieces test
         # their places in one vectorised pass. Tiled 5M county, 100,000 places: grid points (350,220 pieces)
         # through an STRtree of pieces 0.32 s against 0.42 s reversed; townships (3,588) 0.14 s against 0.29 s
-        big = len(need) >= _REVERSE_AT and len(need) * _REVERSE_RATIO >= len(level.pieces)
+        # (a level left in the store is always asked through its cells: only its candidates are read)
+        held = level.pieces if isinstance(level.pieces, np.ndarray) else None
+        big = held is not None and len(need) >= _REVERSE_AT and len(need) * _REVERSE_RATIO >= len(held)
         if big:
             places = shapely.STRtree(np.asarray(shapely.points(lon[need], lat[need]), dtype=object).reshape(-1))
-            gi, pi = places.query(level.pieces, predicate="intersects")
+            gi, pi = places.query(held, predicate="intersects")
         else:
             pi, gi = level.cells.query_xy(lon[need], lat[need])
             inside = shapely.intersects_xy(level.pieces[gi], lon[need][pi], lat[need][pi])
@@ -543,6 +476,16 @@ class Locator:
         levels = b",".join(b'"%b":null' % k.encode() for k in LEVEL_KEYS if k not in OPTIONAL_LEVELS)
         ident = b"" if fid is None else b'"id":%b,' % fid
         return b'{"type":"Feature",%b"geometry":null,"properties":{%b,"error":%b}}' % (ident, levels, dumps(message))
+
+
+def _led_to(frames: Mapping[str, Any]) -> set[str]:
+    """The levels some level asked before them leads to by code (``_PARENTS``), so that a batch asks them
+    only of the places the finer levels left open."""
+    led: set[str] = set()
+    for key in _QUERY_ORDER:
+        if key in frames:
+            led |= {parent for col, parent in _PARENTS.get(key, []) if col in frames[key].column_names}
+    return led
 
 
 def _summaries(coll: Any, people: dict[tuple[str, str], list[dict[str, Any]]]) -> Summaries:

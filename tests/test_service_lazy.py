@@ -103,6 +103,38 @@ def test_lazy_locate_as_memory(pair) -> None:  # type: ignore[no-untyped-def]
     assert ra["summary"]["inside"] > 1000
 
 
+def test_locate_asks_stored_levels_as_memory(county_path: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Served from the file, the coarser levels keep only their boxes (service.locate_pieces): with the grid
+    points of half the villages gone, places there are found in grids read from the file, through a cache
+    of a few polygons, exactly as the county held in memory finds them."""
+    from gridgeo.service import create_app
+    from gridgeo.service import locate_pieces
+
+    monkeypatch.setattr(locate_pieces, "CACHE_VERTICES", 500)  # evict all the time
+    apps = {}
+    for lazy_at in (None, 0):
+        path = tmp_path / f"{lazy_at}.gpkg"
+        shutil.copy(county_path, path)
+        conn = sqlite3.connect(path)
+        conn.execute("DELETE FROM points WHERE parent IN (SELECT code FROM grids WHERE parent IN "
+                     "(SELECT code FROM villages WHERE fid % 2 = 0))")
+        conn.commit()
+        conn.close()
+        apps[lazy_at] = create_app({"COUNTY": str(path), "TESTING": True, "LAZY_AT": lazy_at})
+        assert apps[lazy_at].extensions["locator_ready"].wait(60)
+    levels = apps[0].extensions["locator"].levels
+    assert {k for k, lv in levels.items() if isinstance(lv.pieces, locate_pieces.StoredPieces)} == \
+        {"grid", "exclusive", "village", "block", "township"}
+    w, s, e, n = apps[None].extensions["county"].collections["villages"].bbox
+    rng = np.random.default_rng(5)
+    body = {"points": np.column_stack([rng.uniform(w, e, 4000), rng.uniform(s, n, 4000)]).tolist()}
+    got = [a.test_client().post("/locate", json=body).get_json() for a in apps.values()]
+    _same(got[0], got[1])
+    props = [f["properties"] for f in got[1]["features"]]
+    assert sum(p["grid"] is not None and p["point"] is None for p in props) > 300  # asked of the stored grids
+    assert sum(p["point"] is not None for p in props) > 300
+
+
 def test_lazy_personal_fields_and_status(tmp_path: Path) -> None:
     """Per role, the households pages of the lazy layer are the in-memory ones; a status shows at once."""
     people = make_people_county(tmp_path / "people.gpkg")

@@ -23,7 +23,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,29 +163,37 @@ def _read_layer(path: Path, name: str) -> Layer:
     return layer
 
 
-def read_geopackage(path: str | Path) -> tuple[list[Layer], dict[str, tuple[list[str], list[tuple[Any, ...]]]]]:
-    """The layers and attribute tables of a GeoPackage (in the order GDAL lists them) and its store's rows.
+def layer_names(path: Path) -> list[str]:
+    """The layers and tables of a GeoPackage to load, checked from their descriptions (no rows read).
 
     Raises
     ------
     FileFormatError
-        Not a GeoPackage (the message names the file).
+        Not a GeoPackage.
     InputError
-        No layer with features, or a layer PostGIS cannot hold (no CRS, no EPSG code, too long a name).
+        No layer with features, a name too long, a layer without a CRS or an EPSG code for it.
     """
     import pyogrio
 
-    p = Path(path)
-    _check_geopackage(p)
-    names = [str(n) for n, _ in pyogrio.list_layers(p)]
+    _check_geopackage(path)
+    names = [str(n) for n, _ in pyogrio.list_layers(path)]
     data = [n for n in names if n not in SKIPPED and not n.startswith(STORE_PREFIX)]
     too_long = [n for n in data if len(n.encode("utf-8")) > MAX_NAME_BYTES]
     if too_long:
-        raise InputError(f"layer name {too_long[0]!r} is longer than PostgreSQL's {MAX_NAME_BYTES} bytes", path=p)
-    layers = [_read_layer(p, n) for n in data]
-    if not any(layer.geometry_column for layer in layers):
-        raise InputError("has no layer with features to load", path=p)
-    return layers, _store_rows(p)
+        raise InputError(f"layer name {too_long[0]!r} is longer than PostgreSQL's {MAX_NAME_BYTES} bytes", path=path)
+    features = 0
+    for name in data:
+        info = pyogrio.read_info(path, layer=name)
+        if info.get("geometry_type") is None:
+            continue
+        features += 1
+        if not info.get("crs"):
+            raise InputError(f"layer {name!r} has no CRS; PostGIS needs one (an SRID)", path=path)
+        if pyproj.CRS.from_user_input(info["crs"]).to_epsg() is None:
+            raise InputError(f"layer {name!r}: its CRS has no EPSG code, and PostGIS needs an SRID", path=path)
+    if not features:
+        raise InputError("has no layer with features to load", path=path)
+    return data
 
 
 def _store_rows(path: Path) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
@@ -224,13 +232,20 @@ def _python(value: Any, sql_type: str) -> Any:
     return value
 
 
-def _rows(layer: Layer) -> Iterable[tuple[Any, ...]]:
-    cols = [[_python(v, t) for v in layer.frame[c].tolist()] for c, t, _ in layer.columns]
-    parts: list[Sequence[Any]] = [layer.fids, *cols]
-    if layer.geometry_column is not None:
-        geoms = shapely.set_srid(np.asarray(layer.frame.geometry.values, dtype=object), layer.srid or 0)
-        parts.append(shapely.to_wkb(geoms, hex=True, include_srid=True).tolist())
-    return zip(*parts, strict=True)
+#: rows converted for COPY at a time (a whole layer of millions at once doubled the load's memory)
+COPY_ROWS = 100_000
+
+
+def _rows(layer: Layer) -> Iterator[tuple[Any, ...]]:
+    """The layer's rows as COPY takes them, converted :data:`COPY_ROWS` at a time."""
+    for lo in range(0, len(layer.fids), COPY_ROWS):
+        part = layer.frame.iloc[lo:lo + COPY_ROWS]
+        cols = [[_python(v, t) for v in part[c].tolist()] for c, t, _ in layer.columns]
+        parts: list[Sequence[Any]] = [layer.fids[lo:lo + COPY_ROWS], *cols]
+        if layer.geometry_column is not None:
+            geoms = shapely.set_srid(np.asarray(part.geometry.values, dtype=object), layer.srid or 0)
+            parts.append(shapely.to_wkb(geoms, hex=True, include_srid=True).tolist())
+        yield from zip(*parts, strict=True)
 
 
 def _create(cur: Any, layer: Layer) -> None:
@@ -363,31 +378,37 @@ def load_geopackage(path: str | Path, url: str, *, replace: bool = False, store:
     Raises
     ------
     FileFormatError, InputError
-        A bad GeoPackage (checked before the database is touched).
+        A bad GeoPackage: checked from the layers' descriptions before the database is touched; what only
+        reading a layer finds (a column named as its fid) rolls the whole load back.
     ConflictError
         Layers already there without ``replace``; a store on both sides.
     StoreError
         The database cannot be reached or written (nothing is written then).
     """
     t0 = time.perf_counter()
-    layers, store_rows = read_geopackage(path)
-    counts = {la.name: len(la.fids) for la in layers if la.geometry_column}
-    tables = {la.name: len(la.fids) for la in layers if not la.geometry_column}
+    p = Path(path)
+    names = layer_names(p)
+    store_rows = _store_rows(p)
+    counts: dict[str, int] = {}
+    tables: dict[str, int] = {}
     target = PostgresStore(url, create=False)
     try:
         with target.transaction() as cur:
             cur.execute("CREATE EXTENSION IF NOT EXISTS postgis")
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            replaced = _clear(cur, target, [layer.name for layer in layers], replace=replace)
+            replaced = _clear(cur, target, names, replace=replace)
             when = now_utc()
-            for pos, layer in enumerate(layers):
+            for pos, name in enumerate(names):  # one layer read at a time: memory is the biggest layer's
+                layer = _read_layer(p, name)
+                (counts if layer.geometry_column else tables)[layer.name] = len(layer.fids)
                 if layer.srid is not None:
                     _srid_known(cur, layer)
                 _create(cur, layer)
                 cur.execute(f"INSERT INTO {CATALOGUE} VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                             (pos, layer.name, "features" if layer.geometry_column else "table", layer.fid_column,
                              layer.geometry_column, layer.geometry_type, layer.srid, layer.crs,
-                             json.dumps(layer.columns, ensure_ascii=False), len(layer.fids), Path(path).name, when))
+                             json.dumps(layer.columns, ensure_ascii=False), len(layer.fids), p.name, when))
+                del layer
             target.create_schema(cur)
             copied = _copy_store(cur, target, store_rows, copy=store)
             target.audit(cur, actor, "county.load", "county", after={
