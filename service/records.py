@@ -220,7 +220,8 @@ def _placed_or_404(hid: str) -> Placed:
 @bp.get("/audit")
 def audit() -> Response:
     """The audit trail (admins): every write, who and when, before and after, and every read of personal
-    fields (:mod:`.read_audit`; ``kind`` picks one of the two); keyset-paged by id."""
+    fields (:mod:`.read_audit`; ``kind`` picks one of the two); keyset-paged by id. Reading it is itself a
+    read row (its rows name people and their records)."""
     check_params(("after", "limit", "actor", "action", "since", "kind"))
     require("audit.read")
     since = request.args.get("since")
@@ -228,5 +229,6 @@ def audit() -> Response:
                                actor=request.args.get("actor"), action=request.args.get("action"),
                                since=None if since is None else utc_text(parse_time(since, "since")),
                                kind=request.args.get("kind"))  # read, write, or None: both
+    read_audit.record("audit", [r["id"] for r in rows])  # its before and after hold personal fields too
     doc: dict[str, Any] = {"audit": rows, "numberReturned": len(rows), "caller": principal().label}
     return Response(dumps(doc), mimetype=JSON)

@@ -29,9 +29,21 @@ def served(people_county: Path, store_target: str, tmp_path: Path) -> Served:
 
 
 def _reads(s: Served) -> list[dict]:
+    """The read rows but those of this helper's own reads of the trail (each one a ``read.audit`` row)."""
     resp = s.client.get("/audit?kind=read&limit=10000", headers=s.auth("admin"))
     assert resp.status_code == 200, resp.get_data(as_text=True)
-    return resp.get_json()["audit"]
+    return [r for r in resp.get_json()["audit"] if r["action"] != "read.audit"]
+
+
+def test_reading_the_audit_trail_is_a_read_row(served: Served) -> None:
+    s = served
+    assert s.client.post(f"/households/{s.hh_in}/status", json={"priority": "red"},
+                         headers=s.auth("worker")).status_code == 201
+    shown = s.client.get("/audit?kind=write", headers=s.auth("admin")).get_json()["audit"]
+    assert shown
+    rows = s.client.get("/audit?kind=read&action=read.audit", headers=s.auth("admin")).get_json()["audit"]
+    assert [(r["actor"], r["after"]) for r in rows] == [
+        ("admin", {"ids": [r["id"] for r in shown], "count": len(shown)})]
 
 
 def _personal_ids(doc: dict) -> list[str]:
@@ -112,9 +124,11 @@ def test_audit_kind_filters_reads_and_writes(served: Served) -> None:
     both = c.get("/audit?limit=10000", headers=h).get_json()["audit"]
     reads = c.get("/audit?kind=read&limit=10000", headers=h).get_json()["audit"]
     writes = c.get("/audit?kind=write&limit=10000", headers=h).get_json()["audit"]
-    assert [r["action"] for r in reads] == ["read.households"] and {r["kind"] for r in writes} == {"write"}
+    # the first read of the trail (``both``) is a read row the second one shows
+    assert [r["action"] for r in reads] == ["read.households", "read.audit"]
+    assert {r["kind"] for r in writes} == {"write"}
     assert {"user.add", "household.status"} <= {r["action"] for r in writes}
-    assert sorted(r["id"] for r in reads + writes) == [r["id"] for r in both]
+    assert sorted(r["id"] for r in reads[:-1] + writes) == [r["id"] for r in both]
     assert [r["action"] for r in c.get("/audit?kind=write&action=household.", headers=h).get_json()["audit"]] == [
         "household.status"]
     assert c.get("/audit?kind=read&action=user.", headers=h).get_json()["audit"] == []
