@@ -155,20 +155,38 @@ def _edit(name: str, fid: str, parse: Any) -> Response:
 
 def _apply(store: Store, name: str, fid: str, before: dict[str, Any], changed: dict[str, str | None]) -> None:
     """The edit, its audit row and its version in one transaction; then the served copies."""
+    message = f"{name} {fid}: " + ", ".join(f"{k} {v!r}" for k, v in changed.items())
+    apply_edits(store, [(name, fid, before, changed)], kind="edit", message=message)
+
+
+#: an edit of one unit: (layer, code, the values before, the values set)
+Edit = tuple[str, str, dict[str, Any], dict[str, Any]]
+
+
+def apply_edits(store: Store, edits: list[Edit], *, kind: str, message: str) -> dict[str, Any]:
+    """Edits of units' attributes, an audit row each and one version (``kind``) in one transaction; then
+    the served features and /locate's summaries follow. The version's row."""
     who = principal().label
-    edit = {"code": fid, "before": {k: before.get(k) for k in changed}, "after": changed}
-    changes = {"levels": {name: {"retired": [], "created": [], "reshaped": [], "kept": len(county().get(name)),
-                                 "edited": [edit]}}, "households": {}, "people": {}}
+    levels: dict[str, Any] = {}
+    for name, fid, before, changed in edits:
+        level = levels.setdefault(name, {"retired": [], "created": [], "reshaped": [],
+                                         "kept": len(county().get(name)), "edited": []})
+        level["edited"].append({"code": fid, "before": {k: before.get(k) for k in changed}, "after": changed})
+    changes = {"levels": levels, "households": {}, "people": {}}
     with store.transaction() as cur:
-        update_unit(store, cur, name, fid, changed)
-        store.audit(cur, who, "unit.edit", f"{name}/{fid}", before=edit["before"], after=changed)
-        Versions(store).add_in(cur, kind="edit", author=who, changes=changes,
-                               message=f"{name} {fid}: " + ", ".join(f"{k} {v!r}" for k, v in changed.items()))
-    county().get(name).set_properties(fid, changed)
+        Versions(store).base_in(cur, author=who)
+        for name, fid, before, changed in edits:
+            update_unit(store, cur, name, fid, changed)
+            store.audit(cur, who, "unit.edit", f"{name}/{fid}", before={k: before.get(k) for k in changed},
+                        after=changed)
+        row = Versions(store).add_in(cur, kind=kind, author=who, changes=changes, message=message)
     loc: Any = current_app.extensions.get("locator")
-    if isinstance(loc, Locator):  # not built yet: it reads the edited values when it is
-        loc.edited(name, fid, changed)
-    log.info("%s edited %s %s: %s", who, name, fid, ", ".join(changed))
+    for name, fid, _, changed in edits:
+        county().get(name).set_properties(fid, changed)
+        if isinstance(loc, Locator):  # not built yet: it reads the edited values when it is
+            loc.edited(name, fid, changed)
+        log.info("%s edited %s %s: %s", who, name, fid, ", ".join(changed))
+    return {**row, "changes": changes}
 
 
 @bp.route("/collections/<name>/items/<fid>", methods=["OPTIONS"])

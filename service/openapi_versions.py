@@ -22,7 +22,7 @@ def _one(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def versions_paths() -> dict[str, Any]:
-    """``/versions``, ``/versions/{versionId}``, ``/versions/{a}/diff/{b}``."""
+    """``/versions``, ``/versions/{versionId}``, ``/versions/{a}/diff/{b}``, ``/versions/{versionId}/restore``."""
     vid = _p("versionId", "path", {"type": "integer", "minimum": 1}, "The version's number.", True)
     a = _p("a", "path", {"type": "integer", "minimum": 1}, "The earlier version.", True)
     b = _p("b", "path", {"type": "integer", "minimum": 1}, "The version made from it.", True)
@@ -45,4 +45,24 @@ def versions_paths() -> dict[str, Any]:
             "tags": ["Versions"], "security": BEARER, "parameters": [a, b],
             "responses": {**_one("Both versions and the change list", {"type": "object", "properties": {
                 "from": _VERSION, "to": _VERSION, "changes": _CHANGES}}), **problems}}},
+        "/versions/{versionId}/restore": {"post": {
+            "summary": "Roll the units' attributes back to a version, as a new version (GIS staff, admins)",
+            "description": "Every version after it must be an attribute edit (or a restore of edits): a build or "
+                           "a load is named in the 409, and undone by building again. Each unit is checked as "
+                           "an edit of it is (role and scope); the edits, their audit rows and the new version "
+                           "are one transaction.",
+            "operationId": "restoreVersion", "tags": ["Versions"], "security": BEARER, "parameters": [vid],
+            "requestBody": {"required": False, "content": {JSON: {"schema": {
+                "type": "object", "properties": {"message": {"type": "string", "maxLength": 500}},
+                "additionalProperties": False}}}},
+            "responses": {
+                "201": {"description": "The new version and its change list",
+                        "content": {JSON: {"schema": {"type": "object", "properties": {
+                            "restored": {"type": "integer"}, "version": _VERSION, "changes": _CHANGES}}}}},
+                "200": {"description": "The attributes are already those of the version: nothing written",
+                        "content": {JSON: {"schema": {"type": "object"}}}},
+                **AUTH_PROBLEMS, "404": _problem("No such version"),
+                "405": _problem("The layers are not in the store's database (an edit could not be kept)"),
+                "409": _problem("The version is the current one, or a build or load came after it"),
+                "400": _problem("A bad body")}}},
     }

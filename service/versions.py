@@ -3,18 +3,25 @@
 Views parse, read :class:`gridgeo.store.Versions` and shape the answer. GIS staff
 and admins read them (``version.read``): a change list names the units, the
 households' moves by unit and the roster's person ids (never names or phones).
+``POST /versions/{v}/restore`` rolls the units' attributes back to version ``v``
+as a new version (kind ``restore``), when every version since is an attribute
+edit (a rebuild replaced the file it was made from: it is undone by building
+again, and named in the 409).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, url_for
+from flask import Blueprint, Response, current_app, request, url_for
 
-from gridgeo.errors import ConflictError, UsageError
+from gridgeo.errors import ConflictError, NotFoundError, UsageError
 from gridgeo.store import Versions
+from gridgeo.store.versions import rollback_values
 
 from .auth import require
+from .edits import Edit, _edits_store, apply_edits
+from .features import county
 from .ogc import JSON, check_params
 from .records import _store
 from .store import dumps
@@ -83,3 +90,55 @@ def diff_versions(a: str, b: str) -> Response:
                             "the one before it only")
     return _answer({"from": _linked(old), "to": _linked({k: v for k, v in new.items() if k != "changes"}),
                     "changes": new["changes"]})
+
+
+#: the longest message a restore takes
+_MAX_MESSAGE = 500
+
+
+@bp.post("/versions/<versionId>/restore")
+def restore_version(versionId: str) -> Response:
+    """Roll the units' attributes back to version ``versionId``: one new version undoing every edit since.
+
+    Each unit is checked as an edit of it is (``geometry.write`` for a name or kind, ``roster.write`` for
+    its people, inside the caller's scope) before anything is written; then the edits, an audit row each
+    and the version are one transaction. 201 with the new version and its change list; 200 with no version
+    when the attributes are already those of ``versionId``.
+    """
+    check_params(())
+    vid = _id(versionId, "versionId")
+    require("version.read")
+    doc = request.get_json(silent=True) if request.data else {}
+    if not isinstance(doc, dict) or not isinstance(doc.get("message", ""), str) or \
+            len(doc.get("message", "")) > _MAX_MESSAGE:
+        raise UsageError(f"a restore's body is {{\"message\": TEXT}} (at most {_MAX_MESSAGE} characters) or empty")
+    versions = _versions()
+    values = rollback_values(vid, versions.after(vid))
+    edits = [e for e in (_undo(layer, code, vals) for (layer, code), vals in sorted(values.items())) if e[3]]
+    if not edits:
+        return _answer({"restored": vid, "version": None,
+                        "detail": f"the units' attributes are already those of version {vid}"})
+    store = _edits_store(edits[0][0])
+    message = f"restore version {vid}" + (f": {doc['message']}" if doc.get("message") else "")
+    row = apply_edits(store, edits, kind="restore", message=message)
+    resp = _answer({"restored": vid, "version": _linked({k: v for k, v in row.items() if k != "changes"}),
+                    "changes": row["changes"]})
+    resp.status_code = 201
+    resp.headers["Location"] = url_for("versions.get_version", versionId=row["id"], _external=True)
+    return resp
+
+
+def _undo(layer: str, code: str, values: dict[str, Any]) -> Edit:
+    """The edit taking unit ``code`` of ``layer`` back to ``values``, allowed for the caller (or 401/403)."""
+    _edits_store(layer)
+    try:
+        coll = county().get(layer)
+        rec = coll.records([coll.locate_key(code)])[0]
+    except NotFoundError:
+        raise ConflictError(f"{layer} {code} is no longer in the county: its edits cannot be rolled back") from None
+    chain = current_app.extensions["chains"].chain(code)
+    before = {k: None if rec.get(k) is None else str(rec.get(k)) for k in values}
+    changed = {k: v for k, v in values.items() if before.get(k) != v}
+    for action in {"roster.write" if k.startswith("leader") else "geometry.write" for k in changed}:
+        require(action, chain, what=f"{layer} {code}")
+    return layer, code, before, changed

@@ -136,6 +136,53 @@ def test_bad_edits_are_named_and_change_nothing(served: Served) -> None:
     assert _grid(served)[0] == before and not _edits(served)
 
 
+def test_restore_rolls_edits_back_as_a_version(served: Served) -> None:
+    """Three edits of two grids, then POST /versions/{v}/restore: to before the first (every value back,
+    one version of kind restore, an audit row per unit), to after the first (the restore undone where it
+    should be); refused to a caller out of scope, for the current version, across a rebuild."""
+    s, admin = served, served.auth("admin")
+    grid = lambda code: s.client.get(f"/collections/grids/items/{code}").get_json()["properties"]  # noqa: E731
+    orig_in, orig_out = grid(s.grid_in), grid(s.grid_out)
+    assert _patch(s, {"properties": {"name": "一"}}, "*", "admin").status_code == 200
+    first = _edits(s)[0]
+    assert _patch(s, {"properties": {"leader": "王"}}, "*", "admin").status_code == 200
+    assert _patch(s, {"properties": {"name": "三"}}, "*", "admin", code=s.grid_out).status_code == 200
+    base = first["previous"]
+    assert base is not None  # the county before its first edit is a version (the load's, or recorded then)
+    s.tokens["gis_out"] = s.store.add_user("gis_out", role="gis", scope=s.grid_out)[1]  # type: ignore[attr-defined]
+    for who, status in (("gis_out", 403), ("worker", 403), (None, 401)):
+        assert s.client.post(f"/versions/{base}/restore", headers=s.auth(who)).status_code == status, who
+    assert grid(s.grid_in)["name"] == "一"  # refused: nothing changed
+    audits = len(s.store.audit_rows(action="unit.edit"))  # type: ignore[attr-defined]
+    resp = s.client.post(f"/versions/{base}/restore", json={"message": "撤销试改"}, headers=admin)
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    doc = resp.get_json()
+    assert (doc["version"]["kind"], doc["version"]["message"]) == ("restore", f"restore version {base}: 撤销试改")
+    assert resp.headers["Location"].endswith(f"/versions/{doc['version']['id']}")
+    edited = {e["code"]: e for e in doc["changes"]["levels"]["grids"]["edited"]}
+    assert edited[s.grid_in]["after"] == {"name": orig_in["name"], "leader": orig_in.get("leader")}
+    assert edited[s.grid_out]["before"] == {"name": "三"}
+    got_in, got_out = grid(s.grid_in), grid(s.grid_out)
+    assert (got_in["name"], got_in.get("leader"), got_out["name"]) == (orig_in["name"], orig_in.get("leader"),
+                                                                       orig_out["name"])
+    lon, lat = s.pt_in
+    assert s.client.get(f"/locate?lon={lon}&lat={lat}").get_json()["properties"]["grid"]["name"] == orig_in["name"]
+    assert len(s.store.audit_rows(action="unit.edit")) == audits + 2  # type: ignore[attr-defined]
+    again = s.client.post(f"/versions/{first['id']}/restore", headers=admin)  # to after the first edit
+    assert again.status_code == 201
+    assert (grid(s.grid_in)["name"], grid(s.grid_in).get("leader"), grid(s.grid_out)["name"]) == (
+        "一", orig_in.get("leader"), orig_out["name"])
+    latest = Versions(s.store).list()[-1]["id"]  # type: ignore[arg-type]
+    current = s.client.post(f"/versions/{latest}/restore", headers=admin)
+    assert current.status_code == 409 and "current one" in current.get_json()["detail"]
+    assert s.client.post("/versions/999999/restore", headers=admin).status_code == 404
+    rebuilt = Versions(s.store).add(kind="build", author="cli", message="gridgeo build",  # type: ignore[arg-type]
+                                    changes={"levels": {"grids": {"retired": [s.grid_out], "created": [],
+                                                                  "reshaped": [], "kept": 1}}})
+    across = s.client.post(f"/versions/{base}/restore", headers=admin)
+    assert across.status_code == 409 and f"{rebuilt['id']} (build" in across.get_json()["detail"]
+
+
 def test_edits_survive_a_restart(either: Served) -> None:
     import time
 

@@ -107,8 +107,7 @@ def test_locate_asks_stored_levels_as_memory(county_path: Path, tmp_path: Path, 
     """Served from the file, the coarser levels keep only their boxes (service.locate_pieces): with the grid
     points of half the villages gone, places there are found in grids read from the file, through a cache
     of a few polygons, exactly as the county held in memory finds them."""
-    from gridgeo.service import create_app
-    from gridgeo.service import locate_pieces
+    from gridgeo.service import create_app, locate_pieces
 
     monkeypatch.setattr(locate_pieces, "CACHE_VERTICES", 500)  # evict all the time
     apps = {}

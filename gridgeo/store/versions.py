@@ -20,7 +20,7 @@ import json
 import logging
 from typing import Any
 
-from gridgeo.errors import NotFoundError, UsageError
+from gridgeo.errors import ConflictError, NotFoundError, UsageError
 
 from . import base
 
@@ -38,6 +38,7 @@ base.EXTRA_TABLES.extend(_DDL)
 base.EXTRA_REGISTERED.append("gg_versions")
 
 _COLS = "id, time, author, kind, message, previous, summary"
+_Rows = list[dict[str, Any]]
 
 
 def summarise(changes: dict[str, Any] | None) -> dict[str, Any]:
@@ -95,6 +96,14 @@ class Versions:
         self.store.audit(cur, author, "version.add", f"versions/{vid}", after=row)
         return row
 
+    def base_in(self, cur: Any, *, author: str) -> None:
+        """Record the county as it is as version 1 (kind ``build``, no change list) if no version is kept yet,
+        in the caller's transaction: so that the first edit of a county has a version to be rolled back to."""
+        self.store.execute(cur, "SELECT count(*) FROM gg_versions")
+        if int(cur.fetchone()[0]) == 0:
+            self.add_in(cur, kind="build", author=author, changes=None,
+                        message="the county as served before its first recorded change")
+
     def list(self) -> list[dict[str, Any]]:
         """Every version, oldest first, without change lists."""
         self._ensure()
@@ -109,6 +118,49 @@ class Versions:
         out = _row(rows[0][:-1])
         out["changes"] = None if rows[0][-1] is None else json.loads(rows[0][-1])
         return out
+
+
+    def after(self, vid: int) -> _Rows:
+        """The versions made after ``vid``, oldest first, with their change lists (``vid`` itself must exist)."""
+        self.get(vid)
+        rows = self.store.query(f"SELECT {_COLS}, changes FROM gg_versions WHERE id > ? ORDER BY id", (vid,))
+        return [{**_row(r[:-1]), "changes": None if r[-1] is None else json.loads(r[-1])} for r in rows]
+
+
+def only_edits(changes: dict[str, Any] | None) -> bool:
+    """Whether a change list holds attribute edits only (no code retired, created or reshaped, nobody moved)."""
+    if not changes:
+        return False
+    levels = changes.get("levels", {})
+    moved = changes.get("households", {}).get("moved", {})
+    return not moved and all(not v.get("retired") and not v.get("created") and not v.get("reshaped")
+                             for v in levels.values())
+
+
+def rollback_values(vid: int, later: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The attribute values of version ``vid`` of every unit a version after it edited: (layer, code) ->
+    {column: value}, the ``before`` of the first edit after ``vid`` of each.
+
+    Raises
+    ------
+    ConflictError
+        Nothing was made after ``vid``, or a version after it is a build or a load (it redrew or re-read
+        the county: rolling it back needs the old file, which a rebuild replaced), named with its kind.
+    """
+    if not later:
+        raise ConflictError(f"version {vid} is the current one: there is nothing to restore")
+    blocked = [v for v in later if v["kind"] not in ("edit", "restore") or not only_edits(v["changes"])]
+    if blocked:
+        named = ", ".join(f"{v['id']} ({v['kind']}: {v['message'][:80]})" for v in blocked[:5])
+        raise ConflictError(f"cannot restore version {vid}: {len(blocked)} version(s) after it redrew or re-read "
+                            f"the county ({named}); only attribute edits are rolled back over the API, a build by "
+                            "building again from the inputs it was made of")
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for v in reversed(later):  # newest first: the oldest edit's before is written last
+        for layer, level in v["changes"]["levels"].items():
+            for edit in level.get("edited", []):
+                out.setdefault((layer, str(edit["code"])), {}).update(edit["before"])
+    return out
 
 
 def _row(r: tuple[Any, ...]) -> dict[str, Any]:
