@@ -207,7 +207,15 @@ def test_ogrinfo_reads_the_tables(county: Path, served_url: str, pg_cluster: Clu
 
 
 # ------------------------------------------------------------------------------------------- types round trip
-def test_odd_types_read_back_as_the_geopackage_gives_them(tmp_path: Path, pg_url: str) -> None:
+@pytest.mark.parametrize("read_rows", [None, 1], ids=["one-read", "a-read-per-row"])
+def test_odd_types_read_back_as_the_geopackage_gives_them(tmp_path: Path, pg_url: str, read_rows: int | None,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every odd column and geometry type back as GDAL reads the file; also loaded a row at a time (the
+    load reads a layer in chunks: a null integer, a missing geometry, another type in one chunk only)."""
+    if read_rows is not None:
+        import gridgeo.store.postgis as postgis
+
+        monkeypatch.setattr(postgis, "READ_ROWS", read_rows)
     p = tmp_path / "odd.gpkg"
     n = 4
     odd = gpd.GeoDataFrame({

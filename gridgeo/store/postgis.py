@@ -19,11 +19,12 @@ column's dtype), so serving from PostGIS serves the same features.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,8 +68,9 @@ class Layer:
     """One layer or attribute table of the GeoPackage, as read, and how it is stored."""
 
     name: str
-    frame: pd.DataFrame
-    fids: list[int]
+    #: its rows, a chunk at a time, fid as index (read again on each call)
+    read: Callable[[], Iterator[pd.DataFrame]]
+    count: int
     fid_column: str
     geometry_column: str | None
     columns: list[tuple[str, str, str]]  # (name, SQL type, pandas dtype read back)
@@ -116,14 +118,12 @@ def _sql_type(series: pd.Series, declared: str) -> str:
     return "TEXT"
 
 
-def _geometry_type(geoms: np.ndarray, declared: str) -> str:
+def _geometry_type_of(type_ids: set[int], has_z: bool, declared: str) -> str:
     """The PostGIS type modifier: the declared type if every geometry is one, else the one type they share,
-    else ``Geometry``; ``Z`` when any has a third coordinate."""
-    present = geoms[~shapely.is_missing(geoms)]
-    names = {str(t) for t in shapely.get_type_id(present).tolist()}
-    by_id = {"0": "Point", "1": "LineString", "3": "Polygon", "4": "MultiPoint", "5": "MultiLineString",
-             "6": "MultiPolygon", "7": "GeometryCollection"}
-    kinds = {by_id.get(n, "Geometry") for n in names}
+    else ``Geometry``; ``Z`` when any has a third coordinate (``type_ids``: GEOS's, of every geometry)."""
+    by_id = {0: "Point", 1: "LineString", 3: "Polygon", 4: "MultiPoint", 5: "MultiLineString",
+             6: "MultiPolygon", 7: "GeometryCollection"}
+    kinds = {by_id.get(n, "Geometry") for n in type_ids}
     base = declared.replace(" Z", "").replace(" M", "").replace("Z", "")
     if not kinds:
         out = base if base in by_id.values() else "Geometry"
@@ -131,35 +131,117 @@ def _geometry_type(geoms: np.ndarray, declared: str) -> str:
         out = base
     else:
         out = kinds.pop() if len(kinds) == 1 else "Geometry"
-    return out + ("Z" if len(present) and bool(shapely.has_z(present).any()) else "")
+    return out + ("Z" if has_z else "")
+
+
+#: rows read from the GeoPackage and converted for COPY at a time (a province's 5M households read whole
+#: held 4.3 GiB; every layer at once, 7.3 GiB)
+READ_ROWS = 100_000
+
+
+def _fid_bounds(path: Path, table: str, fid_column: str) -> list[int]:
+    """Lower fid of each read of :data:`READ_ROWS` rows, and one past the last fid (sparse fids too);
+    none when the table is empty or has no integer fid (then it is read whole)."""
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            fids = [r[0] for r in conn.execute(f'SELECT "{fid_column}" FROM "{table}" ORDER BY 1')]
+    except sqlite3.Error:  # no such column (a table without an integer key): read whole
+        return []
+    if not fids or not all(isinstance(f, int) for f in (fids[0], fids[-1])):
+        return []
+    return [*fids[::READ_ROWS], fids[-1] + 1]
+
+
+def _reader(path: Path, name: str, fid_column: str, geometry: bool) -> Callable[[], Iterator[pd.DataFrame]]:
+    """The layer's rows, :data:`READ_ROWS` at a time by ranges of fid (its primary key), fid as index."""
+    import pyogrio
+
+    bounds = _fid_bounds(path, name, fid_column)
+
+    def read() -> Iterator[pd.DataFrame]:
+        if not bounds:
+            yield pyogrio.read_dataframe(path, layer=name, fid_as_index=True, read_geometry=geometry)
+            return
+        for lo, hi in itertools.pairwise(bounds):
+            yield pyogrio.read_dataframe(path, layer=name, fid_as_index=True, read_geometry=geometry,
+                                         where=f'"{fid_column}" >= {int(lo)} AND "{fid_column}" < {int(hi)}')
+    return read
+
+
+class _Column:
+    """What one pass over a column's chunks says of it: the dtype one whole read gives, some values."""
+
+    def __init__(self) -> None:
+        self.heads: list[pd.Series] = []
+        self.first: pd.Series | None = None
+        self.nulls = False
+        self.samples: list[Any] = []
+
+    def add(self, values: pd.Series) -> None:
+        if self.first is None:
+            self.first = values.iloc[:0]
+        known = values.notna()
+        self.nulls = self.nulls or not bool(known.all())
+        if bool(known.any()):
+            self.heads.append(values[known].iloc[:1])
+            if values.dtype.kind == "O" and len(self.samples) < 1000:
+                self.samples += values[known].tolist()[:1000 - len(self.samples)]
+
+    def dtype(self) -> Any:
+        """As one read gives it: the chunks' types combined, an integer or boolean column with nulls as
+        float or object (GDAL's reader has no null integers)."""
+        if not self.heads:
+            return self.first.dtype if self.first is not None else np.dtype(object)
+        dtype = pd.concat(self.heads).dtype
+        if self.nulls and dtype.kind in "iu":
+            return np.dtype("float64")
+        if self.nulls and dtype.kind == "b":
+            return np.dtype(object)
+        return dtype
+
+    def proxy(self) -> pd.Series:
+        """A series :func:`_sql_type` types as the whole column."""
+        dtype = self.dtype()
+        return pd.Series(self.samples if dtype.kind == "O" else [], dtype=dtype)
 
 
 def _read_layer(path: Path, name: str) -> Layer:
+    """The layer's description, from one pass over its rows in chunks (types as one whole read gives them)."""
     import pyogrio
 
     info = pyogrio.read_info(path, layer=name)
     fid_column = str(info.get("fid_column") or "fid")
     geometry = info.get("geometry_type") is not None
-    frame = pyogrio.read_dataframe(path, layer=name, fid_as_index=True, read_geometry=geometry)
-    fids = [int(f) for f in frame.index]
-    frame = frame.reset_index(drop=True)
+    read = _reader(path, name, fid_column, geometry)
+    cols: dict[str, _Column] = {}
+    kinds: set[int] = set()
+    has_z, count, crs = False, 0, None
+    for frame in read():
+        count += len(frame)
+        for c in frame.columns:
+            if not (geometry and c == frame.geometry.name):
+                cols.setdefault(c, _Column()).add(frame[c])
+        if geometry:
+            crs = frame.crs
+            geoms = np.asarray(frame.geometry.values, dtype=object)
+            present = geoms[~shapely.is_missing(geoms)]
+            kinds |= set(shapely.get_type_id(present).tolist())
+            has_z = has_z or bool(len(present) and shapely.has_z(present).any())
     declared = dict(zip(info["fields"], (str(d) for d in info["dtypes"]), strict=True))
     geom_col = str(info.get("geometry_name") or "geom") if geometry else None
-    attrs = [c for c in frame.columns if not (geometry and c == frame.geometry.name)]
-    clash = [c for c in attrs if c in (fid_column, geom_col)]
+    clash = [c for c in cols if c in (fid_column, geom_col)]
     if clash:
         raise InputError(f"layer {name!r}: column {clash[0]!r} has the name of its fid or geometry column", path=path)
-    columns = [(c, _sql_type(frame[c], declared.get(c, "")), str(frame[c].dtype)) for c in attrs]
-    layer = Layer(name, frame, fids, fid_column, geom_col, columns)
+    columns = [(c, _sql_type(col.proxy(), declared.get(c, "")), str(col.dtype())) for c, col in cols.items()]
+    layer = Layer(name, read, count, fid_column, geom_col, columns)
     if geometry:
-        if frame.crs is None:
+        if crs is None:
             raise InputError(f"layer {name!r} has no CRS; PostGIS needs one (an SRID)", path=path)
-        epsg = frame.crs.to_epsg()
+        epsg = crs.to_epsg()
         if epsg is None:
             raise InputError(f"layer {name!r}: its CRS has no EPSG code, and PostGIS needs an SRID", path=path)
-        layer.srid, layer.crs = int(epsg), frame.crs.to_wkt()
-        layer.geometry_type = _geometry_type(np.asarray(frame.geometry.values, dtype=object),
-                                             str(info.get("geometry_type") or ""))
+        layer.srid, layer.crs = int(epsg), crs.to_wkt()
+        layer.geometry_type = _geometry_type_of(kinds, has_z, str(info.get("geometry_type") or ""))
     return layer
 
 
@@ -232,18 +314,13 @@ def _python(value: Any, sql_type: str) -> Any:
     return value
 
 
-#: rows converted for COPY at a time (a whole layer of millions at once doubled the load's memory)
-COPY_ROWS = 100_000
-
-
 def _rows(layer: Layer) -> Iterator[tuple[Any, ...]]:
-    """The layer's rows as COPY takes them, converted :data:`COPY_ROWS` at a time."""
-    for lo in range(0, len(layer.fids), COPY_ROWS):
-        part = layer.frame.iloc[lo:lo + COPY_ROWS]
-        cols = [[_python(v, t) for v in part[c].tolist()] for c, t, _ in layer.columns]
-        parts: list[Sequence[Any]] = [layer.fids[lo:lo + COPY_ROWS], *cols]
+    """The layer's rows as COPY takes them, converted one read (:data:`READ_ROWS`) at a time."""
+    for frame in layer.read():
+        cols = [[_python(v, t) for v in frame[c].tolist()] for c, t, _ in layer.columns]
+        parts: list[Sequence[Any]] = [[int(f) for f in frame.index], *cols]
         if layer.geometry_column is not None:
-            geoms = shapely.set_srid(np.asarray(part.geometry.values, dtype=object), layer.srid or 0)
+            geoms = shapely.set_srid(np.asarray(frame.geometry.values, dtype=object), layer.srid or 0)
             parts.append(shapely.to_wkb(geoms, hex=True, include_srid=True).tolist())
         yield from zip(*parts, strict=True)
 
@@ -400,14 +477,14 @@ def load_geopackage(path: str | Path, url: str, *, replace: bool = False, store:
             when = now_utc()
             for pos, name in enumerate(names):  # one layer read at a time: memory is the biggest layer's
                 layer = _read_layer(p, name)
-                (counts if layer.geometry_column else tables)[layer.name] = len(layer.fids)
+                (counts if layer.geometry_column else tables)[layer.name] = layer.count
                 if layer.srid is not None:
                     _srid_known(cur, layer)
                 _create(cur, layer)
                 cur.execute(f"INSERT INTO {CATALOGUE} VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                             (pos, layer.name, "features" if layer.geometry_column else "table", layer.fid_column,
                              layer.geometry_column, layer.geometry_type, layer.srid, layer.crs,
-                             json.dumps(layer.columns, ensure_ascii=False), len(layer.fids), p.name, when))
+                             json.dumps(layer.columns, ensure_ascii=False), layer.count, p.name, when))
                 del layer
             target.create_schema(cur)
             copied = _copy_store(cur, target, store_rows, copy=store)
