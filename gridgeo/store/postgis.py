@@ -137,26 +137,41 @@ def _geometry_type_of(type_ids: set[int], has_z: bool, declared: str) -> str:
 #: rows read from the GeoPackage and converted for COPY at a time (a province's 5M households read whole
 #: held 4.3 GiB; every layer at once, 7.3 GiB)
 READ_ROWS = 100_000
+#: ... and at most this many bytes of stored geometry (a chunk of polygons costs about 15x that in memory)
+READ_BYTES = 16 * 2**20
 
 
-def _fid_bounds(path: Path, table: str, fid_column: str) -> list[int]:
-    """Lower fid of each read of :data:`READ_ROWS` rows, and one past the last fid (sparse fids too);
-    none when the table is empty or has no integer fid (then it is read whole)."""
+def _fid_bounds(path: Path, table: str, fid_column: str, geom: str | None) -> list[int]:
+    """Lower fid of each read, and one past the last fid: a read takes at most :data:`READ_ROWS` rows and
+    :data:`READ_BYTES` of geometry (polygons of thousands of vertices come in fewer rows than points); fids
+    may be sparse. None when the table is empty or has no integer fid (then it is read whole)."""
+    size = f'length("{geom}")' if geom else "0"
+    bounds: list[int] = []
+    n = used = 0
+    last = None
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-            fids = [r[0] for r in conn.execute(f'SELECT "{fid_column}" FROM "{table}" ORDER BY 1')]
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:  # rows streamed: 5M fids held as a
+            for fid, nbytes in conn.execute(  # list cost 0.6 GB
+                    f'SELECT "{fid_column}", coalesce({size}, 0) FROM "{table}" ORDER BY 1'):
+                if not isinstance(fid, int):
+                    return []
+                if not bounds or n >= READ_ROWS or used >= READ_BYTES:
+                    bounds.append(fid)
+                    n = used = 0
+                n += 1
+                used += int(nbytes)
+                last = fid
     except sqlite3.Error:  # no such column (a table without an integer key): read whole
         return []
-    if not fids or not all(isinstance(f, int) for f in (fids[0], fids[-1])):
-        return []
-    return [*fids[::READ_ROWS], fids[-1] + 1]
+    return [] if last is None else [*bounds, last + 1]
 
 
-def _reader(path: Path, name: str, fid_column: str, geometry: bool) -> Callable[[], Iterator[pd.DataFrame]]:
-    """The layer's rows, :data:`READ_ROWS` at a time by ranges of fid (its primary key), fid as index."""
+def _reader(path: Path, name: str, fid_column: str, geom: str | None) -> Callable[[], Iterator[pd.DataFrame]]:
+    """The layer's rows a chunk at a time (:func:`_fid_bounds`) by ranges of fid (its primary key), fid as index."""
     import pyogrio
 
-    bounds = _fid_bounds(path, name, fid_column)
+    geometry = geom is not None
+    bounds = _fid_bounds(path, name, fid_column, geom)
 
     def read() -> Iterator[pd.DataFrame]:
         if not bounds:
@@ -179,11 +194,11 @@ class _Column:
 
     def add(self, values: pd.Series) -> None:
         if self.first is None:
-            self.first = values.iloc[:0]
+            self.first = values.iloc[:0].copy()  # copies: a view would keep the whole chunk alive
         known = values.notna()
         self.nulls = self.nulls or not bool(known.all())
         if bool(known.any()):
-            self.heads.append(values[known].iloc[:1])
+            self.heads.append(values[known].iloc[:1].copy())
             if values.dtype.kind == "O" and len(self.samples) < 1000:
                 self.samples += values[known].tolist()[:1000 - len(self.samples)]
 
@@ -212,7 +227,8 @@ def _read_layer(path: Path, name: str) -> Layer:
     info = pyogrio.read_info(path, layer=name)
     fid_column = str(info.get("fid_column") or "fid")
     geometry = info.get("geometry_type") is not None
-    read = _reader(path, name, fid_column, geometry)
+    geom_col = str(info.get("geometry_name") or "geom") if geometry else None
+    read = _reader(path, name, fid_column, geom_col)
     cols: dict[str, _Column] = {}
     kinds: set[int] = set()
     has_z, count, crs = False, 0, None
@@ -228,7 +244,6 @@ def _read_layer(path: Path, name: str) -> Layer:
             kinds |= set(shapely.get_type_id(present).tolist())
             has_z = has_z or bool(len(present) and shapely.has_z(present).any())
     declared = dict(zip(info["fields"], (str(d) for d in info["dtypes"]), strict=True))
-    geom_col = str(info.get("geometry_name") or "geom") if geometry else None
     clash = [c for c in cols if c in (fid_column, geom_col)]
     if clash:
         raise InputError(f"layer {name!r}: column {clash[0]!r} has the name of its fid or geometry column", path=path)
