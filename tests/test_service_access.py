@@ -44,6 +44,7 @@ MATRIX = {
     "GET audit": (401, 200, 403, 403, 403, 403, 403),
     "GET users": (401, 200, 403, 403, 403, 403, 403),
     "GET versions": (401, 200, 200, 403, 403, 403, 403),
+    "POST version restore": (401, 409, 409, 403, 403, 403, 403),  # allowed: the newest version is current
     "POST user token": (401, 200, 403, 403, 403, 403, 403),
     "POST track": (401, 201, 403, 201, 201, 201, 403),
     "GET grids": (200, 200, 200, 200, 200, 200, 200),
@@ -148,6 +149,13 @@ def _new_user(s: Served) -> str:
     return name
 
 
+def _new_version(s: Served) -> int:
+    """A fresh version (a build's, without a change list): the one a restore is asked to go back to."""
+    from gridgeo.store import Versions
+
+    return int(Versions(s.store).add(kind="build", author="cli", message="gridgeo build", changes=None)["id"])  # type: ignore[arg-type]
+
+
 def _call(s: Served, route: str, who: str | None):  # type: ignore[no-untyped-def]
     h = s.auth(who)
     c = s.client
@@ -165,6 +173,7 @@ def _call(s: Served, route: str, who: str | None):  # type: ignore[no-untyped-de
         "GET audit": lambda: c.get("/audit", headers=h),
         "GET users": lambda: c.get("/users", headers=h),
         "GET versions": lambda: c.get("/versions", headers=h),
+        "POST version restore": lambda: c.post(f"/versions/{_new_version(s)}/restore", headers=h),
         "POST user token": lambda: c.post(f"/users/{_new_user(s)}/token", headers=h),
         "POST track": lambda: c.post("/visits/track", data=GPX, headers={**h, "Content-Type": "application/gpx+xml"}),
         "GET grids": lambda: c.get("/collections/grids/items?limit=5", headers=h),
