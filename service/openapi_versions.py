@@ -27,7 +27,8 @@ def versions_paths() -> dict[str, Any]:
     a = _p("a", "path", {"type": "integer", "minimum": 1}, "The earlier version.", True)
     b = _p("b", "path", {"type": "integer", "minimum": 1}, "The version made from it.", True)
     problems = {**AUTH_PROBLEMS, "404": _problem("No such version"),
-                "409": _problem("The two versions are not consecutive (no change list is kept between them)")}
+                "409": _problem("The two versions are not consecutive and not all attribute edits between "
+                                 "(no change list is kept between them)")}
     return {
         "/versions": {"get": {
             "summary": "The county's versions, oldest first (GIS staff, admins)", "operationId": "getVersions",

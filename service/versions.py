@@ -17,7 +17,7 @@ from flask import Blueprint, Response, current_app, request, url_for
 
 from gridgeo.errors import ConflictError, NotFoundError, UsageError
 from gridgeo.store import Versions
-from gridgeo.store.versions import rollback_values
+from gridgeo.store.versions import composed_edits, rollback_values
 
 from .auth import require
 from .edits import Edit, _edits_store, apply_edits
@@ -73,23 +73,29 @@ def get_version(versionId: str) -> Response:
 
 @bp.get("/versions/<a>/diff/<b>")
 def diff_versions(a: str, b: str) -> Response:
-    """The change list from version ``a`` to version ``b``: kept for each version against the one before it.
+    """The change list from version ``a`` to version ``b``: kept for each version against the one before it,
+    or composed when every version from ``a`` to ``b`` is an attribute edit.
 
-    Why only consecutive versions: a change list is the diff of two whole builds, and only the one made
-    when a build replaced the other is kept (the old file is gone); a list across several versions would
-    have to compose household moves the lists only count.
+    Why not across a rebuild: a change list is the diff of two whole builds, and only the one made when a
+    build replaced the other is kept (the old file is gone); a list across several builds would have to
+    compose household moves the lists only count.
     """
     check_params(())
     require("version.read")
     va, vb = _id(a, "a"), _id(b, "b")
     versions = _versions()
     old, new = versions.get(va), versions.get(vb)
-    if new["previous"] != old["id"] or new["changes"] is None:
-        raise ConflictError(f"version {vb} was not made from version {va} (it follows "
-                            f"{new['previous'] or 'nothing'}): a change list is kept between a version and "
-                            "the one before it only")
+    if new["previous"] == old["id"] and new["changes"] is not None:
+        changes = new["changes"]
+    else:
+        changes = composed_edits([v for v in versions.after(va) if v["id"] <= vb]) if va < vb else None
+        if changes is None:
+            raise ConflictError(f"version {vb} was not made from version {va} (it follows "
+                                f"{new['previous'] or 'nothing'}), and not every version between them is an "
+                                "attribute edit: a change list is kept between a version and the one before it "
+                                "only, and edits are composed, rebuilds not")
     return _answer({"from": _linked(old), "to": _linked({k: v for k, v in new.items() if k != "changes"}),
-                    "changes": new["changes"]})
+                    "changes": changes})
 
 
 #: the longest message a restore takes

@@ -149,6 +149,14 @@ def test_restore_rolls_edits_back_as_a_version(served: Served) -> None:
     assert _patch(s, {"properties": {"name": "三"}}, "*", "admin", code=s.grid_out).status_code == 200
     base = first["previous"]
     assert base is not None  # the county before its first edit is a version (the load's, or recorded then)
+    third = _edits(s)[-1]["id"]
+    diff = s.client.get(f"/versions/{base}/diff/{third}", headers=admin)  # three edits composed
+    assert diff.status_code == 200, diff.get_data(as_text=True)
+    composed = {e["code"]: e for e in diff.get_json()["changes"]["levels"]["grids"]["edited"]}
+    assert composed == {
+        s.grid_in: {"code": s.grid_in, "before": {"name": orig_in["name"], "leader": orig_in.get("leader")},
+                    "after": {"name": "一", "leader": "王"}},
+        s.grid_out: {"code": s.grid_out, "before": {"name": orig_out["name"]}, "after": {"name": "三"}}}
     s.tokens["gis_out"] = s.store.add_user("gis_out", role="gis", scope=s.grid_out)[1]  # type: ignore[attr-defined]
     for who, status in (("gis_out", 403), ("worker", 403), (None, 401)):
         assert s.client.post(f"/versions/{base}/restore", headers=s.auth(who)).status_code == status, who
@@ -181,6 +189,7 @@ def test_restore_rolls_edits_back_as_a_version(served: Served) -> None:
                                                                   "reshaped": [], "kept": 1}}})
     across = s.client.post(f"/versions/{base}/restore", headers=admin)
     assert across.status_code == 409 and f"{rebuilt['id']} (build" in across.get_json()["detail"]
+    assert s.client.get(f"/versions/{base}/diff/{rebuilt['id']}", headers=admin).status_code == 409
 
 
 def test_edits_survive_a_restart(either: Served) -> None:

@@ -163,6 +163,33 @@ def rollback_values(vid: int, later: list[dict[str, Any]]) -> dict[tuple[str, st
     return out
 
 
+def composed_edits(between: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """One change list for consecutive versions that are all attribute edits (each unit's value before the
+    first and after the last, columns that came back to where they were left out); None if one is not."""
+    if not between or not all(v["kind"] in ("edit", "restore") and only_edits(v["changes"]) for v in between):
+        return None
+    first: dict[tuple[str, str], dict[str, Any]] = {}
+    last: dict[tuple[str, str], dict[str, Any]] = {}
+    kept: dict[str, Any] = {}
+    for v in between:
+        for layer, level in v["changes"]["levels"].items():
+            kept[layer] = level.get("kept")
+            for edit in level.get("edited", []):
+                key = (layer, str(edit["code"]))
+                for col, value in edit["before"].items():
+                    first.setdefault(key, {}).setdefault(col, value)
+                last.setdefault(key, {}).update(edit["after"])
+    levels: dict[str, Any] = {}
+    for (layer, code), after in sorted(last.items()):
+        before = first[(layer, code)]
+        moved = {c: v for c, v in after.items() if before.get(c) != v}
+        level = levels.setdefault(layer, {"retired": [], "created": [], "reshaped": [], "kept": kept[layer],
+                                          "edited": []})
+        if moved:
+            level["edited"].append({"code": code, "before": {c: before.get(c) for c in moved}, "after": moved})
+    return {"levels": levels, "households": {}, "people": {}}
+
+
 def _row(r: tuple[Any, ...]) -> dict[str, Any]:
     return {"id": int(r[0]), "time": r[1], "author": r[2], "kind": r[3], "message": r[4],
             "previous": None if r[5] is None else int(r[5]), "summary": json.loads(r[6])}
