@@ -2,9 +2,9 @@
 
 Why attributes first: a unit's name, kind and responsible people change far more
 often than its shape, and QGIS and OWSLib edit them as Part 4 ``PATCH`` of the
-feature. Geometry edits are re-assignments of the units each level is made of,
-which needs the units layer (issue 16), so a geometry in the body is refused with
-422, never applied as drawn.
+feature. A grid's geometry in the body is applied as grid points moving between
+grids (:mod:`.edit_geometry`), never as drawn; another layer's geometry is 422
+(its finer units are not persisted yet).
 
 An edit needs ``geometry.write`` (name, kind) or ``roster.write`` (``leader*``)
 inside the caller's scope, and the ``ETag`` of the item the caller read as
@@ -30,9 +30,12 @@ from gridgeo.errors import InputError, PreconditionFailedError, PreconditionRequ
 from gridgeo.store import Store, Versions, is_url
 from gridgeo.store.edits import EDITABLE_LAYERS, check_values, update_unit
 
+from . import edit_geometry
 from .auth import principal, require
+from .edit_geometry import REDRAWN, parse_outline
 from .features import _item, county
 from .locate import Locator
+from .store import dumps
 
 log = logging.getLogger(__name__)
 
@@ -78,20 +81,20 @@ def _edits_store(name: str) -> Store:
     return store
 
 
-def _body(name: str, fid: str, columns: list[str]) -> dict[str, str | None]:
-    """The properties a Part 4 PATCH body (a partial GeoJSON Feature, or its properties) sets."""
+def _body(name: str, fid: str, columns: list[str]) -> tuple[dict[str, str | None], Any]:
+    """The properties a Part 4 PATCH body (a partial GeoJSON Feature, or its properties) sets, and the
+    grid's new outline if it has a geometry (:mod:`.edit_geometry`)."""
     doc = request.get_json(silent=True)
     if not isinstance(doc, dict):
         raise UsageError(f"PATCH {name}/{fid}: a JSON object, {{\"properties\": {{...}}}} (a partial Feature)")
-    if "geometry" in doc:
-        raise InputError(f"{name} {fid}: geometry edits are re-assignments of the units each level is made "
-                         "of, and the units layer is not built yet; only properties can be edited")
     if doc.get("id") is not None and str(doc["id"]) != fid:
         raise InputError(f"{name} {fid}: the body's id {doc['id']!r} is another feature")
-    props = doc.get("properties", {k: v for k, v in doc.items() if k not in ("type", "id")})
-    if not isinstance(props, dict) or not props:
+    outline = parse_outline(name, fid, doc["geometry"]) if "geometry" in doc else None
+    props = doc.get("properties", {} if outline is not None else
+                    {k: v for k, v in doc.items() if k not in ("type", "id")})
+    if not isinstance(props, dict) or (not props and outline is None):
         raise UsageError(f"PATCH {name}/{fid}: no properties to set")
-    return check_values(name, columns, props)
+    return (check_values(name, columns, props) if props else {}), outline
 
 
 @bp.route("/collections/<name>/items/<fid>", methods=["PATCH"], provide_automatic_options=False)
@@ -106,8 +109,8 @@ def put_item(name: str, fid: str) -> Response:
     return _edit(name, fid, lambda columns, now: _replacement(name, fid, columns, now))
 
 
-def _replacement(name: str, fid: str, columns: list[str], now: dict[str, Any]) -> dict[str, str | None]:
-    """The properties a PUT body changes; its geometry must be the stored one (geometry edits are not made)."""
+def _replacement(name: str, fid: str, columns: list[str], now: dict[str, Any]) -> tuple[dict[str, str | None], Any]:
+    """The properties a PUT body changes, and the grid's new outline if its geometry is not the stored one."""
     import shapely.geometry
 
     doc = request.get_json(force=True, silent=True)
@@ -115,22 +118,30 @@ def _replacement(name: str, fid: str, columns: list[str], now: dict[str, Any]) -
         raise UsageError(f"PUT {name}/{fid}: a GeoJSON Feature with its geometry and properties")
     if doc.get("id") is not None and str(doc["id"]) != fid:
         raise InputError(f"{name} {fid}: the body's id {doc['id']!r} is another feature")
-    try:
-        same = doc.get("geometry") is not None and shapely.geometry.shape(doc["geometry"]).equals_exact(
-            shapely.geometry.shape(now["geometry"]), 1e-9)
-    except (TypeError, ValueError, KeyError, AttributeError, shapely.errors.GEOSException):
-        same = False
-    if not same:
-        raise InputError(f"{name} {fid}: geometry edits are re-assignments of the units each level is made "
-                         "of, and the units layer is not built yet; send the feature's geometry as it is")
+    outline = parse_outline(name, fid, doc.get("geometry")) if name in REDRAWN else None
+    if outline is None or outline.equals_exact(shapely.geometry.shape(now["geometry"]), 1e-9):
+        if outline is None and not _same_geometry(doc.get("geometry"), now["geometry"]):
+            raise InputError(f"{name} {fid}: only a grid's geometry is edited (by moving its grid points); "
+                             "send this feature's geometry as it is")
+        outline = None
     changed = {k: v for k, v in doc["properties"].items() if now["properties"].get(k, object()) != v}
-    return check_values(name, columns, changed) if changed else {}
+    return (check_values(name, columns, changed) if changed else {}), outline
+
+
+def _same_geometry(sent: Any, stored: Any) -> bool:
+    import shapely.geometry
+
+    try:
+        return sent is not None and bool(shapely.geometry.shape(sent).equals_exact(shapely.geometry.shape(stored),
+                                                                                    1e-9))
+    except (TypeError, ValueError, KeyError, AttributeError, shapely.errors.GEOSException):
+        return False
 
 
 def _edit(name: str, fid: str, parse: Any) -> Response:
     """An edit: who may, what it sets (``parse(columns, the feature now)``), If-Match, then one transaction."""
     coll = county().get(name)
-    pos = coll.locate_key(fid)
+    coll.locate_key(fid)  # 404 before anything else
     store = _edits_store(name)
     chain = current_app.extensions["chains"].chain(fid)
     p = principal()
@@ -138,18 +149,26 @@ def _edit(name: str, fid: str, parse: Any) -> Response:
         require("geometry.write", chain, what=f"{name} {fid}")  # 401 or 403, saying why
     with coll.lock.reading():
         body = _item(coll, name, fid, "json").get_data()
-    values = parse(coll.column_names, json.loads(body))
-    for action in {"roster.write" if k.startswith("leader") else "geometry.write" for k in values}:
+    values, outline = parse(coll.column_names, json.loads(body))
+    actions = {"roster.write" if k.startswith("leader") else "geometry.write" for k in values}
+    for action in actions | ({"geometry.write"} if outline is not None else set()):
         require(action, chain, what=f"{name} {fid}")
     _check_if_match(name, fid, body)
-    rec = coll.records([pos])[0]
+    redrawn = None
+    if outline is not None:
+        r = edit_geometry.plan(fid, outline)
+        if r.moves or r.broken:
+            redrawn = edit_geometry.apply(store, fid, r)
+    rec = coll.records([coll.locate_key(fid)])[0]
     before = {k: None if rec.get(k) is None else str(rec.get(k)) for k in values}
     changed = {k: v for k, v in values.items() if before.get(k) != v}
     if changed:
         _apply(store, name, fid, before, changed)
     with coll.lock.reading():
-        resp = _item(coll, name, fid, "json")
-    resp.set_etag(hashlib.blake2b(resp.get_data(), digest_size=16).hexdigest())
+        item = _item(coll, name, fid, "json").get_data()
+    resp = Response(item if redrawn is None else item[:-1] + b',"changes":' + dumps(redrawn["changes"]) + b"}",
+                    mimetype="application/geo+json")
+    resp.set_etag(hashlib.blake2b(item, digest_size=16).hexdigest())  # of the item as a GET gives it
     return resp
 
 

@@ -390,6 +390,20 @@ class LazyLayer:
         with self._cache_lock:
             self._cache.pop(self._fid([pos])[0], None)
 
+    def forget(self, key: Any) -> None:
+        """Feature ``key`` changed in the store (its geometry too): its cached bytes and the bbox answers go."""
+        pos = self.locate_key(str(key))
+        with self._cache_lock:
+            self._cache.pop(self._fid([pos])[0], None)
+            self._bboxes.clear()
+
+    def forget_all(self) -> None:
+        """Many features changed in the store: every cached feature and bbox answer goes."""
+        with self._cache_lock:
+            self._cache.clear()
+            self._cache_bytes = 0
+            self._bboxes.clear()
+
     def replace(self, key: Any, geom: Any) -> bool:
         raise UsageError(f"{self.id} is served from the store: change it there (its spatial index follows the "
                          "table)")

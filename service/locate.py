@@ -282,6 +282,14 @@ class Locator:
         if level is not None:
             level.summary.forget(level.coll.locate_key(str(key)), values)
 
+    def moved(self, key: str, code: str, parent_key: str, parent_code: str) -> None:
+        """Feature ``code`` of level ``key`` (a grid point) now has parent ``parent_code`` of ``parent_key``."""
+        level, parent = self.levels.get(key), self.levels.get(parent_key)
+        if level is None or parent is None or parent_key not in level.parent_rows:
+            return
+        with self._lock.writing():
+            level.parent_rows[parent_key][level.coll.locate_key(code)] = parent.coll.locate_key(parent_code)
+
     def _level(self, layer: str) -> Level:
         for level in self.levels.values():
             if level.layer == layer:

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+import shapely
+import shapely.geometry
 
 from gridgeo.store import Versions
 from gridgeo.store.postgis import load_geopackage
@@ -117,7 +120,8 @@ def test_a_gis_user_edits_inside_its_scope_only(served: Served) -> None:
 
 
 _BAD = [
-    ({"geometry": {"type": "Point", "coordinates": [0, 0]}, "properties": {}}, "geometry edits"),
+    ({"geometry": {"type": "Point", "coordinates": [0, 0]}, "properties": {}}, "Polygon or MultiPolygon"),
+    ({"geometry": {"type": "Polygon"}, "properties": {}}, "not GeoJSON"),
     ({"properties": {"code": "X"}}, "code: set by the build"),
     ({"properties": {"households": 3}}, "not editable"),
     ({"properties": {"colour": "red"}}, "no such property"),
@@ -190,6 +194,95 @@ def test_restore_rolls_edits_back_as_a_version(served: Served) -> None:
     across = s.client.post(f"/versions/{base}/restore", headers=admin)
     assert across.status_code == 409 and f"{rebuilt['id']} (build" in across.get_json()["detail"]
     assert s.client.get(f"/versions/{base}/diff/{rebuilt['id']}", headers=admin).status_code == 409
+
+
+def _grids_and_points(s: Served) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    grids = {f["id"]: f for f in s.client.get("/collections/grids/items?limit=10000").get_json()["features"]}
+    points = s.client.get("/collections/points/items?limit=10000").get_json()["features"]
+    return grids, points
+
+
+def _points_of(s: Served, grid: str) -> set[str]:
+    return {str(f["id"]) for f in _grids_and_points(s)[1] if f["properties"]["parent"] == grid}
+
+
+def _neighbour_point(s: Served) -> tuple[str, str, str, Any]:
+    """A grid, and a grid point with households of another grid of its village sharing a border with it
+    (that grid having more than one point): (the grid, the point's code, its grid, its geometry)."""
+    grids, points = _grids_and_points(s)
+    homes = {f["properties"].get("point") for f in s.client.get("/collections/households/items?limit=10000",
+                                                                 headers=s.auth("admin")).get_json()["features"]}
+    count: dict[str, int] = {}
+    for f in points:
+        count[f["properties"]["parent"]] = count.get(f["properties"]["parent"], 0) + 1
+    for grid in sorted(grids):
+        mine = shapely.geometry.shape(grids[grid]["geometry"])
+        for f in points:
+            g = f["properties"]["parent"]
+            if g == grid or g not in grids or str(f["id"]) not in homes or count[g] < 2 or \
+                    grids[g]["properties"]["parent"] != grids[grid]["properties"]["parent"]:
+                continue
+            geom = shapely.geometry.shape(f["geometry"])
+            if shapely.intersection(mine, geom).length > 1e-5:
+                return grid, str(f["id"]), g, geom
+    raise AssertionError("no grid with a neighbouring grid point")
+
+
+def test_a_grid_redrawn_moves_whole_grid_points(either: Served) -> None:
+    """PATCH of a grid's geometry taking a neighbour's grid point: the point and its households move, both
+    grids are again the unions of their points (their union unchanged), one version with its change list;
+    an outline reaching into another village, or one that would cut a grid in two, is 409 naming the rule."""
+    s = either
+    grids, points = _grids_and_points(s)
+    grid, point, was, geom = _neighbour_point(s)
+    before_union = shapely.union(shapely.geometry.shape(grids[grid]["geometry"]),
+                                 shapely.geometry.shape(grids[was]["geometry"]))
+    outline = shapely.union(shapely.geometry.shape(grids[grid]["geometry"]), geom)
+    hh = [f for f in s.client.get("/collections/households/items?limit=10000", headers=s.auth("admin")).get_json()[
+        "features"] if f["properties"].get("point") == point]
+    resp = _patch(s, {"geometry": shapely.geometry.mapping(outline)}, "*", "admin", code=grid)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    moved = resp.get_json()["changes"]["levels"]["points"]["moved"]
+    assert [(m["code"], m["from"], m["to"]) for m in moved] == [(point, was, grid)]
+    grids2, points2 = _grids_and_points(s)
+    for g in (grid, was):
+        mine = [shapely.geometry.shape(f["geometry"]) for f in points2 if f["properties"]["parent"] == g]
+        shape = shapely.geometry.shape(grids2[g]["geometry"])  # the grid is the union of its points (to the
+        assert shapely.symmetric_difference(shapely.union_all(mine), shape).area < 1e-6 * shape.area, g  # 1e-7° served)
+        assert shapely.geometry.shape(grids2[g]["geometry"]).is_valid
+    after_union = shapely.union(shapely.geometry.shape(grids2[grid]["geometry"]),
+                                shapely.geometry.shape(grids2[was]["geometry"]))
+    # the pair still covers what its points covered (the stored grids were their points' union to ~2 m²)
+    theirs = shapely.union_all([shapely.geometry.shape(f["geometry"]) for f in points
+                                if f["properties"]["parent"] in (grid, was)])
+    assert shapely.symmetric_difference(theirs, after_union).area < 1e-6 * theirs.area
+    assert shapely.symmetric_difference(before_union, after_union).area < 1e-4 * before_union.area
+    counts = {g: sum(int(f["properties"].get("households") or 0) for f in points2 if f["properties"]["parent"] == g)
+              for g in (grid, was)}
+    for g in (grid, was):  # the counts the build wrote follow (where the layer has them)
+        if "households" in grids2[g]["properties"]:
+            assert grids2[g]["properties"]["households"] == counts[g], g
+    now = {f["id"]: f for f in s.client.get("/collections/households/items?limit=10000",
+                                            headers=s.auth("admin")).get_json()["features"]}
+    assert hh and all(now[f["id"]]["properties"]["grid"] == grid for f in hh)
+    lon, lat = shapely.point_on_surface(geom).coords[0]
+    assert s.client.get(f"/locate?lon={lon}&lat={lat}").get_json()["properties"]["grid"]["code"] == grid
+    version = Versions(s.store).list()[-1]  # type: ignore[arg-type]
+    assert version["kind"] == "edit" and version["summary"]["levels"]["grids"]["reshaped"] == 2
+    # into another village: refused, nothing changed
+    other = next(f for f in points if grids.get(f["properties"]["parent"], {}).get("properties", {}).get(
+        "parent") not in (None, grids[grid]["properties"]["parent"]))
+    far = shapely.union(shapely.geometry.shape(grids2[grid]["geometry"]),
+                        shapely.geometry.shape(other["geometry"]))
+    bad = _patch(s, {"geometry": shapely.geometry.mapping(far)}, "*", "admin", code=grid)
+    assert bad.status_code == 409 and "village border" in bad.get_json()["detail"], bad.get_data(as_text=True)
+    # all but one of its points given away to the neighbours except one in the middle: cut or emptied
+    tiny = shapely.geometry.shape(grids2[grid]["geometry"]).representative_point().buffer(1e-7)
+    cut = _patch(s, {"geometry": shapely.geometry.mapping(tiny)}, "*", "admin", code=grid)
+    assert cut.status_code in (200, 409)
+    if cut.status_code == 409:
+        assert any(w in cut.get_json()["detail"] for w in ("empty", "contiguity", "orphan"))
+    assert _grids_and_points(s)[0][was]["geometry"] == grids2[was]["geometry"] or cut.status_code == 200
 
 
 def test_edits_survive_a_restart(either: Served) -> None:
@@ -279,8 +372,16 @@ def test_owslib_updates_a_grid_with_put(people_county: Path, tmp_path: Path) -> 
         got, etag = read()
         assert got["properties"]["name"] == "OWSLib改名"
         moved = {**feat, "geometry": {"type": "Point", "coordinates": [117.0, 28.0]}}
-        with pytest.raises(RuntimeError, match="geometry edits"):
+        with pytest.raises(RuntimeError, match="Polygon or MultiPolygon"):
             client(**{"If-Match": f'"{etag}"'}).collection_item_update("grids", s.grid_in, json.dumps(moved))
+        grid, point, was, geom = _neighbour_point(s)  # an outline taking a neighbour's grid point: it moves
+        with urllib.request.urlopen(f"{url}/collections/grids/items/{grid}", timeout=10) as r:
+            other, tag = json.loads(r.read()), r.headers["ETag"].strip('"')
+        grown = {**other, "geometry": shapely.geometry.mapping(shapely.union(
+            shapely.geometry.shape(other["geometry"]), geom))}
+        assert client(**{"If-Match": f'"{tag}"'}).collection_item_update(
+            "grids", grid, json.dumps(grown, ensure_ascii=False)) is True
+        assert point in _points_of(s, grid) and point not in _points_of(s, was)
         feat["properties"]["name"] = "无条件"
         with pytest.raises(RuntimeError, match="If-Match"):  # OWSLib sends none of its own
             client().collection_item_update("grids", s.grid_in, json.dumps(feat))

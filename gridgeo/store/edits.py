@@ -58,3 +58,37 @@ def update_unit(store: Store, cur: Any, layer: str, code: str, values: Mapping[s
     store.execute(cur, f'UPDATE "{layer}" SET {sets} WHERE code = ?', [*values.values(), code])
     if cur.rowcount != 1:
         raise InputError(f"{layer}: no unit {code!r} in the store's copy of the layer ({cur.rowcount} rows)")
+
+
+def gpkg_blob(wkb: bytes, srs_id: int, bounds: tuple[float, float, float, float]) -> bytes:
+    """A GeoPackage geometry blob: header (little-endian, with the xy envelope) and the ISO WKB."""
+    import struct
+
+    minx, miny, maxx, maxy = bounds
+    return b"GP\x00\x03" + struct.pack("<i4d", srs_id, minx, maxx, miny, maxy) + wkb
+
+
+def update_geometry(store: Store, cur: Any, layer: str, code: str, geom: Any, *, srid: int,
+                    column: str = "geom") -> None:
+    """Set the stored geometry of unit ``code`` of ``layer`` (``geom`` in the layer's own CRS, ``srid``),
+    in the caller's transaction: a GeoPackage blob in the file (its R*tree follows by its triggers), WKB
+    with its SRID in PostGIS."""
+    import shapely
+
+    wkb = shapely.to_wkb(geom, byte_order=1, flavor="iso")
+    if store.dialect == "postgresql":
+        store.execute(cur, f'UPDATE "{layer}" SET "{column}" = ST_SetSRID(ST_GeomFromWKB(?), ?) WHERE code = ?',
+                      [wkb, srid, code])
+    else:
+        store.execute(cur, f'UPDATE "{layer}" SET "{column}" = ? WHERE code = ?',
+                      [gpkg_blob(wkb, srid, tuple(shapely.bounds(geom).tolist())), code])
+    if cur.rowcount != 1:
+        raise InputError(f"{layer}: no unit {code!r} in the store's copy of the layer ({cur.rowcount} rows)")
+
+
+def move_points(store: Store, cur: Any, moves: Mapping[str, tuple[str, str]], *, households: bool) -> None:
+    """Give each moved grid point its new grid (``points.parent``) and its households theirs (``grid``)."""
+    for point, (_, to) in moves.items():
+        store.execute(cur, 'UPDATE "points" SET parent = ? WHERE code = ?', [to, point])
+        if households:
+            store.execute(cur, 'UPDATE "households" SET grid = ? WHERE point = ?', [to, point])

@@ -1,0 +1,210 @@
+"""A grid's geometry edited over Part 4 (PATCH or PUT), applied as grid points moving between grids.
+
+Views call :func:`gridgeo.county.reassign.reassign` on the grids and points around the drawn outline;
+a broken rule is 409 naming every one (nothing written); else the moved points' new grid, their
+households' grid, every changed grid's outline (the union of its points) and its counts, an audit row
+and a version (kind ``edit``, its change list: grids reshaped, points and households moved) are one
+transaction of the database holding the layers; then the served layers, ``/locate`` and the chains of
+units follow. Who may: ``geometry.write`` on every grid that changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from flask import current_app
+
+from gridgeo.county.reassign import Reassignment, reassign
+from gridgeo.errors import ConflictError, InputError
+from gridgeo.store import Store, Versions
+from gridgeo.store.edits import move_points, update_geometry
+
+from .auth import principal, require
+from .features import county
+from .lazy_base import LazyLayer
+from .locate import Locator
+
+log = logging.getLogger(__name__)
+
+#: the layers whose geometry an edit redraws (by moving their grid points)
+REDRAWN = ("grids",)
+
+
+def parse_outline(name: str, fid: str, geometry: Any) -> Any:
+    """The drawn outline (GeoJSON, CRS84) as a valid polygon, or a 422 saying why not."""
+    if name not in REDRAWN:
+        raise InputError(f"{name} {fid}: only a grid's geometry is edited (by moving its grid points); the finer "
+                         "units a grid point is made of are not persisted yet")
+    try:
+        geom = shapely.geometry.shape(geometry)
+    except (TypeError, ValueError, KeyError, AttributeError, shapely.errors.GEOSException):
+        raise InputError(f"{name} {fid}: the geometry is not GeoJSON") from None
+    if geom.geom_type not in ("Polygon", "MultiPolygon") or geom.is_empty:
+        raise InputError(f"{name} {fid}: the geometry must be a Polygon or MultiPolygon, got {geom.geom_type}")
+    if not geom.is_valid:
+        log.warning("%s %s: drawn outline invalid (%s); repaired", name, fid, shapely.is_valid_reason(geom))
+        geom = shapely.make_valid(geom)
+    return geom
+
+
+def _records(coll: Any, plist: list[int], cols: list[str]) -> list[dict[str, Any]]:
+    """Columns ``cols`` of the features at ``plist`` (in memory or from the store)."""
+    if isinstance(coll, LazyLayer):
+        return coll.rows_at(plist, cols)  # type: ignore[no-any-return]
+    have = [c for c in cols if c in coll.frame.columns]
+    return coll.frame.iloc[plist][have].to_dict("records")  # type: ignore[no-any-return]
+
+
+def _frame(coll: Any, pos: np.ndarray, cols: list[str]) -> gpd.GeoDataFrame:
+    """Rows ``pos`` of a served layer (in memory or from the store): ``cols`` and the CRS84 geometry."""
+    plist = [int(p) for p in pos]
+    recs = _records(coll, plist, cols)
+    geoms = coll.geometries_at(plist) if isinstance(coll, LazyLayer) else coll.geoms[plist]
+    return gpd.GeoDataFrame({c: [r.get(c) for r in recs] for c in cols}, geometry=list(geoms), crs="OGC:CRS84")
+
+
+def plan(fid: str, outline: Any) -> Reassignment:
+    """The re-assignment of points ``outline`` asks of grid ``fid`` (grids and points read around it)."""
+    grids, points = county().get("grids"), county().get("points")
+    pos = grids.locate_key(fid)
+    now = _frame(grids, np.array([pos]), ["code", "parent"]).geometry.iloc[0]
+    box = shapely.bounds(shapely.union(now, outline)).tolist()
+    near = _frame(grids, grids.bbox_positions([tuple(box)]), ["code", "parent"])  # other villages' too: a
+    wide = shapely.bounds(shapely.union_all(near.geometry.values)).tolist()
+    # point of theirs the outline takes breaks the village border (named in the 409)
+    pts = _frame(points, points.bbox_positions([tuple(wide)]), ["code", "parent", "households"])
+    pts = pts[pts["parent"].isin(set(near["code"]))]
+    return reassign(fid, outline, grids=near.reset_index(drop=True), points=pts.reset_index(drop=True))
+
+
+def apply(store: Store, fid: str, r: Reassignment) -> dict[str, Any]:
+    """Write the re-assignment ``r`` of grid ``fid`` (rules held, the caller allowed): one transaction, then
+    the served copies. The version's row with its change list."""
+    if r.broken:
+        raise ConflictError(f"grids {fid}: the edit breaks {len(r.broken)} rule(s), nothing changed: "
+                            + "; ".join(r.broken))
+    for g in r.grids:
+        require("geometry.write", current_app.extensions["chains"].chain(g), what=f"grids {g}")
+    grids, points = county().get("grids"), county().get("points")
+    hh = county().collections.get("households")
+    per_point = _point_households(points, list(r.moves))
+    counts = _counts(points, r)
+    who = principal().label
+    changes = _changes(grids, r, per_point)
+    srid = int(grids.storage_epsg or 4326)
+    column = getattr(getattr(grids, "t", None), "geom", "geom")
+    with store.transaction() as cur:
+        Versions(store).base_in(cur, author=who)
+        for g, geom in r.grids.items():
+            update_geometry(store, cur, "grids", g, _stored(geom, grids), srid=srid, column=column)
+            _set_counts(store, cur, g, counts[g], grids.column_names)
+        move_points(store, cur, r.moves, households=hh is not None and "grid" in hh.column_names)
+        store.audit(cur, who, "grid.redraw", f"grids/{fid}", before={p: a for p, (a, _) in r.moves.items()},
+                    after={p: b for p, (_, b) in r.moves.items()})
+        row = Versions(store).add_in(cur, kind="edit", author=who, changes=changes, message=(
+            f"grids {fid}: redrawn, {len(r.moves)} grid point(s) moved ("
+            + ", ".join(f"{p} {a} -> {b}" for p, (a, b) in sorted(r.moves.items())[:5]) + ")"))
+    _follow(r, counts, hh)
+    log.info("%s redrew grid %s: %d point(s) moved", who, fid, len(r.moves))
+    return {**row, "changes": changes}
+
+
+def _stored(geom: Any, coll: Any) -> Any:
+    """A CRS84 outline as the layer stores it: a MultiPolygon, or a Polygon in a layer of polygons (a grid
+    in pieces cannot be stored there: 409), in its CRS (lon/lat CGCS2000 as is)."""
+    parts = [p for p in shapely.get_parts(geom) if p.geom_type == "Polygon"]
+    if str(getattr(coll, "geometry_type", "")).lower() == "polygon":
+        if len(parts) != 1:
+            raise ConflictError(f"{coll.id}: the layer holds single polygons, and the edit would make a grid of "
+                                f"{len(parts)} pieces")
+        multi = parts[0]
+    else:
+        multi = shapely.MultiPolygon(parts)
+    epsg = coll.storage_epsg
+    if epsg in (None, 4326, 4490):
+        return multi
+    from pyproj import Transformer
+
+    tr = Transformer.from_crs("OGC:CRS84", f"EPSG:{epsg}", always_xy=True)
+    return shapely.transform(multi, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+
+
+def _point_households(points: Any, codes: list[str]) -> dict[str, int]:
+    if not codes or "households" not in points.column_names:
+        return {c: 0 for c in codes}
+    recs = _records(points, [points.locate_key(c) for c in codes], ["households"])
+    return {c: int(r.get("households") or 0) for c, r in zip(codes, recs, strict=True)}
+
+
+def _counts(points: Any, r: Reassignment) -> dict[str, dict[str, int]]:
+    """Each changed grid's households and grid points after the moves (its points read from the layer)."""
+    out: dict[str, dict[str, int]] = {}
+    cols = points.column_names
+    for g in r.grids:
+        pos = [p for p in points.bbox_positions([tuple(shapely.bounds(r.grids[g]).tolist())]).tolist()]
+        recs = _records(points, pos, ["code", "parent", "households"])
+        mine = [x for x in recs if r.moves.get(str(x.get("code")), (None, x.get("parent")))[1] == g]
+        out[g] = {"n_points": len(mine),
+                  "households": sum(int(x.get("households") or 0) for x in mine) if "households" in cols else 0}
+    return out
+
+
+def _set_counts(store: Store, cur: Any, grid: str, counts: dict[str, int], columns: list[str]) -> None:
+    sets = {k: v for k, v in counts.items() if k in columns}
+    if sets:
+        store.execute(cur, f'UPDATE "grids" SET {", ".join(f"{k!s} = ?" for k in sets)} WHERE code = ?',
+                      [*sets.values(), grid])
+
+
+def _changes(grids: Any, r: Reassignment, per_point: dict[str, int]) -> dict[str, Any]:
+    """The version's change list, as ``gridgeo diff`` writes one: grids reshaped, units and households moved."""
+    moved = [{"code": p, "from": a, "to": b, "households": per_point.get(p, 0)}
+             for p, (a, b) in sorted(r.moves.items())]
+    return {"levels": {"grids": {"retired": [], "created": [], "reshaped": sorted(r.grids),
+                                 "kept": len(grids) - len(r.grids)},
+                       "points": {"retired": [], "created": [], "reshaped": [], "kept": len(county().get("points")),
+                                  "moved": moved}},
+            "households": {"moved": {"grid": {"rows": len(moved), "households": sum(per_point.values())}}},
+            "people": {}}
+
+
+def _follow(r: Reassignment, counts: dict[str, dict[str, int]], hh: Any) -> None:
+    """The served layers, /locate and the chains after the write."""
+    grids, points = county().get("grids"), county().get("points")
+    loc: Any = current_app.extensions.get("locator")
+    chains = current_app.extensions["chains"]
+    for g, geom in r.grids.items():
+        if isinstance(grids, LazyLayer):
+            grids.forget(g)
+        else:
+            grids.replace(g, shapely.orient_polygons(geom, exterior_cw=False))
+            grids.set_properties(g, {k: v for k, v in counts[g].items() if k in grids.column_names})
+        if isinstance(loc, Locator):
+            loc.replace("grids", g, geom)
+    for p, (_, to) in r.moves.items():
+        if isinstance(points, LazyLayer):
+            points.forget(p)
+        else:
+            points.set_properties(p, {"parent": to})
+        chains.parents[p] = (to,)
+        if isinstance(loc, Locator):
+            loc.moved("point", p, "grid", to)
+    if hh is not None:
+        _follow_households(hh, r)
+
+
+def _follow_households(hh: Any, r: Reassignment) -> None:
+    """The moved points' households served with their new grid."""
+    if isinstance(hh, LazyLayer):
+        hh.forget_all()
+        return
+    if "point" not in hh.column_names or "grid" not in hh.column_names:
+        return
+    points = np.asarray(hh.columns(["point"])["point"], dtype=object)
+    for p, (_, to) in r.moves.items():
+        for pos in np.flatnonzero(points == p).tolist():
+            hh.set_properties(hh.key_at(pos), {"grid": to})
