@@ -69,13 +69,21 @@ def reassign(grid: str, outline: Any, *, grids: gpd.GeoDataFrame, points: gpd.Ge
                               f"grid {grid} in {home}")
         else:
             new_parent[i] = grid
-    for i in np.flatnonzero((share <= MAJORITY) & (parent == grid)).tolist():
-        to = _neighbour(i, pts, new_parent, grid, village=village, home=home)
-        if to is None:
-            out.broken.append(f"orphan: point {codes[i]} leaves grid {grid} and touches no other grid of "
-                              f"village {home} to join")
-        else:
-            new_parent[i] = to
+    leaving = np.flatnonzero((share <= MAJORITY) & (parent == grid)).tolist()
+    while leaving:  # until no leaving point finds a neighbour: a strip given away flows on from its edge
+        left = []
+        for i in leaving:
+            to = _neighbour(i, pts, new_parent, grid, village=village, home=home)
+            if to is None:
+                left.append(i)
+            else:
+                new_parent[i] = to
+        if len(left) == len(leaving):
+            break
+        leaving = left
+    for i in leaving:
+        out.broken.append(f"orphan: point {codes[i]} leaves grid {grid} and touches no other grid of "
+                          f"village {home} to join")
     out.moves = {codes[i]: (parent[i], new_parent[i]) for i in np.flatnonzero(new_parent != parent).tolist()}
     _outlines(out, points, parent, new_parent, grids)
     return out
