@@ -18,10 +18,10 @@ import numpy as np
 import shapely
 from flask import current_app
 
-from gridgeo.county.reassign import Reassignment, reassign
+from gridgeo.county.reassign import Reassignment, reassign, regroup
 from gridgeo.errors import ConflictError, InputError
 from gridgeo.store import Store, Versions
-from gridgeo.store.edits import move_points, update_geometry
+from gridgeo.store.edits import move_points, update_geometry, update_unit
 
 from .auth import principal, require
 from .features import county
@@ -81,36 +81,91 @@ def plan(fid: str, outline: Any) -> Reassignment:
     return reassign(fid, outline, grids=near.reset_index(drop=True), points=pts.reset_index(drop=True))
 
 
+#: an edit of one unit's attributes: (layer, code, the values before, the values set)
+Edit = tuple[str, str, dict[str, Any], dict[str, Any]]
+
+
 def apply(store: Store, fid: str, r: Reassignment) -> dict[str, Any]:
-    """Write the re-assignment ``r`` of grid ``fid`` (rules held, the caller allowed): one transaction, then
-    the served copies. The version's row with its change list."""
-    if r.broken:
-        raise ConflictError(f"grids {fid}: the edit breaks {len(r.broken)} rule(s), nothing changed: "
-                            + "; ".join(r.broken))
-    for g in r.grids:
+    """Write the re-assignment ``r`` of grid ``fid`` (its rules held): the version's row with its change list."""
+    message = (f"grids {fid}: redrawn, {len(r.moves)} grid point(s) moved ("
+               + ", ".join(f"{p} {a} -> {b}" for p, (a, b) in sorted(r.moves.items())[:5]) + ")")
+    return write_changes(store, kind="edit", message=message, redraw=r, target=f"grids/{fid}")
+
+
+def write_changes(store: Store, *, kind: str, message: str, edits: list[Edit] | None = None,
+                  redraw: Reassignment | None = None, target: str = "grids") -> dict[str, Any]:
+    """One change set: grid points moved (``redraw``, its rules held) and units' attributes set (``edits``),
+    an audit row for each and one version (``kind``) in one transaction; then the served layers,
+    /locate and the chains follow. Who may: ``geometry.write`` on every grid redrawn (the caller checked
+    the attribute edits). The version's row with its change list."""
+    edits = edits or []
+    if redraw is not None and redraw.broken:
+        raise ConflictError(f"{target}: the edit breaks {len(redraw.broken)} rule(s), nothing changed: "
+                            + "; ".join(redraw.broken))
+    for g in (redraw.grids if redraw is not None else {}):
         require("geometry.write", current_app.extensions["chains"].chain(g), what=f"grids {g}")
-    grids, points = county().get("grids"), county().get("points")
-    hh = county().collections.get("households")
-    per_point = _point_households(points, list(r.moves))
-    counts = _counts(points, r)
     who = principal().label
-    changes = _changes(grids, r, per_point)
-    srid = int(grids.storage_epsg or 4326)
-    column = getattr(getattr(grids, "t", None), "geom", "geom")
+    hh = county().collections.get("households")
+    counts = _counts(county().get("points"), redraw) if redraw is not None else {}
+    changes = _attribute_changes(edits, _changes(redraw) if redraw is not None else None)
     with store.transaction() as cur:
         Versions(store).base_in(cur, author=who)
-        for g, geom in r.grids.items():
-            update_geometry(store, cur, "grids", g, _stored(geom, grids), srid=srid, column=column)
-            _set_counts(store, cur, g, counts[g], grids.column_names)
-        move_points(store, cur, r.moves, households=hh is not None and "grid" in hh.column_names)
-        store.audit(cur, who, "grid.redraw", f"grids/{fid}", before={p: a for p, (a, _) in r.moves.items()},
-                    after={p: b for p, (_, b) in r.moves.items()})
-        row = Versions(store).add_in(cur, kind="edit", author=who, changes=changes, message=(
-            f"grids {fid}: redrawn, {len(r.moves)} grid point(s) moved ("
-            + ", ".join(f"{p} {a} -> {b}" for p, (a, b) in sorted(r.moves.items())[:5]) + ")"))
-    _follow(r, counts, hh)
-    log.info("%s redrew grid %s: %d point(s) moved", who, fid, len(r.moves))
+        if redraw is not None:
+            _write_redraw(store, cur, redraw, counts, hh=hh is not None and "grid" in hh.column_names)
+            store.audit(cur, who, "grid.redraw", target, before={p: a for p, (a, _) in redraw.moves.items()},
+                        after={p: b for p, (_, b) in redraw.moves.items()})
+        for name, fid, before, changed in edits:
+            update_unit(store, cur, name, fid, changed)
+            store.audit(cur, who, "unit.edit", f"{name}/{fid}", before={k: before.get(k) for k in changed},
+                        after=changed)
+        row = Versions(store).add_in(cur, kind=kind, author=who, changes=changes, message=message)
+    if redraw is not None:
+        _follow(redraw, counts, hh)
+        log.info("%s redrew %s: %d grid point(s) moved", who, target, len(redraw.moves))
+    _follow_attributes(edits, who)
     return {**row, "changes": changes}
+
+
+def _write_redraw(store: Store, cur: Any, r: Reassignment, counts: dict[str, dict[str, int]], *, hh: bool) -> None:
+    grids = county().get("grids")
+    srid = int(grids.storage_epsg or 4326)
+    column = getattr(getattr(grids, "t", None), "geom", "geom")
+    for g, geom in r.grids.items():
+        update_geometry(store, cur, "grids", g, _stored(geom, grids), srid=srid, column=column)
+        _set_counts(store, cur, g, counts[g], grids.column_names)
+    move_points(store, cur, r.moves, households=hh)
+
+
+def _attribute_changes(edits: list[Edit], changes: dict[str, Any] | None) -> dict[str, Any]:
+    """``changes`` (or an empty change list) with the attribute edits in each level's ``edited``."""
+    out = changes or {"levels": {}, "households": {}, "people": {}}
+    for name, fid, before, changed in edits:
+        level = out["levels"].setdefault(name, {"retired": [], "created": [], "reshaped": [],
+                                                "kept": len(county().get(name))})
+        level.setdefault("edited", []).append({"code": fid, "before": {k: before.get(k) for k in changed},
+                                               "after": changed})
+    return out
+
+
+def _follow_attributes(edits: list[Edit], who: str) -> None:
+    loc: Any = current_app.extensions.get("locator")
+    for name, fid, _, changed in edits:
+        county().get(name).set_properties(fid, changed)
+        if isinstance(loc, Locator):  # not built yet: it reads the edited values when it is
+            loc.edited(name, fid, changed)
+        log.info("%s edited %s %s: %s", who, name, fid, ", ".join(changed))
+
+
+def regrouped(targets: dict[str, str]) -> Reassignment:
+    """The grid points of ``targets`` (code -> grid) moved back, the grids they leave and join redrawn."""
+    grids, points = county().get("grids"), county().get("points")
+    mine = _frame(points, np.array([points.locate_key(c) for c in targets]), ["code", "parent"])
+    involved = set(mine["parent"].astype(str)) | set(targets.values())
+    near = _frame(grids, np.array([grids.locate_key(g) for g in sorted(involved)]), ["code", "parent"])
+    box = tuple(shapely.bounds(shapely.union_all(near.geometry.values)).tolist())
+    pts = _frame(points, points.bbox_positions([box]), ["code", "parent", "households"])
+    pts = pts[pts["parent"].isin(involved)].reset_index(drop=True)
+    return regroup(targets, grids=near, points=pts)
 
 
 def _stored(geom: Any, coll: Any) -> Any:
@@ -160,8 +215,10 @@ def _set_counts(store: Store, cur: Any, grid: str, counts: dict[str, int], colum
                       [*sets.values(), grid])
 
 
-def _changes(grids: Any, r: Reassignment, per_point: dict[str, int]) -> dict[str, Any]:
+def _changes(r: Reassignment) -> dict[str, Any]:
     """The version's change list, as ``gridgeo diff`` writes one: grids reshaped, units and households moved."""
+    grids = county().get("grids")
+    per_point = _point_households(county().get("points"), list(r.moves))
     moved = [{"code": p, "from": a, "to": b, "households": per_point.get(p, 0)}
              for p, (a, b) in sorted(r.moves.items())]
     return {"levels": {"grids": {"retired": [], "created": [], "reshaped": sorted(r.grids),

@@ -27,14 +27,13 @@ from flask import Blueprint, Response, current_app, request, url_for
 from werkzeug.exceptions import MethodNotAllowed
 
 from gridgeo.errors import InputError, PreconditionFailedError, PreconditionRequiredError, UsageError
-from gridgeo.store import Store, Versions, is_url
-from gridgeo.store.edits import EDITABLE_LAYERS, check_values, update_unit
+from gridgeo.store import Store, is_url
+from gridgeo.store.edits import EDITABLE_LAYERS, check_values
 
 from . import edit_geometry
 from .auth import principal, require
-from .edit_geometry import REDRAWN, parse_outline
+from .edit_geometry import REDRAWN, Edit, parse_outline
 from .features import _item, county
-from .locate import Locator
 from .store import dumps
 
 log = logging.getLogger(__name__)
@@ -178,34 +177,10 @@ def _apply(store: Store, name: str, fid: str, before: dict[str, Any], changed: d
     apply_edits(store, [(name, fid, before, changed)], kind="edit", message=message)
 
 
-#: an edit of one unit: (layer, code, the values before, the values set)
-Edit = tuple[str, str, dict[str, Any], dict[str, Any]]
-
-
 def apply_edits(store: Store, edits: list[Edit], *, kind: str, message: str) -> dict[str, Any]:
     """Edits of units' attributes, an audit row each and one version (``kind``) in one transaction; then
     the served features and /locate's summaries follow. The version's row."""
-    who = principal().label
-    levels: dict[str, Any] = {}
-    for name, fid, before, changed in edits:
-        level = levels.setdefault(name, {"retired": [], "created": [], "reshaped": [],
-                                         "kept": len(county().get(name)), "edited": []})
-        level["edited"].append({"code": fid, "before": {k: before.get(k) for k in changed}, "after": changed})
-    changes = {"levels": levels, "households": {}, "people": {}}
-    with store.transaction() as cur:
-        Versions(store).base_in(cur, author=who)
-        for name, fid, before, changed in edits:
-            update_unit(store, cur, name, fid, changed)
-            store.audit(cur, who, "unit.edit", f"{name}/{fid}", before={k: before.get(k) for k in changed},
-                        after=changed)
-        row = Versions(store).add_in(cur, kind=kind, author=who, changes=changes, message=message)
-    loc: Any = current_app.extensions.get("locator")
-    for name, fid, _, changed in edits:
-        county().get(name).set_properties(fid, changed)
-        if isinstance(loc, Locator):  # not built yet: it reads the edited values when it is
-            loc.edited(name, fid, changed)
-        log.info("%s edited %s %s: %s", who, name, fid, ", ".join(changed))
-    return {**row, "changes": changes}
+    return edit_geometry.write_changes(store, kind=kind, message=message, edits=edits)
 
 
 @bp.route("/collections/<name>/items/<fid>", methods=["OPTIONS"])

@@ -47,8 +47,10 @@ def versions_paths() -> dict[str, Any]:
             "responses": {**_one("Both versions and the change list", {"type": "object", "properties": {
                 "from": _VERSION, "to": _VERSION, "changes": _CHANGES}}), **problems}}},
         "/versions/{versionId}/restore": {"post": {
-            "summary": "Roll the units' attributes back to a version, as a new version (GIS staff, admins)",
-            "description": "Every version after it must be an attribute edit (or a restore of edits): a build or "
+            "summary": "Roll the edits made over the API since a version back, as a new version (GIS staff, "
+                       "admins)",
+            "description": "Attributes and grid points moved by redrawn grids go back to what the version had. "
+                           "Every version after it must be an edit over the API (or a restore): a build or "
                            "a load is named in the 409, and undone by building again. Each unit is checked as "
                            "an edit of it is (role and scope); the edits, their audit rows and the new version "
                            "are one transaction.",

@@ -3,10 +3,10 @@
 Views parse, read :class:`gridgeo.store.Versions` and shape the answer. GIS staff
 and admins read them (``version.read``): a change list names the units, the
 households' moves by unit and the roster's person ids (never names or phones).
-``POST /versions/{v}/restore`` rolls the units' attributes back to version ``v``
-as a new version (kind ``restore``), when every version since is an attribute
-edit (a rebuild replaced the file it was made from: it is undone by building
-again, and named in the 409).
+``POST /versions/{v}/restore`` rolls the units' attributes and the grid points
+moved over the API back to version ``v`` as a new version (kind ``restore``),
+when every version since is an edit over the API (a rebuild replaced the file it
+was made from: it is undone by building again, and named in the 409).
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from flask import Blueprint, Response, current_app, request, url_for
 
 from gridgeo.errors import ConflictError, NotFoundError, UsageError
 from gridgeo.store import Versions
-from gridgeo.store.versions import composed_edits, rollback_values
+from gridgeo.store.versions import composed_edits, rollback
 
+from . import edit_geometry
 from .auth import require
-from .edits import Edit, _edits_store, apply_edits
+from .edits import Edit, _edits_store
 from .features import county
 from .ogc import JSON, check_params
 from .records import _store
@@ -119,14 +120,18 @@ def restore_version(versionId: str) -> Response:
             len(doc.get("message", "")) > _MAX_MESSAGE:
         raise UsageError(f"a restore's body is {{\"message\": TEXT}} (at most {_MAX_MESSAGE} characters) or empty")
     versions = _versions()
-    values = rollback_values(vid, versions.after(vid))
+    values, points = rollback(vid, versions.after(vid))
     edits = [e for e in (_undo(layer, code, vals) for (layer, code), vals in sorted(values.items())) if e[3]]
-    if not edits:
+    redraw = edit_geometry.regrouped(points) if points else None
+    if redraw is not None and not redraw.moves:
+        redraw = None
+    if not edits and redraw is None:
         return _answer({"restored": vid, "version": None,
-                        "detail": f"the units' attributes are already those of version {vid}"})
-    store = _edits_store(edits[0][0])
+                        "detail": f"the units' attributes and grids are already those of version {vid}"})
+    store = _edits_store(edits[0][0] if edits else "grids")
     message = f"restore version {vid}" + (f": {doc['message']}" if doc.get("message") else "")
-    row = apply_edits(store, edits, kind="restore", message=message)
+    row = edit_geometry.write_changes(store, kind="restore", message=message, edits=edits, redraw=redraw,
+                                      target=f"versions/{vid}")
     resp = _answer({"restored": vid, "version": _linked({k: v for k, v in row.items() if k != "changes"}),
                     "changes": row["changes"]})
     resp.status_code = 201

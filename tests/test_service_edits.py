@@ -269,6 +269,19 @@ def test_a_grid_redrawn_moves_whole_grid_points(either: Served) -> None:
     assert s.client.get(f"/locate?lon={lon}&lat={lat}").get_json()["properties"]["grid"]["code"] == grid
     version = Versions(s.store).list()[-1]  # type: ignore[arg-type]
     assert version["kind"] == "edit" and version["summary"]["levels"]["grids"]["reshaped"] == 2
+    # rolled back: the point and its households back in their grid, as a version of its own
+    back = s.client.post(f"/versions/{version['previous']}/restore", headers=s.auth("admin"))
+    assert back.status_code == 201, back.get_data(as_text=True)
+    assert [(m["code"], m["from"], m["to"]) for m in back.get_json()["changes"]["levels"]["points"]["moved"]] == [
+        (point, grid, was)]
+    assert point in _points_of(s, was) and point not in _points_of(s, grid)
+    now = {f["id"]: f for f in s.client.get("/collections/households/items?limit=10000",
+                                            headers=s.auth("admin")).get_json()["features"]}
+    assert all(now[f["id"]]["properties"]["grid"] == was for f in hh)
+    assert s.client.get(f"/locate?lon={lon}&lat={lat}").get_json()["properties"]["grid"]["code"] == was
+    assert s.client.post(f"/versions/{version['id']}/restore", headers=s.auth("admin")).status_code == 201  # again
+    assert point in _points_of(s, grid)
+    grids2, points2 = _grids_and_points(s)
     # into another village: refused, nothing changed
     other = next(f for f in points if grids.get(f["properties"]["parent"], {}).get("properties", {}).get(
         "parent") not in (None, grids[grid]["properties"]["parent"]))

@@ -24,7 +24,7 @@ import shapely
 
 from gridgeo.data.crs import metric_crs
 
-__all__ = ["MAJORITY", "Reassignment", "reassign"]
+__all__ = ["MAJORITY", "Reassignment", "reassign", "regroup"]
 
 #: a point joins the edited grid when more than this share of its area is inside the new outline
 MAJORITY = 0.5
@@ -84,6 +84,18 @@ def reassign(grid: str, outline: Any, *, grids: gpd.GeoDataFrame, points: gpd.Ge
     for i in leaving:
         out.broken.append(f"orphan: point {codes[i]} leaves grid {grid} and touches no other grid of "
                           f"village {home} to join")
+    out.moves = {codes[i]: (parent[i], new_parent[i]) for i in np.flatnonzero(new_parent != parent).tolist()}
+    _outlines(out, points, parent, new_parent, grids)
+    return out
+
+
+def regroup(targets: dict[str, str], *, grids: gpd.GeoDataFrame, points: gpd.GeoDataFrame) -> Reassignment:
+    """Points moved to the grids ``targets`` names (point code -> grid: a restore of earlier moves), with
+    the changed grids' new outlines and the rules on them, as :func:`reassign` gives them."""
+    codes = points["code"].astype(str).to_numpy()
+    parent = points["parent"].astype(str).to_numpy()
+    new_parent = np.array([targets.get(c, p) for c, p in zip(codes, parent, strict=True)], dtype=object)
+    out = Reassignment()
     out.moves = {codes[i]: (parent[i], new_parent[i]) for i in np.flatnonzero(new_parent != parent).tolist()}
     _outlines(out, points, parent, new_parent, grids)
     return out

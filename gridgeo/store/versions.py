@@ -137,9 +137,21 @@ def only_edits(changes: dict[str, Any] | None) -> bool:
                              for v in levels.values())
 
 
-def rollback_values(vid: int, later: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    """The attribute values of version ``vid`` of every unit a version after it edited: (layer, code) ->
-    {column: value}, the ``before`` of the first edit after ``vid`` of each.
+def redraws(changes: dict[str, Any] | None) -> bool:
+    """Whether a change list holds attribute edits and grids redrawn over the API only (grid points moved
+    between grids, no code retired or created): what a restore can undo."""
+    if not changes:
+        return False
+    levels = changes.get("levels", {})
+    moved = changes.get("households", {}).get("moved", {})
+    return set(moved) <= {"grid"} and all(not v.get("retired") and not v.get("created") for v in levels.values()) \
+        and all(not v.get("reshaped") for k, v in levels.items() if k != "grids")
+
+
+def rollback(vid: int, later: list[dict[str, Any]]) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, str]]:
+    """What version ``vid`` had of everything the versions after it changed: the attribute values of every
+    unit edited, (layer, code) -> {column: value} (the ``before`` of the first edit after ``vid``), and
+    the grid of every grid point moved, point -> grid (the ``from`` of its first move after ``vid``).
 
     Raises
     ------
@@ -149,18 +161,21 @@ def rollback_values(vid: int, later: list[dict[str, Any]]) -> dict[tuple[str, st
     """
     if not later:
         raise ConflictError(f"version {vid} is the current one: there is nothing to restore")
-    blocked = [v for v in later if v["kind"] not in ("edit", "restore") or not only_edits(v["changes"])]
+    blocked = [v for v in later if v["kind"] not in ("edit", "restore") or not redraws(v["changes"])]
     if blocked:
         named = ", ".join(f"{v['id']} ({v['kind']}: {v['message'][:80]})" for v in blocked[:5])
         raise ConflictError(f"cannot restore version {vid}: {len(blocked)} version(s) after it redrew or re-read "
-                            f"the county ({named}); only attribute edits are rolled back over the API, a build by "
-                            "building again from the inputs it was made of")
-    out: dict[tuple[str, str], dict[str, Any]] = {}
+                            f"the county ({named}); edits over the API are rolled back, a build by building "
+                            "again from the inputs it was made of")
+    values: dict[tuple[str, str], dict[str, Any]] = {}
+    points: dict[str, str] = {}
     for v in reversed(later):  # newest first: the oldest edit's before is written last
         for layer, level in v["changes"]["levels"].items():
             for edit in level.get("edited", []):
-                out.setdefault((layer, str(edit["code"])), {}).update(edit["before"])
-    return out
+                values.setdefault((layer, str(edit["code"])), {}).update(edit["before"])
+            for move in level.get("moved", []):
+                points[str(move["code"])] = str(move["from"])
+    return values, points
 
 
 def composed_edits(between: list[dict[str, Any]]) -> dict[str, Any] | None:
