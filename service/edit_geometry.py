@@ -16,6 +16,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import shapely
+import shapely.geometry
 from flask import current_app
 
 from gridgeo.county.reassign import Reassignment, reassign, regroup
@@ -79,6 +80,17 @@ def plan(fid: str, outline: Any) -> Reassignment:
     pts = _frame(points, points.bbox_positions([tuple(wide)]), ["code", "parent", "households"])
     pts = pts[pts["parent"].isin(set(near["code"]))]
     return reassign(fid, outline, grids=near.reset_index(drop=True), points=pts.reset_index(drop=True))
+
+
+def preview(fid: str, r: Reassignment) -> dict[str, Any]:
+    """What the re-assignment ``r`` of grid ``fid`` would do, not applied: the grids' new outlines (GeoJSON,
+    CRS84), the points moved, the rules it breaks and the change list it would record."""
+    feats = [{"type": "Feature", "id": g, "geometry": shapely.geometry.mapping(geom), "properties": {"code": g}}
+             for g, geom in sorted(r.grids.items())]
+    return {"applied": False, "grid": fid, "rules": {"broken": r.broken, "ok": not r.broken},
+            "moves": [{"code": p, "from": a, "to": b} for p, (a, b) in sorted(r.moves.items())],
+            "grids": {"type": "FeatureCollection", "features": feats},
+            "changes": _changes(r) if r.moves and not r.broken else None}
 
 
 #: an edit of one unit's attributes: (layer, code, the values before, the values set)

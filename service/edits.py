@@ -152,6 +152,9 @@ def _edit(name: str, fid: str, parse: Any) -> Response:
     actions = {"roster.write" if k.startswith("leader") else "geometry.write" for k in values}
     for action in actions | ({"geometry.write"} if outline is not None else set()):
         require(action, chain, what=f"{name} {fid}")
+    if _preview(outline):
+        shown = edit_geometry.preview(fid, edit_geometry.plan(fid, outline))
+        return Response(dumps(shown), mimetype="application/json")
     _check_if_match(name, fid, body)
     redrawn = None
     if outline is not None:
@@ -169,6 +172,17 @@ def _edit(name: str, fid: str, parse: Any) -> Response:
                     mimetype="application/geo+json")
     resp.set_etag(hashlib.blake2b(item, digest_size=16).hexdigest())  # of the item as a GET gives it
     return resp
+
+
+def _preview(outline: Any) -> bool:
+    """``?preview=true``: what a grid's new outline would do, its rule report and change list, not applied
+    (the map shows it before GIS staff save)."""
+    text = request.args.get("preview", "false")
+    if text not in ("true", "false"):
+        raise UsageError(f"preview is true or false, got {text[:20]!r}")
+    if text == "true" and outline is None:
+        raise UsageError("preview=true previews a grid's new geometry; this edit sends none")
+    return text == "true"
 
 
 def _apply(store: Store, name: str, fid: str, before: dict[str, Any], changed: dict[str, str | None]) -> None:

@@ -240,6 +240,11 @@ def test_a_grid_redrawn_moves_whole_grid_points(either: Served) -> None:
     outline = shapely.union(shapely.geometry.shape(grids[grid]["geometry"]), geom)
     hh = [f for f in s.client.get("/collections/households/items?limit=10000", headers=s.auth("admin")).get_json()[
         "features"] if f["properties"].get("point") == point]
+    shown = s.client.patch(f"/collections/grids/items/{grid}?preview=true", headers=s.auth("admin"),
+                           json={"geometry": shapely.geometry.mapping(outline)})  # not applied
+    assert shown.status_code == 200 and shown.get_json()["applied"] is False, shown.get_data(as_text=True)
+    assert shown.get_json()["moves"] == [{"code": point, "from": was, "to": grid}] and shown.get_json()["rules"]["ok"]
+    assert point in _points_of(s, was)
     resp = _patch(s, {"geometry": shapely.geometry.mapping(outline)}, "*", "admin", code=grid)
     assert resp.status_code == 200, resp.get_data(as_text=True)
     moved = resp.get_json()["changes"]["levels"]["points"]["moved"]
@@ -289,6 +294,10 @@ def test_a_grid_redrawn_moves_whole_grid_points(either: Served) -> None:
                         shapely.geometry.shape(other["geometry"]))
     bad = _patch(s, {"geometry": shapely.geometry.mapping(far)}, "*", "admin", code=grid)
     assert bad.status_code == 409 and "village border" in bad.get_json()["detail"], bad.get_data(as_text=True)
+    assert _grids_and_points(s) == (grids2, points2)  # nothing changed
+    shown = s.client.patch(f"/collections/grids/items/{grid}?preview=true", headers=s.auth("admin"),
+                           json={"geometry": shapely.geometry.mapping(far)}).get_json()
+    assert not shown["rules"]["ok"] and any("village border" in b for b in shown["rules"]["broken"])
     # all but one of its points given away to the neighbours except one in the middle: cut or emptied
     tiny = shapely.geometry.shape(grids2[grid]["geometry"]).representative_point().buffer(1e-7)
     cut = _patch(s, {"geometry": shapely.geometry.mapping(tiny)}, "*", "admin", code=grid)
