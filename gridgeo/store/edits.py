@@ -49,12 +49,20 @@ def check_values(layer: str, columns: list[str], values: Mapping[str, Any]) -> d
     return out
 
 
+def code_index(store: Store, cur: Any, layer: str, column: str = "code") -> None:
+    """Index ``layer.column`` the first time an edit looks rows up by it (a build writes no such index:
+    without it each edit of a province's grids or points scanned the table, 0.12-0.18 s a statement). Not
+    named ``gg_``: a rebuild carries the store's ``gg_`` objects into a file whose layers may differ."""
+    store.execute(cur, f'CREATE INDEX IF NOT EXISTS "gridgeo_{layer}_{column}" ON "{layer}" ("{column}")')
+
+
 def update_unit(store: Store, cur: Any, layer: str, code: str, values: Mapping[str, str | None]) -> None:
     """Set ``values`` on the unit ``code`` of ``layer`` (identifiers checked by the caller against the layer's
     columns), in the caller's transaction."""
     if layer not in EDITABLE_LAYERS or not values or not all(editable(k) for k in values):
         raise InputError(f"{layer}: not an edit of a unit's attributes ({', '.join(values)})")
     sets = ", ".join(f'"{k}" = ?' for k in values)
+    code_index(store, cur, layer)
     store.execute(cur, f'UPDATE "{layer}" SET {sets} WHERE code = ?', [*values.values(), code])
     if cur.rowcount != 1:
         raise InputError(f"{layer}: no unit {code!r} in the store's copy of the layer ({cur.rowcount} rows)")
@@ -76,6 +84,7 @@ def update_geometry(store: Store, cur: Any, layer: str, code: str, geom: Any, *,
     import shapely
 
     wkb = shapely.to_wkb(geom, byte_order=1, flavor="iso")
+    code_index(store, cur, layer)
     if store.dialect == "postgresql":
         store.execute(cur, f'UPDATE "{layer}" SET "{column}" = ST_SetSRID(ST_GeomFromWKB(?), ?) WHERE code = ?',
                       [wkb, srid, code])
@@ -87,7 +96,14 @@ def update_geometry(store: Store, cur: Any, layer: str, code: str, geom: Any, *,
 
 
 def move_points(store: Store, cur: Any, moves: Mapping[str, tuple[str, str]], *, households: bool) -> None:
-    """Give each moved grid point its new grid (``points.parent``) and its households theirs (``grid``)."""
+    """Give each moved grid point its new grid (``points.parent``) and its households theirs (``grid``).
+
+    The households are found by their ``point`` column, indexed the first time (:func:`code_index`:
+    without it each moved point scanned the 5M households of a province, 1.4 s an edit)."""
+    if moves:
+        code_index(store, cur, "points")
+    if households and moves:
+        code_index(store, cur, "households", "point")
     for point, (_, to) in moves.items():
         store.execute(cur, 'UPDATE "points" SET parent = ? WHERE code = ?', [to, point])
         if households:
