@@ -100,7 +100,7 @@ def _timed(conn: http.client.HTTPConnection, paths: list[str], watch: Watch) -> 
 def measure(county: str, args: argparse.Namespace) -> dict[str, Any]:
     port = _free_port()
     cmd = [sys.executable, "-c", "import sys; from gridgeo.cli import main; sys.exit(main())", "serve", county,
-           "--port", str(port), "--threads", "4"]
+           "--port", str(port), "--threads", "4", *([] if args.warm else ["--no-warm"])]
     with open(args.log, "wb") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=os.environ.copy())
     watch = Watch(proc.pid)
@@ -124,6 +124,7 @@ def measure(county: str, args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(0.2)
         out["locate_ready_s"] = round(time.perf_counter() - t0, 1)
         out["peak_rss_index_built_gib"] = round(watch.peak / 2**20, 2)
+        out["page_cache"] = json.loads(_get(conn, "/health")[1]).get("page_cache")  # the file warmed by now?
         doc = json.loads(_get(conn, "/collections/households/items?limit=1")[1])
         out["households"] = doc["numberMatched"]
         rng = np.random.default_rng(1)
@@ -168,6 +169,8 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--log", default="/tmp/bench_big_serve.log")
     ap.add_argument("--no-copy", dest="copy", action="store_false")
+    ap.add_argument("--no-warm", dest="warm", action="store_false",
+                    help="serve with --no-warm (the file not read into the page cache at start-up)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO)
     copy = args.copy and not args.county.startswith("postgresql")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, current_app, request
@@ -73,7 +74,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         report categories, deadlines and escalation ladder (:mod:`gridgeo.county.report_rules`).
         ``LAZY_AT`` (50,000): a layer with more features (or more than 8 MiB of geometry) is served from
         the GeoPackage or the PostGIS table page by page instead of held in memory (:mod:`.lazy`,
-        :mod:`.lazy_pg`); None: none is.
+        :mod:`.lazy_pg`); None: none is. ``WARM`` (True): when a layer is served from the GeoPackage, the file
+        is read once into the operating system's page cache in a background thread (:mod:`.warm`), so the
+        first reads of a page do not wait for the disk; skipped for a file above half the available memory.
     """
     app = Flask(__name__)
     from .store import LAZY_AT
@@ -113,6 +116,7 @@ def _load(app: Flask) -> Any:
         return Chains({k: c.table(["code", *PARENT_COLUMNS[k]]) for k, c in county.collections.items()
                        if k in PARENT_COLUMNS})
 
+    _warm(app, county)
     background = _background(app, county)
     app.extensions["chains"] = Later(chains, "chains of units") if background else chains()
     _start_locator(app, county, Locator, background)
@@ -125,6 +129,16 @@ def _load(app: Flask) -> Any:
                                         store=store, frames=county.frames, **_by_township(app, county)
                                         ) if path else None
     return county.path  # a URL without its password
+
+
+def _warm(app: Flask, county: Any) -> None:
+    """Start reading the county file into the page cache when a layer is served from it (``WARM``)."""
+    from .warm import Warmer
+
+    file = Path(county.path) if county.path and "://" not in county.path else None
+    lazy = any(county.is_lazy(name) for name in county.collections)
+    if file is not None and lazy and app.config.get("WARM", True) and file.is_file():
+        app.extensions["warm"] = Warmer(file).start()
 
 
 def _by_township(app: Flask, county: Any) -> dict[str, Any]:
@@ -318,4 +332,8 @@ def _headers(resp: Response) -> Response:
 
 
 def _health() -> Any:
-    return {"status": "ok", "layers": list(current_app.extensions["county"].collections)}
+    out: dict[str, Any] = {"status": "ok", "layers": list(current_app.extensions["county"].collections)}
+    warm = current_app.extensions.get("warm")
+    if warm is not None:
+        out["page_cache"] = warm.health()
+    return out

@@ -64,8 +64,23 @@ def gpkg_wkb(blob: bytes | None) -> bytes | None:
     return bytes(blob[8 + env:])
 
 
+def _wkb_of_sound(blobs: list[bytes | None]) -> list[bytes | None] | None:
+    """The WKB of every blob in one pass when all are GeoPackage geometries with a known envelope (a page's
+    common case: 3x faster than :func:`gpkg_wkb` one by one); None to go one by one and name the bad one. A
+    truncated blob gives short WKB, which :func:`.lazy_base.from_wkb` logs as unreadable."""
+    try:
+        if all(b is None or b[:2] == b"GP" for b in blobs):
+            return [None if b is None or b[3] & 0x10 else b[8 + _ENVELOPE[(b[3] >> 1) & 0x07]:] for b in blobs]
+    except (IndexError, KeyError):
+        pass
+    return None
+
+
 def decode(layer: str, ids: list[Any], blobs: list[bytes | None]) -> NDArray[np.object_]:
     """Shapely geometries of GeoPackage blobs; an unreadable one is None, logged with ``layer`` and its id."""
+    fast = _wkb_of_sound(blobs)
+    if fast is not None:
+        return from_wkb(layer, ids, fast)
     wkb: list[bytes | None] = []
     for fid, b in zip(ids, blobs, strict=True):
         try:
@@ -213,13 +228,14 @@ class LazyCollection(LazyLayer):
 
     def _fetch(self, fids: list[int]) -> dict[int, tuple[Any, bytes, bytes]]:
         """SQLite writes the properties' JSON (:func:`_json_object`)."""
-        every = _json_object(self.t.columns)
+        # the JSON cast to BLOB comes back as bytes, the UTF-8 SQLite wrote (no str made, then encoded again)
+        every = f"CAST({_json_object(self.t.columns)} AS BLOB)"
         if not self.has_private:  # one JSON per row: SQLite would evaluate a repeated expression twice (2.3x)
             rows = self._by_fid(f'SELECT "{self.t.fid}", "{self.t.geom}", {every} FROM "{self.t.name}"', fids)
-            return {int(r[0]): (r[1], js, js) for r in rows for js in (r[2].encode("utf-8"),)}
-        public = _json_object([(c, k) for c, k in self.t.columns if c in self.public])
+            return {r[0]: (r[1], r[2], r[2]) for r in rows}
+        public = f"CAST({_json_object([(c, k) for c, k in self.t.columns if c in self.public])} AS BLOB)"
         rows = self._by_fid(f'SELECT "{self.t.fid}", "{self.t.geom}", {every}, {public} FROM "{self.t.name}"', fids)
-        return {int(r[0]): (r[1], r[2].encode("utf-8"), r[3].encode("utf-8")) for r in rows}
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
     def _decode(self, keys: list[Any], raws: list[Any]) -> NDArray[np.object_]:
         return decode(self.id, keys, raws)

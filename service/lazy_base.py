@@ -325,19 +325,18 @@ class LazyLayer:
         keys = self._keys_of(fids)
         geoms = self._crs84(self._decode(keys, [rows[f][0] for f in fids]))
         geo = geojson_bytes(round_coords(geoms))
-        out: dict[int, Feature] = {}
-        for f, k, g, gj in zip(fids, keys, geoms.tolist(), geo, strict=True):
+        heads = [b'{"type":"Feature","id":%d,"geometry":' % k for k in keys] if self.int_keys else \
+            [b'{"type":"Feature","id":' + dumps(k) + b',"geometry":' for k in keys]
+        private, out = self.has_private, {}
+        for f, k, head, g, gj in zip(fids, keys, heads, geoms.tolist(), geo, strict=True):
             _, every, public = rows[f]
-            head = (b'{"type":"Feature","id":%d,"geometry":' % k) if self.int_keys else \
-                b'{"type":"Feature","id":' + dumps(k) + b',"geometry":'
-            tail = b',"properties":' + public + b"}"
-            private = self._private(k, every) if self.has_private else None
-            out[f] = Feature(head, gj, tail, private=private, props=every, geom=g)
+            out[f] = Feature(head, gj, b',"properties":' + public + b"}", props=every, geom=g,
+                             private=self._private(k, every) if private else None)
         return out
 
     def _private(self, key: Any, props: bytes) -> bytes:
         """The tail with every column, and the household's status over it (as ``set_status`` in memory)."""
-        status = self.statuses.get(key)
+        status = self.statuses.get(key) if self.statuses else None
         if not status:
             return b',"properties":' + props + b"}"
         rec = json.loads(props)

@@ -49,6 +49,10 @@ def register(sub: Any) -> None:
     sv.add_argument("--access-log", metavar="PATH|-",
                     help="one line per request (combined log format + milliseconds) appended to PATH, or - for "
                          "stdout (default: none)")
+    sv.add_argument("--no-warm", dest="warm", action="store_false",
+                    help="do not read the county file into the page cache at start-up (by default it is, in the "
+                         "background, when a layer is served from the file and the file fits in half the free "
+                         "memory, so first reads do not wait for the disk)")
     sv.set_defaults(func=run)
 
 
@@ -65,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     app = _Deferred()
     server = listen(app, host=args.host, port=args.port, threads=args.threads, proxied=bool(proxy))
     try:
-        config = {"COUNTY": args.path, "NETWORK": args.network, "RULES": args.rules, "PROXY": proxy}
+        config = {"COUNTY": args.path, "NETWORK": args.network, "RULES": args.rules, "PROXY": proxy,
+                  "WARM": getattr(args, "warm", True)}
         if args.store:
             config["STORE"] = args.store
         app.target = create_app(config)
