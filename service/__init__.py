@@ -254,14 +254,15 @@ def _register(app: Flask) -> None:
     from .openapi import bp as openapi_bp
     from .pages import bp as pages_bp
     from .patrol import bp as patrol_bp
+    from .proposals import bp as proposals_bp
     from .records import bp as records_bp
     from .reports import bp as reports_bp
     from .users import bp as users_bp
     from .versions import bp as versions_bp
 
     # edits first: its OPTIONS of an item (the caller's methods) before the one Flask makes for the GET
-    for bp in (edits_bp, features_bp, openapi_bp, locate_bp, patrol_bp, pages_bp, records_bp, reports_bp, users_bp,
-               versions_bp):
+    for bp in (edits_bp, features_bp, openapi_bp, locate_bp, patrol_bp, pages_bp, proposals_bp, records_bp, reports_bp,
+               users_bp, versions_bp):
         app.register_blueprint(bp)
     app.register_error_handler(GridgeoError, _gridgeo_error)
     app.register_error_handler(HTTPException, _http_error)

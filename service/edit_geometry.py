@@ -11,6 +11,7 @@ units follow. Who may: ``geometry.write`` on every grid that changes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import geopandas as gpd
@@ -24,6 +25,7 @@ from gridgeo.errors import ConflictError, InputError
 from gridgeo.store import Store, Versions
 from gridgeo.store.edits import move_points, update_geometry, update_unit
 
+from . import policy
 from .auth import principal, require
 from .features import county
 from .lazy_base import LazyLayer
@@ -79,7 +81,10 @@ def plan(fid: str, outline: Any) -> Reassignment:
     # point of theirs the outline takes breaks the village border (named in the 409)
     pts = _frame(points, points.bbox_positions([tuple(wide)]), ["code", "parent", "households"])
     pts = pts[pts["parent"].isin(set(near["code"]))]
-    return reassign(fid, outline, grids=near.reset_index(drop=True), points=pts.reset_index(drop=True))
+    r = reassign(fid, outline, grids=near.reset_index(drop=True), points=pts.reset_index(drop=True))
+    if r.moves and not r.broken:  # the bounds, on the grids' households after the moves
+        r.broken += bound_breaks(_counts(points, r))
+    return r
 
 
 def preview(fid: str, r: Reassignment) -> dict[str, Any]:
@@ -105,11 +110,13 @@ def apply(store: Store, fid: str, r: Reassignment) -> dict[str, Any]:
 
 
 def write_changes(store: Store, *, kind: str, message: str, edits: list[Edit] | None = None,
-                  redraw: Reassignment | None = None, target: str = "grids") -> dict[str, Any]:
+                  redraw: Reassignment | None = None, target: str = "grids",
+                  also: Callable[[Any, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """One change set: grid points moved (``redraw``, its rules held) and units' attributes set (``edits``),
     an audit row for each and one version (``kind``) in one transaction; then the served layers,
     /locate and the chains follow. Who may: ``geometry.write`` on every grid redrawn (the caller checked
-    the attribute edits). The version's row with its change list."""
+    the attribute edits). ``also(cursor, version)``: more writes of the same transaction (a proposal marked
+    accepted). The version's row with its change list."""
     edits = edits or []
     if redraw is not None and redraw.broken:
         raise ConflictError(f"{target}: the edit breaks {len(redraw.broken)} rule(s), nothing changed: "
@@ -131,6 +138,8 @@ def write_changes(store: Store, *, kind: str, message: str, edits: list[Edit] | 
             store.audit(cur, who, "unit.edit", f"{name}/{fid}", before={k: before.get(k) for k in changed},
                         after=changed)
         row = Versions(store).add_in(cur, kind=kind, author=who, changes=changes, message=message)
+        if also is not None:
+            also(cur, row)
     if redraw is not None:
         _follow(redraw, counts, hh)
         log.info("%s redrew %s: %d grid point(s) moved", who, target, len(redraw.moves))
@@ -201,27 +210,76 @@ def _stored(geom: Any, coll: Any) -> Any:
 
 
 def _point_households(points: Any, codes: list[str]) -> dict[str, int]:
-    if not codes or "households" not in points.column_names:
-        return {c: 0 for c in codes}
+    if not codes:
+        return {}
+    if "households" not in points.column_names:
+        pos = [points.locate_key(c) for c in codes]
+        geoms = points.geometries_at(pos) if isinstance(points, LazyLayer) else points.geoms[pos]
+        x0, y0, x1, y1 = shapely.bounds(shapely.union_all(geoms)).tolist()
+        on = households_on((x0, y0, x1, y1), set(codes))
+        return {c: round(on.get(c, 0)) for c in codes}
     recs = _records(points, [points.locate_key(c) for c in codes], ["households"])
     return {c: int(r.get("households") or 0) for c, r in zip(codes, recs, strict=True)}
 
 
-def _counts(points: Any, r: Reassignment) -> dict[str, dict[str, int]]:
-    """Each changed grid's households and grid points after the moves (its points read from the layer)."""
-    out: dict[str, dict[str, int]] = {}
-    cols = points.column_names
-    for g in r.grids:
-        pos = [p for p in points.bbox_positions([tuple(shapely.bounds(r.grids[g]).tolist())]).tolist()]
-        recs = _records(points, pos, ["code", "parent", "households"])
-        mine = [x for x in recs if r.moves.get(str(x.get("code")), (None, x.get("parent")))[1] == g]
-        out[g] = {"n_points": len(mine),
-                  "households": sum(int(x.get("households") or 0) for x in mine) if "households" in cols else 0}
+def households_on(box: tuple[float, float, float, float], codes: set[str]) -> dict[str, float]:
+    """Households per grid point of ``codes`` from the households layer's rows in ``box`` (each row's
+    ``households`` weight, else one): for a points layer without its own count."""
+    hh = county().collections.get("households")
+    if hh is None or "point" not in hh.column_names:
+        return {}
+    cols = ["point"] + (["households"] if "households" in hh.column_names else [])
+    out: dict[str, float] = {}
+    for r in _records(hh, [int(p) for p in hh.bbox_positions([box])], cols):
+        if r.get("point") in codes:
+            out[r["point"]] = out.get(r["point"], 0.0) + float(r.get("households", 1) or 0)
     return out
 
 
-def _set_counts(store: Store, cur: Any, grid: str, counts: dict[str, int], columns: list[str]) -> None:
-    sets = {k: v for k, v in counts.items() if k in columns}
+def _counts(points: Any, r: Reassignment) -> dict[str, dict[str, Any]]:
+    """Each changed grid's households and grid points before and after the moves (its points read from the
+    layer; households from the points' own count, else the households layer), and ``within_bounds`` after."""
+    out: dict[str, dict[str, Any]] = {}
+    for g in r.grids:
+        box = tuple(shapely.bounds(r.grids[g]).tolist())
+        recs = _records(points, [int(p) for p in points.bbox_positions([box])], ["code", "parent"])
+        after = [str(x["code"]) for x in recs if r.moves.get(str(x.get("code")), (None, x.get("parent")))[1] == g]
+        before = [str(x["code"]) for x in recs if x.get("parent") == g]
+        per = _point_households(points, sorted(set(after) | set(before)))
+        out[g] = {"n_points": len(after), "households": sum(per[c] for c in after),
+                  "households_before": sum(per[c] for c in before)}
+        bounds = _grid_bounds(g)
+        if bounds is not None:
+            out[g]["within_bounds"] = policy.within_bounds(out[g]["households"], bounds)
+            out[g]["bounds"] = bounds
+    return out
+
+
+def _grid_bounds(grid: str) -> tuple[float, float] | None:
+    grids = county().get("grids")
+    if "parent" not in grids.column_names:
+        return None
+    village = _records(grids, [grids.locate_key(grid)], ["parent"])[0].get("parent")
+    return policy.bounds_of_grid_village(str(village)) if village else None
+
+
+def bound_breaks(counts: dict[str, dict[str, Any]]) -> list[str]:
+    """The bounds rule: an edit may not take a grid outside its household bounds, nor farther outside."""
+    out = []
+    for g, c in sorted(counts.items()):
+        b = c.get("bounds")
+        if b is not None and policy.distance(c["households"], b) > policy.distance(c["households_before"], b):
+            out.append(f"bounds: grid {g} would hold {c['households']} households, outside its bounds "
+                       f"[{b[0]:g}, {b[1]:g}] (it holds {c['households_before']})")
+    return out
+
+
+#: what an edit writes of a grid's counts, where the layer has the column
+COUNT_COLUMNS = ("n_points", "households", "within_bounds")
+
+
+def _set_counts(store: Store, cur: Any, grid: str, counts: dict[str, Any], columns: list[str]) -> None:
+    sets = {k: counts[k] for k in COUNT_COLUMNS if k in columns and k in counts}
     if sets:
         store.execute(cur, f'UPDATE "grids" SET {", ".join(f"{k!s} = ?" for k in sets)} WHERE code = ?',
                       [*sets.values(), grid])
@@ -251,7 +309,8 @@ def _follow(r: Reassignment, counts: dict[str, dict[str, int]], hh: Any) -> None
             grids.forget(g)
         else:
             grids.replace(g, shapely.orient_polygons(geom, exterior_cw=False))
-            grids.set_properties(g, {k: v for k, v in counts[g].items() if k in grids.column_names})
+            grids.set_properties(g, {k: counts[g][k] for k in COUNT_COLUMNS
+                                     if k in grids.column_names and k in counts[g]})
         if isinstance(loc, Locator):
             loc.replace("grids", g, geom)
     for p, (_, to) in r.moves.items():

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from gridgeo.store.versions import KINDS
+
 from .openapi_records import AUTH_PROBLEMS, BEARER, JSON, _p, _problem
 
 _VERSION: dict[str, Any] = {"type": "object", "properties": {
     "id": {"type": "integer"}, "time": {"type": "string", "format": "date-time"}, "author": {"type": "string"},
-    "kind": {"type": "string", "enum": ["build", "load", "edit", "restore"]}, "message": {"type": "string"},
+    "kind": {"type": "string", "enum": list(KINDS)}, "message": {"type": "string"},
     "previous": {"type": "integer", "nullable": True},
     "summary": {"type": "object", "description": "Per level: codes retired, created, reshaped, kept; households "
                                                  "moved per level; people moved or on a retired code"},

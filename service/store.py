@@ -131,9 +131,26 @@ def dumps(obj: Any) -> bytes:
     return _ENCODER.encode(obj).encode("utf-8")
 
 
+#: shapely type ids of polygons and multipolygons: what rounding can make invalid
+_POLYGONAL = (3, 6)
+
+
 def round_coords(geoms: NDArray[np.object_], decimals: int = _DECIMALS) -> NDArray[np.object_]:
-    """Geometries with coordinates rounded, so the GeoJSON carries no false precision."""
-    return np.asarray(shapely.transform(geoms, lambda c: np.round(c, decimals)))
+    """Geometries with coordinates rounded, so the GeoJSON carries no false precision.
+
+    A polygon valid as stored can self-intersect once rounded (two edges closer than the rounding: a
+    grid redrawn from grid points whose union has a narrow neck); that one is snapped to the same grid
+    by GEOS instead (``set_precision``, which keeps it valid), so what is served is valid as RFC 7946
+    asks. Checked for polygons only, and only those valid before rounding.
+    """
+    out = np.asarray(shapely.transform(geoms, lambda c: np.round(c, decimals)))
+    poly = np.isin(shapely.get_type_id(geoms), _POLYGONAL)
+    if poly.any():
+        idx = np.flatnonzero(poly)
+        bad = idx[~shapely.is_valid(out[idx]) & shapely.is_valid(geoms[idx])]
+        if len(bad):
+            out[bad] = shapely.set_precision(geoms[bad], 10.0 ** -decimals)
+    return out
 
 
 def geojson_bytes(geoms: NDArray[np.object_]) -> list[bytes]:

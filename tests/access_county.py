@@ -87,6 +87,8 @@ class Served:
     #: a WGS84 lon/lat inside ``grid_in`` and one inside ``grid_out`` (where reports are filed)
     pt_in: tuple[float, float] = (0.0, 0.0)
     pt_out: tuple[float, float] = (0.0, 0.0)
+    #: the layers served from a file while the store is a database: they cannot be edited with a trail
+    layers_read_only: bool = False
 
     def auth(self, who: str | None) -> dict[str, str]:
         """The headers of a request by ``who`` (a key of :attr:`tokens`; None: anonymous)."""
@@ -121,7 +123,8 @@ def serve_people(target: str, county: Path, *, serve: str | None = None, **confi
     # closed while the app reads the file with GDAL: GDAL's own SQLite deletes the WAL under open connections
     store.close()
     app = create_app({"COUNTY": serve or str(county), "STORE": target, "TESTING": True, **config})
-    return Served(app.test_client(), open_store(target), tokens, g_in, g_out, village, hh_in, hh_out, pt_in, pt_out)
+    return Served(app.test_client(), open_store(target), tokens, g_in, g_out, village, hh_in, hh_out, pt_in, pt_out,
+                  layers_read_only=target.startswith("postgres") and serve is None)
 
 
 def serve_copy(people_county: Path, store_target: str, tmp_path: Path, **config: object) -> Served:

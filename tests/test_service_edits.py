@@ -206,9 +206,11 @@ def _points_of(s: Served, grid: str) -> set[str]:
     return {str(f["id"]) for f in _grids_and_points(s)[1] if f["properties"]["parent"] == grid}
 
 
-def _neighbour_point(s: Served) -> tuple[str, str, str, Any]:
+def _neighbour_point(s: Served, *, within_rules: bool = True) -> tuple[str, str, str, Any]:
     """A grid, and a grid point with households of another grid of its village sharing a border with it
-    (that grid having more than one point): (the grid, the point's code, its grid, its geometry)."""
+    (that grid having more than one point) whose move breaks no rule (the bounds among them; a preview
+    says; ``within_rules=False``: one that breaks the bounds): (the grid, the point's code, its grid, its
+    geometry)."""
     grids, points = _grids_and_points(s)
     homes = {f["properties"].get("point") for f in s.client.get("/collections/households/items?limit=10000",
                                                                  headers=s.auth("admin")).get_json()["features"]}
@@ -224,7 +226,12 @@ def _neighbour_point(s: Served) -> tuple[str, str, str, Any]:
                 continue
             geom = shapely.geometry.shape(f["geometry"])
             if shapely.intersection(mine, geom).length > 1e-5:
-                return grid, str(f["id"]), g, geom
+                outline = shapely.geometry.mapping(shapely.union(mine, geom))
+                rules = s.client.patch(f"/collections/grids/items/{grid}?preview=true", headers=s.auth("admin"),
+                                       json={"geometry": outline}).get_json()["rules"]
+                if rules["ok"] == within_rules and (within_rules or all(
+                        b.startswith("bounds:") for b in rules["broken"])):
+                    return grid, str(f["id"]), g, geom
     raise AssertionError("no grid with a neighbouring grid point")
 
 
@@ -262,13 +269,14 @@ def test_a_grid_redrawn_moves_whole_grid_points(either: Served) -> None:
                                 if f["properties"]["parent"] in (grid, was)])
     assert shapely.symmetric_difference(theirs, after_union).area < 1e-6 * theirs.area
     assert shapely.symmetric_difference(before_union, after_union).area < 1e-4 * before_union.area
-    counts = {g: sum(int(f["properties"].get("households") or 0) for f in points2 if f["properties"]["parent"] == g)
-              for g in (grid, was)}
+    now = {f["id"]: f for f in s.client.get("/collections/households/items?limit=10000",
+                                            headers=s.auth("admin")).get_json()["features"]}
+    on = {str(f["id"]): f["properties"]["parent"] for f in points2}  # the households on each grid's points
+    counts = {g: sum(int(f["properties"].get("households") or 1) for f in now.values()
+                     if on.get(str(f["properties"].get("point"))) == g) for g in (grid, was)}
     for g in (grid, was):  # the counts the build wrote follow (where the layer has them)
         if "households" in grids2[g]["properties"]:
             assert grids2[g]["properties"]["households"] == counts[g], g
-    now = {f["id"]: f for f in s.client.get("/collections/households/items?limit=10000",
-                                            headers=s.auth("admin")).get_json()["features"]}
     assert hh and all(now[f["id"]]["properties"]["grid"] == grid for f in hh)
     lon, lat = shapely.point_on_surface(geom).coords[0]
     assert s.client.get(f"/locate?lon={lon}&lat={lat}").get_json()["properties"]["grid"]["code"] == grid
@@ -412,3 +420,16 @@ def test_owslib_updates_a_grid_with_put(people_county: Path, tmp_path: Path) -> 
         REQUEST_HEADERS.clear()
         REQUEST_HEADERS.update(original)
         srv.close()  # type: ignore[attr-defined]
+
+
+def test_an_edit_taking_a_grid_out_of_its_bounds_is_409(served: Served) -> None:
+    """The bounds rule: a move that takes a grid outside its household bounds (the county's rules, here
+    the defaults) or farther outside is refused, naming the grid and its count; nothing changes."""
+    s = served
+    grids, _ = _grids_and_points(s)
+    grid, point, was, geom = _neighbour_point(s, within_rules=False)
+    outline = shapely.union(shapely.geometry.shape(grids[grid]["geometry"]), geom)
+    resp = _patch(s, {"geometry": shapely.geometry.mapping(outline)}, "*", "admin", code=grid)
+    assert resp.status_code == 409, resp.get_data(as_text=True)
+    assert "bounds: grid" in resp.get_json()["detail"] and "households, outside its bounds" in resp.get_json()["detail"]
+    assert point in _points_of(s, was) and not _edits(s)

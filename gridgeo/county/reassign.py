@@ -24,7 +24,7 @@ import shapely
 
 from gridgeo.data.crs import metric_crs
 
-__all__ = ["MAJORITY", "Reassignment", "reassign", "regroup"]
+__all__ = ["MAJORITY", "Reassignment", "points_union", "reassign", "regroup"]
 
 #: a point joins the edited grid when more than this share of its area is inside the new outline
 MAJORITY = 0.5
@@ -128,7 +128,7 @@ def _outlines(out: Reassignment, points: gpd.GeoDataFrame, parent: np.ndarray, n
         if not len(mine):
             out.broken.append(f"empty: grid {g} would have no grid point left")
             continue
-        union = _union(mine)
+        union = points_union(mine)
         was = before.get(g)
         if _parts(union) > max(_parts(was), 1):
             out.broken.append(f"contiguity: grid {g} would fall into {_parts(union)} pieces "
@@ -136,7 +136,7 @@ def _outlines(out: Reassignment, points: gpd.GeoDataFrame, parent: np.ndarray, n
         out.grids[g] = union
 
 
-def _union(geoms: Any) -> Any:
+def points_union(geoms: Any) -> Any:
     """The union of a grid's points: as a coverage (exact, fast) when they are noded as one, else by overlay."""
     try:
         return shapely.coverage_union_all(geoms)

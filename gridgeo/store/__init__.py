@@ -14,10 +14,12 @@ from pathlib import Path
 
 from .access import ROLES, Principal
 from .base import Placed, Store, User, Visit
-from .reports import Reports  # its tables join the schema every store is made with
-from .versions import Versions  # so do these
+from .proposals import Proposals  # its table joins the schema every store is made with
+from .reports import Reports  # so do these
+from .versions import Versions  # and these
 
-__all__ = ["ROLES", "Placed", "Principal", "Reports", "Store", "User", "Versions", "Visit", "is_url", "open_store"]
+__all__ = ["ROLES", "Placed", "Principal", "Proposals", "Reports", "Store", "User", "Versions", "Visit", "is_url",
+           "open_store"]
 
 
 def is_url(target: str | Path) -> bool:

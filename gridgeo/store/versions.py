@@ -27,7 +27,7 @@ from . import base
 log = logging.getLogger(__name__)
 
 #: what made a version
-KINDS = ("build", "load", "edit", "restore")
+KINDS = ("build", "load", "edit", "restore", "redraw")
 
 _DDL = (
     "CREATE TABLE IF NOT EXISTS gg_versions ("
@@ -161,7 +161,7 @@ def rollback(vid: int, later: list[dict[str, Any]]) -> tuple[dict[tuple[str, str
     """
     if not later:
         raise ConflictError(f"version {vid} is the current one: there is nothing to restore")
-    blocked = [v for v in later if v["kind"] not in ("edit", "restore") or not redraws(v["changes"])]
+    blocked = [v for v in later if v["kind"] not in ("edit", "restore", "redraw") or not redraws(v["changes"])]
     if blocked:
         named = ", ".join(f"{v['id']} ({v['kind']}: {v['message'][:80]})" for v in blocked[:5])
         raise ConflictError(f"cannot restore version {vid}: {len(blocked)} version(s) after it redrew or re-read "
