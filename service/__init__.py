@@ -251,6 +251,7 @@ def _register(app: Flask) -> None:
     from .edits import bp as edits_bp
     from .features import bp as features_bp
     from .locate import bp as locate_bp
+    from .locks import bp as locks_bp
     from .openapi import bp as openapi_bp
     from .pages import bp as pages_bp
     from .patrol import bp as patrol_bp
@@ -261,8 +262,8 @@ def _register(app: Flask) -> None:
     from .versions import bp as versions_bp
 
     # edits first: its OPTIONS of an item (the caller's methods) before the one Flask makes for the GET
-    for bp in (edits_bp, features_bp, openapi_bp, locate_bp, patrol_bp, pages_bp, proposals_bp, records_bp, reports_bp,
-               users_bp, versions_bp):
+    for bp in (edits_bp, features_bp, openapi_bp, locate_bp, locks_bp, patrol_bp, pages_bp, proposals_bp, records_bp,
+               reports_bp, users_bp, versions_bp):
         app.register_blueprint(bp)
     app.register_error_handler(GridgeoError, _gridgeo_error)
     app.register_error_handler(HTTPException, _http_error)

@@ -22,8 +22,9 @@ from flask import current_app
 
 from gridgeo.county.reassign import Reassignment, reassign, regroup
 from gridgeo.errors import ConflictError, InputError
-from gridgeo.store import Store, Versions
+from gridgeo.store import Locks, Store, Versions
 from gridgeo.store.edits import move_points, update_geometry, update_unit
+from gridgeo.store.locks import lock_breaks
 
 from . import policy
 from .auth import principal, require
@@ -82,9 +83,17 @@ def plan(fid: str, outline: Any) -> Reassignment:
     pts = _frame(points, points.bbox_positions([tuple(wide)]), ["code", "parent", "households"])
     pts = pts[pts["parent"].isin(set(near["code"]))]
     r = reassign(fid, outline, grids=near.reset_index(drop=True), points=pts.reset_index(drop=True))
+    if r.moves:
+        r.broken += locked(list(r.grids))
     if r.moves and not r.broken:  # the bounds, on the grids' households after the moves
         r.broken += bound_breaks(_counts(points, r))
     return r
+
+
+def locked(codes: list[str]) -> list[str]:
+    """The locks rule on the grids ``codes`` a change would redraw (:mod:`gridgeo.store.locks`)."""
+    store = current_app.extensions.get("store")
+    return lock_breaks(Locks(store).active(codes)) if store is not None and codes else []
 
 
 def preview(fid: str, r: Reassignment) -> dict[str, Any]:
@@ -123,6 +132,10 @@ def write_changes(store: Store, *, kind: str, message: str, edits: list[Edit] | 
                             + "; ".join(redraw.broken))
     for g in (redraw.grids if redraw is not None else {}):
         require("geometry.write", current_app.extensions["chains"].chain(g), what=f"grids {g}")
+    held = locked(list(redraw.grids)) if redraw is not None else []
+    if held:
+        raise ConflictError(f"{target}: the change would redraw {len(held)} locked grid(s), nothing changed: "
+                            + "; ".join(held))
     who = principal().label
     hh = county().collections.get("households")
     counts = _counts(county().get("points"), redraw) if redraw is not None else {}

@@ -20,7 +20,7 @@ from gridgeo import __version__
 from . import html
 from .ogc import CRS84, GEOJSON, HTML, JSON, OPENAPI, check_params, crs_list, negotiate
 from .openapi_edits import edit_operation, options_operation
-from .openapi_proposals import proposals_paths
+from .openapi_proposals import locks_paths, proposals_paths
 from .openapi_records import records_paths, security_schemes
 from .openapi_reports import reports_paths
 from .openapi_users import users_paths
@@ -73,6 +73,7 @@ def build(county: County, server: str, default_limit: int, max_limit: int) -> di
         **users_paths(),
         **versions_paths(),
         **proposals_paths(),
+        **locks_paths(),
     }
     return {
         "openapi": "3.0.3",

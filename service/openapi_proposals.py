@@ -64,3 +64,36 @@ def proposals_paths() -> dict[str, Any]:
                           "409": _problem("Accepted already, moves nothing, or the village's grids changed "
                                           "since it was made")}}},
     }
+
+
+_LOCK = {"type": "object", "properties": {
+    "id": {"type": "integer"}, "code": {"type": "string"}, "time": {"type": "string", "format": "date-time"},
+    "author": {"type": "string"}, "reason": {"type": "string"},
+    "released": {"type": "string", "nullable": True}, "released_by": {"type": "string", "nullable": True}}}
+
+
+def locks_paths() -> dict[str, Any]:
+    """``/locks`` and ``/locks/{code}``."""
+    code = _p("code", "path", {"type": "string", "maxLength": 200}, "The grid's code.", True)
+    return {
+        "/locks": {
+            "get": {"summary": "The grids locked now (GIS staff, admins)", "operationId": "getLocks",
+                    "tags": ["Proposals"], "security": BEARER,
+                    "responses": {"200": {"description": "The locks", "content": {JSON: {"schema": {
+                        "type": "object", "properties": {"locks": {"type": "array", "items": _LOCK},
+                                                         "numberReturned": {"type": "integer"}}}}}},
+                                  **AUTH_PROBLEMS}},
+            "post": {"summary": "Lock a grid against every change: hand edits, redraws, restores",
+                     "operationId": "addLock", "tags": ["Proposals"], "security": BEARER,
+                     "requestBody": {"required": True, "content": {JSON: {"schema": {
+                         "type": "object", "required": ["code"], "additionalProperties": False, "properties": {
+                             "code": {"type": "string"}, "reason": {"type": "string", "maxLength": 500}}}}}},
+                     "responses": {"201": {"description": "The lock", "content": {JSON: {"schema": _LOCK}}},
+                                   **AUTH_PROBLEMS, "404": _problem("No such grid"),
+                                   "409": _problem("The grid is locked already")}}},
+        "/locks/{code}": {"delete": {
+            "summary": "Release a grid's lock", "operationId": "releaseLock", "tags": ["Proposals"],
+            "security": BEARER, "parameters": [code],
+            "responses": {"200": {"description": "The released lock", "content": {JSON: {"schema": _LOCK}}},
+                          **AUTH_PROBLEMS, "404": _problem("No such grid, or it is not locked")}}},
+    }

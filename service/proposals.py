@@ -11,6 +11,7 @@ accepted in the same transaction; ``POST /versions/{v}/restore`` rolls it back l
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -22,7 +23,7 @@ from flask import Blueprint, Response, current_app, request, url_for
 
 from gridgeo.county.redraw import GridsProposal, RedrawRequest, propose_grids
 from gridgeo.errors import ConflictError, InputError, NotFoundError, UsageError
-from gridgeo.store import Proposals, Store, Versions
+from gridgeo.store import Locks, Proposals, Store, Versions
 
 from . import edit_geometry, policy
 from .auth import principal, require
@@ -154,6 +155,8 @@ def redraw_village(code: str) -> Response:
     store = _edits_store("grids")
     req, message = _request(code, village)
     grids, points = village_layers(code, village["geometry"])
+    held = Locks(store).active(str(c) for c in grids["code"])  # locked grids keep their points
+    req = dataclasses.replace(req, locks=tuple(sorted(set(req.locks) | set(held))))
     try:
         proposal = propose_grids(code, grids=grids, points=points, request=req)
     except InputError as exc:

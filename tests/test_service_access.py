@@ -48,6 +48,9 @@ MATRIX = {
     "POST village redraw in": (401, 201, 201, 403, 403, 403, 403),
     "GET proposal": (401, 200, 200, 403, 403, 403, 403),
     "POST proposal accept": (401, 409, 409, 403, 403, 403, 403),  # allowed: a proposal that moves nothing
+    "POST lock in": (401, 201, 201, 403, 403, 403, 403),
+    "GET locks": (401, 200, 200, 403, 403, 403, 403),
+    "DELETE lock in": (401, 200, 200, 403, 403, 403, 403),
     "POST user token": (401, 200, 403, 403, 403, 403, 403),
     "POST track": (401, 201, 403, 201, 201, 201, 403),
     "GET grids": (200, 200, 200, 200, 200, 200, 200),
@@ -176,6 +179,20 @@ def _new_proposal(s: Served) -> int:
     return int(row["id"])
 
 
+def _lockable(s: Served, *, locked: bool) -> str:
+    """The grid in scope, its lock released (``locked=False``) or made (``locked=True``) first, so that
+    each caller of the matrix finds it the same."""
+    from gridgeo.store import Locks
+
+    locks = Locks(s.store)  # type: ignore[arg-type]
+    held = s.grid_in in locks.active([s.grid_in])
+    if held and not locked:
+        locks.release(s.grid_in, author="cli")
+    elif locked and not held:
+        locks.lock(s.grid_in, author="cli", reason="")
+    return s.grid_in
+
+
 def _call(s: Served, route: str, who: str | None):  # type: ignore[no-untyped-def]
     h = s.auth(who)
     c = s.client
@@ -197,6 +214,9 @@ def _call(s: Served, route: str, who: str | None):  # type: ignore[no-untyped-de
         "POST village redraw in": lambda: c.post(f"/villages/{s.village}/redraw", headers=h),
         "GET proposal": lambda: c.get(f"/proposals/{_new_proposal(s)}", headers=h),
         "POST proposal accept": lambda: c.post(f"/proposals/{_new_proposal(s)}/accept", headers=h),
+        "POST lock in": lambda: c.post("/locks", json={"code": _lockable(s, locked=False)}, headers=h),
+        "GET locks": lambda: c.get("/locks", headers=h),
+        "DELETE lock in": lambda: c.delete(f"/locks/{_lockable(s, locked=True)}", headers=h),
         "POST user token": lambda: c.post(f"/users/{_new_user(s)}/token", headers=h),
         "POST track": lambda: c.post("/visits/track", data=GPX, headers={**h, "Content-Type": "application/gpx+xml"}),
         "GET grids": lambda: c.get("/collections/grids/items?limit=5", headers=h),

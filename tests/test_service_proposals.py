@@ -170,3 +170,55 @@ def test_unknown_village_and_proposal(served: Served) -> None:
     made = _propose(s).get_json()
     assert s.client.get(f"/proposals/{made['id']}", headers=s.auth("viewer")).status_code == 403
     assert s.client.post(f"/proposals/{made['id']}/accept", headers=s.auth("worker")).status_code == 403
+
+
+def test_a_locked_grid_stops_edits_redraws_and_accepts(served: Served) -> None:
+    """Locked: a hand edit touching it is 409 (its preview names the lock), a redraw keeps its points, a
+    proposal made before the lock that moves them is not accepted; released: all allowed again."""
+    s = served
+    village = _village(s)
+    bounds = _tight_bounds(s, village)
+    before = _propose(s, {"bounds": bounds}).get_json()
+    grid = before["moves"][0]["from"]
+    h = s.auth("gis")
+    made = s.client.post("/locks", json={"code": grid, "reason": "村民代表大会已确认"}, headers=h)
+    assert made.status_code == 201 and made.get_json()["author"] == "gis", made.get_data(as_text=True)
+    assert s.client.post("/locks", json={"code": grid}, headers=h).status_code == 409
+    assert [x["code"] for x in s.client.get("/locks", headers=h).get_json()["locks"]] == [grid]
+    # the redraw keeps the locked grid's points; the earlier proposal is refused
+    now = _propose(s, {"bounds": bounds}).get_json()
+    assert grid in now["rules"]["engine"]["locked"]
+    assert not any(grid in (m["from"], m["to"]) for m in now["moves"])
+    refused = s.client.post(f"/proposals/{before['id']}/accept", headers=h)
+    assert refused.status_code == 409 and f"locks: grid {grid} is locked by gis" in refused.get_json()["detail"]
+    # a hand edit giving one of its points away: the preview names the lock, the PATCH is 409
+    grids, _, _ = _state(s)
+    point = before["moves"][0]["code"]
+    other = before["moves"][0]["to"]
+    geom = next(shapely.geometry.shape(f["geometry"]) for f in s.client.get(
+        "/collections/points/items?limit=10000").get_json()["features"] if str(f["id"]) == point)
+    outline = shapely.geometry.mapping(shapely.union(shapely.geometry.shape(grids[other]["geometry"]), geom))
+    shown = s.client.patch(f"/collections/grids/items/{other}?preview=true", json={"geometry": outline}, headers=h)
+    assert any(b.startswith(f"locks: grid {grid}") for b in shown.get_json()["rules"]["broken"])
+    patched = s.client.patch(f"/collections/grids/items/{other}", json={"geometry": outline},
+                             headers={**h, "If-Match": "*"})
+    assert patched.status_code == 409 and "locks: grid" in patched.get_json()["detail"]
+    # released: the proposal goes through
+    gone = s.client.delete(f"/locks/{grid}", headers=h)
+    assert gone.status_code == 200 and gone.get_json()["released_by"] == "gis"
+    assert s.client.delete(f"/locks/{grid}", headers=h).status_code == 404
+    assert s.client.post(f"/proposals/{before['id']}/accept", headers=h).status_code == 201
+    actions = [r["action"] for r in s.client.get("/audit?limit=1000", headers=s.auth("admin")).get_json()["audit"]]
+    assert "lock.add" in actions and "lock.release" in actions
+
+
+@pytest.mark.parametrize(("body", "who", "status"), [
+    ({"code": "nope"}, "gis", 404), ({"code": 5}, "gis", 400), ({"code": "x", "colour": 1}, "gis", 400),
+    ({"code": None}, None, 400), ("GRID", None, 401), ("GRID", "worker", 403), ("GRID", "viewer", 403),
+])
+def test_bad_lock_requests(served: Served, body: Any, who: str | None, status: int) -> None:
+    grid = next(iter(_state(served)[0]))
+    doc = {"code": grid} if body == "GRID" else body
+    resp = served.client.post("/locks", json=doc, headers=served.auth(who))
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    assert resp.mimetype == "application/problem+json"

@@ -135,7 +135,7 @@ def test_store_in_county_leaves_layers_alone(tmp_path: Path) -> None:
     assert [x for x in after if not x[0].startswith("gg_")] == before
     assert {n for n, g in after if n.startswith("gg_")} == {"gg_users", "gg_visits", "gg_status", "gg_tracks",
                                                             "gg_audit", "gg_reports", "gg_report_events",
-                                                            "gg_versions", "gg_proposals"}
+                                                            "gg_versions", "gg_proposals", "gg_locks"}
     assert all(g is None for n, g in after if n.startswith("gg_"))  # attribute tables, not layers
     assert len(pyogrio.read_dataframe(p, layer="gg_users")) == 1
 

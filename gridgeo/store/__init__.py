@@ -14,12 +14,13 @@ from pathlib import Path
 
 from .access import ROLES, Principal
 from .base import Placed, Store, User, Visit
-from .proposals import Proposals  # its table joins the schema every store is made with
+from .locks import Locks  # its table joins the schema every store is made with
+from .proposals import Proposals  # so does this
 from .reports import Reports  # so do these
 from .versions import Versions  # and these
 
-__all__ = ["ROLES", "Placed", "Principal", "Proposals", "Reports", "Store", "User", "Versions", "Visit", "is_url",
-           "open_store"]
+__all__ = ["ROLES", "Locks", "Placed", "Principal", "Proposals", "Reports", "Store", "User", "Versions", "Visit",
+           "is_url", "open_store"]
 
 
 def is_url(target: str | Path) -> bool:
