@@ -120,8 +120,8 @@ def _replacement(name: str, fid: str, columns: list[str], now: dict[str, Any]) -
     outline = parse_outline(name, fid, doc.get("geometry")) if name in REDRAWN else None
     if outline is None or outline.equals_exact(shapely.geometry.shape(now["geometry"]), 1e-9):
         if outline is None and not _same_geometry(doc.get("geometry"), now["geometry"]):
-            raise InputError(f"{name} {fid}: only a grid's geometry is edited (by moving its grid points); "
-                             "send this feature's geometry as it is")
+            raise InputError(f"{name} {fid}: only a grid's or a block's geometry is edited (by moving its grid "
+                             "points or villages); send this feature's geometry as it is")
         outline = None
     changed = {k: v for k, v in doc["properties"].items() if now["properties"].get(k, object()) != v}
     return (check_values(name, columns, changed) if changed else {}), outline
@@ -153,12 +153,12 @@ def _edit(name: str, fid: str, parse: Any) -> Response:
     for action in actions | ({"geometry.write"} if outline is not None else set()):
         require(action, chain, what=f"{name} {fid}")
     if _preview(outline):
-        shown = edit_geometry.preview(fid, edit_geometry.plan(fid, outline))
+        shown = edit_geometry.preview(fid, edit_geometry.plan(fid, outline, name))
         return Response(dumps(shown), mimetype="application/json")
     _check_if_match(name, fid, body)
     redrawn = None
     if outline is not None:
-        r = edit_geometry.plan(fid, outline)
+        r = edit_geometry.plan(fid, outline, name)
         if r.moves or r.broken:
             redrawn = edit_geometry.apply(store, fid, r)
     rec = coll.records([coll.locate_key(fid)])[0]

@@ -1,4 +1,5 @@
-"""The ``/api`` part of Part 4 editing (:mod:`.edits`): PATCH and PUT of a unit (a grid's geometry too), OPTIONS."""
+"""The ``/api`` part of Part 4 editing (:mod:`.edits`): PATCH and PUT of a unit (a grid's or a block's geometry
+too), OPTIONS."""
 
 from __future__ import annotations
 
@@ -13,15 +14,16 @@ _PATCH = {"type": "object", "properties": {
     "properties": {"type": "object", "minProperties": 1, "additionalProperties": {
         "type": "string", "nullable": True, "maxLength": MAX_VALUE},
         "description": "name, kind, leader* (the responsible people); codes, parents and counts are the build's"},
-    "geometry": {"type": "object", "description": "A grid's new outline (Polygon or MultiPolygon, CRS84): applied "
-                                                  "as whole grid points moving between grids"}}}
+    "geometry": {"type": "object", "description": "A grid's or a block's new outline (Polygon or MultiPolygon, "
+                                                  "CRS84): applied as whole grid points moving between the grids of "
+                                                  "a village, or whole villages between the blocks of a township"}}}
 
 
 def edit_operation(parameters: list[dict[str, Any]], *, put: bool = False) -> dict[str, Any]:
     """``PATCH`` (a partial feature) or ``PUT`` (the whole feature, its geometry unchanged) of an item."""
     what = "the whole feature back" if put else "a partial feature"
     preview = {"name": "preview", "in": "query", "required": False, "schema": {"type": "boolean", "default": False},
-               "description": "true: what a grid's new geometry would do (moves, rule report, change list), "
+               "description": "true: what a grid's or block's new geometry would do (moves, rule report, change list), "
                               "not applied; needs no If-Match"}
     return {
         "summary": f"Edit a unit's name, kind or responsible people, or a grid's outline: {what} "

@@ -120,12 +120,11 @@ def restore_version(versionId: str) -> Response:
             len(doc.get("message", "")) > _MAX_MESSAGE:
         raise UsageError(f"a restore's body is {{\"message\": TEXT}} (at most {_MAX_MESSAGE} characters) or empty")
     versions = _versions()
-    values, points = rollback(vid, versions.after(vid))
+    values, moves = rollback(vid, versions.after(vid))
     edits = [e for e in (_undo(layer, code, vals) for (layer, code), vals in sorted(values.items())) if e[3]]
-    redraw = edit_geometry.regrouped(points) if points else None
-    if redraw is not None and not redraw.moves:
-        redraw = None
-    if not edits and redraw is None:
+    redraw = [r for r in (edit_geometry.regrouped(targets, layer) for layer, targets in sorted(moves.items())
+                          if targets) if r.moves]
+    if not edits and not redraw:
         return _answer({"restored": vid, "version": None,
                         "detail": f"the units' attributes and grids are already those of version {vid}"})
     store = _edits_store(edits[0][0] if edits else "grids")

@@ -433,3 +433,15 @@ def test_an_edit_taking_a_grid_out_of_its_bounds_is_409(served: Served) -> None:
     assert resp.status_code == 409, resp.get_data(as_text=True)
     assert "bounds: grid" in resp.get_json()["detail"] and "households, outside its bounds" in resp.get_json()["detail"]
     assert point in _points_of(s, was) and not _edits(s)
+
+
+def test_the_codes_edits_look_up_are_indexed_before_the_first_edit(served: Served) -> None:
+    """``gridgeo users add`` (the file) and ``gridgeo load`` (PostGIS) index grids.code, points.code and
+    households.point, so the first edit of a province does not pay for it in its request."""
+    store = served.store
+    if store.dialect == "postgresql":  # type: ignore[attr-defined]
+        rows = store.query("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")  # type: ignore[attr-defined]
+    else:
+        rows = store.query("SELECT name FROM sqlite_master WHERE type = 'index'")  # type: ignore[attr-defined]
+    names = {r[0] for r in rows}
+    assert {"gridgeo_grids_code", "gridgeo_points_code", "gridgeo_households_point"} <= names, sorted(names)

@@ -24,32 +24,56 @@ import shapely
 
 from gridgeo.data.crs import metric_crs
 
-__all__ = ["MAJORITY", "Reassignment", "points_union", "reassign", "regroup"]
+__all__ = ["BLOCKS", "GRIDS", "MAJORITY", "Pair", "Reassignment", "points_union", "reassign", "regroup"]
 
 #: a point joins the edited grid when more than this share of its area is inside the new outline
 MAJORITY = 0.5
 
 
+@dataclass(frozen=True)
+class Pair:
+    """A level edited by moving the whole units of the level below: the names the rules are reported in.
+
+    ``parent`` is the level redrawn (a grid, a block), ``child`` its whole units (grid points, villages),
+    ``border`` the unit neither may leave (a village, a township).
+    """
+
+    parent: str = "grid"
+    child: str = "point"
+    border: str = "village"
+
+
+#: grids redrawn by moving grid points, inside their village
+GRIDS = Pair()
+#: blocks (片区) redrawn by moving villages, inside their township
+BLOCKS = Pair("block", "village", "township")
+
+
 @dataclass
 class Reassignment:
-    """What an outline does: the points moved (code -> (from grid, to grid)), the new outline of every grid
-    that changed (CRS84), the rules it breaks (empty: it may be applied)."""
+    """What an outline does: the units moved (code -> (from parent, to parent)), the new outline of every
+    parent that changed (CRS84), the rules it breaks (empty: it may be applied). ``grids`` holds the
+    outlines whatever the level (named for the grids, the first level edited so)."""
 
     moves: dict[str, tuple[str, str]] = field(default_factory=dict)
     grids: dict[str, Any] = field(default_factory=dict)
     broken: list[str] = field(default_factory=list)
+    level: Pair = GRIDS
 
 
-def reassign(grid: str, outline: Any, *, grids: gpd.GeoDataFrame, points: gpd.GeoDataFrame) -> Reassignment:
-    """The re-assignment of grid points that the new ``outline`` (CRS84) of ``grid`` asks for.
+def reassign(grid: str, outline: Any, *, grids: gpd.GeoDataFrame, points: gpd.GeoDataFrame,
+             level: Pair = GRIDS) -> Reassignment:
+    """The re-assignment of whole units that the new ``outline`` (CRS84) of ``grid`` asks for.
 
     Parameters
     ----------
     grids
-        ``code``, ``parent`` (village) and geometry (CRS84) of the grids near the outline, ``grid`` among
-        them; a point whose parent is not among them (an exclusive grid) may not move.
+        ``code``, ``parent`` (the border unit: village) and geometry (CRS84) of the parents near the
+        outline, ``grid`` among them; a unit whose parent is not among them (an exclusive grid) may not move.
     points
-        ``code``, ``parent`` (its grid) and geometry (CRS84) of every point of those grids.
+        ``code``, ``parent`` (its grid) and geometry (CRS84) of every unit of those parents.
+    level
+        The names of the levels (:data:`GRIDS`, :data:`BLOCKS`).
     """
     metric = metric_crs(grids)
     pts = points.to_crs(metric).reset_index(drop=True)
@@ -59,14 +83,15 @@ def reassign(grid: str, outline: Any, *, grids: gpd.GeoDataFrame, points: gpd.Ge
     home = village.get(grid)
     parent = pts["parent"].astype(str).to_numpy()
     codes = pts["code"].astype(str).to_numpy()
-    out = Reassignment()
+    out = Reassignment(level=level)
+    p, c, b = level.parent, level.child, level.border
     new_parent = parent.copy()
     for i in np.flatnonzero((share > MAJORITY) & (parent != grid)).tolist():
         if parent[i] not in village:
-            out.broken.append(f"exclusive grid: point {codes[i]} belongs to {parent[i]}, not a base grid")
+            out.broken.append(f"exclusive grid: point {codes[i]} belongs to {parent[i]}, not a base grid"
+                              if level == GRIDS else f"{c} {codes[i]} belongs to {parent[i]}, not a {p} here")
         elif village[parent[i]] != home:
-            out.broken.append(f"village border: point {codes[i]} is in village {village[parent[i]]}, "
-                              f"grid {grid} in {home}")
+            out.broken.append(f"{b} border: {c} {codes[i]} is in {b} {village[parent[i]]}, {p} {grid} in {home}")
         else:
             new_parent[i] = grid
     leaving = np.flatnonzero((share <= MAJORITY) & (parent == grid)).tolist()
@@ -82,20 +107,20 @@ def reassign(grid: str, outline: Any, *, grids: gpd.GeoDataFrame, points: gpd.Ge
             break
         leaving = left
     for i in leaving:
-        out.broken.append(f"orphan: point {codes[i]} leaves grid {grid} and touches no other grid of "
-                          f"village {home} to join")
+        out.broken.append(f"orphan: {c} {codes[i]} leaves {p} {grid} and touches no other {p} of {b} {home} to join")
     out.moves = {codes[i]: (parent[i], new_parent[i]) for i in np.flatnonzero(new_parent != parent).tolist()}
     _outlines(out, points, parent, new_parent, grids)
     return out
 
 
-def regroup(targets: dict[str, str], *, grids: gpd.GeoDataFrame, points: gpd.GeoDataFrame) -> Reassignment:
-    """Points moved to the grids ``targets`` names (point code -> grid: a restore of earlier moves), with
-    the changed grids' new outlines and the rules on them, as :func:`reassign` gives them."""
+def regroup(targets: dict[str, str], *, grids: gpd.GeoDataFrame, points: gpd.GeoDataFrame,
+            level: Pair = GRIDS) -> Reassignment:
+    """Units moved to the parents ``targets`` names (code -> parent: a restore of earlier moves), with
+    the changed parents' new outlines and the rules on them, as :func:`reassign` gives them."""
     codes = points["code"].astype(str).to_numpy()
     parent = points["parent"].astype(str).to_numpy()
     new_parent = np.array([targets.get(c, p) for c, p in zip(codes, parent, strict=True)], dtype=object)
-    out = Reassignment()
+    out = Reassignment(level=level)
     out.moves = {codes[i]: (parent[i], new_parent[i]) for i in np.flatnonzero(new_parent != parent).tolist()}
     _outlines(out, points, parent, new_parent, grids)
     return out
@@ -125,14 +150,17 @@ def _outlines(out: Reassignment, points: gpd.GeoDataFrame, parent: np.ndarray, n
     geoms = points.geometry.values
     for g in changed:
         mine = geoms[new_parent == g]
+        lv = out.level
         if not len(mine):
-            out.broken.append(f"empty: grid {g} would have no grid point left")
+            out.broken.append(f"empty: {lv.parent} {g} would have no {'grid point' if lv == GRIDS else lv.child} "
+                              "left")
             continue
         union = points_union(mine)
         was = before.get(g)
         if _parts(union) > max(_parts(was), 1):
-            out.broken.append(f"contiguity: grid {g} would fall into {_parts(union)} pieces "
-                              f"(points {', '.join(sorted(str(c) for c, (_, to) in out.moves.items() if to == g))})")
+            joining = ", ".join(sorted(str(c) for c, (_, to) in out.moves.items() if to == g))
+            out.broken.append(f"contiguity: {lv.parent} {g} would fall into {_parts(union)} pieces "
+                              f"({lv.child}s {joining})")
         out.grids[g] = union
 
 

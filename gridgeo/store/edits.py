@@ -95,16 +95,25 @@ def update_geometry(store: Store, cur: Any, layer: str, code: str, geom: Any, *,
         raise InputError(f"{layer}: no unit {code!r} in the store's copy of the layer ({cur.rowcount} rows)")
 
 
-def move_points(store: Store, cur: Any, moves: Mapping[str, tuple[str, str]], *, households: bool) -> None:
-    """Give each moved grid point its new grid (``points.parent``) and its households theirs (``grid``).
+def move_units(store: Store, cur: Any, layer: str, column: str, moves: Mapping[str, tuple[str, str]], *,
+               households: str | None = None, by: str = "point") -> None:
+    """Give each moved unit of ``layer`` its new parent (``column``: a grid point's ``parent``, a village's
+    ``block``) and, when ``households`` names one of their columns, its households theirs (found by their
+    ``by`` column).
 
-    The households are found by their ``point`` column, indexed the first time (:func:`code_index`:
-    without it each moved point scanned the 5M households of a province, 1.4 s an edit)."""
-    if moves:
-        code_index(store, cur, "points")
-    if households and moves:
-        code_index(store, cur, "households", "point")
-    for point, (_, to) in moves.items():
-        store.execute(cur, 'UPDATE "points" SET parent = ? WHERE code = ?', [to, point])
+    The codes are indexed the first time (:func:`code_index`: without it each moved point scanned the 5M
+    households of a province, 1.4 s an edit)."""
+    if not moves:
+        return
+    code_index(store, cur, layer)
+    if households:
+        code_index(store, cur, "households", by)
+    for unit, (_, to) in moves.items():
+        store.execute(cur, f'UPDATE "{layer}" SET "{column}" = ? WHERE code = ?', [to, unit])
         if households:
-            store.execute(cur, 'UPDATE "households" SET grid = ? WHERE point = ?', [to, point])
+            store.execute(cur, f'UPDATE "households" SET "{households}" = ? WHERE "{by}" = ?', [to, unit])
+
+
+def move_points(store: Store, cur: Any, moves: Mapping[str, tuple[str, str]], *, households: bool) -> None:
+    """Give each moved grid point its new grid (``points.parent``) and its households theirs (``grid``)."""
+    move_units(store, cur, "points", "parent", moves, households="grid" if households else None)

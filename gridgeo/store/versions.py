@@ -137,21 +137,28 @@ def only_edits(changes: dict[str, Any] | None) -> bool:
                              for v in levels.values())
 
 
+#: the layers an edit over the API redraws, each with the layer of the whole units it moves
+REDRAWN_UNITS = {"grids": "points", "blocks": "villages"}
+
+
 def redraws(changes: dict[str, Any] | None) -> bool:
-    """Whether a change list holds attribute edits and grids redrawn over the API only (grid points moved
-    between grids, no code retired or created): what a restore can undo."""
+    """Whether a change list holds attribute edits and grids or blocks redrawn over the API only (grid
+    points or villages moved, no code retired or created): what a restore can undo."""
     if not changes:
         return False
     levels = changes.get("levels", {})
     moved = changes.get("households", {}).get("moved", {})
-    return set(moved) <= {"grid"} and all(not v.get("retired") and not v.get("created") for v in levels.values()) \
-        and all(not v.get("reshaped") for k, v in levels.items() if k != "grids")
+    return set(moved) <= {"grid", "block"} and all(not v.get("retired") and not v.get("created")
+                                                   for v in levels.values()) \
+        and all(not v.get("reshaped") for k, v in levels.items() if k not in REDRAWN_UNITS)
 
 
-def rollback(vid: int, later: list[dict[str, Any]]) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, str]]:
+def rollback(vid: int, later: list[dict[str, Any]]) -> tuple[dict[tuple[str, str], dict[str, Any]],
+                                                             dict[str, dict[str, str]]]:
     """What version ``vid`` had of everything the versions after it changed: the attribute values of every
     unit edited, (layer, code) -> {column: value} (the ``before`` of the first edit after ``vid``), and
-    the grid of every grid point moved, point -> grid (the ``from`` of its first move after ``vid``).
+    the parent of every unit moved, per redrawn layer: layer -> {unit -> parent} (``grids``: grid point ->
+    grid, ``blocks``: village -> block; the ``from`` of its first move after ``vid``).
 
     Raises
     ------
@@ -168,14 +175,15 @@ def rollback(vid: int, later: list[dict[str, Any]]) -> tuple[dict[tuple[str, str
                             f"the county ({named}); edits over the API are rolled back, a build by building "
                             "again from the inputs it was made of")
     values: dict[tuple[str, str], dict[str, Any]] = {}
-    points: dict[str, str] = {}
+    moves: dict[str, dict[str, str]] = {}
+    parent_of = {u: p for p, u in REDRAWN_UNITS.items()}
     for v in reversed(later):  # newest first: the oldest edit's before is written last
         for layer, level in v["changes"]["levels"].items():
             for edit in level.get("edited", []):
                 values.setdefault((layer, str(edit["code"])), {}).update(edit["before"])
             for move in level.get("moved", []):
-                points[str(move["code"])] = str(move["from"])
-    return values, points
+                moves.setdefault(parent_of.get(layer, "grids"), {})[str(move["code"])] = str(move["from"])
+    return values, moves
 
 
 def composed_edits(between: list[dict[str, Any]]) -> dict[str, Any] | None:
