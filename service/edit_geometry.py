@@ -410,11 +410,11 @@ def _follow(r: Reassignment, counts: dict[str, dict[str, Any]], hh: Any) -> None
                                        if c in parents.column_names and c in counts[g]})
         if isinstance(loc, Locator):
             loc.replace(k.layer, g, geom)
+    if not isinstance(units, LazyLayer):
+        units.set_properties_many({p: {k.owner: to} for p, (_, to) in r.moves.items()})
     for p, (_, to) in r.moves.items():
         if isinstance(units, LazyLayer):
             units.forget(p)
-        else:
-            units.set_properties(p, {k.owner: to})
         old = chains.parents.get(p, ())
         chains.parents[p] = (to,) if k.owner == "parent" or not old else (old[0], to)  # a village: (township, block)
         if isinstance(loc, Locator):
@@ -431,6 +431,5 @@ def _follow_households(hh: Any, r: Reassignment) -> None:
     if "point" not in hh.column_names or "grid" not in hh.column_names:
         return
     points = np.asarray(hh.columns(["point"])["point"], dtype=object)
-    for p, (_, to) in r.moves.items():
-        for pos in np.flatnonzero(points == p).tolist():
-            hh.set_properties(hh.key_at(pos), {"grid": to})
+    hh.set_properties_many({hh.key_at(pos): {"grid": to} for p, (_, to) in r.moves.items()
+                            for pos in np.flatnonzero(points == p).tolist()})

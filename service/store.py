@@ -324,6 +324,30 @@ class Collection:
             if self.private_tail is not None and self.private_frame is not None:
                 self.private_tail[pos] = properties_bytes(self.private_frame.iloc[[pos]].to_dict("records")[0])
 
+    def set_properties_many(self, values: Mapping[Any, Mapping[str, Any]]) -> None:
+        """:meth:`set_properties` of many features at once (feature id -> its new values), their tails made
+        in one pass: a grid point moved takes its dozens of households along, and one by one each paid for
+        a frame lookup (9 ms a household on the sample county; 200 ms an accepted redraw)."""
+        if not values:
+            return
+        with self.lock.writing():
+            plist = [self.locate_key(str(k)) for k in values]
+            geos = self.parts(plist)[1]
+            for frame in (self.frame, self.private_frame):
+                if frame is None:
+                    continue
+                for pos, vals in zip(plist, values.values(), strict=True):
+                    for k, v in vals.items():
+                        if k in frame.columns:
+                            frame.iat[pos, frame.columns.get_loc(k)] = v
+            recs = self.frame.iloc[plist][list(self.properties)].to_dict("records")
+            for pos, rec, geo in zip(plist, recs, geos, strict=True):
+                self.tail[pos] = properties_bytes(rec)
+                self.full[pos] = self.head[pos] + geo + self.tail[pos]
+            if self.private_tail is not None and self.private_frame is not None:
+                for pos, rec in zip(plist, self.private_frame.iloc[plist].to_dict("records"), strict=True):
+                    self.private_tail[pos] = properties_bytes(rec)
+
     def delete(self, key: Any) -> None:
         """Stop serving feature ``key``: gone from pages, bbox answers and its item URL (O(n) in memory).
 
