@@ -127,6 +127,19 @@ def serve_people(target: str, county: Path, *, serve: str | None = None, **confi
                   layers_read_only=target.startswith("postgres") and serve is None)
 
 
+def serve_editable(source: Path, store_target: str, tmp_path: Path, **config: object) -> Served:
+    """:func:`serve_people` on a copy of ``source`` whose layers can be edited with a trail: the store the
+    copy itself (SQLite), or the copy loaded into the ``store_target`` database and served from there."""
+    from gridgeo.store.postgis import load_geopackage
+
+    county = tmp_path / "served.gpkg"
+    shutil.copy(source, county)
+    if store_target.startswith("postgres"):  # the layers and the store in one database
+        load_geopackage(county, store_target)
+        return serve_people(store_target, county, serve=store_target, **config)
+    return serve_people(str(county), county, **config)
+
+
 def serve_copy(people_county: Path, store_target: str, tmp_path: Path, **config: object) -> Served:
     """:func:`serve_people` on a copy of ``people_county`` in ``tmp_path``, its store the copy itself (SQLite)
     or ``store_target`` (PostgreSQL): each test writes to a county of its own."""

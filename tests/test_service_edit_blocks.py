@@ -3,7 +3,6 @@ on both backends, the layers in memory and read page by page."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import geopandas as gpd
@@ -13,9 +12,8 @@ import shapely
 import shapely.geometry
 
 from gridgeo.store import Versions
-from gridgeo.store.postgis import load_geopackage
 
-from .access_county import Served, make_people_county, serve_people
+from .access_county import Served, make_people_county, serve_editable
 
 #: the two blocks: B01 holds the village that touches only 008, B02 the other two (008 touches both)
 SPLIT = {"369900001009": "369900001B01", "369900001008": "369900001B02", "369900001010": "369900001B02"}
@@ -46,13 +44,7 @@ def block_county(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def served(request: pytest.FixtureRequest, block_county: tuple[Path, Path], store_target: str,
            tmp_path: Path) -> Served:
     source, rules = block_county
-    county = tmp_path / "served.gpkg"
-    shutil.copy(source, county)
-    config = {"RULES": str(rules), **request.param}
-    if store_target.startswith("postgres"):
-        load_geopackage(county, store_target)
-        return serve_people(store_target, county, serve=store_target, **config)
-    return serve_people(str(county), county, **config)
+    return serve_editable(source, store_target, tmp_path, RULES=str(rules), **request.param)
 
 
 def _features(s: Served, layer: str) -> dict[str, dict]:

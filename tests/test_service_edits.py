@@ -13,36 +13,11 @@ import shapely
 import shapely.geometry
 
 from gridgeo.store import Versions
-from gridgeo.store.postgis import load_geopackage
 
-from .access_county import Served, make_people_county, serve_people
+from .access_county import Served, serve_editable
 from .service_county import start_live
 
-
-@pytest.fixture(scope="module")
-def people_county(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_people_county(tmp_path_factory.mktemp("edits") / "county.gpkg")
-
-
-def _serve(people_county: Path, store_target: str, tmp_path: Path, **config: object) -> Served:
-    county = tmp_path / "served.gpkg"
-    shutil.copy(people_county, county)
-    if store_target.startswith("postgres"):  # the layers and the store in one database
-        load_geopackage(county, store_target)
-        return serve_people(store_target, county, serve=store_target, **config)
-    return serve_people(str(county), county, **config)
-
-
-@pytest.fixture
-def served(people_county: Path, store_target: str, tmp_path: Path) -> Served:
-    """The layers held in memory."""
-    return _serve(people_county, store_target, tmp_path)
-
-
-@pytest.fixture(params=[{}, {"LAZY_AT": 0}], ids=["memory", "lazy"])
-def either(request: pytest.FixtureRequest, people_county: Path, store_target: str, tmp_path: Path) -> Served:
-    """The layers held in memory, and read from the file or the database page by page."""
-    return _serve(people_county, store_target, tmp_path, **request.param)
+pytest_plugins = ("tests.edit_county",)
 
 
 def _edits(s: Served) -> list[dict]:
@@ -380,7 +355,7 @@ def test_owslib_updates_a_grid_with_put(people_county: Path, tmp_path: Path) -> 
 
     original = dict(REQUEST_HEADERS)
 
-    s = _serve(people_county, "sqlite", tmp_path)
+    s = serve_editable(people_county, "sqlite", tmp_path)
     url, srv = start_live(s.client.application, threads=2)  # type: ignore[attr-defined]
     try:
         def read() -> tuple[dict, str]:  # from the live server: the ETag is of the bytes its own host gives

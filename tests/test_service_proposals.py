@@ -3,8 +3,6 @@ rolls it back (service/proposals.py), on both backends, the layers in memory and
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,33 +10,10 @@ import shapely
 import shapely.geometry
 
 from gridgeo.store import Versions
-from gridgeo.store.postgis import load_geopackage
 
-from .access_county import Served, make_people_county, serve_people
+from .access_county import Served
 
-
-@pytest.fixture(scope="module")
-def people_county(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_people_county(tmp_path_factory.mktemp("proposals") / "county.gpkg")
-
-
-def _serve(people_county: Path, store_target: str, tmp_path: Path, **config: object) -> Served:
-    county = tmp_path / "served.gpkg"
-    shutil.copy(people_county, county)
-    if store_target.startswith("postgres"):  # the layers and the store in one database
-        load_geopackage(county, store_target)
-        return serve_people(store_target, county, serve=store_target, **config)
-    return serve_people(str(county), county, **config)
-
-
-@pytest.fixture
-def served(people_county: Path, store_target: str, tmp_path: Path) -> Served:
-    return _serve(people_county, store_target, tmp_path)
-
-
-@pytest.fixture(params=[{}, {"LAZY_AT": 0}], ids=["memory", "lazy"])
-def either(request: pytest.FixtureRequest, people_county: Path, store_target: str, tmp_path: Path) -> Served:
-    return _serve(people_county, store_target, tmp_path, **request.param)
+pytest_plugins = ("tests.edit_county",)
 
 
 def _state(s: Served) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
